@@ -1,0 +1,374 @@
+package models
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+	_ "time/tzdata" // time zones are validated by name; do not depend on the host's zoneinfo
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+)
+
+// Role is what a user may do inside their tenant.
+type Role string
+
+const (
+	// RoleAdmin sees and manages the whole tenant.
+	RoleAdmin Role = "admin"
+	// RoleManager sees and manages the teams they manage.
+	RoleManager Role = "manager"
+	// RoleRep sees and manages their own records.
+	RoleRep Role = "rep"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleManager || r == RoleRep
+}
+
+// Limits on account fields. They keep documents small and reject garbage early;
+// they are documented in the README and the OpenAPI document.
+const (
+	MaxNameLength     = 200
+	MaxEmailLength    = 254 // RFC 5321 path limit
+	MinPasswordLength = 10
+	MaxPasswordLength = 256 // bounds the hashing work an attacker can ask for
+	MaxDeviceIDLength = 128
+)
+
+// Tenant is one customer company of fieldcrm. Every other document carries its ID.
+type Tenant struct {
+	ID        string    `bson:"_id" json:"id"`
+	Name      string    `bson:"name" json:"name"`
+	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+}
+
+// Team groups reps under a manager.
+type Team struct {
+	ID        string    `bson:"_id" json:"id"`
+	TenantID  string    `bson:"tenant_id" json:"-"`
+	Name      string    `bson:"name" json:"name"`
+	ManagerID string    `bson:"manager_id,omitempty" json:"manager_id,omitempty"`
+	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+	UpdatedAt time.Time `bson:"updated_at" json:"updated_at"`
+}
+
+// User is a person who signs in: an admin, a manager or a rep.
+type User struct {
+	ID           string    `bson:"_id" json:"id"`
+	TenantID     string    `bson:"tenant_id" json:"tenant_id"`
+	Email        string    `bson:"email" json:"email"`
+	Name         string    `bson:"name" json:"name"`
+	Role         Role      `bson:"role" json:"role"`
+	TeamID       string    `bson:"team_id,omitempty" json:"team_id,omitempty"`
+	ManagerID    string    `bson:"manager_id,omitempty" json:"manager_id,omitempty"`
+	TimeZone     string    `bson:"time_zone" json:"time_zone"`
+	Locale       string    `bson:"locale" json:"locale"`
+	Active       bool      `bson:"active" json:"active"`
+	PasswordHash string    `bson:"password_hash" json:"-"`
+	CreatedAt    time.Time `bson:"created_at" json:"created_at"`
+	UpdatedAt    time.Time `bson:"updated_at" json:"updated_at"`
+}
+
+// Default settings of a new user when the creator gives none.
+const (
+	DefaultTimeZone = "UTC"
+	DefaultLocale   = "en"
+)
+
+// NormalizeEmail trims and lower-cases an address; logins compare normalized forms.
+func NormalizeEmail(s string) string {
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// NormalizeName trims and collapses inner runs of white space to one space.
+func NormalizeName(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// checkName validates a normalized display name.
+func checkName(v *ValidationError, field, name string) {
+	switch {
+	case name == "":
+		v.Add(field, "is required")
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		v.Add(field, "must be at most %d characters", MaxNameLength)
+	}
+}
+
+// checkEmail validates a normalized e-mail address.
+func checkEmail(v *ValidationError, field, email string) {
+	if email == "" {
+		v.Add(field, "is required")
+		return
+	}
+	if len(email) > MaxEmailLength {
+		v.Add(field, "must be at most %d characters", MaxEmailLength)
+		return
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		v.Add(field, "must be an e-mail address such as ana@example.com")
+	}
+}
+
+// CheckPassword validates a new password's length. Strength beyond length is the
+// tenant's policy to add; length is what NIST SP 800-63B asks for.
+func checkPassword(v *ValidationError, field, password string) {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < MinPasswordLength:
+		v.Add(field, "must be at least %d characters", MinPasswordLength)
+	case len(password) > MaxPasswordLength:
+		v.Add(field, "must be at most %d bytes", MaxPasswordLength)
+	}
+}
+
+// checkTimeZone validates an IANA time zone name such as Asia/Shanghai.
+func checkTimeZone(v *ValidationError, field, tz string) {
+	if tz == "" || tz == "Local" {
+		v.Add(field, "must be an IANA time zone name such as Asia/Shanghai")
+		return
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		v.Add(field, "unknown time zone %q; use an IANA name such as Asia/Shanghai", tz)
+	}
+}
+
+// NormalizeLocale returns the canonical BCP 47 form of a locale tag (zh-cn → zh-CN).
+// It returns the input unchanged when it does not parse; checkLocale reports that.
+func NormalizeLocale(s string) string {
+	tag, err := language.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return s
+	}
+	return tag.String()
+}
+
+func checkLocale(v *ValidationError, field, locale string) {
+	if _, err := language.Parse(locale); err != nil || locale == "" || len(locale) > 35 {
+		v.Add(field, "must be a BCP 47 language tag such as en or zh-CN")
+	}
+}
+
+// Signup is the input that creates a tenant and its first admin.
+type Signup struct {
+	CompanyName string `json:"company_name"`
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+	TimeZone    string `json:"time_zone"`
+	Locale      string `json:"locale"`
+}
+
+// Normalize trims names, lower-cases the e-mail and fills defaults.
+func (s *Signup) Normalize() {
+	s.CompanyName = NormalizeName(s.CompanyName)
+	s.Name = NormalizeName(s.Name)
+	s.Email = NormalizeEmail(s.Email)
+	if s.TimeZone == "" {
+		s.TimeZone = DefaultTimeZone
+	}
+	if s.Locale == "" {
+		s.Locale = DefaultLocale
+	}
+	s.Locale = NormalizeLocale(s.Locale)
+}
+
+// Validate reports every invalid field of a normalized Signup.
+func (s *Signup) Validate() error {
+	v := &ValidationError{}
+	checkName(v, "company_name", s.CompanyName)
+	checkName(v, "name", s.Name)
+	checkEmail(v, "email", s.Email)
+	checkPassword(v, "password", s.Password)
+	checkTimeZone(v, "time_zone", s.TimeZone)
+	checkLocale(v, "locale", s.Locale)
+	return v.Err()
+}
+
+// Login is the input of a password sign-in from one device.
+type Login struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	DeviceID string `json:"device_id"`
+}
+
+// Normalize lower-cases the e-mail and trims the device id.
+func (l *Login) Normalize() {
+	l.Email = NormalizeEmail(l.Email)
+	l.DeviceID = strings.TrimSpace(l.DeviceID)
+}
+
+// Validate checks the shape only: a wrong password is not a validation error.
+func (l *Login) Validate() error {
+	v := &ValidationError{}
+	if l.Email == "" {
+		v.Add("email", "is required")
+	} else if len(l.Email) > MaxEmailLength {
+		v.Add("email", "must be at most %d characters", MaxEmailLength)
+	}
+	if l.Password == "" {
+		v.Add("password", "is required")
+	} else if len(l.Password) > MaxPasswordLength {
+		v.Add("password", "must be at most %d bytes", MaxPasswordLength)
+	}
+	checkDeviceID(v, "device_id", l.DeviceID)
+	return v.Err()
+}
+
+func checkDeviceID(v *ValidationError, field, id string) {
+	switch {
+	case id == "":
+		v.Add(field, "is required: a stable identifier of the app install")
+	case len(id) > MaxDeviceIDLength:
+		v.Add(field, "must be at most %d characters", MaxDeviceIDLength)
+	}
+}
+
+// NewUser is the input that creates a user in the caller's tenant.
+type NewUser struct {
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Password  string `json:"password"`
+	Role      Role   `json:"role"`
+	TeamID    string `json:"team_id"`
+	ManagerID string `json:"manager_id"`
+	TimeZone  string `json:"time_zone"`
+	Locale    string `json:"locale"`
+}
+
+// Normalize trims, lower-cases the e-mail and fills defaults.
+func (n *NewUser) Normalize() {
+	n.Email = NormalizeEmail(n.Email)
+	n.Name = NormalizeName(n.Name)
+	n.TeamID = strings.TrimSpace(n.TeamID)
+	n.ManagerID = strings.TrimSpace(n.ManagerID)
+	if n.TimeZone == "" {
+		n.TimeZone = DefaultTimeZone
+	}
+	if n.Locale == "" {
+		n.Locale = DefaultLocale
+	}
+	n.Locale = NormalizeLocale(n.Locale)
+}
+
+// Validate reports every invalid field of a normalized NewUser. Whether the
+// caller may create this user is a separate question (CanCreateUser).
+func (n *NewUser) Validate() error {
+	v := &ValidationError{}
+	checkEmail(v, "email", n.Email)
+	checkName(v, "name", n.Name)
+	checkPassword(v, "password", n.Password)
+	if !n.Role.Valid() {
+		v.Add("role", "must be one of admin, manager, rep")
+	}
+	if n.Role == RoleRep && n.TeamID == "" {
+		v.Add("team_id", "is required for a rep")
+	}
+	checkTimeZone(v, "time_zone", n.TimeZone)
+	checkLocale(v, "locale", n.Locale)
+	return v.Err()
+}
+
+// UserPatch changes some fields of a user; nil fields stay as they are.
+type UserPatch struct {
+	Name            *string `json:"name"`
+	Role            *Role   `json:"role"`
+	TeamID          *string `json:"team_id"`
+	ManagerID       *string `json:"manager_id"`
+	TimeZone        *string `json:"time_zone"`
+	Locale          *string `json:"locale"`
+	Active          *bool   `json:"active"`
+	Password        *string `json:"password"`
+	CurrentPassword *string `json:"current_password"`
+}
+
+// Normalize trims names and ids in place.
+func (p *UserPatch) Normalize() {
+	trim := func(s *string, f func(string) string) {
+		if s != nil {
+			*s = f(*s)
+		}
+	}
+	trim(p.Name, NormalizeName)
+	trim(p.TeamID, strings.TrimSpace)
+	trim(p.ManagerID, strings.TrimSpace)
+	trim(p.Locale, NormalizeLocale)
+}
+
+// Empty reports whether the patch changes nothing.
+func (p *UserPatch) Empty() bool {
+	return p.Name == nil && p.Role == nil && p.TeamID == nil && p.ManagerID == nil &&
+		p.TimeZone == nil && p.Locale == nil && p.Active == nil && p.Password == nil
+}
+
+// Validate reports every invalid field of a normalized patch.
+func (p *UserPatch) Validate() error {
+	v := &ValidationError{}
+	if p.Empty() {
+		v.Add("", "names no field to change")
+	}
+	if p.Name != nil {
+		checkName(v, "name", *p.Name)
+	}
+	if p.Role != nil && !p.Role.Valid() {
+		v.Add("role", "must be one of admin, manager, rep")
+	}
+	if p.TimeZone != nil {
+		checkTimeZone(v, "time_zone", *p.TimeZone)
+	}
+	if p.Locale != nil {
+		checkLocale(v, "locale", *p.Locale)
+	}
+	if p.Password != nil {
+		checkPassword(v, "password", *p.Password)
+	}
+	return v.Err()
+}
+
+// Apply copies the patch's non-nil profile fields onto u. Passwords are hashed
+// by the caller, which sets PasswordHash itself.
+func (p *UserPatch) Apply(u *User) {
+	if p.Name != nil {
+		u.Name = *p.Name
+	}
+	if p.Role != nil {
+		u.Role = *p.Role
+	}
+	if p.TeamID != nil {
+		u.TeamID = *p.TeamID
+	}
+	if p.ManagerID != nil {
+		u.ManagerID = *p.ManagerID
+	}
+	if p.TimeZone != nil {
+		u.TimeZone = *p.TimeZone
+	}
+	if p.Locale != nil {
+		u.Locale = *p.Locale
+	}
+	if p.Active != nil {
+		u.Active = *p.Active
+	}
+}
+
+// NewTeam is the input that creates a team.
+type NewTeam struct {
+	Name      string `json:"name"`
+	ManagerID string `json:"manager_id"`
+}
+
+// Normalize trims the name and manager id.
+func (n *NewTeam) Normalize() {
+	n.Name = NormalizeName(n.Name)
+	n.ManagerID = strings.TrimSpace(n.ManagerID)
+}
+
+// Validate reports every invalid field of a normalized NewTeam.
+func (n *NewTeam) Validate() error {
+	v := &ValidationError{}
+	checkName(v, "name", n.Name)
+	return v.Err()
+}

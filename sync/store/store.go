@@ -1,0 +1,144 @@
+// Package store is fieldcrm's MongoDB persistence: the collections, their indexes,
+// the migrations and every query. It is the only package that builds BSON filters.
+//
+// The same code runs against MongoDB and the embedded FerretDB v1.24, which shapes
+// it: no multi-document transactions, and no atomic read-modify-write either
+// (FerretDB's findAndModify and conditional updates read, then write by _id, with
+// nothing in between held). The one write FerretDB makes atomic is an insert under a
+// unique index, so every "exactly once" decision here (refresh-token rotation,
+// claims) is an insert that either wins or fails with a duplicate key. Hot paths
+// look documents up by _id alone, the only filter FerretDB pushes down to SQL.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// Collection names.
+const (
+	collTenants       = "tenants"
+	collUsers         = "users"
+	collTeams         = "teams"
+	collSessions      = "sessions"
+	collRefreshTokens = "refresh_tokens"
+	collRotations     = "refresh_rotations"
+	collMigrations    = "schema_migrations"
+)
+
+// Config says where the database is.
+type Config struct {
+	// URI is a mongodb:// or mongodb+srv:// connection string.
+	URI string
+	// Database is the database name inside the deployment.
+	Database string
+	// SQLiteDir is set when URI points at an embedded FerretDB on SQLite; the store
+	// then adds the _id lookup indexes FerretDB lacks (see package embedded).
+	SQLiteDir string
+	// Logger receives migration progress; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store reads and writes fieldcrm's documents. It is safe for concurrent use.
+type Store struct {
+	client    *mongo.Client
+	db        *mongo.Database
+	sqliteDir string
+	log       *slog.Logger
+}
+
+// Open connects to the database and checks that it answers. Close releases it.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Database == "" {
+		return nil, errors.New("open store: database name is empty")
+	}
+	opts := options.Client().ApplyURI(cfg.URI).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetConnectTimeout(10 * time.Second)
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", redactURI(cfg.URI), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx, readpref.Primary()); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("ping %s: %w", redactURI(cfg.URI), err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, log: log}, nil
+}
+
+// Ping checks that the primary answers; /readyz uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping mongodb: %w", err)
+	}
+	return nil
+}
+
+// Close disconnects, waiting for in-flight operations at most until ctx ends.
+func (s *Store) Close(ctx context.Context) error {
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnect mongodb: %w", err)
+	}
+	return nil
+}
+
+// DropDatabase removes every collection of the store's database. Tests use it.
+func (s *Store) DropDatabase(ctx context.Context) error {
+	if err := s.db.Drop(ctx); err != nil {
+		return fmt.Errorf("drop database %s: %w", s.db.Name(), err)
+	}
+	return nil
+}
+
+func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(name) }
+
+// findByID loads the document with _id id into out. The filter is exactly {_id},
+// the one shape FerretDB answers without scanning (with the embedded index).
+func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
+	err := s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return models.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("find %s %s: %w", coll, id, err)
+	}
+	return nil
+}
+
+// insert adds doc, turning a duplicate key into models.ErrConflict.
+func (s *Store) insert(ctx context.Context, coll string, doc any) error {
+	_, err := s.coll(coll).InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("insert into %s: %w", coll, models.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert into %s: %w", coll, err)
+	}
+	return nil
+}
+
+// redactURI hides credentials and options so connection errors can be logged.
+func redactURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "mongodb (unparsable URI)"
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -1,0 +1,153 @@
+// Package testenv gives integration tests real servers: the embedded FerretDB
+// (SQLite by default, PostgreSQL when FERRETDB_POSTGRESQL_URL is set) and Redis
+// (miniredis by default, a real server when REDIS_URL is set). One FerretDB runs
+// per test package; every test gets its own database and Redis key prefix, so
+// tests, packages and parallel CI runs never see each other's data.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fieldcrm/fieldcrm/sync/embedded"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// Env is the servers one test package shares. Create it in TestMain with Main.
+type Env struct {
+	ferret   *embedded.Ferret
+	dir      string
+	redisURL string
+	// Backend names the MongoDB engine: "ferretdb-sqlite" or "ferretdb-postgresql".
+	Backend string
+}
+
+// Start launches the embedded FerretDB. Call Stop when the package's tests end.
+func Start() (*Env, error) {
+	dir, err := os.MkdirTemp("", "fieldcrm-test-*")
+	if err != nil {
+		return nil, fmt.Errorf("make temp dir: %w", err)
+	}
+	cfg := embedded.Config{SQLiteDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	backend := "ferretdb-sqlite"
+	if pg := os.Getenv("FERRETDB_POSTGRESQL_URL"); pg != "" {
+		cfg.PostgreSQLURL = pg
+		backend = "ferretdb-postgresql"
+	}
+	f, err := embedded.StartFerret(context.Background(), cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Env{ferret: f, dir: dir, redisURL: os.Getenv("REDIS_URL"), Backend: backend}, nil
+}
+
+// Main is TestMain's body: it starts the servers, runs the tests and stops them.
+func Main(m *testing.M, env **Env) {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	e.Stop()
+	os.Exit(code)
+}
+
+// Stop shuts the servers down and removes temporary files.
+func (e *Env) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.ferret.Close(ctx)
+	_ = os.RemoveAll(e.dir)
+}
+
+// MongoURI is the address of the embedded FerretDB.
+func (e *Env) MongoURI() string { return e.ferret.URI() }
+
+// SQLiteDir is the SQLite directory, or "" when running on PostgreSQL.
+func (e *Env) SQLiteDir() string { return e.ferret.SQLiteDir() }
+
+// RedisURL is the real Redis in use, or "" for miniredis.
+func (e *Env) RedisURL() string { return e.redisURL }
+
+// DiscardLogger is a logger for code under test whose logs nobody reads.
+func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// UniqueName returns a short name unique to this run, prefixed for readability.
+func UniqueName(prefix string) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// StoreConfig returns a store configuration for a new database of its own.
+func (e *Env) StoreConfig(t testing.TB) store.Config {
+	t.Helper()
+	return store.Config{
+		URI:       e.MongoURI(),
+		Database:  UniqueName("t"),
+		SQLiteDir: e.SQLiteDir(),
+		Logger:    DiscardLogger(),
+	}
+}
+
+// Store opens a migrated store on a fresh database that is dropped when t ends.
+func (e *Env) Store(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, e.StoreConfig(t))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = st.DropDatabase(ctx)
+		_ = st.Close(ctx)
+	})
+	return st
+}
+
+// Redis returns a client and a key prefix of the test's own. With REDIS_URL set
+// it is the real server (keys under the prefix are deleted when t ends);
+// otherwise a fresh miniredis.
+func (e *Env) Redis(t testing.TB) (redis.UniversalClient, string) {
+	t.Helper()
+	prefix := UniqueName("test") + ":"
+	if e.redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			t.Fatalf("start miniredis: %v", err)
+		}
+		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { _ = client.Close(); mr.Close() })
+		return client, prefix
+	}
+	opts, err := redis.ParseURL(e.redisURL)
+	if err != nil {
+		t.Fatalf("parse REDIS_URL: %v", err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := client.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			client.Del(ctx, iter.Val())
+		}
+		_ = client.Close()
+	})
+	return client, prefix
+}
