@@ -1,14 +1,80 @@
+// Command fieldcrm is the one binary of fieldcrm: `fieldcrm serve` runs the API
+// (and, in later versions, the workers); other subcommands operate on the data.
+// This file and config.go are the only code that reads the environment.
 package main
 
 import (
-	_ "github.com/FerretDB/FerretDB/ferretdb"
-	_ "github.com/alicebob/miniredis/v2"
-	_ "github.com/gofiber/fiber/v2"
-	_ "github.com/golang-jwt/jwt/v5"
-	_ "github.com/redis/go-redis/v9"
-	_ "go.mongodb.org/mongo-driver/mongo"
-	_ "github.com/prometheus/client_golang/prometheus"
-	_ "golang.org/x/crypto/argon2"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
-func main() {}
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "fieldcrm:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `fieldcrm — self-hosted backend for field sales teams
+
+Usage:
+  fieldcrm <command> [flags]
+
+Commands:
+  serve     run the HTTP API on embedded or real MongoDB and Redis
+  version   print the version
+
+Run "fieldcrm <command> --help" for a command's flags. Configuration comes from
+environment variables (see the README); flags override them.
+`
+
+// run is main without the process: tests call it with their own environment
+// and a context they cancel instead of a signal.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return serveCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "fieldcrm", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+}

@@ -121,10 +121,25 @@ func (e *Env) Store(t testing.TB) *store.Store {
 	return st
 }
 
-// Redis returns a client and a key prefix of the test's own. With REDIS_URL set
-// it is the real server (keys under the prefix are deleted when t ends);
-// otherwise a fresh miniredis.
-func (e *Env) Redis(t testing.TB) (redis.UniversalClient, string) {
+// Redis is a Redis server for one test: a client and a key prefix of its own.
+type Redis struct {
+	Client redis.UniversalClient
+	Prefix string
+	mini   *miniredis.Miniredis
+}
+
+// Advance lets d pass for key expiry: miniredis is told so, a real server is waited for.
+func (r *Redis) Advance(d time.Duration) {
+	if r.mini != nil {
+		r.mini.FastForward(d)
+		return
+	}
+	time.Sleep(d)
+}
+
+// Redis returns the test's Redis. With REDIS_URL set it is the real server (keys
+// under the prefix are deleted when t ends); otherwise a fresh miniredis.
+func (e *Env) Redis(t testing.TB) *Redis {
 	t.Helper()
 	prefix := UniqueName("test") + ":"
 	if e.redisURL == "" {
@@ -134,7 +149,7 @@ func (e *Env) Redis(t testing.TB) (redis.UniversalClient, string) {
 		}
 		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		t.Cleanup(func() { _ = client.Close(); mr.Close() })
-		return client, prefix
+		return &Redis{Client: client, Prefix: prefix, mini: mr}
 	}
 	opts, err := redis.ParseURL(e.redisURL)
 	if err != nil {
@@ -149,5 +164,5 @@ func (e *Env) Redis(t testing.TB) (redis.UniversalClient, string) {
 		}
 		_ = client.Close()
 	})
-	return client, prefix
+	return &Redis{Client: client, Prefix: prefix}
 }

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// decodeJSON reads the request body into dst strictly: JSON content type, one
+// object, no unknown fields, right types. Every failure is a 4xx problem that
+// names the offending field, and nothing has been written yet when it fails.
+func decodeJSON(c *fiber.Ctx, dst any) error {
+	mediaType, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || (mediaType != fiber.MIMEApplicationJSON && !strings.HasSuffix(mediaType, "+json")) {
+		return newProblem(fiber.StatusUnsupportedMediaType, typeUnsupported, "Unsupported media type",
+			"send the body as JSON with Content-Type: application/json")
+	}
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return malformed("the request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return malformed("the body has data after the JSON object; send exactly one object")
+	}
+	return nil
+}
+
+func jsonProblem(err error) error {
+	var (
+		syntax  *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return malformed(fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, syntax.Error()))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed("the JSON body ends too early")
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return malformed("the body must be a JSON object")
+		}
+		return &models.ValidationError{Fields: []models.FieldError{{Field: field, Message: "must be " + jsonTypeName(typeErr.Type.String())}}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return &models.ValidationError{Fields: []models.FieldError{{Field: name, Message: "is not a field of this request"}}}
+	default:
+		return malformed("cannot read the JSON body: " + err.Error())
+	}
+}
+
+// jsonTypeName says what JSON a Go type expects, in the client's terms.
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.Contains(goType, "string"), strings.HasSuffix(goType, "Role"):
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "true or false"
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// queryInt reads an optional integer query parameter within [min, max].
+func queryInt(c *fiber.Ctx, name string, def, min, max int) (int, error) {
+	raw := c.Query(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		return 0, &models.ValidationError{Fields: []models.FieldError{{Field: name, Message: fmt.Sprintf("must be a whole number from %d to %d", min, max)}}}
+	}
+	return n, nil
+}
+
+// queryBool reads an optional true/false query parameter.
+func queryBool(c *fiber.Ctx, name string) (*bool, error) {
+	switch c.Query(name) {
+	case "":
+		return nil, nil
+	case "true":
+		v := true
+		return &v, nil
+	case "false":
+		v := false
+		return &v, nil
+	}
+	return nil, &models.ValidationError{Fields: []models.FieldError{{Field: name, Message: "must be true or false"}}}
+}
+
+// pathID returns a path parameter copied out of Fiber's reused buffer, and
+// refuses ids no record can have.
+func pathID(c *fiber.Ctx, name string) (string, error) {
+	id := strings.Clone(c.Params(name))
+	if id == "" || len(id) > 64 {
+		return "", models.ErrNotFound
+	}
+	return id, nil
+}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// Keys of values the middleware puts in c.Locals.
+const (
+	localRequestID = "fieldcrm.request_id"
+	localActor     = "fieldcrm.actor"
+	localSession   = "fieldcrm.session"
+)
+
+// maxRequestIDLength bounds a client-supplied X-Request-ID, which ends up in logs.
+const maxRequestIDLength = 128
+
+// requestContext gives every request an id (the client's X-Request-ID when it is
+// sane, a new one otherwise), echoes it, puts it in the context the logs read,
+// and records one log line and the metrics when the request ends.
+func (s *Server) requestContext(c *fiber.Ctx) error {
+	start := time.Now()
+	id := c.Get(fiber.HeaderXRequestID)
+	if !validRequestID(id) {
+		id = models.NewID()
+	}
+	c.Locals(localRequestID, id)
+	c.Set(fiber.HeaderXRequestID, id)
+	info := &requestInfo{requestID: id}
+	c.SetUserContext(context.WithValue(c.UserContext(), requestInfoKey{}, info))
+
+	err := c.Next()
+	if err != nil {
+		// Render now, so the status below is the one the client gets.
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == fiber.StatusNotFound && route == "/" {
+		route = "unmatched" // keep unknown paths out of the metric labels
+	}
+	elapsed := time.Since(start)
+	s.metrics.observe(c.Method(), route, status, elapsed)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.Log(c.UserContext(), level, "request",
+		"method", c.Method(), "route", route, "status", status,
+		"duration_ms", float64(elapsed.Microseconds())/1000, "bytes_in", len(c.Request().Body()))
+	return nil
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLength {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// recoverPanics turns a panic in a handler into a 500 problem and a logged stack,
+// so one bad request never takes the process down.
+func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(c.UserContext(), "panic in handler", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+
+// authenticate requires a valid bearer access token and stores the Actor.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	header := c.Get(fiber.HeaderAuthorization)
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return &authMissing{}
+	}
+	actor, session, err := s.accounts.Authenticate(c.UserContext(), strings.TrimSpace(token))
+	if err != nil {
+		return err
+	}
+	c.Locals(localActor, actor)
+	c.Locals(localSession, session)
+	if info, ok := c.UserContext().Value(requestInfoKey{}).(*requestInfo); ok {
+		info.tenant, info.user = actor.TenantID, actor.UserID
+	}
+	return c.Next()
+}
+
+type authMissing struct{}
+
+func (*authMissing) Error() string {
+	return "unauthenticated: send an access token: Authorization: Bearer <token>"
+}
+func (*authMissing) Is(target error) bool { return target == models.ErrUnauthenticated }
+
+func actorOf(c *fiber.Ctx) models.Actor {
+	a, _ := c.Locals(localActor).(models.Actor)
+	return a
+}
+
+// requestInfo is what log lines of a request carry. The auth middleware fills
+// tenant and user once it knows them.
+type requestInfo struct {
+	requestID, tenant, user string
+}
+
+type requestInfoKey struct{}
+
+// LogHandler wraps a slog handler so that every record logged with a request's
+// context carries request_id, tenant and user.
+func LogHandler(h slog.Handler) slog.Handler { return contextHandler{h} }
+
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		r.AddAttrs(slog.String("request_id", info.requestID))
+		if info.tenant != "" {
+			r.AddAttrs(slog.String("tenant", info.tenant), slog.String("user", info.user))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// httpMetrics are the Prometheus series of the HTTP layer, labelled by route
+// template (never the raw path, whose ids would explode the series count).
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldcrm_http_requests_total", Help: "HTTP requests by method, route template and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fieldcrm_http_request_duration_seconds", Help: "HTTP request latency by method and route template.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}

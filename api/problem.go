@@ -1,0 +1,155 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// Problem is an RFC 9457 problem document, the body of every error response.
+type Problem struct {
+	Type      string              `json:"type"`
+	Title     string              `json:"title"`
+	Status    int                 `json:"status"`
+	Detail    string              `json:"detail,omitempty"`
+	Instance  string              `json:"instance,omitempty"`
+	RequestID string              `json:"request_id,omitempty"`
+	Errors    []models.FieldError `json:"errors,omitempty"`
+}
+
+// problemTypes are the stable identifiers clients can switch on; the README
+// lists them. They are relative URIs, resolved against the API's own address.
+const (
+	typeValidation   = "/problems/validation"
+	typeMalformed    = "/problems/malformed-request"
+	typeUnsupported  = "/problems/unsupported-media-type"
+	typeUnauthorized = "/problems/unauthenticated"
+	typeForbidden    = "/problems/forbidden"
+	typeNotFound     = "/problems/not-found"
+	typeConflict     = "/problems/conflict"
+	typeTooLarge     = "/problems/body-too-large"
+	typeRateLimited  = "/problems/rate-limited"
+	typeMethod       = "/problems/method-not-allowed"
+	typeInternal     = "/problems/internal"
+	typeUnavailable  = "/problems/unavailable"
+)
+
+// problemError is an error that already knows its problem document; handlers
+// return it for request-shape errors found before any service is called.
+type problemError struct{ p Problem }
+
+func (e *problemError) Error() string { return e.p.Title + ": " + e.p.Detail }
+
+func newProblem(status int, typ, title, detail string) *problemError {
+	return &problemError{Problem{Type: typ, Title: title, Status: status, Detail: detail}}
+}
+
+func malformed(detail string) *problemError {
+	return newProblem(fiber.StatusBadRequest, typeMalformed, "Malformed request", detail)
+}
+
+// problemFor maps any error to its problem document. This is the one place where
+// domain errors become HTTP statuses.
+func problemFor(err error) Problem {
+	var (
+		pe  *problemError
+		ve  *models.ValidationError
+		rl  *models.RateLimitedError
+		fe  *models.ForbiddenError
+		fbe *fiber.Error
+	)
+	switch {
+	case errors.As(err, &pe):
+		return pe.p
+	case errors.Is(err, models.ErrConflict):
+		p := Problem{Type: typeConflict, Title: "Conflict", Status: fiber.StatusConflict, Detail: "the request conflicts with an existing record"}
+		if errors.As(err, &ve) {
+			p.Errors = ve.Fields
+			p.Detail = ve.Error()
+		}
+		return p
+	case errors.As(err, &ve):
+		return Problem{Type: typeValidation, Title: "Invalid input", Status: fiber.StatusUnprocessableEntity,
+			Detail: "fix the fields listed in errors and send again", Errors: ve.Fields}
+	case errors.As(err, &rl):
+		return Problem{Type: typeRateLimited, Title: "Too many attempts", Status: fiber.StatusTooManyRequests,
+			Detail: "wait " + strconv.Itoa(rl.RetryAfterSeconds) + " seconds (Retry-After) before trying again"}
+	case errors.Is(err, models.ErrUnauthenticated):
+		return Problem{Type: typeUnauthorized, Title: "Unauthenticated", Status: fiber.StatusUnauthorized, Detail: authDetail(err)}
+	case errors.Is(err, models.ErrForbidden):
+		detail := "your role does not allow this"
+		if errors.As(err, &fe) {
+			detail = fe.Reason
+		}
+		return Problem{Type: typeForbidden, Title: "Forbidden", Status: fiber.StatusForbidden, Detail: detail}
+	case errors.Is(err, models.ErrNotFound):
+		return Problem{Type: typeNotFound, Title: "Not found", Status: fiber.StatusNotFound, Detail: "no such record"}
+	case errors.As(err, &fbe):
+		return fiberProblem(fbe)
+	default:
+		return Problem{Type: typeInternal, Title: "Internal error", Status: fiber.StatusInternalServerError,
+			Detail: "something went wrong on the server; quote the request_id when reporting it"}
+	}
+}
+
+func (p Problem) withRequest(c *fiber.Ctx) Problem {
+	p.RequestID = requestID(c)
+	p.Instance = c.Path()
+	return p
+}
+
+func authDetail(err error) string {
+	var ae interface{ Error() string }
+	if errors.As(err, &ae) {
+		msg := ae.Error()
+		const prefix = "unauthenticated: "
+		if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
+			return msg[len(prefix):]
+		}
+	}
+	return "send a valid access token: Authorization: Bearer <token>"
+}
+
+func fiberProblem(e *fiber.Error) Problem {
+	switch e.Code {
+	case fiber.StatusNotFound:
+		return Problem{Type: typeNotFound, Title: "Not found", Status: e.Code, Detail: "no such route"}
+	case fiber.StatusMethodNotAllowed:
+		return Problem{Type: typeMethod, Title: "Method not allowed", Status: e.Code, Detail: e.Message}
+	case fiber.StatusRequestEntityTooLarge:
+		return Problem{Type: typeTooLarge, Title: "Request body too large", Status: e.Code, Detail: "the body exceeds the server's limit (see the README)"}
+	case fiber.StatusUnsupportedMediaType:
+		return Problem{Type: typeUnsupported, Title: "Unsupported media type", Status: e.Code, Detail: e.Message}
+	}
+	if e.Code >= 400 && e.Code < 500 {
+		return Problem{Type: typeMalformed, Title: "Bad request", Status: e.Code, Detail: e.Message}
+	}
+	return Problem{Type: typeInternal, Title: "Internal error", Status: fiber.StatusInternalServerError, Detail: "something went wrong on the server"}
+}
+
+// errorHandler renders every error returned by a handler or middleware.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	p := problemFor(err).withRequest(c)
+	var rl *models.RateLimitedError
+	if errors.As(err, &rl) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(rl.RetryAfterSeconds))
+	}
+	if p.Status == fiber.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="fieldcrm"`)
+	}
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.UserContext(), "request failed", "err", err.Error(), "path", c.Path())
+	}
+	c.Status(p.Status)
+	c.Set(fiber.HeaderContentType, "application/problem+json")
+	body, mErr := jsonMarshal(p)
+	if mErr != nil {
+		slog.ErrorContext(c.UserContext(), "encode problem", "err", mErr)
+		return c.SendString(`{"type":"/problems/internal","title":"Internal error","status":500}`)
+	}
+	return c.Send(body)
+}

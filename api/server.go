@@ -1,0 +1,134 @@
+// Package api is fieldcrm's HTTP interface: a Fiber app with JWT auth, problem
+// documents for every error, request ids, Prometheus metrics and an OpenAPI
+// document generated from the same route table that registers the handlers.
+// Handlers parse, call one service method and render; rules live below.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// accountService is what the handlers need of accounts.Service.
+type accountService interface {
+	Signup(ctx context.Context, in models.Signup, deviceID string) (accounts.Tokens, models.User, error)
+	Login(ctx context.Context, in models.Login, clientIP string) (accounts.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string) (accounts.Tokens, error)
+	Logout(ctx context.Context, sessionID string) error
+	Authenticate(ctx context.Context, accessToken string) (models.Actor, string, error)
+	Me(ctx context.Context, a models.Actor) (accounts.Profile, error)
+	CreateUser(ctx context.Context, a models.Actor, in models.NewUser) (models.User, error)
+	Users(ctx context.Context, a models.Actor, o accounts.UserListOptions) ([]models.User, error)
+	User(ctx context.Context, a models.Actor, id string) (models.User, error)
+	PatchUser(ctx context.Context, a models.Actor, id string, p models.UserPatch) (models.User, error)
+	CreateTeam(ctx context.Context, a models.Actor, in models.NewTeam) (models.Team, error)
+	Teams(ctx context.Context, a models.Actor) ([]models.Team, error)
+	Team(ctx context.Context, a models.Actor, id string) (models.Team, error)
+}
+
+// Check is one dependency /readyz verifies, such as MongoDB or Redis.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Config holds the HTTP settings.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
+	BodyLimit int
+	// TrustedProxies lists the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For header names the client; empty trusts none.
+	TrustedProxies []string
+	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
+	ShutdownTimeout time.Duration
+	Version         string
+}
+
+// DefaultBodyLimit is 1 MiB: far above any account or CRM record, small enough
+// that a flood of large bodies cannot exhaust memory.
+const DefaultBodyLimit = 1 << 20
+
+// Server is the HTTP API.
+type Server struct {
+	app      *fiber.App
+	accounts accountService
+	checks   []Check
+	log      *slog.Logger
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+	routes   []route
+	cfg      Config
+}
+
+// New builds the API. Nothing listens until Listen is called.
+func New(cfg Config, acc accountService, checks []Check, log *slog.Logger) *Server {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	s := &Server{accounts: acc, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
+	s.metrics = newHTTPMetrics(s.registry)
+	s.app = fiber.New(fiber.Config{
+		AppName:                 "fieldcrm",
+		BodyLimit:               cfg.BodyLimit,
+		ErrorHandler:            s.errorHandler,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            60 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		JSONEncoder:             json.Marshal,
+		JSONDecoder:             json.Unmarshal,
+	})
+	s.app.Use(s.requestContext, s.recoverPanics)
+	s.routes = s.routeTable()
+	for _, r := range s.routes {
+		handlers := []fiber.Handler{}
+		if r.auth {
+			handlers = append(handlers, s.authenticate)
+		}
+		s.app.Add(r.method, r.path, append(handlers, r.handler)...)
+	}
+	return s
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
+}
+
+// App exposes the Fiber app, for tests (app.Test) and for Listen.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr until ctx is cancelled, then shuts down gracefully:
+// it stops accepting, lets in-flight requests finish for up to ShutdownTimeout.
+func (s *Server) Listen(ctx context.Context, addr string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listen(addr) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down HTTP server", "timeout", s.cfg.ShutdownTimeout.String())
+	if err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

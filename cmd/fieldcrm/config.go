@@ -1,0 +1,177 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/api"
+	"github.com/fieldcrm/fieldcrm/api/accounts"
+)
+
+// serveConfig is everything `fieldcrm serve` needs, from the environment with
+// flags on top. The README's configuration table lists the same settings.
+type serveConfig struct {
+	Addr                string
+	DataDir             string
+	MongoURI            string
+	MongoDatabase       string
+	FerretPostgreSQLURL string
+	RedisURL            string
+	RedisPrefix         string
+	JWTSecret           string
+	JWTSecretFile       string
+	BodyLimit           int
+	TrustedProxies      string
+	ShutdownTimeout     time.Duration
+	LogFormat           string
+	LogLevel            string
+	LoginMaxFailures    int
+	LoginFailureWindow  time.Duration
+	PasswordMemoryKiB   int
+	PasswordTime        int
+}
+
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg serveConfig
+	var errs []error
+	envInt := func(key string, def int) int {
+		raw := getenv(key)
+		if raw == "" {
+			return def
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a non-negative whole number", key, raw))
+		}
+		return n
+	}
+	envDuration := func(key string, def time.Duration) time.Duration {
+		raw := getenv(key)
+		if raw == "" {
+			return def
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 30s or 15m", key, raw))
+		}
+		return d
+	}
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: fieldcrm serve [flags]\n\nRuns the HTTP API. With no MONGODB_URI it starts FerretDB in-process (SQLite\nunder the data dir, or PostgreSQL with FERRETDB_POSTGRESQL_URL); with no\nREDIS_URL it starts an in-process Redis that keeps nothing across restarts.\n\nFlags (each defaults to the environment variable named):")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", ":8080"), "listen address (FIELDCRM_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and the generated JWT secret (FIELDCRM_DATA_DIR)")
+	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
+	fs.StringVar(&cfg.MongoDatabase, "mongodb-database", env("MONGODB_DATABASE", "fieldcrm"), "database name (MONGODB_DATABASE)")
+	fs.StringVar(&cfg.FerretPostgreSQLURL, "ferretdb-postgresql-url", env("FERRETDB_POSTGRESQL_URL", ""), "run embedded FerretDB on this PostgreSQL database instead of SQLite (FERRETDB_POSTGRESQL_URL)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL (redis://, rediss://, or redis+sentinel://); empty runs in-process Redis (REDIS_URL)")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("FIELDCRM_REDIS_PREFIX", "fieldcrm:"), "prefix of every Redis key (FIELDCRM_REDIS_PREFIX)")
+	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", env("FIELDCRM_JWT_SECRET_FILE", ""), "file holding the JWT signing secret (FIELDCRM_JWT_SECRET_FILE)")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
+	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
+	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
+	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
+	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)
+	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)
+	cfg.PasswordMemoryKiB = envInt("FIELDCRM_PASSWORD_MEMORY_KIB", int(accounts.DefaultPasswordParams.MemoryKiB))
+	cfg.PasswordTime = envInt("FIELDCRM_PASSWORD_TIME", int(accounts.DefaultPasswordParams.Time))
+	fs.IntVar(&cfg.BodyLimit, "body-limit", cfg.BodyLimit, "largest request body in bytes (FIELDCRM_BODY_LIMIT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may finish on SIGTERM (FIELDCRM_SHUTDOWN_TIMEOUT)")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	switch cfg.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log format %q: want json or text", cfg.LogFormat))
+	}
+	if cfg.LoginMaxFailures < 1 {
+		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))
+	}
+	if cfg.PasswordMemoryKiB < 8 || cfg.PasswordTime < 1 {
+		errs = append(errs, errors.New("FIELDCRM_PASSWORD_MEMORY_KIB must be at least 8 and FIELDCRM_PASSWORD_TIME at least 1"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, usageError{err.Error()}
+	}
+	return cfg, nil
+}
+
+func (c serveConfig) trustedProxies() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// jwtSecret returns the signing secret: FIELDCRM_JWT_SECRET, else the secret
+// file, else a secret generated on first start and kept in the data dir with
+// mode 0600, so tokens survive restarts.
+func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), "FIELDCRM_JWT_SECRET", nil
+	}
+	path := c.JWTSecretFile
+	if path == "" {
+		path = filepath.Join(c.DataDir, "jwt-secret")
+	}
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		return []byte(strings.TrimSpace(string(raw))), path, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || c.JWTSecretFile != "" {
+		return nil, "", fmt.Errorf("read JWT secret file: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, "", fmt.Errorf("generate JWT secret: %w", err)
+	}
+	generated := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("create data dir: %w", err)
+	}
+	// O_EXCL: if two processes race on first start, one writes and both read it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return c.jwtSecret()
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("write JWT secret: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(generated + "\n"); err != nil {
+		return nil, "", fmt.Errorf("write JWT secret: %w", err)
+	}
+	return []byte(generated), path + " (generated now)", nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fieldcrm/fieldcrm/api"
+	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/sync/embedded"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+	log.Info("fieldcrm starting", "version", version, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+
+	// Everything opened below is closed in reverse order on the way out.
+	var closers []func(context.Context)
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i](closeCtx)
+		}
+		log.Info("fieldcrm stopped")
+	}()
+
+	storeCfg, closeMongo, err := openMongo(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closeMongo)
+	st, err := store.Open(ctx, storeCfg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func(ctx context.Context) { _ = st.Close(ctx) })
+	status, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("database schema ready", "version", status.Current, "applied_now", status.Applied)
+
+	rdb, closeRedis, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closeRedis)
+
+	secret, source, err := cfg.jwtSecret()
+	if err != nil {
+		return err
+	}
+	log.Info("JWT signing secret loaded", "source", source)
+	signer, err := accounts.NewSigner(secret, time.Now)
+	if err != nil {
+		return fmt.Errorf("JWT secret from %s: %w", source, err)
+	}
+	acc, err := accounts.New(accounts.Options{
+		Store:    st,
+		Limiter:  ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
+		Signer:   signer,
+		Password: accounts.PasswordParams{MemoryKiB: uint32(cfg.PasswordMemoryKiB), Time: uint32(cfg.PasswordTime), Threads: 1},
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	checks := []api.Check{
+		{Name: "mongodb", Ping: st.Ping},
+		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}
+	server := api.New(api.Config{
+		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
+		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
+	}, acc, checks, log)
+	log.Info("listening", "addr", cfg.Addr)
+	if err := server.Listen(ctx, cfg.Addr); err != nil {
+		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
+	}
+	return nil
+}
+
+func newLogger(cfg serveConfig, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(out, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(out, opts)
+	}
+	return slog.New(api.LogHandler(h))
+}
+
+// openMongo decides where MongoDB is: MONGODB_URI, or an embedded FerretDB on
+// PostgreSQL or SQLite. It returns the store configuration and a closer.
+func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Config, func(context.Context), error) {
+	sc := store.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase, Logger: log}
+	if cfg.MongoURI != "" {
+		log.Info("storage: MongoDB", "database", cfg.MongoDatabase)
+		return sc, func(context.Context) {}, nil
+	}
+	ec := embedded.Config{SQLiteDir: filepath.Join(cfg.DataDir, "ferretdb"), PostgreSQLURL: cfg.FerretPostgreSQLURL, Logger: log}
+	f, err := embedded.StartFerret(ctx, ec)
+	if err != nil {
+		return sc, nil, err
+	}
+	sc.URI = f.URI()
+	sc.SQLiteDir = f.SQLiteDir()
+	if cfg.FerretPostgreSQLURL != "" {
+		log.Warn("storage: EMBEDDED FerretDB on PostgreSQL (set MONGODB_URI for MongoDB)", "database", cfg.MongoDatabase)
+	} else {
+		log.Warn("storage: EMBEDDED FerretDB on SQLite; fine for one small team, set MONGODB_URI for production", "dir", ec.SQLiteDir)
+	}
+	return sc, func(ctx context.Context) { _ = f.Close(ctx) }, nil
+}
+
+// openRedis connects to REDIS_URL, or starts an in-process Redis.
+func openRedis(ctx context.Context, cfg serveConfig, log *slog.Logger) (redis.UniversalClient, func(context.Context), error) {
+	if cfg.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("start in-process Redis: %w", err)
+		}
+		log.Warn("redis: IN-PROCESS miniredis — it keeps NOTHING across restarts (login limits, schedules); set REDIS_URL for production")
+		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return client, func(context.Context) { _ = client.Close(); mr.Close() }, nil
+	}
+	opts, err := redisOptions(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := redis.NewUniversalClient(opts)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("ping Redis: %w", err)
+	}
+	log.Info("redis: connected", "addrs", opts.Addrs, "sentinel_master", opts.MasterName)
+	return client, func(context.Context) { _ = client.Close() }, nil
+}
+
+// redisOptions turns REDIS_URL into UniversalClient options. A plain redis:// or
+// rediss:// URL is one server; several comma-separated host:port after the
+// scheme make a Cluster; redis+sentinel://host1,host2/master-name uses Sentinel.
+func redisOptions(raw string) (*redis.UniversalOptions, error) {
+	if rest, ok := strings.CutPrefix(raw, "redis+sentinel://"); ok {
+		hosts, master, _ := strings.Cut(rest, "/")
+		if hosts == "" || master == "" {
+			return nil, errors.New("REDIS_URL: sentinel form is redis+sentinel://host:26379,host2:26379/master-name")
+		}
+		return &redis.UniversalOptions{Addrs: strings.Split(hosts, ","), MasterName: master}, nil
+	}
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok && strings.Contains(strings.SplitN(rest, "/", 2)[0], ",") {
+		hostPart := strings.SplitN(rest, "/", 2)[0]
+		u := &redis.UniversalOptions{}
+		if at := strings.LastIndex(hostPart, "@"); at >= 0 {
+			user, pass, _ := strings.Cut(hostPart[:at], ":")
+			u.Username, u.Password = user, pass
+			hostPart = hostPart[at+1:]
+		}
+		u.Addrs = strings.Split(hostPart, ",")
+		if scheme == "rediss" {
+			return nil, errors.New("REDIS_URL: TLS Cluster URLs are not supported yet; use a single rediss:// endpoint")
+		}
+		return u, nil
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return &redis.UniversalOptions{
+		Addrs: []string{opts.Addr}, Username: opts.Username, Password: opts.Password, DB: opts.DB, TLSConfig: opts.TLSConfig,
+	}, nil
+}
