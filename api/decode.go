@@ -9,6 +9,7 @@ import (
 	"mime"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -19,14 +20,14 @@ import (
 // object, no unknown fields, right types. Every failure is a 4xx problem that
 // names the offending field, and nothing has been written yet when it fails.
 func decodeJSON(c *fiber.Ctx, dst any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return malformed("the request body is empty; send a JSON object")
+	}
 	mediaType, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || (mediaType != fiber.MIMEApplicationJSON && !strings.HasSuffix(mediaType, "+json")) {
 		return newProblem(fiber.StatusUnsupportedMediaType, typeUnsupported, "Unsupported media type",
 			"send the body as JSON with Content-Type: application/json")
-	}
-	body := c.Body()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return malformed("the request body is empty; send a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -50,7 +51,7 @@ func jsonProblem(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return malformed("the JSON body ends too early")
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := jsonFieldPath(typeErr.Field)
 		if field == "" {
 			return malformed("the body must be a JSON object")
 		}
@@ -61,6 +62,19 @@ func jsonProblem(err error) error {
 	default:
 		return malformed("cannot read the JSON body: " + err.Error())
 	}
+}
+
+// jsonFieldPath drops the Go names of embedded structs that encoding/json puts
+// in a field path ("Signup.company_name" → "company_name"); JSON names here are
+// snake_case, so a capitalized segment is always a Go type name.
+func jsonFieldPath(path string) string {
+	var kept []string
+	for _, seg := range strings.Split(path, ".") {
+		if seg != "" && !unicode.IsUpper(rune(seg[0])) {
+			kept = append(kept, seg)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 // jsonTypeName says what JSON a Go type expects, in the client's terms.

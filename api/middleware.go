@@ -52,7 +52,9 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 		route = "unmatched" // keep unknown paths out of the metric labels
 	}
 	elapsed := time.Since(start)
-	s.metrics.observe(c.Method(), route, status, elapsed)
+	// Clone: Fiber reuses the method's bytes for the next request, and the
+	// metric keeps its label strings forever.
+	s.metrics.observe(strings.Clone(c.Method()), strings.Clone(route), status, elapsed)
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError

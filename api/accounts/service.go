@@ -48,12 +48,13 @@ type attemptLimiter interface {
 
 // Service is the account logic. Build it with New.
 type Service struct {
-	store    accountStore
-	limiter  attemptLimiter
-	signer   *Signer
-	password PasswordParams
-	now      func() time.Time
-	log      *slog.Logger
+	store     accountStore
+	limiter   attemptLimiter
+	ipLimiter attemptLimiter
+	signer    *Signer
+	password  PasswordParams
+	now       func() time.Time
+	log       *slog.Logger
 	// dummyHash is verified against when an e-mail is unknown, so a wrong e-mail
 	// takes as long as a wrong password and response times reveal no accounts.
 	dummyHash string
@@ -61,12 +62,16 @@ type Service struct {
 
 // Options configure a Service.
 type Options struct {
-	Store    accountStore
-	Limiter  attemptLimiter
-	Signer   *Signer
-	Password PasswordParams
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Store accountStore
+	// Limiter counts failed sign-ins per e-mail: it stops guessing one password.
+	Limiter attemptLimiter
+	// IPLimiter counts failed sign-ins per client address, with a higher limit
+	// (offices share an address): it stops one client trying many e-mails.
+	IPLimiter attemptLimiter
+	Signer    *Signer
+	Password  PasswordParams
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // New returns a Service.
@@ -84,7 +89,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: o.Store, limiter: o.Limiter, signer: o.Signer, password: o.Password,
+	return &Service{store: o.Store, limiter: o.Limiter, ipLimiter: o.IPLimiter, signer: o.Signer, password: o.Password,
 		now: o.Now, log: o.Logger, dummyHash: dummy}, nil
 }
 
@@ -144,9 +149,12 @@ func (s *Service) Login(ctx context.Context, in models.Login, clientIP string) (
 	if err := in.Validate(); err != nil {
 		return Tokens{}, err
 	}
-	keys := []string{"email:" + in.Email, "ip:" + clientIP}
-	for _, key := range keys {
-		wait, err := s.limiter.Blocked(ctx, key)
+	limits := []struct {
+		limiter attemptLimiter
+		key     string
+	}{{s.limiter, in.Email}, {s.ipLimiter, clientIP}}
+	for _, l := range limits {
+		wait, err := l.limiter.Blocked(ctx, l.key)
 		if err != nil {
 			return Tokens{}, fmt.Errorf("login: %w", err)
 		}
@@ -167,15 +175,15 @@ func (s *Service) Login(ctx context.Context, in models.Login, clientIP string) (
 		return Tokens{}, fmt.Errorf("login: verify password of user %s: %w", u.ID, verr)
 	}
 	if err != nil || !ok || !u.Active {
-		for _, key := range keys {
-			if err := s.limiter.Failed(ctx, key); err != nil {
+		for _, l := range limits {
+			if err := l.limiter.Failed(ctx, l.key); err != nil {
 				return Tokens{}, fmt.Errorf("login: %w", err)
 			}
 		}
 		// One message for every cause: it must not reveal which e-mails exist.
 		return Tokens{}, &AuthError{Reason: "wrong e-mail or password, or the account is deactivated"}
 	}
-	if err := s.limiter.Reset(ctx, keys[0]); err != nil {
+	if err := s.limiter.Reset(ctx, in.Email); err != nil {
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
 	return s.startSession(ctx, u, in.DeviceID)

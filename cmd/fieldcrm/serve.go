@@ -71,11 +71,12 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("JWT secret from %s: %w", source, err)
 	}
 	acc, err := accounts.New(accounts.Options{
-		Store:    st,
-		Limiter:  ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
-		Signer:   signer,
-		Password: accounts.PasswordParams{MemoryKiB: uint32(cfg.PasswordMemoryKiB), Time: uint32(cfg.PasswordTime), Threads: 1},
-		Logger:   log,
+		Store:     st,
+		Limiter:   ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-email:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
+		IPLimiter: ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-ip:", int64(cfg.LoginMaxFailures)*ipFailureFactor, cfg.LoginFailureWindow),
+		Signer:    signer,
+		Password:  accounts.PasswordParams{MemoryKiB: uint32(cfg.PasswordMemoryKiB), Time: uint32(cfg.PasswordTime), Threads: 1},
+		Logger:    log,
 	})
 	if err != nil {
 		return err
@@ -94,6 +95,10 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	return nil
 }
+
+// ipFailureFactor sets the per-address limit of failed sign-ins to this many times
+// the per-e-mail limit: a whole office behind one NAT address must not lock out.
+const ipFailureFactor = 20
 
 func newLogger(cfg serveConfig, out io.Writer) *slog.Logger {
 	var level slog.Level

@@ -111,4 +111,3 @@ func (l levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (l levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{Handler: l.Handler.WithGroup(name), min: l.min}
 }
-

@@ -1,0 +1,130 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// TestBadInputGets4xxAndWritesNothing sends every write route the mistakes
+// clients make and checks the status, the problem document and that the
+// tenant's users and teams are exactly as before.
+func TestBadInputGets4xxAndWritesNothing(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	ctx := context.Background()
+	snapshot := func() string {
+		users, err := h.store.Users(ctx, w.admin.tenant, store.UserFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		teams, err := h.store.Teams(ctx, w.admin.tenant, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, u := range users {
+			b.WriteString(u.ID + u.Name + u.Email + string(u.Role) + u.TeamID + u.TimeZone + u.Locale + u.PasswordHash)
+		}
+		for _, tm := range teams {
+			b.WriteString(tm.ID + tm.Name + tm.ManagerID)
+		}
+		return b.String()
+	}
+	validUser := `{"email":"x@a.test","name":"X","password":"` + testPassword + `","role":"rep","team_id":"` + w.t1 + `"}`
+	cases := []struct {
+		name, method, path, body, contentType string
+		want                                  int
+		field                                 string
+	}{
+		{"signup malformed JSON", "POST", "/v1/auth/signup", `{"company_name": "A",`, "", 400, ""},
+		{"signup not an object", "POST", "/v1/auth/signup", `["a"]`, "", 400, ""},
+		{"signup empty body", "POST", "/v1/auth/signup", ``, "", 400, ""},
+		{"signup two objects", "POST", "/v1/auth/signup", `{} {}`, "", 400, ""},
+		{"signup wrong type", "POST", "/v1/auth/signup", `{"company_name": 5, "name":"A","email":"a@b.test","password":"` + testPassword + `"}`, "", 422, "company_name"},
+		{"signup unknown field", "POST", "/v1/auth/signup", `{"company":"A","name":"A","email":"a@b.test","password":"` + testPassword + `"}`, "", 422, "company"},
+		{"signup short password", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"new@b.test","password":"short"}`, "", 422, "password"},
+		{"signup bad email", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"not-an-email","password":"` + testPassword + `"}`, "", 422, "email"},
+		{"signup bad time zone", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"tz@b.test","password":"` + testPassword + `","time_zone":"Mars/Base"}`, "", 422, "time_zone"},
+		{"signup text/plain", "POST", "/v1/auth/signup", `{}`, "text/plain", 415, ""},
+		{"login missing device", "POST", "/v1/auth/login", `{"email":"admin@a.test","password":"x"}`, "", 422, "device_id"},
+		{"login null body", "POST", "/v1/auth/login", `null`, "", 422, "email"},
+		{"user unknown role", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `"boss"`, 1), "", 422, "role"},
+		{"user role number", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `7`, 1), "", 422, "role"},
+		{"user missing team for rep", "POST", "/v1/users", strings.Replace(validUser, w.t1, ``, 1), "", 422, "team_id"},
+		{"user unknown team", "POST", "/v1/users", strings.Replace(validUser, w.t1, `nope`, 1), "", 422, "team_id"},
+		{"user taken email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r1@a.test`, 1), "", 409, "email"},
+		{"user other tenant's email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r@b.test`, 1), "", 409, "email"},
+		{"user name too long", "POST", "/v1/users", strings.Replace(validUser, `"X"`, `"`+strings.Repeat("n", 201)+`"`, 1), "", 422, "name"},
+		{"user locale garbage", "POST", "/v1/users", strings.Replace(validUser, `"role"`, `"locale":"!!","role"`, 1), "", 422, "locale"},
+		{"patch empty", "PATCH", "/v1/users/" + w.r1.id, `{}`, "", 422, ""},
+		{"patch active string", "PATCH", "/v1/users/" + w.r1.id, `{"active":"no"}`, "", 422, "active"},
+		{"patch unknown field", "PATCH", "/v1/users/" + w.r1.id, `{"email":"new@a.test"}`, "", 422, "email"},
+		{"patch bad manager", "PATCH", "/v1/users/" + w.r1.id, `{"manager_id":"` + w.r2.id + `"}`, "", 422, "manager_id"},
+		{"patch own manager is self", "PATCH", "/v1/users/" + w.m1.id, `{"manager_id":"` + w.m1.id + `"}`, "", 422, "manager_id"},
+		{"patch valid field plus bad one", "PATCH", "/v1/users/" + w.r1.id, `{"name":"Renamed","time_zone":"Nowhere"}`, "", 422, "time_zone"},
+		{"team empty name", "POST", "/v1/teams", `{"name":"  "}`, "", 422, "name"},
+		{"team manager is rep", "POST", "/v1/teams", `{"name":"West","manager_id":"` + w.r1.id + `"}`, "", 422, "manager_id"},
+		{"list bad limit", "GET", "/v1/users?limit=0", ``, "", 422, "limit"},
+		{"list huge limit", "GET", "/v1/users?limit=100000", ``, "", 422, "limit"},
+		{"list bad active", "GET", "/v1/users?active=maybe", ``, "", 422, "active"},
+		{"list bad role", "GET", "/v1/users?role=boss", ``, "", 422, "role"},
+		{"unknown route", "GET", "/v1/nothing-here", ``, "", 404, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := h.with(t)
+			before := snapshot()
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			headers := []string{}
+			if c.contentType != "" {
+				headers = append(headers, "Content-Type", c.contentType)
+			}
+			r := h.do(c.method, c.path, w.admin.access, body, headers...)
+			h.expect(r, c.want, c.name)
+			if c.field != "" && !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
+				t.Fatalf("no error for field %q: %s", c.field, r.body)
+			}
+			if after := snapshot(); after != before {
+				t.Fatal("the request changed stored data")
+			}
+		})
+	}
+}
+
+// Fiber's in-memory test client cannot send a body over the limit, so this
+// one goes through a real listener.
+func TestOversizedBodyGets413Problem(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h.server.App().Listener(ln) }()
+	t.Cleanup(func() { _ = h.server.App().Shutdown() })
+	// Announce a 2 MiB body and send only the headers: the server must refuse
+	// from the Content-Length alone, before reading (or buffering) the body.
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", 2<<20)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	h.expect(response{status: res.StatusCode, header: res.Header, body: raw}, 413, "oversized body")
+}

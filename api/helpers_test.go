@@ -1,0 +1,202 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/api"
+	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+	"github.com/fieldcrm/fieldcrm/sync/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// clock is a settable time source shared by the service and the token signer.
+type clock struct {
+	mu  gosync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// harness is one API server on its own database and Redis prefix.
+type harness struct {
+	t      *testing.T
+	server *api.Server
+	store  *store.Store
+	clock  *clock
+	redis  *testenv.Redis
+}
+
+const testLoginMaxFailures = 5
+
+func newHarness(t *testing.T, checks ...api.Check) *harness {
+	t.Helper()
+	st := env.Store(t)
+	rd := env.Redis(t)
+	clk := &clock{now: time.Now().UTC()}
+	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := accounts.New(accounts.Options{
+		Store:     st,
+		Limiter:   ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, 15*time.Minute),
+		IPLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", 10*testLoginMaxFailures, 15*time.Minute),
+		Signer:    signer,
+		Password:  accounts.CheapPasswordParams,
+		Now:       clk.Now,
+		Logger:    testenv.DiscardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{Version: "test"}, acc, checks, testenv.DiscardLogger())
+	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd}
+}
+
+// with returns the harness reporting to t, for use inside subtests.
+func (h *harness) with(t *testing.T) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
+
+// response is a decoded HTTP response.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object (%d): %s", r.status, r.body)
+	}
+	return m
+}
+
+// do sends a request. body may be nil, a string or []byte (sent as is), or any
+// value (encoded as JSON).
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var reader io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		reader = bytes.NewBufferString(b)
+	case []byte:
+		reader = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(method, path, reader)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := h.server.App().Test(req, -1)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: raw}
+}
+
+// expect fails the test unless the response has the wanted status; error
+// responses must also be problem documents with that status.
+func (h *harness) expect(r response, want int, what string) {
+	h.t.Helper()
+	if r.status != want {
+		h.t.Fatalf("%s: status %d, want %d; body %s", what, r.status, want, r.body)
+	}
+	if want >= 400 {
+		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+			h.t.Fatalf("%s: content type %q, want application/problem+json", what, ct)
+		}
+		p := r.json(h.t)
+		if p["status"] != float64(want) || p["type"] == "" || p["title"] == "" {
+			h.t.Fatalf("%s: not a problem document: %s", what, r.body)
+		}
+	}
+}
+
+// account is a signed-in user of a test tenant.
+type account struct {
+	id, email, password, access, refresh, tenant string
+}
+
+const testPassword = "correct horse battery"
+
+func (h *harness) signup(company, email string) account {
+	h.t.Helper()
+	r := h.do("POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": company, "name": "Admin of " + company, "email": email, "password": testPassword,
+	})
+	h.expect(r, 201, "signup")
+	m := r.json(h.t)
+	user := m["user"].(map[string]any)
+	return account{id: user["id"].(string), email: email, password: testPassword,
+		access: m["access_token"].(string), refresh: m["refresh_token"].(string), tenant: user["tenant_id"].(string)}
+}
+
+func (h *harness) login(email, password string) account {
+	h.t.Helper()
+	r := h.do("POST", "/v1/auth/login", "", map[string]any{"email": email, "password": password, "device_id": "phone-1"})
+	h.expect(r, 200, "login "+email)
+	m := r.json(h.t)
+	return account{email: email, password: password, access: m["access_token"].(string), refresh: m["refresh_token"].(string)}
+}
+
+// createUser creates a user as creator and signs them in.
+func (h *harness) createUser(creator account, email, role, teamID string) account {
+	h.t.Helper()
+	body := map[string]any{"email": email, "name": "User " + email, "password": testPassword, "role": role}
+	if teamID != "" {
+		body["team_id"] = teamID
+	}
+	r := h.do("POST", "/v1/users", creator.access, body)
+	h.expect(r, 201, "create user "+email)
+	a := h.login(email, testPassword)
+	a.id = r.json(h.t)["id"].(string)
+	return a
+}
+
+func (h *harness) createTeam(admin account, name, managerID string) string {
+	h.t.Helper()
+	r := h.do("POST", "/v1/teams", admin.access, map[string]any{"name": name, "manager_id": managerID})
+	h.expect(r, 201, "create team "+name)
+	return r.json(h.t)["id"].(string)
+}

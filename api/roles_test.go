@@ -1,0 +1,189 @@
+package api_test
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+)
+
+// world is two tenants: A with an admin, two managers with a team each and
+// three reps; B with an admin, a manager, a team and a rep.
+type world struct {
+	h             *harness
+	admin, m1, m2 account
+	r1, r1b, r2   account
+	t1, t2        string
+	adminB, repB  account
+	tB            string
+}
+
+func newWorld(t *testing.T) *world {
+	h := newHarness(t)
+	w := &world{h: h}
+	w.admin = h.signup("Acme", "admin@a.test")
+	w.m1 = h.createUser(w.admin, "m1@a.test", "manager", "")
+	w.m2 = h.createUser(w.admin, "m2@a.test", "manager", "")
+	w.t1 = h.createTeam(w.admin, "North", w.m1.id)
+	w.t2 = h.createTeam(w.admin, "South", w.m2.id)
+	w.r1 = h.createUser(w.m1, "r1@a.test", "rep", w.t1)
+	w.r1b = h.createUser(w.admin, "r1b@a.test", "rep", w.t1)
+	w.r2 = h.createUser(w.m2, "r2@a.test", "rep", w.t2)
+	w.adminB = h.signup("Bolt", "admin@b.test")
+	mB := h.createUser(w.adminB, "m@b.test", "manager", "")
+	w.tB = h.createTeam(w.adminB, "East", mB.id)
+	w.repB = h.createUser(w.adminB, "r@b.test", "rep", w.tB)
+	return w
+}
+
+func emails(t *testing.T, r response) []string {
+	t.Helper()
+	var out []string
+	for _, u := range r.json(t)["data"].([]any) {
+		out = append(out, u.(map[string]any)["email"].(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestListsShowOnlyWhatEachRoleMaySee(t *testing.T) {
+	w := newWorld(t)
+	cases := []struct {
+		who  string
+		as   account
+		want string
+	}{
+		{"admin", w.admin, "[admin@a.test m1@a.test m2@a.test r1@a.test r1b@a.test r2@a.test]"},
+		{"manager", w.m1, "[m1@a.test r1@a.test r1b@a.test]"},
+		{"rep", w.r1, "[r1@a.test]"},
+		{"other tenant admin", w.adminB, "[admin@b.test m@b.test r@b.test]"},
+	}
+	for _, c := range cases {
+		r := w.h.do("GET", "/v1/users", c.as.access, nil)
+		w.h.expect(r, 200, c.who)
+		if got := fmt.Sprint(emails(t, r)); got != c.want {
+			t.Errorf("%s sees %s, want %s", c.who, got, c.want)
+		}
+	}
+	teams := map[string]int{"admin": 2, "manager": 1, "rep": 1, "other tenant admin": 1}
+	for _, c := range cases {
+		r := w.h.do("GET", "/v1/teams", c.as.access, nil)
+		w.h.expect(r, 200, c.who+" teams")
+		if n := len(r.json(t)["data"].([]any)); n != teams[c.who] {
+			t.Errorf("%s sees %d teams, want %d", c.who, n, teams[c.who])
+		}
+	}
+}
+
+func TestUserListPagesWithAfterCursor(t *testing.T) {
+	w := newWorld(t)
+	var all []string
+	after := ""
+	for range 10 {
+		r := w.h.do("GET", "/v1/users?limit=4&after="+after, w.admin.access, nil)
+		w.h.expect(r, 200, "page")
+		m := r.json(t)
+		for _, u := range m["data"].([]any) {
+			all = append(all, u.(map[string]any)["id"].(string))
+		}
+		next, ok := m["next_after"].(string)
+		if !ok {
+			break
+		}
+		after = next
+	}
+	if len(all) != 6 {
+		t.Fatalf("paged through %d users, want 6", len(all))
+	}
+}
+
+// TestRoleMatrix checks every route against every kind of caller and target:
+// same team, other team, other tenant, self.
+func TestRoleMatrix(t *testing.T) {
+	w := newWorld(t)
+	n := 0
+	newRep := func(team string) map[string]any {
+		n++
+		return map[string]any{"email": fmt.Sprintf("new%d@a.test", n), "name": "New", "password": testPassword, "role": "rep", "team_id": team}
+	}
+	newManager := func() map[string]any {
+		n++
+		return map[string]any{"email": fmt.Sprintf("newm%d@a.test", n), "name": "New", "password": testPassword, "role": "manager"}
+	}
+	type tc struct {
+		name   string
+		as     account
+		method string
+		path   string
+		body   any
+		want   int
+	}
+	u := func(a account) string { return "/v1/users/" + a.id }
+	cases := []tc{
+		// read one user
+		{"admin reads rep of any team", w.admin, "GET", u(w.r2), nil, 200},
+		{"manager reads own team's rep", w.m1, "GET", u(w.r1), nil, 200},
+		{"manager reads other team's rep", w.m1, "GET", u(w.r2), nil, 404},
+		{"manager reads other manager", w.m1, "GET", u(w.m2), nil, 404},
+		{"rep reads self", w.r1, "GET", u(w.r1), nil, 200},
+		{"rep reads teammate", w.r1, "GET", u(w.r1b), nil, 404},
+		{"rep reads own manager", w.r1, "GET", u(w.m1), nil, 404},
+		{"other tenant admin reads rep", w.adminB, "GET", u(w.r1), nil, 404},
+		{"other tenant rep reads admin", w.repB, "GET", u(w.admin), nil, 404},
+		{"unknown id", w.admin, "GET", "/v1/users/nope", nil, 404},
+		// change a user
+		{"admin renames any rep", w.admin, "PATCH", u(w.r2), map[string]any{"name": "X"}, 200},
+		{"admin promotes rep", w.admin, "PATCH", u(w.r1b), map[string]any{"role": "manager"}, 200},
+		{"admin demotes self", w.admin, "PATCH", u(w.admin), map[string]any{"role": "rep"}, 403},
+		{"admin deactivates self", w.admin, "PATCH", u(w.admin), map[string]any{"active": false}, 403},
+		{"admin renames self", w.admin, "PATCH", u(w.admin), map[string]any{"name": "Boss"}, 200},
+		{"manager renames own rep", w.m1, "PATCH", u(w.r1), map[string]any{"name": "X", "time_zone": "Asia/Shanghai"}, 200},
+		{"manager promotes own rep", w.m1, "PATCH", u(w.r1), map[string]any{"role": "manager"}, 403},
+		{"manager moves own rep to other team", w.m1, "PATCH", u(w.r1), map[string]any{"team_id": w.t2}, 403},
+		{"manager renames other team's rep", w.m1, "PATCH", u(w.r2), map[string]any{"name": "X"}, 404},
+		{"manager promotes self", w.m1, "PATCH", u(w.m1), map[string]any{"role": "admin"}, 403},
+		{"rep renames self", w.r1, "PATCH", u(w.r1), map[string]any{"name": "Me", "locale": "zh-CN"}, 200},
+		{"rep promotes self", w.r1, "PATCH", u(w.r1), map[string]any{"role": "admin"}, 403},
+		{"rep changes own team", w.r1, "PATCH", u(w.r1), map[string]any{"team_id": w.t2}, 403},
+		{"rep renames teammate", w.r1, "PATCH", u(w.r1b), map[string]any{"name": "X"}, 404},
+		{"other tenant admin renames rep", w.adminB, "PATCH", u(w.r1), map[string]any{"name": "X"}, 404},
+		// create users
+		{"admin creates manager", w.admin, "POST", "/v1/users", newManager(), 201},
+		{"admin creates rep in any team", w.admin, "POST", "/v1/users", newRep(w.t2), 201},
+		{"manager creates rep in own team", w.m1, "POST", "/v1/users", newRep(w.t1), 201},
+		{"manager creates rep in other team", w.m1, "POST", "/v1/users", newRep(w.t2), 403},
+		{"manager creates manager", w.m1, "POST", "/v1/users", newManager(), 403},
+		{"rep creates rep", w.r1, "POST", "/v1/users", newRep(w.t1), 403},
+		{"other tenant admin creates rep in our team", w.adminB, "POST", "/v1/users", newRep(w.t1), 422},
+		// teams
+		{"admin creates team", w.admin, "POST", "/v1/teams", map[string]any{"name": "West"}, 201},
+		{"manager creates team", w.m1, "POST", "/v1/teams", map[string]any{"name": "West"}, 403},
+		{"rep creates team", w.r1, "POST", "/v1/teams", map[string]any{"name": "West"}, 403},
+		{"admin reads any team", w.admin, "GET", "/v1/teams/" + w.t2, nil, 200},
+		{"manager reads own team", w.m1, "GET", "/v1/teams/" + w.t1, nil, 200},
+		{"manager reads other team", w.m1, "GET", "/v1/teams/" + w.t2, nil, 404},
+		{"rep reads own team", w.r1, "GET", "/v1/teams/" + w.t1, nil, 200},
+		{"rep reads other team", w.r1, "GET", "/v1/teams/" + w.t2, nil, 404},
+		{"other tenant admin reads team", w.adminB, "GET", "/v1/teams/" + w.t1, nil, 404},
+		// everyone has a profile
+		{"rep reads me", w.r1, "GET", "/v1/me", nil, 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := w.h.with(t)
+			h.expect(h.do(c.method, c.path, c.as.access, c.body), c.want, c.name)
+		})
+	}
+}
+
+// A tenant's data never changes through another tenant's requests, whatever
+// they send.
+func TestOtherTenantCannotChangeAnything(t *testing.T) {
+	w := newWorld(t)
+	before := w.h.do("GET", "/v1/users/"+w.r1.id, w.admin.access, nil).body
+	w.h.expect(w.h.do("PATCH", "/v1/users/"+w.r1.id, w.adminB.access, map[string]any{"active": false, "name": "pwned"}), 404, "patch")
+	after := w.h.do("GET", "/v1/users/"+w.r1.id, w.admin.access, nil).body
+	if string(before) != string(after) {
+		t.Fatalf("user changed:\n%s\n%s", before, after)
+	}
+	w.h.expect(w.h.do("GET", "/v1/me", w.r1.access, nil), 200, "rep still active")
+}

@@ -1,0 +1,111 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fieldcrm/fieldcrm/api"
+)
+
+// Every route Fiber serves must be in the OpenAPI document, with its method.
+func TestOpenAPIDocumentsEveryRegisteredRoute(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("GET", "/v1/openapi.json", "", nil)
+	h.expect(r, 200, "openapi")
+	doc := r.json(t)
+	if doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi version %v", doc["openapi"])
+	}
+	paths := doc["paths"].(map[string]any)
+	routes := h.server.App().GetRoutes(true)
+	if len(routes) < 10 {
+		t.Fatalf("only %d routes registered", len(routes))
+	}
+	for _, rt := range routes {
+		if rt.Method == "HEAD" || rt.Path == "/" {
+			continue // Fiber adds HEAD for GET; "/" is the middleware's catch-all
+		}
+		item, ok := paths[api.OpenAPIPath(rt.Path)].(map[string]any)
+		if !ok {
+			t.Errorf("route %s %s missing from the OpenAPI document", rt.Method, rt.Path)
+			continue
+		}
+		if _, ok := item[strings.ToLower(rt.Method)]; !ok {
+			t.Errorf("method %s of %s missing from the OpenAPI document", rt.Method, rt.Path)
+		}
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	for _, name := range []string{"Problem", "User", "Team", "Tokens"} {
+		if _, ok := schemas[name]; !ok {
+			t.Errorf("schema %s missing", name)
+		}
+	}
+	user := schemas["User"].(map[string]any)["properties"].(map[string]any)
+	if _, leaked := user["password_hash"]; leaked {
+		t.Error("User schema exposes password_hash")
+	}
+	if role := user["role"].(map[string]any); len(role["enum"].([]any)) != 3 {
+		t.Errorf("role enum: %v", role)
+	}
+}
+
+func TestRequestIDIsEchoedOrGenerated(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("GET", "/healthz", "", nil, "X-Request-ID", "client-abc-123")
+	if got := r.header.Get("X-Request-ID"); got != "client-abc-123" {
+		t.Fatalf("echoed %q", got)
+	}
+	r = h.do("GET", "/v1/me", "", nil)
+	id := r.header.Get("X-Request-ID")
+	if len(id) < 10 || r.json(t)["request_id"] != id {
+		t.Fatalf("generated id %q not in problem: %s", id, r.body)
+	}
+	r = h.do("GET", "/healthz", "", nil, "X-Request-ID", strings.Repeat("x", 500))
+	if got := r.header.Get("X-Request-ID"); len(got) > 128 {
+		t.Fatal("oversized client request id accepted")
+	}
+}
+
+func TestMetricsCountRequestsByRouteTemplate(t *testing.T) {
+	h := newHarness(t)
+	a := h.signup("Acme", "ana@acme.test")
+	h.do("GET", "/v1/users/"+a.id, a.access, nil)
+	h.do("GET", "/v1/users/unknown", a.access, nil)
+	r := h.do("GET", "/metrics", "", nil)
+	if r.status != 200 {
+		t.Fatalf("metrics status %d", r.status)
+	}
+	text := string(r.body)
+	for _, want := range []string{
+		`fieldcrm_http_requests_total{method="GET",route="/v1/users/:id",status="200"} 1`,
+		`fieldcrm_http_requests_total{method="GET",route="/v1/users/:id",status="404"} 1`,
+		`fieldcrm_http_requests_total{method="POST",route="/v1/auth/signup",status="201"} 1`,
+		`fieldcrm_http_request_duration_seconds_bucket{method="GET",route="/v1/users/:id",le="+Inf"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s in\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, a.id) {
+		t.Error("a raw id leaked into metric labels")
+	}
+}
+
+func TestReadyzReportsFailingDependency(t *testing.T) {
+	ok := api.Check{Name: "mongodb", Ping: func(context.Context) error { return nil }}
+	down := api.Check{Name: "redis", Ping: func(context.Context) error { return errors.New("connection refused") }}
+	h := newHarness(t, ok, down)
+	r := h.do("GET", "/readyz", "", nil)
+	if r.status != 503 || !strings.Contains(string(r.body), "connection refused") {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/healthz", "", nil); r.status != 200 {
+		t.Fatalf("healthz: %d", r.status)
+	}
+	healthy := newHarness(t, ok)
+	if r := healthy.do("GET", "/readyz", "", nil); r.status != 200 {
+		t.Fatalf("readyz healthy: %d %s", r.status, r.body)
+	}
+}
