@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/sync/testenv"
+)
+
+// serveProcess is one `fieldcrm serve` run inside the test process.
+type serveProcess struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncWriter
+}
+
+// startServe runs serve with the given environment (plus the real servers of
+// the CI run, when set) and waits until /readyz answers 200.
+func startServe(t *testing.T, vars map[string]string) *serveProcess {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	envVars := map[string]string{
+		"FIELDCRM_ADDR":                addr,
+		"FIELDCRM_PASSWORD_MEMORY_KIB": "64",
+		"FIELDCRM_PASSWORD_TIME":       "1",
+		"FERRETDB_POSTGRESQL_URL":      os.Getenv("FERRETDB_POSTGRESQL_URL"),
+		"REDIS_URL":                    os.Getenv("REDIS_URL"),
+	}
+	for k, v := range vars {
+		envVars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	p := &serveProcess{base: "http://" + addr, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { p.done <- run(ctx, []string{"serve"}, func(k string) string { return envVars[k] }, logs, logs) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready in 30 s\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends the equivalent of SIGTERM and waits for a clean exit.
+func (p *serveProcess) stop(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30 s")
+	}
+}
+
+func (p *serveProcess) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var reader io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		reader = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, p.base+path, reader)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{
+		"FIELDCRM_DATA_DIR":     dir,
+		"MONGODB_DATABASE":      testenv.UniqueName("restart"),
+		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName("restart") + ":",
+	}
+	first := startServe(t, vars)
+	status, body := first.call(t, "POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "name": "Ana", "email": "ana@acme.test", "password": "correct horse battery",
+	})
+	if status != 201 {
+		t.Fatalf("signup: %d %v", status, body)
+	}
+	access := body["access_token"].(string)
+	first.stop(t)
+
+	info, err := os.Stat(filepath.Join(dir, "jwt-secret"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("JWT secret file: %v, mode %v", err, info.Mode())
+	}
+
+	second := startServe(t, vars)
+	defer second.stop(t)
+	if status, body := second.call(t, "GET", "/v1/me", access, nil); status != 200 {
+		t.Fatalf("token from before the restart: %d %v", status, body)
+	}
+	status, body = second.call(t, "POST", "/v1/auth/login", "", map[string]any{
+		"email": "ana@acme.test", "password": "correct horse battery", "device_id": "d",
+	})
+	if status != 200 || body["access_token"] == "" {
+		t.Fatalf("login after restart: %d %v", status, body)
+	}
+	if !strings.Contains(second.logs.String(), `"applied_now":null`) && !strings.Contains(second.logs.String(), `"applied_now":[]`) {
+		t.Errorf("second start re-ran migrations:\n%s", second.logs.String())
+	}
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	var out, errOut bytes.Buffer
+	getenv := func(string) string { return "" }
+	err := run(context.Background(), []string{"serve", "--help"}, getenv, &out, &errOut)
+	if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut.String(), "FIELDCRM_ADDR") {
+		t.Fatalf("serve --help: %v\n%s", err, errOut.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"--help"}, getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), "serve") {
+		t.Fatalf("--help: %v %s", err, out.String())
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}} {
+		err := run(context.Background(), args, getenv, &out, &errOut)
+		if exitCode(err) != 2 {
+			t.Errorf("%v: exit code %d (%v), want 2", args, exitCode(err), err)
+		}
+	}
+	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml"}
+	for k, v := range bad {
+		err := run(context.Background(), []string{"serve"}, func(key string) string {
+			if key == k {
+				return v
+			}
+			return ""
+		}, &out, &errOut)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), k[len("FIELDCRM_"):]) && !strings.Contains(err.Error(), strings.ToLower(v)) {
+			t.Errorf("%s=%s: %v", k, v, err)
+		}
+	}
+}
+
+func TestShortJWTSecretIsRefused(t *testing.T) {
+	cfg := serveConfig{JWTSecret: "short"}
+	secret, _, err := cfg.jwtSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secret) >= 32 {
+		t.Fatal("test premise")
+	}
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"serve"}, func(k string) string {
+		return map[string]string{"FIELDCRM_JWT_SECRET": "short", "FIELDCRM_DATA_DIR": t.TempDir(), "FIELDCRM_ADDR": "127.0.0.1:0",
+			"MONGODB_DATABASE": testenv.UniqueName("short")}[k]
+	}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRedisURLForms(t *testing.T) {
+	cases := []struct {
+		url    string
+		addrs  string
+		master string
+		bad    bool
+	}{
+		{"redis://127.0.0.1:6379/0", "[127.0.0.1:6379]", "", false},
+		{"redis://:pw@a:6379,b:6379,c:6379", "[a:6379 b:6379 c:6379]", "", false},
+		{"redis+sentinel://s1:26379,s2:26379/mymaster", "[s1:26379 s2:26379]", "mymaster", false},
+		{"redis+sentinel://s1:26379", "", "", true},
+		{"http://nope", "", "", true},
+	}
+	for _, c := range cases {
+		opts, err := redisOptions(c.url)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%s: accepted", c.url)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(opts.Addrs) != c.addrs || opts.MasterName != c.master {
+			t.Errorf("%s: %+v %v", c.url, opts, err)
+		}
+	}
+}
+
+// syncWriter lets the server's goroutines and the test share one log buffer.
+type syncWriter struct {
+	mu gosync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
