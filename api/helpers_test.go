@@ -48,7 +48,12 @@ type harness struct {
 	redis  *testenv.Redis
 }
 
-const testLoginMaxFailures = 5
+// Login limits of the test servers. The window is short because against a real
+// Redis the test waits it out.
+const (
+	testLoginMaxFailures = 5
+	testLoginWindow      = 2 * time.Second
+)
 
 func newHarness(t *testing.T, checks ...api.Check) *harness {
 	t.Helper()
@@ -61,8 +66,8 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	}
 	acc, err := accounts.New(accounts.Options{
 		Store:     st,
-		Limiter:   ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, 15*time.Minute),
-		IPLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", 10*testLoginMaxFailures, 15*time.Minute),
+		Limiter:   ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, testLoginWindow),
+		IPLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", 10*testLoginMaxFailures, testLoginWindow),
 		Signer:    signer,
 		Password:  accounts.CheapPasswordParams,
 		Now:       clk.Now,
