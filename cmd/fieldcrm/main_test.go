@@ -116,6 +116,14 @@ func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
 		"MONGODB_DATABASE":      testenv.UniqueName("restart"),
 		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName("restart") + ":",
 	}
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
+		pgURL, drop, err := testenv.NewPostgreSQLDatabase(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(drop)
+		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
+	}
 	first := startServe(t, vars)
 	status, body := first.call(t, "POST", "/v1/auth/signup", "", map[string]any{
 		"company_name": "Acme", "name": "Ana", "email": "ana@acme.test", "password": "correct horse battery",

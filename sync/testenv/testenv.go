@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
@@ -27,6 +29,7 @@ import (
 type Env struct {
 	ferret   *embedded.Ferret
 	dir      string
+	dropPG   func()
 	redisURL string
 	// Backend names the MongoDB engine: "ferretdb-sqlite" or "ferretdb-postgresql".
 	Backend string
@@ -40,16 +43,56 @@ func Start() (*Env, error) {
 	}
 	cfg := embedded.Config{SQLiteDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	backend := "ferretdb-sqlite"
-	if pg := os.Getenv("FERRETDB_POSTGRESQL_URL"); pg != "" {
-		cfg.PostgreSQLURL = pg
+	dropPG := func() {}
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
+		url, drop, err := NewPostgreSQLDatabase(context.Background())
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		cfg.PostgreSQLURL, dropPG = url, drop
 		backend = "ferretdb-postgresql"
 	}
 	f, err := embedded.StartFerret(context.Background(), cfg)
 	if err != nil {
+		dropPG()
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Env{ferret: f, dir: dir, redisURL: os.Getenv("REDIS_URL"), Backend: backend}, nil
+	return &Env{ferret: f, dir: dir, dropPG: dropPG, redisURL: os.Getenv("REDIS_URL"), Backend: backend}, nil
+}
+
+// NewPostgreSQLDatabase creates an empty PostgreSQL database next to the one
+// FERRETDB_POSTGRESQL_URL names and returns its URL and a function that drops it.
+// Each FerretDB process needs a database of its own: FerretDB loads the metadata
+// of every schema in its database, and fails when another process drops one of
+// them at that moment.
+func NewPostgreSQLDatabase(ctx context.Context) (string, func(), error) {
+	base, err := url.Parse(os.Getenv("FERRETDB_POSTGRESQL_URL"))
+	if err != nil {
+		return "", nil, fmt.Errorf("parse FERRETDB_POSTGRESQL_URL: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, base.String())
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	name := UniqueName("fieldcrm_test")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	conn.Close(ctx)
+	own := *base
+	own.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base.String()); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	return own.String(), drop, nil
 }
 
 // Main is TestMain's body: it starts the servers, runs the tests and stops them.
@@ -70,6 +113,7 @@ func (e *Env) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = e.ferret.Close(ctx)
+	e.dropPG()
 	_ = os.RemoveAll(e.dir)
 }
 
