@@ -111,3 +111,24 @@ func ExplainIDLookup(ctx context.Context, sqliteDir, db, coll string) (string, e
 	}
 	return plan, rows.Err()
 }
+
+// DropIDLookupIndexes removes the indexes IndexIDLookups added to database db.
+// It exists to measure what they are worth (see the store benchmarks).
+func DropIDLookupIndexes(ctx context.Context, sqliteDir, db string) error {
+	path := filepath.Join(sqliteDir, db+".sqlite")
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer conn.Close()
+	tables, err := collectionTables(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("list collection tables of %s: %w", db, err)
+	}
+	for _, table := range tables {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS %q`, table+idIndexSuffix)); err != nil {
+			return fmt.Errorf("drop index on %s: %w", table, err)
+		}
+	}
+	return nil
+}

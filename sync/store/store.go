@@ -142,3 +142,6 @@ func redactURI(uri string) string {
 	}
 	return u.Scheme + "://" + u.Host
 }
+
+// DatabaseName is the name of the store's database.
+func (s *Store) DatabaseName() string { return s.db.Name() }
