@@ -13,26 +13,17 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// signupRequest is models.Signup plus the optional device of the first session.
-type signupRequest struct {
-	models.Signup
-	DeviceID string `json:"device_id"`
-}
-
 type signupResponse struct {
 	accounts.Tokens
 	User models.User `json:"user"`
 }
 
 func (s *Server) signup(c *fiber.Ctx) error {
-	var in signupRequest
+	var in models.Signup
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if len(in.DeviceID) > models.MaxDeviceIDLength {
-		return &models.ValidationError{Fields: []models.FieldError{{Field: "device_id", Message: "is too long"}}}
-	}
-	tokens, user, err := s.accounts.Signup(c.UserContext(), in.Signup, in.DeviceID)
+	tokens, user, err := s.accounts.Signup(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
@@ -83,19 +74,6 @@ func (s *Server) me(c *fiber.Ctx) error {
 	return c.JSON(p)
 }
 
-func (s *Server) createUser(c *fiber.Ctx) error {
-	var in models.NewUser
-	if err := decodeJSON(c, &in); err != nil {
-		return err
-	}
-	u, err := s.accounts.CreateUser(c.UserContext(), actorOf(c), in)
-	if err != nil {
-		return err
-	}
-	c.Location("/v1/users/" + u.ID)
-	return c.Status(fiber.StatusCreated).JSON(u)
-}
-
 // page is the envelope of every list: the items and the cursor of the next page.
 type page[T any] struct {
 	Data []T `json:"data"`
@@ -138,18 +116,6 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-func (s *Server) getUser(c *fiber.Ctx) error {
-	id, err := pathID(c, "id")
-	if err != nil {
-		return err
-	}
-	u, err := s.accounts.User(c.UserContext(), actorOf(c), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(u)
-}
-
 func (s *Server) patchUser(c *fiber.Ctx) error {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -166,19 +132,6 @@ func (s *Server) patchUser(c *fiber.Ctx) error {
 	return c.JSON(u)
 }
 
-func (s *Server) createTeam(c *fiber.Ctx) error {
-	var in models.NewTeam
-	if err := decodeJSON(c, &in); err != nil {
-		return err
-	}
-	t, err := s.accounts.CreateTeam(c.UserContext(), actorOf(c), in)
-	if err != nil {
-		return err
-	}
-	c.Location("/v1/teams/" + t.ID)
-	return c.Status(fiber.StatusCreated).JSON(t)
-}
-
 func (s *Server) listTeams(c *fiber.Ctx) error {
 	teams, err := s.accounts.Teams(c.UserContext(), actorOf(c))
 	if err != nil {
@@ -187,16 +140,41 @@ func (s *Server) listTeams(c *fiber.Ctx) error {
 	return c.JSON(page[models.Team]{Data: teams})
 }
 
-func (s *Server) getTeam(c *fiber.Ctx) error {
-	id, err := pathID(c, "id")
-	if err != nil {
-		return err
+// actorCall is a service method that acts for the signed-in user on an input:
+// an id, or a decoded body.
+type actorCall[In, Out any] func(ctx context.Context, a models.Actor, in In) (Out, error)
+
+// createOne serves POST of a new record: decode the body, create it as the
+// actor, answer 201 with its Location under collection.
+func createOne[In, Out any](collection string, create actorCall[In, Out], idOf func(Out) string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in In
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+		out, err := create(c.UserContext(), actorOf(c), in)
+		if err != nil {
+			return err
+		}
+		c.Location(collection + "/" + idOf(out))
+		return c.Status(fiber.StatusCreated).JSON(out)
 	}
-	t, err := s.accounts.Team(c.UserContext(), actorOf(c), id)
-	if err != nil {
-		return err
+}
+
+// readOne serves GET of one record by the :id path parameter; the service
+// answers models.ErrNotFound for what the actor may not see.
+func readOne[Out any](get actorCall[string, Out]) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		out, err := get(c.UserContext(), actorOf(c), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(out)
 	}
-	return c.JSON(t)
 }
 
 type healthResponse struct {

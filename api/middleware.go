@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -99,7 +100,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	header := c.Get(fiber.HeaderAuthorization)
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || strings.TrimSpace(token) == "" {
-		return &authMissing{}
+		return &accounts.AuthError{Reason: "send an access token: Authorization: Bearer <token>"}
 	}
 	actor, session, err := s.accounts.Authenticate(c.UserContext(), strings.TrimSpace(token))
 	if err != nil {
@@ -112,13 +113,6 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
-
-type authMissing struct{}
-
-func (*authMissing) Error() string {
-	return "unauthenticated: send an access token: Authorization: Bearer <token>"
-}
-func (*authMissing) Is(target error) bool { return target == models.ErrUnauthenticated }
 
 func actorOf(c *fiber.Ctx) models.Actor {
 	a, _ := c.Locals(localActor).(models.Actor)

@@ -9,11 +9,15 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldcrm/fieldcrm/api/accounts"
 )
 
 func TestPanicInHandlerBecomes500ProblemAndIsLogged(t *testing.T) {
 	var logs bytes.Buffer
-	s := New(Config{}, nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	// The routes bind the account service's methods, so it must not be nil; this
+	// test calls none of them.
+	s := New(Config{}, &accounts.Service{}, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
 	s.app.Get("/boom", func(*fiber.Ctx) error { panic("kaboom") })
 
 	res, err := s.app.Test(httptest.NewRequest("GET", "/boom", nil), -1)

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -61,6 +63,7 @@ func problemFor(err error) Problem {
 		rl  *models.RateLimitedError
 		fe  *models.ForbiddenError
 		fbe *fiber.Error
+		ae  *accounts.AuthError
 	)
 	switch {
 	case errors.As(err, &pe):
@@ -79,7 +82,11 @@ func problemFor(err error) Problem {
 		return Problem{Type: typeRateLimited, Title: "Too many attempts", Status: fiber.StatusTooManyRequests,
 			Detail: "wait " + strconv.Itoa(rl.RetryAfterSeconds) + " seconds (Retry-After) before trying again"}
 	case errors.Is(err, models.ErrUnauthenticated):
-		return Problem{Type: typeUnauthorized, Title: "Unauthenticated", Status: fiber.StatusUnauthorized, Detail: authDetail(err)}
+		detail := "send a valid access token: Authorization: Bearer <token>"
+		if errors.As(err, &ae) {
+			detail = ae.Reason
+		}
+		return Problem{Type: typeUnauthorized, Title: "Unauthenticated", Status: fiber.StatusUnauthorized, Detail: detail}
 	case errors.Is(err, models.ErrForbidden):
 		detail := "your role does not allow this"
 		if errors.As(err, &fe) {
@@ -100,18 +107,6 @@ func (p Problem) withRequest(c *fiber.Ctx) Problem {
 	p.RequestID = requestID(c)
 	p.Instance = c.Path()
 	return p
-}
-
-func authDetail(err error) string {
-	var ae interface{ Error() string }
-	if errors.As(err, &ae) {
-		msg := ae.Error()
-		const prefix = "unauthenticated: "
-		if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
-			return msg[len(prefix):]
-		}
-	}
-	return "send a valid access token: Authorization: Bearer <token>"
 }
 
 func fiberProblem(e *fiber.Error) Problem {
@@ -146,7 +141,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	c.Status(p.Status)
 	c.Set(fiber.HeaderContentType, "application/problem+json")
-	body, mErr := jsonMarshal(p)
+	body, mErr := json.Marshal(p)
 	if mErr != nil {
 		slog.ErrorContext(c.UserContext(), "encode problem", "err", mErr)
 		return c.SendString(`{"type":"/problems/internal","title":"Internal error","status":500}`)

@@ -19,7 +19,7 @@ import (
 
 // accountService is what the handlers need of accounts.Service.
 type accountService interface {
-	Signup(ctx context.Context, in models.Signup, deviceID string) (accounts.Tokens, models.User, error)
+	Signup(ctx context.Context, in models.Signup) (accounts.Tokens, models.User, error)
 	Login(ctx context.Context, in models.Login, clientIP string) (accounts.Tokens, error)
 	Refresh(ctx context.Context, refreshToken string) (accounts.Tokens, error)
 	Logout(ctx context.Context, sessionID string) error
@@ -130,5 +130,3 @@ func (s *Server) Listen(ctx context.Context, addr string) error {
 	}
 	return <-errc
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -160,10 +160,16 @@ type Signup struct {
 	Password    string `json:"password"`
 	TimeZone    string `json:"time_zone"`
 	Locale      string `json:"locale"`
+	// DeviceID names the device of the first session; optional.
+	DeviceID string `json:"device_id"`
 }
 
 // Normalize trims names, lower-cases the e-mail and fills defaults.
 func (s *Signup) Normalize() {
+	s.DeviceID = strings.TrimSpace(s.DeviceID)
+	if s.DeviceID == "" {
+		s.DeviceID = "signup"
+	}
 	s.CompanyName = NormalizeName(s.CompanyName)
 	s.Name = NormalizeName(s.Name)
 	s.Email = NormalizeEmail(s.Email)
@@ -185,6 +191,7 @@ func (s *Signup) Validate() error {
 	checkPassword(v, "password", s.Password)
 	checkTimeZone(v, "time_zone", s.TimeZone)
 	checkLocale(v, "locale", s.Locale)
+	checkDeviceID(v, "device_id", s.DeviceID)
 	return v.Err()
 }
 
@@ -328,30 +335,31 @@ func (p *UserPatch) Validate() error {
 	return v.Err()
 }
 
-// Apply copies the patch's non-nil profile fields onto u. Passwords are hashed
-// by the caller, which sets PasswordHash itself.
-func (p *UserPatch) Apply(u *User) {
-	if p.Name != nil {
-		u.Name = *p.Name
+// Apply copies the patch's non-nil profile fields onto u and returns them by
+// their stored names, for a partial update. Passwords are hashed by the caller,
+// which sets PasswordHash itself.
+func (p *UserPatch) Apply(u *User) map[string]any {
+	changed := map[string]any{}
+	set := func(name string, dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+			changed[name] = *v
+		}
 	}
+	set("name", &u.Name, p.Name)
+	set("team_id", &u.TeamID, p.TeamID)
+	set("manager_id", &u.ManagerID, p.ManagerID)
+	set("time_zone", &u.TimeZone, p.TimeZone)
+	set("locale", &u.Locale, p.Locale)
 	if p.Role != nil {
 		u.Role = *p.Role
-	}
-	if p.TeamID != nil {
-		u.TeamID = *p.TeamID
-	}
-	if p.ManagerID != nil {
-		u.ManagerID = *p.ManagerID
-	}
-	if p.TimeZone != nil {
-		u.TimeZone = *p.TimeZone
-	}
-	if p.Locale != nil {
-		u.Locale = *p.Locale
+		changed["role"] = *p.Role
 	}
 	if p.Active != nil {
 		u.Active = *p.Active
+		changed["active"] = *p.Active
 	}
+	return changed
 }
 
 // NewTeam is the input that creates a team.

@@ -101,8 +101,8 @@ type Tokens struct {
 	ExpiresIn    int    `json:"expires_in"`
 }
 
-// Signup creates a tenant and its first admin and signs the admin in on deviceID.
-func (s *Service) Signup(ctx context.Context, in models.Signup, deviceID string) (Tokens, models.User, error) {
+// Signup creates a tenant and its first admin and signs the admin in on in.DeviceID.
+func (s *Service) Signup(ctx context.Context, in models.Signup) (Tokens, models.User, error) {
 	in.Normalize()
 	if err := in.Validate(); err != nil {
 		return Tokens{}, models.User{}, err
@@ -130,10 +130,7 @@ func (s *Service) Signup(ctx context.Context, in models.Signup, deviceID string)
 		}
 		return Tokens{}, models.User{}, fmt.Errorf("signup: %w", err)
 	}
-	if deviceID == "" {
-		deviceID = "signup"
-	}
-	tokens, err := s.startSession(ctx, admin, deviceID)
+	tokens, err := s.startSession(ctx, admin, in.DeviceID)
 	return tokens, admin, err
 }
 

@@ -180,7 +180,7 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 	if err := v.Err(); err != nil {
 		return models.User{}, err
 	}
-	fields := map[string]any{}
+	var passwordHash string
 	if p.Password != nil {
 		if u.ID == a.UserID {
 			ok, err := VerifyPassword(u.PasswordHash, *p.CurrentPassword)
@@ -195,19 +195,14 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 		if err != nil {
 			return models.User{}, err
 		}
-		u.PasswordHash = hash
-		fields["password_hash"] = hash
+		passwordHash = hash
 	}
-	p.Apply(&u)
+	fields := p.Apply(&u)
+	if passwordHash != "" {
+		u.PasswordHash = passwordHash
+		fields["password_hash"] = passwordHash
+	}
 	u.UpdatedAt = s.now().UTC()
-	for name, set := range map[string]bool{
-		"name": p.Name != nil, "role": p.Role != nil, "team_id": p.TeamID != nil, "manager_id": p.ManagerID != nil,
-		"time_zone": p.TimeZone != nil, "locale": p.Locale != nil, "active": p.Active != nil,
-	} {
-		if set {
-			fields[name] = fieldValue(u, name)
-		}
-	}
 	fields["updated_at"] = u.UpdatedAt
 	if err := s.store.UpdateUser(ctx, a.TenantID, u.ID, fields); err != nil {
 		return models.User{}, err
@@ -218,26 +213,6 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 		}
 	}
 	return u, nil
-}
-
-// fieldValue returns the stored value of a patchable user field.
-func fieldValue(u models.User, name string) any {
-	switch name {
-	case "name":
-		return u.Name
-	case "role":
-		return u.Role
-	case "team_id":
-		return u.TeamID
-	case "manager_id":
-		return u.ManagerID
-	case "time_zone":
-		return u.TimeZone
-	case "locale":
-		return u.Locale
-	default: // "active"
-		return u.Active
-	}
 }
 
 // CreateTeam adds a team; only admins may.

@@ -83,9 +83,15 @@ type UserFilter struct {
 // Users lists users of tenant in id order, following f.
 func (s *Store) Users(ctx context.Context, tenant string, f UserFilter) ([]models.User, error) {
 	filter := bson.D{{Key: "tenant_id", Value: tenant}}
+	// Both the "only" and the paging condition are on _id: they must share one
+	// key, since a filter with _id twice means only one of them to MongoDB.
+	idCond := bson.D{}
+	if f.AfterID != "" {
+		idCond = append(idCond, bson.E{Key: "$gt", Value: f.AfterID})
+	}
 	switch {
 	case f.OnlyUserID != "":
-		filter = append(filter, bson.E{Key: "_id", Value: f.OnlyUserID})
+		idCond = append(idCond, bson.E{Key: "$eq", Value: f.OnlyUserID})
 	case f.TeamIDs != nil:
 		or := bson.A{bson.D{{Key: "team_id", Value: bson.D{{Key: "$in", Value: f.TeamIDs}}}}}
 		if f.OrUserID != "" {
@@ -99,8 +105,8 @@ func (s *Store) Users(ctx context.Context, tenant string, f UserFilter) ([]model
 	if f.Active != nil {
 		filter = append(filter, bson.E{Key: "active", Value: *f.Active})
 	}
-	if f.AfterID != "" {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: f.AfterID}}})
+	if len(idCond) > 0 {
+		filter = append(filter, bson.E{Key: "_id", Value: idCond})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
 	if f.Limit > 0 {

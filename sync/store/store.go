@@ -112,12 +112,8 @@ func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(nam
 // findByID loads the document with _id id into out. The filter is exactly {_id},
 // the one shape FerretDB answers without scanning (with the embedded index).
 func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
-	err := s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return models.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("find %s %s: %w", coll, id, err)
+	if err := s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out); err != nil {
+		return notFoundOr(err, "find "+coll+" "+id)
 	}
 	return nil
 }

@@ -220,3 +220,20 @@ func TestRevokeSessionKeepsFirstReason(t *testing.T) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 }
+
+func TestUsersOnlyOneUserStillPages(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	u := newUser("t1", "solo@example.com")
+	if err := st.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Users(ctx, "t1", store.UserFilter{OnlyUserID: u.ID, Limit: 1})
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first page: %v %v", first, err)
+	}
+	next, err := st.Users(ctx, "t1", store.UserFilter{OnlyUserID: u.ID, AfterID: u.ID, Limit: 1})
+	if err != nil || len(next) != 0 {
+		t.Fatalf("page after the only user: %v %v", next, err)
+	}
+}

@@ -31,8 +31,6 @@ type Env struct {
 	dir      string
 	dropPG   func()
 	redisURL string
-	// Backend names the MongoDB engine: "ferretdb-sqlite" or "ferretdb-postgresql".
-	Backend string
 }
 
 // Start launches the embedded FerretDB. Call Stop when the package's tests end.
@@ -42,7 +40,6 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("make temp dir: %w", err)
 	}
 	cfg := embedded.Config{SQLiteDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
-	backend := "ferretdb-sqlite"
 	dropPG := func() {}
 	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
 		url, drop, err := NewPostgreSQLDatabase(context.Background())
@@ -51,7 +48,6 @@ func Start() (*Env, error) {
 			return nil, err
 		}
 		cfg.PostgreSQLURL, dropPG = url, drop
-		backend = "ferretdb-postgresql"
 	}
 	f, err := embedded.StartFerret(context.Background(), cfg)
 	if err != nil {
@@ -59,7 +55,7 @@ func Start() (*Env, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Env{ferret: f, dir: dir, dropPG: dropPG, redisURL: os.Getenv("REDIS_URL"), Backend: backend}, nil
+	return &Env{ferret: f, dir: dir, dropPG: dropPG, redisURL: os.Getenv("REDIS_URL")}, nil
 }
 
 // NewPostgreSQLDatabase creates an empty PostgreSQL database next to the one
@@ -122,9 +118,6 @@ func (e *Env) MongoURI() string { return e.ferret.URI() }
 
 // SQLiteDir is the SQLite directory, or "" when running on PostgreSQL.
 func (e *Env) SQLiteDir() string { return e.ferret.SQLiteDir() }
-
-// RedisURL is the real Redis in use, or "" for miniredis.
-func (e *Env) RedisURL() string { return e.redisURL }
 
 // DiscardLogger is a logger for code under test whose logs nobody reads.
 func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
