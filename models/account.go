@@ -42,6 +42,8 @@ type Tenant struct {
 	ID        string    `bson:"_id" json:"id"`
 	Name      string    `bson:"name" json:"name"`
 	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+	// Settings are the tenant's CRM rules; unset fields take their defaults.
+	Settings Settings `bson:"settings" json:"settings"`
 }
 
 // Team groups reps under a manager.

@@ -14,6 +14,9 @@ type ChildFields struct {
 // Parent returns the customer the record belongs to.
 func (c *ChildFields) Parent() string { return c.CustomerID }
 
+// SetParent moves the record to another customer (merges).
+func (c *ChildFields) SetParent(id string) { c.CustomerID = id }
+
 func (c *ChildFields) prepare(v *ValidationError) {
 	c.CustomerID = strings.TrimSpace(c.CustomerID)
 	if c.CustomerID == "" {

@@ -138,6 +138,9 @@ type Customer struct {
 	Number       string        `bson:"number" json:"number"`
 	StageHistory []StageChange `bson:"stage_history" json:"stage_history"`
 	OwnerHistory []OwnerChange `bson:"owner_history" json:"owner_history"`
+	// AssignedAt is when the current owner got the customer; pool reclaim
+	// counts idle days from it or from the last interaction, whichever is later.
+	AssignedAt *time.Time `bson:"assigned_at" json:"assigned_at"`
 	// Duplicate is set when the customer was created or changed while matching others.
 	Duplicate *DuplicateFlag `bson:"duplicate" json:"duplicate"`
 	// MergedInto is the customer this one was merged into; a device holding

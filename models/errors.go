@@ -19,6 +19,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrForbidden means the caller may see the record but not do this to it.
 	ErrForbidden = errors.New("forbidden")
+	// ErrStale means the caller's If-Match version is not the record's current
+	// version: someone else changed it since the caller read it.
+	ErrStale = errors.New("the record changed since you read it")
 	// ErrUnauthenticated means credentials are missing, wrong, expired or revoked.
 	ErrUnauthenticated = errors.New("unauthenticated")
 )
@@ -66,3 +69,25 @@ type RateLimitedError struct {
 func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("too many attempts, retry after %d s", e.RetryAfterSeconds)
 }
+
+// DuplicateError refuses a new customer that matches existing ones. It matches
+// ErrConflict; the candidates let the client offer "open the existing one" or
+// "create anyway".
+type DuplicateError struct {
+	Candidates []DuplicateCandidate
+}
+
+// DuplicateCandidate is an existing customer that matches a new one.
+type DuplicateCandidate struct {
+	ID      string   `json:"id"`
+	Number  string   `json:"number"`
+	Name    string   `json:"name"`
+	Reasons []string `json:"reasons"`
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("matches %d existing customer(s)", len(e.Candidates))
+}
+
+// Is makes a DuplicateError match ErrConflict.
+func (e *DuplicateError) Is(target error) bool { return target == ErrConflict }

@@ -29,6 +29,7 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{1, "create account collections and indexes", createAccountIndexes},
+		{2, "create CRM collections and indexes", createCRMIndexes},
 	}
 }
 

@@ -1,0 +1,462 @@
+package crm
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// record is what every CRM record type satisfies through its embedded Meta.
+type record interface{ Header() *models.Meta }
+
+func meta[R any](r *R) *models.Meta { return any(r).(record).Header() }
+
+// write is one change in progress, handed to the hooks.
+type write[R any] struct {
+	actor    models.Actor
+	settings models.Settings
+	now      time.Time
+	rec      *R
+	// old is the stored record before the change; nil on create.
+	old *R
+	// flagDuplicates creates customers that match others instead of refusing them.
+	flagDuplicates bool
+}
+
+// hooks are what one collection adds to the generic record logic. Every hook is
+// optional.
+type hooks[R any] struct {
+	// prepare normalizes and validates w.rec, resolves its references and sets
+	// its owner and derived fields. It runs before every create and update.
+	prepare func(ctx context.Context, w *write[R]) error
+	// after runs once w.rec is stored: effects on other records.
+	after func(ctx context.Context, w *write[R]) error
+	// loaded runs on every record read from the store (decrypting fields).
+	loaded func(r *R)
+	// view adapts a record for the actor before it is returned (masking).
+	view func(a models.Actor, r *R)
+	// visible overrides the default rule (the owner scope of models.Actor).
+	visible func(a models.Actor, r *R) bool
+	// appendOnly refuses updates and deletes (ledgers).
+	appendOnly bool
+	// filters are the list filters the collection accepts.
+	filters map[string]filter
+	// sorts maps the sort names a client may ask for to stored fields.
+	sorts map[string]string
+	// scopeAssignee also lists records assigned to the actor.
+	scopeAssignee bool
+	// timeline says when a record happened and what it was, for the customer timeline.
+	timeline func(r *R) (time.Time, string)
+}
+
+// Records serves one collection of CRM records.
+type Records[R any] struct {
+	svc  *Service
+	coll string
+	h    hooks[R]
+}
+
+func newRecords[R any](svc *Service, coll string, h hooks[R]) *Records[R] {
+	if h.sorts == nil {
+		h.sorts = map[string]string{}
+	}
+	h.sorts["created_at"] = "created_at"
+	h.sorts["updated_at"] = "updated_at"
+	return &Records[R]{svc: svc, coll: coll, h: h}
+}
+
+// Create stores a new record for the actor and returns it as the actor sees it.
+func (r *Records[R]) Create(ctx context.Context, a models.Actor, in R) (R, error) {
+	return r.create(ctx, a, in, false)
+}
+
+func (r *Records[R]) create(ctx context.Context, a models.Actor, in R, flagDuplicates bool) (R, error) {
+	return r.createAs(ctx, a, in, flagDuplicates, models.NewID())
+}
+
+func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (R, error) {
+	st, err := r.svc.settings(ctx, a.TenantID)
+	if err != nil {
+		return in, err
+	}
+	now := r.svc.now().UTC()
+	rec := in
+	*meta(&rec) = models.Meta{
+		ID: id, TenantID: a.TenantID, Version: 1,
+		CreatedAt: now, CreatedBy: a.UserID, UpdatedAt: now, UpdatedBy: a.UserID,
+	}
+	w := &write[R]{actor: a, settings: st, now: now, rec: &rec, flagDuplicates: flagDuplicates}
+	if r.h.prepare != nil {
+		if err := r.h.prepare(ctx, w); err != nil {
+			var zero R
+			return zero, err
+		}
+	}
+	entry := store.AuditEntry{Action: "create", Changes: diff(nil, &rec)}
+	if err := r.svc.store.Insert(ctx, r.coll, meta(&rec), &rec, entry); err != nil {
+		return rec, err
+	}
+	if r.h.after != nil {
+		if err := r.h.after(ctx, w); err != nil {
+			return rec, fmt.Errorf("after creating %s %s: %w", r.coll, meta(&rec).ID, err)
+		}
+	}
+	return r.viewFor(a, rec), nil
+}
+
+// Get returns one record the actor may see, or models.ErrNotFound. Tombstones
+// are returned (with deleted_at set) so a client can learn of the deletion.
+func (r *Records[R]) Get(ctx context.Context, a models.Actor, id string) (R, error) {
+	rec, err := r.load(ctx, a.TenantID, id)
+	if err != nil {
+		return rec, err
+	}
+	if !r.canSee(a, &rec) {
+		var zero R
+		return zero, models.ErrNotFound
+	}
+	return r.viewFor(a, rec), nil
+}
+
+func (r *Records[R]) load(ctx context.Context, tenant, id string) (R, error) {
+	var rec R
+	if err := r.svc.store.Get(ctx, r.coll, tenant, id, &rec); err != nil {
+		return rec, err
+	}
+	if r.h.loaded != nil {
+		r.h.loaded(&rec)
+	}
+	return rec, nil
+}
+
+func (r *Records[R]) canSee(a models.Actor, rec *R) bool {
+	if r.h.visible != nil {
+		return r.h.visible(a, rec)
+	}
+	m := meta(rec)
+	return a.CanSeeOwned(m.TenantID, m.OwnerID, m.TeamID)
+}
+
+func (r *Records[R]) viewFor(a models.Actor, rec R) R {
+	if r.h.view != nil {
+		r.h.view(a, &rec)
+	}
+	return rec
+}
+
+// Update changes a record the actor may edit. apply writes the client's
+// changes onto the current record (the API decodes the request body onto it);
+// everything is then normalized and validated again as a whole. ifMatch, when
+// not 0, is the version the client last read: a different stored version
+// answers models.ErrStale, so nobody overwrites a change they have not seen.
+func (r *Records[R]) Update(ctx context.Context, a models.Actor, id string, ifMatch int64, apply func(dst any) error) (R, error) {
+	if r.h.appendOnly {
+		var zero R
+		return zero, &models.ForbiddenError{Reason: r.coll + " are append-only; add a correcting entry instead"}
+	}
+	return r.mutate(ctx, a, id, "update", func(w *write[R]) error {
+		if err := r.checkEdit(a, w.old, ifMatch); err != nil {
+			return err
+		}
+		if err := apply(w.rec); err != nil {
+			return err
+		}
+		*meta(w.rec) = *meta(w.old) // the decoder refuses these fields; this makes sure
+		if r.h.prepare != nil {
+			return r.h.prepare(ctx, w)
+		}
+		return nil
+	})
+}
+
+// Delete turns a record into a tombstone. Devices learn of it through sync;
+// the record stays readable by id with deleted_at set.
+func (r *Records[R]) Delete(ctx context.Context, a models.Actor, id string, ifMatch int64) error {
+	if r.h.appendOnly {
+		return &models.ForbiddenError{Reason: r.coll + " are append-only; add a correcting entry instead"}
+	}
+	_, err := r.mutate(ctx, a, id, "delete", func(w *write[R]) error {
+		if err := r.checkEdit(a, w.old, ifMatch); err != nil {
+			return err
+		}
+		at := w.now
+		meta(w.rec).DeletedAt = &at
+		return nil
+	})
+	return err
+}
+
+func (r *Records[R]) checkEdit(a models.Actor, old *R, ifMatch int64) error {
+	m := meta(old)
+	if !r.canSee(a, old) || m.Deleted() {
+		return models.ErrNotFound
+	}
+	if r.h.visible == nil {
+		if err := a.CanEditOwned(m.TenantID, m.OwnerID, m.TeamID); err != nil {
+			return err
+		}
+	}
+	if ifMatch != 0 && m.Version != ifMatch {
+		return fmt.Errorf("%s %s is at version %d, not %d: %w", r.coll, m.ID, m.Version, ifMatch, models.ErrStale)
+	}
+	return nil
+}
+
+// maxAttempts bounds how often a write without If-Match is retried after
+// another writer changed the record first.
+const maxAttempts = 8
+
+// mutate is the one read-modify-write loop of every change: load, let change
+// edit a copy, audit what differs, and commit it as the next version. A
+// concurrent writer makes the commit fail; the loop then starts again from the
+// fresh record, unless the change was conditional on a version (ErrStale).
+// A change that alters nothing writes nothing.
+func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action string, change func(w *write[R]) error) (R, error) {
+	var zero R
+	st, err := r.svc.settings(ctx, a.TenantID)
+	if err != nil {
+		return zero, err
+	}
+	for attempt := 1; ; attempt++ {
+		old, err := r.load(ctx, a.TenantID, id)
+		if err != nil {
+			return zero, err
+		}
+		rec, err := clone(&old)
+		if err != nil {
+			return zero, err
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(rec)
+		}
+		now := r.svc.now().UTC()
+		w := &write[R]{actor: a, settings: st, now: now, rec: rec, old: &old}
+		if err := change(w); err != nil {
+			return zero, err
+		}
+		changes := diff(&old, rec)
+		if len(changes) == 0 {
+			return r.viewFor(a, *rec), nil
+		}
+		m := meta(rec)
+		m.Version = meta(&old).Version + 1
+		m.UpdatedAt, m.UpdatedBy = now, a.UserID
+		err = r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
+		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return zero, err
+		}
+		if r.h.after != nil {
+			if err := r.h.after(ctx, w); err != nil {
+				return *rec, fmt.Errorf("after %s of %s %s: %w", action, r.coll, id, err)
+			}
+		}
+		return r.viewFor(a, *rec), nil
+	}
+}
+
+// clone deep-copies a record through its BSON form.
+func clone[R any](rec *R) (*R, error) {
+	raw, err := bson.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("copy record: %w", err)
+	}
+	var out R
+	if err := bson.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("copy record: %w", err)
+	}
+	return &out, nil
+}
+
+// unaudited are the fields every write changes; an audit entry lists the rest.
+var unaudited = []string{"version", "updated_at", "updated_by"}
+
+// sensitive are fields whose values the audit log keeps masked.
+var sensitive = map[string]func(string) string{"national_id": models.MaskNationalID}
+
+// diff lists the top-level fields (by JSON name) whose values differ between
+// old and new; old is nil for a new record.
+func diff[R any](old, new *R) []store.Change {
+	before, after := jsonFields(old), jsonFields(new)
+	var changes []store.Change
+	for k, v := range after {
+		if slices.Contains(unaudited, k) || reflect.DeepEqual(before[k], v) {
+			continue
+		}
+		changes = append(changes, store.Change{Field: k, Old: masked(k, before[k]), New: masked(k, v)})
+	}
+	slices.SortFunc(changes, func(a, b store.Change) int {
+		if a.Field < b.Field {
+			return -1
+		}
+		return 1
+	})
+	return changes
+}
+
+func jsonFields(rec any) map[string]any {
+	m := map[string]any{}
+	if rec == nil || reflect.ValueOf(rec).IsNil() {
+		return m
+	}
+	raw, _ := json.Marshal(rec)
+	_ = json.Unmarshal(raw, &m)
+	return m
+}
+
+func masked(field string, v any) any {
+	mask, ok := sensitive[field]
+	if s, isString := v.(string); ok && isString {
+		return mask(s)
+	}
+	return v
+}
+
+// ListOptions page and filter a list.
+type ListOptions struct {
+	// Filters are the client's query parameters, checked against the
+	// collection's filters; unknown names are refused.
+	Filters map[string]string
+	// Sort is a sort name, "-" in front for descending; empty sorts by id.
+	Sort  string
+	After string
+	Limit int
+}
+
+// Page is one page of a list.
+type Page[R any] struct {
+	Data []R `json:"data"`
+	// NextAfter is passed as ?after= for the next page; null on the last page.
+	NextAfter *string `json:"next_after"`
+}
+
+// List returns a page of the records the actor may see.
+func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (Page[R], error) {
+	st, err := r.svc.settings(ctx, a.TenantID)
+	if err != nil {
+		return Page[R]{}, err
+	}
+	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers), Limit: o.Limit + 1}
+	if r.h.scopeAssignee && !q.Scope.All {
+		q.OrAssignee = a.UserID
+	}
+	v := &models.ValidationError{}
+	for name, raw := range o.Filters {
+		f, ok := r.h.filters[name]
+		if !ok {
+			v.Add(name, "is not a filter of %s; use one of %s", r.coll, filterNames(r.h.filters))
+			continue
+		}
+		conds, err := f.conds(raw, st)
+		if err != nil {
+			v.Add(name, "%s", err.Error())
+			continue
+		}
+		q.Conds = append(q.Conds, conds...)
+	}
+	sortName, desc := o.Sort, false
+	if len(sortName) > 0 && sortName[0] == '-' {
+		sortName, desc = sortName[1:], true
+	}
+	if sortName != "" {
+		field, ok := r.h.sorts[sortName]
+		if !ok {
+			v.Add("sort", "must be one of %s, with - in front for descending", sortNames(r.h.sorts))
+		}
+		q.SortField = field
+	}
+	q.Desc = desc
+	if o.After != "" {
+		pos, err := decodePosition(o.After)
+		if err != nil {
+			v.Add("after", "is not a cursor returned by this list")
+		}
+		q.After = pos
+	}
+	if err := v.Err(); err != nil {
+		return Page[R]{}, err
+	}
+	var recs []R
+	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
+		return Page[R]{}, err
+	}
+	out := Page[R]{Data: make([]R, 0, len(recs))}
+	for i := range recs {
+		if i == o.Limit {
+			next := encodePosition(&recs[i-1], q.SortField)
+			out.NextAfter = &next
+			break
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(&recs[i])
+		}
+		out.Data = append(out.Data, r.viewFor(a, recs[i]))
+	}
+	return out, nil
+}
+
+// cursor is the decoded form of a list's "after" parameter: the sort value of
+// the last record shown (typed, so times compare as times) and its id.
+type cursor struct {
+	Time   *time.Time `json:"t,omitempty"`
+	String *string    `json:"s,omitempty"`
+	Number *float64   `json:"n,omitempty"`
+	ID     string     `json:"id"`
+}
+
+func encodePosition[R any](rec *R, field string) string {
+	c := cursor{ID: meta(rec).ID}
+	if field != "" {
+		raw, _ := bson.Marshal(rec)
+		switch v := bson.Raw(raw).Lookup(strings.Split(field, ".")...); v.Type {
+		case bson.TypeDateTime:
+			t := v.Time().UTC()
+			c.Time = &t
+		case bson.TypeString:
+			s := v.StringValue()
+			c.String = &s
+		case bson.TypeDouble:
+			n := v.Double()
+			c.Number = &n
+		case bson.TypeInt32, bson.TypeInt64:
+			n := float64(v.AsInt64())
+			c.Number = &n
+		}
+	}
+	raw, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func decodePosition(s string) (*store.Position, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	var c cursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
+		return nil, errors.New("bad cursor")
+	}
+	p := &store.Position{ID: c.ID}
+	switch {
+	case c.Time != nil:
+		p.Value = *c.Time
+	case c.String != nil:
+		p.Value = *c.String
+	case c.Number != nil:
+		p.Value = *c.Number
+	}
+	return p, nil
+}

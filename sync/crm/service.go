@@ -1,0 +1,158 @@
+// Package crm is the customer-management logic that every write path goes
+// through: the REST API today, offline sync and imports later. It normalizes
+// and validates records, enforces who may see and change what, assigns customer
+// numbers, detects duplicates, keeps derived state (credit ratings, balances,
+// loyalty tiers) current, and audits every change.
+//
+// All records share one generic implementation (Records) with per-collection
+// hooks; the rules particular to an entity live in its hook file.
+package crm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// recordStore is the persistence the service needs; *store.Store implements it.
+type recordStore interface {
+	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	Get(ctx context.Context, coll, tenant, id string, out any) error
+	Find(ctx context.Context, coll string, q store.Query, out any) error
+	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
+	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error
+	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
+	Tenant(ctx context.Context, id string) (models.Tenant, error)
+	UpdateSettings(ctx context.Context, tenant string, st models.Settings) error
+	User(ctx context.Context, tenant, id string) (models.User, error)
+	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+}
+
+// counters hand out numbers shared by all replicas (see package counter).
+type counters interface {
+	Next(ctx context.Context, name string) (int64, error)
+	AtLeast(ctx context.Context, name string, n int64) error
+}
+
+// Options configure a Service.
+type Options struct {
+	Store    recordStore
+	Counters counters
+	// Sealer encrypts national ID numbers at rest.
+	Sealer *Sealer
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service is the CRM. Its Records fields serve the generic create, read, list,
+// update and delete of each collection; its methods do the rest.
+type Service struct {
+	store    recordStore
+	counters counters
+	sealer   *Sealer
+	now      func() time.Time
+	log      *slog.Logger
+
+	Customers      *Records[models.Customer]
+	Contacts       *Records[models.Contact]
+	Interactions   *Records[models.Interaction]
+	Tasks          *Records[models.Task]
+	Orders         *Records[models.Order]
+	Payments       *Records[models.Payment]
+	Tickets        *Records[models.Ticket]
+	Surveys        *Records[models.Survey]
+	LoyaltyEntries *Records[models.LoyaltyEntry]
+}
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Counters == nil || o.Sealer == nil {
+		return nil, fmt.Errorf("crm: store, counters and sealer are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{store: o.Store, counters: o.Counters, sealer: o.Sealer, now: o.Now, log: o.Logger}
+	s.Customers = newRecords(s, store.Customers, s.customerHooks())
+	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
+	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())
+	s.Tasks = newRecords(s, store.Tasks, s.taskHooks())
+	s.Orders = newRecords(s, store.Orders, s.orderHooks())
+	s.Payments = newRecords(s, store.Payments, s.paymentHooks())
+	s.Tickets = newRecords(s, store.Tickets, s.ticketHooks())
+	s.Surveys = newRecords(s, store.Surveys, s.surveyHooks())
+	s.LoyaltyEntries = newRecords(s, store.LoyaltyEntries, s.loyaltyHooks())
+	return s, nil
+}
+
+// settings returns the tenant's CRM settings with defaults filled in.
+func (s *Service) settings(ctx context.Context, tenant string) (models.Settings, error) {
+	t, err := s.store.Tenant(ctx, tenant)
+	if err != nil {
+		return models.Settings{}, fmt.Errorf("load settings of tenant %s: %w", tenant, err)
+	}
+	return t.Settings.WithDefaults(), nil
+}
+
+// Settings returns the actor's tenant settings.
+func (s *Service) Settings(ctx context.Context, a models.Actor) (models.Settings, error) {
+	return s.settings(ctx, a.TenantID)
+}
+
+// PatchSettings lets an admin change the tenant's settings: apply writes the
+// request onto the current settings, which are then validated as a whole.
+func (s *Service) PatchSettings(ctx context.Context, a models.Actor, apply func(dst any) error) (models.Settings, error) {
+	if a.Role != models.RoleAdmin {
+		return models.Settings{}, &models.ForbiddenError{Reason: "only admins change settings"}
+	}
+	st, err := s.settings(ctx, a.TenantID)
+	if err != nil {
+		return st, err
+	}
+	if err := apply(&st); err != nil {
+		return st, err
+	}
+	st = st.WithDefaults()
+	if err := st.Validate(); err != nil {
+		return st, err
+	}
+	if st.SupportTeamID != "" {
+		if _, err := s.teamMembers(ctx, a.TenantID, st.SupportTeamID); err != nil {
+			return st, err
+		}
+	}
+	if err := s.store.UpdateSettings(ctx, a.TenantID, st); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// Audit lists the tenant's audit entries, newest first (admins only).
+func (s *Service) Audit(ctx context.Context, a models.Actor, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error) {
+	if a.Role != models.RoleAdmin {
+		return nil, &models.ForbiddenError{Reason: "only admins read the audit log"}
+	}
+	return s.store.Audit(ctx, a.TenantID, coll, recordID, before, limit)
+}
+
+// teamMembers returns the active users of a team, in id order, or a field
+// error naming support_team_id when the team does not exist.
+func (s *Service) teamMembers(ctx context.Context, tenant, teamID string) ([]models.User, error) {
+	active := true
+	users, err := s.store.Users(ctx, tenant, store.UserFilter{TeamIDs: []string{teamID}, Active: &active})
+	if err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, &models.ValidationError{Fields: []models.FieldError{{Field: "support_team_id", Message: "the team has no active members"}}}
+	}
+	return users, nil
+}

@@ -1,0 +1,381 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// Collections of CRM records. Every document in them embeds models.Meta.
+const (
+	Customers      = "customers"
+	Contacts       = "contacts"
+	Interactions   = "interactions"
+	Tasks          = "tasks"
+	Orders         = "orders"
+	Payments       = "payments"
+	Tickets        = "tickets"
+	Surveys        = "surveys"
+	LoyaltyEntries = "loyalty_entries"
+
+	collAudit           = "audit"
+	collCustomerNumbers = "customer_numbers"
+)
+
+// ChildCollections hold records that belong to a customer (they carry customer_id).
+var ChildCollections = []string{Contacts, Interactions, Tasks, Orders, Payments, Tickets, Surveys, LoyaltyEntries}
+
+// Change is one field of a record that an audited write changed.
+type Change struct {
+	Field string `bson:"field" json:"field"`
+	Old   any    `bson:"old" json:"old"`
+	New   any    `bson:"new" json:"new"`
+}
+
+// AuditEntry records one write to a record: who, when, what changed. Its _id is
+// collection/record/version, so inserting it is also the claim on that version:
+// of two writers that read the same version, only one can insert the entry for
+// the next, on MongoDB and on FerretDB alike (see Commit).
+type AuditEntry struct {
+	ID         string    `bson:"_id" json:"id"`
+	TenantID   string    `bson:"tenant_id" json:"-"`
+	Collection string    `bson:"collection" json:"collection"`
+	RecordID   string    `bson:"record_id" json:"record_id"`
+	Version    int64     `bson:"version" json:"version"`
+	Action     string    `bson:"action" json:"action"`
+	ActorID    string    `bson:"actor_id" json:"actor_id"`
+	At         time.Time `bson:"at" json:"at"`
+	Changes    []Change  `bson:"changes" json:"changes"`
+}
+
+func auditID(coll, id string, version int64) string {
+	return coll + "/" + id + "/" + strconv.FormatInt(version, 10)
+}
+
+// staleClaimAge is how old a version claim must be, with the record still at
+// the version before it, to count as left behind by a writer that crashed
+// between the claim and the write. Writes take milliseconds.
+const staleClaimAge = time.Minute
+
+// Insert stores a new record at version 1 with its audit entry.
+func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
+	entry.fill(coll, meta)
+	if err := s.insert(ctx, collAudit, entry); err != nil {
+		return fmt.Errorf("audit new %s %s: %w", coll, meta.ID, err)
+	}
+	if err := s.insert(ctx, coll, doc); err != nil {
+		_, _ = s.coll(collAudit).DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: entry.ID}})
+		return fmt.Errorf("insert %s %s: %w", coll, meta.ID, err)
+	}
+	return nil
+}
+
+// Commit replaces a record whose stored version is meta.Version-1 with doc (at
+// meta.Version), writing its audit entry. It returns models.ErrConflict when
+// another writer got to that version first: the caller read a stale record.
+//
+// The audit entry is inserted first, under its unique _id: that insert is the
+// atomic decision FerretDB lacks for conditional updates. The replace that follows
+// is still filtered on the previous version, which MongoDB checks atomically.
+func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
+	entry.fill(coll, meta)
+	err := s.insert(ctx, collAudit, entry)
+	if errors.Is(err, models.ErrConflict) && s.clearStaleClaim(ctx, coll, meta, entry.ID) {
+		err = s.insert(ctx, collAudit, entry)
+	}
+	if err != nil {
+		return fmt.Errorf("claim %s: %w", entry.ID, err)
+	}
+	res, err := s.coll(coll).ReplaceOne(ctx,
+		bson.D{{Key: "_id", Value: meta.ID}, {Key: "version", Value: meta.Version - 1}}, doc)
+	if err == nil && res.MatchedCount == 0 {
+		err = models.ErrConflict
+	}
+	if err != nil {
+		_, _ = s.coll(collAudit).DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: entry.ID}})
+		return fmt.Errorf("write %s %s: %w", coll, meta.ID, err)
+	}
+	return nil
+}
+
+// clearStaleClaim removes a version claim left by a writer that died before
+// writing the record, and reports whether it did.
+func (s *Store) clearStaleClaim(ctx context.Context, coll string, meta *models.Meta, claimID string) bool {
+	var claim AuditEntry
+	if err := s.findByID(ctx, collAudit, claimID, &claim); err != nil || time.Since(claim.At) < staleClaimAge {
+		return false
+	}
+	var current struct {
+		Version int64 `bson:"version"`
+	}
+	if err := s.findByID(ctx, coll, meta.ID, &current); err != nil || current.Version != meta.Version-1 {
+		return false
+	}
+	s.log.WarnContext(ctx, "clearing a stale version claim", "claim", claimID, "claimed_at", claim.At)
+	res, err := s.coll(collAudit).DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID}, {Key: "at", Value: claim.At}})
+	return err == nil && res.DeletedCount == 1
+}
+
+func (e *AuditEntry) fill(coll string, meta *models.Meta) {
+	e.ID = auditID(coll, meta.ID, meta.Version)
+	e.TenantID = meta.TenantID
+	e.Collection = coll
+	e.RecordID = meta.ID
+	e.Version = meta.Version
+	e.ActorID = meta.UpdatedBy
+	e.At = meta.UpdatedAt
+}
+
+// Get loads record id of tenant from coll into out, or returns models.ErrNotFound.
+// Tombstones are returned too; callers decide what a deleted record means.
+func (s *Store) Get(ctx context.Context, coll, tenant, id string, out any) error {
+	var raw bson.Raw
+	if err := s.findByID(ctx, coll, id, &raw); err != nil {
+		return err
+	}
+	if t, _ := raw.Lookup("tenant_id").StringValueOK(); t != tenant {
+		return models.ErrNotFound
+	}
+	if err := bson.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", coll, id, err)
+	}
+	return nil
+}
+
+// Cond is one condition of a Query on a stored field (bson name, dotted for
+// nested fields).
+type Cond struct {
+	Field string
+	Op    Op
+	Value any
+}
+
+// Op is a comparison of Cond.
+type Op string
+
+// Comparisons.
+const (
+	Eq       Op = "$eq"
+	Ne       Op = "$ne"
+	In       Op = "$in"
+	Gte      Op = "$gte"
+	Lt       Op = "$lt"
+	Contains Op = "contains" // case-insensitive substring of a string field
+	Missing  Op = "missing"  // field is null or absent (Value ignored)
+)
+
+// Query selects records of one tenant.
+type Query struct {
+	Tenant string
+	Scope  models.Scope
+	// OrAssignee also keeps records whose assignee_id is this user (tasks, tickets).
+	OrAssignee  string
+	Conds       []Cond
+	WithDeleted bool
+	// SortField is the stored field to order by, then _id; Desc reverses both.
+	SortField string
+	Desc      bool
+	// After continues after the record with this sort value and id.
+	After *Position
+	Limit int
+}
+
+// Position is where a listing stopped: the sort value and id of its last record.
+type Position struct {
+	Value any
+	ID    string
+}
+
+// Find runs q on coll and decodes the matching records into out (a pointer to a slice).
+func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
+	filter := bson.D{{Key: "tenant_id", Value: q.Tenant}}
+	if !q.WithDeleted {
+		filter = append(filter, bson.E{Key: "deleted_at", Value: nil})
+	}
+	var and bson.A
+	if vis := scopeFilter(q.Scope, q.OrAssignee); vis != nil {
+		and = append(and, vis)
+	}
+	for _, c := range q.Conds {
+		and = append(and, condFilter(c))
+	}
+	sortField := q.SortField
+	if sortField == "" {
+		sortField = "_id"
+	}
+	dir, cmp := 1, "$gt"
+	if q.Desc {
+		dir, cmp = -1, "$lt"
+	}
+	if q.After != nil {
+		if sortField == "_id" {
+			and = append(and, bson.D{{Key: "_id", Value: bson.D{{Key: cmp, Value: q.After.ID}}}})
+		} else {
+			and = append(and, bson.D{{Key: "$or", Value: bson.A{
+				bson.D{{Key: sortField, Value: bson.D{{Key: cmp, Value: q.After.Value}}}},
+				bson.D{{Key: sortField, Value: q.After.Value}, {Key: "_id", Value: bson.D{{Key: cmp, Value: q.After.ID}}}},
+			}}})
+		}
+	}
+	if len(and) > 0 {
+		filter = append(filter, bson.E{Key: "$and", Value: and})
+	}
+	sort := bson.D{{Key: sortField, Value: dir}}
+	if sortField != "_id" {
+		sort = append(sort, bson.E{Key: "_id", Value: dir})
+	}
+	opts := options.Find().SetSort(sort)
+	if q.Limit > 0 {
+		opts.SetLimit(int64(q.Limit))
+	}
+	if err := s.findAll(ctx, coll, filter, opts, out); err != nil {
+		return fmt.Errorf("find %s of tenant %s: %w", coll, q.Tenant, err)
+	}
+	return nil
+}
+
+// scopeFilter turns what an actor may see into a filter; nil means everything.
+func scopeFilter(sc models.Scope, orAssignee string) bson.D {
+	if sc.All {
+		return nil
+	}
+	var or bson.A
+	if len(sc.OwnerIDs) > 0 {
+		or = append(or, bson.D{{Key: "owner_id", Value: bson.D{{Key: "$in", Value: sc.OwnerIDs}}}})
+	}
+	if len(sc.TeamIDs) > 0 {
+		or = append(or, bson.D{{Key: "team_id", Value: bson.D{{Key: "$in", Value: sc.TeamIDs}}}})
+	}
+	if sc.Pool {
+		or = append(or, bson.D{{Key: "owner_id", Value: ""}})
+	}
+	if orAssignee != "" {
+		or = append(or, bson.D{{Key: "assignee_id", Value: orAssignee}})
+	}
+	if len(or) == 0 {
+		return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{}}}}} // sees nothing
+	}
+	return bson.D{{Key: "$or", Value: or}}
+}
+
+func condFilter(c Cond) bson.D {
+	switch c.Op {
+	case Contains:
+		s, _ := c.Value.(string)
+		return bson.D{{Key: c.Field, Value: bson.D{{Key: "$regex", Value: regexp.QuoteMeta(s)}, {Key: "$options", Value: "i"}}}}
+	case Missing:
+		return bson.D{{Key: c.Field, Value: nil}}
+	default:
+		return bson.D{{Key: c.Field, Value: bson.D{{Key: string(c.Op), Value: c.Value}}}}
+	}
+}
+
+// Audit lists audit entries of tenant, newest first; recordID and coll narrow it.
+func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]AuditEntry, error) {
+	filter := bson.D{{Key: "tenant_id", Value: tenant}}
+	if coll != "" {
+		filter = append(filter, bson.E{Key: "collection", Value: coll})
+	}
+	if recordID != "" {
+		filter = append(filter, bson.E{Key: "record_id", Value: recordID})
+	}
+	if before != nil {
+		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: *before}}})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit))
+	entries := []AuditEntry{}
+	if err := s.findAll(ctx, collAudit, filter, opts, &entries); err != nil {
+		return nil, fmt.Errorf("list audit of tenant %s: %w", tenant, err)
+	}
+	return entries, nil
+}
+
+// ClaimCustomerNumber records that sequence seq of tenant is used. It returns
+// models.ErrConflict when it was used before: the unique _id tenant/seq is the
+// uniqueness guarantee of customer numbers, and claims are never deleted, so a
+// number is never reused, also after its customer is deleted or merged away.
+func (s *Store) ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error {
+	doc := bson.D{
+		{Key: "_id", Value: tenant + "/" + strconv.FormatInt(seq, 10)},
+		{Key: "tenant_id", Value: tenant}, {Key: "seq", Value: seq},
+		{Key: "number", Value: number}, {Key: "customer_id", Value: customerID},
+	}
+	if err := s.insert(ctx, collCustomerNumbers, doc); err != nil {
+		return fmt.Errorf("claim customer number %s: %w", number, err)
+	}
+	return nil
+}
+
+// HighestCustomerNumber returns the largest sequence claimed by tenant, or 0.
+// The allocator resumes from it when its counter was lost.
+func (s *Store) HighestCustomerNumber(ctx context.Context, tenant string) (int64, error) {
+	var top []struct {
+		Seq int64 `bson:"seq"`
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(1)
+	if err := s.findAll(ctx, collCustomerNumbers, bson.D{{Key: "tenant_id", Value: tenant}}, opts, &top); err != nil {
+		return 0, fmt.Errorf("highest customer number of tenant %s: %w", tenant, err)
+	}
+	if len(top) == 0 {
+		return 0, nil
+	}
+	return top[0].Seq, nil
+}
+
+// UpdateSettings stores a tenant's CRM settings.
+func (s *Store) UpdateSettings(ctx context.Context, tenant string, st models.Settings) error {
+	res, err := s.coll(collTenants).UpdateOne(ctx, bson.D{{Key: "_id", Value: tenant}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "settings", Value: st}}}})
+	if err != nil {
+		return fmt.Errorf("update settings of tenant %s: %w", tenant, err)
+	}
+	if res.MatchedCount == 0 {
+		return models.ErrNotFound
+	}
+	return nil
+}
+
+// createCRMIndexes is migration 2. Lists filter by tenant, then owner or team or
+// customer, so every index starts with tenant_id (see createAccountIndexes).
+func createCRMIndexes(ctx context.Context, s *Store) error {
+	owned := []index{
+		{"tenant_owner", asc("tenant_id", "owner_id"), false},
+		{"tenant_team", asc("tenant_id", "team_id"), false},
+	}
+	child := append([]index{{"tenant_customer", asc("tenant_id", "customer_id"), false}}, owned...)
+	steps := []struct {
+		coll    string
+		indexes []index
+	}{
+		{Customers, append([]index{
+			{"tenant_number", asc("tenant_id", "number"), false},
+			{"tenant_dedupe", asc("tenant_id", "dedupe_keys"), false},
+			{"tenant_search", asc("tenant_id", "search_keys"), false},
+			{"tenant_updated", asc("tenant_id", "updated_at"), false},
+		}, owned...)},
+		{Contacts, child},
+		{Interactions, append([]index{{"tenant_occurred", asc("tenant_id", "occurred_at"), false}}, child...)},
+		{Tasks, append([]index{{"tenant_assignee_due", asc("tenant_id", "assignee_id", "due_at"), false}}, child...)},
+		{Orders, child},
+		{Payments, append([]index{{"tenant_order", asc("tenant_id", "order_id"), false}}, child...)},
+		{Tickets, append([]index{{"tenant_assignee_status", asc("tenant_id", "assignee_id", "status"), false}}, child...)},
+		{Surveys, child},
+		{LoyaltyEntries, child},
+		{collAudit, []index{{"tenant_at", asc("tenant_id", "at"), false}, {"tenant_record", asc("tenant_id", "record_id"), false}}},
+		{collCustomerNumbers, []index{{"tenant_seq", asc("tenant_id", "seq"), false}}},
+	}
+	for _, st := range steps {
+		if err := s.ensureIndexes(ctx, st.coll, st.indexes...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
