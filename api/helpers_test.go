@@ -13,6 +13,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/sync/counter"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
@@ -46,6 +48,7 @@ type harness struct {
 	store  *store.Store
 	clock  *clock
 	redis  *testenv.Redis
+	crm    *crm.Service
 }
 
 // Login limits of the test servers. The window is short because against a real
@@ -76,8 +79,19 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Version: "test"}, acc, checks, testenv.DiscardLogger())
-	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd}
+	sealer, err := crm.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crmService, err := crm.New(crm.Options{
+		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer,
+		Now: clk.Now, Logger: testenv.DiscardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, testenv.DiscardLogger())
+	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

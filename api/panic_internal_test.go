@@ -11,13 +11,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 func TestPanicInHandlerBecomes500ProblemAndIsLogged(t *testing.T) {
 	var logs bytes.Buffer
-	// The routes bind the account service's methods, so it must not be nil; this
+	// The routes bind the services' methods, so they must not be nil; this
 	// test calls none of them.
-	s := New(Config{}, &accounts.Service{}, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	s := New(Config{}, &accounts.Service{}, &crm.Service{}, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
 	s.app.Get("/boom", func(*fiber.Ctx) error { panic("kaboom") })
 
 	res, err := s.app.Test(httptest.NewRequest("GET", "/boom", nil), -1)

@@ -21,6 +21,8 @@ type Problem struct {
 	Instance  string              `json:"instance,omitempty"`
 	RequestID string              `json:"request_id,omitempty"`
 	Errors    []models.FieldError `json:"errors,omitempty"`
+	// Duplicates lists the existing customers a new one matches (409).
+	Duplicates []models.DuplicateCandidate `json:"duplicates,omitempty"`
 }
 
 // problemTypes are the stable identifiers clients can switch on; the README
@@ -33,6 +35,8 @@ const (
 	typeForbidden    = "/problems/forbidden"
 	typeNotFound     = "/problems/not-found"
 	typeConflict     = "/problems/conflict"
+	typeDuplicate    = "/problems/duplicate-customer"
+	typeStale        = "/problems/stale-version"
 	typeTooLarge     = "/problems/body-too-large"
 	typeRateLimited  = "/problems/rate-limited"
 	typeMethod       = "/problems/method-not-allowed"
@@ -64,10 +68,18 @@ func problemFor(err error) Problem {
 		fe  *models.ForbiddenError
 		fbe *fiber.Error
 		ae  *accounts.AuthError
+		de  *models.DuplicateError
 	)
 	switch {
 	case errors.As(err, &pe):
 		return pe.p
+	case errors.As(err, &de):
+		return Problem{Type: typeDuplicate, Title: "Possible duplicate", Status: fiber.StatusConflict,
+			Detail:     "the customer matches existing ones (see duplicates); open one of them, or send again with ?on_duplicate=flag to create it flagged",
+			Duplicates: de.Candidates}
+	case errors.Is(err, models.ErrStale):
+		return Problem{Type: typeStale, Title: "Stale version", Status: fiber.StatusPreconditionFailed,
+			Detail: err.Error() + "; read the record again, reapply your change and send it with the new version"}
 	case errors.Is(err, models.ErrConflict):
 		p := Problem{Type: typeConflict, Title: "Conflict", Status: fiber.StatusConflict, Detail: "the request conflicts with an existing record"}
 		if errors.As(err, &ve) {

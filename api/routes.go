@@ -5,6 +5,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // route is one endpoint: how Fiber serves it and how the OpenAPI document
@@ -29,8 +30,14 @@ func (s *Server) routeTable() []route {
 		tagUsers  = "users"
 		tagTeams  = "teams"
 		tagSystem = "system"
+		tagCRM    = "customers"
+		tagWork   = "activities"
+		tagSales  = "sales"
+		tagCare   = "service"
+		tagAdmin  = "administration"
 	)
-	return []route{
+	c := s.crm
+	routes := []route{
 		{method: "POST", path: "/v1/auth/signup", tag: tagAuth, summary: "Create a tenant and its first admin; returns tokens",
 			request: models.Signup{}, response: signupResponse{}, status: 201, errors: []int{400, 409, 415, 422}, handler: s.signup},
 		{method: "POST", path: "/v1/auth/login", tag: tagAuth, summary: "Sign in with e-mail and password on a device",
@@ -61,5 +68,52 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/readyz", tag: tagSystem, summary: "MongoDB and Redis answer", response: healthResponse{}, status: 200, errors: []int{503}, handler: s.readyz},
 		{method: "GET", path: "/metrics", tag: tagSystem, summary: "Prometheus metrics (text exposition format)", status: 200, handler: s.metricsHandler()},
 		{method: "GET", path: "/v1/openapi.json", tag: tagSystem, summary: "This OpenAPI 3.1 document", status: 200, handler: s.openAPI},
+
+		{method: "GET", path: "/v1/settings", tag: tagAdmin, summary: "The tenant's CRM settings (numbering, phone region, tiers, SLAs, custom fields)",
+			auth: true, response: models.Settings{}, status: 200, handler: s.getSettings},
+		{method: "PATCH", path: "/v1/settings", tag: tagAdmin, summary: "Change the tenant's CRM settings (admins)",
+			auth: true, request: models.Settings{}, response: models.Settings{}, status: 200, errors: []int{400, 403, 415, 422}, handler: s.patchSettings},
+		{method: "GET", path: "/v1/audit", tag: tagAdmin, summary: "Audit log, newest first (admins; ?collection=&record_id=&before=&limit=)",
+			auth: true, response: auditResponse{}, status: 200, errors: []int{403, 422}, handler: s.audit},
+		{method: "POST", path: "/v1/pool/reclaim", tag: tagAdmin, summary: "Return idle customers to the public pool now (admins; also runs hourly)",
+			auth: true, response: reclaimResponse{}, status: 200, errors: []int{403}, handler: s.reclaimPool},
+
+		{method: "POST", path: "/v1/customers", tag: tagCRM, summary: "Create a customer; a match with existing ones is refused (409) unless ?on_duplicate=flag",
+			auth: true, request: models.Customer{}, response: models.Customer{}, status: 201, errors: []int{400, 409, 415, 422}, handler: s.createCustomer},
+		{method: "GET", path: "/v1/duplicates", tag: tagCRM, summary: "Customers flagged as possible duplicates",
+			auth: true, response: crm.Page[models.Customer]{}, status: 200, errors: []int{422}, handler: s.duplicates},
+		{method: "GET", path: "/v1/customers/:id/timeline", tag: tagCRM, summary: "Everything that happened with a customer, newest first",
+			auth: true, response: timelineResponse{}, status: 200, errors: []int{404}, handler: s.timeline},
+		{method: "POST", path: "/v1/customers/:id/merge", tag: tagCRM, summary: "Merge other customers into this one (records move, they become tombstones)",
+			auth: true, request: mergeRequest{}, response: models.Customer{}, status: 200, errors: []int{400, 403, 404, 415, 422}, handler: withBody(s.merge)},
+		{method: "POST", path: "/v1/customers/:id/assign", tag: tagCRM, summary: "Give a customer, its records and open tasks to another owner",
+			auth: true, request: assignRequest{}, response: models.Customer{}, status: 200, errors: []int{400, 403, 404, 415, 422}, handler: withBody(s.assign)},
+		{method: "POST", path: "/v1/customers/:id/claim", tag: tagCRM, summary: "Take a customer from the public pool",
+			auth: true, response: models.Customer{}, status: 200, errors: []int{404, 409}, handler: customerAction(c.Claim)},
+		{method: "POST", path: "/v1/customers/:id/release", tag: tagCRM, summary: "Return a customer to the public pool",
+			auth: true, response: models.Customer{}, status: 200, errors: []int{403, 404, 409}, handler: customerAction(c.Release)},
+		{method: "POST", path: "/v1/tickets/:id/comments", tag: tagCare, summary: "Comment on a service ticket",
+			auth: true, request: commentRequest{}, response: models.Ticket{}, status: 200, errors: []int{400, 404, 415, 422}, handler: withBody(s.comment)},
 	}
+	customers := recordRoutes("customers", tagCRM, "customer", c.Customers, false)
+	routes = append(routes, customers[1:]...) // POST /v1/customers is createCustomer above
+	routes = append(routes, recordRoutes("contacts", tagCRM, "contact", c.Contacts, false)...)
+	routes = append(routes, recordRoutes("interactions", tagWork, "interaction (call, visit, message…)", c.Interactions, false)...)
+	routes = append(routes, recordRoutes("tasks", tagWork, "follow-up task", c.Tasks, false)...)
+	routes = append(routes, recordRoutes("orders", tagSales, "order", c.Orders, false)...)
+	routes = append(routes, recordRoutes("payments", tagSales, "payment", c.Payments, false)...)
+	routes = append(routes, recordRoutes("tickets", tagCare, "service ticket", c.Tickets, false)...)
+	routes = append(routes, recordRoutes("surveys", tagCare, "satisfaction survey", c.Surveys, false)...)
+	routes = append(routes, recordRoutes("loyalty_entries", tagSales, "loyalty points entry (append-only)", c.LoyaltyEntries, true)...)
+	routes = append(routes,
+		nestedList("contacts", tagCRM, c.Contacts),
+		nestedList("interactions", tagWork, c.Interactions),
+		nestedList("tasks", tagWork, c.Tasks),
+		nestedList("orders", tagSales, c.Orders),
+		nestedList("payments", tagSales, c.Payments),
+		nestedList("tickets", tagCare, c.Tickets),
+		nestedList("surveys", tagCare, c.Surveys),
+		nestedList("loyalty_entries", tagSales, c.LoyaltyEntries),
+	)
+	return routes
 }

@@ -29,6 +29,9 @@ type serveConfig struct {
 	RedisPrefix         string
 	JWTSecret           string
 	JWTSecretFile       string
+	DataKey             string
+	DataKeyFile         string
+	PoolReclaimEvery    time.Duration
 	BodyLimit           int
 	TrustedProxies      string
 	ShutdownTimeout     time.Duration
@@ -89,7 +92,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
+	fs.StringVar(&cfg.DataKeyFile, "data-key-file", env("FIELDCRM_DATA_KEY_FILE", ""), "file holding the key (64 hex digits) that encrypts national ID numbers (FIELDCRM_DATA_KEY_FILE)")
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
+	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
+	cfg.PoolReclaimEvery = envDuration("FIELDCRM_POOL_RECLAIM_EVERY", time.Hour)
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)
@@ -139,23 +145,45 @@ func (c serveConfig) trustedProxies() []string {
 // file, else a secret generated on first start and kept in the data dir with
 // mode 0600, so tokens survive restarts.
 func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
-	if c.JWTSecret != "" {
-		return []byte(c.JWTSecret), "FIELDCRM_JWT_SECRET", nil
+	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, "jwt-secret")
+}
+
+// dataKey returns the 32-byte AES key that encrypts sensitive customer fields:
+// FIELDCRM_DATA_KEY (64 hex digits), else its file, else one generated on first
+// start in the data dir. Losing it makes those fields unreadable: back it up.
+func (c serveConfig) dataKey() ([]byte, string, error) {
+	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, "data-key")
+	if err != nil {
+		return nil, "", err
 	}
-	path := c.JWTSecretFile
+	key, err := hex.DecodeString(string(hexKey))
+	if err != nil || len(key) != 32 {
+		return nil, "", fmt.Errorf("data key from %s: want 64 hex digits (32 bytes)", source)
+	}
+	return key, source, nil
+}
+
+// secret returns value (from the environment variable envName) when set, else
+// the contents of file, else a random 32-byte hex secret generated on first
+// start and kept as name in the data dir with mode 0600.
+func (c serveConfig) secret(envName, value, file, name string) (secret []byte, source string, err error) {
+	if value != "" {
+		return []byte(value), envName, nil
+	}
+	path := file
 	if path == "" {
-		path = filepath.Join(c.DataDir, "jwt-secret")
+		path = filepath.Join(c.DataDir, name)
 	}
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		return []byte(strings.TrimSpace(string(raw))), path, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) || c.JWTSecretFile != "" {
-		return nil, "", fmt.Errorf("read JWT secret file: %w", err)
+	if !errors.Is(err, os.ErrNotExist) || file != "" {
+		return nil, "", fmt.Errorf("read %s file: %w", name, err)
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return nil, "", fmt.Errorf("generate JWT secret: %w", err)
+		return nil, "", fmt.Errorf("generate %s: %w", name, err)
 	}
 	generated := hex.EncodeToString(b[:])
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
@@ -164,14 +192,14 @@ func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
 	// O_EXCL: if two processes race on first start, one writes and both read it.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return c.jwtSecret()
+		return c.secret(envName, value, file, name)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("write JWT secret: %w", err)
+		return nil, "", fmt.Errorf("write %s: %w", name, err)
 	}
 	defer f.Close()
 	if _, err := f.WriteString(generated + "\n"); err != nil {
-		return nil, "", fmt.Errorf("write JWT secret: %w", err)
+		return nil, "", fmt.Errorf("write %s: %w", name, err)
 	}
 	return []byte(generated), path + " (generated now)", nil
 }

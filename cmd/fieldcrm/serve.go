@@ -16,6 +16,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/sync/counter"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 )
@@ -81,6 +83,22 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	key, keySource, err := cfg.dataKey()
+	if err != nil {
+		return err
+	}
+	log.Info("data key loaded", "source", keySource)
+	sealer, err := crm.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	crmService, err := crm.New(crm.Options{
+		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	go crmService.RunPoolReclaim(ctx, cfg.PoolReclaimEvery)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -88,7 +106,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	server := api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, checks, log)
+	}, acc, crmService, checks, log)
 	log.Info("listening", "addr", cfg.Addr)
 	if err := server.Listen(ctx, cfg.Addr); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)

@@ -349,6 +349,34 @@ func (s *Service) ReclaimIdle(ctx context.Context, tenant string) (int, error) {
 
 var errSkip = errors.New("skip")
 
+// RunPoolReclaim runs ReclaimIdle for every tenant that turned it on, every
+// period, until ctx ends. Every replica runs it; the moves are versioned writes,
+// so overlapping runs move each customer once.
+func (s *Service) RunPoolReclaim(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		tenants, err := s.store.TenantsWithPoolReclaim(ctx)
+		if err != nil {
+			s.log.ErrorContext(ctx, "pool reclaim: list tenants", "err", err.Error())
+			continue
+		}
+		for _, t := range tenants {
+			n, err := s.ReclaimIdle(ctx, t)
+			if err != nil {
+				s.log.ErrorContext(ctx, "pool reclaim", "tenant", t, "err", err.Error())
+			} else if n > 0 {
+				s.log.InfoContext(ctx, "pool reclaim: customers returned to the pool", "tenant", t, "count", n)
+			}
+		}
+	}
+}
+
 // Merge folds the customers fromIDs into the customer id: their records move to
 // it, its empty fields are filled from theirs, and they become tombstones that
 // name it in merged_into, so a device holding an old id can follow it.

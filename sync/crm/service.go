@@ -29,6 +29,7 @@ type recordStore interface {
 	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
 	Tenant(ctx context.Context, id string) (models.Tenant, error)
 	UpdateSettings(ctx context.Context, tenant string, st models.Settings) error
+	TenantsWithPoolReclaim(ctx context.Context) ([]string, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
 	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
 }

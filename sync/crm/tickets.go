@@ -80,8 +80,10 @@ func (s *Service) ticketHooks() hooks[models.Ticket] {
 			"assignee_id": equals("assignee_id"),
 			"sla_before":  until("sla_due_at", false),
 		}),
-		sorts:    map[string]string{"sla_due_at": "sla_due_at"},
-		timeline: func(t *models.Ticket) (time.Time, string) { return t.CreatedAt, t.Type + " ticket " + t.Title + " (" + t.Status + ")" },
+		sorts: map[string]string{"sla_due_at": "sla_due_at"},
+		timeline: func(t *models.Ticket) (time.Time, string) {
+			return t.CreatedAt, t.Type + " ticket " + t.Title + " (" + t.Status + ")"
+		},
 	}
 }
 

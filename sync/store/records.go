@@ -343,6 +343,21 @@ func (s *Store) UpdateSettings(ctx context.Context, tenant string, st models.Set
 	return nil
 }
 
+// TenantsWithPoolReclaim lists the tenants whose settings return idle
+// customers to the pool.
+func (s *Store) TenantsWithPoolReclaim(ctx context.Context) ([]string, error) {
+	var tenants []models.Tenant
+	filter := bson.D{{Key: "settings.pool_reclaim_days", Value: bson.D{{Key: "$gt", Value: 0}}}}
+	if err := s.findAll(ctx, collTenants, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), &tenants); err != nil {
+		return nil, fmt.Errorf("list tenants with pool reclaim: %w", err)
+	}
+	ids := make([]string, len(tenants))
+	for i, t := range tenants {
+		ids[i] = t.ID
+	}
+	return ids, nil
+}
+
 // createCRMIndexes is migration 2. Lists filter by tenant, then owner or team or
 // customer, so every index starts with tenant_id (see createAccountIndexes).
 func createCRMIndexes(ctx context.Context, s *Store) error {

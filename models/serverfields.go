@@ -1,0 +1,26 @@
+package models
+
+// metaFields are the JSON names of Meta: the server writes them on every record.
+var metaFields = []string{"id", "owner_id", "team_id", "version", "created_at", "created_by", "updated_at", "updated_by", "deleted_at"}
+
+// ServerFields lists the JSON fields of a record that only the server writes;
+// a request that sends one is refused rather than silently ignored.
+func ServerFields(rec any) []string {
+	var own []string
+	switch rec.(type) {
+	case *Customer:
+		own = []string{"number", "stage_history", "owner_history", "assigned_at", "duplicate", "merged_into",
+			"last_interaction_at", "balance", "credit", "loyalty"}
+	case *Task:
+		own = []string{"completed_at", "interaction_id"}
+	case *Order:
+		own = []string{"amount"}
+	case *Payment:
+		own = []string{"customer_id", "currency"}
+	case *Ticket:
+		own = []string{"sla_due_at", "resolved_at", "closed_at", "comments", "status_history"}
+	case *LoyaltyEntry:
+		own = []string{"balance_after"}
+	}
+	return append(own, metaFields...)
+}
