@@ -84,7 +84,7 @@ func createRecord[R any](base string, create func(context.Context, models.Actor,
 		if err != nil {
 			return err
 		}
-		return sendCreated(c, base, out)
+		return sendCreated(c, base, &out)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	gosync "sync"
@@ -90,7 +92,7 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, testenv.DiscardLogger())
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService}
 }
 

@@ -86,14 +86,19 @@ func (s *Service) eachChild(ctx context.Context, tenant, customerID string, fn f
 }
 
 // parentOf checks the customer a child record names and copies its owner and
-// team onto the record, which is how children inherit visibility. A child never
-// changes customer through an edit (merges move them).
+// team onto a new record, which is how children inherit visibility. A child
+// never changes customer through an edit (merges move them).
 func (s *Service) parentOf(ctx context.Context, a models.Actor, m *models.Meta, child, old *models.ChildFields) (models.Customer, error) {
 	bad := func(msg string) error {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "customer_id", Message: msg}}}
 	}
-	if old != nil && old.CustomerID != child.CustomerID {
-		return models.Customer{}, bad("cannot be changed; merge the customers instead")
+	if old != nil {
+		// An edit keeps the record where it is; whoever may edit the record (an
+		// assignee from another team, too) needs no rights on the customer.
+		if old.CustomerID != child.CustomerID {
+			return models.Customer{}, bad("cannot be changed; merge the customers instead")
+		}
+		return s.Customers.load(ctx, a.TenantID, child.CustomerID)
 	}
 	c, err := s.Customers.load(ctx, a.TenantID, child.CustomerID)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && (c.Deleted() || !a.CanSeeOwned(c.TenantID, c.OwnerID, c.TeamID))) {

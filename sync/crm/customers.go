@@ -72,13 +72,16 @@ func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
 	if q == "" || len(q) > 200 {
 		return nil, errors.New("must be 1 to 200 characters")
 	}
-	digits := 0
+	digits, phoneLike := 0, true
 	for _, r := range q {
-		if r >= '0' && r <= '9' {
+		switch {
+		case r >= '0' && r <= '9':
 			digits++
+		case !strings.ContainsRune("+-() .", r):
+			phoneLike = false
 		}
 	}
-	if digits >= 7 {
+	if phoneLike && digits >= 7 {
 		if e164, err := models.NormalizePhone(q, st.PhoneRegion); err == nil {
 			return []store.Cond{{Field: "search_keys", Op: store.Eq, Value: e164}}, nil
 		}
@@ -243,13 +246,14 @@ func (s *Service) Release(ctx context.Context, a models.Actor, id string) (model
 	})
 }
 
-// moveCustomer changes a customer's owner after allowed accepts it, then moves
+// moveCustomer changes a customer's owner after allowed accepts it (allowed
+// also decides visibility, answering models.ErrNotFound), then moves
 // its records along (their owner decides who sees them) and hands its open
 // tasks to the new owner.
 func (s *Service) moveCustomer(ctx context.Context, a models.Actor, id, ownerID, teamID, reason string, allowed func(c *models.Customer) error) (models.Customer, error) {
 	c, err := s.Customers.mutate(ctx, a, id, "assign", func(w *write[models.Customer]) error {
 		c := w.rec
-		if !a.CanSeeOwned(c.TenantID, c.OwnerID, c.TeamID) || c.Deleted() {
+		if c.Deleted() {
 			return models.ErrNotFound
 		}
 		if err := allowed(c); err != nil {
@@ -403,8 +407,11 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 		if err != nil {
 			return survivor, err
 		}
-		if o.MergedInto != "" && o.MergedInto != id {
+		switch {
+		case o.MergedInto != "" && o.MergedInto != id:
 			v.Add(fmt.Sprintf("from[%d]", i), "was already merged into %s", o.MergedInto)
+		case o.Deleted() && o.MergedInto == "":
+			v.Add(fmt.Sprintf("from[%d]", i), "is deleted")
 		}
 		if err := a.CanEditOwned(o.TenantID, o.OwnerID, o.TeamID); err != nil {
 			return survivor, err
@@ -424,23 +431,8 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 			return survivor, err
 		}
 	}
-	merged, err := s.Customers.mutate(ctx, a, id, "merge", func(w *write[models.Customer]) error {
-		for _, o := range others {
-			fillEmpty(w.rec, &o)
-		}
-		if w.rec.Duplicate != nil {
-			w.rec.Duplicate.CandidateIDs = slices.DeleteFunc(w.rec.Duplicate.CandidateIDs, func(c string) bool { return slices.Contains(fromIDs, c) })
-			if len(w.rec.Duplicate.CandidateIDs) == 0 {
-				w.rec.Duplicate = nil
-			}
-		}
-		// Prepare again: phones, e-mails and tags were unioned, so the keys change.
-		w.flagDuplicates = true
-		return s.prepareCustomer(ctx, w)
-	})
-	if err != nil {
-		return merged, err
-	}
+	// Tombstone the others before the survivor is checked for duplicates
+	// again, or it would match the very customers merged into it.
 	for _, o := range others {
 		_, err := s.Customers.mutate(ctx, a, o.ID, "merge", func(w *write[models.Customer]) error {
 			w.rec.MergedInto = id
@@ -451,8 +443,36 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 			return nil
 		})
 		if err != nil {
-			return merged, err
+			return survivor, err
 		}
+	}
+	merged, err := s.Customers.mutate(ctx, a, id, "merge", func(w *write[models.Customer]) error {
+		for _, o := range others {
+			fillEmpty(w.rec, &o)
+		}
+		if w.rec.Duplicate != nil {
+			w.rec.Duplicate.CandidateIDs = slices.DeleteFunc(w.rec.Duplicate.CandidateIDs, func(c string) bool { return slices.Contains(fromIDs, c) })
+			if len(w.rec.Duplicate.CandidateIDs) == 0 {
+				w.rec.Duplicate = nil
+			}
+		}
+		// The ledger moved with the entries; the balance is summed from it, so a
+		// merge run again after an interruption does not count points twice.
+		entries, err := childrenOf(ctx, s.LoyaltyEntries, a.TenantID, id, maxChildren)
+		if err != nil {
+			return err
+		}
+		var balance int64
+		for _, e := range entries.recs {
+			balance += e.Delta()
+		}
+		w.rec.Loyalty = models.Loyalty{Balance: balance, Tier: w.settings.TierFor(balance)}
+		// Prepare again: phones, e-mails and tags were unioned, so the keys change.
+		w.flagDuplicates = true
+		return s.prepareCustomer(ctx, w)
+	})
+	if err != nil {
+		return merged, err
 	}
 	if err := s.refreshDerived(ctx, a.TenantID, id); err != nil {
 		return merged, err
