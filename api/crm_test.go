@@ -583,3 +583,36 @@ func TestCustomFieldsFollowTenantSettings(t *testing.T) {
 		h.call("POST", "/v1/customers", w.r1, map[string]any{"name": "Bad fields", "custom_fields": bad}, 422)
 	}
 }
+
+func TestOnePrimaryContactPerCustomer(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	person := h.newCustomer(w.r1, map[string]any{"name": "Solo", "kind": "person"})["id"].(string)
+	h.call("POST", "/v1/contacts", w.r1, map[string]any{"customer_id": person, "name": "Nobody"}, 422)
+	company := h.newCustomer(w.r1, map[string]any{"name": "Big Corp"})["id"].(string)
+	first := h.call("POST", "/v1/contacts", w.r1, map[string]any{"customer_id": company, "name": "Han Meimei", "is_primary": true,
+		"phones": []any{map[string]any{"label": "mobile", "number": "139 0013 9000"}}}, 201)
+	second := h.call("POST", "/v1/contacts", w.r1, map[string]any{"customer_id": company, "name": "Li Lei", "is_primary": true}, 201)
+	if h.call("GET", "/v1/contacts/"+first["id"].(string), w.r1, nil, 200)["is_primary"] != false || second["is_primary"] != true {
+		t.Fatal("two primary contacts")
+	}
+	if first["phones"].([]any)[0].(map[string]any)["number"] != "+8613900139000" {
+		t.Fatalf("contact phone not normalized: %v", first["phones"])
+	}
+}
+
+func TestPoolIsListedOnlyWhenAskedFor(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	mine := h.newCustomer(w.r1, map[string]any{"name": "Mine"})["id"].(string)
+	pooled := h.newCustomer(w.r1b, map[string]any{"name": "Pooled"})["id"].(string)
+	h.call("POST", "/v1/customers/"+pooled+"/release", w.r1b, nil, 200)
+	if got := ids(t, h.call("GET", "/v1/customers", w.r1, nil, 200)); !slices.Equal(got, []string{mine}) {
+		t.Fatalf("default list %v", got)
+	}
+	if got := ids(t, h.call("GET", "/v1/customers?pool=true", w.r1, nil, 200)); !slices.Equal(got, []string{pooled}) {
+		t.Fatalf("pool list %v", got)
+	}
+	h.call("GET", "/v1/customers/"+pooled, w.r2, nil, 200)
+	h.call("GET", "/v1/customers/"+pooled, w.repB, nil, 404)
+}

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,7 +33,7 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return jsonProblem(err)
+		return jsonProblem(err, body)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return malformed("the body has data after the JSON object; send exactly one object")
@@ -40,12 +41,18 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	return nil
 }
 
-func jsonProblem(err error) error {
+func jsonProblem(err error, body []byte) error {
 	var (
 		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
+		timeErr *time.ParseError
 	)
 	switch {
+	case errors.As(err, &timeErr):
+		// encoding/json does not say which field held a bad time; find the
+		// field whose value it was.
+		return &models.ValidationError{Fields: []models.FieldError{{Field: fieldHolding(body, timeErr.Value),
+			Message: "must be a time in RFC 3339 form, such as 2026-01-05T09:30:00+08:00"}}}
 	case errors.As(err, &syntax):
 		return malformed(fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, syntax.Error()))
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -62,6 +69,33 @@ func jsonProblem(err error) error {
 	default:
 		return malformed("cannot read the JSON body: " + err.Error())
 	}
+}
+
+// fieldHolding returns the dotted name of the first field of a JSON object
+// (searched two levels deep) whose string value is value, or "body" if none is.
+func fieldHolding(body []byte, value string) string {
+	holds := func(raw json.RawMessage) bool {
+		var s string
+		return json.Unmarshal(raw, &s) == nil && s == value
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return "body"
+	}
+	for k, raw := range top {
+		if holds(raw) {
+			return k
+		}
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(raw, &inner) == nil {
+			for ik, iraw := range inner {
+				if holds(iraw) {
+					return k + "." + ik
+				}
+			}
+		}
+	}
+	return "body"
 }
 
 // jsonFieldPath drops the Go names of embedded structs that encoding/json puts

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	gosync "sync"
 	"testing"
 	"time"
@@ -92,7 +92,7 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, testLogger())
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService}
 }
 
@@ -220,4 +220,13 @@ func (h *harness) createTeam(admin account, name, managerID string) string {
 	r := h.do("POST", "/v1/teams", admin.access, map[string]any{"name": name, "manager_id": managerID})
 	h.expect(r, 201, "create team "+name)
 	return r.json(h.t)["id"].(string)
+}
+
+// testLogger discards logs, unless FIELDCRM_TEST_LOG=1 asks for the errors
+// (the stack of a 500, say) on stderr.
+func testLogger() *slog.Logger {
+	if os.Getenv("FIELDCRM_TEST_LOG") == "1" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	return testenv.DiscardLogger()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -148,6 +149,18 @@ func (s *Service) contactHooks() hooks[models.Contact] {
 				return &models.ValidationError{Fields: []models.FieldError{{Field: "customer_id", Message: "contacts belong to company customers"}}}
 			}
 			return err
+		},
+		after: func(ctx context.Context, w *write[models.Contact]) error {
+			if !w.rec.IsPrimary || (w.old != nil && w.old.IsPrimary) {
+				return nil
+			}
+			// One primary contact per customer: the new one takes over.
+			others, err := childrenOf(ctx, s.Contacts, w.actor.TenantID, w.rec.CustomerID, maxChildren)
+			if err != nil {
+				return err
+			}
+			others.recs = slices.DeleteFunc(others.recs, func(c models.Contact) bool { return c.ID == w.rec.ID || !c.IsPrimary })
+			return others.edit(ctx, w.actor, "update", func(_ *models.Meta, rec any) { rec.(*models.Contact).IsPrimary = false })
 		},
 		filters:  withChild(map[string]filter{"q": contains("name")}),
 		sorts:    map[string]string{"name": "name"},

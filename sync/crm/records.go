@@ -349,7 +349,9 @@ func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (P
 	if err != nil {
 		return Page[R]{}, err
 	}
-	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers), Limit: o.Limit + 1}
+	// The public pool is listed when asked for (?pool=), not mixed into "my customers".
+	_, askedForPool := o.Filters["pool"]
+	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool), Limit: o.Limit + 1}
 	if r.h.scopeAssignee && !q.Scope.All {
 		q.OrAssignee = a.UserID
 	}
