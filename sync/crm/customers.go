@@ -141,12 +141,8 @@ func (s *Service) checkDuplicates(ctx context.Context, w *write[models.Customer]
 	if len(c.DedupeKeys) == 0 {
 		return nil
 	}
-	var matches []models.Customer
-	q := store.Query{Tenant: c.TenantID, Scope: models.Scope{All: true}, Limit: 20, Conds: []store.Cond{
-		{Field: "dedupe_keys", Op: store.In, Value: c.DedupeKeys},
-		{Field: "_id", Op: store.Ne, Value: c.ID},
-	}}
-	if err := s.store.Find(ctx, store.Customers, q, &matches); err != nil {
+	matches, err := s.store.CustomersSharingKeys(ctx, c.TenantID, c.DedupeKeys, c.ID, 20)
+	if err != nil {
 		return err
 	}
 	if len(matches) == 0 {

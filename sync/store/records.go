@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -201,10 +203,28 @@ func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
 		filter = append(filter, bson.E{Key: "deleted_at", Value: nil})
 	}
 	var and bson.A
-	if vis := scopeFilter(q.Scope, q.OrAssignee); vis != nil {
-		and = append(and, vis)
+	// Plain equalities on top-level fields go to the top of the filter: FerretDB
+	// on PostgreSQL pushes exactly those down to SQL (a rep's own records, one
+	// customer's records, an exact phone), instead of decoding every document.
+	topLevel := func(field string, value any) bool {
+		if strings.Contains(field, ".") || slices.ContainsFunc(filter, func(e bson.E) bool { return e.Key == field }) {
+			return false
+		}
+		filter = append(filter, bson.E{Key: field, Value: value})
+		return true
+	}
+	switch sc := q.Scope; {
+	case !sc.All && q.OrAssignee == "" && !sc.Pool && len(sc.TeamIDs) == 0 && len(sc.OwnerIDs) == 1:
+		topLevel("owner_id", sc.OwnerIDs[0])
+	default:
+		if vis := scopeFilter(q.Scope, q.OrAssignee); vis != nil {
+			and = append(and, vis)
+		}
 	}
 	for _, c := range q.Conds {
+		if _, scalar := c.Value.(string); c.Op == Eq && scalar && topLevel(c.Field, c.Value) {
+			continue
+		}
 		and = append(and, condFilter(c))
 	}
 	sortField := q.SortField
@@ -276,6 +296,36 @@ func condFilter(c Cond) bson.D {
 	default:
 		return bson.D{{Key: c.Field, Value: bson.D{{Key: string(c.Op), Value: c.Value}}}}
 	}
+}
+
+// CustomersSharingKeys returns up to limit live customers of tenant, other than
+// exceptID, that have any of the dedupe keys. On embedded SQLite, where every
+// query scans, it asks once with $in; elsewhere it asks once per key, because an
+// equality on one key is what FerretDB on PostgreSQL pushes down to SQL (an $in
+// is not) and what MongoDB answers from its index.
+func (s *Store) CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error) {
+	find := func(cond Cond) ([]models.Customer, error) {
+		var found []models.Customer
+		q := Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
+			Conds: []Cond{cond, {Field: "_id", Op: Ne, Value: exceptID}}}
+		return found, s.Find(ctx, Customers, q, &found)
+	}
+	if s.sqliteDir != "" {
+		return find(Cond{Field: "dedupe_keys", Op: In, Value: keys})
+	}
+	var out []models.Customer
+	for _, key := range keys {
+		found, err := find(Cond{Field: "dedupe_keys", Op: Eq, Value: key})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range found {
+			if len(out) < limit && !slices.ContainsFunc(out, func(m models.Customer) bool { return m.ID == f.ID }) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Audit lists audit entries of tenant, newest first; recordID and coll narrow it.
