@@ -616,3 +616,23 @@ func TestPoolIsListedOnlyWhenAskedFor(t *testing.T) {
 	h.call("GET", "/v1/customers/"+pooled, w.r2, nil, 200)
 	h.call("GET", "/v1/customers/"+pooled, w.repB, nil, 404)
 }
+
+func TestOpenAPIMarksServerFieldsReadOnly(t *testing.T) {
+	h := newHarness(t)
+	doc := h.call("GET", "/v1/openapi.json", account{}, nil, 200)
+	customer := doc["components"].(map[string]any)["schemas"].(map[string]any)["Customer"].(map[string]any)["properties"].(map[string]any)
+	for _, field := range []string{"number", "version", "credit", "owner_id"} {
+		if customer[field].(map[string]any)["readOnly"] != true {
+			t.Errorf("%s is not readOnly: %v", field, customer[field])
+		}
+	}
+	if customer["name"].(map[string]any)["readOnly"] != nil {
+		t.Error("name is readOnly")
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, p := range []string{"/v1/customers/{id}/merge", "/v1/tickets/{id}/comments", "/v1/customers/{id}/interactions", "/v1/audit"} {
+		if paths[p] == nil {
+			t.Errorf("%s missing from the OpenAPI document", p)
+		}
+	}
+}

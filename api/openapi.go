@@ -163,6 +163,19 @@ func schemaName(t reflect.Type) string {
 func structSchema(t reflect.Type, components object) object {
 	props := object{}
 	collectFields(t, props, components)
+	// Fields of CRM records that only the server writes are marked readOnly, so
+	// generated clients leave them out of requests (the server refuses them).
+	if rec, ok := reflect.New(t).Interface().(interface{ Header() *models.Meta }); ok {
+		for _, name := range models.ServerFields(rec) {
+			if p, ok := props[name].(object); ok {
+				if ref, isRef := p["$ref"]; isRef {
+					p = object{"allOf": []any{object{"$ref": ref}}}
+				}
+				p["readOnly"] = true
+				props[name] = p
+			}
+		}
+	}
 	return object{"type": "object", "properties": props}
 }
 
