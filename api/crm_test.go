@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // post, get and patch send a request and insist on the status; they return the
@@ -634,5 +635,49 @@ func TestOpenAPIMarksServerFieldsReadOnly(t *testing.T) {
 		if paths[p] == nil {
 			t.Errorf("%s missing from the OpenAPI document", p)
 		}
+	}
+}
+
+// Every change, whoever makes it (a REST edit, a recomputed credit rating, a
+// reassignment), stamps the record and the changed fields with the tenant's next
+// sync number, so devices will pull it; fields it did not change keep theirs.
+func TestEveryChangeStampsSyncNumbers(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	ctx := context.Background()
+	stored := func(id string) models.Customer {
+		t.Helper()
+		var c models.Customer
+		if err := h.store.Get(ctx, "customers", w.admin.tenant, id, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	id := h.newCustomer(w.r1, map[string]any{"name": "Stamped"})["id"].(string)
+	created := stored(id)
+	if created.Seq == 0 || created.FieldSeqs["name"] != created.Seq || created.FieldSeqs["number"] != created.Seq {
+		t.Fatalf("created: seq %d, fields %v", created.Seq, created.FieldSeqs)
+	}
+	h.call("PATCH", "/v1/customers/"+id, w.r1, map[string]any{"industry": "retail"}, 200)
+	edited := stored(id)
+	if edited.Seq <= created.Seq || edited.FieldSeqs["industry"] != edited.Seq || edited.FieldSeqs["name"] != created.Seq {
+		t.Fatalf("edited: seq %d, fields %v", edited.Seq, edited.FieldSeqs)
+	}
+	h.call("POST", "/v1/orders", w.r1, map[string]any{"customer_id": id, "items": []any{map[string]any{"product": "P", "quantity": 1, "unit_price": 10}}}, 201)
+	rated := stored(id)
+	if rated.Seq <= edited.Seq || rated.FieldSeqs["credit"] != rated.Seq || rated.FieldSeqs["industry"] != edited.Seq {
+		t.Fatalf("after an order: seq %d, fields %v", rated.Seq, rated.FieldSeqs)
+	}
+	h.call("POST", "/v1/customers/"+id+"/assign", w.m1, map[string]any{"owner_id": w.r1b.id}, 200)
+	moved := stored(id)
+	if moved.Seq <= rated.Seq || moved.FieldSeqs["owner_id"] != moved.Seq {
+		t.Fatalf("after reassignment: seq %d, fields %v", moved.Seq, moved.FieldSeqs)
+	}
+	var orders []models.Order
+	if err := h.store.Find(ctx, "orders", store.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}}, &orders); err != nil || len(orders) != 1 {
+		t.Fatalf("orders %v, %v", orders, err)
+	}
+	if o := orders[0]; o.FieldSeqs["owner_id"] != o.Seq || o.Seq <= rated.Seq {
+		t.Fatalf("the order did not follow its customer: seq %d, fields %v", o.Seq, o.FieldSeqs)
 	}
 }

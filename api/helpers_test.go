@@ -17,6 +17,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
 	"github.com/fieldcrm/fieldcrm/sync/counter"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
@@ -87,6 +88,7 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	}
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer,
+		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq),
 		Now: clk.Now, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {

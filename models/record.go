@@ -20,6 +20,11 @@ type Meta struct {
 	UpdatedAt time.Time  `bson:"updated_at" json:"updated_at"`
 	UpdatedBy string     `bson:"updated_by" json:"updated_by"`
 	DeletedAt *time.Time `bson:"deleted_at" json:"deleted_at,omitempty"`
+	// Seq is the tenant's sync number of the record's last change, and FieldSeqs
+	// the number of the last change of each field (by JSON name); sync pulls
+	// what changed after a device's cursor and merges pushed fields with them.
+	Seq       int64            `bson:"seq" json:"-"`
+	FieldSeqs map[string]int64 `bson:"field_seqs" json:"-"`
 }
 
 // Header returns the envelope itself; every record type gets it by embedding Meta.

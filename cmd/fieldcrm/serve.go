@@ -18,6 +18,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
 	"github.com/fieldcrm/fieldcrm/sync/counter"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 )
@@ -94,6 +95,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log,
+		Sequencer: cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq),
 	})
 	if err != nil {
 		return err

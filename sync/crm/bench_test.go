@@ -10,6 +10,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/counter"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
@@ -29,7 +30,8 @@ func benchTenant(b *testing.B, existing int) (*crm.Service, models.Actor, *store
 		b.Fatal(err)
 	}
 	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer, Logger: testenv.DiscardLogger()})
+	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
+		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq), Logger: testenv.DiscardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -103,8 +103,11 @@ func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDup
 			return zero, err
 		}
 	}
-	entry := store.AuditEntry{Action: "create", Changes: diff(nil, &rec)}
-	if err := r.svc.store.Insert(ctx, r.coll, meta(&rec), &rec, entry); err != nil {
+	changes := diff(nil, &rec)
+	err = r.svc.stamped(ctx, meta(&rec), changes, func(ctx context.Context) error {
+		return r.svc.store.Insert(ctx, r.coll, meta(&rec), &rec, store.AuditEntry{Action: "create", Changes: changes})
+	})
+	if err != nil {
 		return rec, err
 	}
 	if r.h.after != nil {
@@ -252,7 +255,9 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 		m := meta(rec)
 		m.Version = meta(&old).Version + 1
 		m.UpdatedAt, m.UpdatedBy = now, a.UserID
-		err = r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
+		err = r.svc.stamped(ctx, m, changes, func(ctx context.Context) error {
+			return r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
+		})
 		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
 			continue
 		}
@@ -266,6 +271,30 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 		}
 		return r.viewFor(a, *rec), nil
 	}
+}
+
+// stamped runs write with m stamped with the tenant's next sync number, on the
+// record and on each changed field. The number stays in flight until write
+// returns, and write must finish within the sequencer's lease (its context
+// says so), so no pull passes a number whose change could still commit.
+func (s *Service) stamped(ctx context.Context, m *models.Meta, changes []store.Change, write func(ctx context.Context) error) error {
+	seq, done, err := s.seq.Begin(ctx, m.TenantID)
+	if err != nil {
+		return err
+	}
+	defer done()
+	m.Seq = seq
+	fields := make(map[string]int64, len(m.FieldSeqs)+len(changes))
+	for k, v := range m.FieldSeqs {
+		fields[k] = v
+	}
+	for _, c := range changes {
+		fields[c.Field] = seq
+	}
+	m.FieldSeqs = fields
+	ctx, cancel := context.WithTimeout(ctx, s.seq.Lease()*4/5)
+	defer cancel()
+	return write(ctx)
 }
 
 // clone deep-copies a record through its BSON form.

@@ -41,10 +41,18 @@ type counters interface {
 	AtLeast(ctx context.Context, name string, n int64) error
 }
 
+// sequencer numbers every change for sync (see package cursor).
+type sequencer interface {
+	Begin(ctx context.Context, tenant string) (seq int64, done func(), err error)
+	Lease() time.Duration
+}
+
 // Options configure a Service.
 type Options struct {
 	Store    recordStore
 	Counters counters
+	// Sequencer stamps every change with the tenant's next sync number.
+	Sequencer sequencer
 	// Sealer encrypts national ID numbers at rest.
 	Sealer *Sealer
 	Now    func() time.Time
@@ -56,6 +64,7 @@ type Options struct {
 type Service struct {
 	store    recordStore
 	counters counters
+	seq      sequencer
 	sealer   *Sealer
 	now      func() time.Time
 	log      *slog.Logger
@@ -73,8 +82,8 @@ type Service struct {
 
 // New returns a Service.
 func New(o Options) (*Service, error) {
-	if o.Store == nil || o.Counters == nil || o.Sealer == nil {
-		return nil, fmt.Errorf("crm: store, counters and sealer are required")
+	if o.Store == nil || o.Counters == nil || o.Sequencer == nil || o.Sealer == nil {
+		return nil, fmt.Errorf("crm: store, counters, sequencer and sealer are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -82,7 +91,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{store: o.Store, counters: o.Counters, sealer: o.Sealer, now: o.Now, log: o.Logger}
+	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, now: o.Now, log: o.Logger}
 	s.Customers = newRecords(s, store.Customers, s.customerHooks())
 	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
 	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())

@@ -30,6 +30,7 @@ func migrations() []migration {
 	return []migration{
 		{1, "create account collections and indexes", createAccountIndexes},
 		{2, "create CRM collections and indexes", createCRMIndexes},
+		{3, "index records by sync number", createSyncIndexes},
 	}
 }
 

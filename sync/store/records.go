@@ -408,6 +408,38 @@ func (s *Store) TenantsWithPoolReclaim(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// SyncedCollections are the record collections devices sync.
+var SyncedCollections = append([]string{Customers}, ChildCollections...)
+
+// HighestSeq returns the highest sync number stored in any record of tenant,
+// or 0. The sync sequencer starts above it when Redis has no counter.
+func (s *Store) HighestSeq(ctx context.Context, tenant string) (int64, error) {
+	var highest int64
+	for _, coll := range SyncedCollections {
+		var top []struct {
+			Seq int64 `bson:"seq"`
+		}
+		opts := options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(1).SetProjection(bson.D{{Key: "seq", Value: 1}})
+		if err := s.findAll(ctx, coll, bson.D{{Key: "tenant_id", Value: tenant}}, opts, &top); err != nil {
+			return 0, fmt.Errorf("highest sync number of %s in tenant %s: %w", coll, tenant, err)
+		}
+		if len(top) > 0 {
+			highest = max(highest, top[0].Seq)
+		}
+	}
+	return highest, nil
+}
+
+// createSyncIndexes is migration 3: pulls read a tenant's records by sync number.
+func createSyncIndexes(ctx context.Context, s *Store) error {
+	for _, coll := range SyncedCollections {
+		if err := s.ensureIndexes(ctx, coll, index{"tenant_seq", asc("tenant_id", "seq"), false}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // createCRMIndexes is migration 2. Lists filter by tenant, then owner or team or
 // customer, so every index starts with tenant_id (see createAccountIndexes).
 func createCRMIndexes(ctx context.Context, s *Store) error {

@@ -1,0 +1,134 @@
+// Package cursor allocates the per-tenant sync sequence: every change to a
+// synced record takes the next number, and a device's sync cursor is the
+// highest number it has seen. The sequence lives in Redis, shared by every
+// replica.
+//
+// Numbers are taken before the write they stamp commits, so a slow write can
+// commit number 10 after a fast one committed 11. A pull that read up to 11 and
+// moved its cursor there would never see 10. So every number stays "in flight"
+// until its write finishes, and Watermark, the highest number a pull may read
+// up to, stops just below the oldest number still in flight. A writer that dies
+// without finishing releases its number after the lease, and writers bound their
+// commit by the same lease, so an expired number is never committed later.
+package cursor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultLease bounds how long a write may hold its number in flight.
+const DefaultLease = 30 * time.Second
+
+// Sequencer hands out sync numbers per tenant.
+type Sequencer struct {
+	client redis.UniversalClient
+	prefix string
+	lease  time.Duration
+	now    func() time.Time
+	// floor returns the highest number stored in MongoDB for a tenant; it is
+	// asked when Redis has no counter (first write, or Redis lost its data).
+	floor func(ctx context.Context, tenant string) (int64, error)
+}
+
+// New returns a Sequencer keeping its keys under prefix. floor reads the
+// highest number already stored for a tenant.
+func New(client redis.UniversalClient, prefix string, lease time.Duration, now func() time.Time,
+	floor func(ctx context.Context, tenant string) (int64, error)) *Sequencer {
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Sequencer{client: client, prefix: prefix, lease: lease, now: now, floor: floor}
+}
+
+// Lease is how long a write may hold its number; writers give their commit a
+// deadline no later than this.
+func (s *Sequencer) Lease() time.Duration { return s.lease }
+
+func (s *Sequencer) keys(tenant string) []string {
+	return []string{s.prefix + "seq:" + tenant, s.prefix + "inflight:" + tenant}
+}
+
+// beginScript takes the next number and marks it in flight with its start time.
+// It answers -1, taking nothing, when the counter does not exist, so the caller
+// can first seed it from MongoDB.
+var beginScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, seq .. '|' .. ARGV[1])
+return seq`)
+
+// seedScript creates the counter at ARGV[1] unless it exists (another replica
+// may have seeded it first, and may already have handed out numbers).
+var seedScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return 1`)
+
+// Begin takes the next number of tenant and marks it in flight. Call done when
+// the write it stamps has committed or failed, in both cases.
+func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done func(), err error) {
+	keys := s.keys(tenant)
+	for attempt := 0; attempt < 2; attempt++ {
+		seq, err = beginScript.Run(ctx, s.client, keys, s.now().UnixMilli()).Int64()
+		if err != nil {
+			return 0, nil, fmt.Errorf("take sync number of tenant %s: %w", tenant, err)
+		}
+		if seq > 0 {
+			return seq, func() { s.finish(context.WithoutCancel(ctx), keys[1], seq) }, nil
+		}
+		floor, err := s.floor(ctx, tenant)
+		if err != nil {
+			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
+		}
+		if err := seedScript.Run(ctx, s.client, keys[:1], floor).Err(); err != nil {
+			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
+		}
+	}
+	return 0, nil, errors.New("sync counter vanished while seeding")
+}
+
+// finishScript removes the in-flight member of one number, whatever its start time.
+var finishScript = redis.NewScript(`
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+for _, m in ipairs(members) do redis.call('ZREM', KEYS[1], m) end
+return #members`)
+
+// finish takes seq out of flight. If Redis cannot be reached, the number
+// expires with its lease, which only delays pulls.
+func (s *Sequencer) finish(ctx context.Context, key string, seq int64) {
+	_ = finishScript.Run(ctx, s.client, []string{key}, seq).Err()
+}
+
+// watermarkScript drops in-flight numbers older than the lease and answers one
+// below the oldest number still in flight, or the counter when none is.
+var watermarkScript = redis.NewScript(`
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, m in ipairs(members) do
+  local sep = string.find(m, '|', 1, true)
+  local seq, started = tonumber(string.sub(m, 1, sep - 1)), tonumber(string.sub(m, sep + 1))
+  if now - started > lease then
+    redis.call('ZREM', KEYS[2], m)
+  else
+    return seq - 1
+  end
+end
+return tonumber(redis.call('GET', KEYS[1]) or '0')`)
+
+// Watermark returns the highest number of tenant below which every write has
+// committed (or will never commit): a pull may return changes up to it and no
+// further, and may then set the device's cursor to it.
+func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
+	w, err := watermarkScript.Run(ctx, s.client, s.keys(tenant), s.now().UnixMilli(), s.lease.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("sync watermark of tenant %s: %w", tenant, err)
+	}
+	return w, nil
+}
