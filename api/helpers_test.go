@@ -89,7 +89,7 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer,
 		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq),
-		Now: clk.Now, Logger: testenv.DiscardLogger(),
+		Now:       clk.Now, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
