@@ -20,6 +20,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/testenv"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 var env *testenv.Env
@@ -57,6 +58,8 @@ type harness struct {
 // Login limits of the test servers. The window is short because against a real
 // Redis the test waits it out.
 const (
+	// testPullPage is small so that tests page through pulls.
+	testPullPage         = 7
 	testLoginMaxFailures = 5
 	testLoginWindow      = 2 * time.Second
 )
@@ -86,15 +89,15 @@ func newHarness(t *testing.T, checks ...api.Check) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq)
 	crmService, err := crm.New(crm.Options{
-		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer,
-		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq),
-		Now:       clk.Now, Logger: testenv.DiscardLogger(),
+		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer, Sequencer: seq,
+		Now: clk.Now, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, checks, testLogger())
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, watermelon.New(crmService, seq, testPullPage), checks, testLogger())
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService}
 }
 

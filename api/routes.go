@@ -6,6 +6,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 // route is one endpoint: how Fiber serves it and how the OpenAPI document
@@ -35,6 +36,7 @@ func (s *Server) routeTable() []route {
 		tagSales  = "sales"
 		tagCare   = "service"
 		tagAdmin  = "administration"
+		tagSync   = "sync"
 	)
 	c := s.crm
 	routes := []route{
@@ -92,6 +94,10 @@ func (s *Server) routeTable() []route {
 			auth: true, response: models.Customer{}, status: 200, errors: []int{404, 409}, handler: customerAction(c.Claim)},
 		{method: "POST", path: "/v1/customers/:id/release", tag: tagCRM, summary: "Return a customer to the public pool",
 			auth: true, response: models.Customer{}, status: 200, errors: []int{403, 404, 409}, handler: customerAction(c.Release)},
+		{method: "GET", path: "/v1/sync/schema", tag: tagSync, summary: "The synced tables and columns (WatermelonDB types) and the schema version",
+			auth: true, response: watermelon.Schema{}, status: 200, handler: s.syncSchema},
+		{method: "GET", path: "/v1/sync/pull", tag: tagSync, summary: "WatermelonDB pull: changes after last_pulled_at, one page (has_more, X-Sync-Has-More)",
+			auth: true, response: watermelon.PullResult{}, status: 200, errors: []int{422}, handler: s.syncPull},
 		{method: "POST", path: "/v1/tickets/:id/comments", tag: tagCare, summary: "Comment on a service ticket",
 			auth: true, request: commentRequest{}, response: models.Ticket{}, status: 200, errors: []int{400, 404, 415, 422}, handler: withBody(s.comment)},
 	}

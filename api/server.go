@@ -16,6 +16,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 // accountService is what the handlers need of accounts.Service.
@@ -64,6 +65,7 @@ type Server struct {
 	// crm is the CRM service, used concretely: its generic Records cannot be
 	// named by one interface, and handlers call nothing but its methods.
 	crm      *crm.Service
+	sync     *watermelon.Engine
 	checks   []Check
 	log      *slog.Logger
 	metrics  *httpMetrics
@@ -73,14 +75,14 @@ type Server struct {
 }
 
 // New builds the API. Nothing listens until Listen is called.
-func New(cfg Config, acc accountService, crmService *crm.Service, checks []Check, log *slog.Logger) *Server {
+func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, checks []Check, log *slog.Logger) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Server{accounts: acc, crm: crmService, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
+	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "fieldcrm",

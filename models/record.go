@@ -25,6 +25,46 @@ type Meta struct {
 	// what changed after a device's cursor and merges pushed fields with them.
 	Seq       int64            `bson:"seq" json:"-"`
 	FieldSeqs map[string]int64 `bson:"field_seqs" json:"-"`
+	// Former are the record's earlier owners, newest last, so that a device of
+	// someone who lost access learns to delete it.
+	Former []Ownership `bson:"former" json:"-"`
+}
+
+// Ownership is who owned a record, with their team.
+type Ownership struct {
+	OwnerID string `bson:"owner_id"`
+	TeamID  string `bson:"team_id"`
+}
+
+// maxFormer bounds the ownership history kept on a record.
+const maxFormer = 20
+
+// Reown gives the record to ownerID in teamID, remembering the previous owner.
+func (m *Meta) Reown(ownerID, teamID string) {
+	if m.OwnerID == ownerID && m.TeamID == teamID {
+		return
+	}
+	m.Former = append(m.Former, Ownership{OwnerID: m.OwnerID, TeamID: m.TeamID})
+	if len(m.Former) > maxFormer {
+		m.Former = m.Former[len(m.Former)-maxFormer:]
+	}
+	m.OwnerID, m.TeamID = ownerID, teamID
+}
+
+// SyncsTo reports whether the record belongs on the actor's devices: it is
+// visible to them and owned (the public pool is browsed online, not synced).
+func (a Actor) SyncsTo(m *Meta) bool {
+	return m.OwnerID != "" && a.CanSeeOwned(m.TenantID, m.OwnerID, m.TeamID)
+}
+
+// SyncedTo reports whether an earlier owner made the record sync to the actor.
+func (a Actor) SyncedTo(m *Meta) bool {
+	for _, f := range m.Former {
+		if f.OwnerID != "" && a.CanSeeOwned(m.TenantID, f.OwnerID, f.TeamID) {
+			return true
+		}
+	}
+	return false
 }
 
 // Header returns the envelope itself; every record type gets it by embedding Meta.

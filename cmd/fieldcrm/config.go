@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 // serveConfig is everything `fieldcrm serve` needs, from the environment with
@@ -32,6 +33,7 @@ type serveConfig struct {
 	DataKey             string
 	DataKeyFile         string
 	PoolReclaimEvery    time.Duration
+	SyncPageSize        int
 	BodyLimit           int
 	TrustedProxies      string
 	ShutdownTimeout     time.Duration
@@ -96,6 +98,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
 	cfg.PoolReclaimEvery = envDuration("FIELDCRM_POOL_RECLAIM_EVERY", time.Hour)
+	cfg.SyncPageSize = envInt("FIELDCRM_SYNC_PAGE_SIZE", watermelon.DefaultPageSize)
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)

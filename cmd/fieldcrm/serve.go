@@ -21,6 +21,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
 	"github.com/fieldcrm/fieldcrm/sync/store"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -93,9 +94,10 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	sequencer := cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log,
-		Sequencer: cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq),
+		Sequencer: sequencer,
 	})
 	if err != nil {
 		return err
@@ -108,7 +110,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	server := api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, crmService, checks, log)
+	}, acc, crmService, watermelon.New(crmService, sequencer, cfg.SyncPageSize), checks, log)
 	log.Info("listening", "addr", cfg.Addr)
 	if err := server.Listen(ctx, cfg.Addr); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)

@@ -215,7 +215,9 @@ func (s *Service) interactionHooks() hooks[models.Interaction] {
 // and "no contact for N days" reports.
 func (s *Service) touchCustomer(ctx context.Context, a models.Actor, customerID string, at time.Time) error {
 	_, err := s.Customers.mutate(ctx, a, customerID, "interaction", func(w *write[models.Customer]) error {
-		if w.rec.LastInteractionAt == nil || at.After(*w.rec.LastInteractionAt) {
+		// A minute's precision is all pool reclaim and reports need; it spares
+		// the customer a new version for every call of a busy day.
+		if w.rec.LastInteractionAt == nil || at.After(w.rec.LastInteractionAt.Add(time.Minute)) {
 			w.rec.LastInteractionAt = &at
 		}
 		return nil

@@ -259,7 +259,7 @@ func (s *Service) moveCustomer(ctx context.Context, a models.Actor, id, ownerID,
 			return nil
 		}
 		c.OwnerHistory = append(c.OwnerHistory, models.OwnerChange{From: c.OwnerID, To: ownerID, By: a.UserID, At: w.now, Reason: reason})
-		c.OwnerID, c.TeamID = ownerID, teamID
+		c.Reown(ownerID, teamID)
 		at := w.now
 		c.AssignedAt = &at
 		return nil
@@ -275,7 +275,7 @@ func (s *Service) moveCustomer(ctx context.Context, a models.Actor, id, ownerID,
 func (s *Service) followCustomer(ctx context.Context, a models.Actor, c models.Customer) error {
 	return s.eachChild(ctx, a.TenantID, c.ID, func(kids childSet) error {
 		return kids.edit(ctx, a, "assign", func(m *models.Meta, rec any) {
-			m.OwnerID, m.TeamID = c.OwnerID, c.TeamID
+			m.Reown(c.OwnerID, c.TeamID)
 			if t, ok := rec.(*models.Task); ok && t.Status == models.TaskOpen && c.OwnerID != "" {
 				t.AssigneeID = c.OwnerID
 			}
@@ -421,7 +421,7 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 		if err := s.eachChild(ctx, a.TenantID, o.ID, func(kids childSet) error {
 			return kids.edit(ctx, a, "merge", func(m *models.Meta, rec any) {
 				any(rec).(interface{ SetParent(string) }).SetParent(survivor.ID)
-				m.OwnerID, m.TeamID = survivor.OwnerID, survivor.TeamID
+				m.Reown(survivor.OwnerID, survivor.TeamID)
 			})
 		}); err != nil {
 			return survivor, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -217,8 +218,9 @@ func (r *Records[R]) checkEdit(a models.Actor, old *R, ifMatch int64) error {
 }
 
 // maxAttempts bounds how often a write without If-Match is retried after
-// another writer changed the record first.
-const maxAttempts = 8
+// another writer changed the record first (with growing, jittered pauses:
+// about 0.6 s in all).
+const maxAttempts = 12
 
 // mutate is the one read-modify-write loop of every change: load, let change
 // edit a copy, audit what differs, and commit it as the next version. A
@@ -259,6 +261,14 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 			return r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
 		})
 		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
+			// The winner may not have written its version yet; rereading at once
+			// would find the same old version again.
+			backoff := time.Duration(attempt*attempt) * time.Millisecond
+			select {
+			case <-ctx.Done():
+				return zero, ctx.Err()
+			case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
+			}
 			continue
 		}
 		if err != nil {
@@ -491,3 +501,41 @@ func decodePosition(s string) (*store.Position, error) {
 	}
 	return p, nil
 }
+
+// Change is a record that changed after a device's sync cursor.
+type Change[R any] struct {
+	// Record is the record as the actor sees it (masked where it must be).
+	Record R
+	// Visible says whether the record belongs on the actor's devices now
+	// (models.Actor.SyncsTo); WasVisible whether it did under an earlier owner,
+	// so a device may hold it and must delete it.
+	Visible, WasVisible bool
+	// Created says the record was created after the cursor.
+	Created bool
+}
+
+// ChangesSince returns up to limit records of the actor's tenant whose last
+// change has a sync number in (after, upTo], in number order, tombstones
+// included. Visibility is decided per record, so that a record moved away from
+// the actor (reassignment) still comes back, marked not visible.
+func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]Change[R], error) {
+	var recs []R
+	q := store.Query{Tenant: a.TenantID, Scope: models.Scope{All: true}, WithDeleted: true, SortField: "seq", Limit: limit,
+		Conds: []store.Cond{{Field: "seq", Op: store.Gt, Value: after}, {Field: "seq", Op: store.Lte, Value: upTo}}}
+	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
+		return nil, err
+	}
+	out := make([]Change[R], len(recs))
+	for i := range recs {
+		if r.h.loaded != nil {
+			r.h.loaded(&recs[i])
+		}
+		m := meta(&recs[i])
+		visible := a.SyncsTo(m) || (r.h.visible != nil && m.OwnerID != "" && r.h.visible(a, &recs[i]))
+		out[i] = Change[R]{Record: r.viewFor(a, recs[i]), Visible: visible, WasVisible: a.SyncedTo(m), Created: m.FieldSeqs["id"] > after}
+	}
+	return out, nil
+}
+
+// Collection is the name of the records' collection (and sync table).
+func (r *Records[R]) Collection() string { return r.coll }

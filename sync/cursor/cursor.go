@@ -87,7 +87,9 @@ func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done f
 		if err != nil {
 			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
 		}
-		if err := seedScript.Run(ctx, s.client, keys[:1], floor).Err(); err != nil {
+		// Numbers start at 2: a WatermelonDB client insists on a non-zero
+		// timestamp, so an empty tenant's pulls answer 1, below every number.
+		if err := seedScript.Run(ctx, s.client, keys[:1], max(floor, 1)).Err(); err != nil {
 			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
 		}
 	}
@@ -120,11 +122,11 @@ for _, m in ipairs(members) do
     return seq - 1
   end
 end
-return tonumber(redis.call('GET', KEYS[1]) or '0')`)
+return tonumber(redis.call('GET', KEYS[1]) or '1')`)
 
 // Watermark returns the highest number of tenant below which every write has
 // committed (or will never commit): a pull may return changes up to it and no
-// further, and may then set the device's cursor to it.
+// further, and may then set the device's cursor to it. It is at least 1.
 func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
 	w, err := watermarkScript.Run(ctx, s.client, s.keys(tenant), s.now().UnixMilli(), s.lease.Milliseconds()).Int64()
 	if err != nil {

@@ -36,7 +36,7 @@ func newSequencer(t *testing.T, floor int64) (*cursor.Sequencer, *clock) {
 func TestWatermarkStopsBelowTheOldestWriteInFlight(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newSequencer(t, 0)
-	if w, err := s.Watermark(ctx, "t1"); err != nil || w != 0 {
+	if w, err := s.Watermark(ctx, "t1"); err != nil || w != 1 {
 		t.Fatalf("watermark of an empty tenant: %d, %v", w, err)
 	}
 	slow, doneSlow, err := s.Begin(ctx, "t1")
@@ -56,7 +56,7 @@ func TestWatermarkStopsBelowTheOldestWriteInFlight(t *testing.T) {
 	if w, _ := s.Watermark(ctx, "t1"); w != fast {
 		t.Fatalf("watermark %d after both finished, want %d", w, fast)
 	}
-	if w, _ := s.Watermark(ctx, "t2"); w != 0 {
+	if w, _ := s.Watermark(ctx, "t2"); w != 1 {
 		t.Fatalf("another tenant's watermark moved: %d", w)
 	}
 }
@@ -114,7 +114,7 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 		}
 		got[seq] = true
 	}
-	if w, _ := s.Watermark(ctx, "t1"); w != n {
-		t.Fatalf("watermark %d after %d finished writes", w, n)
+	if w, _ := s.Watermark(ctx, "t1"); w != n+1 {
+		t.Fatalf("watermark %d after %d finished writes from 2", w, n)
 	}
 }

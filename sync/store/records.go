@@ -168,8 +168,10 @@ const (
 	Eq       Op = "$eq"
 	Ne       Op = "$ne"
 	In       Op = "$in"
+	Gt       Op = "$gt"
 	Gte      Op = "$gte"
 	Lt       Op = "$lt"
+	Lte      Op = "$lte"
 	Contains Op = "contains" // case-insensitive substring of a string field
 	Missing  Op = "missing"  // field is null or absent (Value ignored)
 )

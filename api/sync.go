@@ -1,0 +1,53 @@
+package api
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
+)
+
+func (s *Server) syncSchema(c *fiber.Ctx) error {
+	return c.JSON(s.sync.Schema())
+}
+
+// syncPull serves WatermelonDB's pullChanges. last_pulled_at is null (or
+// absent) on a first sync; schema_version and migration are validated so a
+// client learns at once that it speaks another schema.
+func (s *Server) syncPull(c *fiber.Ctx) error {
+	v := &models.ValidationError{}
+	var last int64
+	switch raw := c.Query("last_pulled_at"); raw {
+	case "", "null", "undefined":
+	default:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			v.Add("last_pulled_at", "must be null or the timestamp of the previous pull")
+		}
+		last = n
+	}
+	if raw := c.Query("schema_version"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > watermelon.SchemaVersion {
+			v.Add("schema_version", "must be from 1 to %d (see GET /v1/sync/schema)", watermelon.SchemaVersion)
+		}
+	}
+	if raw := c.Query("migration"); raw != "" && raw != "null" {
+		var m map[string]any
+		if json.Unmarshal([]byte(raw), &m) != nil {
+			v.Add("migration", "must be null or WatermelonDB's migration object as JSON")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	out, err := s.sync.Pull(c.UserContext(), actorOf(c), last)
+	if err != nil {
+		return err
+	}
+	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
+	return c.JSON(out)
+}

@@ -1,0 +1,271 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	gosync "sync"
+	"testing"
+)
+
+// pullAll pulls from cursor until has_more is false and returns every change by
+// table and kind ("customers/created" → ids), the records by id, and the final cursor.
+func (h *harness) pullAll(as account, cursor string) (map[string][]string, map[string]map[string]any, string) {
+	h.t.Helper()
+	kinds := map[string][]string{}
+	records := map[string]map[string]any{}
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			h.t.Fatal("pull never ends")
+		}
+		r := h.do("GET", "/v1/sync/pull?last_pulled_at="+cursor+"&schema_version=1&migration=null", as.access, nil)
+		h.expect(r, 200, "pull")
+		var body struct {
+			Changes map[string]struct {
+				Created []map[string]any `json:"created"`
+				Updated []map[string]any `json:"updated"`
+				Deleted []string         `json:"deleted"`
+			} `json:"changes"`
+			Timestamp int64 `json:"timestamp"`
+			HasMore   bool  `json:"has_more"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			h.t.Fatal(err)
+		}
+		if r.header.Get("X-Sync-Has-More") != strconv.FormatBool(body.HasMore) {
+			h.t.Fatalf("header %q, body has_more %v", r.header.Get("X-Sync-Has-More"), body.HasMore)
+		}
+		if prev, _ := strconv.ParseInt(cursor, 10, 64); body.Timestamp < prev || body.Timestamp == 0 {
+			h.t.Fatalf("timestamp %d after %s", body.Timestamp, cursor)
+		}
+		for table, tc := range body.Changes {
+			for _, rec := range tc.Created {
+				kinds[table+"/created"] = append(kinds[table+"/created"], rec["id"].(string))
+				records[rec["id"].(string)] = rec
+			}
+			for _, rec := range tc.Updated {
+				kinds[table+"/updated"] = append(kinds[table+"/updated"], rec["id"].(string))
+				records[rec["id"].(string)] = rec
+			}
+			kinds[table+"/deleted"] = append(kinds[table+"/deleted"], tc.Deleted...)
+		}
+		cursor = strconv.FormatInt(body.Timestamp, 10)
+		if !body.HasMore {
+			break
+		}
+	}
+	for k := range kinds {
+		slices.Sort(kinds[k])
+		if len(kinds[k]) == 0 {
+			delete(kinds, k)
+		}
+	}
+	return kinds, records, cursor
+}
+
+func TestFirstPullPagesThroughEverythingTheUserMaySee(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	var mine, theirs []string
+	for i := range 10 {
+		mine = append(mine, h.newCustomer(w.r1, map[string]any{"name": fmt.Sprint("Mine ", i),
+			"phones": []any{map[string]any{"number": fmt.Sprintf("1380013%04d", i)}}})["id"].(string))
+	}
+	var calls []string
+	for i := range 5 {
+		calls = append(calls, h.call("POST", "/v1/interactions", w.r1, map[string]any{"customer_id": mine[i], "channel": "phone"}, 201)["id"].(string))
+	}
+	for i := range 3 {
+		theirs = append(theirs, h.newCustomer(w.r2, map[string]any{"name": fmt.Sprint("Theirs ", i)})["id"].(string))
+	}
+	kinds, records, _ := h.pullAll(w.r1, "null")
+	slices.Sort(mine)
+	slices.Sort(calls)
+	// Pages after the first are deltas: a customer changed after the first
+	// page's cursor (its last_interaction_at) comes as updated, which
+	// WatermelonDB applies as a create when it lacks the record.
+	customers := sorted(append(kinds["customers/created"], kinds["customers/updated"]...)...)
+	if !slices.Equal(customers, mine) || !slices.Equal(kinds["interactions/created"], calls) ||
+		len(kinds["customers/deleted"]) != 0 || len(kinds["interactions/deleted"]) != 0 {
+		t.Fatalf("first pull: %v", kinds)
+	}
+	rec := records[mine[0]]
+	var phones []map[string]any
+	if err := json.Unmarshal([]byte(rec["phones"].(string)), &phones); err != nil || len(phones) != 1 {
+		t.Fatalf("phones column %v", rec["phones"])
+	}
+	if _, isNumber := rec["created_at"].(float64); !isNumber || rec["number"] == "" || rec["deleted_at"] != nil {
+		t.Fatalf("flat record %v", rec)
+	}
+	// The manager sees both reps of their team but not the other team.
+	mk, _, _ := h.pullAll(w.m1, "null")
+	if n := len(mk["customers/created"]) + len(mk["customers/updated"]); n != 10 {
+		t.Fatalf("manager pulled %d customers", n)
+	}
+}
+
+func TestDeltaPullReturnsEditsDeletesAndLostAccess(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	a := h.newCustomer(w.r1, map[string]any{"name": "A"})["id"].(string)
+	b := h.newCustomer(w.r1, map[string]any{"name": "B"})["id"].(string)
+	d := h.newCustomer(w.r1, map[string]any{"name": "D"})["id"].(string)
+	call := h.call("POST", "/v1/interactions", w.r1, map[string]any{"customer_id": d, "channel": "visit"}, 201)["id"].(string)
+	_, _, cursor := h.pullAll(w.r1, "null")
+
+	// Nothing changed: the same cursor, nothing in it.
+	if kinds, _, again := h.pullAll(w.r1, cursor); len(kinds) != 0 || again != cursor {
+		t.Fatalf("no-op pull: %v, %s → %s", kinds, cursor, again)
+	}
+	h.call("PATCH", "/v1/customers/"+a, w.r1, map[string]any{"industry": "retail"}, 200)
+	h.call("DELETE", "/v1/customers/"+b, w.r1, nil, 204)
+	c := h.newCustomer(w.r1, map[string]any{"name": "C"})["id"].(string)
+	h.call("POST", "/v1/customers/"+d+"/assign", w.m1, map[string]any{"owner_id": w.r1b.id}, 200)
+	kinds, records, next := h.pullAll(w.r1, cursor)
+	want := map[string][]string{
+		"customers/updated":    {a},
+		"customers/created":    {c},
+		"customers/deleted":    sorted(b, d),
+		"interactions/deleted": {call},
+	}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("delta pull\n got %v\nwant %v", kinds, want)
+	}
+	if n1, n2 := atoi(cursor), atoi(next); records[a]["industry"] != "retail" || n2 <= n1 {
+		t.Fatalf("updated record %v, cursor %s → %s", records[a], cursor, next)
+	}
+	// The new owner's first pull brings the customer and its visit.
+	k2, _, _ := h.pullAll(w.r1b, "null")
+	if !slices.Contains(k2["customers/created"], d) || !slices.Contains(k2["interactions/created"], call) {
+		t.Fatalf("new owner pulled %v", k2)
+	}
+}
+
+func TestPullRejectsBadCursorsAndSchemas(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	h.newCustomer(w.r1, map[string]any{"name": "A"})
+	_, _, cursor := h.pullAll(w.r1, "null")
+	n, _ := strconv.ParseInt(cursor, 10, 64)
+	for _, q := range []string{
+		"last_pulled_at=-1", "last_pulled_at=yesterday", "last_pulled_at=" + strconv.FormatInt(n+1000, 10),
+		"schema_version=99", "schema_version=x", "migration=%7Bnot-json",
+	} {
+		h.call("GET", "/v1/sync/pull?"+q, w.r1, nil, 422)
+	}
+	// Another tenant's cursor is ahead of this tenant's changes.
+	h.call("GET", "/v1/sync/pull?last_pulled_at="+cursor, w.adminB, nil, 422)
+}
+
+func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
+	h := newHarness(t)
+	admin := h.signup("Acme", "admin@schema.test")
+	s := h.call("GET", "/v1/sync/schema", admin, nil, 200)
+	if s["version"] != 1.0 {
+		t.Fatalf("version %v", s["version"])
+	}
+	cols := map[string]map[string]any{}
+	var tables []string
+	for _, tb := range s["tables"].([]any) {
+		tm := tb.(map[string]any)
+		tables = append(tables, tm["name"].(string))
+		if tm["name"] == "customers" {
+			for _, c := range tm["columns"].([]any) {
+				cm := c.(map[string]any)
+				cols[cm["name"].(string)] = cm
+			}
+		}
+	}
+	want := []string{"customers", "contacts", "interactions", "tasks", "orders", "payments", "tickets", "surveys", "loyalty_entries"}
+	if !slices.Equal(tables, want) {
+		t.Fatalf("tables %v", tables)
+	}
+	check := func(name, typ string, flags ...string) {
+		c := cols[name]
+		if c == nil || c["type"] != typ {
+			t.Errorf("column %s: %v, want type %s", name, c, typ)
+			return
+		}
+		for _, f := range flags {
+			if c[f] != true {
+				t.Errorf("column %s lacks %s: %v", name, f, c)
+			}
+		}
+	}
+	check("name", "string")
+	check("phones", "string", "json")
+	check("created_at", "number", "time")
+	check("last_interaction_at", "number", "time", "isOptional")
+	check("credit_limit", "number")
+	check("number", "string", "readOnly", "isIndexed")
+	check("owner_id", "string", "readOnly", "isIndexed")
+	if cols["id"] != nil || cols["deleted_at"] != nil || cols["national_id_sealed"] != nil {
+		t.Error("id, deleted_at or a server-only field is a column")
+	}
+}
+
+// Writers create records while a device pulls again and again: when the
+// writers stop, the device has received every record, though numbers were
+// taken before their writes committed and committed out of order.
+func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	cust := h.newCustomer(w.r1, map[string]any{"name": "Busy"})["id"].(string)
+	_, _, cursor := h.pullAll(w.r1, "null")
+	const writers, each = 4, 8
+	created := make(chan string, writers*each)
+	var wg gosync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				r := h.do("POST", "/v1/interactions", w.r1.access, map[string]any{"customer_id": cust, "channel": "phone", "content": fmt.Sprint(i, "/", j)})
+				if r.status != 201 {
+					t.Errorf("create: %d %s", r.status, r.body)
+					return
+				}
+				var m map[string]any
+				_ = json.Unmarshal(r.body, &m)
+				created <- m["id"].(string)
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	stop := make(chan struct{})
+	pulled := make(chan struct{})
+	go func() {
+		defer close(pulled)
+		for {
+			kinds, _, next := h.pullAll(w.r1, cursor)
+			for _, id := range kinds["interactions/created"] {
+				seen[id] = true
+			}
+			cursor = next
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-pulled
+	kinds, _, _ := h.pullAll(w.r1, cursor) // the writes have all finished now
+	for _, id := range kinds["interactions/created"] {
+		seen[id] = true
+	}
+	close(created)
+	for id := range created {
+		if !seen[id] {
+			t.Errorf("interaction %s was never pulled", id)
+		}
+	}
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}

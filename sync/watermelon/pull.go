@@ -1,0 +1,119 @@
+package watermelon
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
+)
+
+// watermarker tells how far pulls may read (see package cursor).
+type watermarker interface {
+	Watermark(ctx context.Context, tenant string) (int64, error)
+}
+
+// Engine serves the sync protocol.
+type Engine struct {
+	tables    []table
+	watermark watermarker
+	pageSize  int
+}
+
+// DefaultPageSize is the most records one pull returns.
+const DefaultPageSize = 5000
+
+// New returns an Engine over the CRM's collections. pageSize 0 means DefaultPageSize.
+func New(svc *crm.Service, w watermarker, pageSize int) *Engine {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	return &Engine{
+		watermark: w,
+		pageSize:  pageSize,
+		tables: []table{
+			newTable(svc.Customers), newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
+			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
+			newTable(svc.LoyaltyEntries),
+		},
+	}
+}
+
+// Schema describes the synced tables.
+func (e *Engine) Schema() Schema {
+	s := Schema{Version: SchemaVersion}
+	for _, t := range e.tables {
+		s.Tables = append(s.Tables, t.schema())
+	}
+	return s
+}
+
+// TableChanges are one table's changes, in WatermelonDB's shape.
+type TableChanges struct {
+	Created []map[string]any `json:"created"`
+	Updated []map[string]any `json:"updated"`
+	Deleted []string         `json:"deleted"`
+}
+
+// PullResult is the body of a pull: WatermelonDB reads changes and timestamp;
+// HasMore (also sent as the X-Sync-Has-More header) tells a client to pull again
+// at once with the new timestamp.
+type PullResult struct {
+	Changes   map[string]*TableChanges `json:"changes"`
+	Timestamp int64                    `json:"timestamp"`
+	HasMore   bool                     `json:"has_more"`
+}
+
+// Pull returns the changes after lastPulledAt (0 for a first sync) that the
+// actor may see, at most one page, and the cursor to pull from next.
+//
+// The cursor never passes a change that was not returned: it stops at the
+// watermark (below every write still in flight) or, when the page is full, at
+// the last change in it. A first sync returns every live record the user may
+// read and no deletions.
+func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (PullResult, error) {
+	upTo, err := e.watermark.Watermark(ctx, a.TenantID)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if lastPulledAt > upTo {
+		return PullResult{}, &models.ValidationError{Fields: []models.FieldError{{Field: "last_pulled_at",
+			Message: "is ahead of this server's changes; it comes from another server or tenant: sync again from null"}}}
+	}
+	out := PullResult{Changes: map[string]*TableChanges{}, Timestamp: upTo}
+	for _, t := range e.tables {
+		out.Changes[t.schema().Name] = &TableChanges{Created: []map[string]any{}, Updated: []map[string]any{}, Deleted: []string{}}
+	}
+	if lastPulledAt == upTo {
+		return out, nil // nothing new: no query at all
+	}
+	var all []change
+	for _, t := range e.tables {
+		found, err := t.changes(ctx, a, lastPulledAt, upTo, e.pageSize+1)
+		if err != nil {
+			return PullResult{}, err
+		}
+		all = append(all, found...)
+	}
+	slices.SortFunc(all, func(x, y change) int { return cmp.Compare(x.seq, y.seq) })
+	if len(all) > e.pageSize {
+		all = all[:e.pageSize]
+		out.HasMore = true
+		out.Timestamp = all[len(all)-1].seq
+	}
+	for _, c := range all {
+		tc := out.Changes[c.table]
+		switch {
+		case c.gone && (lastPulledAt == 0 || !c.mayHold):
+			// nothing to delete: a first sync, or a record never on this user's devices
+		case c.gone:
+			tc.Deleted = append(tc.Deleted, c.id)
+		case c.created || lastPulledAt == 0:
+			tc.Created = append(tc.Created, c.record)
+		default:
+			tc.Updated = append(tc.Updated, c.record)
+		}
+	}
+	return out, nil
+}

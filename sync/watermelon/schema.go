@@ -1,0 +1,118 @@
+// Package watermelon speaks the WatermelonDB sync protocol over the CRM: the
+// schema a mobile app generates its appSchema from, flat records (nested values
+// as JSON-encoded string columns, times as epoch milliseconds), and pulls that
+// page through the tenant's sync numbers up to the watermark, so no change is
+// ever skipped.
+package watermelon
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// SchemaVersion is the version of the synced schema; it grows whenever a table
+// or column is added, and apps send it as schema_version.
+const SchemaVersion = 1
+
+// Column types, as WatermelonDB names them.
+const (
+	TypeString  = "string"
+	TypeNumber  = "number"
+	TypeBoolean = "boolean"
+)
+
+// Column is one column of a synced table.
+type Column struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	IsOptional bool   `json:"isOptional,omitempty"`
+	IsIndexed  bool   `json:"isIndexed,omitempty"`
+	// JSON marks a string column holding a JSON-encoded value (an address, a
+	// list of phones): the app parses it, and sends it back encoded the same way.
+	JSON bool `json:"json,omitempty"`
+	// Time marks a number column holding a time as milliseconds since 1970.
+	Time bool `json:"time,omitempty"`
+	// ReadOnly marks a column only the server writes (customer number, credit
+	// rating…); a device's changes to it are ignored.
+	ReadOnly bool `json:"readOnly,omitempty"`
+
+	goType reflect.Type
+}
+
+// Table is one synced table and its columns (id, _status and _changed are
+// WatermelonDB's own and not listed).
+type Table struct {
+	Name    string   `json:"name"`
+	Columns []Column `json:"columns"`
+}
+
+// Schema is what GET /v1/sync/schema answers.
+type Schema struct {
+	Version int     `json:"version"`
+	Tables  []Table `json:"tables"`
+}
+
+// indexed are the columns apps query by, indexed on the device.
+var indexed = []string{"customer_id", "order_id", "owner_id", "assignee_id", "status", "number"}
+
+// notSynced are fields that stay on the server: a device learns of a delete
+// through the deleted list, not a column.
+var notSynced = []string{"id", "deleted_at"}
+
+// columnsOf derives a table's columns from its record type, the way
+// encoding/json sees it.
+func columnsOf(rec any) []Column {
+	server := models.ServerFields(rec)
+	var cols []Column
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			if tag == "-" || (!f.IsExported() && !f.Anonymous) {
+				continue
+			}
+			if f.Anonymous && name == "" {
+				walk(f.Type)
+				continue
+			}
+			if slices.Contains(notSynced, name) {
+				continue
+			}
+			c := columnFor(name, f.Type)
+			c.IsIndexed = slices.Contains(indexed, name)
+			c.ReadOnly = slices.Contains(server, name)
+			cols = append(cols, c)
+		}
+	}
+	walk(reflect.TypeOf(rec).Elem())
+	return cols
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func columnFor(name string, t reflect.Type) Column {
+	c := Column{Name: name, goType: t}
+	if t.Kind() == reflect.Pointer {
+		c.IsOptional = true
+		t = t.Elem()
+	}
+	switch {
+	case t == timeType:
+		c.Type, c.Time = TypeNumber, true
+	case t.Kind() == reflect.String:
+		c.Type = TypeString
+	case t.Kind() == reflect.Bool:
+		c.Type = TypeBoolean
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
+		c.Type = TypeNumber
+	default: // structs, lists, maps
+		c.Type, c.JSON = TypeString, true
+	}
+	return c
+}
