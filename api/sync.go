@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 
@@ -50,4 +51,31 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	}
 	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
 	return c.JSON(out)
+}
+
+// syncPush serves WatermelonDB's pushChanges.
+func (s *Server) syncPush(c *fiber.Ctx) error {
+	last, err := strconv.ParseInt(c.Query("last_pulled_at"), 10, 64)
+	if err != nil {
+		return &models.ValidationError{Fields: []models.FieldError{{Field: "last_pulled_at", Message: "must be the timestamp of this device's last pull"}}}
+	}
+	var req watermelon.PushRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	out, err := s.sync.Push(c.UserContext(), actorOf(c), last, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+type resolveRequest struct {
+	// Action is keep (the value the policy kept stays) or revert (the other
+	// value is restored).
+	Action string `json:"action"`
+}
+
+func (s *Server) resolve(ctx context.Context, a models.Actor, id string, in resolveRequest) (models.Conflict, error) {
+	return s.sync.Resolve(ctx, a, id, in.Action)
 }

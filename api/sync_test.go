@@ -177,7 +177,7 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"customers", "contacts", "interactions", "tasks", "orders", "payments", "tickets", "surveys", "loyalty_entries"}
+	want := []string{"customers", "contacts", "interactions", "tasks", "orders", "payments", "tickets", "surveys", "loyalty_entries", "conflicts"}
 	if !slices.Equal(tables, want) {
 		t.Fatalf("tables %v", tables)
 	}

@@ -13,6 +13,9 @@ type Actor struct {
 	TeamID string
 	// ManagedTeamIDs are the teams whose manager is the actor.
 	ManagedTeamIDs []string
+	// DeviceID is the device of the actor's session (from login); sync tells
+	// a device's own earlier writes from other people's by it.
+	DeviceID string
 }
 
 // manages reports whether the actor manages teamID.

@@ -25,6 +25,10 @@ type Meta struct {
 	// what changed after a device's cursor and merges pushed fields with them.
 	Seq       int64            `bson:"seq" json:"-"`
 	FieldSeqs map[string]int64 `bson:"field_seqs" json:"-"`
+	// FieldDevices names, per field, the device whose write last changed it
+	// ("" for the server and the REST API): a device's own earlier edit of a
+	// field is not a conflict with its next one.
+	FieldDevices map[string]string `bson:"field_devices" json:"-"`
 	// Former are the record's earlier owners, newest last, so that a device of
 	// someone who lost access learns to delete it.
 	Former []Ownership `bson:"former" json:"-"`

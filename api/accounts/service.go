@@ -282,6 +282,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (models.
 		return models.Actor{}, "", fmt.Errorf("authenticate: %w", err)
 	}
 	actor, err := s.actorFor(ctx, u)
+	actor.DeviceID = sess.DeviceID
 	return actor, sess.ID, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -105,7 +106,7 @@ func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDup
 		}
 	}
 	changes := diff(nil, &rec)
-	err = r.svc.stamped(ctx, meta(&rec), changes, func(ctx context.Context) error {
+	err = r.svc.stamped(ctx, a.DeviceID, meta(&rec), changes, func(ctx context.Context) error {
 		return r.svc.store.Insert(ctx, r.coll, meta(&rec), &rec, store.AuditEntry{Action: "create", Changes: changes})
 	})
 	if err != nil {
@@ -257,7 +258,7 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 		m := meta(rec)
 		m.Version = meta(&old).Version + 1
 		m.UpdatedAt, m.UpdatedBy = now, a.UserID
-		err = r.svc.stamped(ctx, m, changes, func(ctx context.Context) error {
+		err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
 			return r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
 		})
 		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
@@ -287,21 +288,30 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 // record and on each changed field. The number stays in flight until write
 // returns, and write must finish within the sequencer's lease (its context
 // says so), so no pull passes a number whose change could still commit.
-func (s *Service) stamped(ctx context.Context, m *models.Meta, changes []store.Change, write func(ctx context.Context) error) error {
+func (s *Service) stamped(ctx context.Context, device string, m *models.Meta, changes []store.Change, write func(ctx context.Context) error) error {
 	seq, done, err := s.seq.Begin(ctx, m.TenantID)
 	if err != nil {
 		return err
 	}
 	defer done()
 	m.Seq = seq
-	fields := make(map[string]int64, len(m.FieldSeqs)+len(changes))
-	for k, v := range m.FieldSeqs {
-		fields[k] = v
+	fields := maps.Clone(m.FieldSeqs)
+	devices := maps.Clone(m.FieldDevices)
+	if fields == nil {
+		fields = map[string]int64{}
+	}
+	if devices == nil {
+		devices = map[string]string{}
 	}
 	for _, c := range changes {
 		fields[c.Field] = seq
+		if device == "" {
+			delete(devices, c.Field)
+		} else {
+			devices[c.Field] = device
+		}
 	}
-	m.FieldSeqs = fields
+	m.FieldSeqs, m.FieldDevices = fields, devices
 	ctx, cancel := context.WithTimeout(ctx, s.seq.Lease()*4/5)
 	defer cancel()
 	return write(ctx)
@@ -535,6 +545,33 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 		out[i] = Change[R]{Record: r.viewFor(a, recs[i]), Visible: visible, WasVisible: a.SyncedTo(m), Created: m.FieldSeqs["id"] > after}
 	}
 	return out, nil
+}
+
+// CreateFrom creates a record under a client's id (a WatermelonDB id) from the
+// fields apply writes onto an empty record. Customers matching others are
+// created flagged, never refused: the rep was offline.
+func (r *Records[R]) CreateFrom(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
+	var in R
+	if err := apply(&in); err != nil {
+		return in, err
+	}
+	return r.createAs(ctx, a, in, true, id)
+}
+
+// Exists reports whether the tenant has a record with id, tombstones included.
+func (r *Records[R]) Exists(ctx context.Context, tenant, id string) (bool, error) {
+	_, err := r.load(ctx, tenant, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Mutate applies change to record id as a versioned, audited write, after
+// allowed accepts the current record; it is the sync engine's way to write
+// what it has decided (conflict resolutions).
+func (r *Records[R]) Mutate(ctx context.Context, a models.Actor, id string, change func(rec *R) error) (R, error) {
+	return r.mutate(ctx, a, id, "update", func(w *write[R]) error { return change(w.rec) })
 }
 
 // Collection is the name of the records' collection (and sync table).

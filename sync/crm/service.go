@@ -78,6 +78,7 @@ type Service struct {
 	Tickets        *Records[models.Ticket]
 	Surveys        *Records[models.Survey]
 	LoyaltyEntries *Records[models.LoyaltyEntry]
+	Conflicts      *Records[models.Conflict]
 }
 
 // New returns a Service.
@@ -101,6 +102,18 @@ func New(o Options) (*Service, error) {
 	s.Tickets = newRecords(s, store.Tickets, s.ticketHooks())
 	s.Surveys = newRecords(s, store.Surveys, s.surveyHooks())
 	s.LoyaltyEntries = newRecords(s, store.LoyaltyEntries, s.loyaltyHooks())
+	s.Conflicts = newRecords(s, store.Conflicts, hooks[models.Conflict]{
+		appendOnly: true, // written by sync, resolved through Resolve
+		prepare: func(_ context.Context, w *write[models.Conflict]) error {
+			if of := w.rec.Of; of != nil {
+				w.rec.OwnerID, w.rec.TeamID = of.OwnerID, of.TeamID
+			}
+			return nil
+		},
+		filters: map[string]filter{
+			"table": equals("table"), "record_id": equals("record_id"), "resolved": flag("resolved_at"),
+		},
+	})
 	return s, nil
 }
 

@@ -134,3 +134,46 @@ func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error)
 	}
 	return w, nil
 }
+
+// baseTTL is how long the server remembers where a device stood before a pull;
+// a device that pushes later than that gets its conflicts judged from the
+// cursor it pushes with.
+const baseTTL = 7 * 24 * time.Hour
+
+func (s *Sequencer) baseKey(kind, tenant, user, device string, cursor int64) string {
+	return fmt.Sprintf("%sbase:%s:%s:%s:%s:%d", s.prefix, kind, tenant, user, device, cursor)
+}
+
+// RememberPull records that a device pulled from `from` and got `to`, so that
+// its next push (sent with last_pulled_at = to) is judged against what the
+// device had before this round's pull. WatermelonDB applies a pull under the
+// device's own changes, so only the cursor before the round tells a concurrent
+// server edit from one the device had seen. Pages of one round share its start.
+func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error {
+	base := from
+	if v, err := s.client.Get(ctx, s.baseKey("page", tenant, user, device, from)).Int64(); err == nil {
+		base = v
+	}
+	if base == 0 {
+		// A first sync: the device held none of the server's records before,
+		// so it can only have edited what this round brought it.
+		base = to
+	}
+	kind := "round"
+	if more {
+		kind = "page"
+	}
+	if err := s.client.Set(ctx, s.baseKey(kind, tenant, user, device, to), base, baseTTL).Err(); err != nil {
+		return fmt.Errorf("remember pull of device %s: %w", device, err)
+	}
+	return nil
+}
+
+// PushBase returns the cursor a device stood at before the pull that gave it
+// pushedAt, or pushedAt itself when the server does not know.
+func (s *Sequencer) PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64 {
+	if v, err := s.client.Get(ctx, s.baseKey("round", tenant, user, device, pushedAt)).Int64(); err == nil {
+		return v
+	}
+	return pushedAt
+}

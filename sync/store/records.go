@@ -27,6 +27,7 @@ const (
 	Tickets        = "tickets"
 	Surveys        = "surveys"
 	LoyaltyEntries = "loyalty_entries"
+	Conflicts      = "conflicts"
 
 	collAudit           = "audit"
 	collCustomerNumbers = "customer_numbers"
@@ -411,7 +412,7 @@ func (s *Store) TenantsWithPoolReclaim(ctx context.Context) ([]string, error) {
 }
 
 // SyncedCollections are the record collections devices sync.
-var SyncedCollections = append([]string{Customers}, ChildCollections...)
+var SyncedCollections = append(append([]string{Customers}, ChildCollections...), Conflicts)
 
 // HighestSeq returns the highest sync number stored in any record of tenant,
 // or 0. The sync sequencer starts above it when Redis has no counter.
@@ -468,6 +469,7 @@ func createCRMIndexes(ctx context.Context, s *Store) error {
 		{Tickets, append([]index{{"tenant_assignee_status", asc("tenant_id", "assignee_id", "status"), false}}, child...)},
 		{Surveys, child},
 		{LoyaltyEntries, child},
+		{Conflicts, append([]index{{"tenant_record", asc("tenant_id", "record_id"), false}}, owned...)},
 		{collAudit, []index{{"tenant_at", asc("tenant_id", "at"), false}, {"tenant_record", asc("tenant_id", "record_id"), false}}},
 		{collCustomerNumbers, []index{{"tenant_seq", asc("tenant_id", "seq"), false}}},
 	}

@@ -9,15 +9,19 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
-// watermarker tells how far pulls may read (see package cursor).
-type watermarker interface {
+// sequencer tells how far pulls may read and where a device stood before a
+// pull (see package cursor).
+type sequencer interface {
 	Watermark(ctx context.Context, tenant string) (int64, error)
+	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error
+	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64
 }
 
 // Engine serves the sync protocol.
 type Engine struct {
 	tables    []table
-	watermark watermarker
+	seq       sequencer
+	conflicts *crm.Records[models.Conflict]
 	pageSize  int
 }
 
@@ -25,19 +29,31 @@ type Engine struct {
 const DefaultPageSize = 5000
 
 // New returns an Engine over the CRM's collections. pageSize 0 means DefaultPageSize.
-func New(svc *crm.Service, w watermarker, pageSize int) *Engine {
+func New(svc *crm.Service, seq sequencer, pageSize int) *Engine {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
 	return &Engine{
-		watermark: w,
+		seq:       seq,
+		conflicts: svc.Conflicts,
 		pageSize:  pageSize,
+		// Parents first: a push applies tables in this order, so a customer
+		// created offline exists when its visits arrive in the same push.
 		tables: []table{
 			newTable(svc.Customers), newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
 			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
-			newTable(svc.LoyaltyEntries),
+			newTable(svc.LoyaltyEntries), newTable(svc.Conflicts),
 		},
 	}
+}
+
+func (e *Engine) table(name string) table {
+	for _, t := range e.tables {
+		if t.schema().Name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 // Schema describes the synced tables.
@@ -73,7 +89,7 @@ type PullResult struct {
 // the last change in it. A first sync returns every live record the user may
 // read and no deletions.
 func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (PullResult, error) {
-	upTo, err := e.watermark.Watermark(ctx, a.TenantID)
+	upTo, err := e.seq.Watermark(ctx, a.TenantID)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -86,7 +102,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 		out.Changes[t.schema().Name] = &TableChanges{Created: []map[string]any{}, Updated: []map[string]any{}, Deleted: []string{}}
 	}
 	if lastPulledAt == upTo {
-		return out, nil // nothing new: no query at all
+		return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, upTo, false) // nothing new: no query
 	}
 	var all []change
 	for _, t := range e.tables {
@@ -115,5 +131,5 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 			tc.Updated = append(tc.Updated, c.record)
 		}
 	}
-	return out, nil
+	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore)
 }

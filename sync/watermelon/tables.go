@@ -3,7 +3,9 @@ package watermelon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -15,6 +17,10 @@ type table interface {
 	schema() Table
 	// changes returns the flat records changed in (after, upTo], in number order.
 	changes(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]change, error)
+	// push applies a device's changes to the table (see Engine.Push).
+	push(ctx context.Context, a models.Actor, base int64, tc PushTable, res *PushResult) error
+	// revert restores the value a conflict's policy did not keep.
+	revert(ctx context.Context, a models.Actor, c models.Conflict) error
 }
 
 // change is one pulled record in flat form.
@@ -114,4 +120,213 @@ func emptyValue(c Column) any {
 	default:
 		return ""
 	}
+}
+
+func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc PushTable, res *PushResult) error {
+	out := res.outcome(t.r.Collection())
+	for _, row := range tc.Created {
+		if err := t.pushRow(ctx, a, base, row, true, res, out); err != nil {
+			return err
+		}
+	}
+	for _, row := range tc.Updated {
+		if err := t.pushRow(ctx, a, base, row, false, res, out); err != nil {
+			return err
+		}
+	}
+	for _, id := range tc.Deleted {
+		if err := t.pushDelete(ctx, a, base, id, res, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushRow applies one created or updated row. A created row whose id exists
+// (a retried push) and an updated row whose record does not (WatermelonDB's
+// own rule) are handled as the other kind.
+func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
+	id := row["id"].(string)
+	var only []string
+	if !created {
+		only = changedColumns(row)
+	}
+	values, err := writable(row, t.cols, only)
+	if err != nil {
+		return err
+	}
+	exists, err := t.r.Exists(ctx, a.TenantID, id)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		all, err := writable(row, t.cols, nil) // a create takes every column the row has
+		if err != nil {
+			return err
+		}
+		_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, all) })
+		return settle(err, id, nil, res, out)
+	}
+	var found []models.Conflict
+	_, err = t.r.Update(ctx, a, id, 0, func(dst any) error {
+		merged, conflicts := t.merge(a, base, dst, values)
+		found = conflicts // the write may be retried: keep the last attempt's
+		return decodeOnto(dst, merged)
+	})
+	if errors.Is(err, models.ErrNotFound) {
+		if rec, gerr := t.r.Get(ctx, a, id); gerr == nil && header(&rec).Deleted() {
+			// An edit that met a delete: the delete stands, the edit is kept.
+			device, _ := json.Marshal(values)
+			c := t.conflict(a, header(&rec), "*", "null", string(device))
+			c.Policy, c.Kept = models.PolicyDeleteWins, "server"
+			return settle(nil, id, []models.Conflict{c}, res, out)
+		}
+	}
+	return settle(err, id, found, res, out)
+}
+
+// merge decides, column by column, what a pushed row writes onto the stored
+// record dst, and which columns conflict: changed since the device's base
+// cursor by someone other than this device, to a different value.
+func (t *records[R]) merge(a models.Actor, base int64, dst any, values map[string]json.RawMessage) (map[string]json.RawMessage, []models.Conflict) {
+	m := dst.(interface{ Header() *models.Meta }).Header()
+	current := map[string]json.RawMessage{}
+	raw, _ := json.Marshal(dst)
+	_ = json.Unmarshal(raw, &current)
+	merged := map[string]json.RawMessage{}
+	var conflicts []models.Conflict
+	for col, dev := range values {
+		srv := current[col]
+		merged[col] = dev
+		if jsonEqual(srv, dev) || m.FieldSeqs[col] <= base || m.FieldDevices[col] == a.DeviceID {
+			continue
+		}
+		c := t.conflict(a, m, col, string(srv), string(dev))
+		if col == "tags" {
+			merged[col] = unionJSON(srv, dev)
+			c.Policy, c.Kept = models.PolicyUnion, "union"
+		}
+		conflicts = append(conflicts, c)
+	}
+	return merged, conflicts
+}
+
+func (t *records[R]) conflict(a models.Actor, m *models.Meta, col, server, device string) models.Conflict {
+	of := *m
+	return models.Conflict{
+		Table: t.r.Collection(), RecordID: m.ID, Column: col,
+		ServerValue: server, ServerBy: m.UpdatedBy, ServerAt: m.UpdatedAt,
+		DeviceValue: device, DeviceBy: a.UserID, DeviceID: a.DeviceID,
+		Policy: models.PolicyLastWriter, Kept: "device", Of: &of,
+	}
+}
+
+// pushDelete tombstones a record. A delete of a record the device cannot see
+// or that is already gone is ignored, as WatermelonDB expects; a delete that
+// meets someone else's recent edit stands, and the edit is recorded.
+func (t *records[R]) pushDelete(ctx context.Context, a models.Actor, base int64, id string, res *PushResult, out *pushOutcome) error {
+	rec, err := t.r.Get(ctx, a, id)
+	if errors.Is(err, models.ErrNotFound) || (err == nil && header(&rec).Deleted()) {
+		out.accepted = append(out.accepted, id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m := header(&rec)
+	raced := false
+	for col, seq := range m.FieldSeqs {
+		if seq > base && m.FieldDevices[col] != a.DeviceID {
+			raced = true
+		}
+	}
+	if err := t.r.Delete(ctx, a, id, 0); err != nil {
+		return settle(err, id, nil, res, out)
+	}
+	var found []models.Conflict
+	if raced {
+		server, _ := json.Marshal(rec)
+		c := t.conflict(a, m, "*", string(server), "null")
+		c.Policy = models.PolicyDeleteWins
+		found = append(found, c)
+	}
+	return settle(nil, id, found, res, out)
+}
+
+func header[R any](rec *R) *models.Meta {
+	return any(rec).(interface{ Header() *models.Meta }).Header()
+}
+
+// settle files a pushed record under accepted, conflicted or rejected; errors
+// that are not about the record end the push.
+func settle(err error, id string, conflicts []models.Conflict, res *PushResult, out *pushOutcome) error {
+	if err != nil {
+		reason, isRule := rejectReason(err)
+		if !isRule {
+			return err
+		}
+		out.rejected = append(out.rejected, Rejection{ID: id, Reason: reason})
+		return nil
+	}
+	if len(conflicts) > 0 {
+		out.conflicted = append(out.conflicted, id)
+		res.conflicts = append(res.conflicts, conflicts...)
+		return nil
+	}
+	out.accepted = append(out.accepted, id)
+	return nil
+}
+
+// decodeOnto writes JSON values onto a record. Each value replaces the field
+// whole (a map is not merged into), as a pushed column is the device's value.
+func decodeOnto(dst any, values map[string]json.RawMessage) error {
+	nulls := map[string]json.RawMessage{}
+	for k := range values {
+		nulls[k] = json.RawMessage("null")
+	}
+	for _, v := range []map[string]json.RawMessage{nulls, values} {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return &models.ValidationError{Fields: []models.FieldError{{Field: "record", Message: "a column's value does not fit: " + err.Error()}}}
+		}
+	}
+	return nil
+}
+
+// unionJSON unions two JSON lists of strings, keeping the server's order first.
+func unionJSON(a, b json.RawMessage) json.RawMessage {
+	var x, y []string
+	_ = json.Unmarshal(a, &x)
+	_ = json.Unmarshal(b, &y)
+	for _, s := range y {
+		if !slices.Contains(x, s) {
+			x = append(x, s)
+		}
+	}
+	out, _ := json.Marshal(x)
+	return out
+}
+
+func (t *records[R]) revert(ctx context.Context, a models.Actor, c models.Conflict) error {
+	_, err := t.r.Mutate(ctx, a, c.RecordID, func(rec *R) error {
+		m := header(rec)
+		switch {
+		case c.Column == "*" && c.Kept == "server": // an edit lost to a delete: back, with the edit
+			m.DeletedAt = nil
+			var values map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(c.DeviceValue), &values); err != nil {
+				return fmt.Errorf("conflict %s holds no edit: %w", c.ID, err)
+			}
+			return decodeOnto(rec, values)
+		case c.Column == "*": // a delete beat an edit: back as it was
+			m.DeletedAt = nil
+			return nil
+		default:
+			return decodeOnto(rec, map[string]json.RawMessage{c.Column: json.RawMessage(c.ServerValue)})
+		}
+	})
+	return err
 }

@@ -1,0 +1,244 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// device is one phone of a user: its own session (device id) and sync cursor.
+type device struct {
+	h      *harness
+	as     account
+	cursor string
+}
+
+func (h *harness) device(user account, id string) *device {
+	h.t.Helper()
+	r := h.do("POST", "/v1/auth/login", "", map[string]any{"email": user.email, "password": testPassword, "device_id": id})
+	h.expect(r, 200, "login "+id)
+	a := user
+	a.access = r.json(h.t)["access_token"].(string)
+	d := &device{h: h, as: a, cursor: "null"}
+	d.pull()
+	return d
+}
+
+// pull syncs down and returns what came, like pullAll.
+func (d *device) pull() (map[string][]string, map[string]map[string]any) {
+	kinds, records, cursor := d.h.pullAll(d.as, d.cursor)
+	d.cursor = cursor
+	return kinds, records
+}
+
+// push sends changes with the device's cursor and insists on the status.
+func (d *device) push(changes map[string]any, want int) map[string]any {
+	d.h.t.Helper()
+	return d.h.call("POST", "/v1/sync/push?last_pulled_at="+d.cursor, d.as, map[string]any{"changes": changes}, want)
+}
+
+func jsonString(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+func updated(id string, cols map[string]any) map[string]any {
+	row := map[string]any{"id": id, "_status": "updated"}
+	var changed []string
+	for k, v := range cols {
+		row[k] = v
+		changed = append(changed, k)
+	}
+	slices.Sort(changed)
+	row["_changed"] = fmt.Sprint(changed)[1 : len(fmt.Sprint(changed))-1]
+	row["_changed"] = joinComma(changed)
+	return row
+}
+
+func joinComma(list []string) string {
+	out := ""
+	for i, s := range list {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+func TestPushCreatesOfflineRecordsAndTheNumberArrivesByPull(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	phone := h.device(w.r1, "phone-a")
+	changes := map[string]any{
+		"customers": map[string]any{"created": []any{map[string]any{
+			"id": "wmcust0000000001", "_status": "created", "_changed": "", "name": "Offline Co", "kind": "company",
+			"phones": jsonString([]any{map[string]any{"label": "office", "number": "020 8888 6666"}}),
+			"tags":   jsonString([]string{"new"}), "number": "", "created_at": 0.0,
+		}}, "updated": []any{}, "deleted": []any{}},
+		"interactions": map[string]any{"created": []any{map[string]any{
+			"id": "wmcall0000000001", "customer_id": "wmcust0000000001", "channel": "visit", "content": "first visit",
+			"occurred_at": float64(h.clock.Now().UnixMilli()),
+		}}},
+	}
+	res := phone.push(changes, 200)
+	if fmt.Sprint(res["accepted"].(map[string]any)["customers"]) != "[wmcust0000000001]" || len(res["experimentalRejectedIds"].(map[string]any)) != 0 {
+		t.Fatalf("push result %v", res)
+	}
+	c := h.call("GET", "/v1/customers/wmcust0000000001", w.r1, nil, 200)
+	if c["phones"].([]any)[0].(map[string]any)["number"] != "+862088886666" || c["number"] == "" {
+		t.Fatalf("stored customer %v", c)
+	}
+	auditBefore := len(h.call("GET", "/v1/audit?limit=200", w.admin, nil, 200)["data"].([]any))
+	// The response was lost; the phone pushes the same again: nothing changes.
+	again := phone.push(changes, 200)
+	if fmt.Sprint(again["accepted"].(map[string]any)["interactions"]) != "[wmcall0000000001]" {
+		t.Fatalf("retried push %v", again)
+	}
+	if n := len(h.call("GET", "/v1/audit?limit=200", w.admin, nil, 200)["data"].([]any)); n != auditBefore {
+		t.Fatalf("a retried push wrote %d audit entries", n-auditBefore)
+	}
+	_, records := phone.pull()
+	if records["wmcust0000000001"]["number"] != c["number"] {
+		t.Fatalf("number did not reach the phone: %v", records["wmcust0000000001"])
+	}
+}
+
+func TestPushMergesFieldsAndRecordsConflicts(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	id := h.newCustomer(w.r1, map[string]any{"name": "Shared", "title": "CEO", "tags": []string{"old"}})["id"].(string)
+	a := h.device(w.r1, "phone-a")
+	b := h.device(w.r1, "tablet-b")
+	// Different fields on two devices: both survive, no conflict.
+	a.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"industry": "retail"})}}}, 200)
+	res := b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"region": "North"})}}}, 200)
+	if len(res["conflicted"].(map[string]any)["customers"].([]any)) != 0 {
+		t.Fatalf("different fields conflicted: %v", res)
+	}
+	c := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)
+	if c["industry"] != "retail" || c["region"] != "North" {
+		t.Fatalf("merge lost an edit: %v %v", c["industry"], c["region"])
+	}
+	// The same field on both: the later push wins, the other value is kept.
+	a.pull()
+	b.pull()
+	a.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": "Owner", "tags": jsonString([]string{"old", "a"})})}}}, 200)
+	res = b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": "Boss", "tags": jsonString([]string{"old", "b"})})}}}, 200)
+	if fmt.Sprint(res["conflicted"].(map[string]any)["customers"]) != "["+id+"]" {
+		t.Fatalf("same-field edits did not conflict: %v", res)
+	}
+	c = h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)
+	if c["title"] != "Boss" || fmt.Sprint(c["tags"]) != "[old a b]" {
+		t.Fatalf("after conflict: title %v tags %v", c["title"], c["tags"])
+	}
+	conflicts := h.call("GET", "/v1/conflicts?record_id="+id, w.m1, nil, 200)["data"].([]any) // the manager sees them
+	var title map[string]any
+	for _, x := range conflicts {
+		if m := x.(map[string]any); m["column"] == "title" {
+			title = m
+		}
+	}
+	if len(conflicts) != 2 || title == nil || title["server_value"] != `"Owner"` || title["device_value"] != `"Boss"` ||
+		title["device_id"] != "tablet-b" || title["kept"] != "device" {
+		t.Fatalf("conflicts %v", conflicts)
+	}
+	h.call("GET", "/v1/conflicts/"+title["id"].(string), w.r2, nil, 404)
+	h.call("POST", "/v1/conflicts/"+title["id"].(string)+"/resolve", w.r1, map[string]any{"action": "undo"}, 422)
+	h.call("POST", "/v1/conflicts/"+title["id"].(string)+"/resolve", w.r1, map[string]any{"action": "revert"}, 200)
+	h.call("POST", "/v1/conflicts/"+title["id"].(string)+"/resolve", w.r1, map[string]any{"action": "revert"}, 409)
+	if c = h.call("GET", "/v1/customers/"+id, w.r1, nil, 200); c["title"] != "Owner" {
+		t.Fatalf("revert left title %v", c["title"])
+	}
+	// The same device editing a field again is no conflict with itself.
+	b.pull()
+	b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": "Chair"})}}}, 200)
+	b.pull()
+	res = b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": "Chair2"})}}}, 200)
+	if len(res["conflicted"].(map[string]any)["customers"].([]any)) != 0 {
+		t.Fatalf("a device conflicted with itself: %v", res)
+	}
+}
+
+func TestPushDeletesPropagateAndEditsMeetingDeletesAreRecorded(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	id := h.newCustomer(w.r1, map[string]any{"name": "Doomed"})["id"].(string)
+	a := h.device(w.r1, "phone-a")
+	b := h.device(w.r1, "tablet-b")
+	a.push(map[string]any{"customers": map[string]any{"deleted": []any{id}}}, 200)
+	res := b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"name": "Saved?"})}}}, 200)
+	if fmt.Sprint(res["conflicted"].(map[string]any)["customers"]) != "["+id+"]" {
+		t.Fatalf("edit of a deleted record: %v", res)
+	}
+	kinds, _ := b.pull()
+	if !slices.Contains(kinds["customers/deleted"], id) {
+		t.Fatalf("the delete did not reach the other device: %v", kinds)
+	}
+	conflict := h.call("GET", "/v1/conflicts?record_id="+id, w.r1, nil, 200)["data"].([]any)[0].(map[string]any)
+	if conflict["column"] != "*" || conflict["policy"] != "delete_wins" || conflict["kept"] != "server" {
+		t.Fatalf("conflict %v", conflict)
+	}
+	h.call("POST", "/v1/conflicts/"+conflict["id"].(string)+"/resolve", w.r1, map[string]any{"action": "revert"}, 200)
+	if c := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200); c["deleted_at"] != nil || c["name"] != "Saved?" {
+		t.Fatalf("revert did not bring the record back with the edit: %v", c)
+	}
+}
+
+func TestPushRejectsRecordsTheUserMayNotWriteAndAppliesTheRest(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	theirs := h.newCustomer(w.r2, map[string]any{"name": "Not yours"})["id"].(string)
+	phone := h.device(w.r1, "phone-a")
+	res := phone.push(map[string]any{"customers": map[string]any{
+		"created": []any{
+			map[string]any{"id": "okcustomer000001", "name": "Fine"},
+			map[string]any{"id": "badphone00000001", "name": "Bad", "phones": jsonString([]any{map[string]any{"number": "12"}})},
+		},
+		"updated": []any{updated(theirs, map[string]any{"name": "Mine now"})},
+	}}, 200)
+	rejected := fmt.Sprint(res["experimentalRejectedIds"].(map[string]any)["customers"])
+	if rejected != "[badphone00000001 "+theirs+"]" || fmt.Sprint(res["accepted"].(map[string]any)["customers"]) != "[okcustomer000001]" {
+		t.Fatalf("push result %v", res)
+	}
+	if h.call("GET", "/v1/customers/"+theirs, w.r2, nil, 200)["name"] != "Not yours" {
+		t.Fatal("another rep's customer was changed")
+	}
+	h.call("GET", "/v1/customers/badphone00000001", w.r1, nil, 404)
+}
+
+func TestPushBadInputIs4xxAndWritesNothing(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	id := h.newCustomer(w.r1, map[string]any{"name": "Stable"})["id"].(string)
+	phone := h.device(w.r1, "phone-a")
+	good := map[string]any{"id": "newcustomer00001", "name": "Would be created"}
+	cases := []struct {
+		name    string
+		changes map[string]any
+	}{
+		{"unknown table", map[string]any{"leads": map[string]any{"created": []any{good}}}},
+		{"unknown column", map[string]any{"customers": map[string]any{"created": []any{good, map[string]any{"id": "x1", "nickname": "n"}}}}},
+		{"wrong type", map[string]any{"customers": map[string]any{"created": []any{good, map[string]any{"id": "x2", "name": 5}}}}},
+		{"bad JSON column", map[string]any{"customers": map[string]any{"created": []any{good, map[string]any{"id": "x3", "phones": "[{"}}}}},
+		{"no id", map[string]any{"customers": map[string]any{"created": []any{good, map[string]any{"name": "no id"}}}}},
+		{"bad deleted id", map[string]any{"customers": map[string]any{"created": []any{good}, "deleted": []any{"has space"}}}},
+		{"null non-optional", map[string]any{"customers": map[string]any{"created": []any{good}, "updated": []any{updated(id, map[string]any{"credit_limit": nil})}}}},
+	}
+	before := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)["version"]
+	for _, c := range cases {
+		r := h.do("POST", "/v1/sync/push?last_pulled_at="+phone.cursor, phone.as.access, map[string]any{"changes": c.changes})
+		h.expect(r, 422, c.name)
+	}
+	for _, q := range []string{"", "?last_pulled_at=abc", "?last_pulled_at=0", "?last_pulled_at=999999999"} {
+		r := h.do("POST", "/v1/sync/push"+q, phone.as.access, map[string]any{"changes": map[string]any{"customers": map[string]any{"created": []any{good}}}})
+		h.expect(r, 422, "cursor "+q)
+	}
+	h.expect(h.do("POST", "/v1/sync/push?last_pulled_at="+phone.cursor, phone.as.access, `{"changes": {`), 400, "malformed")
+	h.expect(h.do("POST", "/v1/sync/push?last_pulled_at="+phone.cursor, phone.as.access, `{"changes": {}, "extra": 1}`), 422, "unknown top-level field")
+	h.call("GET", "/v1/customers/newcustomer00001", w.r1, nil, 404)
+	if after := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)["version"]; after != before {
+		t.Fatalf("version %v → %v", before, after)
+	}
+}

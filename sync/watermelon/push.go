@@ -1,0 +1,322 @@
+package watermelon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// MaxPushRecords bounds the records of one push (created, updated and deleted
+// together); the body is also bounded by the server's body limit.
+const MaxPushRecords = 5000
+
+// PushTable is one table's part of a push, in WatermelonDB's shape.
+type PushTable struct {
+	Created []map[string]any `json:"created"`
+	Updated []map[string]any `json:"updated"`
+	Deleted []string         `json:"deleted"`
+}
+
+// PushRequest is the body of a push.
+type PushRequest struct {
+	Changes map[string]PushTable `json:"changes"`
+}
+
+// Rejection is a pushed record the server did not apply, and why.
+type Rejection struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
+
+// PushResult says what became of each pushed record. WatermelonDB reads only
+// experimentalRejectedIds (it keeps those records marked as changed locally);
+// the rest is for apps and logs.
+type PushResult struct {
+	// Accepted were applied as sent.
+	Accepted map[string][]string `json:"accepted"`
+	// Conflicted were applied, but overwrote (or merged with, or lost to)
+	// someone else's concurrent change; the conflicts table has both values.
+	Conflicted map[string][]string    `json:"conflicted"`
+	Rejected   map[string][]Rejection `json:"rejected"`
+	RejectedID map[string][]string    `json:"experimentalRejectedIds"`
+	conflicts  []models.Conflict
+	tables     map[string]*pushOutcome
+}
+
+type pushOutcome struct {
+	accepted, conflicted []string
+	rejected             []Rejection
+}
+
+func (r *PushResult) outcome(table string) *pushOutcome {
+	if r.tables[table] == nil {
+		r.tables[table] = &pushOutcome{}
+	}
+	return r.tables[table]
+}
+
+var clientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Push applies a device's changes. Requests that break the protocol (unknown
+// tables or columns, wrong types, missing ids, too many records, a cursor the
+// server never gave) are refused whole with a validation error, before anything
+// is written. Records the rules refuse (a customer the user may not edit, a
+// phone that is no phone) are rejected one by one, with the reason, and the
+// rest is applied: a device must never be wedged by one bad record.
+//
+// A pushed column that someone else changed since the device's last sync is a
+// conflict: the table's policy decides (tags: union of both; otherwise the
+// device, received last, wins) and both values are kept in the conflicts table.
+func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, req PushRequest) (PushResult, error) {
+	upTo, err := e.seq.Watermark(ctx, a.TenantID)
+	if err != nil {
+		return PushResult{}, err
+	}
+	if err := e.validatePush(lastPulledAt, upTo, req); err != nil {
+		return PushResult{}, err
+	}
+	base := e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	res := PushResult{tables: map[string]*pushOutcome{}}
+	for _, t := range e.tables { // parents before children
+		tc, ok := req.Changes[t.schema().Name]
+		if !ok {
+			continue
+		}
+		if err := t.push(ctx, a, base, tc, &res); err != nil {
+			return PushResult{}, err
+		}
+	}
+	for _, c := range res.conflicts {
+		if _, err := e.conflicts.CreateFrom(ctx, a, models.NewID(), func(dst any) error {
+			*dst.(*models.Conflict) = c
+			return nil
+		}); err != nil {
+			return PushResult{}, fmt.Errorf("record conflict on %s %s: %w", c.Table, c.RecordID, err)
+		}
+	}
+	res.Accepted, res.Conflicted = map[string][]string{}, map[string][]string{}
+	res.Rejected, res.RejectedID = map[string][]Rejection{}, map[string][]string{}
+	for table, o := range res.tables {
+		res.Accepted[table] = append([]string{}, o.accepted...)
+		res.Conflicted[table] = append([]string{}, o.conflicted...)
+		if len(o.rejected) > 0 {
+			res.Rejected[table] = o.rejected
+			for _, r := range o.rejected {
+				res.RejectedID[table] = append(res.RejectedID[table], r.ID)
+			}
+		}
+	}
+	return res, nil
+}
+
+func (e *Engine) validatePush(lastPulledAt, upTo int64, req PushRequest) error {
+	v := &models.ValidationError{}
+	if lastPulledAt < 1 || lastPulledAt > upTo {
+		v.Add("last_pulled_at", "must be the timestamp of this device's last pull")
+	}
+	if req.Changes == nil {
+		v.Add("changes", "is required")
+	}
+	total := 0
+	for name, tc := range req.Changes {
+		t := e.table(name)
+		if t == nil {
+			v.Add("changes."+name, "is not a synced table (see GET /v1/sync/schema)")
+			continue
+		}
+		cols := t.schema().Columns
+		for kind, rows := range map[string][]map[string]any{"created": tc.Created, "updated": tc.Updated} {
+			for i, row := range rows {
+				checkRow(v, fmt.Sprintf("changes.%s.%s[%d]", name, kind, i), row, cols)
+			}
+		}
+		for i, id := range tc.Deleted {
+			if !clientID.MatchString(id) {
+				v.Add(fmt.Sprintf("changes.%s.deleted[%d]", name, i), "must be a record id")
+			}
+		}
+		total += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
+	}
+	if total > MaxPushRecords {
+		v.Add("changes", "at most %d records per push; push the rest in another", MaxPushRecords)
+	}
+	return v.Err()
+}
+
+// checkRow validates a flat record's shape against the table's columns.
+func checkRow(v *models.ValidationError, path string, row map[string]any, cols []Column) {
+	id, _ := row["id"].(string)
+	if !clientID.MatchString(id) {
+		v.Add(path+".id", "must be the record's id (1 to 64 of A-Z, a-z, 0-9, _ and -)")
+	}
+	for key, val := range row {
+		switch key {
+		case "id":
+			continue
+		case "_status", "_changed":
+			if _, ok := val.(string); !ok && val != nil {
+				v.Add(path+"."+key, "must be a string")
+			}
+			continue
+		}
+		i := slices.IndexFunc(cols, func(c Column) bool { return c.Name == key })
+		if i < 0 {
+			v.Add(path+"."+key, "is not a column of this table")
+			continue
+		}
+		if msg := typeProblem(cols[i], val); msg != "" {
+			v.Add(path+"."+key, "%s", msg)
+		}
+	}
+}
+
+func typeProblem(c Column, val any) string {
+	if val == nil {
+		if c.IsOptional || c.JSON {
+			return ""
+		}
+		return "must not be null"
+	}
+	switch c.Type {
+	case TypeNumber:
+		if _, ok := val.(float64); !ok {
+			return "must be a number"
+		}
+	case TypeBoolean:
+		if _, ok := val.(bool); !ok {
+			return "must be true or false"
+		}
+	default:
+		s, ok := val.(string)
+		if !ok {
+			return "must be a string"
+		}
+		if c.JSON && s != "" && !json.Valid([]byte(s)) {
+			return "must be a JSON-encoded string"
+		}
+	}
+	return ""
+}
+
+// writable returns the columns of row the device may write, as JSON values
+// ready to decode onto the record; only is the set to take (nil: all).
+func writable(row map[string]any, cols []Column, only []string) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	for _, c := range cols {
+		val, present := row[c.Name]
+		if !present || c.ReadOnly || (only != nil && !slices.Contains(only, c.Name)) {
+			continue
+		}
+		raw, err := columnJSON(c, val)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		out[c.Name] = raw
+	}
+	return out, nil
+}
+
+// columnJSON turns a flat column value back into the record's JSON form.
+func columnJSON(c Column, val any) (json.RawMessage, error) {
+	switch {
+	case val == nil:
+		return json.RawMessage("null"), nil
+	case c.Time:
+		ms := int64(val.(float64))
+		return json.Marshal(time.UnixMilli(ms).UTC())
+	case c.JSON:
+		s := val.(string)
+		if s == "" {
+			return json.RawMessage("null"), nil
+		}
+		return json.RawMessage(s), nil
+	default:
+		return json.Marshal(val)
+	}
+}
+
+// changedColumns reads WatermelonDB's _changed list.
+func changedColumns(row map[string]any) []string {
+	s, _ := row["_changed"].(string)
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// rejectReason turns a rule error into words for the device's developer.
+func rejectReason(err error) (string, bool) {
+	var ve *models.ValidationError
+	var fe *models.ForbiddenError
+	switch {
+	case errors.As(err, &ve):
+		return ve.Error(), true
+	case errors.As(err, &fe):
+		return fe.Reason, true
+	case errors.Is(err, models.ErrNotFound):
+		return "no such record, or not yours to change", true
+	case errors.Is(err, models.ErrConflict):
+		return "the id is already used by another record", true
+	}
+	return "", false
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	ax, _ := json.Marshal(x)
+	by, _ := json.Marshal(y)
+	return bytes.Equal(ax, by)
+}
+
+// Resolution actions.
+const (
+	ResolveKeep   = "keep"
+	ResolveRevert = "revert"
+)
+
+// Resolve settles a conflict the actor can see: keep leaves the kept value,
+// revert restores the other one (an overwritten value, an edit lost to a
+// delete, a deleted record). Either way the conflict is marked resolved.
+func (e *Engine) Resolve(ctx context.Context, a models.Actor, id, action string) (models.Conflict, error) {
+	if action != ResolveKeep && action != ResolveRevert {
+		return models.Conflict{}, &models.ValidationError{Fields: []models.FieldError{{Field: "action", Message: "must be keep or revert"}}}
+	}
+	c, err := e.conflicts.Get(ctx, a, id)
+	if err != nil {
+		return c, err
+	}
+	if c.Resolution != "" {
+		return c, fmt.Errorf("conflict %s was resolved already (%s): %w", id, c.Resolution, models.ErrConflict)
+	}
+	if err := a.CanEditOwned(c.TenantID, c.OwnerID, c.TeamID); err != nil {
+		return c, err
+	}
+	if action == ResolveRevert {
+		t := e.table(c.Table)
+		if t == nil {
+			return c, fmt.Errorf("conflict %s names unknown table %s", id, c.Table)
+		}
+		if err := t.revert(ctx, a, c); err != nil {
+			return c, err
+		}
+	}
+	return e.conflicts.Mutate(ctx, a, id, func(rec *models.Conflict) error {
+		if rec.Resolution != "" {
+			return fmt.Errorf("conflict %s was resolved already: %w", id, models.ErrConflict)
+		}
+		at := time.Now().UTC()
+		rec.Resolution, rec.ResolvedBy, rec.ResolvedAt = action, a.UserID, &at
+		return nil
+	})
+}
