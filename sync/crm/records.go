@@ -520,8 +520,6 @@ type Change[R any] struct {
 	// (models.Actor.SyncsTo); WasVisible whether it did under an earlier owner,
 	// so a device may hold it and must delete it.
 	Visible, WasVisible bool
-	// Created says the record was created after the cursor.
-	Created bool
 }
 
 // ChangesSince returns up to limit records of the actor's tenant whose last
@@ -542,7 +540,7 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 		}
 		m := meta(&recs[i])
 		visible := a.SyncsTo(m) || (r.h.visible != nil && m.OwnerID != "" && r.h.visible(a, &recs[i]))
-		out[i] = Change[R]{Record: r.viewFor(a, recs[i]), Visible: visible, WasVisible: a.SyncedTo(m), Created: m.FieldSeqs["id"] > after}
+		out[i] = Change[R]{Record: r.viewFor(a, recs[i]), Visible: visible, WasVisible: a.SyncedTo(m)}
 	}
 	return out, nil
 }

@@ -154,6 +154,12 @@ func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device strin
 	if v, err := s.client.Get(ctx, s.baseKey("page", tenant, user, device, from)).Int64(); err == nil {
 		base = v
 	}
+	start := s.RoundBase(ctx, tenant, user, device, from)
+	if more {
+		if err := s.client.Set(ctx, s.baseKey("start", tenant, user, device, to), start, baseTTL).Err(); err != nil {
+			return fmt.Errorf("remember pull of device %s: %w", device, err)
+		}
+	}
 	if base == 0 {
 		// A first sync: the device held none of the server's records before,
 		// so it can only have edited what this round brought it.
@@ -167,6 +173,16 @@ func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device strin
 		return fmt.Errorf("remember pull of device %s: %w", device, err)
 	}
 	return nil
+}
+
+// RoundBase returns where the device stood when the sync round that `from`
+// belongs to began: `from` itself, unless `from` is a page cursor of a round
+// still paging (0 for a first sync that is paging).
+func (s *Sequencer) RoundBase(ctx context.Context, tenant, user, device string, from int64) int64 {
+	if v, err := s.client.Get(ctx, s.baseKey("start", tenant, user, device, from)).Int64(); err == nil {
+		return v
+	}
+	return from
 }
 
 // PushBase returns the cursor a device stood at before the pull that gave it

@@ -15,6 +15,7 @@ type sequencer interface {
 	Watermark(ctx context.Context, tenant string) (int64, error)
 	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error
 	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64
+	RoundBase(ctx context.Context, tenant, user, device string, from int64) int64
 }
 
 // Engine serves the sync protocol.
@@ -104,6 +105,9 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 	if lastPulledAt == upTo {
 		return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, upTo, false) // nothing new: no query
 	}
+	// Pages after the first of a round report what the device lacked at the
+	// round's start as created, as WatermelonDB expects of a first sync.
+	start := e.seq.RoundBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
 	var all []change
 	for _, t := range e.tables {
 		found, err := t.changes(ctx, a, lastPulledAt, upTo, e.pageSize+1)
@@ -125,7 +129,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 			// nothing to delete: a first sync, or a record never on this user's devices
 		case c.gone:
 			tc.Deleted = append(tc.Deleted, c.id)
-		case c.created || lastPulledAt == 0:
+		case c.createdSeq > start:
 			tc.Created = append(tc.Created, c.record)
 		default:
 			tc.Updated = append(tc.Updated, c.record)

@@ -25,11 +25,12 @@ type table interface {
 
 // change is one pulled record in flat form.
 type change struct {
-	seq     int64
-	id      string
-	table   string
-	record  map[string]any
-	created bool
+	seq    int64
+	id     string
+	table  string
+	record map[string]any
+	// createdSeq is the sync number of the record's creation.
+	createdSeq int64
 	// gone means the device must not hold it: a tombstone, or a record the
 	// user may not read; mayHold that the device may hold it (so must be told).
 	gone, mayHold bool
@@ -54,7 +55,7 @@ func (t *records[R]) changes(ctx context.Context, a models.Actor, after, upTo in
 	out := make([]change, 0, len(found))
 	for i := range found {
 		m := any(&found[i].Record).(interface{ Header() *models.Meta }).Header()
-		c := change{seq: m.Seq, id: m.ID, table: t.r.Collection(), created: found[i].Created,
+		c := change{seq: m.Seq, id: m.ID, table: t.r.Collection(), createdSeq: m.FieldSeqs["id"],
 			gone: m.Deleted() || !found[i].Visible, mayHold: found[i].Visible || found[i].WasVisible}
 		if !c.gone {
 			if c.record, err = flatten(&found[i].Record, t.cols); err != nil {
