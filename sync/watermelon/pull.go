@@ -129,7 +129,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 			// nothing to delete: a first sync, or a record never on this user's devices
 		case c.gone:
 			tc.Deleted = append(tc.Deleted, c.id)
-		case c.createdSeq > start:
+		case c.createdSeq > start && !c.createdHere:
 			tc.Created = append(tc.Created, c.record)
 		default:
 			tc.Updated = append(tc.Updated, c.record)

@@ -94,8 +94,12 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 			return PushResult{}, err
 		}
 	}
+	// Conflicts are the server's records, though made for this push: no device
+	// holds them yet, so they reach every device, this one too, as created.
+	server := a
+	server.DeviceID = ""
 	for _, c := range res.conflicts {
-		if _, err := e.conflicts.CreateFrom(ctx, a, models.NewID(), func(dst any) error {
+		if _, err := e.conflicts.CreateFrom(ctx, server, models.NewID(), func(dst any) error {
 			*dst.(*models.Conflict) = c
 			return nil
 		}); err != nil {

@@ -29,8 +29,10 @@ type change struct {
 	id     string
 	table  string
 	record map[string]any
-	// createdSeq is the sync number of the record's creation.
-	createdSeq int64
+	// createdSeq is the sync number of the record's creation; createdHere
+	// says the pulling device created it (it has it, so it comes as updated).
+	createdSeq  int64
+	createdHere bool
 	// gone means the device must not hold it: a tombstone, or a record the
 	// user may not read; mayHold that the device may hold it (so must be told).
 	gone, mayHold bool
@@ -56,7 +58,8 @@ func (t *records[R]) changes(ctx context.Context, a models.Actor, after, upTo in
 	for i := range found {
 		m := any(&found[i].Record).(interface{ Header() *models.Meta }).Header()
 		c := change{seq: m.Seq, id: m.ID, table: t.r.Collection(), createdSeq: m.FieldSeqs["id"],
-			gone: m.Deleted() || !found[i].Visible, mayHold: found[i].Visible || found[i].WasVisible}
+			createdHere: a.DeviceID != "" && m.FieldDevices["id"] == a.DeviceID,
+			gone:        m.Deleted() || !found[i].Visible, mayHold: found[i].Visible || found[i].WasVisible}
 		if !c.gone {
 			if c.record, err = flatten(&found[i].Record, t.cols); err != nil {
 				return nil, fmt.Errorf("flatten %s %s: %w", c.table, c.id, err)

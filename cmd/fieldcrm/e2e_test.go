@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/sync/testenv"
+)
+
+// TestWatermelonDBClientEndToEnd runs sync/watermelon/e2e/sync.test.js: two
+// phones with the real WatermelonDB library (LokiJS adapter, in Node) syncing
+// through `fieldcrm serve` (offline creates, server-assigned numbers, merged
+// and conflicting edits, a delete, a push whose response was lost). It needs
+// Node and `npm ci` in that folder; .ci/run does both and sets FIELDCRM_E2E=1,
+// which turns a missing prerequisite into a failure instead of a skip.
+func TestWatermelonDBClientEndToEnd(t *testing.T) {
+	dir, _ := filepath.Abs("../../sync/watermelon/e2e")
+	node, err := exec.LookPath("node")
+	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "@nozbe", "watermelondb"))
+	if err != nil || modErr != nil {
+		if os.Getenv("FIELDCRM_E2E") == "1" {
+			t.Fatalf("FIELDCRM_E2E=1 but node (%v) or the npm packages (%v) are missing", err, modErr)
+		}
+		t.Skip("needs node and `npm ci` in sync/watermelon/e2e (set FIELDCRM_E2E=1 to require it)")
+	}
+	vars := map[string]string{
+		"FIELDCRM_DATA_DIR":     t.TempDir(),
+		"MONGODB_DATABASE":      testenv.UniqueName("e2e"),
+		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName("e2e") + ":",
+	}
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
+		pgURL, drop, err := testenv.NewPostgreSQLDatabase(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(drop)
+		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
+	}
+	p := startServe(t, vars)
+	defer p.stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "sync.test.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("WatermelonDB end-to-end test failed: %v\n%s\nserver log:\n%s", err, out, p.logs.String())
+	}
+	t.Logf("%s", lastLine(out))
+}
+
+func lastLine(b []byte) string {
+	for len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			return string(b[i+1:])
+		}
+	}
+	return string(b)
+}
