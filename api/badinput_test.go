@@ -112,14 +112,14 @@ func TestOversizedBodyGets413Problem(t *testing.T) {
 	}
 	go func() { _ = h.server.App().Listener(ln) }()
 	t.Cleanup(func() { _ = h.server.App().Shutdown() })
-	// Announce a 2 MiB body and send only the headers: the server must refuse
+	// Announce a 16 MiB body and send only the headers: the server must refuse
 	// from the Content-Length alone, before reading (or buffering) the body.
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", 2<<20)
+	fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", 16<<20)
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -66,9 +66,18 @@ const (
 
 func newHarness(t *testing.T, checks ...api.Check) *harness {
 	t.Helper()
-	st := env.Store(t)
-	rd := env.Redis(t)
-	clk := &clock{now: time.Now().UTC()}
+	return buildHarness(t, env.Store(t), env.Redis(t), &clock{now: time.Now().UTC()}, checks...)
+}
+
+// twin returns a second API server on the same database, Redis and clock, as
+// another replica would be: its own services, sequencer and caches.
+func (h *harness) twin() *harness {
+	h.t.Helper()
+	return buildHarness(h.t, h.store, h.redis, h.clock)
+}
+
+func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, checks ...api.Check) *harness {
+	t.Helper()
 	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
 	if err != nil {
 		t.Fatal(err)

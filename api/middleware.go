@@ -114,7 +114,18 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// actorOf returns the signed-in user for REST handlers. Their writes are not
+// a device's: the device id is dropped, so sync treats them like any other
+// server-side change (the device learns of them by pulling).
 func actorOf(c *fiber.Ctx) models.Actor {
+	a := deviceActorOf(c)
+	a.DeviceID = ""
+	return a
+}
+
+// deviceActorOf returns the signed-in user with the device of their session,
+// for the sync handlers.
+func deviceActorOf(c *fiber.Ctx) models.Actor {
 	a, _ := c.Locals(localActor).(models.Actor)
 	return a
 }

@@ -44,7 +44,7 @@ type Check struct {
 
 // Config holds the HTTP settings.
 type Config struct {
-	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
+	// BodyLimit is the largest request body accepted, in bytes (default 8 MiB).
 	BodyLimit int
 	// TrustedProxies lists the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client; empty trusts none.
@@ -54,9 +54,10 @@ type Config struct {
 	Version         string
 }
 
-// DefaultBodyLimit is 1 MiB: far above any account or CRM record, small enough
-// that a flood of large bodies cannot exhaust memory.
-const DefaultBodyLimit = 1 << 20
+// DefaultBodyLimit is 8 MiB: a sync push of a device that was offline for days
+// (thousands of edited records) fits; a flood of large bodies still cannot
+// exhaust memory.
+const DefaultBodyLimit = 8 << 20
 
 // Server is the HTTP API.
 type Server struct {

@@ -45,7 +45,7 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	out, err := s.sync.Pull(c.UserContext(), actorOf(c), last)
+	out, err := s.sync.Pull(c.UserContext(), deviceActorOf(c), last)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (s *Server) syncPush(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	out, err := s.sync.Push(c.UserContext(), actorOf(c), last, req)
+	out, err := s.sync.Push(c.UserContext(), deviceActorOf(c), last, req)
 	if err != nil {
 		return err
 	}

@@ -202,12 +202,14 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	}
 }
 
-// Writers create records while a device pulls again and again: when the
+// Writers create records through two API replicas (sharing the database and
+// Redis) while a device pulls again and again, alternating replicas: when the
 // writers stop, the device has received every record, though numbers were
 // taken before their writes committed and committed out of order.
 func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
 	w := newWorld(t)
 	h := w.h
+	replicas := []*harness{h, h.twin()}
 	cust := h.newCustomer(w.r1, map[string]any{"name": "Busy"})["id"].(string)
 	_, _, cursor := h.pullAll(w.r1, "null")
 	const writers, each = 4, 8
@@ -218,7 +220,7 @@ func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				r := h.do("POST", "/v1/interactions", w.r1.access, map[string]any{"customer_id": cust, "channel": "phone", "content": fmt.Sprint(i, "/", j)})
+				r := replicas[(i+j)%2].do("POST", "/v1/interactions", w.r1.access, map[string]any{"customer_id": cust, "channel": "phone", "content": fmt.Sprint(i, "/", j)})
 				if r.status != 201 {
 					t.Errorf("create: %d %s", r.status, r.body)
 					return
@@ -234,8 +236,8 @@ func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
 	pulled := make(chan struct{})
 	go func() {
 		defer close(pulled)
-		for {
-			kinds, _, next := h.pullAll(w.r1, cursor)
+		for round := 0; ; round++ {
+			kinds, _, next := replicas[round%2].pullAll(w.r1, cursor)
 			for _, id := range kinds["interactions/created"] {
 				seen[id] = true
 			}
