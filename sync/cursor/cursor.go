@@ -22,7 +22,7 @@ import (
 )
 
 // DefaultLease bounds how long a write may hold its number in flight.
-const DefaultLease = 30 * time.Second
+const DefaultLease = time.Minute
 
 // Sequencer hands out sync numbers per tenant.
 type Sequencer struct {
