@@ -53,6 +53,7 @@ type harness struct {
 	clock  *clock
 	redis  *testenv.Redis
 	crm    *crm.Service
+	sync   *watermelon.Engine
 }
 
 // Login limits of the test servers. The window is short because against a real
@@ -106,8 +107,9 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, watermelon.New(crmService, seq, testPullPage), checks, testLogger())
-	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService}
+	engine := watermelon.New(crmService, seq, st, testPullPage)
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, checks, testLogger())
+	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

@@ -92,7 +92,7 @@ func operationID(r route) string {
 
 func httpStatusText(code int) string {
 	texts := map[int]string{200: "OK", 201: "Created", 204: "No Content", 400: "Malformed request", 401: "Unauthenticated",
-		403: "Forbidden", 404: "Not found", 409: "Conflict", 412: "Stale version (If-Match)", 413: "Body too large", 415: "Unsupported media type",
+		403: "Forbidden", 404: "Not found", 409: "Conflict", 410: "Full resync required", 412: "Stale version (If-Match)", 413: "Body too large", 415: "Unsupported media type",
 		422: "Invalid input", 429: "Too many attempts", 500: "Internal error", 503: "A dependency is unavailable"}
 	if t, ok := texts[code]; ok {
 		return t

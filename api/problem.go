@@ -37,6 +37,7 @@ const (
 	typeConflict     = "/problems/conflict"
 	typeDuplicate    = "/problems/duplicate-customer"
 	typeStale        = "/problems/stale-version"
+	typeResync       = "/problems/resync-required"
 	typeTooLarge     = "/problems/body-too-large"
 	typeRateLimited  = "/problems/rate-limited"
 	typeMethod       = "/problems/method-not-allowed"
@@ -77,6 +78,9 @@ func problemFor(err error) Problem {
 		return Problem{Type: typeDuplicate, Title: "Possible duplicate", Status: fiber.StatusConflict,
 			Detail:     "the customer matches existing ones (see duplicates); open one of them, or send again with ?on_duplicate=flag to create it flagged",
 			Duplicates: de.Candidates}
+	case errors.Is(err, models.ErrResyncRequired):
+		return Problem{Type: typeResync, Title: "Full resync required", Status: fiber.StatusGone,
+			Detail: "this device last synced before the oldest deletion the server keeps; reset the local database and pull from last_pulled_at=null"}
 	case errors.Is(err, models.ErrStale):
 		return Problem{Type: typeStale, Title: "Stale version", Status: fiber.StatusPreconditionFailed,
 			Detail: err.Error() + "; read the record again, reapply your change and send it with the new version"}

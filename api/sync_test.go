@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"testing"
+	"time"
 )
 
 // pullAll pulls from cursor until has_more is false and returns every change by
@@ -267,4 +270,35 @@ func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
 func atoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
+}
+
+// Deletions are kept for a retention period; a device offline for longer is
+// told to start over (410) instead of keeping records deleted long ago.
+func TestPurgedTombstonesMakeOldCursorsResync(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	keep := h.newCustomer(w.r1, map[string]any{"name": "Keep"})["id"].(string)
+	gone := h.newCustomer(w.r1, map[string]any{"name": "Gone"})["id"].(string)
+	_, _, old := h.pullAll(w.r1, "null")
+	h.call("DELETE", "/v1/customers/"+gone, w.r1, nil, 204)
+	_, _, recent := h.pullAll(w.r1, old) // this cursor has seen the delete
+	n, err := h.sync.Purge(context.Background(), h.clock.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+	h.call("GET", "/v1/customers/"+gone, w.r1, nil, 404)
+	r := h.do("GET", "/v1/sync/pull?last_pulled_at="+old, w.r1.access, nil)
+	h.expect(r, 410, "pull from before the purge")
+	if !strings.Contains(string(r.body), "/problems/resync-required") {
+		t.Fatalf("problem %s", r.body)
+	}
+	h.pullAll(w.r1, recent) // saw the delete: fine
+	kinds, _, _ := h.pullAll(w.r1, "null")
+	if fmt.Sprint(kinds["customers/created"]) != "["+keep+"]" {
+		t.Fatalf("fresh sync after purge: %v", kinds)
+	}
+	// Nothing younger than the retention is purged.
+	if n, _ := h.sync.Purge(context.Background(), h.clock.Now().Add(-time.Hour)); n != 0 {
+		t.Fatalf("purged %d recent tombstones", n)
+	}
 }

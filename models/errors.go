@@ -22,6 +22,9 @@ var (
 	// ErrStale means the caller's If-Match version is not the record's current
 	// version: someone else changed it since the caller read it.
 	ErrStale = errors.New("the record changed since you read it")
+	// ErrResyncRequired means a device's sync cursor is older than the deletions
+	// the server still keeps: it must reset its local database and sync anew.
+	ErrResyncRequired = errors.New("resync required")
 	// ErrUnauthenticated means credentials are missing, wrong, expired or revoked.
 	ErrUnauthenticated = errors.New("unauthenticated")
 )

@@ -34,6 +34,7 @@ type serveConfig struct {
 	DataKeyFile         string
 	PoolReclaimEvery    time.Duration
 	SyncPageSize        int
+	TombstoneRetention  time.Duration
 	BodyLimit           int
 	TrustedProxies      string
 	ShutdownTimeout     time.Duration
@@ -99,6 +100,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
 	cfg.PoolReclaimEvery = envDuration("FIELDCRM_POOL_RECLAIM_EVERY", time.Hour)
 	cfg.SyncPageSize = envInt("FIELDCRM_SYNC_PAGE_SIZE", watermelon.DefaultPageSize)
+	cfg.TombstoneRetention = envDuration("FIELDCRM_SYNC_TOMBSTONE_RETENTION", watermelon.DefaultTombstoneRetention)
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)

@@ -103,6 +103,8 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	go crmService.RunPoolReclaim(ctx, cfg.PoolReclaimEvery)
+	syncEngine := watermelon.New(crmService, sequencer, st, cfg.SyncPageSize)
+	go syncEngine.RunPurge(ctx, cfg.TombstoneRetention, time.Hour, log)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -110,7 +112,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	server := api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, crmService, watermelon.New(crmService, sequencer, cfg.SyncPageSize), checks, log)
+	}, acc, crmService, syncEngine, checks, log)
 	log.Info("listening", "addr", cfg.Addr)
 	if err := server.Listen(ctx, cfg.Addr); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)

@@ -480,3 +480,75 @@ func createCRMIndexes(ctx context.Context, s *Store) error {
 	}
 	return nil
 }
+
+// TenantIDs lists every tenant, for jobs that run per tenant.
+func (s *Store) TenantIDs(ctx context.Context) ([]string, error) {
+	var tenants []models.Tenant
+	if err := s.findAll(ctx, collTenants, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), &tenants); err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	ids := make([]string, len(tenants))
+	for i, t := range tenants {
+		ids[i] = t.ID
+	}
+	return ids, nil
+}
+
+// Tombstones returns the ids and the highest sync number of tenant's records
+// in coll deleted before `before`, at most limit of them.
+func (s *Store) Tombstones(ctx context.Context, coll, tenant string, before time.Time, limit int) ([]string, int64, error) {
+	var docs []struct {
+		ID  string `bson:"_id"`
+		Seq int64  `bson:"seq"`
+	}
+	filter := bson.D{{Key: "tenant_id", Value: tenant}, {Key: "deleted_at", Value: bson.D{{Key: "$lt", Value: before}}}}
+	opts := options.Find().SetProjection(bson.D{{Key: "seq", Value: 1}}).SetLimit(int64(limit))
+	if err := s.findAll(ctx, coll, filter, opts, &docs); err != nil {
+		return nil, 0, fmt.Errorf("find tombstones of %s in tenant %s: %w", coll, tenant, err)
+	}
+	ids := make([]string, len(docs))
+	var highest int64
+	for i, d := range docs {
+		ids[i] = d.ID
+		highest = max(highest, d.Seq)
+	}
+	return ids, highest, nil
+}
+
+// PurgeRecords deletes records of tenant in coll for good, by id.
+func (s *Store) PurgeRecords(ctx context.Context, coll, tenant string, ids []string) error {
+	for _, id := range ids {
+		if _, err := s.coll(coll).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: tenant}}); err != nil {
+			return fmt.Errorf("purge %s %s: %w", coll, id, err)
+		}
+	}
+	return nil
+}
+
+// SyncFloor returns the sync number below which tenant's deletions may have
+// been purged: a device whose cursor is below it must sync again from scratch.
+func (s *Store) SyncFloor(ctx context.Context, tenant string) (int64, error) {
+	var t struct {
+		Floor int64 `bson:"sync_floor"`
+	}
+	if err := s.findByID(ctx, collTenants, tenant, &t); err != nil {
+		return 0, fmt.Errorf("sync floor of tenant %s: %w", tenant, err)
+	}
+	return t.Floor, nil
+}
+
+// RaiseSyncFloor moves tenant's sync floor up to floor (never down). It is
+// written before the tombstones it covers are purged, so no pull can miss them
+// without being told to start over.
+func (s *Store) RaiseSyncFloor(ctx context.Context, tenant string, floor int64) error {
+	current, err := s.SyncFloor(ctx, tenant)
+	if err != nil || current >= floor {
+		return err
+	}
+	_, err = s.coll(collTenants).UpdateOne(ctx, bson.D{{Key: "_id", Value: tenant}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "sync_floor", Value: floor}}}})
+	if err != nil {
+		return fmt.Errorf("raise sync floor of tenant %s: %w", tenant, err)
+	}
+	return nil
+}

@@ -3,7 +3,10 @@ package watermelon
 import (
 	"cmp"
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
@@ -18,26 +21,37 @@ type sequencer interface {
 	RoundBase(ctx context.Context, tenant, user, device string, from int64) int64
 }
 
+// tombstoneStore is what purging old deletions needs (see Purge).
+type tombstoneStore interface {
+	TenantIDs(ctx context.Context) ([]string, error)
+	Tombstones(ctx context.Context, coll, tenant string, before time.Time, limit int) ([]string, int64, error)
+	PurgeRecords(ctx context.Context, coll, tenant string, ids []string) error
+	SyncFloor(ctx context.Context, tenant string) (int64, error)
+	RaiseSyncFloor(ctx context.Context, tenant string, floor int64) error
+}
+
 // Engine serves the sync protocol.
 type Engine struct {
-	tables    []table
-	seq       sequencer
-	conflicts *crm.Records[models.Conflict]
-	pageSize  int
+	tables     []table
+	seq        sequencer
+	tombstones tombstoneStore
+	conflicts  *crm.Records[models.Conflict]
+	pageSize   int
 }
 
 // DefaultPageSize is the most records one pull returns.
 const DefaultPageSize = 5000
 
 // New returns an Engine over the CRM's collections. pageSize 0 means DefaultPageSize.
-func New(svc *crm.Service, seq sequencer, pageSize int) *Engine {
+func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize int) *Engine {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
 	return &Engine{
-		seq:       seq,
-		conflicts: svc.Conflicts,
-		pageSize:  pageSize,
+		seq:        seq,
+		tombstones: tombstones,
+		conflicts:  svc.Conflicts,
+		pageSize:   pageSize,
 		// Parents first: a push applies tables in this order, so a customer
 		// created offline exists when its visits arrive in the same push.
 		tables: []table{
@@ -94,6 +108,15 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 	if err != nil {
 		return PullResult{}, err
 	}
+	if lastPulledAt > 0 {
+		floor, err := e.tombstones.SyncFloor(ctx, a.TenantID)
+		if err != nil {
+			return PullResult{}, err
+		}
+		if lastPulledAt < floor {
+			return PullResult{}, fmt.Errorf("cursor %d is below the sync floor %d: %w", lastPulledAt, floor, models.ErrResyncRequired)
+		}
+	}
 	if lastPulledAt > upTo {
 		return PullResult{}, &models.ValidationError{Fields: []models.FieldError{{Field: "last_pulled_at",
 			Message: "is ahead of this server's changes; it comes from another server or tenant: sync again from null"}}}
@@ -136,4 +159,61 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 		}
 	}
 	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore)
+}
+
+// DefaultTombstoneRetention is how long deletions are kept for devices that
+// are offline: 90 days.
+const DefaultTombstoneRetention = 90 * 24 * time.Hour
+
+// Purge deletes for good the tombstones deleted before `before`, in every
+// tenant and synced table. Each tenant's sync floor is raised past them first,
+// so a device whose cursor is older gets "resync required" instead of silently
+// keeping records deleted long ago.
+func (e *Engine) Purge(ctx context.Context, before time.Time) (int, error) {
+	tenants, err := e.tombstones.TenantIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	purged := 0
+	for _, tenant := range tenants {
+		for _, t := range e.tables {
+			coll := t.schema().Name
+			for {
+				ids, highest, err := e.tombstones.Tombstones(ctx, coll, tenant, before, 500)
+				if err != nil || len(ids) == 0 {
+					if err != nil {
+						return purged, err
+					}
+					break
+				}
+				if err := e.tombstones.RaiseSyncFloor(ctx, tenant, highest); err != nil {
+					return purged, err
+				}
+				if err := e.tombstones.PurgeRecords(ctx, coll, tenant, ids); err != nil {
+					return purged, err
+				}
+				purged += len(ids)
+			}
+		}
+	}
+	return purged, nil
+}
+
+// RunPurge purges tombstones older than retention every period until ctx ends.
+func (e *Engine) RunPurge(ctx context.Context, retention, every time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := e.Purge(ctx, time.Now().Add(-retention))
+		if err != nil {
+			log.ErrorContext(ctx, "purge tombstones", "err", err.Error())
+		} else if n > 0 {
+			log.InfoContext(ctx, "purged old tombstones", "count", n)
+		}
+	}
 }
