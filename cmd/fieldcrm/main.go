@@ -51,6 +51,7 @@ Usage:
 
 Commands:
   serve     run the HTTP API on embedded or real MongoDB and Redis
+  bench     measure: "bench sync" seeds a territory and times sync over loopback
   version   print the version
 
 Run "fieldcrm <command> --help" for a command's flags. Configuration comes from
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serveCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "fieldcrm", version)
 		return nil

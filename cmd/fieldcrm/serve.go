@@ -31,48 +31,78 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log := newLogger(cfg, stdout)
 	log.Info("fieldcrm starting", "version", version, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+	a, err := startApp(ctx, cfg, log)
+	defer a.close(ctx)
+	if err != nil {
+		return err
+	}
+	go a.crm.RunPoolReclaim(ctx, cfg.PoolReclaimEvery)
+	go a.sync.RunPurge(ctx, cfg.TombstoneRetention, time.Hour, log)
+	log.Info("listening", "addr", cfg.Addr)
+	if err := a.server.Listen(ctx, cfg.Addr); err != nil {
+		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
+	}
+	return nil
+}
 
-	// Everything opened below is closed in reverse order on the way out.
-	var closers []func(context.Context)
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i](closeCtx)
-		}
-		log.Info("fieldcrm stopped")
-	}()
+// application is everything serve runs, wired from the configuration.
+type application struct {
+	server  *api.Server
+	store   *store.Store
+	redis   redis.UniversalClient
+	seq     *cursor.Sequencer
+	crm     *crm.Service
+	sync    *watermelon.Engine
+	log     *slog.Logger
+	closers []func(context.Context)
+}
 
+// close releases everything startApp opened, in reverse order.
+func (a *application) close(ctx context.Context) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i](closeCtx)
+	}
+	a.log.Info("fieldcrm stopped")
+}
+
+// startApp opens the storage, migrates it, and builds the services and the
+// HTTP server. On error, what was opened is in the closers already.
+func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*application, error) {
+	a := &application{log: log}
 	storeCfg, closeMongo, err := openMongo(ctx, cfg, log)
 	if err != nil {
-		return err
+		return a, err
 	}
-	closers = append(closers, closeMongo)
+	a.closers = append(a.closers, closeMongo)
 	st, err := store.Open(ctx, storeCfg)
 	if err != nil {
-		return err
+		return a, err
 	}
-	closers = append(closers, func(ctx context.Context) { _ = st.Close(ctx) })
+	a.store = st
+	a.closers = append(a.closers, func(ctx context.Context) { _ = st.Close(ctx) })
 	status, err := st.Migrate(ctx)
 	if err != nil {
-		return err
+		return a, err
 	}
 	log.Info("database schema ready", "version", status.Current, "applied_now", status.Applied)
 
 	rdb, closeRedis, err := openRedis(ctx, cfg, log)
 	if err != nil {
-		return err
+		return a, err
 	}
-	closers = append(closers, closeRedis)
+	a.redis = rdb
+	a.closers = append(a.closers, closeRedis)
 
 	secret, source, err := cfg.jwtSecret()
 	if err != nil {
-		return err
+		return a, err
 	}
 	log.Info("JWT signing secret loaded", "source", source)
 	signer, err := accounts.NewSigner(secret, time.Now)
 	if err != nil {
-		return fmt.Errorf("JWT secret from %s: %w", source, err)
+		return a, fmt.Errorf("JWT secret from %s: %w", source, err)
 	}
 	acc, err := accounts.New(accounts.Options{
 		Store:     st,
@@ -83,41 +113,34 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		Logger:    log,
 	})
 	if err != nil {
-		return err
+		return a, err
 	}
 	key, keySource, err := cfg.dataKey()
 	if err != nil {
-		return err
+		return a, err
 	}
 	log.Info("data key loaded", "source", keySource)
 	sealer, err := crm.NewSealer(key)
 	if err != nil {
-		return err
+		return a, err
 	}
-	sequencer := cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
-	crmService, err := crm.New(crm.Options{
-		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log,
-		Sequencer: sequencer,
+	a.seq = cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
+	a.crm, err = crm.New(crm.Options{
+		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log, Sequencer: a.seq,
 	})
 	if err != nil {
-		return err
+		return a, err
 	}
-	go crmService.RunPoolReclaim(ctx, cfg.PoolReclaimEvery)
-	syncEngine := watermelon.New(crmService, sequencer, st, cfg.SyncPageSize)
-	go syncEngine.RunPurge(ctx, cfg.TombstoneRetention, time.Hour, log)
+	a.sync = watermelon.New(a.crm, a.seq, st, cfg.SyncPageSize)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
-	server := api.New(api.Config{
+	a.server = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, crmService, syncEngine, checks, log)
-	log.Info("listening", "addr", cfg.Addr)
-	if err := server.Listen(ctx, cfg.Addr); err != nil {
-		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
-	}
-	return nil
+	}, acc, a.crm, a.sync, checks, log)
+	return a, nil
 }
 
 // ipFailureFactor sets the per-address limit of failed sign-ins to this many times

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// benchCommand runs `fieldcrm bench sync`: it starts fieldcrm on a loopback
+// port with a throwaway database (embedded SQLite, or FerretDB on PostgreSQL
+// when FERRETDB_POSTGRESQL_URL is set), seeds one rep's territory, and drives
+// the sync API over HTTP as devices would, printing throughput and latency.
+func benchCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "sync" {
+		return usageError{"usage: fieldcrm bench sync [flags]"}
+	}
+	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	customers := fs.Int("customers", 2000, "customers in the rep's territory")
+	interactions := fs.Int("interactions", 10000, "interactions on those customers")
+	edits := fs.Int("edits", 500, "offline edits pushed, and server edits pulled")
+	noops := fs.Int("noop-pulls", 50, "pulls with nothing new")
+	page := fs.Int("page", 5000, "records per pull page")
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	dir, err := os.MkdirTemp("", "fieldcrm-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	overrides := map[string]string{
+		"FIELDCRM_DATA_DIR": dir, "FIELDCRM_ADDR": addr, "FIELDCRM_LOG_LEVEL": "error", "MONGODB_URI": "",
+		"MONGODB_DATABASE": "bench", "FIELDCRM_PASSWORD_MEMORY_KIB": "64", "FIELDCRM_PASSWORD_TIME": "1",
+		"FIELDCRM_SYNC_PAGE_SIZE": strconv.Itoa(*page), "FIELDCRM_BODY_LIMIT": strconv.Itoa(64 << 20),
+	}
+	cfg, err := parseServeConfig(nil, func(k string) string {
+		if v, ok := overrides[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}, stderr)
+	if err != nil {
+		return err
+	}
+	engine := "FerretDB on SQLite"
+	if cfg.FerretPostgreSQLURL != "" {
+		engine = "FerretDB on PostgreSQL"
+	}
+	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard))
+	defer a.close(ctx)
+	if err != nil {
+		return err
+	}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	go func() { _ = a.server.Listen(serveCtx, addr) }()
+	c := &benchClient{base: "http://" + addr, http: &http.Client{Timeout: 10 * time.Minute}}
+	if err := c.waitReady(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "fieldcrm bench sync: %s, %d customers + %d interactions, page %d\n", engine, *customers, *interactions, *page)
+
+	rep, err := c.territory()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	ids, err := seed(ctx, a, rep, *customers, *interactions)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded in %s\n\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "%-34s %10s %10s %12s %10s %10s\n", "operation", "records", "total", "records/s", "p50", "p99")
+	row := func(name string, records int, total time.Duration, lat []time.Duration) {
+		rate := float64(records) / total.Seconds()
+		fmt.Fprintf(stdout, "%-34s %10d %10s %12.0f %10s %10s\n", name, records, total.Round(time.Millisecond), rate,
+			percentile(lat, 50).Round(time.Microsecond), percentile(lat, 99).Round(time.Microsecond))
+	}
+
+	// 1. Initial sync of the territory, page by page.
+	phone, err := c.login(rep.email, "bench-phone")
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	n, lat, cursor, err := c.pullAll(phone, "null")
+	if err != nil {
+		return err
+	}
+	row("initial sync (pull from null)", n, time.Since(start), lat)
+
+	// 2. Push of offline edits.
+	rows := make([]any, *edits)
+	for i := range rows {
+		rows[i] = map[string]any{"id": ids[i%len(ids)], "_status": "updated", "_changed": "industry", "industry": fmt.Sprint("offline-", i)}
+	}
+	t0 := time.Now()
+	if err := c.push(phone, cursor, map[string]any{"customers": map[string]any{"updated": rows}}); err != nil {
+		return err
+	}
+	pushTook := time.Since(t0)
+	row(fmt.Sprintf("push of %d offline edits", *edits), *edits, pushTook, []time.Duration{pushTook})
+	if _, _, cursor, err = c.pullAll(phone, cursor); err != nil { // the echo of its own push
+		return err
+	}
+
+	// 3. Delta pull of server edits (made through the service, as the REST API would).
+	admin := models.Actor{UserID: rep.id, TenantID: rep.tenant, Role: models.RoleAdmin}
+	for i := range *edits {
+		if _, err := a.crm.Customers.Mutate(ctx, admin, ids[(i+7)%len(ids)], func(c *models.Customer) error {
+			c.Region = fmt.Sprint("server-", i)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	start = time.Now()
+	n, lat, cursor, err = c.pullAll(phone, cursor)
+	if err != nil {
+		return err
+	}
+	row(fmt.Sprintf("delta pull of %d server edits", *edits), n, time.Since(start), lat)
+
+	// 4. Pulls with nothing new.
+	var noop []time.Duration
+	start = time.Now()
+	for range *noops {
+		_, l, _, err := c.pullAll(phone, cursor)
+		if err != nil {
+			return err
+		}
+		noop = append(noop, l...)
+	}
+	row("no-op pull", 0, time.Since(start), noop)
+	return nil
+}
+
+type benchRep struct{ id, email, tenant string }
+
+// seed writes the territory straight through the store, stamped with sync
+// numbers as the service would, so that seeding 100,000 records takes
+// minutes rather than the hours a duplicate check per customer would cost.
+func seed(ctx context.Context, a *application, rep benchRep, customers, interactions int) ([]string, error) {
+	st := models.Settings{}.WithDefaults()
+	user, err := a.store.User(ctx, rep.tenant, rep.id)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	stamp := func(m *models.Meta) (func(), error) {
+		seq, done, err := a.seq.Begin(ctx, rep.tenant)
+		if err != nil {
+			return nil, err
+		}
+		*m = models.Meta{ID: models.NewID(), TenantID: rep.tenant, OwnerID: user.ID, TeamID: user.TeamID, Version: 1,
+			CreatedAt: now, CreatedBy: user.ID, UpdatedAt: now, UpdatedBy: user.ID,
+			Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
+		return done, nil
+	}
+	ids := make([]string, 0, customers)
+	for i := range customers {
+		c := models.Customer{CustomerFields: models.CustomerFields{
+			Name: fmt.Sprintf("Customer %06d", i), Industry: "retail", Region: "south",
+			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Label: "office", Number: fmt.Sprintf("139%08d", i)}}},
+		}}
+		if err := c.Prepare(st); err != nil {
+			return nil, err
+		}
+		done, err := stamp(&c.Meta)
+		if err != nil {
+			return nil, err
+		}
+		c.Number = st.CustomerNumber.Format(int64(i+1), now)
+		c.RefreshSearchKeys()
+		err = a.store.Insert(ctx, store.Customers, &c.Meta, &c, store.AuditEntry{Action: "seed"})
+		done()
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, c.ID)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range interactions {
+		in := models.Interaction{ChildFields: models.ChildFields{CustomerID: ids[rng.IntN(len(ids))]},
+			Channel: "visit", OccurredAt: now, DurationSeconds: 600, Content: fmt.Sprint("visit ", i)}
+		done, err := stamp(&in.Meta)
+		if err != nil {
+			return nil, err
+		}
+		err = a.store.Insert(ctx, store.Interactions, &in.Meta, &in, store.AuditEntry{Action: "seed"})
+		done()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+type benchClient struct {
+	base string
+	http *http.Client
+}
+
+func (c *benchClient) waitReady() error {
+	for range 300 {
+		if res, err := c.http.Get(c.base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("server not ready")
+}
+
+func (c *benchClient) do(method, path, token string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		r = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, c.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// territory signs up a tenant with a manager, a team and a rep.
+func (c *benchClient) territory() (benchRep, error) {
+	const password = "bench password 1"
+	var signup struct {
+		Token string `json:"access_token"`
+		User  struct {
+			Tenant string `json:"tenant_id"`
+		} `json:"user"`
+	}
+	if err := c.do("POST", "/v1/auth/signup", "", map[string]any{"company_name": "Bench", "name": "Admin", "email": "admin@bench.test", "password": password}, &signup); err != nil {
+		return benchRep{}, err
+	}
+	var mgr, team, rep struct {
+		ID string `json:"id"`
+	}
+	steps := []struct {
+		path string
+		body map[string]any
+		out  any
+	}{
+		{"/v1/users", map[string]any{"email": "manager@bench.test", "name": "Manager", "password": password, "role": "manager"}, &mgr},
+		{"/v1/teams", nil, &team},
+		{"/v1/users", nil, &rep},
+	}
+	for i, s := range steps {
+		switch i {
+		case 1:
+			s.body = map[string]any{"name": "Field", "manager_id": mgr.ID}
+		case 2:
+			s.body = map[string]any{"email": "rep@bench.test", "name": "Rep", "password": password, "role": "rep", "team_id": team.ID}
+		}
+		if err := c.do("POST", s.path, signup.Token, s.body, s.out); err != nil {
+			return benchRep{}, err
+		}
+	}
+	return benchRep{id: rep.ID, email: "rep@bench.test", tenant: signup.User.Tenant}, nil
+}
+
+func (c *benchClient) login(email, device string) (string, error) {
+	var out struct {
+		Token string `json:"access_token"`
+	}
+	err := c.do("POST", "/v1/auth/login", "", map[string]any{"email": email, "password": "bench password 1", "device_id": device}, &out)
+	return out.Token, err
+}
+
+// pullAll pulls until has_more is false; it returns the records received,
+// each page's latency and the final cursor.
+func (c *benchClient) pullAll(token, cursor string) (int, []time.Duration, string, error) {
+	records := 0
+	var lat []time.Duration
+	for {
+		var out struct {
+			Changes map[string]struct {
+				Created, Updated []json.RawMessage
+				Deleted          []string
+			}
+			Timestamp int64 `json:"timestamp"`
+			HasMore   bool  `json:"has_more"`
+		}
+		t0 := time.Now()
+		if err := c.do("GET", "/v1/sync/pull?last_pulled_at="+cursor, token, nil, &out); err != nil {
+			return records, lat, cursor, err
+		}
+		lat = append(lat, time.Since(t0))
+		for _, tc := range out.Changes {
+			records += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
+		}
+		cursor = strconv.FormatInt(out.Timestamp, 10)
+		if !out.HasMore {
+			return records, lat, cursor, nil
+		}
+	}
+}
+
+func (c *benchClient) push(token, cursor string, changes map[string]any) error {
+	return c.do("POST", "/v1/sync/push?last_pulled_at="+cursor, token, map[string]any{"changes": changes}, nil)
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
