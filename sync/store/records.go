@@ -97,8 +97,15 @@ func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc 
 	if err != nil {
 		return fmt.Errorf("claim %s: %w", entry.ID, err)
 	}
-	res, err := s.coll(coll).ReplaceOne(ctx,
-		bson.D{{Key: "_id", Value: meta.ID}, {Key: "version", Value: meta.Version - 1}}, doc)
+	// The version condition lets MongoDB refuse a stale write atomically. On
+	// embedded SQLite it would turn the write into a scan of the collection
+	// (FerretDB pushes down only a filter that is exactly {_id}), and FerretDB
+	// checks it without atomicity anyway; the claim above is what decides there.
+	filter := bson.D{{Key: "_id", Value: meta.ID}, {Key: "version", Value: meta.Version - 1}}
+	if s.sqliteDir != "" {
+		filter = filter[:1]
+	}
+	res, err := s.coll(coll).ReplaceOne(ctx, filter, doc)
 	if err == nil && res.MatchedCount == 0 {
 		err = models.ErrConflict
 	}
@@ -518,7 +525,9 @@ func (s *Store) Tombstones(ctx context.Context, coll, tenant string, before time
 // PurgeRecords deletes records of tenant in coll for good, by id.
 func (s *Store) PurgeRecords(ctx context.Context, coll, tenant string, ids []string) error {
 	for _, id := range ids {
-		if _, err := s.coll(coll).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: tenant}}); err != nil {
+		// By _id alone, the filter FerretDB pushes down; the ids come from a
+		// query of this tenant (Tombstones).
+		if _, err := s.coll(coll).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
 			return fmt.Errorf("purge %s %s: %w", coll, id, err)
 		}
 	}
