@@ -39,45 +39,59 @@ func TestBadInputGets4xxAndWritesNothing(t *testing.T) {
 		return b.String()
 	}
 	validUser := `{"email":"x@a.test","name":"X","password":"` + testPassword + `","role":"rep","team_id":"` + w.t1 + `"}`
-	cases := []struct {
-		name, method, path, body, contentType string
-		want                                  int
-		field                                 string
-	}{
-		{"signup malformed JSON", "POST", "/v1/auth/signup", `{"company_name": "A",`, "", 400, ""},
-		{"signup not an object", "POST", "/v1/auth/signup", `["a"]`, "", 400, ""},
-		{"signup empty body", "POST", "/v1/auth/signup", ``, "", 400, ""},
-		{"signup two objects", "POST", "/v1/auth/signup", `{} {}`, "", 400, ""},
-		{"signup wrong type", "POST", "/v1/auth/signup", `{"company_name": 5, "name":"A","email":"a@b.test","password":"` + testPassword + `"}`, "", 422, "company_name"},
-		{"signup unknown field", "POST", "/v1/auth/signup", `{"company":"A","name":"A","email":"a@b.test","password":"` + testPassword + `"}`, "", 422, "company"},
-		{"signup short password", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"new@b.test","password":"short"}`, "", 422, "password"},
-		{"signup bad email", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"not-an-email","password":"` + testPassword + `"}`, "", 422, "email"},
-		{"signup bad time zone", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"tz@b.test","password":"` + testPassword + `","time_zone":"Mars/Base"}`, "", 422, "time_zone"},
-		{"signup text/plain", "POST", "/v1/auth/signup", `{}`, "text/plain", 415, ""},
-		{"login missing device", "POST", "/v1/auth/login", `{"email":"admin@a.test","password":"x"}`, "", 422, "device_id"},
-		{"login null body", "POST", "/v1/auth/login", `null`, "", 422, "email"},
-		{"user unknown role", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `"boss"`, 1), "", 422, "role"},
-		{"user role number", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `7`, 1), "", 422, "role"},
-		{"user missing team for rep", "POST", "/v1/users", strings.Replace(validUser, w.t1, ``, 1), "", 422, "team_id"},
-		{"user unknown team", "POST", "/v1/users", strings.Replace(validUser, w.t1, `nope`, 1), "", 422, "team_id"},
-		{"user taken email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r1@a.test`, 1), "", 409, "email"},
-		{"user other tenant's email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r@b.test`, 1), "", 409, "email"},
-		{"user name too long", "POST", "/v1/users", strings.Replace(validUser, `"X"`, `"`+strings.Repeat("n", 201)+`"`, 1), "", 422, "name"},
-		{"user locale garbage", "POST", "/v1/users", strings.Replace(validUser, `"role"`, `"locale":"!!","role"`, 1), "", 422, "locale"},
-		{"patch empty", "PATCH", "/v1/users/" + w.r1.id, `{}`, "", 422, ""},
-		{"patch active string", "PATCH", "/v1/users/" + w.r1.id, `{"active":"no"}`, "", 422, "active"},
-		{"patch unknown field", "PATCH", "/v1/users/" + w.r1.id, `{"email":"new@a.test"}`, "", 422, "email"},
-		{"patch bad manager", "PATCH", "/v1/users/" + w.r1.id, `{"manager_id":"` + w.r2.id + `"}`, "", 422, "manager_id"},
-		{"patch own manager is self", "PATCH", "/v1/users/" + w.m1.id, `{"manager_id":"` + w.m1.id + `"}`, "", 422, "manager_id"},
-		{"patch valid field plus bad one", "PATCH", "/v1/users/" + w.r1.id, `{"name":"Renamed","time_zone":"Nowhere"}`, "", 422, "time_zone"},
-		{"team empty name", "POST", "/v1/teams", `{"name":"  "}`, "", 422, "name"},
-		{"team manager is rep", "POST", "/v1/teams", `{"name":"West","manager_id":"` + w.r1.id + `"}`, "", 422, "manager_id"},
-		{"list bad limit", "GET", "/v1/users?limit=0", ``, "", 422, "limit"},
-		{"list huge limit", "GET", "/v1/users?limit=100000", ``, "", 422, "limit"},
-		{"list bad active", "GET", "/v1/users?active=maybe", ``, "", 422, "active"},
-		{"list bad role", "GET", "/v1/users?role=boss", ``, "", 422, "role"},
-		{"unknown route", "GET", "/v1/nothing-here", ``, "", 404, ""},
+	admin := w.admin
+	cases := []badInput{
+		{"signup malformed JSON", "POST", "/v1/auth/signup", `{"company_name": "A",`, admin, 400, "", nil},
+		{"signup not an object", "POST", "/v1/auth/signup", `["a"]`, admin, 400, "", nil},
+		{"signup empty body", "POST", "/v1/auth/signup", ``, admin, 400, "", nil},
+		{"signup two objects", "POST", "/v1/auth/signup", `{} {}`, admin, 400, "", nil},
+		{"signup wrong type", "POST", "/v1/auth/signup", `{"company_name": 5, "name":"A","email":"a@b.test","password":"` + testPassword + `"}`, admin, 422, "company_name", nil},
+		{"signup unknown field", "POST", "/v1/auth/signup", `{"company":"A","name":"A","email":"a@b.test","password":"` + testPassword + `"}`, admin, 422, "company", nil},
+		{"signup short password", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"new@b.test","password":"short"}`, admin, 422, "password", nil},
+		{"signup bad email", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"not-an-email","password":"` + testPassword + `"}`, admin, 422, "email", nil},
+		{"signup bad time zone", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"tz@b.test","password":"` + testPassword + `","time_zone":"Mars/Base"}`, admin, 422, "time_zone", nil},
+		{"signup text/plain", "POST", "/v1/auth/signup", `{}`, admin, 415, "", []string{"Content-Type", "text/plain"}},
+		{"login missing device", "POST", "/v1/auth/login", `{"email":"admin@a.test","password":"x"}`, admin, 422, "device_id", nil},
+		{"login null body", "POST", "/v1/auth/login", `null`, admin, 422, "email", nil},
+		{"user unknown role", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `"boss"`, 1), admin, 422, "role", nil},
+		{"user role number", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `7`, 1), admin, 422, "role", nil},
+		{"user missing team for rep", "POST", "/v1/users", strings.Replace(validUser, w.t1, ``, 1), admin, 422, "team_id", nil},
+		{"user unknown team", "POST", "/v1/users", strings.Replace(validUser, w.t1, `nope`, 1), admin, 422, "team_id", nil},
+		{"user taken email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r1@a.test`, 1), admin, 409, "email", nil},
+		{"user other tenant's email", "POST", "/v1/users", strings.Replace(validUser, `x@a.test`, `r@b.test`, 1), admin, 409, "email", nil},
+		{"user name too long", "POST", "/v1/users", strings.Replace(validUser, `"X"`, `"`+strings.Repeat("n", 201)+`"`, 1), admin, 422, "name", nil},
+		{"user locale garbage", "POST", "/v1/users", strings.Replace(validUser, `"role"`, `"locale":"!!","role"`, 1), admin, 422, "locale", nil},
+		{"patch empty", "PATCH", "/v1/users/" + w.r1.id, `{}`, admin, 422, "", nil},
+		{"patch active string", "PATCH", "/v1/users/" + w.r1.id, `{"active":"no"}`, admin, 422, "active", nil},
+		{"patch unknown field", "PATCH", "/v1/users/" + w.r1.id, `{"email":"new@a.test"}`, admin, 422, "email", nil},
+		{"patch bad manager", "PATCH", "/v1/users/" + w.r1.id, `{"manager_id":"` + w.r2.id + `"}`, admin, 422, "manager_id", nil},
+		{"patch own manager is self", "PATCH", "/v1/users/" + w.m1.id, `{"manager_id":"` + w.m1.id + `"}`, admin, 422, "manager_id", nil},
+		{"patch valid field plus bad one", "PATCH", "/v1/users/" + w.r1.id, `{"name":"Renamed","time_zone":"Nowhere"}`, admin, 422, "time_zone", nil},
+		{"team empty name", "POST", "/v1/teams", `{"name":"  "}`, admin, 422, "name", nil},
+		{"team manager is rep", "POST", "/v1/teams", `{"name":"West","manager_id":"` + w.r1.id + `"}`, admin, 422, "manager_id", nil},
+		{"list bad limit", "GET", "/v1/users?limit=0", ``, admin, 422, "limit", nil},
+		{"list huge limit", "GET", "/v1/users?limit=100000", ``, admin, 422, "limit", nil},
+		{"list bad active", "GET", "/v1/users?active=maybe", ``, admin, 422, "active", nil},
+		{"list bad role", "GET", "/v1/users?role=boss", ``, admin, 422, "role", nil},
+		{"unknown route", "GET", "/v1/nothing-here", ``, admin, 404, "", nil},
 	}
+	runBadInputs(t, h, snapshot, cases)
+}
+
+// badInput is one wrong request: who sends it, the status it must get and the
+// field the problem document must name ("" for none).
+type badInput struct {
+	name, method, path, body string
+	as                       account
+	want                     int
+	field                    string
+	headers                  []string
+}
+
+// runBadInputs sends each case as a subtest and checks its problem document,
+// and that snapshot (the stored data the test cares about) did not change.
+func runBadInputs(t *testing.T, h *harness, snapshot func() string, cases []badInput) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := h.with(t)
@@ -86,11 +100,7 @@ func TestBadInputGets4xxAndWritesNothing(t *testing.T) {
 			if c.body != "" {
 				body = c.body
 			}
-			headers := []string{}
-			if c.contentType != "" {
-				headers = append(headers, "Content-Type", c.contentType)
-			}
-			r := h.do(c.method, c.path, w.admin.access, body, headers...)
+			r := h.do(c.method, c.path, c.as.access, body, c.headers...)
 			h.expect(r, c.want, c.name)
 			if c.field != "" && !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
 				t.Fatalf("no error for field %q: %s", c.field, r.body)

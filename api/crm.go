@@ -31,11 +31,11 @@ func recordRoutes[R any](collection, tag, noun string, svc recordService[R], app
 	var zero R
 	routes := []route{
 		{method: "POST", path: base, tag: tag, summary: "Create a " + noun, auth: true, request: zero, response: zero,
-			status: 201, errors: []int{400, 403, 415, 422}, handler: createRecord(base, svc.Create)},
+			status: 201, errors: []int{400, 403, 415, 422}, handler: createOne(base, svc.Create, recordID[R])},
 		{method: "GET", path: base, tag: tag, summary: "List the " + collection + " you may see (filters, ?sort=, ?limit=, ?after=)",
 			auth: true, response: crm.Page[R]{}, status: 200, errors: []int{422}, handler: listRecords(svc, "")},
 		{method: "GET", path: base + "/:id", tag: tag, summary: "One " + noun + " (ETag carries its version)",
-			auth: true, response: zero, status: 200, errors: []int{404}, handler: getRecord(svc.Get)},
+			auth: true, response: zero, status: 200, errors: []int{404}, handler: readOne(svc.Get)},
 	}
 	if appendOnly {
 		return routes
@@ -48,6 +48,9 @@ func recordRoutes[R any](collection, tag, noun string, svc recordService[R], app
 	)
 }
 
+// recordID is the id of a CRM record, for Location headers.
+func recordID[R any](rec R) string { return models.MetaOf(&rec).ID }
+
 // nestedList serves GET /v1/customers/:id/<collection>: the list of one customer's records.
 func nestedList[R any](collection, tag string, svc recordService[R]) route {
 	return route{method: "GET", path: "/v1/customers/:id/" + collection, tag: tag, summary: "The " + collection + " of one customer",
@@ -56,9 +59,10 @@ func nestedList[R any](collection, tag string, svc recordService[R]) route {
 
 // decodeRecord decodes a request body onto a record, refusing the fields only
 // the server writes (number, version, owner…) so a client learns they are ignored.
+// Other bodies are decoded as they are.
 func decodeRecord(c *fiber.Ctx, dst any) error {
 	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(c.Body(), &keys); err == nil {
+	if _, isRecord := dst.(models.Record); isRecord && json.Unmarshal(c.Body(), &keys) == nil {
 		v := &models.ValidationError{}
 		server := models.ServerFields(dst)
 		for k := range keys {
@@ -74,49 +78,25 @@ func decodeRecord(c *fiber.Ctx, dst any) error {
 	return decodeJSON(c, dst)
 }
 
-func createRecord[R any](base string, create func(context.Context, models.Actor, R) (R, error)) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		var in R
-		if err := decodeRecord(c, &in); err != nil {
-			return err
-		}
-		out, err := create(c.UserContext(), actorOf(c), in)
-		if err != nil {
-			return err
-		}
-		return sendCreated(c, base, &out)
-	}
-}
-
-func sendCreated(c *fiber.Ctx, base string, rec any) error {
-	m := rec.(interface{ Header() *models.Meta })
-	c.Location(base + "/" + m.Header().ID)
+// sendCreated answers 201 with the new record, its Location under base and its ETag.
+func sendCreated(c *fiber.Ctx, base string, rec models.Record) error {
+	c.Location(base + "/" + rec.Header().ID)
 	setETag(c, rec)
 	return c.Status(fiber.StatusCreated).JSON(rec)
 }
 
-func getRecord[R any](get func(context.Context, models.Actor, string) (R, error)) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := pathID(c, "id")
-		if err != nil {
-			return err
-		}
-		out, err := get(c.UserContext(), actorOf(c), id)
-		if err != nil {
-			return err
-		}
-		setETag(c, &out)
-		return c.JSON(out)
+// recordTarget reads what a write to one record names: the :id and the If-Match version.
+func recordTarget(c *fiber.Ctx) (id string, ifMatch int64, err error) {
+	if id, err = pathID(c, "id"); err != nil {
+		return "", 0, err
 	}
+	ifMatch, err = ifMatchVersion(c)
+	return id, ifMatch, err
 }
 
 func patchRecord[R any](svc recordService[R]) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := pathID(c, "id")
-		if err != nil {
-			return err
-		}
-		ifMatch, err := ifMatchVersion(c)
+		id, ifMatch, err := recordTarget(c)
 		if err != nil {
 			return err
 		}
@@ -135,11 +115,7 @@ func patchRecord[R any](svc recordService[R]) fiber.Handler {
 
 func deleteRecord[R any](svc recordService[R]) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := pathID(c, "id")
-		if err != nil {
-			return err
-		}
-		ifMatch, err := ifMatchVersion(c)
+		id, ifMatch, err := recordTarget(c)
 		if err != nil {
 			return err
 		}
@@ -208,9 +184,10 @@ func ifMatchVersion(c *fiber.Ctx) (int64, error) {
 	return v, nil
 }
 
-func setETag(c *fiber.Ctx, rec any) {
-	if m, ok := rec.(interface{ Header() *models.Meta }); ok {
-		c.Set(fiber.HeaderETag, `"`+strconv.FormatInt(m.Header().Version, 10)+`"`)
+// setETag sends a record's version as its ETag; other values have none.
+func setETag(c *fiber.Ctx, v any) {
+	if rec, ok := v.(models.Record); ok {
+		c.Set(fiber.HeaderETag, `"`+strconv.FormatInt(rec.Header().Version, 10)+`"`)
 	}
 }
 
@@ -242,22 +219,6 @@ type mergeRequest struct {
 
 type commentRequest struct {
 	Body string `json:"body"`
-}
-
-// customerAction serves the POST /v1/customers/:id/<action> routes that take no body.
-func customerAction(act func(context.Context, models.Actor, string) (models.Customer, error)) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := pathID(c, "id")
-		if err != nil {
-			return err
-		}
-		out, err := act(c.UserContext(), actorOf(c), id)
-		if err != nil {
-			return err
-		}
-		setETag(c, &out)
-		return c.JSON(out)
-	}
 }
 
 // withBody serves a POST /v1/<collection>/:id/<action> route whose body is In.

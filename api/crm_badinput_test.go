@@ -52,15 +52,8 @@ func TestCRMBadInputGets4xxAndWritesNothing(t *testing.T) {
 		return b.String()
 	}
 
-	type tc struct {
-		name, method, path, body string
-		as                       account
-		want                     int
-		field                    string
-		headers                  []string
-	}
 	r1, m1, admin := w.r1, w.m1, w.admin
-	cases := []tc{
+	cases := []badInput{
 		{"customer unknown field", "POST", "/v1/customers", `{"name":"A","nickname":"a"}`, r1, 422, "nickname", nil},
 		{"customer server field", "POST", "/v1/customers", `{"name":"A","number":"C1"}`, r1, 422, "number", nil},
 		{"customer version", "POST", "/v1/customers", `{"name":"A","version":3}`, r1, 422, "version", nil},
@@ -148,22 +141,5 @@ func TestCRMBadInputGets4xxAndWritesNothing(t *testing.T) {
 		{"audit bad before", "GET", "/v1/audit?before=then", ``, admin, 422, "before", nil},
 		{"reclaim as manager", "POST", "/v1/pool/reclaim", ``, m1, 403, "", nil},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := h.with(t)
-			before := snapshot()
-			var body any
-			if c.body != "" {
-				body = c.body
-			}
-			r := h.do(c.method, c.path, c.as.access, body, c.headers...)
-			h.expect(r, c.want, c.name)
-			if c.field != "" && !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
-				t.Fatalf("no error for field %q: %s", c.field, r.body)
-			}
-			if after := snapshot(); after != before {
-				t.Fatal("the request changed stored data")
-			}
-		})
-	}
+	runBadInputs(t, h, snapshot, cases)
 }

@@ -144,12 +144,13 @@ func (s *Server) listTeams(c *fiber.Ctx) error {
 // an id, or a decoded body.
 type actorCall[In, Out any] func(ctx context.Context, a models.Actor, in In) (Out, error)
 
-// createOne serves POST of a new record: decode the body, create it as the
-// actor, answer 201 with its Location under collection.
+// createOne serves POST of a new record: decode the body (refusing the
+// server's fields of a CRM record), create it as the actor, answer 201 with
+// its Location under collection and, for a CRM record, its ETag.
 func createOne[In, Out any](collection string, create actorCall[In, Out], idOf func(Out) string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var in In
-		if err := decodeJSON(c, &in); err != nil {
+		if err := decodeRecord(c, &in); err != nil {
 			return err
 		}
 		out, err := create(c.UserContext(), actorOf(c), in)
@@ -157,12 +158,15 @@ func createOne[In, Out any](collection string, create actorCall[In, Out], idOf f
 			return err
 		}
 		c.Location(collection + "/" + idOf(out))
+		setETag(c, &out)
 		return c.Status(fiber.StatusCreated).JSON(out)
 	}
 }
 
-// readOne serves GET of one record by the :id path parameter; the service
-// answers models.ErrNotFound for what the actor may not see.
+// readOne serves GET of one record by the :id path parameter (and the POST
+// actions on one record that take no body, such as claim); the service answers
+// models.ErrNotFound for what the actor may not see. A CRM record's version
+// goes out as its ETag.
 func readOne[Out any](get actorCall[string, Out]) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := pathID(c, "id")
@@ -173,6 +177,7 @@ func readOne[Out any](get actorCall[string, Out]) fiber.Handler {
 		if err != nil {
 			return err
 		}
+		setETag(c, &out)
 		return c.JSON(out)
 	}
 }

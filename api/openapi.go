@@ -165,7 +165,7 @@ func structSchema(t reflect.Type, components object) object {
 	collectFields(t, props, components)
 	// Fields of CRM records that only the server writes are marked readOnly, so
 	// generated clients leave them out of requests (the server refuses them).
-	if rec, ok := reflect.New(t).Interface().(interface{ Header() *models.Meta }); ok {
+	if rec, ok := reflect.New(t).Interface().(models.Record); ok {
 		for _, name := range models.ServerFields(rec) {
 			if p, ok := props[name].(object); ok {
 				if ref, isRef := p["$ref"]; isRef {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -83,7 +84,7 @@ func (p *simPhone) sync(t *testing.T, conflicted map[string]bool) {
 			push["created"] = append(push["created"].([]any), rec)
 		case "updated":
 			changed := slices.Sorted(maps.Keys(row.changed))
-			rec := map[string]any{"id": id, "_changed": joinComma(changed)}
+			rec := map[string]any{"id": id, "_changed": strings.Join(changed, ",")}
 			for _, c := range changed {
 				rec[c] = row.cols[c]
 			}

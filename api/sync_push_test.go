@@ -52,19 +52,8 @@ func updated(id string, cols map[string]any) map[string]any {
 		changed = append(changed, k)
 	}
 	slices.Sort(changed)
-	row["_changed"] = joinComma(changed)
+	row["_changed"] = strings.Join(changed, ",")
 	return row
-}
-
-func joinComma(list []string) string {
-	out := ""
-	for i, s := range list {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
 
 func TestPushCreatesOfflineRecordsAndTheNumberArrivesByPull(t *testing.T) {

@@ -106,8 +106,9 @@ type CustomerFields struct {
 	CustomFields map[string]any `bson:"custom_fields" json:"custom_fields"`
 }
 
-// StageChange is one move of a customer between lifecycle stages.
-type StageChange struct {
+// Transition is one move between states: a customer's lifecycle stage, a
+// ticket's status.
+type Transition struct {
 	From string    `bson:"from" json:"from"`
 	To   string    `bson:"to" json:"to"`
 	By   string    `bson:"by" json:"by"`
@@ -136,7 +137,7 @@ type Customer struct {
 	CustomerFields `bson:",inline"`
 	// Number is the customer number (C2026-000123-7), assigned by the server.
 	Number       string        `bson:"number" json:"number"`
-	StageHistory []StageChange `bson:"stage_history" json:"stage_history"`
+	StageHistory []Transition  `bson:"stage_history" json:"stage_history"`
 	OwnerHistory []OwnerChange `bson:"owner_history" json:"owner_history"`
 	// AssignedAt is when the current owner got the customer; pool reclaim
 	// counts idle days from it or from the last interaction, whichever is later.

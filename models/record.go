@@ -74,6 +74,13 @@ func (a Actor) SyncedTo(m *Meta) bool {
 // Header returns the envelope itself; every record type gets it by embedding Meta.
 func (m *Meta) Header() *Meta { return m }
 
+// Record is what every CRM record type (through its embedded Meta) satisfies;
+// generic code reaches the envelope of any record through it.
+type Record interface{ Header() *Meta }
+
+// MetaOf returns the envelope of a record, given a pointer to it.
+func MetaOf(rec any) *Meta { return rec.(Record).Header() }
+
 // Deleted reports whether the record is a tombstone.
 func (m *Meta) Deleted() bool { return m.DeletedAt != nil }
 

@@ -46,14 +46,6 @@ type TicketComment struct {
 	At       time.Time `bson:"at" json:"at"`
 }
 
-// StatusChange is one step of a ticket through its workflow.
-type StatusChange struct {
-	From string    `bson:"from" json:"from"`
-	To   string    `bson:"to" json:"to"`
-	By   string    `bson:"by" json:"by"`
-	At   time.Time `bson:"at" json:"at"`
-}
-
 // Ticket is a service request or complaint (投诉/工单).
 type Ticket struct {
 	Meta        `bson:",inline"`
@@ -69,7 +61,7 @@ type Ticket struct {
 	ResolvedAt    *time.Time      `bson:"resolved_at" json:"resolved_at"`
 	ClosedAt      *time.Time      `bson:"closed_at" json:"closed_at"`
 	Comments      []TicketComment `bson:"comments" json:"comments"`
-	StatusHistory []StatusChange  `bson:"status_history" json:"status_history"`
+	StatusHistory []Transition    `bson:"status_history" json:"status_history"`
 }
 
 // Prepare validates a ticket's client-written fields.
@@ -105,7 +97,7 @@ func (t *Ticket) StampStatus(from, by string, now time.Time) {
 	if from == t.Status {
 		return
 	}
-	t.StatusHistory = append(t.StatusHistory, StatusChange{From: from, To: t.Status, By: by, At: now})
+	t.StatusHistory = append(t.StatusHistory, Transition{From: from, To: t.Status, By: by, At: now})
 	switch t.Status {
 	case TicketResolved:
 		t.ResolvedAt = &now

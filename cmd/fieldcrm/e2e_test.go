@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
 
 // TestWatermelonDBClientEndToEnd runs sync/watermelon/e2e/sync.test.js: two
@@ -27,20 +25,7 @@ func TestWatermelonDBClientEndToEnd(t *testing.T) {
 		}
 		t.Skip("needs node and `npm ci` in sync/watermelon/e2e (set FIELDCRM_E2E=1 to require it)")
 	}
-	vars := map[string]string{
-		"FIELDCRM_DATA_DIR":     t.TempDir(),
-		"MONGODB_DATABASE":      testenv.UniqueName("e2e"),
-		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName("e2e") + ":",
-	}
-	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
-		pgURL, drop, err := testenv.NewPostgreSQLDatabase(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(drop)
-		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
-	}
-	p := startServe(t, vars)
+	p := startServe(t, isolatedVars(t, "e2e"))
 	defer p.stop(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

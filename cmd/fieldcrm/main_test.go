@@ -28,6 +28,27 @@ type serveProcess struct {
 	logs   *syncWriter
 }
 
+// isolatedVars is the environment of a serve run with its own data dir,
+// database, Redis key prefix and, on PostgreSQL, its own PostgreSQL database
+// (a FerretDB process must not share one; see testenv).
+func isolatedVars(t *testing.T, name string) map[string]string {
+	t.Helper()
+	vars := map[string]string{
+		"FIELDCRM_DATA_DIR":     t.TempDir(),
+		"MONGODB_DATABASE":      testenv.UniqueName(name),
+		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName(name) + ":",
+	}
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
+		pgURL, drop, err := testenv.NewPostgreSQLDatabase(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(drop)
+		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
+	}
+	return vars
+}
+
 // startServe runs serve with the given environment (plus the real servers of
 // the CI run, when set) and waits until /readyz answers 200.
 func startServe(t *testing.T, vars map[string]string) *serveProcess {
@@ -110,20 +131,7 @@ func (p *serveProcess) call(t *testing.T, method, path, token string, body any) 
 }
 
 func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	vars := map[string]string{
-		"FIELDCRM_DATA_DIR":     dir,
-		"MONGODB_DATABASE":      testenv.UniqueName("restart"),
-		"FIELDCRM_REDIS_PREFIX": testenv.UniqueName("restart") + ":",
-	}
-	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" {
-		pgURL, drop, err := testenv.NewPostgreSQLDatabase(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(drop)
-		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
-	}
+	vars := isolatedVars(t, "restart")
 	first := startServe(t, vars)
 	status, body := first.call(t, "POST", "/v1/auth/signup", "", map[string]any{
 		"company_name": "Acme", "name": "Ana", "email": "ana@acme.test", "password": "correct horse battery",
@@ -134,7 +142,7 @@ func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
 	access := body["access_token"].(string)
 	first.stop(t)
 
-	info, err := os.Stat(filepath.Join(dir, "jwt-secret"))
+	info, err := os.Stat(filepath.Join(vars["FIELDCRM_DATA_DIR"], "jwt-secret"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("JWT secret file: %v, mode %v", err, info.Mode())
 	}

@@ -36,13 +36,37 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	go a.crm.RunPoolReclaim(ctx, cfg.PoolReclaimEvery)
-	go a.sync.RunPurge(ctx, cfg.TombstoneRetention, time.Hour, log)
+	go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
+	go every(ctx, time.Hour, log, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
+		return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
+	})
 	log.Info("listening", "addr", cfg.Addr)
 	if err := a.server.Listen(ctx, cfg.Addr); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
 	}
 	return nil
+}
+
+// every runs job each period until ctx ends, logging what it did (done, the
+// count it returns) and its failures. Every replica runs the jobs; each is
+// safe to run concurrently (see the jobs' comments).
+func every(ctx context.Context, period time.Duration, log *slog.Logger, done string, job func(context.Context) (int, error)) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := job(ctx)
+		switch {
+		case err != nil:
+			log.ErrorContext(ctx, "background job failed", "job", done, "err", err.Error())
+		case n > 0:
+			log.InfoContext(ctx, done, "count", n)
+		}
+	}
 }
 
 // application is everything serve runs, wired from the configuration.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -388,7 +389,7 @@ func (s *Service) refreshDerived(ctx context.Context, tenant, customerID string)
 	system := models.Actor{TenantID: tenant, UserID: "system", Role: models.RoleAdmin}
 	_, err = s.Customers.mutate(ctx, system, customerID, "credit", func(w *write[models.Customer]) error {
 		credit, balance := models.RateCredit(orders.recs, payments.recs, w.rec.CreditLimit, st.Currency, w.now)
-		if w.rec.Credit != nil && sameCredit(*w.rec.Credit, credit) && slicesEqual(w.rec.Balance, balance) {
+		if w.rec.Credit != nil && sameCredit(*w.rec.Credit, credit) && slices.Equal(w.rec.Balance, balance) {
 			return nil // nothing but the time changed: no new version
 		}
 		w.rec.Credit, w.rec.Balance = &credit, balance
@@ -397,12 +398,11 @@ func (s *Service) refreshDerived(ctx context.Context, tenant, customerID string)
 	return err
 }
 
+// sameCredit compares two ratings but for when they were computed.
 func sameCredit(a, b models.Credit) bool {
 	a.ComputedAt, b.ComputedAt = time.Time{}, time.Time{}
-	return fmt.Sprint(a) == fmt.Sprint(b)
+	return reflect.DeepEqual(a, b)
 }
-
-func slicesEqual(a, b []models.Money) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 func (s *Service) surveyHooks() hooks[models.Survey] {
 	return hooks[models.Survey]{

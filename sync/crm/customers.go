@@ -108,14 +108,14 @@ func (s *Service) prepareCustomer(ctx context.Context, w *write[models.Customer]
 	}
 	if w.old == nil {
 		c.OwnerID, c.TeamID = w.actor.UserID, w.actor.TeamID
-		c.StageHistory = []models.StageChange{{To: c.Stage, By: w.actor.UserID, At: w.now}}
+		c.StageHistory = []models.Transition{{To: c.Stage, By: w.actor.UserID, At: w.now}}
 		c.OwnerHistory = []models.OwnerChange{{To: c.OwnerID, By: w.actor.UserID, At: w.now, Reason: "created"}}
 		at := w.now
 		c.AssignedAt = &at
 		c.Balance = []models.Money{}
 		c.Loyalty = models.Loyalty{Tier: w.settings.TierFor(0)}
 	} else if c.Stage != w.old.Stage {
-		c.StageHistory = append(c.StageHistory, models.StageChange{From: w.old.Stage, To: c.Stage, By: w.actor.UserID, At: w.now})
+		c.StageHistory = append(c.StageHistory, models.Transition{From: w.old.Stage, To: c.Stage, By: w.actor.UserID, At: w.now})
 	}
 	if err := s.checkDuplicates(ctx, w); err != nil {
 		return err
@@ -349,32 +349,23 @@ func (s *Service) ReclaimIdle(ctx context.Context, tenant string) (int, error) {
 
 var errSkip = errors.New("skip")
 
-// RunPoolReclaim runs ReclaimIdle for every tenant that turned it on, every
-// period, until ctx ends. Every replica runs it; the moves are versioned writes,
-// so overlapping runs move each customer once.
-func (s *Service) RunPoolReclaim(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		tenants, err := s.store.TenantsWithPoolReclaim(ctx)
+// ReclaimAll runs ReclaimIdle for every tenant that turned it on and returns
+// how many customers went back to the pool. Every replica may run it; the moves
+// are versioned writes, so overlapping runs move each customer once.
+func (s *Service) ReclaimAll(ctx context.Context) (int, error) {
+	tenants, err := s.store.TenantsWithPoolReclaim(ctx)
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, t := range tenants {
+		n, err := s.ReclaimIdle(ctx, t)
+		moved += n
 		if err != nil {
-			s.log.ErrorContext(ctx, "pool reclaim: list tenants", "err", err.Error())
-			continue
-		}
-		for _, t := range tenants {
-			n, err := s.ReclaimIdle(ctx, t)
-			if err != nil {
-				s.log.ErrorContext(ctx, "pool reclaim", "tenant", t, "err", err.Error())
-			} else if n > 0 {
-				s.log.InfoContext(ctx, "pool reclaim: customers returned to the pool", "tenant", t, "count", n)
-			}
+			return moved, fmt.Errorf("pool reclaim of tenant %s: %w", t, err)
 		}
 	}
+	return moved, nil
 }
 
 // Merge folds the customers fromIDs into the customer id: their records move to
@@ -389,8 +380,11 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 	if err != nil {
 		return survivor, err
 	}
-	if err := a.CanEditOwned(survivor.TenantID, survivor.OwnerID, survivor.TeamID); err != nil || survivor.Deleted() {
-		return survivor, errors.Join(err, notFoundIf(survivor.Deleted()))
+	if survivor.Deleted() {
+		return survivor, models.ErrNotFound
+	}
+	if err := a.CanEditOwned(survivor.TenantID, survivor.OwnerID, survivor.TeamID); err != nil {
+		return survivor, err
 	}
 	var others []models.Customer
 	v := &models.ValidationError{}
@@ -474,13 +468,6 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 		return merged, err
 	}
 	return s.Customers.Get(ctx, a, id)
-}
-
-func notFoundIf(b bool) error {
-	if b {
-		return models.ErrNotFound
-	}
-	return nil
 }
 
 // fillEmpty copies into dst the fields it lacks from src, and unions the lists.

@@ -19,10 +19,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
-// record is what every CRM record type satisfies through its embedded Meta.
-type record interface{ Header() *models.Meta }
-
-func meta[R any](r *R) *models.Meta { return any(r).(record).Header() }
+func meta[R any](r *R) *models.Meta { return models.MetaOf(r) }
 
 // write is one change in progress, handed to the hooks.
 type write[R any] struct {

@@ -45,7 +45,7 @@ func (s *Service) ticketHooks() hooks[models.Ticket] {
 			}
 			from := models.TicketNew
 			if w.old == nil {
-				t.Comments, t.StatusHistory = []models.TicketComment{}, []models.StatusChange{}
+				t.Comments, t.StatusHistory = []models.TicketComment{}, []models.Transition{}
 				if t.AssigneeID == "" {
 					if t.AssigneeID, err = s.autoAssignee(ctx, w, customer); err != nil {
 						return err

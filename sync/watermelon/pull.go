@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -168,7 +167,8 @@ const DefaultTombstoneRetention = 90 * 24 * time.Hour
 // Purge deletes for good the tombstones deleted before `before`, in every
 // tenant and synced table. Each tenant's sync floor is raised past them first,
 // so a device whose cursor is older gets "resync required" instead of silently
-// keeping records deleted long ago.
+// keeping records deleted long ago. Any replica may run it: the floor only
+// rises, and purging an id twice is a no-op.
 func (e *Engine) Purge(ctx context.Context, before time.Time) (int, error) {
 	tenants, err := e.tombstones.TenantIDs(ctx)
 	if err != nil {
@@ -197,23 +197,4 @@ func (e *Engine) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 	}
 	return purged, nil
-}
-
-// RunPurge purges tombstones older than retention every period until ctx ends.
-func (e *Engine) RunPurge(ctx context.Context, retention, every time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		n, err := e.Purge(ctx, time.Now().Add(-retention))
-		if err != nil {
-			log.ErrorContext(ctx, "purge tombstones", "err", err.Error())
-		} else if n > 0 {
-			log.InfoContext(ctx, "purged old tombstones", "count", n)
-		}
-	}
 }

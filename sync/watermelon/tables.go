@@ -56,7 +56,7 @@ func (t *records[R]) changes(ctx context.Context, a models.Actor, after, upTo in
 	}
 	out := make([]change, 0, len(found))
 	for i := range found {
-		m := any(&found[i].Record).(interface{ Header() *models.Meta }).Header()
+		m := models.MetaOf(&found[i].Record)
 		c := change{seq: m.Seq, id: m.ID, table: t.r.Collection(), createdSeq: m.FieldSeqs["id"],
 			createdHere: a.DeviceID != "" && m.FieldDevices["id"] == a.DeviceID,
 			gone:        m.Deleted() || !found[i].Visible, mayHold: found[i].Visible || found[i].WasVisible}
@@ -151,24 +151,21 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc Pu
 // own rule) are handled as the other kind.
 func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
+	exists, err := t.r.Exists(ctx, a.TenantID, id)
+	if err != nil {
+		return err
+	}
+	// A create takes every column the row has; an update only those in _changed.
 	var only []string
-	if !created {
+	if exists && !created {
 		only = changedColumns(row)
 	}
 	values, err := writable(row, t.cols, only)
 	if err != nil {
 		return err
 	}
-	exists, err := t.r.Exists(ctx, a.TenantID, id)
-	if err != nil {
-		return err
-	}
 	if !exists {
-		all, err := writable(row, t.cols, nil) // a create takes every column the row has
-		if err != nil {
-			return err
-		}
-		_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, all) })
+		_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, values) })
 		return settle(err, id, nil, res, out)
 	}
 	var found []models.Conflict
@@ -178,10 +175,10 @@ func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, ro
 		return decodeOnto(dst, merged)
 	})
 	if errors.Is(err, models.ErrNotFound) {
-		if rec, gerr := t.r.Get(ctx, a, id); gerr == nil && header(&rec).Deleted() {
+		if rec, gerr := t.r.Get(ctx, a, id); gerr == nil && models.MetaOf(&rec).Deleted() {
 			// An edit that met a delete: the delete stands, the edit is kept.
 			device, _ := json.Marshal(values)
-			c := t.conflict(a, header(&rec), "*", "null", string(device))
+			c := t.conflict(a, models.MetaOf(&rec), "*", "null", string(device))
 			c.Policy, c.Kept = models.PolicyDeleteWins, "server"
 			return settle(nil, id, []models.Conflict{c}, res, out)
 		}
@@ -193,7 +190,7 @@ func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, ro
 // record dst, and which columns conflict: changed since the device's base
 // cursor by someone other than this device, to a different value.
 func (t *records[R]) merge(a models.Actor, base int64, dst any, values map[string]json.RawMessage) (map[string]json.RawMessage, []models.Conflict) {
-	m := dst.(interface{ Header() *models.Meta }).Header()
+	m := models.MetaOf(dst)
 	current := map[string]json.RawMessage{}
 	raw, _ := json.Marshal(dst)
 	_ = json.Unmarshal(raw, &current)
@@ -230,14 +227,14 @@ func (t *records[R]) conflict(a models.Actor, m *models.Meta, col, server, devic
 // meets someone else's recent edit stands, and the edit is recorded.
 func (t *records[R]) pushDelete(ctx context.Context, a models.Actor, base int64, id string, res *PushResult, out *pushOutcome) error {
 	rec, err := t.r.Get(ctx, a, id)
-	if errors.Is(err, models.ErrNotFound) || (err == nil && header(&rec).Deleted()) {
+	if errors.Is(err, models.ErrNotFound) || (err == nil && models.MetaOf(&rec).Deleted()) {
 		out.accepted = append(out.accepted, id)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	m := header(&rec)
+	m := models.MetaOf(&rec)
 	raced := false
 	for col, seq := range m.FieldSeqs {
 		if seq > base && m.FieldDevices[col] != a.DeviceID {
@@ -316,7 +313,7 @@ func unionJSON(a, b json.RawMessage) json.RawMessage {
 
 func (t *records[R]) revert(ctx context.Context, a models.Actor, c models.Conflict) error {
 	_, err := t.r.Mutate(ctx, a, c.RecordID, func(rec *R) error {
-		m := header(rec)
+		m := models.MetaOf(rec)
 		switch {
 		case c.Column == "*" && c.Kept == "server": // an edit lost to a delete: back, with the edit
 			m.DeletedAt = nil
