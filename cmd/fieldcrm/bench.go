@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -34,6 +37,7 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	edits := fs.Int("edits", 500, "offline edits pushed, and server edits pulled")
 	noops := fs.Int("noop-pulls", 50, "pulls with nothing new")
 	page := fs.Int("page", 5000, "records per pull page")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured operations (not the seeding) to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -93,6 +97,17 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded in %s\n\n", time.Since(start).Round(time.Millisecond))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintf(stdout, "%-34s %10s %10s %12s %10s %10s\n", "operation", "records", "total", "records/s", "p50", "p99")
 	row := func(name string, records int, total time.Duration, lat []time.Duration) {
 		rate := float64(records) / total.Seconds()
@@ -105,12 +120,21 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	// The server runs in this process, so its heap can be watched page by page.
+	var heap []string
+	c.afterPage = func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap = append(heap, strconv.FormatUint(ms.HeapInuse>>20, 10))
+	}
 	start = time.Now()
 	n, lat, cursor, err := c.pullAll(phone, "null")
 	if err != nil {
 		return err
 	}
+	c.afterPage = nil
 	row("initial sync (pull from null)", n, time.Since(start), lat)
+	fmt.Fprintf(stdout, "%-34s %s\n", "  heap in use after each page, MiB", strings.Join(heap, " "))
 
 	// 2. Push of offline edits.
 	rows := make([]any, *edits)
@@ -160,9 +184,10 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 
 type benchRep struct{ id, email, tenant string }
 
-// seed writes the territory straight through the store, stamped with sync
-// numbers as the service would, so that seeding 100,000 records takes
-// minutes rather than the hours a duplicate check per customer would cost.
+// seed writes the territory straight through the store, in batches, stamped
+// with sync numbers as the service would, so that seeding 100,000 records
+// takes a minute or two rather than the hours a duplicate check per customer
+// would cost.
 func seed(ctx context.Context, a *application, rep benchRep, customers, interactions int) ([]string, error) {
 	st := models.Settings{}.WithDefaults()
 	user, err := a.store.User(ctx, rep.tenant, rep.id)
@@ -170,58 +195,70 @@ func seed(ctx context.Context, a *application, rep benchRep, customers, interact
 		return nil, err
 	}
 	now := time.Now().UTC()
-	stamp := func(m *models.Meta) (func(), error) {
-		seq, done, err := a.seq.Begin(ctx, rep.tenant)
-		if err != nil {
-			return nil, err
+	const batch = 500
+	// write stamps n records made by build with sync numbers and stores them.
+	write := func(coll string, n int, build func(i int) (models.Record, error)) error {
+		for from := 0; from < n; from += batch {
+			recs := make([]models.Record, 0, batch)
+			var dones []func()
+			for i := from; i < min(from+batch, n); i++ {
+				rec, err := build(i)
+				if err != nil {
+					return err
+				}
+				seq, done, err := a.seq.Begin(ctx, rep.tenant)
+				if err != nil {
+					return err
+				}
+				dones = append(dones, done)
+				*rec.Header() = models.Meta{ID: rec.Header().ID, TenantID: rep.tenant, OwnerID: user.ID, TeamID: user.TeamID, Version: 1,
+					CreatedAt: now, CreatedBy: user.ID, UpdatedAt: now, UpdatedBy: user.ID,
+					Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
+				recs = append(recs, rec)
+			}
+			err := a.store.InsertBatch(ctx, coll, recs, store.AuditEntry{Action: "seed"})
+			for _, done := range dones {
+				done()
+			}
+			if err != nil {
+				return err
+			}
 		}
-		*m = models.Meta{ID: models.NewID(), TenantID: rep.tenant, OwnerID: user.ID, TeamID: user.TeamID, Version: 1,
-			CreatedAt: now, CreatedBy: user.ID, UpdatedAt: now, UpdatedBy: user.ID,
-			Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
-		return done, nil
+		return nil
 	}
-	ids := make([]string, 0, customers)
-	for i := range customers {
-		c := models.Customer{CustomerFields: models.CustomerFields{
+	ids := make([]string, customers)
+	err = write(store.Customers, customers, func(i int) (models.Record, error) {
+		c := &models.Customer{CustomerFields: models.CustomerFields{
 			Name: fmt.Sprintf("Customer %06d", i), Industry: "retail", Region: "south",
 			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Label: "office", Number: fmt.Sprintf("139%08d", i)}}},
 		}}
 		if err := c.Prepare(st); err != nil {
 			return nil, err
 		}
-		done, err := stamp(&c.Meta)
-		if err != nil {
-			return nil, err
-		}
+		c.ID = models.NewID()
+		ids[i] = c.ID
 		c.Number = st.CustomerNumber.Format(int64(i+1), now)
 		c.RefreshSearchKeys()
-		err = a.store.Insert(ctx, store.Customers, &c.Meta, &c, store.AuditEntry{Action: "seed"})
-		done()
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, c.ID)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range interactions {
-		in := models.Interaction{ChildFields: models.ChildFields{CustomerID: ids[rng.IntN(len(ids))]},
+	err = write(store.Interactions, interactions, func(i int) (models.Record, error) {
+		in := &models.Interaction{ChildFields: models.ChildFields{CustomerID: ids[rng.IntN(len(ids))]},
 			Channel: "visit", OccurredAt: now, DurationSeconds: 600, Content: fmt.Sprint("visit ", i)}
-		done, err := stamp(&in.Meta)
-		if err != nil {
-			return nil, err
-		}
-		err = a.store.Insert(ctx, store.Interactions, &in.Meta, &in, store.AuditEntry{Action: "seed"})
-		done()
-		if err != nil {
-			return nil, err
-		}
-	}
-	return ids, nil
+		in.ID = models.NewID()
+		return in, nil
+	})
+	return ids, err
 }
 
 type benchClient struct {
 	base string
 	http *http.Client
+	// afterPage, when set, runs after each page pullAll receives.
+	afterPage func()
 }
 
 func (c *benchClient) waitReady() error {
@@ -328,6 +365,9 @@ func (c *benchClient) pullAll(token, cursor string) (int, []time.Duration, strin
 			return records, lat, cursor, err
 		}
 		lat = append(lat, time.Since(t0))
+		if c.afterPage != nil {
+			c.afterPage()
+		}
 		for _, tc := range out.Changes {
 			records += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
 		}

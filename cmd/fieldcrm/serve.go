@@ -197,12 +197,18 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 	}
 	sc.URI = f.URI()
 	sc.SQLiteDir = f.SQLiteDir()
+	tables, err := f.Tables(cfg.MongoDatabase)
+	if err != nil {
+		_ = f.Close(ctx)
+		return sc, nil, err
+	}
+	sc.Tables = tables
 	if cfg.FerretPostgreSQLURL != "" {
 		log.Warn("storage: EMBEDDED FerretDB on PostgreSQL (set MONGODB_URI for MongoDB)", "database", cfg.MongoDatabase)
 	} else {
 		log.Warn("storage: EMBEDDED FerretDB on SQLite; fine for one small team, set MONGODB_URI for production", "dir", ec.SQLiteDir)
 	}
-	return sc, func(ctx context.Context) { _ = f.Close(ctx) }, nil
+	return sc, func(ctx context.Context) { _ = tables.Close(); _ = f.Close(ctx) }, nil
 }
 
 // openRedis connects to REDIS_URL, or starts an in-process Redis.

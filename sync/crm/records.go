@@ -525,9 +525,7 @@ type Change[R any] struct {
 // the actor (reassignment) still comes back, marked not visible.
 func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]Change[R], error) {
 	var recs []R
-	q := store.Query{Tenant: a.TenantID, Scope: models.Scope{All: true}, WithDeleted: true, SortField: "seq", Limit: limit,
-		Conds: []store.Cond{{Field: "seq", Op: store.Gt, Value: after}, {Field: "seq", Op: store.Lte, Value: upTo}}}
-	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
+	if err := r.svc.store.Changes(ctx, r.coll, a.TenantID, after, upTo, limit, &recs); err != nil {
 		return nil, err
 	}
 	out := make([]Change[R], len(recs))

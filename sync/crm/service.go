@@ -24,6 +24,7 @@ type recordStore interface {
 	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
 	Get(ctx context.Context, coll, tenant, id string, out any) error
 	Find(ctx context.Context, coll string, q store.Query, out any) error
+	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
 	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error

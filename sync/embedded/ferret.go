@@ -27,6 +27,7 @@ type Config struct {
 type Ferret struct {
 	uri       string
 	sqliteDir string
+	pgURL     string
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -65,7 +66,7 @@ func StartFerret(ctx context.Context, cfg Config) (*Ferret, error) {
 		defer close(done)
 		_ = f.Run(runCtx) // returns only when runCtx is cancelled
 	}()
-	return &Ferret{uri: f.MongoDBURI(), sqliteDir: sqliteDir, cancel: cancel, done: done}, nil
+	return &Ferret{uri: f.MongoDBURI(), sqliteDir: sqliteDir, pgURL: cfg.PostgreSQLURL, cancel: cancel, done: done}, nil
 }
 
 // URI is the mongodb:// address of the embedded server.
@@ -73,6 +74,9 @@ func (f *Ferret) URI() string { return f.uri }
 
 // SQLiteDir is the directory of the SQLite files, or "" on PostgreSQL.
 func (f *Ferret) SQLiteDir() string { return f.sqliteDir }
+
+// Tables opens a direct reader of database db's tables (see Tables).
+func (f *Ferret) Tables(db string) (*Tables, error) { return OpenTables(f.sqliteDir, f.pgURL, db) }
 
 // Close stops the listener and the backend and waits for them, at most until ctx ends.
 func (f *Ferret) Close(ctx context.Context) error {

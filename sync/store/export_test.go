@@ -13,3 +13,10 @@ func (s *Store) InsertAuditForTest(ctx context.Context, coll string, meta *model
 	e.fill(coll, meta)
 	return s.insert(ctx, collAudit, e)
 }
+
+// ExplainChanges returns the database's plan for a direct changes read.
+func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error) {
+	return s.tables.(interface {
+		ExplainChanges(ctx context.Context, coll string) (string, error)
+	}).ExplainChanges(ctx, coll)
+}

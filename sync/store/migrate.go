@@ -94,6 +94,15 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 			s.log.InfoContext(ctx, "embedded SQLite: added _id lookup indexes", "count", n)
 		}
 	}
+	if s.tables != nil {
+		n, err := s.tables.IndexSyncChanges(ctx, SyncedCollections)
+		if err != nil {
+			return status, fmt.Errorf("index sync changes on the embedded engine: %w", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "embedded engine: added (tenant_id, seq) indexes", "count", n)
+		}
+	}
 	return status, nil
 }
 

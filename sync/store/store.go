@@ -46,6 +46,10 @@ type Config struct {
 	// SQLiteDir is set when URI points at an embedded FerretDB on SQLite; the store
 	// then adds the _id lookup indexes FerretDB lacks (see package embedded).
 	SQLiteDir string
+	// Tables, when set, answers sync change queries straight from the SQL
+	// tables under an embedded FerretDB (see embedded.Tables). Whoever made
+	// it closes it, after the store: several stores may share one.
+	Tables ChangeReader
 	// Logger receives migration progress; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -55,7 +59,20 @@ type Store struct {
 	client    *mongo.Client
 	db        *mongo.Database
 	sqliteDir string
+	tables    ChangeReader
 	log       *slog.Logger
+}
+
+// ChangeReader reads records by sync number without the query engine: what
+// embedded.Tables does for FerretDB, whose own answer to such a query decodes
+// every document of the collection.
+type ChangeReader interface {
+	// IndexSyncChanges indexes the tables of colls by (tenant_id, seq) and
+	// says how many indexes it created.
+	IndexSyncChanges(ctx context.Context, colls []string) (int, error)
+	// Changes returns, in seq order, at most limit documents of coll with
+	// tenant_id tenant and after < seq <= upTo, deleted ones included.
+	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error)
 }
 
 // Open connects to the database and checks that it answers. Close releases it.
@@ -80,7 +97,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, log: log}, nil
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, log: log}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.

@@ -132,10 +132,17 @@ func UniqueName(prefix string) string {
 // StoreConfig returns a store configuration for a new database of its own.
 func (e *Env) StoreConfig(t testing.TB) store.Config {
 	t.Helper()
+	db := UniqueName("t")
+	tables, err := e.ferret.Tables(db)
+	if err != nil {
+		t.Fatalf("open direct table reader: %v", err)
+	}
+	t.Cleanup(func() { _ = tables.Close() })
 	return store.Config{
 		URI:       e.MongoURI(),
-		Database:  UniqueName("t"),
+		Database:  db,
 		SQLiteDir: e.SQLiteDir(),
+		Tables:    tables,
 		Logger:    DiscardLogger(),
 	}
 }

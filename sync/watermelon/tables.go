@@ -148,25 +148,29 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc Pu
 
 // pushRow applies one created or updated row. A created row whose id exists
 // (a retried push) and an updated row whose record does not (WatermelonDB's
-// own rule) are handled as the other kind.
+// own rule) are handled as the other kind. An update, by far the most common
+// row, reads the record once: the write itself finds out whether it exists.
 func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
-	exists, err := t.r.Exists(ctx, a.TenantID, id)
-	if err != nil {
-		return err
+	if created {
+		// Checked first: a customer's create claims a customer number, which
+		// a retried push must not waste.
+		exists, err := t.r.Exists(ctx, a.TenantID, id)
+		if err != nil || !exists {
+			if err != nil {
+				return err
+			}
+			return t.create(ctx, a, row, res, out)
+		}
 	}
-	// A create takes every column the row has; an update only those in _changed.
+	// An update takes only the columns in _changed; a create sent again, all.
 	var only []string
-	if exists && !created {
+	if !created {
 		only = changedColumns(row)
 	}
 	values, err := writable(row, t.cols, only)
 	if err != nil {
 		return err
-	}
-	if !exists {
-		_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, values) })
-		return settle(err, id, nil, res, out)
 	}
 	var found []models.Conflict
 	_, err = t.r.Update(ctx, a, id, 0, func(dst any) error {
@@ -174,16 +178,38 @@ func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, ro
 		found = conflicts // the write may be retried: keep the last attempt's
 		return decodeOnto(dst, merged)
 	})
-	if errors.Is(err, models.ErrNotFound) {
-		if rec, gerr := t.r.Get(ctx, a, id); gerr == nil && models.MetaOf(&rec).Deleted() {
-			// An edit that met a delete: the delete stands, the edit is kept.
-			device, _ := json.Marshal(values)
-			c := t.conflict(a, models.MetaOf(&rec), "*", "null", string(device))
-			c.Policy, c.Kept = models.PolicyDeleteWins, "server"
-			return settle(nil, id, []models.Conflict{c}, res, out)
+	if !errors.Is(err, models.ErrNotFound) {
+		return settle(err, id, found, res, out)
+	}
+	rec, gerr := t.r.Get(ctx, a, id)
+	switch {
+	case gerr == nil && models.MetaOf(&rec).Deleted():
+		// An edit that met a delete: the delete stands, the edit is kept.
+		device, _ := json.Marshal(values)
+		c := t.conflict(a, models.MetaOf(&rec), "*", "null", string(device))
+		c.Policy, c.Kept = models.PolicyDeleteWins, "server"
+		return settle(nil, id, []models.Conflict{c}, res, out)
+	case errors.Is(gerr, models.ErrNotFound):
+		exists, xerr := t.r.Exists(ctx, a.TenantID, id)
+		if xerr != nil {
+			return xerr
+		}
+		if !exists { // updated on a device that never pushed its create
+			return t.create(ctx, a, row, res, out)
 		}
 	}
-	return settle(err, id, found, res, out)
+	return settle(err, id, nil, res, out)
+}
+
+// create stores a row under the device's id with every column it has.
+func (t *records[R]) create(ctx context.Context, a models.Actor, row map[string]any, res *PushResult, out *pushOutcome) error {
+	id := row["id"].(string)
+	values, err := writable(row, t.cols, nil)
+	if err != nil {
+		return err
+	}
+	_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, values) })
+	return settle(err, id, nil, res, out)
 }
 
 // merge decides, column by column, what a pushed row writes onto the stored

@@ -1,0 +1,229 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"go.mongodb.org/mongo-driver/bson"
+)
+
+// Tables reads fieldcrm's sync changes straight from the SQL tables under an
+// embedded FerretDB, next to FerretDB's own connections.
+//
+// Why: FerretDB v1.24 turns into SQL only a filter that is exactly {_id} (on
+// SQLite) or plain equalities (on PostgreSQL). Any other query, such as "this
+// tenant's records with a sync number above n, in order", makes it read and
+// decode every document of the collection, about 0.45 ms per customer: a pull
+// cost grew with the tenant, not with what changed. Here the same question is
+// one SQL query on an expression index over (tenant_id, seq), and the stored
+// JSON is converted to BSON without FerretDB's generic decoder.
+//
+// Only reads go this way; every write still goes through FerretDB, which stays
+// the only writer of its tables. The indexes added here are unknown to FerretDB
+// and harmless to it: dropping a collection drops them with its table.
+type Tables struct {
+	db      *sql.DB
+	dialect dialect
+	// sqlitePath is the database file on SQLite, where db only reads; schema
+	// the database's schema on PostgreSQL.
+	sqlitePath, schema string
+}
+
+// dialect is the SQL that differs between FerretDB's two backends.
+type dialect struct {
+	name string
+	// tableOf looks up the table of a collection (one parameter: its name).
+	tableOf string
+	// qualify quotes a table name, with its schema on PostgreSQL.
+	qualify func(table string) string
+	// document, tenant and seq are the SQL expressions of the stored JSON text,
+	// of its tenant_id and of its seq; the index is built on (tenant, seq).
+	document, tenant, seq string
+	param                 func(n int) string
+}
+
+// OpenTables connects to the SQL tables of FerretDB database db: SQLite files
+// under sqliteDir, or, when postgreSQLURL is set, that PostgreSQL database.
+func OpenTables(sqliteDir, postgreSQLURL, db string) (*Tables, error) {
+	if postgreSQLURL != "" {
+		conn, err := sql.Open("pgx", postgreSQLURL)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL tables of %s: %w", db, err)
+		}
+		conn.SetMaxOpenConns(4)
+		schema := quoteIdent(db)
+		return &Tables{db: conn, schema: db, dialect: dialect{
+			name:     "postgresql",
+			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
+			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
+			document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
+			param: func(n int) string { return fmt.Sprintf("$%d", n) },
+		}}, nil
+	}
+	path := filepath.Join(sqliteDir, db+".sqlite")
+	// mode=rw: never create the file; FerretDB creates it with the first collection.
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&_pragma=query_only(true)")
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite tables of %s: %w", db, err)
+	}
+	return &Tables{db: conn, sqlitePath: path, dialect: dialect{
+		name:     "sqlite",
+		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
+		qualify:  quoteIdent,
+		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
+		param: func(int) string { return "?" },
+	}}, nil
+}
+
+// Close releases the connections.
+func (t *Tables) Close() error { return t.db.Close() }
+
+// table returns the SQL table of collection coll, or "" when FerretDB has not
+// created it yet. It is looked up every time: a dropped and re-created
+// collection may get another table.
+func (t *Tables) table(ctx context.Context, coll string) (string, error) {
+	var table string
+	err := t.db.QueryRowContext(ctx, t.dialect.tableOf, coll).Scan(&table)
+	if errors.Is(err, sql.ErrNoRows) || isMissingTable(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the table of %s: %w", coll, err)
+	}
+	return table, nil
+}
+
+// syncIndexSuffix names the (tenant_id, seq) index of a table.
+const syncIndexSuffix = "_fieldcrm_sync"
+
+// IndexSyncChanges adds the (tenant_id, seq) index to the tables of colls that
+// exist and lack it, and says how many it created. On SQLite it opens a
+// separate writable connection: Tables itself only reads.
+func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, error) {
+	conn := t.db
+	if t.sqlitePath != "" {
+		w, err := sql.Open("sqlite", "file:"+t.sqlitePath+"?mode=rw&_pragma=busy_timeout(10000)")
+		if err != nil {
+			return 0, fmt.Errorf("open %s for indexing: %w", t.sqlitePath, err)
+		}
+		defer w.Close()
+		conn = w
+	}
+	created := 0
+	for _, coll := range colls {
+		table, err := t.table(ctx, coll)
+		if err != nil || table == "" {
+			if err != nil {
+				return created, err
+			}
+			continue
+		}
+		name := table + syncIndexSuffix
+		var exists bool
+		q := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?`
+		if t.sqlitePath == "" {
+			q = `SELECT count(*) > 0 FROM pg_indexes WHERE indexname = $1 AND schemaname = $2`
+			err = conn.QueryRowContext(ctx, q, name, t.schema).Scan(&exists)
+		} else {
+			err = conn.QueryRowContext(ctx, q, name).Scan(&exists)
+		}
+		if err != nil {
+			return created, fmt.Errorf("look up index %s: %w", name, err)
+		}
+		if exists {
+			continue
+		}
+		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s)`,
+			quoteIdent(name), t.dialect.qualify(table), t.dialect.tenant, t.dialect.seq)
+		if _, err := conn.ExecContext(ctx, create); err != nil {
+			return created, fmt.Errorf("create %s: %w", name, err)
+		}
+		created++
+	}
+	return created, nil
+}
+
+// Changes returns, in seq order, at most limit documents of collection coll
+// with tenant_id tenant and after < seq <= upTo, tombstones included.
+func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error) {
+	table, err := t.table(ctx, coll)
+	if err != nil || table == "" {
+		return nil, err
+	}
+	d := t.dialect
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
+		d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
+	rows, err := t.db.QueryContext(ctx, q, tenant, after, upTo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+	}
+	defer rows.Close()
+	var out []bson.Raw
+	var text []byte
+	for rows.Next() {
+		if err := rows.Scan(&text); err != nil {
+			return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+		}
+		doc, err := sjsonToBSON(text)
+		if err != nil {
+			return nil, fmt.Errorf("convert a %s record of tenant %s: %w", coll, tenant, err)
+		}
+		out = append(out, doc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+	}
+	return out, nil
+}
+
+// ExplainChanges returns the database's plan for Changes on coll, so tests can
+// check that it reads the index rather than the whole table.
+func (t *Tables) ExplainChanges(ctx context.Context, coll string) (string, error) {
+	table, err := t.table(ctx, coll)
+	if err != nil || table == "" {
+		return "", fmt.Errorf("no table for %s (%v)", coll, err)
+	}
+	d := t.dialect
+	explain := "EXPLAIN QUERY PLAN"
+	if t.sqlitePath == "" {
+		explain = "EXPLAIN"
+	}
+	q := fmt.Sprintf(`%s SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`, explain,
+		d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
+	rows, err := t.db.QueryContext(ctx, q, "t", 0, 1, 10)
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var plan strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(&plan, vals[len(vals)-1])
+	}
+	return plan.String(), rows.Err()
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// isMissingTable tells FerretDB's metadata table not existing yet (no
+// collection created) from a real failure.
+func isMissingTable(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no such table") || strings.Contains(msg, "does not exist") || strings.Contains(msg, "unable to open database file")
+}
