@@ -26,6 +26,7 @@ type serveConfig struct {
 	MongoURI            string
 	MongoDatabase       string
 	FerretPostgreSQLURL string
+	SQLiteSynchronous   string
 	RedisURL            string
 	RedisPrefix         string
 	JWTSecret           string
@@ -89,6 +90,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
 	fs.StringVar(&cfg.MongoDatabase, "mongodb-database", env("MONGODB_DATABASE", "fieldcrm"), "database name (MONGODB_DATABASE)")
 	fs.StringVar(&cfg.FerretPostgreSQLURL, "ferretdb-postgresql-url", env("FERRETDB_POSTGRESQL_URL", ""), "run embedded FerretDB on this PostgreSQL database instead of SQLite (FERRETDB_POSTGRESQL_URL)")
+	fs.StringVar(&cfg.SQLiteSynchronous, "sqlite-synchronous", env("FIELDCRM_SQLITE_SYNCHRONOUS", "full"), "embedded SQLite: full syncs every commit to disk; normal survives a crash of fieldcrm but may lose the last commits on power loss (FIELDCRM_SQLITE_SYNCHRONOUS)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL (redis://, rediss://, or redis+sentinel://); empty runs in-process Redis (REDIS_URL)")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("FIELDCRM_REDIS_PREFIX", "fieldcrm:"), "prefix of every Redis key (FIELDCRM_REDIS_PREFIX)")
 	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", env("FIELDCRM_JWT_SECRET_FILE", ""), "file holding the JWT signing secret (FIELDCRM_JWT_SECRET_FILE)")
@@ -123,6 +125,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	case "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("log format %q: want json or text", cfg.LogFormat))
+	}
+	switch cfg.SQLiteSynchronous {
+	case "full", "normal":
+	default:
+		errs = append(errs, fmt.Errorf("FIELDCRM_SQLITE_SYNCHRONOUS=%q: want full or normal", cfg.SQLiteSynchronous))
 	}
 	if cfg.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))

@@ -190,7 +190,8 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 		log.Info("storage: MongoDB", "database", cfg.MongoDatabase)
 		return sc, func(context.Context) {}, nil
 	}
-	ec := embedded.Config{SQLiteDir: filepath.Join(cfg.DataDir, "ferretdb"), PostgreSQLURL: cfg.FerretPostgreSQLURL, Logger: log}
+	ec := embedded.Config{SQLiteDir: filepath.Join(cfg.DataDir, "ferretdb"), SQLiteSynchronous: cfg.SQLiteSynchronous,
+		PostgreSQLURL: cfg.FerretPostgreSQLURL, Logger: log}
 	f, err := embedded.StartFerret(ctx, ec)
 	if err != nil {
 		return sc, nil, err
@@ -203,6 +204,9 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 		return sc, nil, err
 	}
 	sc.Tables = tables
+	if tables.ByID() {
+		sc.ByID = tables
+	}
 	if cfg.FerretPostgreSQLURL != "" {
 		log.Warn("storage: EMBEDDED FerretDB on PostgreSQL (set MONGODB_URI for MongoDB)", "database", cfg.MongoDatabase)
 	} else {

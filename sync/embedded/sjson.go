@@ -163,3 +163,188 @@ func jsonString(raw json.RawMessage) (string, error) {
 	err := json.Unmarshal(raw, &s)
 	return s, err
 }
+
+// bsonToSJSON is the reverse of sjsonToBSON: it writes doc in the form FerretDB
+// itself stores, byte for byte where it matters (the _id text that its unique
+// index compares), so that FerretDB reads back what was written here.
+func bsonToSJSON(doc bson.Raw) ([]byte, error) {
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, fmt.Errorf("read document: %w", err)
+	}
+	if len(elems) == 0 || elems[0].Key() != "_id" {
+		return nil, errors.New("document must start with _id")
+	}
+	schema, err := appendSchema(nil, doc)
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(`{"$s":`), schema...)
+	for _, e := range elems {
+		out = append(out, ',')
+		if out, err = appendJSONString(out, e.Key()); err != nil {
+			return nil, err
+		}
+		out = append(out, ':')
+		if out, err = appendSJSONValue(out, e.Value()); err != nil {
+			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// appendSchema writes a document's "$s": the type of each field and the key order.
+func appendSchema(dst []byte, doc bson.Raw) ([]byte, error) {
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, err
+	}
+	if len(elems) == 0 {
+		return append(dst, "{}"...), nil
+	}
+	dst = append(dst, `{"p":{`...)
+	for i, e := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendJSONString(dst, e.Key()); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ':')
+		if dst, err = appendElemSchema(dst, e.Value()); err != nil {
+			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
+		}
+	}
+	dst = append(dst, `},"$k":[`...)
+	for i, e := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendJSONString(dst, e.Key()); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, "]}"...), nil
+}
+
+func appendElemSchema(dst []byte, v bson.RawValue) ([]byte, error) {
+	switch v.Type {
+	case bsontype.EmbeddedDocument:
+		dst = append(dst, `{"t":"object","$s":`...)
+		dst, err := appendSchema(dst, v.Document())
+		return append(dst, '}'), err
+	case bsontype.Array:
+		values, err := v.Array().Values()
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, `{"t":"array","i":[`...)
+		for i, item := range values {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendElemSchema(dst, item); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, "]}"...), nil
+	case bsontype.Binary:
+		subtype, _ := v.Binary()
+		return fmt.Appendf(dst, `{"t":"binData","s":%d}`, subtype), nil
+	}
+	name := sjsonTypeName(v.Type)
+	if name == "" {
+		return nil, fmt.Errorf("unsupported BSON type %s", v.Type)
+	}
+	return fmt.Appendf(dst, `{"t":%q}`, name), nil
+}
+
+// sjsonTypeName names the scalar types fieldcrm stores; "" for the others.
+func sjsonTypeName(t bsontype.Type) string {
+	switch t {
+	case bsontype.Double:
+		return "double"
+	case bsontype.String:
+		return "string"
+	case bsontype.ObjectID:
+		return "objectId"
+	case bsontype.Boolean:
+		return "bool"
+	case bsontype.DateTime:
+		return "date"
+	case bsontype.Null:
+		return "null"
+	case bsontype.Int32:
+		return "int"
+	case bsontype.Int64:
+		return "long"
+	}
+	return ""
+}
+
+// appendSJSONValue writes a value as plain JSON, as FerretDB does.
+func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
+	switch v.Type {
+	case bsontype.String:
+		return appendJSONString(dst, v.StringValue())
+	case bsontype.Int64:
+		return strconv.AppendInt(dst, v.Int64(), 10), nil
+	case bsontype.Int32:
+		return strconv.AppendInt(dst, int64(v.Int32()), 10), nil
+	case bsontype.DateTime:
+		return strconv.AppendInt(dst, v.DateTime(), 10), nil
+	case bsontype.Double:
+		b, err := json.Marshal(v.Double())
+		return append(dst, b...), err
+	case bsontype.Boolean:
+		return strconv.AppendBool(dst, v.Boolean()), nil
+	case bsontype.Null:
+		return append(dst, "null"...), nil
+	case bsontype.ObjectID:
+		return appendJSONString(dst, v.ObjectID().Hex())
+	case bsontype.Binary:
+		_, data := v.Binary()
+		return appendJSONString(dst, base64.StdEncoding.EncodeToString(data))
+	case bsontype.EmbeddedDocument:
+		elems, err := v.Document().Elements()
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, '{')
+		for i, e := range elems {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendJSONString(dst, e.Key()); err != nil {
+				return nil, err
+			}
+			dst = append(dst, ':')
+			if dst, err = appendSJSONValue(dst, e.Value()); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, '}'), nil
+	case bsontype.Array:
+		values, err := v.Array().Values()
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, '[')
+		for i, item := range values {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendSJSONValue(dst, item); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
+	return dst, fmt.Errorf("unsupported BSON type %s", v.Type)
+}
+
+// appendJSONString writes s as encoding/json does (FerretDB's encoder).
+func appendJSONString(dst []byte, s string) ([]byte, error) {
+	b, err := json.Marshal(s)
+	return append(dst, b...), err
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	gosync "sync"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"go.mongodb.org/mongo-driver/bson"
 )
@@ -29,6 +31,12 @@ import (
 type Tables struct {
 	db      *sql.DB
 	dialect dialect
+	// writer, on SQLite only, writes documents by _id (see Insert).
+	writer *sql.DB
+	// tables caches collection → table; a dropped collection's entry is
+	// forgotten at the first "no such table".
+	mu     gosync.Mutex
+	tables map[string]string
 	// sqlitePath is the database file on SQLite, where db only reads; schema
 	// the database's schema on PostgreSQL.
 	sqlitePath, schema string
@@ -48,8 +56,9 @@ type dialect struct {
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files
-// under sqliteDir, or, when postgreSQLURL is set, that PostgreSQL database.
-func OpenTables(sqliteDir, postgreSQLURL, db string) (*Tables, error) {
+// under sqliteDir, opened with the URL parameters pragmas (FerretDB's own), or,
+// when postgreSQLURL is set, that PostgreSQL database.
+func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	if postgreSQLURL != "" {
 		conn, err := sql.Open("pgx", postgreSQLURL)
 		if err != nil {
@@ -57,7 +66,7 @@ func OpenTables(sqliteDir, postgreSQLURL, db string) (*Tables, error) {
 		}
 		conn.SetMaxOpenConns(4)
 		schema := quoteIdent(db)
-		return &Tables{db: conn, schema: db, dialect: dialect{
+		return &Tables{db: conn, schema: db, tables: map[string]string{}, dialect: dialect{
 			name:     "postgresql",
 			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
@@ -71,7 +80,15 @@ func OpenTables(sqliteDir, postgreSQLURL, db string) (*Tables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite tables of %s: %w", db, err)
 	}
-	return &Tables{db: conn, sqlitePath: path, dialect: dialect{
+	writer, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&"+pragmas)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open SQLite tables of %s for writing: %w", db, err)
+	}
+	// One writer connection: SQLite takes one write at a time anyway, and
+	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
+	writer.SetMaxOpenConns(1)
+	return &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
 		name:     "sqlite",
 		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 		qualify:  quoteIdent,
@@ -81,13 +98,22 @@ func OpenTables(sqliteDir, postgreSQLURL, db string) (*Tables, error) {
 }
 
 // Close releases the connections.
-func (t *Tables) Close() error { return t.db.Close() }
+func (t *Tables) Close() error {
+	if t.writer != nil {
+		_ = t.writer.Close()
+	}
+	return t.db.Close()
+}
 
 // table returns the SQL table of collection coll, or "" when FerretDB has not
-// created it yet. It is looked up every time: a dropped and re-created
-// collection may get another table.
+// created it yet.
 func (t *Tables) table(ctx context.Context, coll string) (string, error) {
-	var table string
+	t.mu.Lock()
+	table, ok := t.tables[coll]
+	t.mu.Unlock()
+	if ok {
+		return table, nil
+	}
 	err := t.db.QueryRowContext(ctx, t.dialect.tableOf, coll).Scan(&table)
 	if errors.Is(err, sql.ErrNoRows) || isMissingTable(err) {
 		return "", nil
@@ -95,7 +121,31 @@ func (t *Tables) table(ctx context.Context, coll string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the table of %s: %w", coll, err)
 	}
+	t.mu.Lock()
+	t.tables[coll] = table
+	t.mu.Unlock()
 	return table, nil
+}
+
+// retry runs op on coll's table, once more with a fresh lookup when the
+// cached table is gone (the collection was dropped and may be re-created
+// under another name). op gets "" when the collection does not exist.
+func (t *Tables) retry(ctx context.Context, coll string, op func(table string) error) error {
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return err
+	}
+	err = op(table)
+	if table != "" && isMissingTable(err) {
+		t.mu.Lock()
+		delete(t.tables, coll)
+		t.mu.Unlock()
+		if table, err = t.table(ctx, coll); err != nil {
+			return err
+		}
+		err = op(table)
+	}
+	return err
 }
 
 // syncIndexSuffix names the (tenant_id, seq) index of a table.
@@ -151,31 +201,33 @@ func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, err
 // Changes returns, in seq order, at most limit documents of collection coll
 // with tenant_id tenant and after < seq <= upTo, tombstones included.
 func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error) {
-	table, err := t.table(ctx, coll)
-	if err != nil || table == "" {
-		return nil, err
-	}
-	d := t.dialect
-	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
-		d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
-	rows, err := t.db.QueryContext(ctx, q, tenant, after, upTo, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
-	}
-	defer rows.Close()
 	var out []bson.Raw
-	var text []byte
-	for rows.Next() {
-		if err := rows.Scan(&text); err != nil {
-			return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+	err := t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
 		}
-		doc, err := sjsonToBSON(text)
+		d := t.dialect
+		q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
+			d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
+		rows, err := t.db.QueryContext(ctx, q, tenant, after, upTo, limit)
 		if err != nil {
-			return nil, fmt.Errorf("convert a %s record of tenant %s: %w", coll, tenant, err)
+			return err
 		}
-		out = append(out, doc)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		var text []byte
+		for rows.Next() {
+			if err := rows.Scan(&text); err != nil {
+				return err
+			}
+			doc, err := sjsonToBSON(text)
+			if err != nil {
+				return fmt.Errorf("convert a stored record: %w", err)
+			}
+			out = append(out, doc)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -122,5 +123,81 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 		if !strings.Contains(plan, "_fieldcrm_sync") || strings.Contains(plan, "TEMP B-TREE") {
 			t.Fatalf("changes are not read from the (tenant_id, seq) index:\n%s", plan)
 		}
+	}
+}
+
+// On embedded SQLite, single-document reads and writes by _id skip FerretDB
+// (see embedded.Tables). What they write must read back through FerretDB
+// exactly as written, what FerretDB wrote must read back directly, and a
+// second insert of an _id must still fail: version claims rest on it.
+func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
+	if env.SQLiteDir() == "" {
+		t.Skip("direct writes exist on SQLite only")
+	}
+	ctx := context.Background()
+	direct := env.Store(t)
+	cfg := env.StoreConfig(t)
+	cfg.Database = direct.DatabaseName()
+	cfg.Tables, cfg.ByID = nil, nil
+	viaFerret, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = viaFerret.Close(ctx) })
+
+	when := time.Date(2026, 3, 1, 8, 0, 0, 5e6, time.UTC)
+	doc := func(text string, version int64) everyType {
+		m := models.Meta{ID: "rec-<&>-1", TenantID: "t1", Version: version, CreatedAt: when, UpdatedAt: when, Seq: version}
+		return everyType{Meta: m, Text: text, Small: 3, Big: -1 << 40, Ratio: 1.5e-7, Flag: true, When: when,
+			Tags: []string{"x"}, NoTags: []string{}, Nested: map[string]any{"a": bson.D{}, "b": bson.A{int64(1), "two"}},
+			Mixed: bson.A{nil, true}, OID: primitive.NewObjectID(), Bytes: []byte("\x00bin")}
+	}
+	read := func(st *store.Store) bson.D {
+		t.Helper()
+		var out bson.D
+		if err := st.Get(ctx, store.Tasks, "t1", "rec-<&>-1", &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	v1 := doc("written directly <b>&amp;</b> 中文", 1)
+	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); err != nil {
+		t.Fatal(err)
+	}
+	var written bson.D
+	raw, _ := bson.Marshal(v1)
+	if err := bson.Unmarshal(raw, &written); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*store.Store{"FerretDB": viaFerret, "the direct reader": direct} {
+		if got := read(st); !reflect.DeepEqual(got, written) {
+			t.Fatalf("%s reads a directly written document differently:\n%v\n%v", name, got, written)
+		}
+	}
+	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("second insert of one _id: %v, want ErrConflict", err)
+	}
+	if err := viaFerret.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("FerretDB inserted an _id written directly: %v", err)
+	}
+
+	v2 := doc("written by FerretDB", 2)
+	if err := viaFerret.Commit(ctx, store.Tasks, &v2.Meta, v2, store.AuditEntry{Action: "update"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(direct), read(viaFerret); !reflect.DeepEqual(got, want) || got.Map()["text"] != "written by FerretDB" {
+		t.Fatalf("direct read of FerretDB's write:\n%v\n%v", got, want)
+	}
+	// Version 2 was claimed through FerretDB: a direct commit of it must lose.
+	if err := direct.Commit(ctx, store.Tasks, &v2.Meta, v2, store.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("direct commit of a claimed version: %v, want ErrConflict", err)
+	}
+	v3 := doc("third", 3)
+	if err := direct.Commit(ctx, store.Tasks, &v3.Meta, v3, store.AuditEntry{Action: "update"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(viaFerret); got.Map()["text"] != "third" || got.Map()["version"] != int64(3) {
+		t.Fatalf("FerretDB reads %v after a direct commit", got)
 	}
 }

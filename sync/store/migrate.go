@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -31,6 +32,7 @@ func migrations() []migration {
 		{1, "create account collections and indexes", createAccountIndexes},
 		{2, "create CRM collections and indexes", createCRMIndexes},
 		{3, "index records by sync number", createSyncIndexes},
+		{4, "embedded SQLite: drop the secondary indexes no query uses", dropUnusedSQLiteIndexes},
 	}
 }
 
@@ -170,6 +172,12 @@ func (s *Store) ensureIndexes(ctx context.Context, coll string, indexes ...index
 	if err := s.ensureCollection(ctx, coll); err != nil {
 		return err
 	}
+	if s.sqliteDir != "" {
+		// FerretDB on SQLite answers every query but {_id} by reading the whole
+		// collection, so a secondary index only costs each write (a JSON parse
+		// per index expression). Unique ones stay: they enforce a rule.
+		indexes = slices.DeleteFunc(slices.Clone(indexes), func(ix index) bool { return !ix.unique })
+	}
 	if len(indexes) == 0 {
 		return nil
 	}
@@ -183,6 +191,41 @@ func (s *Store) ensureIndexes(ctx context.Context, coll string, indexes ...index
 	}
 	if _, err := s.coll(coll).Indexes().CreateMany(ctx, models); err != nil {
 		return fmt.Errorf("create indexes on %s: %w", coll, err)
+	}
+	return nil
+}
+
+// dropUnusedSQLiteIndexes is migration 4: on embedded SQLite it drops the
+// non-unique indexes earlier steps created (see ensureIndexes); elsewhere it
+// does nothing.
+func dropUnusedSQLiteIndexes(ctx context.Context, s *Store) error {
+	if s.sqliteDir == "" {
+		return nil
+	}
+	colls, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, coll := range colls {
+		var specs []struct {
+			Name   string `bson:"name"`
+			Unique bool   `bson:"unique"`
+		}
+		cur, err := s.coll(coll).Indexes().List(ctx)
+		if err == nil {
+			err = cur.All(ctx, &specs)
+		}
+		if err != nil {
+			return fmt.Errorf("list indexes of %s: %w", coll, err)
+		}
+		for _, spec := range specs {
+			if spec.Unique || spec.Name == "_id_" {
+				continue
+			}
+			if _, err := s.coll(coll).Indexes().DropOne(ctx, spec.Name); err != nil {
+				return fmt.Errorf("drop index %s of %s: %w", spec.Name, coll, err)
+			}
+		}
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc 
 		return fmt.Errorf("audit new %s %s: %w", coll, meta.ID, err)
 	}
 	if err := s.insert(ctx, coll, doc); err != nil {
-		_, _ = s.coll(collAudit).DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: entry.ID}})
+		_ = s.deleteByID(context.WithoutCancel(ctx), collAudit, entry.ID)
 		return fmt.Errorf("insert %s %s: %w", coll, meta.ID, err)
 	}
 	return nil
@@ -124,16 +124,16 @@ func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc 
 	// embedded SQLite it would turn the write into a scan of the collection
 	// (FerretDB pushes down only a filter that is exactly {_id}), and FerretDB
 	// checks it without atomicity anyway; the claim above is what decides there.
-	filter := bson.D{{Key: "_id", Value: meta.ID}, {Key: "version", Value: meta.Version - 1}}
-	if s.sqliteDir != "" {
-		filter = filter[:1]
+	var version []bson.E
+	if s.sqliteDir == "" {
+		version = append(version, bson.E{Key: "version", Value: meta.Version - 1})
 	}
-	res, err := s.coll(coll).ReplaceOne(ctx, filter, doc)
-	if err == nil && res.MatchedCount == 0 {
+	matched, err := s.replaceByID(ctx, coll, meta.ID, doc, version...)
+	if err == nil && !matched {
 		err = models.ErrConflict
 	}
 	if err != nil {
-		_, _ = s.coll(collAudit).DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: entry.ID}})
+		_ = s.deleteByID(context.WithoutCancel(ctx), collAudit, entry.ID)
 		return fmt.Errorf("write %s %s: %w", coll, meta.ID, err)
 	}
 	return nil
@@ -575,8 +575,8 @@ func (s *Store) PurgeRecords(ctx context.Context, coll, tenant string, ids []str
 	for _, id := range ids {
 		// By _id alone, the filter FerretDB pushes down; the ids come from a
 		// query of this tenant (Tombstones).
-		if _, err := s.coll(coll).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-			return fmt.Errorf("purge %s %s: %w", coll, id, err)
+		if err := s.deleteByID(ctx, coll, id); err != nil {
+			return fmt.Errorf("purge: %w", err)
 		}
 	}
 	return nil

@@ -50,6 +50,9 @@ type Config struct {
 	// tables under an embedded FerretDB (see embedded.Tables). Whoever made
 	// it closes it, after the store: several stores may share one.
 	Tables ChangeReader
+	// ByID, when set, reads and writes single documents by _id without the
+	// query engine (embedded.Tables on SQLite).
+	ByID IDTables
 	// Logger receives migration progress; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -60,7 +63,23 @@ type Store struct {
 	db        *mongo.Database
 	sqliteDir string
 	tables    ChangeReader
+	byID      IDTables
 	log       *slog.Logger
+}
+
+// IDTables reads and writes one document by _id without the query engine:
+// what embedded.Tables does on SQLite, where each such operation through
+// FerretDB costs several times the SQL statement it ends in. An error that
+// matches errors.ErrUnsupported sends the operation through the driver.
+type IDTables interface {
+	// Get returns the document with _id id, or models.ErrNotFound.
+	Get(ctx context.Context, coll, id string) (bson.Raw, error)
+	// Insert adds doc; an existing _id gives models.ErrConflict.
+	Insert(ctx context.Context, coll string, doc bson.Raw) error
+	// Replace writes doc over the document with _id id and says whether there was one.
+	Replace(ctx context.Context, coll, id string, doc bson.Raw) (bool, error)
+	// Delete removes the document with _id id, if any.
+	Delete(ctx context.Context, coll, id string) error
 }
 
 // ChangeReader reads records by sync number without the query engine: what
@@ -97,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, log: log}, nil
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.
@@ -129,6 +148,20 @@ func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(nam
 // findByID loads the document with _id id into out. The filter is exactly {_id},
 // the one shape FerretDB answers without scanning (with the embedded index).
 func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
+	if s.byID != nil {
+		raw, err := s.byID.Get(ctx, coll, id)
+		switch {
+		case err == nil:
+			if err := bson.Unmarshal(raw, out); err != nil {
+				return fmt.Errorf("decode %s %s: %w", coll, id, err)
+			}
+			return nil
+		case errors.Is(err, models.ErrNotFound):
+			return models.ErrNotFound
+		case !errors.Is(err, errors.ErrUnsupported):
+			return err
+		}
+	}
 	if err := s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out); err != nil {
 		return notFoundOr(err, "find "+coll+" "+id)
 	}
@@ -137,12 +170,56 @@ func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
 
 // insert adds doc, turning a duplicate key into models.ErrConflict.
 func (s *Store) insert(ctx context.Context, coll string, doc any) error {
-	_, err := s.coll(coll).InsertOne(ctx, doc)
+	var err error
+	if s.byID != nil {
+		raw, merr := bson.Marshal(doc)
+		if merr != nil {
+			return fmt.Errorf("insert into %s: %w", coll, merr)
+		}
+		if err = s.byID.Insert(ctx, coll, raw); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+	}
+	_, err = s.coll(coll).InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("insert into %s: %w", coll, models.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("insert into %s: %w", coll, err)
+	}
+	return nil
+}
+
+// replaceByID writes doc over the document with _id id and reports whether
+// there was one. extra conditions, if any, go to the driver's filter (which
+// MongoDB checks atomically) and are not checked on the direct path.
+func (s *Store) replaceByID(ctx context.Context, coll, id string, doc any, extra ...bson.E) (bool, error) {
+	if s.byID != nil {
+		raw, err := bson.Marshal(doc)
+		if err != nil {
+			return false, fmt.Errorf("replace %s %s: %w", coll, id, err)
+		}
+		matched, err := s.byID.Replace(ctx, coll, id, raw)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return matched, err
+		}
+	}
+	res, err := s.coll(coll).ReplaceOne(ctx, append(bson.D{{Key: "_id", Value: id}}, extra...), doc)
+	if err != nil {
+		return false, fmt.Errorf("replace %s %s: %w", coll, id, err)
+	}
+	return res.MatchedCount > 0, nil
+}
+
+// deleteByID removes the document with _id id, if any.
+func (s *Store) deleteByID(ctx context.Context, coll, id string) error {
+	if s.byID != nil {
+		if err := s.byID.Delete(ctx, coll, id); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+	}
+	if _, err := s.coll(coll).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete %s %s: %w", coll, id, err)
 	}
 	return nil
 }

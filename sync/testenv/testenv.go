@@ -138,13 +138,17 @@ func (e *Env) StoreConfig(t testing.TB) store.Config {
 		t.Fatalf("open direct table reader: %v", err)
 	}
 	t.Cleanup(func() { _ = tables.Close() })
-	return store.Config{
+	cfg := store.Config{
 		URI:       e.MongoURI(),
 		Database:  db,
 		SQLiteDir: e.SQLiteDir(),
 		Tables:    tables,
 		Logger:    DiscardLogger(),
 	}
+	if tables.ByID() {
+		cfg.ByID = tables
+	}
+	return cfg
 }
 
 // Store opens a migrated store on a fresh database that is dropped when t ends.
