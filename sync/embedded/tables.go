@@ -233,6 +233,24 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 	return out, nil
 }
 
+// HighestSeq returns the highest seq of tenant's documents in coll, or 0,
+// from the (tenant_id, seq) index alone.
+func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, error) {
+	var highest sql.NullInt64
+	err := t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
+		}
+		d := t.dialect
+		q := fmt.Sprintf(`SELECT max(%s) FROM %s WHERE %s = %s`, d.seq, d.qualify(table), d.tenant, d.param(1))
+		return t.db.QueryRowContext(ctx, q, tenant).Scan(&highest)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("highest seq of %s in tenant %s: %w", coll, tenant, err)
+	}
+	return highest.Int64, nil
+}
+
 // ExplainChanges returns the database's plan for Changes on coll, so tests can
 // check that it reads the index rather than the whole table.
 func (t *Tables) ExplainChanges(ctx context.Context, coll string) (string, error) {

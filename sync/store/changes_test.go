@@ -107,6 +107,14 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 		}
 	}
 
+	for tenant, want := range map[string]int64{"t1": 60, "t2": 25, "none": 0} {
+		for _, st := range []*store.Store{direct, viaQuery} {
+			if got, err := st.HighestSeq(ctx, tenant); err != nil || got != want {
+				t.Fatalf("highest seq of %s: %d, %v; want %d", tenant, got, err, want)
+			}
+		}
+	}
+
 	var typed []everyType
 	if err := direct.Changes(ctx, store.Tasks, "t1", 0, 20, 10, &typed); err != nil {
 		t.Fatal(err)

@@ -474,6 +474,14 @@ var SyncedCollections = append(append([]string{Customers}, ChildCollections...),
 func (s *Store) HighestSeq(ctx context.Context, tenant string) (int64, error) {
 	var highest int64
 	for _, coll := range SyncedCollections {
+		if s.tables != nil {
+			n, err := s.tables.HighestSeq(ctx, coll, tenant)
+			if err != nil {
+				return 0, err
+			}
+			highest = max(highest, n)
+			continue
+		}
 		var top []struct {
 			Seq int64 `bson:"seq"`
 		}

@@ -92,6 +92,8 @@ type ChangeReader interface {
 	// Changes returns, in seq order, at most limit documents of coll with
 	// tenant_id tenant and after < seq <= upTo, deleted ones included.
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error)
+	// HighestSeq returns the highest seq of tenant's documents in coll, or 0.
+	HighestSeq(ctx context.Context, coll, tenant string) (int64, error)
 }
 
 // Open connects to the database and checks that it answers. Close releases it.
