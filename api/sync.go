@@ -16,8 +16,9 @@ func (s *Server) syncSchema(c *fiber.Ctx) error {
 }
 
 // syncPull serves WatermelonDB's pullChanges. last_pulled_at is null (or
-// absent) on a first sync; schema_version and migration are validated so a
-// client learns at once that it speaks another schema.
+// absent) on a first sync; schema_version is validated so a client learns at
+// once that it speaks another schema; migration asks for the full records of
+// the tables and columns the app's schema gained (see watermelon.Migration).
 func (s *Server) syncPull(c *fiber.Ctx) error {
 	v := &models.ValidationError{}
 	var last int64
@@ -36,16 +37,19 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 			v.Add("schema_version", "must be from 1 to %d (see GET /v1/sync/schema)", watermelon.SchemaVersion)
 		}
 	}
+	var mig *watermelon.Migration
 	if raw := c.Query("migration"); raw != "" && raw != "null" {
-		var m map[string]any
-		if json.Unmarshal([]byte(raw), &m) != nil {
-			v.Add("migration", "must be null or WatermelonDB's migration object as JSON")
+		mig = &watermelon.Migration{}
+		if err := json.Unmarshal([]byte(raw), mig); err != nil {
+			v.Add("migration", "must be null or WatermelonDB's migration object as JSON: {from, tables, columns}")
+		} else if err := watermelon.CheckMigration(*mig); err != nil {
+			return err
 		}
 	}
 	if err := v.Err(); err != nil {
 		return err
 	}
-	out, err := s.sync.Pull(c.UserContext(), deviceActorOf(c), last)
+	out, err := s.sync.Pull(c.UserContext(), deviceActorOf(c), last, mig)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -183,6 +184,28 @@ func (s *Sequencer) RoundBase(ctx context.Context, tenant, user, device string, 
 		return v
 	}
 	return from
+}
+
+// RememberNewTables records, for the next page of a migration pull that
+// stopped at `to`, the tables the device's schema gained: their records are
+// new to it on every page of the round, whatever their age.
+func (s *Sequencer) RememberNewTables(ctx context.Context, tenant, user, device string, to int64, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	if err := s.client.Set(ctx, s.baseKey("new-tables", tenant, user, device, to), strings.Join(tables, ","), baseTTL).Err(); err != nil {
+		return fmt.Errorf("remember migration of device %s: %w", device, err)
+	}
+	return nil
+}
+
+// NewTables returns what RememberNewTables recorded for a pull from `from`.
+func (s *Sequencer) NewTables(ctx context.Context, tenant, user, device string, from int64) []string {
+	v, err := s.client.Get(ctx, s.baseKey("new-tables", tenant, user, device, from)).Result()
+	if err != nil || v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 // PushBase returns the cursor a device stood at before the pull that gave it

@@ -18,6 +18,8 @@ type sequencer interface {
 	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error
 	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64
 	RoundBase(ctx context.Context, tenant, user, device string, from int64) int64
+	RememberNewTables(ctx context.Context, tenant, user, device string, to int64, tables []string) error
+	NewTables(ctx context.Context, tenant, user, device string, from int64) []string
 }
 
 // tombstoneStore is what purging old deletions needs (see Purge).
@@ -102,7 +104,13 @@ type PullResult struct {
 // watermark (below every write still in flight) or, when the page is full, at
 // the last change in it. A first sync returns every live record the user may
 // read and no deletions.
-func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (PullResult, error) {
+//
+// A migration pull (mig not nil) also returns, in full, every record of the
+// tables and columns the app's schema gained: new tables' records as created,
+// the other tables' as updated. Its pages may run below lastPulledAt; the
+// records that come twice that way arrive as updated, which WatermelonDB
+// applies as it should.
+func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, mig *Migration) (PullResult, error) {
 	upTo, err := e.seq.Watermark(ctx, a.TenantID)
 	if err != nil {
 		return PullResult{}, err
@@ -124,15 +132,23 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 	for _, t := range e.tables {
 		out.Changes[t.schema().Name] = &TableChanges{Created: []map[string]any{}, Updated: []map[string]any{}, Deleted: []string{}}
 	}
-	if lastPulledAt == upTo {
+	if lastPulledAt == upTo && mig == nil {
 		return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, upTo, false) // nothing new: no query
 	}
 	// Pages after the first of a round report what the device lacked at the
 	// round's start as created, as WatermelonDB expects of a first sync.
 	start := e.seq.RoundBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	newTables := e.seq.NewTables(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	if mig != nil {
+		newTables = mig.Tables
+	}
 	var all []change
 	for _, t := range e.tables {
-		found, err := t.changes(ctx, a, lastPulledAt, upTo, e.pageSize+1)
+		after := lastPulledAt
+		if mig.names(t.schema().Name) {
+			after = 0
+		}
+		found, err := t.changes(ctx, a, after, upTo, e.pageSize+1)
 		if err != nil {
 			return PullResult{}, err
 		}
@@ -147,17 +163,57 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64) (
 	for _, c := range all {
 		tc := out.Changes[c.table]
 		switch {
-		case c.gone && (lastPulledAt == 0 || !c.mayHold):
-			// nothing to delete: a first sync, or a record never on this user's devices
+		case c.gone && (lastPulledAt == 0 || !c.mayHold || c.seq <= start):
+			// nothing to delete: a first sync, a record never on this user's
+			// devices, or a deletion the device had (a migration pull's rereads)
 		case c.gone:
 			tc.Deleted = append(tc.Deleted, c.id)
-		case c.createdSeq > start && !c.createdHere:
+		case (c.createdSeq > start && !c.createdHere) || slices.Contains(newTables, c.table):
 			tc.Created = append(tc.Created, c.record)
 		default:
 			tc.Updated = append(tc.Updated, c.record)
 		}
 	}
+	if out.HasMore {
+		if err := e.seq.RememberNewTables(ctx, a.TenantID, a.UserID, a.DeviceID, out.Timestamp, newTables); err != nil {
+			return PullResult{}, err
+		}
+	}
 	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore)
+}
+
+// Migration is WatermelonDB's migration sync: the app's local schema grew
+// from version From by these tables and columns since its last pull.
+type Migration struct {
+	From    int                `json:"from"`
+	Tables  []string           `json:"tables"`
+	Columns []MigrationColumns `json:"columns"`
+}
+
+// MigrationColumns are the columns a migration added to one table.
+type MigrationColumns struct {
+	Table   string   `json:"table"`
+	Columns []string `json:"columns"`
+}
+
+// names reports whether the migration adds table or columns to it.
+func (m *Migration) names(table string) bool {
+	if m == nil {
+		return false
+	}
+	return slices.Contains(m.Tables, table) || slices.ContainsFunc(m.Columns, func(c MigrationColumns) bool { return c.Table == table })
+}
+
+// CheckMigration refuses a migration without a schema version to come from.
+// Tables and columns this server does not sync are not refused: an app may
+// keep tables of its own on the device, and the server has none of their
+// records to send.
+func CheckMigration(m Migration) error {
+	if m.From < 1 {
+		return &models.ValidationError{Fields: []models.FieldError{{Field: "migration.from",
+			Message: "must be the schema version the app migrated from (1 or more)"}}}
+	}
+	return nil
 }
 
 // DefaultTombstoneRetention is how long deletions are kept for devices that
