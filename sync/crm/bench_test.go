@@ -22,8 +22,11 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 // benchTenant is a tenant holding existing customers, written straight to the
 // store (with their dedupe and search keys) so that setting up is quick.
 func benchTenant(b *testing.B, existing int) (*crm.Service, models.Actor, *store.Store) {
+	return benchTenantOn(b, env.Store(b), existing)
+}
+
+func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, models.Actor, *store.Store) {
 	ctx := context.Background()
-	st := env.Store(b)
 	rd := env.Redis(b)
 	tenant := models.Tenant{ID: models.NewID(), Name: "Bench", CreatedAt: time.Now().UTC()}
 	if err := st.CreateTenant(ctx, tenant); err != nil {
@@ -106,5 +109,47 @@ func BenchmarkGetCustomer(b *testing.B) {
 		if _, err := svc.Customers.Get(ctx, rep, created.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkUpdateCustomer measures one field edit, the unit of a sync push:
+// read, version claim, write, audit. On embedded SQLite it compares the
+// direct path (documents by _id straight to SQLite, claim and record in one
+// transaction) with the same store going through FerretDB for everything.
+func BenchmarkUpdateCustomer(b *testing.B) {
+	paths := []string{"direct", "ferretdb"}
+	if env.SQLiteDir() == "" {
+		paths = paths[:1] // on PostgreSQL, records by _id always go through FerretDB
+	}
+	for _, path := range paths {
+		b.Run("path="+path, func(b *testing.B) {
+			ctx := context.Background()
+			cfg := env.StoreConfig(b)
+			if path == "ferretdb" {
+				cfg.Tables, cfg.ByID = nil, nil
+			}
+			st, err := store.Open(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = st.DropDatabase(ctx); _ = st.Close(ctx) })
+			svc, rep, _ := benchTenantOn(b, st, 200)
+			created, err := svc.CreateCustomer(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Target"}}, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := svc.Customers.Mutate(ctx, rep, created.ID, func(c *models.Customer) error {
+					c.Industry = fmt.Sprint("industry ", i)
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

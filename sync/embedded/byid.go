@@ -64,56 +64,86 @@ func (t *Tables) Get(ctx context.Context, coll, id string) (bson.Raw, error) {
 	return sjsonToBSON(text)
 }
 
-// Insert adds doc to coll; an existing _id gives models.ErrConflict.
-func (t *Tables) Insert(ctx context.Context, coll string, doc bson.Raw) error {
-	text, err := stored(doc)
-	if err != nil {
-		return err
-	}
-	err = t.retry(ctx, coll, func(table string) error {
-		if table == "" {
-			return fmt.Errorf("collection %s does not exist yet: %w", coll, errors.ErrUnsupported)
-		}
-		_, err := t.writer.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (_ferretdb_sjson) VALUES (?)`, quoteIdent(table)), text)
-		return err
-	})
-	var se *sqlite.Error
-	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
-		return fmt.Errorf("insert into %s: %w", coll, models.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", coll, err)
-	}
-	return nil
+// DocWrite is one write of Write: an insert of a new document, or with
+// Replace, a write over the document with the same _id.
+type DocWrite struct {
+	Coll    string
+	Doc     bson.Raw
+	Replace bool
 }
 
-// Replace writes doc over the document of coll with _id id and reports
-// whether there was one.
-func (t *Tables) Replace(ctx context.Context, coll, id string, doc bson.Raw) (bool, error) {
-	text, err := stored(doc)
-	if err != nil {
-		return false, err
+// Write makes the writes in one SQLite transaction: all of them or none. An
+// insert of an existing _id, or a replace of a missing one, fails it with
+// models.ErrConflict. One transaction is also one sync to disk, where a write
+// through FerretDB costs one per document.
+func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
+	type prepared struct {
+		table, text, id string
+		replace         bool
 	}
-	arg, err := idArg(id)
-	if err != nil {
-		return false, err
+	ops := make([]prepared, len(writes))
+	for i, w := range writes {
+		text, err := stored(w.Doc)
+		if err != nil {
+			return err
+		}
+		id, ok := w.Doc.Lookup("_id").StringValueOK()
+		if !ok {
+			return fmt.Errorf("%s: _id is not a string: %w", w.Coll, errors.ErrUnsupported)
+		}
+		if ops[i].id, err = idArg(id); err != nil {
+			return err
+		}
+		if ops[i].table, err = t.table(ctx, w.Coll); err != nil {
+			return err
+		}
+		if ops[i].table == "" {
+			return fmt.Errorf("collection %s does not exist yet: %w", w.Coll, errors.ErrUnsupported)
+		}
+		ops[i].text, ops[i].replace = text, w.Replace
 	}
-	var n int64
-	err = t.retry(ctx, coll, func(table string) error {
-		if table == "" {
-			return nil
+	err := t.inTransaction(ctx, func(tx *sql.Tx) error {
+		for i, op := range ops {
+			if !op.replace {
+				if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (_ferretdb_sjson) VALUES (?)`, quoteIdent(op.table)), op.text); err != nil {
+					return fmt.Errorf("insert into %s: %w", writes[i].Coll, err)
+				}
+				continue
+			}
+			res, err := tx.ExecContext(ctx,
+				fmt.Sprintf(`UPDATE %s SET _ferretdb_sjson = ? WHERE %s = ?`, quoteIdent(op.table), idExpression), op.text, op.id)
+			if err != nil {
+				return fmt.Errorf("replace %s %s: %w", writes[i].Coll, op.id, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return fmt.Errorf("replace %s %s: no such document: %w", writes[i].Coll, op.id, models.ErrConflict)
+			}
 		}
-		res, err := t.writer.ExecContext(ctx,
-			fmt.Sprintf(`UPDATE %s SET _ferretdb_sjson = ? WHERE %s = ?`, quoteIdent(table), idExpression), text, arg)
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
-		return err
+		return nil
 	})
-	if err != nil {
-		return false, fmt.Errorf("replace %s %s: %w", coll, id, err)
+	if isMissingTable(err) {
+		t.forget() // a dropped collection: the next call looks tables up again
 	}
-	return n > 0, nil
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return fmt.Errorf("%w: %w", models.ErrConflict, err)
+	}
+	return err
+}
+
+func (t *Tables) inTransaction(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := t.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // Delete removes the document of coll with _id id, if there is one.

@@ -127,6 +127,13 @@ func (t *Tables) table(ctx context.Context, coll string) (string, error) {
 	return table, nil
 }
 
+// forget empties the table cache.
+func (t *Tables) forget() {
+	t.mu.Lock()
+	clear(t.tables)
+	t.mu.Unlock()
+}
+
 // retry runs op on coll's table, once more with a fresh lookup when the
 // cached table is gone (the collection was dropped and may be re-created
 // under another name). op gets "" when the collection does not exist.

@@ -157,7 +157,7 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 	doc := func(text string, version int64) everyType {
 		m := models.Meta{ID: "rec-<&>-1", TenantID: "t1", Version: version, CreatedAt: when, UpdatedAt: when, Seq: version}
 		return everyType{Meta: m, Text: text, Small: 3, Big: -1 << 40, Ratio: 1.5e-7, Flag: true, When: when,
-			Tags: []string{"x"}, NoTags: []string{}, Nested: map[string]any{"a": bson.D{}, "b": bson.A{int64(1), "two"}},
+			Tags: []string{"x"}, NoTags: []string{}, Nested: map[string]any{"a": bson.D{{Key: "empty", Value: bson.D{}}, {Key: "b", Value: bson.A{int64(1), "two"}}}},
 			Mixed: bson.A{nil, true}, OID: primitive.NewObjectID(), Bytes: []byte("\x00bin")}
 	}
 	read := func(st *store.Store) bson.D {
@@ -200,6 +200,16 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 	// Version 2 was claimed through FerretDB: a direct commit of it must lose.
 	if err := direct.Commit(ctx, store.Tasks, &v2.Meta, v2, store.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("direct commit of a claimed version: %v, want ErrConflict", err)
+	}
+	// A version of a record that does not exist: the claim goes with the
+	// failed write, in one transaction.
+	ghost := doc("ghost", 2)
+	ghost.ID = "ghost"
+	if err := direct.Commit(ctx, store.Tasks, &ghost.Meta, ghost, store.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("commit of a missing record: %v, want ErrConflict", err)
+	}
+	if entries, err := direct.Audit(ctx, "t1", store.Tasks, "ghost", nil, 10); err != nil || len(entries) != 0 {
+		t.Fatalf("a failed commit left its claim: %v %v", entries, err)
 	}
 	v3 := doc("third", 3)
 	if err := direct.Commit(ctx, store.Tasks, &v3.Meta, v3, store.AuditEntry{Action: "update"}); err != nil {

@@ -72,6 +72,13 @@ const staleClaimAge = time.Minute
 // Insert stores a new record at version 1 with its audit entry.
 func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
 	entry.fill(coll, meta)
+	err := s.writeDirect(ctx, direct{coll: collAudit, doc: entry}, direct{coll: coll, doc: doc})
+	if !errors.Is(err, errors.ErrUnsupported) {
+		if err != nil {
+			return fmt.Errorf("insert %s %s: %w", coll, meta.ID, err)
+		}
+		return nil
+	}
 	if err := s.insert(ctx, collAudit, entry); err != nil {
 		return fmt.Errorf("audit new %s %s: %w", coll, meta.ID, err)
 	}
@@ -113,7 +120,21 @@ func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.R
 // is still filtered on the previous version, which MongoDB checks atomically.
 func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
 	entry.fill(coll, meta)
-	err := s.insert(ctx, collAudit, entry)
+	// Where IDTables writes, claim and record go in one transaction.
+	commit := func() error {
+		return s.writeDirect(ctx, direct{coll: collAudit, doc: entry}, direct{coll: coll, doc: doc, replace: true})
+	}
+	err := commit()
+	if errors.Is(err, models.ErrConflict) && s.clearStaleClaim(ctx, coll, meta, entry.ID) {
+		err = commit()
+	}
+	if !errors.Is(err, errors.ErrUnsupported) {
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", entry.ID, err)
+		}
+		return nil
+	}
+	err = s.insert(ctx, collAudit, entry)
 	if errors.Is(err, models.ErrConflict) && s.clearStaleClaim(ctx, coll, meta, entry.ID) {
 		err = s.insert(ctx, collAudit, entry)
 	}
@@ -124,12 +145,12 @@ func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc 
 	// embedded SQLite it would turn the write into a scan of the collection
 	// (FerretDB pushes down only a filter that is exactly {_id}), and FerretDB
 	// checks it without atomicity anyway; the claim above is what decides there.
-	var version []bson.E
-	if s.sqliteDir == "" {
-		version = append(version, bson.E{Key: "version", Value: meta.Version - 1})
+	filter := bson.D{{Key: "_id", Value: meta.ID}, {Key: "version", Value: meta.Version - 1}}
+	if s.sqliteDir != "" {
+		filter = filter[:1]
 	}
-	matched, err := s.replaceByID(ctx, coll, meta.ID, doc, version...)
-	if err == nil && !matched {
+	res, err := s.coll(coll).ReplaceOne(ctx, filter, doc)
+	if err == nil && res.MatchedCount == 0 {
 		err = models.ErrConflict
 	}
 	if err != nil {

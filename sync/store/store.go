@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/embedded"
 )
 
 // Collection names.
@@ -67,17 +68,16 @@ type Store struct {
 	log       *slog.Logger
 }
 
-// IDTables reads and writes one document by _id without the query engine:
-// what embedded.Tables does on SQLite, where each such operation through
-// FerretDB costs several times the SQL statement it ends in. An error that
-// matches errors.ErrUnsupported sends the operation through the driver.
+// IDTables reads and writes documents by _id without the query engine: what
+// embedded.Tables does on SQLite, where each such operation through FerretDB
+// costs several times the SQL statement it ends in. An error that matches
+// errors.ErrUnsupported sends the operation through the driver.
 type IDTables interface {
 	// Get returns the document with _id id, or models.ErrNotFound.
 	Get(ctx context.Context, coll, id string) (bson.Raw, error)
-	// Insert adds doc; an existing _id gives models.ErrConflict.
-	Insert(ctx context.Context, coll string, doc bson.Raw) error
-	// Replace writes doc over the document with _id id and says whether there was one.
-	Replace(ctx context.Context, coll, id string, doc bson.Raw) (bool, error)
+	// Write makes all the writes or none; an insert of an existing _id or a
+	// replace of a missing one fails with models.ErrConflict.
+	Write(ctx context.Context, writes ...embedded.DocWrite) error
 	// Delete removes the document with _id id, if any.
 	Delete(ctx context.Context, coll, id string) error
 }
@@ -172,17 +172,10 @@ func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
 
 // insert adds doc, turning a duplicate key into models.ErrConflict.
 func (s *Store) insert(ctx context.Context, coll string, doc any) error {
-	var err error
-	if s.byID != nil {
-		raw, merr := bson.Marshal(doc)
-		if merr != nil {
-			return fmt.Errorf("insert into %s: %w", coll, merr)
-		}
-		if err = s.byID.Insert(ctx, coll, raw); !errors.Is(err, errors.ErrUnsupported) {
-			return err
-		}
+	if err := s.writeDirect(ctx, direct{coll: coll, doc: doc}); !errors.Is(err, errors.ErrUnsupported) {
+		return err
 	}
-	_, err = s.coll(coll).InsertOne(ctx, doc)
+	_, err := s.coll(coll).InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("insert into %s: %w", coll, models.ErrConflict)
 	}
@@ -192,25 +185,28 @@ func (s *Store) insert(ctx context.Context, coll string, doc any) error {
 	return nil
 }
 
-// replaceByID writes doc over the document with _id id and reports whether
-// there was one. extra conditions, if any, go to the driver's filter (which
-// MongoDB checks atomically) and are not checked on the direct path.
-func (s *Store) replaceByID(ctx context.Context, coll, id string, doc any, extra ...bson.E) (bool, error) {
-	if s.byID != nil {
-		raw, err := bson.Marshal(doc)
+// direct is one write for writeDirect.
+type direct struct {
+	coll    string
+	doc     any
+	replace bool
+}
+
+// writeDirect makes the writes atomically through IDTables, or returns an
+// error matching errors.ErrUnsupported when the caller must use the driver.
+func (s *Store) writeDirect(ctx context.Context, writes ...direct) error {
+	if s.byID == nil {
+		return errors.ErrUnsupported
+	}
+	docs := make([]embedded.DocWrite, len(writes))
+	for i, w := range writes {
+		raw, err := bson.Marshal(w.doc)
 		if err != nil {
-			return false, fmt.Errorf("replace %s %s: %w", coll, id, err)
+			return fmt.Errorf("encode a %s document: %w", w.coll, err)
 		}
-		matched, err := s.byID.Replace(ctx, coll, id, raw)
-		if !errors.Is(err, errors.ErrUnsupported) {
-			return matched, err
-		}
+		docs[i] = embedded.DocWrite{Coll: w.coll, Doc: raw, Replace: w.replace}
 	}
-	res, err := s.coll(coll).ReplaceOne(ctx, append(bson.D{{Key: "_id", Value: id}}, extra...), doc)
-	if err != nil {
-		return false, fmt.Errorf("replace %s %s: %w", coll, id, err)
-	}
-	return res.MatchedCount > 0, nil
+	return s.byID.Write(ctx, docs...)
 }
 
 // deleteByID removes the document with _id id, if any.
