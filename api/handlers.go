@@ -63,6 +63,11 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	if err := s.accounts.Logout(c.UserContext(), session); err != nil {
 		return err
 	}
+	// The phone signs out: its pushes stop with its session.
+	a := deviceActorOf(c)
+	if err := s.notify.UnregisterDevice(c.UserContext(), a, a.DeviceID); err != nil {
+		return err
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/counter"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
@@ -54,6 +55,10 @@ type harness struct {
 	redis  *testenv.Redis
 	crm    *crm.Service
 	sync   *watermelon.Engine
+	// reminders and push
+	schedule  *notify.Schedule
+	scheduler *notify.Scheduler
+	devices   *notify.Devices
 }
 
 // Login limits of the test servers. The window is short because against a real
@@ -100,16 +105,20 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 		t.Fatal(err)
 	}
 	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq)
+	schedule := notify.NewSchedule(rd.Client, rd.Prefix, 0, clk.Now)
+	scheduler := notify.NewScheduler(st, schedule, clk.Now, testenv.DiscardLogger())
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer, Sequencer: seq,
-		Now: clk.Now, Logger: testenv.DiscardLogger(),
+		Tasks: scheduler, Now: clk.Now, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := watermelon.New(crmService, seq, st, testPullPage)
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, checks, testLogger())
-	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine}
+	devices := notify.NewDevices(st, clk.Now)
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, notify.NewService(devices, st, crmService), checks, testLogger())
+	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
+		schedule: schedule, scheduler: scheduler, devices: devices}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

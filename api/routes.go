@@ -37,6 +37,7 @@ func (s *Server) routeTable() []route {
 		tagCare   = "service"
 		tagAdmin  = "administration"
 		tagSync   = "sync"
+		tagPush   = "reminders and push"
 	)
 	c := s.crm
 	routes := []route{
@@ -119,6 +120,20 @@ func (s *Server) routeTable() []route {
 	routes = append(routes, recordRoutes("tickets", tagCare, "service ticket", c.Tickets, false)...)
 	routes = append(routes, recordRoutes("surveys", tagCare, "satisfaction survey", c.Surveys, false)...)
 	routes = append(routes, recordRoutes("loyalty_entries", tagSales, "loyalty points entry (append-only)", c.LoyaltyEntries, true)...)
+	routes = append(routes,
+		route{method: "POST", path: "/v1/devices", tag: tagPush, summary: "Register or refresh a device of the signed-in user for pushes (a token moving from another device leaves it)",
+			auth: true, request: models.Device{}, response: models.Device{}, status: 200, errors: []int{400, 415, 422}, handler: s.registerDevice},
+		route{method: "GET", path: "/v1/devices", tag: tagPush, summary: "The signed-in user's devices",
+			auth: true, response: devicesResponse{}, status: 200, handler: s.listDevices},
+		route{method: "DELETE", path: "/v1/devices/:id", tag: tagPush, summary: "Stop pushes to a device of the signed-in user",
+			auth: true, status: 204, handler: s.unregisterDevice},
+		route{method: "GET", path: "/v1/notifications", tag: tagPush, summary: "The signed-in user's inbox (?read=false, ?kind=, ?task_id=), also synced as a table",
+			auth: true, response: crm.Page[models.Notification]{}, status: 200, errors: []int{422}, handler: listRecords(c.Notifications, "")},
+		route{method: "POST", path: "/v1/notifications/:id/read", tag: tagPush, summary: "Mark a notification read",
+			auth: true, response: models.Notification{}, status: 200, errors: []int{404}, handler: readOne(c.MarkRead)},
+		route{method: "GET", path: "/v1/tasks/:id/reminders", tag: tagPush, summary: "The reminders of a task: when each fires and whether it was sent, cancelled or failed",
+			auth: true, response: remindersResponse{}, status: 200, errors: []int{404}, handler: s.taskReminders},
+	)
 	routes = append(routes,
 		nestedList("contacts", tagCRM, c.Contacts),
 		nestedList("interactions", tagWork, c.Interactions),

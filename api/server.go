@@ -67,6 +67,7 @@ type Server struct {
 	// named by one interface, and handlers call nothing but its methods.
 	crm      *crm.Service
 	sync     *watermelon.Engine
+	notify   notifyService
 	checks   []Check
 	log      *slog.Logger
 	metrics  *httpMetrics
@@ -76,14 +77,14 @@ type Server struct {
 }
 
 // New builds the API. Nothing listens until Listen is called.
-func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, checks []Check, log *slog.Logger) *Server {
+func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
+	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "fieldcrm",

@@ -2,6 +2,7 @@ package models
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"strings"
 )
@@ -16,4 +17,12 @@ func NewID() string {
 	var b [13]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
+}
+
+// IDFor returns the id of the record that stands for one event, the same
+// every time for the same parts, so that writing the event twice stores it
+// once; it looks like NewID's ids.
+func IDFor(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return idEncoding.EncodeToString(sum[:13])[:20]
 }

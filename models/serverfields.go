@@ -21,6 +21,8 @@ func ServerFields(rec any) []string {
 		own = []string{"sla_due_at", "resolved_at", "closed_at", "comments", "status_history"}
 	case *LoyaltyEntry:
 		own = []string{"balance_after"}
+	case *Notification:
+		own = []string{"user_id", "kind", "title", "body", "task_id", "customer_id", "ticket_id", "collapse_key"}
 	}
 	return append(own, metaFields...)
 }

@@ -35,16 +35,22 @@ type serveConfig struct {
 	DataKeyFile         string
 	PoolReclaimEvery    time.Duration
 	SyncPageSize        int
-	TombstoneRetention  time.Duration
-	BodyLimit           int
-	TrustedProxies      string
-	ShutdownTimeout     time.Duration
-	LogFormat           string
-	LogLevel            string
-	LoginMaxFailures    int
-	LoginFailureWindow  time.Duration
-	PasswordMemoryKiB   int
-	PasswordTime        int
+	FCMProjectID        string
+	FCMCredentialsFile  string
+	FCMEndpoint         string
+	// ReminderReconcileEvery is how often the reminder schedule in Redis is
+	// checked against the tasks in MongoDB (also done at start-up).
+	ReminderReconcileEvery time.Duration
+	TombstoneRetention     time.Duration
+	BodyLimit              int
+	TrustedProxies         string
+	ShutdownTimeout        time.Duration
+	LogFormat              string
+	LogLevel               string
+	LoginMaxFailures       int
+	LoginFailureWindow     time.Duration
+	PasswordMemoryKiB      int
+	PasswordTime           int
 }
 
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -101,6 +107,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
 	cfg.PoolReclaimEvery = envDuration("FIELDCRM_POOL_RECLAIM_EVERY", time.Hour)
+	cfg.FCMProjectID = getenv("FCM_PROJECT_ID")
+	cfg.FCMCredentialsFile = getenv("FCM_CREDENTIALS_FILE")
+	cfg.FCMEndpoint = getenv("FCM_ENDPOINT")
+	cfg.ReminderReconcileEvery = envDuration("FIELDCRM_REMINDER_RECONCILE_EVERY", 10*time.Minute)
 	cfg.SyncPageSize = envInt("FIELDCRM_SYNC_PAGE_SIZE", watermelon.DefaultPageSize)
 	cfg.TombstoneRetention = envDuration("FIELDCRM_SYNC_TOMBSTONE_RETENTION", watermelon.DefaultTombstoneRetention)
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
@@ -130,6 +140,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	case "full", "normal":
 	default:
 		errs = append(errs, fmt.Errorf("FIELDCRM_SQLITE_SYNCHRONOUS=%q: want full or normal", cfg.SQLiteSynchronous))
+	}
+	if cfg.FCMEndpoint != "" && cfg.FCMProjectID == "" {
+		errs = append(errs, errors.New("FCM_ENDPOINT needs FCM_PROJECT_ID"))
 	}
 	if cfg.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))

@@ -16,6 +16,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/counter"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
@@ -37,6 +38,14 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
+	reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store, store.Tasks) }
+	if n, err := reconcile(ctx); err != nil {
+		log.Error("rebuild the reminder schedule", "err", err.Error())
+	} else {
+		log.Info("reminder schedule rebuilt from the tasks", "open_tasks", n)
+	}
+	go every(ctx, cfg.ReminderReconcileEvery, log, "reminder schedule reconciled with the tasks", reconcile)
+	go a.worker.Run(ctx)
 	go every(ctx, time.Hour, log, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
 		return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 	})
@@ -71,14 +80,17 @@ func every(ctx context.Context, period time.Duration, log *slog.Logger, done str
 
 // application is everything serve runs, wired from the configuration.
 type application struct {
-	server  *api.Server
-	store   *store.Store
-	redis   redis.UniversalClient
-	seq     *cursor.Sequencer
-	crm     *crm.Service
-	sync    *watermelon.Engine
-	log     *slog.Logger
-	closers []func(context.Context)
+	server *api.Server
+	store  *store.Store
+	redis  redis.UniversalClient
+	seq    *cursor.Sequencer
+	crm    *crm.Service
+	sync   *watermelon.Engine
+	// scheduler and worker are reminders and push (package notify).
+	scheduler *notify.Scheduler
+	worker    *notify.Worker
+	log       *slog.Logger
+	closers   []func(context.Context)
 }
 
 // close releases everything startApp opened, in reverse order.
@@ -149,12 +161,21 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		return a, err
 	}
 	a.seq = cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
+	schedule := notify.NewSchedule(rdb, cfg.RedisPrefix, notify.DefaultClaim, time.Now)
+	a.scheduler = notify.NewScheduler(st, schedule, time.Now, log)
 	a.crm, err = crm.New(crm.Options{
 		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log, Sequencer: a.seq,
+		Tasks: a.scheduler,
 	})
 	if err != nil {
 		return a, err
 	}
+	pusher, err := openFCM(ctx, cfg, log)
+	if err != nil {
+		return a, err
+	}
+	devices := notify.NewDevices(st, time.Now)
+	a.worker = notify.NewWorker(st, a.crm, devices, schedule, pusher, time.Now, log)
 	a.sync = watermelon.New(a.crm, a.seq, st, cfg.SyncPageSize)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},
@@ -163,8 +184,23 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	a.server = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, a.crm, a.sync, checks, log)
+	}, acc, a.crm, a.sync, notify.NewService(devices, st, a.crm), checks, log)
 	return a, nil
+}
+
+// openFCM returns the FCM sender, or, without FCM settings, a stand-in that
+// only logs: notifications then reach the inbox alone.
+func openFCM(ctx context.Context, cfg serveConfig, log *slog.Logger) (notify.Pusher, error) {
+	if cfg.FCMProjectID == "" && cfg.FCMCredentialsFile == "" {
+		log.Warn("push: FCM is NOT configured (FCM_PROJECT_ID, FCM_CREDENTIALS_FILE); reminders go to the in-app inbox and the log only")
+		return notify.LogPusher{Log: log}, nil
+	}
+	fcm, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: cfg.FCMProjectID, CredentialsFile: cfg.FCMCredentialsFile, Endpoint: cfg.FCMEndpoint})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("push: FCM", "project", cfg.FCMProjectID, "endpoint_overridden", cfg.FCMEndpoint != "")
+	return fcm, nil
 }
 
 // ipFailureFactor sets the per-address limit of failed sign-ins to this many times

@@ -256,6 +256,14 @@ func (s *Service) taskHooks() hooks[models.Task] {
 			}
 			return nil
 		},
+		after: func(ctx context.Context, w *write[models.Task]) error {
+			if s.tasks != nil {
+				if err := s.tasks.TaskChanged(ctx, *w.rec); err != nil {
+					s.log.ErrorContext(ctx, "reminders of a changed task", "task", w.rec.ID, "err", err)
+				}
+			}
+			return nil
+		},
 		visible:       func(a models.Actor, t *models.Task) bool { return assignedOrOwned(a, &t.Meta, t.AssigneeID) },
 		scopeAssignee: true,
 		filters: withChild(map[string]filter{

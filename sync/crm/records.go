@@ -47,6 +47,9 @@ type hooks[R any] struct {
 	view func(a models.Actor, r *R)
 	// visible overrides the default rule (the owner scope of models.Actor).
 	visible func(a models.Actor, r *R) bool
+	// ownOnly gives each record to its owner alone: listed, seen and synced
+	// by nobody else, managers and admins included (inboxes).
+	ownOnly bool
 	// appendOnly refuses updates and deletes (ledgers).
 	appendOnly bool
 	// filters are the list filters the collection accepts.
@@ -143,6 +146,10 @@ func (r *Records[R]) load(ctx context.Context, tenant, id string) (R, error) {
 }
 
 func (r *Records[R]) canSee(a models.Actor, rec *R) bool {
+	if r.h.ownOnly {
+		m := meta(rec)
+		return m.TenantID == a.TenantID && (m.OwnerID == a.UserID || a.UserID == models.SystemUserID)
+	}
 	if r.h.visible != nil {
 		return r.h.visible(a, rec)
 	}
@@ -401,6 +408,9 @@ func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (P
 	if r.h.scopeAssignee && !q.Scope.All {
 		q.OrAssignee = a.UserID
 	}
+	if r.h.ownOnly {
+		q.Scope = models.Scope{OwnerIDs: []string{a.UserID}}
+	}
 	v := &models.ValidationError{}
 	for name, raw := range o.Filters {
 		f, ok := r.h.filters[name]
@@ -535,6 +545,9 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 		}
 		m := meta(&recs[i])
 		visible := a.SyncsTo(m) || (r.h.visible != nil && m.OwnerID != "" && r.h.visible(a, &recs[i]))
+		if r.h.ownOnly {
+			visible = m.OwnerID == a.UserID
+		}
 		out[i] = Change[R]{Record: r.viewFor(a, recs[i]), Visible: visible, WasVisible: a.SyncedTo(m)}
 	}
 	return out, nil

@@ -10,6 +10,7 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -56,8 +57,18 @@ type Options struct {
 	Sequencer sequencer
 	// Sealer encrypts national ID numbers at rest.
 	Sealer *Sealer
+	// Tasks, when set, hears of every task change (the reminder scheduler).
+	Tasks  TaskObserver
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// TaskObserver is told of every task write, on every path (REST, sync,
+// cascades), after it is stored. Its errors are logged, not returned: the
+// task is stored, and the observer has its own way to catch up (package
+// notify reconciles reminders with the tasks).
+type TaskObserver interface {
+	TaskChanged(ctx context.Context, t models.Task) error
 }
 
 // Service is the CRM. Its Records fields serve the generic create, read, list,
@@ -67,6 +78,7 @@ type Service struct {
 	counters counters
 	seq      sequencer
 	sealer   *Sealer
+	tasks    TaskObserver
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -80,6 +92,7 @@ type Service struct {
 	Surveys        *Records[models.Survey]
 	LoyaltyEntries *Records[models.LoyaltyEntry]
 	Conflicts      *Records[models.Conflict]
+	Notifications  *Records[models.Notification]
 }
 
 // New returns a Service.
@@ -93,7 +106,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, now: o.Now, log: o.Logger}
+	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, tasks: o.Tasks, now: o.Now, log: o.Logger}
 	s.Customers = newRecords(s, store.Customers, s.customerHooks())
 	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
 	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())
@@ -115,7 +128,47 @@ func New(o Options) (*Service, error) {
 			"table": equals("table"), "record_id": equals("record_id"), "resolved": flag("resolved_at"),
 		},
 	})
+	s.Notifications = newRecords(s, store.Notifications, hooks[models.Notification]{
+		prepare: func(_ context.Context, w *write[models.Notification]) error {
+			if w.old == nil && w.actor.UserID != models.SystemUserID {
+				return &models.ForbiddenError{Reason: "notifications are written by the server"}
+			}
+			// The recipient owns it (so it syncs to their devices) and alone sees it.
+			w.rec.OwnerID, w.rec.TeamID = w.rec.UserID, ""
+			if w.rec.ReadAt != nil {
+				at := w.rec.ReadAt.UTC()
+				w.rec.ReadAt = &at
+			}
+			return nil
+		},
+		ownOnly: true,
+		filters: map[string]filter{"read": flag("read_at"), "kind": equals("kind"), "task_id": equals("task_id")},
+	})
 	return s, nil
+}
+
+// Task reads a task of tenant as the server (for reminders).
+func (s *Service) Task(ctx context.Context, tenant, id string) (models.Task, error) {
+	t, err := s.Tasks.load(ctx, tenant, id)
+	if err == nil && t.Deleted() {
+		return t, models.ErrNotFound
+	}
+	return t, err
+}
+
+// VisibleTask returns a task the actor may see, or models.ErrNotFound.
+func (s *Service) VisibleTask(ctx context.Context, a models.Actor, id string) (models.Task, error) {
+	return s.Tasks.Get(ctx, a, id)
+}
+
+// Notify stores a notification in its recipient's inbox under id (the same id
+// for the same event, so that writing it twice stores it once).
+func (s *Service) Notify(ctx context.Context, n models.Notification, id string) (models.Notification, error) {
+	created, err := s.Notifications.createAs(ctx, models.SystemActor(n.TenantID), n, false, id)
+	if errors.Is(err, models.ErrConflict) {
+		return s.Notifications.load(ctx, n.TenantID, id)
+	}
+	return created, err
 }
 
 // settings returns the tenant's CRM settings with defaults filled in.
@@ -180,4 +233,19 @@ func (s *Service) teamMembers(ctx context.Context, tenant, teamID string) ([]mod
 		return nil, &models.ValidationError{Fields: []models.FieldError{{Field: "support_team_id", Message: "the team has no active members"}}}
 	}
 	return users, nil
+}
+
+// MarkRead marks one of the actor's notifications read (once: reading it
+// again keeps the first time).
+func (s *Service) MarkRead(ctx context.Context, a models.Actor, id string) (models.Notification, error) {
+	return s.Notifications.mutate(ctx, a, id, "read", func(w *write[models.Notification]) error {
+		if err := s.Notifications.checkEdit(a, w.old, 0); err != nil {
+			return err
+		}
+		if w.rec.ReadAt == nil {
+			now := w.now.Truncate(time.Millisecond)
+			w.rec.ReadAt = &now
+		}
+		return nil
+	})
 }

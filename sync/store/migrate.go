@@ -33,6 +33,7 @@ func migrations() []migration {
 		{2, "create CRM collections and indexes", createCRMIndexes},
 		{3, "index records by sync number", createSyncIndexes},
 		{4, "embedded SQLite: drop the secondary indexes no query uses", dropUnusedSQLiteIndexes},
+		{5, "create the collections of reminders and push", createNotifyCollections},
 	}
 }
 

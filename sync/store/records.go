@@ -488,7 +488,7 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 }
 
 // SyncedCollections are the record collections devices sync.
-var SyncedCollections = append(append([]string{Customers}, ChildCollections...), Conflicts)
+var SyncedCollections = append(append([]string{Customers}, ChildCollections...), Conflicts, Notifications)
 
 // HighestSeq returns the highest sync number stored in any record of tenant,
 // or 0. The sync sequencer starts above it when Redis has no counter.

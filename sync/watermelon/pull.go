@@ -58,7 +58,7 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 		tables: []table{
 			newTable(svc.Customers), newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
 			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
-			newTable(svc.LoyaltyEntries), newTable(svc.Conflicts),
+			newTable(svc.LoyaltyEntries), newTable(svc.Conflicts), newTable(svc.Notifications),
 		},
 	}
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // SchemaVersion is the version of the synced schema; it grows whenever a table
-// or column is added, and apps send it as schema_version.
-const SchemaVersion = 1
+// or column is added, and apps send it as schema_version. Version 2 added the
+// notifications table (the in-app inbox); an app migrating from 1 pulls with
+// migration {"from": 1, "tables": ["notifications"]}.
+const SchemaVersion = 2
 
 // Column types, as WatermelonDB names them.
 const (

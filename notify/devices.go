@@ -1,0 +1,155 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// deviceStore is the device registry's persistence (package store).
+type deviceStore interface {
+	Get(ctx context.Context, coll, tenant, id string, out any) error
+	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	TokenOwnerOf(ctx context.Context, token string) (store.TokenOwner, error)
+	SetTokenOwner(ctx context.Context, o store.TokenOwner) error
+	DeleteTokenOwner(ctx context.Context, o store.TokenOwner) error
+}
+
+// Devices is the registry of the phones that receive a user's pushes.
+type Devices struct {
+	store deviceStore
+	now   func() time.Time
+}
+
+// NewDevices returns the registry.
+func NewDevices(st deviceStore, now func() time.Time) *Devices {
+	if now == nil {
+		now = time.Now
+	}
+	return &Devices{store: st, now: now}
+}
+
+// List returns the user's devices.
+func (d *Devices) List(ctx context.Context, tenant, user string) ([]models.Device, error) {
+	var set models.DeviceSet
+	err := d.store.Get(ctx, store.DeviceSets, tenant, models.DeviceSetID(tenant, user), &set)
+	if errors.Is(err, models.ErrNotFound) {
+		return []models.Device{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return set.Devices, nil
+}
+
+// Register adds or refreshes a device of the signed-in user. A token that
+// belonged to another device (a phone passed to a colleague, a reinstall)
+// leaves that device first, so nobody gets another person's reminders.
+func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Device) (models.Device, error) {
+	if err := dev.Prepare(); err != nil {
+		return dev, err
+	}
+	dev.UpdatedAt = d.now().UTC().Truncate(time.Millisecond)
+	owner := store.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
+	previous, err := d.store.TokenOwnerOf(ctx, dev.FCMToken)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+	case err != nil:
+		return dev, err
+	case previous != owner:
+		if err := d.drop(ctx, previous.TenantID, previous.UserID, previous.DeviceID, dev.FCMToken); err != nil {
+			return dev, err
+		}
+	}
+	var replaced string
+	err = d.change(ctx, a.TenantID, a.UserID, func(set *models.DeviceSet) bool {
+		i := slices.IndexFunc(set.Devices, func(x models.Device) bool { return x.DeviceID == dev.DeviceID })
+		if i < 0 {
+			set.Devices = append(set.Devices, dev)
+			return true
+		}
+		replaced = set.Devices[i].FCMToken
+		set.Devices[i] = dev
+		return true
+	})
+	if err != nil {
+		return dev, err
+	}
+	if replaced != "" && replaced != dev.FCMToken {
+		_ = d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: replaced, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID})
+	}
+	return dev, d.store.SetTokenOwner(ctx, owner)
+}
+
+// Unregister removes a device of the signed-in user (and its token); it is
+// what logout does for the device of the session. A device that is not
+// registered is fine.
+func (d *Devices) Unregister(ctx context.Context, a models.Actor, deviceID string) error {
+	return d.drop(ctx, a.TenantID, a.UserID, deviceID, "")
+}
+
+// drop removes the device from the user's set, only while its token is still
+// token when token is not empty (a token FCM called dead, or one that moved).
+func (d *Devices) drop(ctx context.Context, tenant, user, deviceID, token string) error {
+	var removed models.Device
+	err := d.change(ctx, tenant, user, func(set *models.DeviceSet) bool {
+		i := slices.IndexFunc(set.Devices, func(x models.Device) bool {
+			return x.DeviceID == deviceID && (token == "" || x.FCMToken == token)
+		})
+		if i < 0 {
+			return false
+		}
+		removed = set.Devices[i]
+		set.Devices = slices.Delete(set.Devices, i, i+1)
+		return true
+	})
+	if err != nil || removed.FCMToken == "" {
+		return err
+	}
+	return d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: removed.FCMToken, TenantID: tenant, UserID: user, DeviceID: deviceID})
+}
+
+// change applies edit to the user's device set as a versioned write, again
+// from a fresh read when another registration got in first. edit says whether
+// it changed anything.
+func (d *Devices) change(ctx context.Context, tenant, user string, edit func(set *models.DeviceSet) bool) error {
+	id := models.DeviceSetID(tenant, user)
+	for attempt := 0; attempt < 8; attempt++ {
+		var set models.DeviceSet
+		err := d.store.Get(ctx, store.DeviceSets, tenant, id, &set)
+		fresh := errors.Is(err, models.ErrNotFound)
+		if err != nil && !fresh {
+			return err
+		}
+		if fresh {
+			set = models.DeviceSet{UserID: user}
+		}
+		if !edit(&set) {
+			return nil
+		}
+		now := d.now().UTC()
+		set.ID, set.TenantID, set.OwnerID, set.UpdatedAt, set.UpdatedBy = id, tenant, user, now, user
+		set.Version++
+		if fresh {
+			set.CreatedAt, set.CreatedBy = now, user
+			err = d.store.Insert(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "register device"})
+		} else {
+			err = d.store.Commit(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "change devices"})
+		}
+		if !errors.Is(err, models.ErrConflict) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("devices of user %s keep changing: %w", user, models.ErrConflict)
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// Collections of reminders and push (package notify).
+const (
+	// Notifications is the in-app inbox, a synced table.
+	Notifications = "notifications"
+	// DeviceSets holds each user's devices (models.DeviceSet), versioned.
+	DeviceSets = "device_sets"
+
+	collDeviceTokens = "device_tokens"
+	collReminders    = "reminders"
+	collDeliveries   = "deliveries"
+)
+
+// TokenOwner is the device an FCM token belongs to now.
+type TokenOwner struct {
+	Token    string `bson:"_id"`
+	TenantID string `bson:"tenant_id"`
+	UserID   string `bson:"user_id"`
+	DeviceID string `bson:"device_id"`
+}
+
+// TokenOwnerOf returns who holds token, or models.ErrNotFound.
+func (s *Store) TokenOwnerOf(ctx context.Context, token string) (TokenOwner, error) {
+	var o TokenOwner
+	err := s.findByID(ctx, collDeviceTokens, token, &o)
+	return o, err
+}
+
+// SetTokenOwner records that o.Token now belongs to o's device.
+func (s *Store) SetTokenOwner(ctx context.Context, o TokenOwner) error {
+	return s.put(ctx, collDeviceTokens, o.Token, o)
+}
+
+// DeleteTokenOwner forgets token, but only while it still belongs to owner's
+// device: a token that moved on keeps its new owner.
+func (s *Store) DeleteTokenOwner(ctx context.Context, owner TokenOwner) error {
+	current, err := s.TokenOwnerOf(ctx, owner.Token)
+	if errors.Is(err, models.ErrNotFound) || (err == nil && current != owner) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.deleteByID(ctx, collDeviceTokens, owner.Token)
+}
+
+// Reminder returns the reminder with id, or models.ErrNotFound.
+func (s *Store) Reminder(ctx context.Context, id string) (models.Reminder, error) {
+	var r models.Reminder
+	err := s.findByID(ctx, collReminders, id, &r)
+	return r, err
+}
+
+// PutReminder stores r, replacing what was stored under its id. Reminders are
+// written by the scheduler and the worker that holds the reminder's claim,
+// so a plain replace is enough.
+func (s *Store) PutReminder(ctx context.Context, r models.Reminder) error {
+	return s.put(ctx, collReminders, r.ID, r)
+}
+
+// Delivery records one push of one firing of a reminder to one device.
+type Delivery struct {
+	ID    string `bson:"_id" json:"id"`
+	State string `bson:"state" json:"state"` // claimed, sent or failed
+	// At is when the state was reached; a claim older than the worker lease
+	// belongs to a worker that died, and may be taken over.
+	At    int64  `bson:"at" json:"at"`
+	Error string `bson:"error,omitempty" json:"error,omitempty"`
+}
+
+// ClaimDelivery inserts d; models.ErrConflict means another worker (or an
+// earlier attempt) claimed the same push first.
+func (s *Store) ClaimDelivery(ctx context.Context, d Delivery) error {
+	return s.insert(ctx, collDeliveries, d)
+}
+
+// DeliveryOf returns the delivery with id, or models.ErrNotFound.
+func (s *Store) DeliveryOf(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := s.findByID(ctx, collDeliveries, id, &d)
+	return d, err
+}
+
+// PutDelivery replaces the stored delivery with d.
+func (s *Store) PutDelivery(ctx context.Context, d Delivery) error {
+	return s.put(ctx, collDeliveries, d.ID, d)
+}
+
+// put writes doc under id, inserting or replacing.
+func (s *Store) put(ctx context.Context, coll, id string, doc any) error {
+	for range 3 {
+		err := s.writeDirect(ctx, direct{coll: coll, doc: doc, replace: true})
+		if errors.Is(err, models.ErrConflict) { // not there yet
+			err = s.writeDirect(ctx, direct{coll: coll, doc: doc})
+			if errors.Is(err, models.ErrConflict) {
+				continue // inserted meanwhile by someone else: replace it
+			}
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			if err != nil {
+				return fmt.Errorf("put %s %s: %w", coll, id, err)
+			}
+			return nil
+		}
+		_, err = s.coll(coll).ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+		if err != nil {
+			return fmt.Errorf("put %s %s: %w", coll, id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("put %s %s: %w", coll, id, models.ErrConflict)
+}
+
+// createNotifyCollections is migration 5: the collections of reminders and push.
+func createNotifyCollections(ctx context.Context, s *Store) error {
+	owned := []index{{"tenant_owner", asc("tenant_id", "owner_id"), false}}
+	for _, step := range []struct {
+		coll    string
+		indexes []index
+	}{
+		{Notifications, append(owned, index{"tenant_seq", asc("tenant_id", "seq"), false})},
+		{DeviceSets, nil},
+		{collDeviceTokens, nil},
+		{collReminders, []index{{"tenant_task", asc("tenant_id", "task_id"), false}}},
+		{collDeliveries, nil},
+	} {
+		if err := s.ensureIndexes(ctx, step.coll, step.indexes...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
