@@ -37,7 +37,9 @@ type RetryError struct {
 	Err   error
 }
 
-func (e *RetryError) Error() string { return fmt.Sprintf("FCM asks to retry (after %s): %v", e.After, e.Err) }
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("FCM asks to retry (after %s): %v", e.After, e.Err)
+}
 func (e *RetryError) Unwrap() error { return e.Err }
 
 // FCMConfig says how to reach Firebase Cloud Messaging.

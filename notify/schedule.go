@@ -31,11 +31,11 @@ type reminderStore interface {
 // another worker sends it. MongoDB holds the truth; Rebuild restores this
 // index from it when Redis lost it.
 type Schedule struct {
-	client     redis.UniversalClient
-	due        string
-	claimed    string
-	claimFor   time.Duration
-	now        func() time.Time
+	client   redis.UniversalClient
+	due      string
+	claimed  string
+	claimFor time.Duration
+	now      func() time.Time
 }
 
 // DefaultClaim is how long a worker holds a claimed reminder before another

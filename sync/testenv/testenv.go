@@ -214,3 +214,19 @@ func (e *Env) Redis(t testing.TB) *Redis {
 	})
 	return &Redis{Client: client, Prefix: prefix}
 }
+
+// Flush deletes every key of this test's prefix, as a Redis restarted without
+// persistence (or replaced) would have lost them.
+func (r *Redis) Flush(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := r.Client.Del(ctx, iter.Val()).Err(); err != nil {
+			t.Fatalf("flush %s: %v", iter.Val(), err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}

@@ -1,0 +1,158 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+func (h *harness) devicesOf(a account) []any {
+	h.t.Helper()
+	return h.call("GET", "/v1/devices", a, nil, 200)["data"].([]any)
+}
+
+func TestDevicesRegisterRefreshMoveAndLeave(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	dev := map[string]any{"device_id": "phone-1", "fcm_token": "token-a", "platform": "android", "app_version": "2.3.0", "locale": "zh-cn"}
+	got := h.call("POST", "/v1/devices", w.r1, dev, 200)
+	if got["locale"] != "zh-CN" || got["fcm_token"] != "token-a" {
+		t.Fatalf("registered %v", got)
+	}
+	dev["fcm_token"] = "token-b" // the Firebase SDK rotated the token
+	h.call("POST", "/v1/devices", w.r1, dev, 200)
+	if list := h.devicesOf(w.r1); len(list) != 1 || list[0].(map[string]any)["fcm_token"] != "token-b" {
+		t.Fatalf("after a refresh: %v", list)
+	}
+	if _, err := h.store.TokenOwnerOf(context.Background(), "token-a"); err == nil {
+		t.Fatal("the replaced token is still registered")
+	}
+	// The phone goes to a colleague, who signs in on it: the token follows.
+	h.call("POST", "/v1/devices", w.r1b, map[string]any{"device_id": "shared", "fcm_token": "token-b", "platform": "android"}, 200)
+	if list := h.devicesOf(w.r1); len(list) != 0 {
+		t.Fatalf("the first user still has the moved token: %v", list)
+	}
+	if list := h.devicesOf(w.r1b); len(list) != 1 {
+		t.Fatalf("the second user: %v", list)
+	}
+	h.call("DELETE", "/v1/devices/shared", w.r1b, nil, 204)
+	h.call("DELETE", "/v1/devices/never-registered", w.r1b, nil, 204)
+	if list := h.devicesOf(w.r1b); len(list) != 0 {
+		t.Fatalf("after delete: %v", list)
+	}
+
+	// Logout removes the device of the session (the harness signs in as phone-1).
+	h.call("POST", "/v1/devices", w.r2, map[string]any{"device_id": "phone-1", "fcm_token": "token-r2", "platform": "ios"}, 200)
+	h.call("POST", "/v1/devices", w.r2, map[string]any{"device_id": "tablet", "fcm_token": "token-r2-tab", "platform": "ios"}, 200)
+	h.expect(h.do("POST", "/v1/auth/logout", w.r2.access, nil), 204, "logout")
+	r2 := h.login(w.r2.email, w.r2.password)
+	if list := h.devicesOf(r2); len(list) != 1 || list[0].(map[string]any)["device_id"] != "tablet" {
+		t.Fatalf("after logging out phone-1: %v", list)
+	}
+}
+
+func TestDeviceRegistrationRejectsBadInputAndWritesNothing(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	for name, body := range map[string]map[string]any{
+		"no token":       {"device_id": "p", "platform": "android"},
+		"token spaces":   {"device_id": "p", "fcm_token": "a b", "platform": "android"},
+		"no device id":   {"fcm_token": "t", "platform": "android"},
+		"platform":       {"device_id": "p", "fcm_token": "t", "platform": "symbian"},
+		"locale":         {"device_id": "p", "fcm_token": "t", "platform": "ios", "locale": "not a locale!"},
+		"wrong type":     {"device_id": 7, "fcm_token": "t", "platform": "ios"},
+		"unknown fields": {"device_id": "p", "fcm_token": "t", "platform": "ios", "colour": "red"},
+	} {
+		r := h.do("POST", "/v1/devices", w.r1.access, body)
+		if r.status != 422 && r.status != 400 {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	h.expect(h.do("POST", "/v1/devices", w.r1.access, "{not json"), 400, "malformed JSON")
+	if list := h.devicesOf(w.r1); len(list) != 0 {
+		t.Fatalf("bad registrations wrote %v", list)
+	}
+}
+
+// A notification belongs to its recipient alone: listed, read and synced by
+// them, not by their manager or an admin.
+func TestInboxIsTheRecipientsAlone(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	n := models.Notification{UserID: w.r1.id, Kind: models.NotifyTaskDue, Title: "Follow-up due", Body: "Call Wang", CollapseKey: "task:x"}
+	n.TenantID = w.admin.tenant
+	stored, err := h.crm.Notify(context.Background(), n, models.IDFor("event-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := h.crm.Notify(context.Background(), n, models.IDFor("event-1")); err != nil || again.ID != stored.ID {
+		t.Fatalf("the same event notified twice: %v %v", again.ID, err)
+	}
+	list := h.call("GET", "/v1/notifications?read=false", w.r1, nil, 200)["data"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("inbox %v", list)
+	}
+	for _, other := range []account{w.m1, w.admin, w.r1b} {
+		if l := h.call("GET", "/v1/notifications", other, nil, 200)["data"].([]any); len(l) != 0 {
+			t.Fatalf("%s sees someone else's inbox: %v", other.email, l)
+		}
+		h.call("POST", "/v1/notifications/"+stored.ID+"/read", other, nil, 404)
+	}
+	read := h.call("POST", "/v1/notifications/"+stored.ID+"/read", w.r1, nil, 200)
+	if read["read_at"] == nil {
+		t.Fatalf("read %v", read)
+	}
+	if l := h.call("GET", "/v1/notifications?read=false", w.r1, nil, 200)["data"].([]any); len(l) != 0 {
+		t.Fatalf("unread after reading: %v", l)
+	}
+	kinds, _, _ := h.pullAll(w.r1, "null")
+	if len(kinds["notifications/created"]) != 1 {
+		t.Fatalf("the recipient's pull: %v", kinds)
+	}
+	for _, other := range []account{w.m1, w.admin} {
+		if kinds, _, _ := h.pullAll(other, "null"); len(kinds["notifications/created"]) != 0 {
+			t.Fatalf("%s pulled someone else's notification: %v", other.email, kinds)
+		}
+	}
+	// Devices may mark read through sync, never write notifications.
+	h.call("POST", "/v1/notifications", w.r1, map[string]any{"title": "x"}, 405)
+}
+
+func TestTaskRemindersFollowTheTask(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	c := h.newCustomer(w.r1, map[string]any{"name": "Li Lei"})["id"].(string)
+	due := h.clock.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	task := h.call("POST", "/v1/tasks", w.r1, map[string]any{"customer_id": c, "title": "Visit", "due_at": due.Format(time.RFC3339),
+		"remind_minutes_before": 15}, 201)["id"].(string)
+	reminders := h.call("GET", "/v1/tasks/"+task+"/reminders", w.r1, nil, 200)["data"].([]any)
+	if len(reminders) != 2 {
+		t.Fatalf("reminders %v", reminders)
+	}
+	for _, r := range reminders {
+		r := r.(map[string]any)
+		fire, _ := time.Parse(time.RFC3339, r["fire_at"].(string))
+		want := due
+		if r["kind"] == models.NotifyTaskReminder {
+			want = due.Add(-15 * time.Minute)
+		}
+		if r["state"] != models.ReminderScheduled || !fire.Equal(want) {
+			t.Fatalf("reminder %v, want at %s", r, want)
+		}
+	}
+	if next, ok, err := h.schedule.Next(context.Background()); err != nil || !ok || !next.Equal(due.Add(-15*time.Minute)) {
+		t.Fatalf("schedule's next: %v %v %v", next, ok, err)
+	}
+	h.call("PATCH", "/v1/tasks/"+task, w.r1, map[string]any{"status": "done"}, 200)
+	for _, r := range h.call("GET", "/v1/tasks/"+task+"/reminders", w.r1, nil, 200)["data"].([]any) {
+		if r.(map[string]any)["state"] != models.ReminderCancelled {
+			t.Fatalf("after done: %v", r)
+		}
+	}
+	if _, ok, _ := h.schedule.Next(context.Background()); ok {
+		t.Fatal("a done task is still on the schedule")
+	}
+	h.call("GET", "/v1/tasks/"+task+"/reminders", w.r2, nil, 404)
+}
