@@ -109,7 +109,7 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 	scheduler := notify.NewScheduler(st, schedule, clk.Now, testenv.DiscardLogger())
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer, Sequencer: seq,
-		Tasks: scheduler, Now: clk.Now, Logger: testenv.DiscardLogger(),
+		Reminders: scheduler, Now: clk.Now, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

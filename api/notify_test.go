@@ -128,16 +128,14 @@ func TestTaskRemindersFollowTheTask(t *testing.T) {
 	task := h.call("POST", "/v1/tasks", w.r1, map[string]any{"customer_id": c, "title": "Visit", "due_at": due.Format(time.RFC3339),
 		"remind_minutes_before": 15}, 201)["id"].(string)
 	reminders := h.call("GET", "/v1/tasks/"+task+"/reminders", w.r1, nil, 200)["data"].([]any)
-	if len(reminders) != 2 {
+	if len(reminders) != 3 {
 		t.Fatalf("reminders %v", reminders)
 	}
 	for _, r := range reminders {
 		r := r.(map[string]any)
 		fire, _ := time.Parse(time.RFC3339, r["fire_at"].(string))
-		want := due
-		if r["kind"] == models.NotifyTaskReminder {
-			want = due.Add(-15 * time.Minute)
-		}
+		want := map[any]time.Time{models.NotifyTaskDue: due, models.NotifyTaskReminder: due.Add(-15 * time.Minute),
+			models.NotifyTaskOverdue: due.Add(time.Hour)}[r["kind"]]
 		if r["state"] != models.ReminderScheduled || !fire.Equal(want) {
 			t.Fatalf("reminder %v, want at %s", r, want)
 		}

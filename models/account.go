@@ -58,19 +58,21 @@ type Team struct {
 
 // User is a person who signs in: an admin, a manager or a rep.
 type User struct {
-	ID           string    `bson:"_id" json:"id"`
-	TenantID     string    `bson:"tenant_id" json:"tenant_id"`
-	Email        string    `bson:"email" json:"email"`
-	Name         string    `bson:"name" json:"name"`
-	Role         Role      `bson:"role" json:"role"`
-	TeamID       string    `bson:"team_id,omitempty" json:"team_id,omitempty"`
-	ManagerID    string    `bson:"manager_id,omitempty" json:"manager_id,omitempty"`
-	TimeZone     string    `bson:"time_zone" json:"time_zone"`
-	Locale       string    `bson:"locale" json:"locale"`
-	Active       bool      `bson:"active" json:"active"`
-	PasswordHash string    `bson:"password_hash" json:"-"`
-	CreatedAt    time.Time `bson:"created_at" json:"created_at"`
-	UpdatedAt    time.Time `bson:"updated_at" json:"updated_at"`
+	ID        string `bson:"_id" json:"id"`
+	TenantID  string `bson:"tenant_id" json:"tenant_id"`
+	Email     string `bson:"email" json:"email"`
+	Name      string `bson:"name" json:"name"`
+	Role      Role   `bson:"role" json:"role"`
+	TeamID    string `bson:"team_id,omitempty" json:"team_id,omitempty"`
+	ManagerID string `bson:"manager_id,omitempty" json:"manager_id,omitempty"`
+	TimeZone  string `bson:"time_zone" json:"time_zone"`
+	Locale    string `bson:"locale" json:"locale"`
+	// QuietHours, when set, hold back pushes that are not urgent.
+	QuietHours   *QuietHours `bson:"quiet_hours,omitempty" json:"quiet_hours,omitempty"`
+	Active       bool        `bson:"active" json:"active"`
+	PasswordHash string      `bson:"password_hash" json:"-"`
+	CreatedAt    time.Time   `bson:"created_at" json:"created_at"`
+	UpdatedAt    time.Time   `bson:"updated_at" json:"updated_at"`
 }
 
 // Default settings of a new user when the creator gives none.
@@ -283,15 +285,17 @@ func (n *NewUser) Validate() error {
 
 // UserPatch changes some fields of a user; nil fields stay as they are.
 type UserPatch struct {
-	Name            *string `json:"name"`
-	Role            *Role   `json:"role"`
-	TeamID          *string `json:"team_id"`
-	ManagerID       *string `json:"manager_id"`
-	TimeZone        *string `json:"time_zone"`
-	Locale          *string `json:"locale"`
-	Active          *bool   `json:"active"`
-	Password        *string `json:"password"`
-	CurrentPassword *string `json:"current_password"`
+	Name      *string `json:"name"`
+	Role      *Role   `json:"role"`
+	TeamID    *string `json:"team_id"`
+	ManagerID *string `json:"manager_id"`
+	TimeZone  *string `json:"time_zone"`
+	Locale    *string `json:"locale"`
+	// QuietHours: an object sets them, {"start": "", "end": ""} clears them.
+	QuietHours      *QuietHours `json:"quiet_hours"`
+	Active          *bool       `json:"active"`
+	Password        *string     `json:"password"`
+	CurrentPassword *string     `json:"current_password"`
 }
 
 // Normalize trims names and ids in place.
@@ -310,7 +314,7 @@ func (p *UserPatch) Normalize() {
 // Empty reports whether the patch changes nothing.
 func (p *UserPatch) Empty() bool {
 	return p.Name == nil && p.Role == nil && p.TeamID == nil && p.ManagerID == nil &&
-		p.TimeZone == nil && p.Locale == nil && p.Active == nil && p.Password == nil
+		p.TimeZone == nil && p.Locale == nil && p.Active == nil && p.Password == nil && p.QuietHours == nil
 }
 
 // Validate reports every invalid field of a normalized patch.
@@ -330,6 +334,9 @@ func (p *UserPatch) Validate() error {
 	}
 	if p.Locale != nil {
 		checkLocale(v, "locale", *p.Locale)
+	}
+	if q := p.QuietHours; q != nil && (q.Start != "" || q.End != "") {
+		q.validate(v, "quiet_hours")
 	}
 	if p.Password != nil {
 		checkPassword(v, "password", *p.Password)
@@ -360,6 +367,15 @@ func (p *UserPatch) Apply(u *User) map[string]any {
 	if p.Active != nil {
 		u.Active = *p.Active
 		changed["active"] = *p.Active
+	}
+	if q := p.QuietHours; q != nil {
+		if q.Start == "" && q.End == "" {
+			u.QuietHours = nil
+			changed["quiet_hours"] = nil
+		} else {
+			u.QuietHours = q
+			changed["quiet_hours"] = *q
+		}
 	}
 	return changed
 }

@@ -30,7 +30,29 @@ type Settings struct {
 	SupportTeamID string `bson:"support_team_id" json:"support_team_id"`
 	// CustomFields are the tenant's own customer fields.
 	CustomFields []CustomFieldDef `bson:"custom_fields" json:"custom_fields"`
+	// Reminders are the rules of escalations, SLA warnings and digests.
+	Reminders ReminderSettings `bson:"reminders" json:"reminders"`
 }
+
+// ReminderSettings are a tenant's rules for the notifications the server
+// sends on its own.
+type ReminderSettings struct {
+	// OverdueAfterMinutes escalates an open task to the assignee's manager this
+	// long after its due time (default 60).
+	OverdueAfterMinutes int `bson:"overdue_after_minutes" json:"overdue_after_minutes"`
+	// SecondEscalationAfterMinutes, when set, escalates it once more, to the
+	// manager's manager, this long after the due time; 0 turns it off.
+	SecondEscalationAfterMinutes int `bson:"second_escalation_after_minutes" json:"second_escalation_after_minutes"`
+	// SLAWarningMinutes warns a ticket's assignee this long before its SLA
+	// runs out (default 60).
+	SLAWarningMinutes int `bson:"sla_warning_minutes" json:"sla_warning_minutes"`
+	// DigestTime is when managers get their daily digest, HH:MM in each
+	// manager's own time zone (default 08:00).
+	DigestTime string `bson:"digest_time" json:"digest_time"`
+}
+
+// DefaultDigestTime is when managers get their digest unless the tenant says.
+const DefaultDigestTime = "08:00"
 
 // LoyaltyTier is reached when a customer's points balance is at least MinPoints.
 type LoyaltyTier struct {
@@ -59,6 +81,15 @@ func (s Settings) WithDefaults() Settings {
 	s.TicketSLAHours = sla
 	if s.CustomFields == nil {
 		s.CustomFields = []CustomFieldDef{}
+	}
+	if s.Reminders.OverdueAfterMinutes == 0 {
+		s.Reminders.OverdueAfterMinutes = 60
+	}
+	if s.Reminders.SLAWarningMinutes == 0 {
+		s.Reminders.SLAWarningMinutes = 60
+	}
+	if s.Reminders.DigestTime == "" {
+		s.Reminders.DigestTime = DefaultDigestTime
 	}
 	return s
 }
@@ -103,6 +134,19 @@ func (s Settings) Validate() error {
 			v.Add(f+".key", "%q is defined twice", d.Key)
 		}
 		seen[d.Key] = true
+	}
+	r := s.Reminders
+	if r.OverdueAfterMinutes < 1 || r.OverdueAfterMinutes > 7*24*60 {
+		v.Add("reminders.overdue_after_minutes", "must be from 1 to 10080 (a week)")
+	}
+	if r.SecondEscalationAfterMinutes != 0 && (r.SecondEscalationAfterMinutes <= r.OverdueAfterMinutes || r.SecondEscalationAfterMinutes > 14*24*60) {
+		v.Add("reminders.second_escalation_after_minutes", "must be 0 (off) or later than overdue_after_minutes, at most 20160")
+	}
+	if r.SLAWarningMinutes < 1 || r.SLAWarningMinutes > 7*24*60 {
+		v.Add("reminders.sla_warning_minutes", "must be from 1 to 10080")
+	}
+	if _, err := time.Parse("15:04", r.DigestTime); err != nil {
+		v.Add("reminders.digest_time", "must be a time of day such as 08:00")
 	}
 	if len(s.CustomFields) > 100 {
 		v.Add("custom_fields", "at most 100 custom fields")

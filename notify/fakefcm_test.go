@@ -73,8 +73,8 @@ func (f *fakeFCM) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := req.Message
-	if m.Token == "" || m.Notification.Title == "" || m.Notification.Body == "" || m.Data["task_id"] == "" ||
-		m.Data["notification_id"] == "" || m.Android.CollapseKey == "" || m.Android.Priority != "high" ||
+	if m.Token == "" || m.Notification.Title == "" || m.Notification.Body == "" || m.Data["kind"] == "" ||
+		m.Data["notification_id"] == "" || (m.Data["task_id"] == "" && m.Data["ticket_id"] == "" && m.Data["kind"] != "digest") || m.Android.CollapseKey == "" || m.Android.Priority != "high" ||
 		m.APNS.Headers["apns-collapse-id"] != m.Android.CollapseKey {
 		f.t.Errorf("fake FCM: malformed message %+v", m)
 	}
@@ -122,6 +122,17 @@ func (f *fakeFCM) to(token string) []pushed {
 	var out []pushed
 	for _, p := range f.pushes() {
 		if p.Token == token {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// kind returns the pushes of one kind that arrived for token.
+func (f *fakeFCM) kind(token, kind string) []pushed {
+	var out []pushed
+	for _, p := range f.to(token) {
+		if p.Data["kind"] == kind {
 			out = append(out, p)
 		}
 	}

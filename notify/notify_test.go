@@ -34,7 +34,9 @@ type replica struct {
 // world is a tenant with a rep who has a customer, a fake FCM, and one
 // replica (more with another()).
 type world struct {
-	t        *testing.T
+	t *testing.T
+	// now is the replicas' clock: nil is the real one.
+	now      func() time.Time
 	db       string
 	rd       *testenv.Redis
 	fcm      *fakeFCM
@@ -43,9 +45,12 @@ type world struct {
 	*replica
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldAt(t, nil) }
+
+// newWorldAt is newWorld on the clock now (nil: the real one).
+func newWorldAt(t *testing.T, now func() time.Time) *world {
 	t.Helper()
-	w := &world{t: t, rd: env.Redis(t), fcm: newFakeFCM(t)}
+	w := &world{t: t, now: now, rd: env.Redis(t), fcm: newFakeFCM(t)}
 	st := env.Store(t)
 	w.db = st.DatabaseName()
 	w.replica = w.replicaOn(st)
@@ -71,8 +76,7 @@ func newWorld(t *testing.T) *world {
 // another is a second process on the same database and Redis.
 func (w *world) another() *replica {
 	w.t.Helper()
-	cfg := env.StoreConfig(w.t)
-	cfg.Database = w.db
+	cfg := env.StoreConfigFor(w.t, w.db)
 	st, err := store.Open(context.Background(), cfg)
 	if err != nil {
 		w.t.Fatal(err)
@@ -86,12 +90,12 @@ func (w *world) replicaOn(st *store.Store) *replica {
 	ctx := context.Background()
 	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
 	r := &replica{store: st}
-	r.schedule = notify.NewSchedule(w.rd.Client, w.rd.Prefix, 2*time.Second, nil)
-	r.scheduler = notify.NewScheduler(st, r.schedule, nil, testenv.DiscardLogger())
+	r.schedule = notify.NewSchedule(w.rd.Client, w.rd.Prefix, 2*time.Second, w.now)
+	r.scheduler = notify.NewScheduler(st, r.schedule, w.now, testenv.DiscardLogger())
 	var err error
 	r.crm, err = crm.New(crm.Options{Store: st, Counters: counter.New(w.rd.Client, w.rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st.HighestSeq), Tasks: r.scheduler,
-		Logger: testenv.DiscardLogger()})
+		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st.HighestSeq), Reminders: r.scheduler,
+		Now: w.now, Logger: testenv.DiscardLogger()})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -99,8 +103,8 @@ func (w *world) replicaOn(st *store.Store) *replica {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r.devices = notify.NewDevices(st, nil)
-	r.worker = notify.NewWorker(st, r.crm, r.devices, r.schedule, fcm, nil, testenv.DiscardLogger())
+	r.devices = notify.NewDevices(st, w.now)
+	r.worker = notify.NewWorker(st, r.crm, r.devices, r.scheduler, fcm, w.now, testenv.DiscardLogger())
 	r.worker.Idle = 20 * time.Millisecond
 	return r
 }
@@ -233,7 +237,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	w.task("Before the flush", time.Now().Add(1500*time.Millisecond))
 	w.rd.Flush(t)
 	// A restart: the schedule is rebuilt from MongoDB.
-	if n, err := w.scheduler.Reconcile(ctx, w.store, store.Tasks); err != nil || n != 1 {
+	if n, err := w.scheduler.Reconcile(ctx, w.store); err != nil || n != 1 {
 		t.Fatalf("reconcile: %d, %v", n, err)
 	}
 	w.run(t)
@@ -242,7 +246,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	}
 	// Sent, then Redis lost again: nothing is sent twice.
 	w.rd.Flush(t)
-	if _, err := w.scheduler.Reconcile(ctx, w.store, store.Tasks); err != nil {
+	if _, err := w.scheduler.Reconcile(ctx, w.store); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

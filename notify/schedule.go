@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // reminderStore is where reminders are the truth (package store).
@@ -132,33 +133,69 @@ func (s *Schedule) Next(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(int64(first[0].Score)), true, nil
 }
 
-// Scheduler keeps a task's reminders in line with the task: it is told of
-// every task change (package crm calls TaskChanged after each write, on every
-// path: REST, sync, cascades), and Reconcile repairs what a crash between the
-// task's write and that call missed.
+// Scheduler keeps the reminders of tasks and tickets in line with them: it is
+// told of every change (package crm calls TaskChanged and TicketChanged after
+// each write, on every path: REST, sync, cascades), and Reconcile repairs what
+// a crash between a write and that call missed, and what Redis lost.
 type Scheduler struct {
-	store    reminderStore
+	store    schedulerStore
 	schedule *Schedule
 	now      func() time.Time
 	log      *slog.Logger
 }
 
+// schedulerStore is the scheduler's persistence (package store).
+type schedulerStore interface {
+	reminderStore
+	Tenant(ctx context.Context, id string) (models.Tenant, error)
+}
+
 // NewScheduler returns a Scheduler.
-func NewScheduler(st reminderStore, schedule *Schedule, now func() time.Time, log *slog.Logger) *Scheduler {
+func NewScheduler(st schedulerStore, schedule *Schedule, now func() time.Time, log *slog.Logger) *Scheduler {
 	if now == nil {
 		now = time.Now
 	}
 	return &Scheduler{store: st, schedule: schedule, now: now, log: log}
 }
 
+func (s *Scheduler) settings(ctx context.Context, tenant string) (models.ReminderSettings, error) {
+	t, err := s.store.Tenant(ctx, tenant)
+	if err != nil {
+		return models.ReminderSettings{}, fmt.Errorf("reminder settings of tenant %s: %w", tenant, err)
+	}
+	return t.Settings.WithDefaults().Reminders, nil
+}
+
 // TaskChanged schedules, moves or cancels the reminders of task t.
 func (s *Scheduler) TaskChanged(ctx context.Context, t models.Task) error {
+	st, err := s.settings(ctx, t.TenantID)
+	if err != nil {
+		return err
+	}
+	return s.apply(ctx, models.Reminder{TenantID: t.TenantID, TaskID: t.ID, UserID: t.AssigneeID},
+		t.ID, models.TaskReminderKinds, models.PlanTaskReminders(&t, st))
+}
+
+// TicketChanged schedules, moves or cancels the SLA reminders of ticket t.
+func (s *Scheduler) TicketChanged(ctx context.Context, t models.Ticket) error {
+	st, err := s.settings(ctx, t.TenantID)
+	if err != nil {
+		return err
+	}
+	return s.apply(ctx, models.Reminder{TenantID: t.TenantID, TicketID: t.ID, UserID: t.AssigneeID},
+		t.ID, models.TicketReminderKinds, models.PlanTicketReminders(&t, st))
+}
+
+// apply makes the stored reminders of one subject match plan: each kind
+// planned is scheduled at its time (moved if it was elsewhere), and every
+// other kind still pending is cancelled. base carries the subject's fields.
+func (s *Scheduler) apply(ctx context.Context, base models.Reminder, subject string, kinds []string, plan []models.PlannedReminder) error {
 	planned := map[string]time.Time{}
-	for _, p := range models.PlanReminders(&t) {
+	for _, p := range plan {
 		planned[p.Kind] = p.FireAt
 	}
-	for _, kind := range models.ReminderKinds {
-		id := models.ReminderID(t.TenantID, t.ID, kind)
+	for _, kind := range kinds {
+		id := models.ReminderID(base.TenantID, subject, kind)
 		current, err := s.store.Reminder(ctx, id)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
 			return err
@@ -166,7 +203,7 @@ func (s *Scheduler) TaskChanged(ctx context.Context, t models.Task) error {
 		exists := err == nil
 		fireAt, wanted := planned[kind]
 		switch {
-		case wanted && exists && current.FireAt.Equal(fireAt) && current.UserID == t.AssigneeID && current.State != models.ReminderCancelled:
+		case wanted && exists && current.FireAt.Equal(fireAt) && current.UserID == base.UserID && current.State != models.ReminderCancelled:
 			// Already scheduled (or sent) for this time and person; make sure
 			// the index has it while it is pending.
 			if current.State == models.ReminderScheduled {
@@ -175,8 +212,8 @@ func (s *Scheduler) TaskChanged(ctx context.Context, t models.Task) error {
 				}
 			}
 		case wanted:
-			r := models.Reminder{ID: id, TenantID: t.TenantID, TaskID: t.ID, Kind: kind, UserID: t.AssigneeID,
-				FireAt: fireAt, DueAt: t.DueAt, State: models.ReminderScheduled, UpdatedAt: s.now().UTC()}
+			r := base
+			r.ID, r.Kind, r.FireAt, r.State, r.UpdatedAt = id, kind, fireAt, models.ReminderScheduled, s.now().UTC()
 			// The truth first: a crash before the index is written is repaired
 			// by Reconcile; the other order could fire a reminder MongoDB does
 			// not know.
@@ -199,44 +236,108 @@ func (s *Scheduler) TaskChanged(ctx context.Context, t models.Task) error {
 	return nil
 }
 
-// taskScanner pages through every tenant's tasks (package store).
-type taskScanner interface {
-	TenantIDs(ctx context.Context) ([]string, error)
-	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
+// ScheduleDigest makes sure manager user has their next digest scheduled: at
+// the tenant's digest time in the manager's time zone.
+func (s *Scheduler) ScheduleDigest(ctx context.Context, u models.User) error {
+	st, err := s.settings(ctx, u.TenantID)
+	if err != nil {
+		return err
+	}
+	subject := models.DigestSubject(u.ID)
+	if u.Role != models.RoleManager || !u.Active {
+		return s.apply(ctx, models.Reminder{TenantID: u.TenantID, UserID: u.ID}, subject, []string{models.NotifyDigest}, nil)
+	}
+	current, err := s.store.Reminder(ctx, models.ReminderID(u.TenantID, subject, models.NotifyDigest))
+	if err == nil && current.State == models.ReminderScheduled && current.FireAt.After(s.now()) {
+		return s.schedule.Ensure(ctx, current.ID, current.FireAt)
+	}
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return err
+	}
+	loc, lerr := time.LoadLocation(u.TimeZone)
+	if lerr != nil {
+		loc = time.UTC
+	}
+	next := models.NextLocal(s.now(), st.DigestTime, loc)
+	return s.apply(ctx, models.Reminder{TenantID: u.TenantID, UserID: u.ID}, subject, []string{models.NotifyDigest},
+		[]models.PlannedReminder{{Kind: models.NotifyDigest, FireAt: next}})
 }
 
-// Reconcile makes the schedule match the tasks: every open task's reminders
-// are (re)written to MongoDB where missing and put back into Redis. It runs
-// at start-up and periodically, so a Redis that was emptied, restarted
-// without persistence or replaced loses no reminder. Nothing is sent twice:
-// what was sent is recorded per device and firing (see Worker).
-func (s *Scheduler) Reconcile(ctx context.Context, tasks taskScanner, coll string) (int, error) {
-	tenants, err := tasks.TenantIDs(ctx)
+// scanner pages through every tenant's tasks, tickets and users (package store).
+type scanner interface {
+	TenantIDs(ctx context.Context) ([]string, error)
+	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
+	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+}
+
+// Reconcile makes the schedule match the truth: every open task's and ticket's
+// reminders are (re)written to MongoDB where missing and put back into Redis,
+// and every manager has a digest coming. It runs at start-up and
+// periodically, so a Redis that was emptied, restarted without persistence or
+// replaced loses no reminder. Nothing is sent twice: what was sent is
+// recorded per device and firing (see Worker). It returns how many subjects
+// it went through.
+func (s *Scheduler) Reconcile(ctx context.Context, db scanner) (int, error) {
+	tenants, err := db.TenantIDs(ctx)
 	if err != nil {
 		return 0, err
 	}
-	const page = 1000
 	n := 0
 	for _, tenant := range tenants {
-		for after := int64(0); ; {
-			var batch []models.Task
-			if err := tasks.Changes(ctx, coll, tenant, after, 1<<62, page, &batch); err != nil {
+		st, err := s.settings(ctx, tenant)
+		if err != nil {
+			return n, err
+		}
+		err = eachRecord(ctx, db, store.Tasks, tenant, func(t *models.Task) error {
+			if len(models.PlanTaskReminders(t, st)) == 0 {
+				return nil // closed: the worker cancels leftovers when they fall due
+			}
+			n++
+			return s.TaskChanged(ctx, *t)
+		})
+		if err != nil {
+			return n, err
+		}
+		err = eachRecord(ctx, db, store.Tickets, tenant, func(t *models.Ticket) error {
+			if len(models.PlanTicketReminders(t, st)) == 0 {
+				return nil
+			}
+			n++
+			return s.TicketChanged(ctx, *t)
+		})
+		if err != nil {
+			return n, err
+		}
+		managers, err := db.Users(ctx, tenant, store.UserFilter{Role: models.RoleManager})
+		if err != nil {
+			return n, err
+		}
+		for _, m := range managers {
+			n++
+			if err := s.ScheduleDigest(ctx, m); err != nil {
 				return n, err
-			}
-			for i := range batch {
-				after = batch[i].Seq
-				if len(models.PlanReminders(&batch[i])) == 0 {
-					continue // closed tasks: the worker cancels their leftovers when they fall due
-				}
-				if err := s.TaskChanged(ctx, batch[i]); err != nil {
-					return n, err
-				}
-				n++
-			}
-			if len(batch) < page {
-				break
 			}
 		}
 	}
 	return n, nil
+}
+
+// eachRecord calls f on every record of coll in tenant, in pages.
+func eachRecord[R any](ctx context.Context, db scanner, coll, tenant string, f func(*R) error) error {
+	const page = 1000
+	for after := int64(0); ; {
+		var batch []R
+		if err := db.Changes(ctx, coll, tenant, after, 1<<62, page, &batch); err != nil {
+			return err
+		}
+		for i := range batch {
+			after = models.MetaOf(&batch[i]).Seq
+			if err := f(&batch[i]); err != nil {
+				return err
+			}
+		}
+		if len(batch) < page {
+			return nil
+		}
+	}
 }

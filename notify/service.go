@@ -47,7 +47,7 @@ func (s *Service) TaskReminders(ctx context.Context, a models.Actor, taskID stri
 		return nil, err
 	}
 	out := []models.Reminder{}
-	for _, kind := range models.ReminderKinds {
+	for _, kind := range models.TaskReminderKinds {
 		r, err := s.store.Reminder(ctx, models.ReminderID(a.TenantID, taskID, kind))
 		if errors.Is(err, models.ErrNotFound) {
 			continue

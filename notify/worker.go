@@ -22,15 +22,21 @@ type Pusher interface {
 // workerStore is what sending needs from MongoDB (package store).
 type workerStore interface {
 	reminderStore
+	Tenant(ctx context.Context, id string) (models.Tenant, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
+	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Team(ctx context.Context, tenant, id string) (models.Team, error)
+	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
+	Find(ctx context.Context, coll string, q store.Query, out any) error
 	ClaimDelivery(ctx context.Context, d store.Delivery) error
 	DeliveryOf(ctx context.Context, id string) (store.Delivery, error)
 	PutDelivery(ctx context.Context, d store.Delivery) error
 }
 
-// crmReader reads tasks and writes the inbox (package crm).
+// crmReader reads tasks and tickets and writes the inbox (package crm).
 type crmReader interface {
 	Task(ctx context.Context, tenant, id string) (models.Task, error)
+	Ticket(ctx context.Context, tenant, id string) (models.Ticket, error)
 	Notify(ctx context.Context, n models.Notification, id string) (models.Notification, error)
 }
 
@@ -54,8 +60,10 @@ type Worker struct {
 	devices  deviceRegistry
 	schedule *Schedule
 	push     Pusher
-	now      func() time.Time
-	log      *slog.Logger
+	// digests schedules a manager's next digest once one is sent.
+	digests *Scheduler
+	now     func() time.Time
+	log     *slog.Logger
 	// Batch is how many reminders one claim takes; Parallel how many are sent
 	// at once; Idle the longest wait between two looks at the schedule.
 	Batch, Parallel int
@@ -63,11 +71,11 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker.
-func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, schedule *Schedule, push Pusher, now func() time.Time, log *slog.Logger) *Worker {
+func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler *Scheduler, push Pusher, now func() time.Time, log *slog.Logger) *Worker {
 	if now == nil {
 		now = time.Now
 	}
-	return &Worker{store: st, crm: crm, devices: devices, schedule: schedule, push: push, now: now, log: log,
+	return &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
 		Batch: 200, Parallel: 16, Idle: 100 * time.Millisecond}
 }
 
@@ -132,35 +140,40 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	case r.FireAt.After(now):
 		return w.schedule.Add(ctx, id, r.FireAt) // rescheduled later meanwhile
 	}
-	task, err := w.crm.Task(ctx, r.TenantID, r.TaskID)
-	if err != nil && !errors.Is(err, models.ErrNotFound) {
+	f, err := w.compose(ctx, r)
+	if err != nil {
 		return err
 	}
-	if err != nil || !plans(&task, r) {
-		// The task was done, cancelled, deleted or moved, and the change that
-		// did it has not reached the scheduler (a crash in between).
+	if f.recipient.ID == "" {
+		// The subject no longer calls for it (a task done, a ticket resolved,
+		// a manager no longer one), and the change that did it has not reached
+		// the scheduler (a crash in between).
 		r.State, r.UpdatedAt = models.ReminderCancelled, now.UTC()
 		return w.store.PutReminder(ctx, r)
 	}
-	user, err := w.store.User(ctx, r.TenantID, r.UserID)
-	if err != nil {
-		return err
-	}
-	loc, err := time.LoadLocation(user.TimeZone)
+	loc, err := time.LoadLocation(f.recipient.TimeZone)
 	if err != nil {
 		loc = time.UTC
 	}
-	title, body := models.TaskReminderText(r.Kind, user.Locale, loc, &task)
-	note := models.Notification{UserID: r.UserID, Kind: r.Kind, Title: title, Body: body,
-		TaskID: task.ID, CustomerID: task.CustomerID, CollapseKey: "task:" + task.ID}
-	note.TenantID = r.TenantID
+	note := f.note
+	note.Title, note.Body = models.NotificationText(r.Kind, f.recipient.Locale, loc, f.text)
+	note.TenantID, note.UserID, note.Kind = r.TenantID, f.recipient.ID, r.Kind
 	note, err = w.crm.Notify(ctx, note, models.IDFor(r.ID, strconv.FormatInt(r.FireAt.UnixMilli(), 10)))
 	if err != nil {
-		return fmt.Errorf("inbox of user %s: %w", r.UserID, err)
+		return fmt.Errorf("inbox of user %s: %w", f.recipient.ID, err)
 	}
-	msg := Message{Title: title, Body: body, CollapseKey: note.CollapseKey, Data: map[string]string{
-		"kind": r.Kind, "notification_id": note.ID, "task_id": task.ID, "customer_id": task.CustomerID}}
-	devices, err := w.devices.List(ctx, r.TenantID, r.UserID)
+	// In the recipient's quiet hours the inbox has it now; the push waits.
+	if end, quiet := f.recipient.QuietHours.EndsAfter(now, loc); quiet && !f.urgent {
+		return w.schedule.Add(ctx, id, end)
+	}
+	msg := Message{Title: note.Title, Body: note.Body, CollapseKey: note.CollapseKey, Data: map[string]string{
+		"kind": r.Kind, "notification_id": note.ID}}
+	for k, v := range map[string]string{"task_id": note.TaskID, "ticket_id": note.TicketID, "customer_id": note.CustomerID} {
+		if v != "" {
+			msg.Data[k] = v
+		}
+	}
+	devices, err := w.devices.List(ctx, r.TenantID, f.recipient.ID)
 	if err != nil {
 		return err
 	}
@@ -182,7 +195,13 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	if retry == nil {
 		sent := r.UpdatedAt
 		r.State, r.SentAt = models.ReminderSent, &sent
-		return w.store.PutReminder(ctx, r)
+		if err := w.store.PutReminder(ctx, r); err != nil {
+			return err
+		}
+		if r.Kind == models.NotifyDigest && w.digests != nil {
+			return w.digests.ScheduleDigest(ctx, f.recipient) // tomorrow's
+		}
+		return nil
 	}
 	r.Attempts++
 	r.LastError = retry.Error()
@@ -194,6 +213,182 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		return err
 	}
 	return w.schedule.Add(ctx, id, w.now().Add(max(retry.After, backoff(r.Attempts))))
+}
+
+// firing is what a due reminder turns into, decided when it fires.
+type firing struct {
+	// recipient is who gets it; zero when the reminder is no longer wanted.
+	recipient models.User
+	note      models.Notification
+	text      models.TextArgs
+	urgent    bool
+}
+
+// compose decides, by kind, whether a due reminder is still wanted, who gets
+// it and what it says.
+func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error) {
+	st, err := w.store.Tenant(ctx, r.TenantID)
+	if err != nil {
+		return firing{}, err
+	}
+	settings := st.Settings.WithDefaults().Reminders
+	var f firing
+	switch r.Kind {
+	case models.NotifyTaskDue, models.NotifyTaskReminder, models.NotifyTaskOverdue, models.NotifyTaskOverdueAgain:
+		task, err := w.crm.Task(ctx, r.TenantID, r.TaskID)
+		if errors.Is(err, models.ErrNotFound) || (err == nil && !planned(models.PlanTaskReminders(&task, settings), r, task.AssigneeID)) {
+			return firing{}, nil
+		}
+		if err != nil {
+			return firing{}, err
+		}
+		f.note = models.Notification{TaskID: task.ID, CustomerID: task.CustomerID, CollapseKey: "task:" + task.ID}
+		f.text = models.TextArgs{Subject: task.Title, At: task.DueAt}
+		f.urgent = models.Urgent(r.Kind, "")
+		levels := map[string]int{models.NotifyTaskOverdue: 1, models.NotifyTaskOverdueAgain: 2}[r.Kind]
+		if levels > 0 {
+			f.note.CollapseKey = "overdue:" + task.ID
+		}
+		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, task.AssigneeID, levels)
+		return f, err
+	case models.NotifySLAWarning, models.NotifySLABreach:
+		ticket, err := w.crm.Ticket(ctx, r.TenantID, r.TicketID)
+		if errors.Is(err, models.ErrNotFound) || (err == nil && !planned(models.PlanTicketReminders(&ticket, settings), r, ticket.AssigneeID)) {
+			return firing{}, nil
+		}
+		if err != nil {
+			return firing{}, err
+		}
+		f.note = models.Notification{TicketID: ticket.ID, CustomerID: ticket.CustomerID, CollapseKey: "sla:" + ticket.ID}
+		f.text = models.TextArgs{Subject: ticket.Title, At: ticket.SLADueAt}
+		f.urgent = models.Urgent(r.Kind, ticket.Priority)
+		levels := 0
+		if r.Kind == models.NotifySLABreach {
+			levels = 1
+		}
+		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, ticket.AssigneeID, levels)
+		return f, err
+	case models.NotifyDigest:
+		manager, err := w.store.User(ctx, r.TenantID, r.UserID)
+		if errors.Is(err, models.ErrNotFound) || (err == nil && (manager.Role != models.RoleManager || !manager.Active)) {
+			return firing{}, nil
+		}
+		if err != nil {
+			return firing{}, err
+		}
+		counts, err := w.digest(ctx, manager)
+		if err != nil {
+			return firing{}, err
+		}
+		f.recipient, f.text = manager, models.TextArgs{Digest: counts}
+		f.note = models.Notification{CollapseKey: "digest"}
+		return f, nil
+	}
+	return firing{}, fmt.Errorf("reminder %s: unknown kind %q", r.ID, r.Kind)
+}
+
+// planned reports whether plan still holds reminder r for the same person.
+func planned(plan []models.PlannedReminder, r models.Reminder, assignee string) bool {
+	for _, p := range plan {
+		if p.Kind == r.Kind && p.FireAt.Equal(r.FireAt) && assignee == r.UserID {
+			return true
+		}
+	}
+	return false
+}
+
+// escalate returns the user levels steps up the management line from user
+// (0: the user; 1: their manager; 2: the manager's manager), and the name of
+// user. Zero when there is nobody that high, or they are inactive.
+func (w *Worker) escalate(ctx context.Context, tenant, user string, levels int) (models.User, string, error) {
+	u, err := w.store.User(ctx, tenant, user)
+	if errors.Is(err, models.ErrNotFound) {
+		return models.User{}, "", nil
+	}
+	if err != nil {
+		return models.User{}, "", err
+	}
+	name := u.Name
+	for range levels {
+		boss := u.ManagerID
+		if boss == "" && u.TeamID != "" {
+			team, err := w.store.Team(ctx, tenant, u.TeamID)
+			if err != nil && !errors.Is(err, models.ErrNotFound) {
+				return models.User{}, "", err
+			}
+			boss = team.ManagerID
+		}
+		if boss == "" || boss == u.ID {
+			return models.User{}, name, nil
+		}
+		if u, err = w.store.User(ctx, tenant, boss); err != nil {
+			if errors.Is(err, models.ErrNotFound) {
+				return models.User{}, name, nil
+			}
+			return models.User{}, "", err
+		}
+	}
+	if !u.Active {
+		return models.User{}, name, nil
+	}
+	return u, name, nil
+}
+
+// digest counts what a manager's team has on: follow-ups due today (in the
+// manager's time zone) and overdue, customers won in the last day, and open
+// tickets past their SLA.
+func (w *Worker) digest(ctx context.Context, manager models.User) (models.DigestCounts, error) {
+	teams, err := w.store.Teams(ctx, manager.TenantID, manager.ID)
+	if err != nil {
+		return models.DigestCounts{}, err
+	}
+	var teamIDs []string
+	for _, t := range teams {
+		teamIDs = append(teamIDs, t.ID)
+	}
+	members, err := w.store.Users(ctx, manager.TenantID, store.UserFilter{TeamIDs: teamIDs})
+	if err != nil {
+		return models.DigestCounts{}, err
+	}
+	var ids []string
+	for _, m := range members {
+		ids = append(ids, m.ID)
+	}
+	if len(ids) == 0 {
+		return models.DigestCounts{}, nil
+	}
+	loc, err := time.LoadLocation(manager.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	now := w.now()
+	local := now.In(loc)
+	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
+	count := func(coll string, conds ...store.Cond) (int, error) {
+		var found []struct {
+			ID string `bson:"_id"`
+		}
+		q := store.Query{Tenant: manager.TenantID, Scope: models.Scope{All: true}, Conds: conds}
+		err := w.store.Find(ctx, coll, q, &found)
+		return len(found), err
+	}
+	var c models.DigestCounts
+	open := store.Cond{Field: "status", Op: store.Eq, Value: models.TaskOpen}
+	mine := store.Cond{Field: "assignee_id", Op: store.In, Value: ids}
+	if c.DueToday, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Gte, Value: dayStart},
+		store.Cond{Field: "due_at", Op: store.Lt, Value: dayStart.AddDate(0, 0, 1)}); err != nil {
+		return c, err
+	}
+	if c.Overdue, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Lt, Value: now}); err != nil {
+		return c, err
+	}
+	if c.NewCustomers, err = count(store.Customers, store.Cond{Field: "owner_id", Op: store.In, Value: ids},
+		store.Cond{Field: "created_at", Op: store.Gte, Value: now.Add(-24 * time.Hour)}); err != nil {
+		return c, err
+	}
+	c.TicketsPastSLA, err = count(store.Tickets, mine, store.Cond{Field: "status", Op: store.In,
+		Value: []string{models.TicketNew, models.TicketAssigned, models.TicketInProgress}}, store.Cond{Field: "sla_due_at", Op: store.Lt, Value: now})
+	return c, err
 }
 
 // deliver pushes msg to one device once: the delivery record, inserted before
@@ -246,16 +441,6 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 		return retry
 	}
 	return nil
-}
-
-// plans reports whether the task still calls for reminder r.
-func plans(t *models.Task, r models.Reminder) bool {
-	for _, p := range models.PlanReminders(t) {
-		if p.Kind == r.Kind && p.FireAt.Equal(r.FireAt) && t.AssigneeID == r.UserID {
-			return true
-		}
-	}
-	return false
 }
 
 // backoff is the wait before attempt n+1: exponential from 2 s, with jitter,

@@ -38,7 +38,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
-	reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store, store.Tasks) }
+	reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
 	if n, err := reconcile(ctx); err != nil {
 		log.Error("rebuild the reminder schedule", "err", err.Error())
 	} else {
@@ -165,7 +165,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	a.scheduler = notify.NewScheduler(st, schedule, time.Now, log)
 	a.crm, err = crm.New(crm.Options{
 		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log, Sequencer: a.seq,
-		Tasks: a.scheduler,
+		Reminders: a.scheduler,
 	})
 	if err != nil {
 		return a, err
@@ -175,7 +175,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		return a, err
 	}
 	devices := notify.NewDevices(st, time.Now)
-	a.worker = notify.NewWorker(st, a.crm, devices, schedule, pusher, time.Now, log)
+	a.worker = notify.NewWorker(st, a.crm, devices, a.scheduler, pusher, time.Now, log)
 	a.sync = watermelon.New(a.crm, a.seq, st, cfg.SyncPageSize)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},

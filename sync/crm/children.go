@@ -257,8 +257,8 @@ func (s *Service) taskHooks() hooks[models.Task] {
 			return nil
 		},
 		after: func(ctx context.Context, w *write[models.Task]) error {
-			if s.tasks != nil {
-				if err := s.tasks.TaskChanged(ctx, *w.rec); err != nil {
+			if s.observer != nil {
+				if err := s.observer.TaskChanged(ctx, *w.rec); err != nil {
 					s.log.ErrorContext(ctx, "reminders of a changed task", "task", w.rec.ID, "err", err)
 				}
 			}

@@ -57,18 +57,20 @@ type Options struct {
 	Sequencer sequencer
 	// Sealer encrypts national ID numbers at rest.
 	Sealer *Sealer
-	// Tasks, when set, hears of every task change (the reminder scheduler).
-	Tasks  TaskObserver
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Reminders, when set, hears of every task and ticket change (the
+	// reminder scheduler).
+	Reminders Observer
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
-// TaskObserver is told of every task write, on every path (REST, sync,
-// cascades), after it is stored. Its errors are logged, not returned: the
-// task is stored, and the observer has its own way to catch up (package
-// notify reconciles reminders with the tasks).
-type TaskObserver interface {
+// Observer is told of every task and ticket write, on every path (REST,
+// sync, cascades), after it is stored. Its errors are logged, not returned:
+// the record is stored, and the observer has its own way to catch up
+// (package notify reconciles reminders with the records).
+type Observer interface {
 	TaskChanged(ctx context.Context, t models.Task) error
+	TicketChanged(ctx context.Context, t models.Ticket) error
 }
 
 // Service is the CRM. Its Records fields serve the generic create, read, list,
@@ -78,7 +80,7 @@ type Service struct {
 	counters counters
 	seq      sequencer
 	sealer   *Sealer
-	tasks    TaskObserver
+	observer Observer
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -106,7 +108,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, tasks: o.Tasks, now: o.Now, log: o.Logger}
+	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, observer: o.Reminders, now: o.Now, log: o.Logger}
 	s.Customers = newRecords(s, store.Customers, s.customerHooks())
 	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
 	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())
@@ -159,6 +161,15 @@ func (s *Service) Task(ctx context.Context, tenant, id string) (models.Task, err
 // VisibleTask returns a task the actor may see, or models.ErrNotFound.
 func (s *Service) VisibleTask(ctx context.Context, a models.Actor, id string) (models.Task, error) {
 	return s.Tasks.Get(ctx, a, id)
+}
+
+// Ticket reads a ticket of tenant as the server (for SLA reminders).
+func (s *Service) Ticket(ctx context.Context, tenant, id string) (models.Ticket, error) {
+	t, err := s.Tickets.load(ctx, tenant, id)
+	if err == nil && t.Deleted() {
+		return t, models.ErrNotFound
+	}
+	return t, err
 }
 
 // Notify stores a notification in its recipient's inbox under id (the same id

@@ -71,6 +71,14 @@ func (s *Service) ticketHooks() hooks[models.Ticket] {
 			t.SLADueAt = w.settings.SLADue(t.Priority, t.CreatedAt)
 			return nil
 		},
+		after: func(ctx context.Context, w *write[models.Ticket]) error {
+			if s.observer != nil {
+				if err := s.observer.TicketChanged(ctx, *w.rec); err != nil {
+					s.log.ErrorContext(ctx, "SLA reminders of a changed ticket", "ticket", w.rec.ID, "err", err)
+				}
+			}
+			return nil
+		},
 		visible:       func(a models.Actor, t *models.Ticket) bool { return assignedOrOwned(a, &t.Meta, t.AssigneeID) },
 		scopeAssignee: true,
 		filters: withChild(map[string]filter{

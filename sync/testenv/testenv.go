@@ -132,7 +132,13 @@ func UniqueName(prefix string) string {
 // StoreConfig returns a store configuration for a new database of its own.
 func (e *Env) StoreConfig(t testing.TB) store.Config {
 	t.Helper()
-	db := UniqueName("t")
+	return e.StoreConfigFor(t, UniqueName("t"))
+}
+
+// StoreConfigFor returns a store configuration for database db, which
+// another store may be using already (a second replica).
+func (e *Env) StoreConfigFor(t testing.TB, db string) store.Config {
+	t.Helper()
 	tables, err := e.ferret.Tables(db)
 	if err != nil {
 		t.Fatalf("open direct table reader: %v", err)
