@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
@@ -274,3 +275,42 @@ func TestDigestsFireAtEachManagersLocalTime(t *testing.T) {
 }
 
 func crmList() crm.ListOptions { return crm.ListOptions{Limit: 50} }
+
+// FCM's 429 is not retried by the Firebase SDK: the worker retries it on the
+// schedule, no sooner than Retry-After, with growing pauses, and after
+// MaxAttempts marks the reminder failed (GET /v1/tasks/{id}/reminders shows it).
+func TestQuotaExceededIsRetriedThenMarkedFailed(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)}
+	w := newWorldAt(t, clock.Now)
+	w.device("phone", "token-phone")
+	quota := fcmAnswer{status: 429, errStatus: "RESOURCE_EXHAUSTED", fcmCode: "QUOTA_EXCEEDED", retryAfter: "60"}
+	for range notify.MaxAttempts {
+		w.fcm.answer("token-phone", quota)
+	}
+	due := clock.Now().Add(time.Minute)
+	task := w.task("Call", due)
+	id := models.ReminderID(w.rep.TenantID, task.ID, models.NotifyTaskDue)
+	w.at(clock, due)
+	if n := len(w.fcm.to("token-phone")); n != 1 {
+		t.Fatalf("%d requests at the due time", n)
+	}
+	w.at(clock, due.Add(59*time.Second))
+	if n := len(w.fcm.to("token-phone")); n != 1 {
+		t.Fatalf("retried before Retry-After: %d requests", n)
+	}
+	w.at(clock, due.Add(60*time.Second))
+	if n := len(w.fcm.to("token-phone")); n != 2 {
+		t.Fatalf("not retried after Retry-After: %d requests", n)
+	}
+	for i := 0; i < 40 && len(w.fcm.to("token-phone")) < notify.MaxAttempts; i++ {
+		w.at(clock, clock.Now().Add(10*time.Minute))
+	}
+	r, err := w.store.Reminder(context.Background(), id)
+	if err != nil || r.State != models.ReminderFailed || r.Attempts != notify.MaxAttempts || !strings.Contains(r.LastError, "retry") {
+		t.Fatalf("after %d refusals: %+v %v", notify.MaxAttempts, r, err)
+	}
+	w.at(clock, clock.Now().Add(time.Hour))
+	if n := len(w.fcm.to("token-phone")); n != notify.MaxAttempts {
+		t.Fatalf("%d requests, want %d", n, notify.MaxAttempts)
+	}
+}

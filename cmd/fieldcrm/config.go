@@ -21,6 +21,9 @@ import (
 // serveConfig is everything `fieldcrm serve` needs, from the environment with
 // flags on top. The README's configuration table lists the same settings.
 type serveConfig struct {
+	// Role is all (HTTP, reminder worker and background jobs), api (HTTP
+	// only) or worker (no HTTP).
+	Role                string
 	Addr                string
 	DataDir             string
 	MongoURI            string
@@ -52,6 +55,13 @@ type serveConfig struct {
 	PasswordMemoryKiB      int
 	PasswordTime           int
 }
+
+// Process roles (--role).
+const (
+	roleAll    = "all"
+	roleAPI    = "api"
+	roleWorker = "worker"
+)
 
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	env := func(key, def string) string {
@@ -91,6 +101,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		fmt.Fprintln(stderr, "Usage: fieldcrm serve [flags]\n\nRuns the HTTP API. With no MONGODB_URI it starts FerretDB in-process (SQLite\nunder the data dir, or PostgreSQL with FERRETDB_POSTGRESQL_URL); with no\nREDIS_URL it starts an in-process Redis that keeps nothing across restarts.\n\nFlags (each defaults to the environment variable named):")
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (no HTTP) (FIELDCRM_ROLE)")
 	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", ":8080"), "listen address (FIELDCRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and the generated JWT secret (FIELDCRM_DATA_DIR)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
@@ -135,6 +146,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	case "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("log format %q: want json or text", cfg.LogFormat))
+	}
+	switch cfg.Role {
+	case roleAll, roleAPI, roleWorker:
+	default:
+		errs = append(errs, fmt.Errorf("role %q: want all, api or worker", cfg.Role))
 	}
 	switch cfg.SQLiteSynchronous {
 	case "full", "normal":

@@ -180,7 +180,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit code %d (%v), want 2", args, exitCode(err), err)
 		}
 	}
-	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml"}
+	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml",
+		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {

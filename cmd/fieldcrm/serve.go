@@ -37,19 +37,26 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
-	reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
-	if n, err := reconcile(ctx); err != nil {
-		log.Error("rebuild the reminder schedule", "err", err.Error())
-	} else {
-		log.Info("reminder schedule rebuilt from the tasks", "open_tasks", n)
+	if cfg.Role != roleAPI {
+		go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
+		go every(ctx, time.Hour, log, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
+			return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
+		})
+		reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
+		if n, err := reconcile(ctx); err != nil {
+			log.Error("rebuild the reminder schedule", "err", err.Error())
+		} else {
+			log.Info("reminder schedule rebuilt from MongoDB", "subjects", n)
+		}
+		go every(ctx, cfg.ReminderReconcileEvery, log, "reminder schedule reconciled with MongoDB", reconcile)
+		go a.worker.Run(ctx)
 	}
-	go every(ctx, cfg.ReminderReconcileEvery, log, "reminder schedule reconciled with the tasks", reconcile)
-	go a.worker.Run(ctx)
-	go every(ctx, time.Hour, log, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
-		return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
-	})
-	log.Info("listening", "addr", cfg.Addr)
+	if cfg.Role == roleWorker {
+		log.Info("running as a worker only: reminders and background jobs, no HTTP")
+		<-ctx.Done()
+		return nil
+	}
+	log.Info("listening", "addr", cfg.Addr, "role", cfg.Role)
 	if err := a.server.Listen(ctx, cfg.Addr); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
 	}
