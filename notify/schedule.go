@@ -62,6 +62,18 @@ func (s *Schedule) Add(ctx context.Context, id string, fireAt time.Time) error {
 	return nil
 }
 
+// AddMany puts many reminders on the schedule in one round trip (bulk loads).
+func (s *Schedule) AddMany(ctx context.Context, fireAt map[string]time.Time) error {
+	zs := make([]redis.Z, 0, len(fireAt))
+	for id, at := range fireAt {
+		zs = append(zs, redis.Z{Score: float64(at.UnixMilli()), Member: id})
+	}
+	if err := s.client.ZAdd(ctx, s.due, zs...).Err(); err != nil {
+		return fmt.Errorf("schedule %d reminders: %w", len(zs), err)
+	}
+	return nil
+}
+
 // ensureScript puts a reminder on the due set unless it is there or claimed.
 var ensureScript = redis.NewScript(`
 if redis.call('ZSCORE', KEYS[2], ARGV[2]) then return 0 end

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,8 +28,11 @@ import (
 // when FERRETDB_POSTGRESQL_URL is set), seeds one rep's territory, and drives
 // the sync API over HTTP as devices would, printing throughput and latency.
 func benchCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reminders" {
+		return benchReminders(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "sync" {
-		return usageError{"usage: fieldcrm bench sync [flags]"}
+		return usageError{"usage: fieldcrm bench sync|reminders [flags]"}
 	}
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,37 +48,13 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		}
 		return usageError{err.Error()}
 	}
-	dir, err := os.MkdirTemp("", "fieldcrm-bench-*")
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	overrides := map[string]string{
-		"FIELDCRM_DATA_DIR": dir, "FIELDCRM_ADDR": addr, "FIELDCRM_LOG_LEVEL": "error", "MONGODB_URI": "",
-		"MONGODB_DATABASE": "bench", "FIELDCRM_PASSWORD_MEMORY_KIB": "64", "FIELDCRM_PASSWORD_TIME": "1",
-		"FIELDCRM_SYNC_PAGE_SIZE": strconv.Itoa(*page), "FIELDCRM_BODY_LIMIT": strconv.Itoa(64 << 20),
-	}
-	cfg, err := parseServeConfig(nil, func(k string) string {
-		if v, ok := overrides[k]; ok {
-			return v
-		}
-		return getenv(k)
-	}, stderr)
-	if err != nil {
-		return err
-	}
-	engine := "FerretDB on SQLite"
-	if cfg.FerretPostgreSQLURL != "" {
-		engine = "FerretDB on PostgreSQL"
-	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard))
-	defer a.close(ctx)
+	a, engine, cleanup, err := benchApp(ctx, getenv, stderr, map[string]string{
+		"FIELDCRM_ADDR": addr, "FIELDCRM_SYNC_PAGE_SIZE": strconv.Itoa(*page), "FIELDCRM_BODY_LIMIT": strconv.Itoa(64 << 20)})
+	defer cleanup()
 	if err != nil {
 		return err
 	}
@@ -183,6 +163,47 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 }
 
 type benchRep struct{ id, email, tenant string }
+
+// freeAddr returns a loopback address with a free port.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// benchApp starts fieldcrm's services (no HTTP listener) on a throwaway data
+// directory: embedded SQLite, or FerretDB on PostgreSQL when
+// FERRETDB_POSTGRESQL_URL is set, with the given settings on top. cleanup
+// stops everything and removes the directory.
+func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer, extra map[string]string) (*application, string, func(), error) {
+	dir, err := os.MkdirTemp("", "fieldcrm-bench-*")
+	if err != nil {
+		return nil, "", func() {}, err
+	}
+	overrides := map[string]string{
+		"FIELDCRM_DATA_DIR": dir, "FIELDCRM_LOG_LEVEL": "error", "MONGODB_URI": "",
+		"MONGODB_DATABASE": "bench", "FIELDCRM_PASSWORD_MEMORY_KIB": "64", "FIELDCRM_PASSWORD_TIME": "1",
+	}
+	maps.Copy(overrides, extra)
+	cfg, err := parseServeConfig(nil, func(k string) string {
+		if v, ok := overrides[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}, stderr)
+	if err != nil {
+		return nil, "", func() { os.RemoveAll(dir) }, err
+	}
+	engine := "FerretDB on SQLite"
+	if cfg.FerretPostgreSQLURL != "" {
+		engine = "FerretDB on PostgreSQL"
+	}
+	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard))
+	return a, engine, func() { a.close(ctx); os.RemoveAll(dir) }, err
+}
 
 // seed writes the territory straight through the store, in batches, stamped
 // with sync numbers as the service would, so that seeding 100,000 records

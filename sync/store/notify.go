@@ -142,3 +142,16 @@ func createNotifyCollections(ctx context.Context, s *Store) error {
 	}
 	return nil
 }
+
+// InsertReminders stores new reminders in one round trip: for bulk loads
+// (benchmarks, imports). It stops at the first failure.
+func (s *Store) InsertReminders(ctx context.Context, rs []models.Reminder) error {
+	docs := make([]any, len(rs))
+	for i := range rs {
+		docs[i] = rs[i]
+	}
+	if _, err := s.coll(collReminders).InsertMany(ctx, docs); err != nil {
+		return fmt.Errorf("insert %d reminders: %w", len(rs), err)
+	}
+	return nil
+}
