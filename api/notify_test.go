@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +154,40 @@ func TestTaskRemindersFollowTheTask(t *testing.T) {
 		t.Fatal("a done task is still on the schedule")
 	}
 	h.call("GET", "/v1/tasks/"+task+"/reminders", w.r2, nil, 404)
+}
+
+// A follow-up created offline is scheduled when its push arrives; one
+// rescheduled offline moves; one completed offline is cancelled.
+func TestTasksFromSyncAreScheduled(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	c := h.newCustomer(w.r1, map[string]any{"name": "Offline Co"})["id"].(string)
+	phone := h.device(w.r1, "phone-9")
+	due := h.clock.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	phone.push(map[string]any{"tasks": map[string]any{"created": []any{map[string]any{
+		"id": "taskoffline000001", "customer_id": c, "title": "Offline follow-up", "due_at": due.UnixMilli(), "status": "open"}}}}, 200)
+	state := func() map[string]any {
+		out := map[string]any{}
+		for _, r := range h.call("GET", "/v1/tasks/taskoffline000001/reminders", w.r1, nil, 200)["data"].([]any) {
+			r := r.(map[string]any)
+			out[r["kind"].(string)] = r["state"].(string) + "@" + r["fire_at"].(string)
+		}
+		return out
+	}
+	if got := state()[models.NotifyTaskDue]; got != "scheduled@"+due.Format(time.RFC3339) {
+		t.Fatalf("after the offline create: %v", state())
+	}
+	phone.pull()
+	later := due.Add(24 * time.Hour)
+	phone.push(map[string]any{"tasks": map[string]any{"updated": []any{updated("taskoffline000001", map[string]any{"due_at": later.UnixMilli()})}}}, 200)
+	if got := state()[models.NotifyTaskDue]; got != "scheduled@"+later.Format(time.RFC3339) {
+		t.Fatalf("after the offline reschedule: %v", state())
+	}
+	phone.pull()
+	phone.push(map[string]any{"tasks": map[string]any{"updated": []any{updated("taskoffline000001", map[string]any{"status": "done"})}}}, 200)
+	for kind, st := range state() {
+		if !strings.HasPrefix(st.(string), models.ReminderCancelled) {
+			t.Fatalf("after the offline completion, %s is %v", kind, st)
+		}
+	}
 }

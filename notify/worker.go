@@ -31,6 +31,7 @@ type workerStore interface {
 	ClaimDelivery(ctx context.Context, d store.Delivery) error
 	DeliveryOf(ctx context.Context, id string) (store.Delivery, error)
 	PutDelivery(ctx context.Context, d store.Delivery) error
+	RecordFiring(ctx context.Context, r models.Reminder, deliveries []store.Delivery) error
 }
 
 // crmReader reads tasks and tickets and writes the inbox (package crm).
@@ -178,9 +179,13 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		return err
 	}
 	var retry *RetryError
+	var outcomes []store.Delivery
 	for _, dev := range devices {
 		msg.Token = dev.FCMToken
-		err := w.deliver(ctx, r, dev, msg)
+		d, err := w.deliver(ctx, r, dev, msg)
+		if d != nil {
+			outcomes = append(outcomes, *d)
+		}
 		var re *RetryError
 		switch {
 		case errors.As(err, &re):
@@ -188,31 +193,34 @@ func (w *Worker) send(ctx context.Context, id string) error {
 				retry = re
 			}
 		case err != nil:
+			if len(outcomes) > 0 {
+				_ = w.store.RecordFiring(ctx, r, outcomes) // keep what was sent; the reminder stays claimed
+			}
 			return err
 		}
 	}
 	r.UpdatedAt = w.now().UTC()
-	if retry == nil {
+	switch {
+	case retry == nil:
 		sent := r.UpdatedAt
 		r.State, r.SentAt = models.ReminderSent, &sent
-		if err := w.store.PutReminder(ctx, r); err != nil {
-			return err
-		}
-		if r.Kind == models.NotifyDigest && w.digests != nil {
-			return w.digests.ScheduleDigest(ctx, f.recipient) // tomorrow's
-		}
-		return nil
+	case r.Attempts+1 >= MaxAttempts:
+		r.Attempts++
+		r.State, r.LastError = models.ReminderFailed, retry.Error()
+	default:
+		r.Attempts++
+		r.LastError = retry.Error()
 	}
-	r.Attempts++
-	r.LastError = retry.Error()
-	if r.Attempts >= MaxAttempts {
-		r.State = models.ReminderFailed
-		return w.store.PutReminder(ctx, r)
-	}
-	if err := w.store.PutReminder(ctx, r); err != nil {
+	if err := w.store.RecordFiring(ctx, r, outcomes); err != nil {
 		return err
 	}
-	return w.schedule.Add(ctx, id, w.now().Add(max(retry.After, backoff(r.Attempts))))
+	switch {
+	case r.State == models.ReminderScheduled:
+		return w.schedule.Add(ctx, id, w.now().Add(max(retry.After, backoff(r.Attempts))))
+	case r.State == models.ReminderSent && r.Kind == models.NotifyDigest && w.digests != nil:
+		return w.digests.ScheduleDigest(ctx, f.recipient) // tomorrow's
+	}
+	return nil
 }
 
 // firing is what a due reminder turns into, decided when it fires.
@@ -395,8 +403,9 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 // the push, is the claim. A claim left by a worker that died before pushing is
 // taken over once it is older than the schedule's claim; a push that reached
 // FCM but whose worker died before recording it is sent again then (FCM's
-// collapse key makes the phone show it once).
-func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) error {
+// collapse key makes the phone show it once). It returns the delivery's
+// outcome for the caller to record, or nil when there was nothing to do.
+func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*store.Delivery, error) {
 	id := models.DeliveryID(r.ID, r.FireAt, dev.DeviceID)
 	now := w.now()
 	d := store.Delivery{ID: id, State: "claimed", At: now.UnixMilli()}
@@ -404,17 +413,17 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 	if errors.Is(err, models.ErrConflict) {
 		prev, gerr := w.store.DeliveryOf(ctx, id)
 		if gerr != nil {
-			return gerr
+			return nil, gerr
 		}
 		retrying := prev.State == "retry"
 		abandoned := prev.State == "claimed" && now.Sub(time.UnixMilli(prev.At)) > w.schedule.claimFor
 		if !retrying && !abandoned {
-			return nil // sent, failed for good, or being sent by another worker
+			return nil, nil // sent, failed for good, or being sent by another worker
 		}
 		err = w.store.PutDelivery(ctx, d)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	perr := w.push.Push(ctx, msg)
 	var retry *RetryError
@@ -424,7 +433,7 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 	case errors.Is(perr, ErrTokenGone):
 		d.State, d.Error = "failed", perr.Error()
 		if err := w.devices.drop(ctx, r.TenantID, r.UserID, dev.DeviceID, dev.FCMToken); err != nil {
-			return err
+			return &d, err
 		}
 		w.log.InfoContext(ctx, "removed a device FCM no longer knows", "user", r.UserID, "device", dev.DeviceID)
 	case errors.As(perr, &retry):
@@ -434,13 +443,10 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 		w.log.WarnContext(ctx, "push failed", "reminder", r.ID, "device", dev.DeviceID, "err", perr)
 	}
 	d.At = w.now().UnixMilli()
-	if err := w.store.PutDelivery(ctx, d); err != nil {
-		return err
-	}
 	if retry != nil {
-		return retry
+		return &d, retry
 	}
-	return nil
+	return &d, nil
 }
 
 // backoff is the wait before attempt n+1: exponential from 2 s, with jitter,

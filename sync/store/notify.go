@@ -155,3 +155,26 @@ func (s *Store) InsertReminders(ctx context.Context, rs []models.Reminder) error
 	}
 	return nil
 }
+
+// RecordFiring stores what became of one firing of a reminder: its new state
+// and the outcome of each delivery, in one transaction where the store writes
+// directly (one sync to disk instead of one per document).
+func (s *Store) RecordFiring(ctx context.Context, r models.Reminder, deliveries []Delivery) error {
+	writes := []direct{{coll: collReminders, doc: r, replace: true}}
+	for _, d := range deliveries {
+		writes = append(writes, direct{coll: collDeliveries, doc: d, replace: true})
+	}
+	err := s.writeDirect(ctx, writes...)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		if err != nil {
+			return fmt.Errorf("record firing of %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	for _, d := range deliveries {
+		if err := s.PutDelivery(ctx, d); err != nil {
+			return err
+		}
+	}
+	return s.PutReminder(ctx, r)
+}
