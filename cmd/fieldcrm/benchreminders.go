@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
 	"slices"
 	gosync "sync"
 	"sync/atomic"
@@ -33,6 +35,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	steady := fs.Int("steady", 1000, "reminders due at a steady 1,000 per minute (so this many minutes' worth / 1000)")
 	workers := fs.Int("workers", 1, "reminder workers (as in that many processes)")
 	reps := fs.Int("reps", 200, "reps the reminders are spread over, one phone each")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sending (not the seeding) to this file")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -79,6 +82,17 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	pusher, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: "bench", Endpoint: fcm.srv.URL})
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
