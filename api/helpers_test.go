@@ -106,7 +106,7 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 	}
 	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq)
 	schedule := notify.NewSchedule(rd.Client, rd.Prefix, 0, clk.Now)
-	scheduler := notify.NewScheduler(st, schedule, clk.Now, testenv.DiscardLogger())
+	scheduler := notify.NewScheduler(st, schedule, clk.Now)
 	crmService, err := crm.New(crm.Options{
 		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer, Sequencer: seq,
 		Reminders: scheduler, Now: clk.Now, Logger: testenv.DiscardLogger(),

@@ -91,7 +91,7 @@ func (w *world) replicaOn(st *store.Store) *replica {
 	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
 	r := &replica{store: st}
 	r.schedule = notify.NewSchedule(w.rd.Client, w.rd.Prefix, 2*time.Second, w.now)
-	r.scheduler = notify.NewScheduler(st, r.schedule, w.now, testenv.DiscardLogger())
+	r.scheduler = notify.NewScheduler(st, r.schedule, w.now)
 	var err error
 	r.crm, err = crm.New(crm.Options{Store: st, Counters: counter.New(w.rd.Client, w.rd.Prefix), Sealer: sealer,
 		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st.HighestSeq), Reminders: r.scheduler,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -153,7 +152,6 @@ type Scheduler struct {
 	store    schedulerStore
 	schedule *Schedule
 	now      func() time.Time
-	log      *slog.Logger
 }
 
 // schedulerStore is the scheduler's persistence (package store).
@@ -163,11 +161,11 @@ type schedulerStore interface {
 }
 
 // NewScheduler returns a Scheduler.
-func NewScheduler(st schedulerStore, schedule *Schedule, now func() time.Time, log *slog.Logger) *Scheduler {
+func NewScheduler(st schedulerStore, schedule *Schedule, now func() time.Time) *Scheduler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Scheduler{store: st, schedule: schedule, now: now, log: log}
+	return &Scheduler{store: st, schedule: schedule, now: now}
 }
 
 func (s *Scheduler) settings(ctx context.Context, tenant string) (models.ReminderSettings, error) {

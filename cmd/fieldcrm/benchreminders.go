@@ -77,7 +77,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	fmt.Fprintf(stdout, "seeded %d reminders in %s\n\n", len(due), time.Since(start).Round(time.Millisecond))
 
 	schedule := notify.NewSchedule(a.redis, "fieldcrm:", notify.DefaultClaim, clock)
-	scheduler := notify.NewScheduler(a.store, schedule, clock, a.log)
+	scheduler := notify.NewScheduler(a.store, schedule, clock)
 	devices := notify.NewDevices(a.store, clock)
 	pusher, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: "bench", Endpoint: fcm.srv.URL})
 	if err != nil {

@@ -169,7 +169,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	}
 	a.seq = cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
 	schedule := notify.NewSchedule(rdb, cfg.RedisPrefix, notify.DefaultClaim, time.Now)
-	a.scheduler = notify.NewScheduler(st, schedule, time.Now, log)
+	a.scheduler = notify.NewScheduler(st, schedule, time.Now)
 	a.crm, err = crm.New(crm.Options{
 		Store: st, Counters: counter.New(rdb, cfg.RedisPrefix+"counter:"), Sealer: sealer, Logger: log, Sequencer: a.seq,
 		Reminders: a.scheduler,

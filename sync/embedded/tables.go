@@ -44,7 +44,6 @@ type Tables struct {
 
 // dialect is the SQL that differs between FerretDB's two backends.
 type dialect struct {
-	name string
 	// tableOf looks up the table of a collection (one parameter: its name).
 	tableOf string
 	// qualify quotes a table name, with its schema on PostgreSQL.
@@ -67,7 +66,6 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		conn.SetMaxOpenConns(4)
 		schema := quoteIdent(db)
 		return &Tables{db: conn, schema: db, tables: map[string]string{}, dialect: dialect{
-			name:     "postgresql",
 			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
 			document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
@@ -89,7 +87,6 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
 	writer.SetMaxOpenConns(1)
 	return &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
-		name:     "sqlite",
 		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 		qualify:  quoteIdent,
 		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
