@@ -31,7 +31,8 @@ import (
 type Tables struct {
 	db      *sql.DB
 	dialect dialect
-	// writer, on SQLite only, writes documents by _id (see Insert).
+	// writer writes documents by _id (see Write): on SQLite a connection of
+	// its own (db only reads there), on PostgreSQL db itself.
 	writer *sql.DB
 	// tables caches collection → table; a dropped collection's entry is
 	// forgotten at the first "no such table".
@@ -52,6 +53,11 @@ type dialect struct {
 	// of its tenant_id and of its seq; the index is built on (tenant, seq).
 	document, tenant, seq string
 	param                 func(n int) string
+	// column is the column of the stored JSON; id the expression of its _id
+	// that FerretDB's unique index is built on (and, on SQLite, fieldcrm's
+	// lookup index); jsonParam the n-th parameter as JSON.
+	column, id string
+	jsonParam  func(n int) string
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files
@@ -65,7 +71,8 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		}
 		conn.SetMaxOpenConns(4)
 		schema := quoteIdent(db)
-		return &Tables{db: conn, schema: db, tables: map[string]string{}, dialect: dialect{
+		return &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{}, dialect: dialect{
+			column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
 			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
 			document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
@@ -87,6 +94,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
 	writer.SetMaxOpenConns(1)
 	return &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
+		column: "_ferretdb_sjson", id: idExpression, jsonParam: func(int) string { return "?" },
 		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 		qualify:  quoteIdent,
 		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
@@ -96,7 +104,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 
 // Close releases the connections.
 func (t *Tables) Close() error {
-	if t.writer != nil {
+	if t.writer != t.db {
 		_ = t.writer.Close()
 	}
 	return t.db.Close()

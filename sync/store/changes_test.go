@@ -134,14 +134,11 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 	}
 }
 
-// On embedded SQLite, single-document reads and writes by _id skip FerretDB
+// On the embedded engines, single-document reads and writes by _id skip FerretDB
 // (see embedded.Tables). What they write must read back through FerretDB
 // exactly as written, what FerretDB wrote must read back directly, and a
 // second insert of an _id must still fail: version claims rest on it.
 func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
-	if env.SQLiteDir() == "" {
-		t.Skip("direct writes exist on SQLite only")
-	}
 	ctx := context.Background()
 	direct := env.Store(t)
 	cfg := env.StoreConfig(t)
