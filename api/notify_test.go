@@ -191,3 +191,20 @@ func TestTasksFromSyncAreScheduled(t *testing.T) {
 		}
 	}
 }
+
+func TestUsersSetAndClearTheirQuietHours(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	got := h.call("PATCH", "/v1/users/"+w.r1.id, w.r1, map[string]any{"quiet_hours": map[string]any{"start": "22:00", "end": "07:00"}}, 200)
+	if q, _ := got["quiet_hours"].(map[string]any); q["start"] != "22:00" || q["end"] != "07:00" {
+		t.Fatalf("after setting: %v", got)
+	}
+	h.call("PATCH", "/v1/users/"+w.r1.id, w.r1, map[string]any{"quiet_hours": map[string]any{"start": "late", "end": "07:00"}}, 422)
+	if got := h.call("GET", "/v1/users/"+w.r1.id, w.r1, nil, 200); got["quiet_hours"] == nil {
+		t.Fatalf("a refused change cleared them: %v", got)
+	}
+	got = h.call("PATCH", "/v1/users/"+w.r1.id, w.r1, map[string]any{"quiet_hours": map[string]any{"start": "", "end": ""}}, 200)
+	if got["quiet_hours"] != nil {
+		t.Fatalf("after clearing: %v", got)
+	}
+}
