@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,16 +98,13 @@ func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done f
 	return 0, nil, errors.New("sync counter vanished while seeding")
 }
 
-// finishScript removes the in-flight member of one number, whatever its start time.
-var finishScript = redis.NewScript(`
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-for _, m in ipairs(members) do redis.call('ZREM', KEYS[1], m) end
-return #members`)
-
-// finish takes seq out of flight. If Redis cannot be reached, the number
+// finish takes seq out of flight: its member, whatever its start time, is
+// the one scored seq (one native command: a script here cost a fifth of a
+// sync write on the in-process Redis). If Redis cannot be reached, the number
 // expires with its lease, which only delays pulls.
 func (s *Sequencer) finish(ctx context.Context, key string, seq int64) {
-	_ = finishScript.Run(ctx, s.client, []string{key}, seq).Err()
+	n := strconv.FormatInt(seq, 10)
+	_ = s.client.ZRemRangeByScore(ctx, key, n, n).Err()
 }
 
 // watermarkScript drops in-flight numbers older than the lease and answers one
