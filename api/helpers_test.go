@@ -88,8 +88,10 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	devices := notify.NewDevices(st, clk.Now)
 	acc, err := accounts.New(accounts.Options{
 		Store:     st,
+		Devices:   devices,
 		Limiter:   ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, testLoginWindow),
 		IPLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", 10*testLoginMaxFailures, testLoginWindow),
 		Signer:    signer,
@@ -115,7 +117,6 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 		t.Fatal(err)
 	}
 	engine := watermelon.New(crmService, seq, st, testPullPage)
-	devices := notify.NewDevices(st, clk.Now)
 	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, notify.NewService(devices, st, crmService), checks, testLogger())
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
 		schedule: schedule, scheduler: scheduler, devices: devices}

@@ -208,3 +208,19 @@ func TestUsersSetAndClearTheirQuietHours(t *testing.T) {
 		t.Fatalf("after clearing: %v", got)
 	}
 }
+
+func TestDeactivatingAUserForgetsTheirDevices(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	h.call("POST", "/v1/devices", w.r1, map[string]any{"device_id": "phone-1", "fcm_token": "token-r1", "platform": "android"}, 200)
+	h.call("POST", "/v1/devices", w.r1, map[string]any{"device_id": "tablet", "fcm_token": "token-r1-tab", "platform": "ios"}, 200)
+	h.call("PATCH", "/v1/users/"+w.r1.id, w.admin, map[string]any{"active": false}, 200)
+	if list, err := h.devices.List(context.Background(), w.admin.tenant, w.r1.id); err != nil || len(list) != 0 {
+		t.Fatalf("devices of a deactivated user: %v %v", list, err)
+	}
+	for _, token := range []string{"token-r1", "token-r1-tab"} {
+		if _, err := h.store.TokenOwnerOf(context.Background(), token); err == nil {
+			t.Fatalf("%s is still registered", token)
+		}
+	}
+}

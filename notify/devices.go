@@ -94,6 +94,21 @@ func (d *Devices) Unregister(ctx context.Context, a models.Actor, deviceID strin
 	return d.drop(ctx, a.TenantID, a.UserID, deviceID, "")
 }
 
+// ForgetUser removes every device of a user (deactivated: their phone stops
+// getting pushes, and its token is free for whoever signs in on it next).
+func (d *Devices) ForgetUser(ctx context.Context, tenant, user string) error {
+	devices, err := d.List(ctx, tenant, user)
+	if err != nil {
+		return err
+	}
+	for _, dev := range devices {
+		if err := d.drop(ctx, tenant, user, dev.DeviceID, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // drop removes the device from the user's set, only while its token is still
 // token when token is not empty (a token FCM called dead, or one that moved).
 func (d *Devices) drop(ctx context.Context, tenant, user, deviceID, token string) error {

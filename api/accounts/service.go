@@ -53,6 +53,7 @@ type Service struct {
 	ipLimiter attemptLimiter
 	signer    *Signer
 	password  PasswordParams
+	devices   deviceForgetter
 	now       func() time.Time
 	log       *slog.Logger
 	// dummyHash is verified against when an e-mail is unknown, so a wrong e-mail
@@ -70,8 +71,15 @@ type Options struct {
 	IPLimiter attemptLimiter
 	Signer    *Signer
 	Password  PasswordParams
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Devices, when set, forgets a deactivated user's phones (package notify).
+	Devices deviceForgetter
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// deviceForgetter drops every push device of a user.
+type deviceForgetter interface {
+	ForgetUser(ctx context.Context, tenant, user string) error
 }
 
 // New returns a Service.
@@ -89,7 +97,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: o.Store, limiter: o.Limiter, ipLimiter: o.IPLimiter, signer: o.Signer, password: o.Password,
+	return &Service{store: o.Store, limiter: o.Limiter, ipLimiter: o.IPLimiter, signer: o.Signer, password: o.Password, devices: o.Devices,
 		now: o.Now, log: o.Logger, dummyHash: dummy}, nil
 }
 

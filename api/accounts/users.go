@@ -211,6 +211,11 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 		if err := s.store.RevokeUserSessions(ctx, a.TenantID, u.ID, "deactivated", u.UpdatedAt); err != nil {
 			return models.User{}, err
 		}
+		if s.devices != nil {
+			if err := s.devices.ForgetUser(ctx, a.TenantID, u.ID); err != nil {
+				return models.User{}, err
+			}
+		}
 	}
 	return u, nil
 }

@@ -147,8 +147,10 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, fmt.Errorf("JWT secret from %s: %w", source, err)
 	}
+	devices := notify.NewDevices(st, time.Now)
 	acc, err := accounts.New(accounts.Options{
 		Store:     st,
+		Devices:   devices,
 		Limiter:   ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-email:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
 		IPLimiter: ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-ip:", int64(cfg.LoginMaxFailures)*ipFailureFactor, cfg.LoginFailureWindow),
 		Signer:    signer,
@@ -181,7 +183,6 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, err
 	}
-	devices := notify.NewDevices(st, time.Now)
 	a.worker = notify.NewWorker(st, a.crm, devices, a.scheduler, pusher, time.Now, log)
 	a.sync = watermelon.New(a.crm, a.seq, st, cfg.SyncPageSize)
 	checks := []api.Check{
