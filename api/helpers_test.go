@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -28,30 +27,12 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
-// clock is a settable time source shared by the service and the token signer.
-type clock struct {
-	mu  gosync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // harness is one API server on its own database and Redis prefix.
 type harness struct {
 	t      *testing.T
 	server *api.Server
 	store  *store.Store
-	clock  *clock
+	clock  *testenv.Clock
 	redis  *testenv.Redis
 	crm    *crm.Service
 	sync   *watermelon.Engine
@@ -72,7 +53,7 @@ const (
 
 func newHarness(t *testing.T, checks ...api.Check) *harness {
 	t.Helper()
-	return buildHarness(t, env.Store(t), env.Redis(t), &clock{now: time.Now().UTC()}, checks...)
+	return buildHarness(t, env.Store(t), env.Redis(t), testenv.NewClock(time.Now().UTC()), checks...)
 }
 
 // twin returns a second API server on the same database, Redis and clock, as
@@ -82,7 +63,7 @@ func (h *harness) twin() *harness {
 	return buildHarness(h.t, h.store, h.redis, h.clock)
 }
 
-func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, checks ...api.Check) *harness {
+func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, checks ...api.Check) *harness {
 	t.Helper()
 	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
 	if err != nil {
@@ -117,7 +98,7 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *clock, 
 		t.Fatal(err)
 	}
 	engine := watermelon.New(crmService, seq, st, testPullPage)
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, notify.NewService(devices, st, crmService), checks, testLogger())
+	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
 		schedule: schedule, scheduler: scheduler, devices: devices}
 }

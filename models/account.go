@@ -75,6 +75,15 @@ type User struct {
 	UpdatedAt    time.Time   `bson:"updated_at" json:"updated_at"`
 }
 
+// Location is the user's time zone; UTC when it cannot be loaded (a name
+// this machine's time zone database lacks).
+func (u User) Location() *time.Location {
+	if loc, err := time.LoadLocation(u.TimeZone); err == nil {
+		return loc
+	}
+	return time.UTC
+}
+
 // Default settings of a new user when the creator gives none.
 const (
 	DefaultTimeZone = "UTC"

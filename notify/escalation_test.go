@@ -3,32 +3,14 @@ package notify_test
 import (
 	"context"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
-
-// fakeClock is a clock the test moves; nothing here sleeps for minutes.
-type fakeClock struct {
-	mu  gosync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // user creates a user of the world's tenant with a device (token = id).
 func (w *world) user(name string, role models.Role, teamID, managerID, tz, locale string) models.User {
@@ -76,7 +58,7 @@ func (w *world) settings(edit func(r *models.ReminderSettings)) {
 }
 
 // at moves the clock to t and lets the worker send what is due.
-func (w *world) at(clock *fakeClock, t time.Time) {
+func (w *world) at(clock *testenv.Clock, t time.Time) {
 	w.t.Helper()
 	clock.Set(t)
 	for {
@@ -107,7 +89,7 @@ func (w *world) org() org {
 }
 
 func TestOverdueTaskEscalatesToTheManagerThenTheirManager(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	o := w.org()
 	w.settings(func(r *models.ReminderSettings) { r.OverdueAfterMinutes, r.SecondEscalationAfterMinutes = 60, 240 })
@@ -150,7 +132,7 @@ func TestOverdueTaskEscalatesToTheManagerThenTheirManager(t *testing.T) {
 }
 
 func TestTicketSLAWarnsTheAssigneeThenTellsTheManager(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	o := w.org()
 	ctx := context.Background()
@@ -189,7 +171,7 @@ func TestTicketSLAWarnsTheAssigneeThenTellsTheManager(t *testing.T) {
 
 func TestQuietHoursHoldNonUrgentPushesButNotTheInbox(t *testing.T) {
 	// 22:30 in Berlin (UTC+1 in November).
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 21, 30, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 11, 23, 21, 30, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	o := w.org()
 	ctx := context.Background()
@@ -224,7 +206,7 @@ func TestQuietHoursHoldNonUrgentPushesButNotTheInbox(t *testing.T) {
 }
 
 func TestDigestsFireAtEachManagersLocalTime(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	ctx := context.Background()
 	shanghai := w.user("Zhang", models.RoleManager, "", "", "Asia/Shanghai", "zh-CN")
@@ -280,7 +262,7 @@ func crmList() crm.ListOptions { return crm.ListOptions{Limit: 50} }
 // schedule, no sooner than Retry-After, with growing pauses, and after
 // MaxAttempts marks the reminder failed (GET /v1/tasks/{id}/reminders shows it).
 func TestQuotaExceededIsRetriedThenMarkedFailed(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	w.device("phone", "token-phone")
 	quota := fcmAnswer{status: 429, errStatus: "RESOURCE_EXHAUSTED", fcmCode: "QUOTA_EXCEEDED", retryAfter: "60"}

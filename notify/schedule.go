@@ -264,10 +264,7 @@ func (s *Scheduler) ScheduleDigest(ctx context.Context, u models.User) error {
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return err
 	}
-	loc, lerr := time.LoadLocation(u.TimeZone)
-	if lerr != nil {
-		loc = time.UTC
-	}
+	loc := u.Location()
 	next := models.NextLocal(s.now(), st.DigestTime, loc)
 	return s.apply(ctx, models.Reminder{TenantID: u.TenantID, UserID: u.ID}, subject, []string{models.NotifyDigest},
 		[]models.PlannedReminder{{Kind: models.NotifyDigest, FireAt: next}})

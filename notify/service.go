@@ -7,9 +7,9 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// taskVisibility tells whether the actor may see a task (package crm).
+// taskVisibility tells whether the actor may see a task (crm's Tasks).
 type taskVisibility interface {
-	VisibleTask(ctx context.Context, a models.Actor, id string) (models.Task, error)
+	Get(ctx context.Context, a models.Actor, id string) (models.Task, error)
 }
 
 // Service is what the API asks of reminders and push: the signed-in user's
@@ -43,7 +43,7 @@ func (s *Service) Devices(ctx context.Context, a models.Actor) ([]models.Device,
 // TaskReminders returns the reminders of a task the actor may see: when each
 // fires and what became of it (scheduled, sent, cancelled, failed).
 func (s *Service) TaskReminders(ctx context.Context, a models.Actor, taskID string) ([]models.Reminder, error) {
-	if _, err := s.tasks.VisibleTask(ctx, a, taskID); err != nil {
+	if _, err := s.tasks.Get(ctx, a, taskID); err != nil {
 		return nil, err
 	}
 	out := []models.Reminder{}

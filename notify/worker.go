@@ -152,10 +152,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		r.State, r.UpdatedAt = models.ReminderCancelled, now.UTC()
 		return w.store.PutReminder(ctx, r)
 	}
-	loc, err := time.LoadLocation(f.recipient.TimeZone)
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := f.recipient.Location()
 	note := f.note
 	note.Title, note.Body = models.NotificationText(r.Kind, f.recipient.Locale, loc, f.text)
 	note.TenantID, note.UserID, note.Kind = r.TenantID, f.recipient.ID, r.Kind
@@ -365,10 +362,7 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 	if len(ids) == 0 {
 		return models.DigestCounts{}, nil
 	}
-	loc, err := time.LoadLocation(manager.TimeZone)
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := manager.Location()
 	now := w.now()
 	local := now.In(loc)
 	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)

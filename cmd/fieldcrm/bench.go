@@ -77,17 +77,11 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded in %s\n\n", time.Since(start).Round(time.Millisecond))
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fmt.Fprintf(stdout, "%-34s %10s %10s %12s %10s %10s\n", "operation", "records", "total", "records/s", "p50", "p99")
 	row := func(name string, records int, total time.Duration, lat []time.Duration) {
 		rate := float64(records) / total.Seconds()
@@ -163,6 +157,23 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 }
 
 type benchRep struct{ id, email, tenant string }
+
+// startCPUProfile writes a CPU profile to path until stop is called; with no
+// path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
 
 // freeAddr returns a loopback address with a free port.
 func freeAddr() (string, error) {

@@ -192,7 +192,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	a.server = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
-	}, acc, a.crm, a.sync, notify.NewService(devices, st, a.crm), checks, log)
+	}, acc, a.crm, a.sync, notify.NewService(devices, st, a.crm.Tasks), checks, log)
 	return a, nil
 }
 

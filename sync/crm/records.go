@@ -145,6 +145,16 @@ func (r *Records[R]) load(ctx context.Context, tenant, id string) (R, error) {
 	return rec, nil
 }
 
+// live loads a record that is not deleted, whoever asks (the server's own
+// reads); a tombstone is models.ErrNotFound.
+func (r *Records[R]) live(ctx context.Context, tenant, id string) (R, error) {
+	rec, err := r.load(ctx, tenant, id)
+	if err == nil && meta(&rec).Deleted() {
+		return rec, models.ErrNotFound
+	}
+	return rec, err
+}
+
 func (r *Records[R]) canSee(a models.Actor, rec *R) bool {
 	if r.h.ownOnly {
 		m := meta(rec)

@@ -149,27 +149,14 @@ func New(o Options) (*Service, error) {
 	return s, nil
 }
 
-// Task reads a task of tenant as the server (for reminders).
+// Task reads a live task of tenant as the server (for reminders).
 func (s *Service) Task(ctx context.Context, tenant, id string) (models.Task, error) {
-	t, err := s.Tasks.load(ctx, tenant, id)
-	if err == nil && t.Deleted() {
-		return t, models.ErrNotFound
-	}
-	return t, err
+	return s.Tasks.live(ctx, tenant, id)
 }
 
-// VisibleTask returns a task the actor may see, or models.ErrNotFound.
-func (s *Service) VisibleTask(ctx context.Context, a models.Actor, id string) (models.Task, error) {
-	return s.Tasks.Get(ctx, a, id)
-}
-
-// Ticket reads a ticket of tenant as the server (for SLA reminders).
+// Ticket reads a live ticket of tenant as the server (for SLA reminders).
 func (s *Service) Ticket(ctx context.Context, tenant, id string) (models.Ticket, error) {
-	t, err := s.Tickets.load(ctx, tenant, id)
-	if err == nil && t.Deleted() {
-		return t, models.ErrNotFound
-	}
-	return t, err
+	return s.Tickets.live(ctx, tenant, id)
 }
 
 // Notify stores a notification in its recipient's inbox under id (the same id

@@ -179,18 +179,30 @@ func bsonToSJSON(doc bson.Raw) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := append([]byte(`{"$s":`), schema...)
-	for _, e := range elems {
-		out = append(out, ',')
-		if out, err = appendJSONString(out, e.Key()); err != nil {
+	out := append(append([]byte(`{"$s":`), schema...), ',')
+	if out, err = appendMembers(out, elems, appendSJSONValue); err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
+}
+
+// appendMembers writes elems as the members of a JSON object ("key":value,
+// comma separated, without the braces), each value written by value.
+func appendMembers(dst []byte, elems []bson.RawElement, value func([]byte, bson.RawValue) ([]byte, error)) ([]byte, error) {
+	var err error
+	for i, e := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendJSONString(dst, e.Key()); err != nil {
 			return nil, err
 		}
-		out = append(out, ':')
-		if out, err = appendSJSONValue(out, e.Value()); err != nil {
+		dst = append(dst, ':')
+		if dst, err = value(dst, e.Value()); err != nil {
 			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
 		}
 	}
-	return append(out, '}'), nil
+	return dst, nil
 }
 
 // appendSchema writes a document's "$s": the type of each field and the key order.
@@ -203,17 +215,8 @@ func appendSchema(dst []byte, doc bson.Raw) ([]byte, error) {
 		return append(dst, "{}"...), nil
 	}
 	dst = append(dst, `{"p":{`...)
-	for i, e := range elems {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		if dst, err = appendJSONString(dst, e.Key()); err != nil {
-			return nil, err
-		}
-		dst = append(dst, ':')
-		if dst, err = appendElemSchema(dst, e.Value()); err != nil {
-			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
-		}
+	if dst, err = appendMembers(dst, elems, appendElemSchema); err != nil {
+		return nil, err
 	}
 	dst = append(dst, `},"$k":[`...)
 	for i, e := range elems {
@@ -310,18 +313,8 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		dst = append(dst, '{')
-		for i, e := range elems {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = appendJSONString(dst, e.Key()); err != nil {
-				return nil, err
-			}
-			dst = append(dst, ':')
-			if dst, err = appendSJSONValue(dst, e.Value()); err != nil {
-				return nil, err
-			}
+		if dst, err = appendMembers(append(dst, '{'), elems, appendSJSONValue); err != nil {
+			return nil, err
 		}
 		return append(dst, '}'), nil
 	case bsontype.Array:

@@ -150,10 +150,7 @@ func (s *Store) InsertReminders(ctx context.Context, rs []models.Reminder) error
 	for i := range rs {
 		docs[i] = rs[i]
 	}
-	if _, err := s.coll(collReminders).InsertMany(ctx, docs); err != nil {
-		return fmt.Errorf("insert %d reminders: %w", len(rs), err)
-	}
-	return nil
+	return s.insertMany(ctx, collReminders, docs)
 }
 
 // RecordFiring stores what became of one firing of a reminder: its new state

@@ -102,11 +102,16 @@ func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.R
 		e.fill(coll, rec.Header())
 		entries[i], docs[i] = e, rec
 	}
-	if _, err := s.coll(collAudit).InsertMany(ctx, entries); err != nil {
-		return fmt.Errorf("audit %d new %s: %w", len(records), coll, err)
+	if err := s.insertMany(ctx, collAudit, entries); err != nil {
+		return fmt.Errorf("audit new %s: %w", coll, err)
 	}
+	return s.insertMany(ctx, coll, docs)
+}
+
+// insertMany adds docs in one round trip, stopping at the first failure.
+func (s *Store) insertMany(ctx context.Context, coll string, docs []any) error {
 	if _, err := s.coll(coll).InsertMany(ctx, docs); err != nil {
-		return fmt.Errorf("insert %d %s: %w", len(records), coll, err)
+		return fmt.Errorf("insert %d into %s: %w", len(docs), coll, err)
 	}
 	return nil
 }

@@ -209,30 +209,30 @@ func (e *Env) Redis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("parse REDIS_URL: %v", err)
 	}
-	client := redis.NewClient(opts)
+	r := &Redis{Client: redis.NewClient(opts), Prefix: prefix}
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := client.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			client.Del(ctx, iter.Val())
-		}
-		_ = client.Close()
+		_ = r.deleteKeys(context.Background())
+		_ = r.Client.Close()
 	})
-	return &Redis{Client: client, Prefix: prefix}
+	return r
 }
 
 // Flush deletes every key of this test's prefix, as a Redis restarted without
 // persistence (or replaced) would have lost them.
 func (r *Redis) Flush(t testing.TB) {
 	t.Helper()
-	ctx := context.Background()
+	if err := r.deleteKeys(context.Background()); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+// deleteKeys deletes every key of the prefix.
+func (r *Redis) deleteKeys(ctx context.Context) error {
 	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		if err := r.Client.Del(ctx, iter.Val()).Err(); err != nil {
-			t.Fatalf("flush %s: %v", iter.Val(), err)
+			return fmt.Errorf("delete %s: %w", iter.Val(), err)
 		}
 	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
+	return iter.Err()
 }
