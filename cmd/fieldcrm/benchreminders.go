@@ -232,8 +232,9 @@ type benchFCM struct {
 }
 
 type arrival struct {
-	task string
-	at   time.Time
+	task  string
+	token string
+	at    time.Time
 }
 
 func newBenchFCM() *benchFCM {
@@ -241,12 +242,13 @@ func newBenchFCM() *benchFCM {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Message struct {
-				Data map[string]string `json:"data"`
+				Token string            `json:"token"`
+				Data  map[string]string `json:"data"`
 			} `json:"message"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		f.mu.Lock()
-		f.got = append(f.got, arrival{task: req.Message.Data["task_id"], at: f.clock()})
+		f.got = append(f.got, arrival{task: req.Message.Data["task_id"], token: req.Message.Token, at: f.clock()})
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"name": "projects/bench/messages/1"}`)

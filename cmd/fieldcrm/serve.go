@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
+	"github.com/fieldcrm/fieldcrm/sync/lease"
 	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
@@ -38,17 +40,20 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	if cfg.Role != roleAPI {
-		go every(ctx, cfg.PoolReclaimEvery, log, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
-		go every(ctx, time.Hour, log, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
+		jobs := jobRunner{leases: lease.New(a.redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
+		go jobs.every(ctx, "pool-reclaim", cfg.PoolReclaimEvery, "pool reclaim: customers returned to the pool", a.crm.ReclaimAll)
+		go jobs.every(ctx, "tombstone-purge", time.Hour, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
 			return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 		})
 		reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
+		// At start-up every replica reconciles, without a lease: it is what
+		// rebuilds a schedule that Redis lost, and it is safe to run twice.
 		if n, err := reconcile(ctx); err != nil {
 			log.Error("rebuild the reminder schedule", "err", err.Error())
 		} else {
 			log.Info("reminder schedule rebuilt from MongoDB", "subjects", n)
 		}
-		go every(ctx, cfg.ReminderReconcileEvery, log, "reminder schedule reconciled with MongoDB", reconcile)
+		go jobs.every(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcile)
 		go a.worker.Run(ctx)
 	}
 	if cfg.Role == roleWorker {
@@ -63,10 +68,17 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	return nil
 }
 
+// jobRunner runs the background jobs of a worker process.
+type jobRunner struct {
+	leases *lease.Leases
+	log    *slog.Logger
+}
+
 // every runs job each period until ctx ends, logging what it did (done, the
-// count it returns) and its failures. Every replica runs the jobs; each is
-// safe to run concurrently (see the jobs' comments).
-func every(ctx context.Context, period time.Duration, log *slog.Logger, done string, job func(context.Context) (int, error)) {
+// count it returns) and its failures. Every worker replica ticks, but only the
+// one that takes the job's lease for the period runs it: the jobs are safe to
+// run concurrently, yet N replicas scanning every tenant N times is waste.
+func (r jobRunner) every(ctx context.Context, name string, period time.Duration, done string, job func(context.Context) (int, error)) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
@@ -75,14 +87,32 @@ func every(ctx context.Context, period time.Duration, log *slog.Logger, done str
 			return
 		case <-tick.C:
 		}
+		mine, err := r.leases.Take(ctx, name, lease.PeriodTTL(period))
+		if err != nil {
+			r.log.ErrorContext(ctx, "background job not run", "job", name, "err", err.Error())
+			continue
+		}
+		if !mine {
+			r.log.DebugContext(ctx, "background job run by another replica this period", "job", name)
+			continue
+		}
 		n, err := job(ctx)
 		switch {
 		case err != nil:
-			log.ErrorContext(ctx, "background job failed", "job", done, "err", err.Error())
+			r.log.ErrorContext(ctx, "background job failed", "job", name, "err", err.Error())
 		case n > 0:
-			log.InfoContext(ctx, done, "count", n)
+			r.log.InfoContext(ctx, done, "job", name, "count", n)
 		}
 	}
+}
+
+// processName tells replicas apart in job leases: host name and process id.
+func processName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // application is everything serve runs, wired from the configuration.
@@ -114,6 +144,13 @@ func (a *application) close(ctx context.Context) {
 // HTTP server. On error, what was opened is in the closers already.
 func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*application, error) {
 	a := &application{log: log}
+	if cfg.MongoURI == "" && cfg.FerretPostgreSQLURL != "" {
+		release, err := embedded.LockStartup(ctx, cfg.FerretPostgreSQLURL)
+		if err != nil {
+			return a, err
+		}
+		defer release()
+	}
 	storeCfg, closeMongo, err := openMongo(ctx, cfg, log)
 	if err != nil {
 		return a, err

@@ -228,9 +228,14 @@ func (r *Redis) Flush(t testing.TB) {
 
 // deleteKeys deletes every key of the prefix.
 func (r *Redis) deleteKeys(ctx context.Context) error {
-	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
+	return DeleteKeys(ctx, r.Client, r.Prefix)
+}
+
+// DeleteKeys deletes every key that starts with prefix.
+func DeleteKeys(ctx context.Context, client redis.UniversalClient, prefix string) error {
+	iter := client.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		if err := r.Client.Del(ctx, iter.Val()).Err(); err != nil {
+		if err := client.Del(ctx, iter.Val()).Err(); err != nil {
 			return fmt.Errorf("delete %s: %w", iter.Val(), err)
 		}
 	}
