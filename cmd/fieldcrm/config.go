@@ -56,6 +56,9 @@ type serveConfig struct {
 	PasswordTime           int
 }
 
+// defaultAddr is where serve listens without FIELDCRM_ADDR.
+const defaultAddr = ":8080"
+
 // Process roles (--role).
 const (
 	roleAll    = "all"
@@ -102,7 +105,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (no HTTP) (FIELDCRM_ROLE)")
-	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", ":8080"), "listen address (FIELDCRM_ADDR)")
+	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", defaultAddr), "listen address (FIELDCRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and the generated JWT secret (FIELDCRM_DATA_DIR)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
 	fs.StringVar(&cfg.MongoDatabase, "mongodb-database", env("MONGODB_DATABASE", "fieldcrm"), "database name (MONGODB_DATABASE)")

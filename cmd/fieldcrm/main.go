@@ -12,6 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The container image is built FROM scratch, which has no zoneinfo; users'
+	// time zones (digests, quiet hours) must load anyway.
+	_ "time/tzdata"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -52,6 +56,7 @@ Usage:
 Commands:
   serve     run the HTTP API on embedded or real MongoDB and Redis
   bench     measure: "bench sync" seeds a territory and times sync over loopback
+  probe     exit 0 when a running server answers /readyz (container health checks)
   version   print the version
 
 Run "fieldcrm <command> --help" for a command's flags. Configuration comes from
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "probe":
+		return probeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "fieldcrm", version)
 		return nil

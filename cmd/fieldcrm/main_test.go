@@ -258,3 +258,29 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.w.String()
 }
+
+func TestProbeAsksTheServer(t *testing.T) {
+	p := startServe(t, isolatedVars(t, "probe"))
+	addr := strings.TrimPrefix(p.base, "http://")
+	getenv := func(k string) string {
+		if k == "FIELDCRM_ADDR" {
+			return addr
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	for _, path := range []string{"/readyz", "/healthz"} {
+		out.Reset()
+		if err := run(context.Background(), []string{"probe", "--path", path}, getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), `"ok"`) {
+			t.Fatalf("probe %s of a running server: %v %q %q", path, err, out.String(), errOut.String())
+		}
+	}
+	p.stop(t)
+	err := run(context.Background(), []string{"probe", "--timeout", "500ms"}, getenv, &out, &errOut)
+	if err == nil || exitCode(err) != 1 {
+		t.Fatalf("probe of a stopped server: %v", err)
+	}
+	if err := run(context.Background(), []string{"probe", "--path", "/admin"}, getenv, &out, &errOut); exitCode(err) != 2 {
+		t.Fatalf("probe of another path: %v", err)
+	}
+}
