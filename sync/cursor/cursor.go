@@ -54,8 +54,11 @@ func New(client redis.UniversalClient, prefix string, lease time.Duration, now f
 // deadline no later than this.
 func (s *Sequencer) Lease() time.Duration { return s.lease }
 
+// keys are the tenant's counter and in-flight set. The tenant id is their
+// hash tag: the scripts touch both, and on a Redis Cluster the keys of one
+// script must live in one slot.
 func (s *Sequencer) keys(tenant string) []string {
-	return []string{s.prefix + "seq:" + tenant, s.prefix + "inflight:" + tenant}
+	return []string{s.prefix + "seq:{" + tenant + "}", s.prefix + "inflight:{" + tenant + "}"}
 }
 
 // beginScript takes the next number and marks it in flight with its start time.
