@@ -27,17 +27,18 @@ type route struct {
 
 func (s *Server) routeTable() []route {
 	const (
-		tagAuth   = "auth"
-		tagUsers  = "users"
-		tagTeams  = "teams"
-		tagSystem = "system"
-		tagCRM    = "customers"
-		tagWork   = "activities"
-		tagSales  = "sales"
-		tagCare   = "service"
-		tagAdmin  = "administration"
-		tagSync   = "sync"
-		tagPush   = "reminders and push"
+		tagAuth    = "auth"
+		tagUsers   = "users"
+		tagTeams   = "teams"
+		tagSystem  = "system"
+		tagCRM     = "customers"
+		tagWork    = "activities"
+		tagSales   = "sales"
+		tagCare    = "service"
+		tagAdmin   = "administration"
+		tagSync    = "sync"
+		tagPush    = "reminders and push"
+		tagPrivacy = "privacy"
 	)
 	c := s.crm
 	routes := []route{
@@ -93,6 +94,10 @@ func (s *Server) routeTable() []route {
 			auth: true, request: assignRequest{}, response: models.Customer{}, status: 200, errors: []int{400, 403, 404, 415, 422}, handler: withBody(s.assign)},
 		{method: "POST", path: "/v1/customers/:id/claim", tag: tagCRM, summary: "Take a customer from the public pool",
 			auth: true, response: models.Customer{}, status: 200, errors: []int{404, 409}, handler: readOne(c.Claim)},
+		{method: "GET", path: "/v1/customers/:id/personal-data", tag: tagPrivacy, summary: "Access request: everything stored about a customer, deleted and merged records, conflicts, inbox entries and version history included (admins)",
+			auth: true, response: crm.PersonalData{}, status: 200, errors: []int{403, 404}, handler: readOne(c.PersonalData)},
+		{method: "POST", path: "/v1/customers/:id/erase", tag: tagPrivacy, summary: "Erasure request: removes the customer's personal data (names, ways to reach them, addresses, ID number, free text) from it, its records and their history; amounts, dates, stages and ratings stay; devices receive it at their next pull (admins)",
+			auth: true, response: crm.Erasure{}, status: 200, errors: []int{403, 404}, handler: readOne(c.Erase)},
 		{method: "POST", path: "/v1/customers/:id/release", tag: tagCRM, summary: "Return a customer to the public pool",
 			auth: true, response: models.Customer{}, status: 200, errors: []int{403, 404, 409}, handler: readOne(c.Release)},
 		{method: "GET", path: "/v1/sync/schema", tag: tagSync, summary: "The synced tables and columns (WatermelonDB types) and the schema version",

@@ -55,12 +55,16 @@ const maxChildren = 10_000
 
 func childrenOf[R any](ctx context.Context, r *Records[R], tenant, customerID string, limit int) (kids[R], error) {
 	var recs []R
-	q := store.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
-		Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: customerID}}}
-	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
+	if err := r.svc.store.Find(ctx, r.coll, childQuery(tenant, customerID, limit), &recs); err != nil {
 		return kids[R]{}, err
 	}
 	return kids[R]{r: r, recs: recs}, nil
+}
+
+// childQuery finds the live records of one customer, whoever owns them.
+func childQuery(tenant, customerID string, limit int) store.Query {
+	return store.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
+		Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: customerID}}}
 }
 
 // eachChild calls fn with the live records of each child collection of a customer.

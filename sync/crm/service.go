@@ -28,6 +28,8 @@ type recordStore interface {
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
+	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]store.AuditEntry, error)
+	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)
 	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error
 	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
 	Tenant(ctx context.Context, id string) (models.Tenant, error)

@@ -643,3 +643,56 @@ func (s *Store) RaiseSyncFloor(ctx context.Context, tenant string, floor int64) 
 	}
 	return nil
 }
+
+// AuditOf returns every audit entry of the records with the given ids, oldest
+// first: the version history of one customer and its records (an access request).
+func (s *Store) AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]AuditEntry, error) {
+	entries := []AuditEntry{}
+	for chunk := range slices.Chunk(recordIDs, 500) {
+		filter := bson.D{{Key: "tenant_id", Value: tenant}, {Key: "record_id", Value: bson.D{{Key: "$in", Value: chunk}}}}
+		var some []AuditEntry
+		if err := s.findAll(ctx, collAudit, filter, options.Find(), &some); err != nil {
+			return nil, fmt.Errorf("audit of %d records of tenant %s: %w", len(chunk), tenant, err)
+		}
+		entries = append(entries, some...)
+	}
+	slices.SortFunc(entries, func(a, b AuditEntry) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return entries, nil
+}
+
+// ScrubAudit replaces with replacement the old and new values of the fields
+// that fields names for each collection, in every audit entry of the records
+// with the given ids, and returns how many entries it rewrote. An erasure
+// calls it after erasing: the version history must not keep what was erased.
+func (s *Store) ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error) {
+	entries, err := s.AuditOf(ctx, tenant, recordIDs)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		scrubbed := false
+		for i, c := range e.Changes {
+			if !slices.Contains(fields[e.Collection], c.Field) {
+				continue
+			}
+			if !reflect.DeepEqual(c.Old, replacement) || !reflect.DeepEqual(c.New, replacement) {
+				e.Changes[i].Old, e.Changes[i].New = replacement, replacement
+				scrubbed = true
+			}
+		}
+		if !scrubbed {
+			continue
+		}
+		if _, err := s.coll(collAudit).ReplaceOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, e); err != nil {
+			return n, fmt.Errorf("scrub audit entry %s: %w", e.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}
