@@ -94,6 +94,8 @@ func (s *Server) routeTable() []route {
 			auth: true, request: assignRequest{}, response: models.Customer{}, status: 200, errors: []int{400, 403, 404, 415, 422}, handler: withBody(s.assign)},
 		{method: "POST", path: "/v1/customers/:id/claim", tag: tagCRM, summary: "Take a customer from the public pool",
 			auth: true, response: models.Customer{}, status: 200, errors: []int{404, 409}, handler: readOne(c.Claim)},
+		{method: "GET", path: "/v1/exports/customers", tag: tagCRM, summary: "Export the customers you see as CSV (UTF-8 with BOM) or Excel: ?format=csv|xlsx&lang=en|zh plus the filters and sort of GET /v1/customers; streamed; phones, e-mails, birth dates and ID numbers masked unless you are an admin; every export is in the audit log (X-Export-ID)",
+			auth: true, status: 200, errors: []int{403, 422}, handler: s.exportCustomers},
 		{method: "GET", path: "/v1/customers/:id/personal-data", tag: tagPrivacy, summary: "Access request: everything stored about a customer, deleted and merged records, conflicts, inbox entries and version history included (admins)",
 			auth: true, response: crm.PersonalData{}, status: 200, errors: []int{403, 404}, handler: readOne(c.PersonalData)},
 		{method: "POST", path: "/v1/customers/:id/erase", tag: tagPrivacy, summary: "Erasure request: removes the customer's personal data (names, ways to reach them, addresses, ID number, free text) from it, its records and their history; amounts, dates, stages and ratings stay; devices receive it at their next pull (admins)",

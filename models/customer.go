@@ -390,3 +390,24 @@ func MaskNationalID(id string) string {
 	}
 	return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
 }
+
+// MaskPhone hides the middle of a phone number, as exports show it to
+// non-admins: +86 138****8000 keeps the country code, the carrier prefix and
+// the last four digits.
+func MaskPhone(number string) string {
+	r := []rune(number)
+	if len(r) <= 8 {
+		return strings.Repeat("*", len(r))
+	}
+	keep := min(6, len(r)-8)
+	return string(r[:keep]) + strings.Repeat("*", len(r)-keep-4) + string(r[len(r)-4:])
+}
+
+// MaskEmail keeps the first letter and the domain: x***@example.cn.
+func MaskEmail(address string) string {
+	local, domain, ok := strings.Cut(address, "@")
+	if !ok || local == "" {
+		return strings.Repeat("*", len([]rune(address)))
+	}
+	return string([]rune(local)[:1]) + "***@" + domain
+}

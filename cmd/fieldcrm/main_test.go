@@ -284,3 +284,55 @@ func TestProbeAsksTheServer(t *testing.T) {
 		t.Fatalf("probe of another path: %v", err)
 	}
 }
+
+func TestExportCommandWritesTheTenantsCustomers(t *testing.T) {
+	vars := isolatedVars(t, "export")
+	vars["FIELDCRM_JWT_SECRET"] = "export-test-secret-of-at-least-32-bytes!"
+	p := startServe(t, vars)
+	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "name": "Ana", "email": "ana@export.test", "password": "correct horse battery",
+	})
+	if status != 201 {
+		t.Fatalf("signup: %d %v", status, body)
+	}
+	token := body["access_token"].(string)
+	tenant := body["user"].(map[string]any)["tenant_id"].(string)
+	for _, name := range []string{"王小明", "Acme Pumps"} {
+		if status, body := p.call(t, "POST", "/v1/customers", token, map[string]any{"name": name, "kind": "company"}); status != 201 {
+			t.Fatalf("customer: %d %v", status, body)
+		}
+	}
+	p.stop(t)
+
+	getenv := func(k string) string { return vars[k] }
+	out := filepath.Join(t.TempDir(), "customers.csv")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"export", "--tenant", tenant, "--lang", "zh", "--out", out, "--filter", "q=Acme"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	if !strings.HasPrefix(text, "\uFEFF客户编号,客户名称") || !strings.Contains(text, "Acme Pumps") || strings.Contains(text, "王小明") {
+		t.Fatalf("exported file:\n%s", text)
+	}
+	for _, bad := range [][]string{{"export"}, {"export", "--tenant", "nosuchtenant"}, {"export", "--tenant", tenant, "--format", "pdf"}, {"export", "--tenant", tenant, "--filter", "nokey"}} {
+		if err := run(context.Background(), bad, getenv, &stdout, &stderr); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+
+	p = startServe(t, vars)
+	defer p.stop(t)
+	_, audit := p.call(t, "GET", "/v1/audit?limit=50", token, nil)
+	found := false
+	for _, e := range audit["data"].([]any) {
+		e := e.(map[string]any)
+		found = found || (e["action"] == "export customers" && e["actor_id"] == cliActorID)
+	}
+	if !found {
+		t.Fatalf("the export is not in the audit log: %v", audit)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -30,6 +32,7 @@ type recordStore interface {
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
 	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]store.AuditEntry, error)
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)
+	LogEvent(ctx context.Context, e store.AuditEntry) error
 	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error
 	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
 	Tenant(ctx context.Context, id string) (models.Tenant, error)
@@ -248,4 +251,19 @@ func (s *Service) MarkRead(ctx context.Context, a models.Actor, id string) (mode
 		}
 		return nil
 	})
+}
+
+// LogExport writes an audit entry for data about to leave fieldcrm (what:
+// "customers"), with the request's details, and returns the export's id.
+// It is written before the first row is sent: an export that breaks off
+// half-way has still been recorded.
+func (s *Service) LogExport(ctx context.Context, a models.Actor, what string, details map[string]any) (string, error) {
+	id := models.NewID()
+	changes := make([]store.Change, 0, len(details))
+	for _, k := range slices.Sorted(maps.Keys(details)) {
+		changes = append(changes, store.Change{Field: k, New: details[k]})
+	}
+	err := s.store.LogEvent(ctx, store.AuditEntry{TenantID: a.TenantID, Collection: "exports", RecordID: id,
+		Action: "export " + what, ActorID: a.UserID, At: s.now().UTC(), Changes: changes})
+	return id, err
 }

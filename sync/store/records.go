@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -695,4 +696,19 @@ func (s *Store) ScrubAudit(ctx context.Context, tenant string, recordIDs []strin
 		n++
 	}
 	return n, nil
+}
+
+// LogEvent writes an audit entry for an action that is not a record write,
+// such as an export: coll names the kind of event and id the event, so the
+// entry's id is coll/id/1. It returns models.ErrConflict if that id was logged.
+func (s *Store) LogEvent(ctx context.Context, e AuditEntry) error {
+	e.ID = auditID(e.Collection, e.RecordID, 1)
+	e.Version = 1
+	if _, err := s.coll(collAudit).InsertOne(ctx, e); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("audit event %s: %w", e.ID, models.ErrConflict)
+		}
+		return fmt.Errorf("audit event %s: %w", e.ID, err)
+	}
+	return nil
 }
