@@ -136,7 +136,10 @@ type Customer struct {
 	Meta           `bson:",inline"`
 	CustomerFields `bson:",inline"`
 	// Number is the customer number (C2026-000123-7), assigned by the server.
-	Number       string        `bson:"number" json:"number"`
+	Number string `bson:"number" json:"number"`
+	// ExternalRef is the customer's number in the system it was imported
+	// from, kept so people and later imports can find it.
+	ExternalRef  string        `bson:"external_ref" json:"external_ref"`
 	StageHistory []Transition  `bson:"stage_history" json:"stage_history"`
 	OwnerHistory []OwnerChange `bson:"owner_history" json:"owner_history"`
 	// AssignedAt is when the current owner got the customer; pool reclaim

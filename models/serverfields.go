@@ -9,7 +9,7 @@ func ServerFields(rec any) []string {
 	var own []string
 	switch rec.(type) {
 	case *Customer:
-		own = []string{"number", "stage_history", "owner_history", "assigned_at", "duplicate", "merged_into",
+		own = []string{"number", "external_ref", "stage_history", "owner_history", "assigned_at", "duplicate", "merged_into",
 			"last_interaction_at", "balance", "credit", "loyalty"}
 	case *Task:
 		own = []string{"completed_at", "interaction_id"}

@@ -33,6 +33,10 @@ type recordStore interface {
 	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]store.AuditEntry, error)
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)
 	LogEvent(ctx context.Context, e store.AuditEntry) error
+	SaveImport(ctx context.Context, im models.Import) error
+	Import(ctx context.Context, tenant, id string) (models.Import, error)
+	AddImportFailures(ctx context.Context, importID string, failures []models.ImportFailure) error
+	ImportFailures(ctx context.Context, importID, after string, limit int) ([]models.ImportFailure, error)
 	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error
 	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
 	Tenant(ctx context.Context, id string) (models.Tenant, error)

@@ -34,6 +34,7 @@ func migrations() []migration {
 		{3, "index records by sync number", createSyncIndexes},
 		{4, "embedded SQLite: drop the secondary indexes no query uses", dropUnusedSQLiteIndexes},
 		{5, "create the collections of reminders and push", createNotifyCollections},
+		{6, "create the collections of spreadsheet imports", createImportCollections},
 	}
 }
 

@@ -17,8 +17,11 @@ import (
 // SchemaVersion is the version of the synced schema; it grows whenever a table
 // or column is added, and apps send it as schema_version. Version 2 added the
 // notifications table (the in-app inbox); an app migrating from 1 pulls with
-// migration {"from": 1, "tables": ["notifications"]}.
-const SchemaVersion = 2
+// migration {"from": 1, "tables": ["notifications"]}. Version 3 added
+// customers.external_ref (the number in the system customers were imported
+// from); from 2: {"from": 2, "columns": [{"table": "customers", "columns":
+// ["external_ref"]}]}.
+const SchemaVersion = 3
 
 // Column types, as WatermelonDB names them.
 const (

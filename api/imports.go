@@ -1,0 +1,159 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/sheets"
+)
+
+// importTimeout bounds one background import.
+const importTimeout = 6 * time.Hour
+
+// importSink keeps an import's progress and failed rows in the database, where
+// every replica can answer GET /v1/imports/{id}.
+type importSink struct{ crm *crm.Service }
+
+func (k importSink) Progress(ctx context.Context, im models.Import) error { return k.crm.SaveImport(ctx, im) }
+
+func (k importSink) Failures(ctx context.Context, id string, f []models.ImportFailure) error {
+	return k.crm.AddImportFailures(ctx, id, f)
+}
+
+// importResponse is an import's record with its first failed rows.
+type importResponse struct {
+	models.Import
+	// Failures are the first 100 failed rows; GET /v1/imports/{id}/failures
+	// has them all as CSV.
+	Failures []models.ImportFailure `json:"failures"`
+}
+
+// createImport serves POST /v1/imports: a multipart upload (file, and the
+// optional fields on_duplicate, dry_run and mapping) that starts a
+// background import of customers and answers 202 with its record. A file
+// that cannot be imported at all is refused at once with 422.
+func (s *Server) createImport(c *fiber.Ctx) error {
+	fh, err := c.FormFile("file")
+	if err != nil {
+		return &models.ValidationError{Fields: []models.FieldError{{Field: "file",
+			Message: "send the spreadsheet as multipart/form-data field \"file\" (.csv or .xlsx)"}}}
+	}
+	o := sheets.Options{Actor: actorOf(c), OnDuplicate: c.FormValue("on_duplicate", crm.OnDuplicateSkip)}
+	if raw := c.FormValue("dry_run"); raw != "" {
+		if o.DryRun, err = strconv.ParseBool(raw); err != nil {
+			return &models.ValidationError{Fields: []models.FieldError{{Field: "dry_run", Message: "must be true or false"}}}
+		}
+	}
+	if raw := c.FormValue("mapping"); raw != "" {
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o.Mapping); err != nil {
+			return &models.ValidationError{Fields: []models.FieldError{{Field: "mapping",
+				Message: `must be JSON like {"columns": {"手机号码": "phones", "微信": "custom:wechat", "备注": "ignore"}}`}}}
+		}
+	}
+	ctx := c.UserContext()
+	st, err := s.crm.Settings(ctx, o.Actor)
+	if err != nil {
+		return err
+	}
+	o.CustomFields = st.CustomFields
+	dir, err := os.MkdirTemp("", "fieldcrm-import-*")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "upload")
+	if err := c.SaveFile(fh, path); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	p, err := sheets.Prepare(path, fh.Filename, o, time.Now().UTC())
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	if err := s.crm.SaveImport(ctx, p.Job()); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), importTimeout)
+	go func() {
+		defer cancel()
+		defer os.RemoveAll(dir)
+		job, err := p.Run(runCtx, s.crm, importSink{s.crm}, func() time.Time { return time.Now().UTC() })
+		log := s.log.With("import", job.ID, "tenant", job.TenantID, "user", job.UserID)
+		if err != nil {
+			log.ErrorContext(runCtx, "import failed", "done", job.Done, "err", err.Error())
+			return
+		}
+		log.InfoContext(runCtx, "import done", "rows", job.Done, "created", job.Created, "merged", job.Merged,
+			"skipped", job.Skipped, "failed", job.Failed, "dry_run", job.DryRun)
+	}()
+	c.Set(fiber.HeaderLocation, "/v1/imports/"+p.Job().ID)
+	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}})
+}
+
+func (s *Server) getImport(c *fiber.Ctx) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, a := c.UserContext(), actorOf(c)
+	im, err := s.crm.Import(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	failures, err := s.crm.ImportFailures(ctx, a, id, "", 100)
+	if err != nil {
+		return err
+	}
+	return c.JSON(importResponse{Import: im, Failures: failures})
+}
+
+// importFailures serves GET /v1/imports/{id}/failures: every failed row as
+// CSV (line, column, value, reason), UTF-8 with a byte order mark for Excel.
+func (s *Server) importFailures(c *fiber.Ctx) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, a := c.UserContext(), actorOf(c)
+	first, err := s.crm.ImportFailures(ctx, a, id, "", 500)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="import-`+id+`-failures.csv"`)
+	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		_, _ = w.WriteString("\uFEFF")
+		out := csv.NewWriter(w)
+		_ = out.Write([]string{"line", "column", "value", "reason"})
+		page := first
+		for len(page) > 0 {
+			for _, f := range page {
+				_ = out.Write([]string{strconv.Itoa(f.Line), f.Column, f.Value, f.Reason})
+			}
+			var err error
+			if page, err = s.crm.ImportFailures(streamCtx, a, id, page[len(page)-1].ID, 500); err != nil {
+				s.log.ErrorContext(streamCtx, "import failures broke off", "import", id, "err", err.Error())
+				break
+			}
+		}
+		out.Flush()
+		_ = w.Flush()
+	})
+	return nil
+}

@@ -1,0 +1,158 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// What an import does with a row that matches an existing customer (same
+// phone, e-mail or company; see checkDuplicates).
+const (
+	OnDuplicateSkip  = "skip"  // leave the existing customer alone
+	OnDuplicateMerge = "merge" // fill its empty fields, add phones, e-mails, tags
+	OnDuplicateFlag  = "flag"  // create the row anyway, flagged as a possible duplicate
+)
+
+// What became of an imported row.
+const (
+	RowCreated = "created"
+	RowMerged  = "merged"
+	RowSkipped = "skipped"
+)
+
+// RowOutcome is what became of one imported customer row.
+type RowOutcome struct {
+	Action     string `json:"action"`
+	CustomerID string `json:"customer_id,omitempty"`
+	// Reason says why a row was skipped or what it was merged into.
+	Reason string `json:"reason,omitempty"`
+	// DedupeKeys are the row's normalized keys (a dry run remembers them to
+	// find duplicates within the file, since it writes nothing).
+	DedupeKeys []string `json:"-"`
+}
+
+// ImportCustomer imports one customer row as the actor, under id: a stable id
+// derived from the row by the importer, so importing the same file again
+// finds every row imported already and creates nothing twice. The row is
+// normalized, validated, numbered and checked for duplicates as any other
+// create; onDuplicate decides what a match means. With dryRun nothing is
+// written (no number is used up either) and the outcome says what would happen.
+func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (RowOutcome, error) {
+	exists, err := s.Customers.Exists(ctx, a.TenantID, id)
+	if err != nil {
+		return RowOutcome{}, err
+	}
+	if exists {
+		return RowOutcome{Action: RowSkipped, CustomerID: id, Reason: "imported before"}, nil
+	}
+	if dryRun {
+		return s.checkImport(ctx, a, row, onDuplicate)
+	}
+	created, err := s.Customers.createAs(ctx, a, row, onDuplicate == OnDuplicateFlag, id)
+	var dup *models.DuplicateError
+	if !errors.As(err, &dup) {
+		if err != nil {
+			return RowOutcome{}, err
+		}
+		return RowOutcome{Action: RowCreated, CustomerID: created.ID}, nil
+	}
+	match := dup.Candidates[0]
+	if onDuplicate == OnDuplicateSkip {
+		return RowOutcome{Action: RowSkipped, CustomerID: match.ID, Reason: duplicateReason(match)}, nil
+	}
+	merged, err := s.Customers.mutate(ctx, a, match.ID, "import merge", func(w *write[models.Customer]) error {
+		if err := s.Customers.checkEdit(a, w.old, 0); err != nil {
+			return err
+		}
+		fillEmpty(w.rec, &row)
+		w.flagDuplicates = true
+		return s.prepareCustomer(ctx, w)
+	})
+	var forbidden *models.ForbiddenError
+	if errors.Is(err, models.ErrNotFound) || errors.As(err, &forbidden) {
+		return RowOutcome{Action: RowSkipped, CustomerID: match.ID, Reason: duplicateReason(match) + ", which you may not edit"}, nil
+	}
+	if err != nil {
+		return RowOutcome{}, err
+	}
+	return RowOutcome{Action: RowMerged, CustomerID: merged.ID, Reason: "merged into " + merged.Number}, nil
+}
+
+// checkImport is a dry run of one row: normalized and validated, and looked
+// up among the tenant's customers, with nothing written.
+func (s *Service) checkImport(ctx context.Context, a models.Actor, row models.Customer, onDuplicate string) (RowOutcome, error) {
+	st, err := s.settings(ctx, a.TenantID)
+	if err != nil {
+		return RowOutcome{}, err
+	}
+	row.TenantID = a.TenantID
+	if err := row.Prepare(st); err != nil {
+		return RowOutcome{}, err
+	}
+	out := RowOutcome{Action: RowCreated, DedupeKeys: row.DedupeKeys}
+	if len(row.DedupeKeys) == 0 || onDuplicate == OnDuplicateFlag {
+		return out, nil
+	}
+	matches, err := s.store.CustomersSharingKeys(ctx, a.TenantID, row.DedupeKeys, "", 1)
+	if err != nil || len(matches) == 0 {
+		return out, err
+	}
+	m := models.DuplicateCandidate{ID: matches[0].ID, Number: matches[0].Number, Name: matches[0].Name}
+	if onDuplicate == OnDuplicateSkip {
+		return RowOutcome{Action: RowSkipped, CustomerID: m.ID, Reason: duplicateReason(m), DedupeKeys: row.DedupeKeys}, nil
+	}
+	return RowOutcome{Action: RowMerged, CustomerID: m.ID, Reason: "merged into " + m.Number, DedupeKeys: row.DedupeKeys}, nil
+}
+
+func duplicateReason(m models.DuplicateCandidate) string {
+	why := ""
+	if len(m.Reasons) > 0 {
+		why = " (" + strings.Join(m.Reasons, ", ") + ")"
+	}
+	return fmt.Sprintf("matches %s %s%s", m.Number, m.Name, why)
+}
+
+// importStaleAfter is how long a running import may go without reporting
+// progress before it counts as interrupted (its process stopped).
+const importStaleAfter = 2 * time.Minute
+
+// SaveImport stores an import's record (its progress).
+func (s *Service) SaveImport(ctx context.Context, im models.Import) error {
+	return s.store.SaveImport(ctx, im)
+}
+
+// AddImportFailures stores failed rows of an import.
+func (s *Service) AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error {
+	return s.store.AddImportFailures(ctx, importID, f)
+}
+
+// Import returns an import the actor may see: their own, or any of the
+// tenant's for an admin. One that stopped reporting is shown interrupted.
+func (s *Service) Import(ctx context.Context, a models.Actor, id string) (models.Import, error) {
+	im, err := s.store.Import(ctx, a.TenantID, id)
+	if err != nil {
+		return im, err
+	}
+	if im.UserID != a.UserID && a.Role != models.RoleAdmin {
+		return models.Import{}, models.ErrNotFound
+	}
+	if im.State == models.ImportRunning && s.now().Sub(im.UpdatedAt) > importStaleAfter {
+		im.State = models.ImportInterrupted
+		im.Error = "the import stopped reporting progress (its server stopped); import the same file again: rows imported already are skipped"
+	}
+	return im, nil
+}
+
+// ImportFailures returns a page of an import's failed rows (after the one
+// with id after), for someone who may see the import.
+func (s *Service) ImportFailures(ctx context.Context, a models.Actor, id, after string, limit int) ([]models.ImportFailure, error) {
+	if _, err := s.Import(ctx, a, id); err != nil {
+		return nil, err
+	}
+	return s.store.ImportFailures(ctx, id, after, limit)
+}

@@ -1,0 +1,284 @@
+package sheets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
+)
+
+// CustomerImporter imports one row (crm.Service).
+type CustomerImporter interface {
+	ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (crm.RowOutcome, error)
+}
+
+// Sink receives an import's progress and its failed rows as it goes (the
+// store keeps them for GET /v1/imports/{id}; the CLI draws a progress bar).
+type Sink interface {
+	Progress(ctx context.Context, im models.Import) error
+	Failures(ctx context.Context, importID string, f []models.ImportFailure) error
+}
+
+// Options are the choices of one import.
+type Options struct {
+	Actor        models.Actor
+	OnDuplicate  string
+	DryRun       bool
+	Mapping      Mapping
+	CustomFields []models.CustomFieldDef
+}
+
+// Check validates the options.
+func (o Options) Check() error {
+	switch o.OnDuplicate {
+	case crm.OnDuplicateSkip, crm.OnDuplicateMerge, crm.OnDuplicateFlag:
+		return nil
+	}
+	return &models.ValidationError{Fields: []models.FieldError{{Field: "on_duplicate", Message: "must be skip, merge or flag"}}}
+}
+
+// Prepared is an import whose file has been read far enough to know its
+// columns: a file that cannot be imported at all (not a spreadsheet, no name
+// column, a bad mapping) fails in Prepare, before any job starts.
+type Prepared struct {
+	path string
+	plan columnPlan
+	o    Options
+	job  models.Import
+}
+
+// progressEvery is how often progress reaches the sink.
+const progressEvery = 500 * time.Millisecond
+
+// Prepare opens the file, reads its header and counts its rows.
+func Prepare(path, fileName string, o Options, now time.Time) (*Prepared, error) {
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	format, err := FormatOf(fileName)
+	if err != nil {
+		return nil, fileError(err)
+	}
+	rows, encoding, err := openRows(path, format)
+	if err != nil {
+		return nil, fileError(err)
+	}
+	defer rows.close()
+	var headers []string
+	for headers == nil {
+		_, cells, err := rows.next()
+		if errors.Is(err, io.EOF) {
+			return nil, fileError(errors.New("the file is empty"))
+		}
+		if err != nil {
+			return nil, fileError(err)
+		}
+		if !blank(cells) {
+			headers = cells
+		}
+	}
+	p, err := plan(headers, o.Mapping, o.CustomFields)
+	if err != nil {
+		return nil, err
+	}
+	total, err := countRows(path, format)
+	if err != nil {
+		return nil, fileError(err)
+	}
+	job := models.Import{
+		ID: models.NewID(), TenantID: o.Actor.TenantID, UserID: o.Actor.UserID, Kind: "customers",
+		FileName: fileName, Format: format, Encoding: encoding, OnDuplicate: o.OnDuplicate, DryRun: o.DryRun,
+		State: models.ImportRunning, Unmapped: p.unmapped(), Total: total, StartedAt: now, UpdatedAt: now,
+	}
+	if job.Unmapped == nil {
+		job.Unmapped = []string{}
+	}
+	return &Prepared{path: path, plan: p, o: o, job: job}, nil
+}
+
+func fileError(err error) error {
+	return &models.ValidationError{Fields: []models.FieldError{{Field: "file", Message: err.Error()}}}
+}
+
+// Job is the import's record as Prepare made it (state running, counts 0).
+func (p *Prepared) Job() models.Import { return p.job }
+
+// Run imports every row, reporting to sink, and returns the final record.
+// A row the CRM refuses is a failure with its line, column and reason, and
+// the import goes on; only a fault of the servers stops it (state failed),
+// and running the same file again then picks up where it stopped.
+func (p *Prepared) Run(ctx context.Context, crmSvc CustomerImporter, sink Sink, now func() time.Time) (models.Import, error) {
+	job := p.job
+	err := p.run(ctx, crmSvc, sink, now, &job)
+	end := now()
+	job.FinishedAt, job.UpdatedAt, job.ETASeconds = &end, end, 0
+	job.State = models.ImportDone
+	if err != nil {
+		job.State, job.Error = models.ImportFailed, err.Error()
+	}
+	if serr := sink.Progress(context.WithoutCancel(ctx), job); err == nil {
+		err = serr
+	}
+	return job, err
+}
+
+func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, now func() time.Time, job *models.Import) error {
+	rows, _, err := openRows(p.path, job.Format)
+	if err != nil {
+		return err
+	}
+	defer rows.close()
+	var failures []models.ImportFailure
+	flush := func() error {
+		if len(failures) == 0 {
+			return nil
+		}
+		err := sink.Failures(ctx, job.ID, failures)
+		failures = failures[:0]
+		return err
+	}
+	fail := func(line int, column, value, reason string) {
+		failures = append(failures, models.ImportFailure{ImportID: job.ID, Line: line, Column: column, Value: value, Reason: reason})
+	}
+	// seen remembers, in a dry run, the duplicate keys of rows that would be
+	// created, to find duplicates within the file (a real run finds them in
+	// the database, where the earlier row already is).
+	seen := map[string]int{}
+	lastReport := now()
+	header := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line, cells, err := rows.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if line == 0 {
+				return err
+			}
+			fail(line, "", "", err.Error())
+			job.Failed++
+			job.Done++
+			continue
+		}
+		if blank(cells) {
+			continue
+		}
+		if header {
+			header = false
+			continue
+		}
+		if err := p.row(ctx, crmSvc, line, cells, job, seen, fail); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		job.Done++
+		if t := now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 {
+			lastReport = t
+			p.estimate(job, t)
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := sink.Progress(ctx, *job); err != nil {
+				return err
+			}
+		}
+	}
+	p.estimate(job, now())
+	return flush()
+}
+
+// row imports one data row and counts what became of it.
+func (p *Prepared) row(ctx context.Context, crmSvc CustomerImporter, line int, cells []string, job *models.Import, seen map[string]int, fail func(int, string, string, string)) error {
+	c, err := p.plan.customer(cells, p.o.CustomFields)
+	if err == nil {
+		var out crm.RowOutcome
+		out, err = crmSvc.ImportCustomer(ctx, p.o.Actor, p.rowID(c, cells), c, p.o.OnDuplicate, p.o.DryRun)
+		if err == nil {
+			p.count(job, out, line, seen)
+			return nil
+		}
+	}
+	var invalid *models.ValidationError
+	var forbidden *models.ForbiddenError
+	switch {
+	case errors.As(err, &invalid):
+		for _, f := range invalid.Fields {
+			column := p.plan.columnOf(f.Field)
+			fail(line, column, p.plan.value(cells, column), f.Field+" "+f.Message)
+		}
+	case errors.As(err, &forbidden):
+		fail(line, "", "", forbidden.Reason)
+	default:
+		return err
+	}
+	job.Failed++
+	return nil
+}
+
+func (p *Prepared) count(job *models.Import, out crm.RowOutcome, line int, seen map[string]int) {
+	if p.o.DryRun && out.Action == crm.RowCreated && p.o.OnDuplicate != crm.OnDuplicateFlag {
+		for _, k := range out.DedupeKeys {
+			if _, dup := seen[k]; dup {
+				out.Action = map[string]string{crm.OnDuplicateSkip: crm.RowSkipped, crm.OnDuplicateMerge: crm.RowMerged}[p.o.OnDuplicate]
+				break
+			}
+		}
+	}
+	if p.o.DryRun && out.Action == crm.RowCreated {
+		for _, k := range out.DedupeKeys {
+			seen[k] = line
+		}
+	}
+	switch out.Action {
+	case crm.RowCreated:
+		job.Created++
+	case crm.RowMerged:
+		job.Merged++
+	default:
+		job.Skipped++
+	}
+}
+
+// rowID is the stable id of a row's customer: from its reference in the old
+// system when it has one, else from its content, so the same row imported
+// twice is the same customer.
+func (p *Prepared) rowID(c models.Customer, cells []string) string {
+	key := "ref:" + c.ExternalRef
+	if c.ExternalRef == "" {
+		var parts []string
+		for i, t := range p.plan.targets {
+			if t != "" && i < len(cells) {
+				parts = append(parts, t+"="+strings.TrimSpace(cells[i]))
+			}
+		}
+		key = "row:" + strings.Join(parts, "\x1f")
+	}
+	return models.IDFor(p.o.Actor.TenantID, "import", "customers", key)
+}
+
+func (p *Prepared) estimate(job *models.Import, t time.Time) {
+	job.UpdatedAt = t
+	elapsed := t.Sub(job.StartedAt).Seconds()
+	if elapsed <= 0 || job.Done == 0 {
+		return
+	}
+	job.RowsPerSecond = float64(job.Done) / elapsed
+	job.ETASeconds = float64(job.Total-job.Done) / job.RowsPerSecond
+}
+
+// value returns the cell of the named column.
+func (p columnPlan) value(cells []string, column string) string {
+	for i, h := range p.headers {
+		if h == column && i < len(cells) {
+			return cells[i]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,197 @@
+package sheets
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/xuri/excelize/v2"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
+)
+
+// rowReader yields a spreadsheet's rows one at a time, with their line
+// numbers as the spreadsheet shows them (the header is line 1).
+type rowReader interface {
+	next() (line int, cells []string, err error) // io.EOF after the last
+	close() error
+}
+
+// FormatOf tells the format of a file from its name.
+func FormatOf(name string) (string, error) {
+	switch lower := strings.ToLower(name); {
+	case strings.HasSuffix(lower, ".csv"), strings.HasSuffix(lower, ".txt"):
+		return CSV, nil
+	case strings.HasSuffix(lower, ".xlsx"):
+		return XLSX, nil
+	}
+	return "", fmt.Errorf("%q is neither .csv nor .xlsx (old .xls files: save as .xlsx first)", name)
+}
+
+// openRows opens path as format.
+func openRows(path, format string) (rowReader, string, error) {
+	if format == XLSX {
+		r, err := openXLSX(path)
+		return r, "xlsx", err
+	}
+	return openCSV(path)
+}
+
+type csvRows struct {
+	f    *os.File
+	r    *csv.Reader
+	line int
+}
+
+// openCSV opens a CSV file in UTF-8 (with or without a byte order mark) or,
+// when it is not valid UTF-8, GB18030 (the superset of GBK that Chinese
+// Excel writes). The separator is the comma, or the tab or semicolon when the
+// header line has more of those. It returns the encoding it chose.
+func openCSV(path string) (rowReader, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	head, err := br.Peek(64 << 10)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		f.Close()
+		return nil, "", err
+	}
+	var src io.Reader = br
+	encoding := "utf-8"
+	switch {
+	case bytes.HasPrefix(head, []byte("\xEF\xBB\xBF")):
+		_, _ = br.Discard(3)
+		encoding = "utf-8 with BOM"
+		head = head[3:]
+	case !validUTF8Prefix(head):
+		src = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
+		encoding = "gb18030"
+		head, _ = simplifiedchinese.GB18030.NewDecoder().Bytes(head)
+	}
+	r := csv.NewReader(src)
+	r.Comma = separator(head)
+	r.FieldsPerRecord = -1 // rows may be short or long; the mapping copes
+	r.LazyQuotes = true
+	return &csvRows{f: f, r: r}, encoding, nil
+}
+
+// validUTF8Prefix reports whether b is UTF-8, allowing a character cut off
+// at the end of the sample.
+func validUTF8Prefix(b []byte) bool {
+	for cut := 0; cut < 4 && cut <= len(b); cut++ {
+		if utf8.Valid(b[:len(b)-cut]) {
+			return true
+		}
+	}
+	return false
+}
+
+func separator(head []byte) rune {
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	best, bestN := ',', bytes.Count(first, []byte(","))
+	for _, c := range []rune{'\t', ';'} {
+		if n := bytes.Count(first, []byte(string(c))); n > bestN {
+			best, bestN = c, n
+		}
+	}
+	return best
+}
+
+func (c *csvRows) next() (int, []string, error) {
+	cells, err := c.r.Read()
+	if err != nil {
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			return perr.Line, nil, fmt.Errorf("line %d is not valid CSV: %w", perr.Line, perr.Err)
+		}
+		return 0, nil, err
+	}
+	line, _ := c.r.FieldPos(0)
+	c.line = line
+	return line, cells, nil
+}
+
+func (c *csvRows) close() error { return c.f.Close() }
+
+type xlsxRows struct {
+	f    *excelize.File
+	rows *excelize.Rows
+	line int
+}
+
+// openXLSX reads the first sheet of an Excel workbook, row by row (excelize
+// streams rows from the file rather than loading the sheet).
+func openXLSX(path string) (rowReader, error) {
+	f, err := excelize.OpenFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("not an Excel .xlsx workbook: %w", err)
+	}
+	sheets := f.GetSheetList()
+	if len(sheets) == 0 {
+		f.Close()
+		return nil, errors.New("the workbook has no sheet")
+	}
+	rows, err := f.Rows(sheets[0])
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read sheet %q: %w", sheets[0], err)
+	}
+	return &xlsxRows{f: f, rows: rows}, nil
+}
+
+func (x *xlsxRows) next() (int, []string, error) {
+	if !x.rows.Next() {
+		if err := x.rows.Error(); err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, io.EOF
+	}
+	x.line++
+	cells, err := x.rows.Columns()
+	return x.line, cells, err
+}
+
+func (x *xlsxRows) close() error {
+	_ = x.rows.Close()
+	return x.f.Close()
+}
+
+// countRows counts the data rows of a file (all rows but the header), for
+// progress and the time left. It reads the file once without keeping it.
+func countRows(path, format string) (int, error) {
+	r, _, err := openRows(path, format)
+	if err != nil {
+		return 0, err
+	}
+	defer r.close()
+	n := 0
+	for {
+		_, cells, err := r.next()
+		if errors.Is(err, io.EOF) {
+			return max(n-1, 0), nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !blank(cells) {
+			n++
+		}
+	}
+}
+
+func blank(cells []string) bool {
+	for _, c := range cells {
+		if strings.TrimSpace(c) != "" {
+			return false
+		}
+	}
+	return true
+}
