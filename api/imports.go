@@ -25,7 +25,9 @@ const importTimeout = 6 * time.Hour
 // every replica can answer GET /v1/imports/{id}.
 type importSink struct{ crm *crm.Service }
 
-func (k importSink) Progress(ctx context.Context, im models.Import) error { return k.crm.SaveImport(ctx, im) }
+func (k importSink) Progress(ctx context.Context, im models.Import) error {
+	return k.crm.SaveImport(ctx, im)
+}
 
 func (k importSink) Failures(ctx context.Context, id string, f []models.ImportFailure) error {
 	return k.crm.AddImportFailures(ctx, id, f)

@@ -195,7 +195,7 @@ var enumWords = map[string]map[string]string{
 	"gender": {"男": "male", "女": "female", "m": "male", "f": "female", "男性": "male", "女性": "female"},
 	"stage": {"线索": "lead", "潜在客户": "prospect", "意向客户": "prospect", "商机": "opportunity", "成交客户": "customer", "客户": "customer",
 		"忠诚客户": "loyal", "流失风险": "at_risk", "已流失": "churned", "流失": "churned"},
-	"source": {"线上": "online", "线下": "offline", "转介绍": "referral", "介绍": "referral", "活动": "event", "广告": "advertising", "陌拜": "cold_call", "电话营销": "cold_call", "导入": "import", "其他": "other"},
+	"source":        {"线上": "online", "线下": "offline", "转介绍": "referral", "介绍": "referral", "活动": "event", "广告": "advertising", "陌拜": "cold_call", "电话营销": "cold_call", "导入": "import", "其他": "other"},
 	"customer_type": {"普通": "normal", "普通客户": "normal", "vip": "vip", "重点客户": "key_account", "大客户": "key_account", "合作伙伴": "partner"},
 }
 
