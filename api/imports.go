@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -140,22 +139,15 @@ func (s *Server) importFailures(c *fiber.Ctx) error {
 	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
-		_, _ = w.WriteString("\uFEFF")
-		out := csv.NewWriter(w)
-		_ = out.Write([]string{"line", "column", "value", "reason"})
-		page := first
-		for len(page) > 0 {
-			for _, f := range page {
-				_ = out.Write([]string{strconv.Itoa(f.Line), f.Column, f.Value, f.Reason})
-			}
-			var err error
-			if page, err = s.crm.ImportFailures(streamCtx, a, id, page[len(page)-1].ID, 500); err != nil {
-				s.log.ErrorContext(streamCtx, "import failures broke off", "import", id, "err", err.Error())
-				break
-			}
+		err := sheets.WriteFailures(w, first, func(after string) ([]models.ImportFailure, error) {
+			return s.crm.ImportFailures(streamCtx, a, id, after, 500)
+		})
+		if ferr := w.Flush(); err == nil {
+			err = ferr
 		}
-		out.Flush()
-		_ = w.Flush()
+		if err != nil {
+			s.log.ErrorContext(streamCtx, "import failures broke off", "import", id, "err", err.Error())
+		}
 	})
 	return nil
 }

@@ -56,6 +56,7 @@ Usage:
 Commands:
   serve     run the HTTP API on embedded or real MongoDB and Redis
   bench     measure: "bench sync" seeds a territory and times sync over loopback
+  import    read customers from a CSV or Excel file (import --help)
   export    write a tenant's customers to CSV or Excel (export --help)
   probe     exit 0 when a running server answers /readyz (container health checks)
   version   print the version
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return importCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "probe":

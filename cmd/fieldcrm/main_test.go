@@ -336,3 +336,60 @@ func TestExportCommandWritesTheTenantsCustomers(t *testing.T) {
 		t.Fatalf("the export is not in the audit log: %v", audit)
 	}
 }
+
+func TestImportCommandReadsASpreadsheet(t *testing.T) {
+	vars := isolatedVars(t, "import")
+	vars["FIELDCRM_JWT_SECRET"] = "import-test-secret-of-at-least-32-bytes!"
+	p := startServe(t, vars)
+	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "name": "Ana", "email": "ana@import.test", "password": "correct horse battery",
+	})
+	if status != 201 {
+		t.Fatalf("signup: %d %v", status, body)
+	}
+	token := body["access_token"].(string)
+	tenant := body["user"].(map[string]any)["tenant_id"].(string)
+	p.stop(t)
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "customers.csv")
+	csv := "\uFEFFName,Mobile,Stage\nAcme Pumps,020 8888 6666,lead\nBad Phone,12,lead\nValve Co,,nonsense\nAcme Pumps,020 8888 6666,lead\n"
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return vars[k] }
+	failures := filepath.Join(dir, "failures.csv")
+	var stdout, stderr bytes.Buffer
+	args := []string{"import", "--tenant", tenant, "--file", file, "--as", "ana@import.test", "--failures", failures}
+	if err := run(context.Background(), append(args, "--dry-run"), getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("dry run: %v\n%s", err, stderr.String())
+	}
+	if err := run(context.Background(), args, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("import: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "4 rows: 1 created, 0 merged, 1 skipped, 2 failed (dry run") ||
+		!strings.Contains(lines[1], "4 rows: 1 created, 0 merged, 1 skipped, 2 failed") || strings.Contains(lines[1], "dry run") {
+		t.Fatalf("summaries:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "4/4 rows") {
+		t.Errorf("no progress bar:\n%s", stderr.String())
+	}
+	report, _ := os.ReadFile(failures)
+	if !strings.Contains(string(report), "3,Mobile,12,") || !strings.Contains(string(report), "4,Stage,nonsense,") {
+		t.Fatalf("failures file:\n%s", report)
+	}
+	for _, bad := range [][]string{{"import", "--tenant", tenant}, {"import", "--tenant", tenant, "--file", file, "--as", "nobody@x.test"},
+		{"import", "--tenant", tenant, "--file", filepath.Join(dir, "missing.csv")}, {"import", "--tenant", tenant, "--file", file, "--on-duplicate", "maybe"}} {
+		if err := run(context.Background(), bad, getenv, &stdout, &stderr); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+
+	p = startServe(t, vars)
+	defer p.stop(t)
+	_, list := p.call(t, "GET", "/v1/customers?q=Acme", token, nil)
+	if n := len(list["data"].([]any)); n != 1 {
+		t.Fatalf("%d Acme Pumps after the import", n)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/sheets"
+	"github.com/fieldcrm/fieldcrm/sync/store"
+)
+
+// importCommand imports customers from a spreadsheet on this machine, in the
+// foreground with a progress bar, as a user of the tenant (they own what is
+// created; by default the tenant's first admin). It records the import as
+// POST /v1/imports does, so GET /v1/imports/{id} and the failures CSV work
+// for it too. It opens the storage serve is configured with: on the embedded
+// engine stop the server first.
+func importCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tenant := fs.String("tenant", "", "tenant id (required)")
+	file := fs.String("file", "", "the spreadsheet: .csv (UTF-8 or GBK) or .xlsx (required)")
+	as := fs.String("as", "", "e-mail of the user who imports and owns the new customers (default: the tenant's first admin)")
+	onDuplicate := fs.String("on-duplicate", crm.OnDuplicateSkip, "a row matching an existing customer: skip, merge or flag")
+	dryRun := fs.Bool("dry-run", false, "report what would happen; write nothing")
+	mappingFile := fs.String("mapping", "", `JSON file: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}`)
+	failuresOut := fs.String("failures", "", "write the failed rows to this CSV file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if *tenant == "" || *file == "" {
+		return usageError{"import: --tenant and --file are required"}
+	}
+	var mapping sheets.Mapping
+	if *mappingFile != "" {
+		raw, err := os.ReadFile(*mappingFile)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		if err := json.Unmarshal(raw, &mapping); err != nil {
+			return fmt.Errorf("import: mapping %s: %w", *mappingFile, err)
+		}
+	}
+	cfg, err := parseServeConfig(nil, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if getenv("FIELDCRM_LOG_LEVEL") == "" {
+		cfg.LogLevel = "warn"
+	}
+	a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
+	defer a.close(ctx)
+	if err != nil {
+		return err
+	}
+	user, err := importingUser(ctx, a.store, *tenant, *as)
+	if err != nil {
+		return err
+	}
+	actor := models.Actor{TenantID: user.TenantID, UserID: user.ID, Role: user.Role, TeamID: user.TeamID}
+	st, err := a.crm.Settings(ctx, actor)
+	if err != nil {
+		return err
+	}
+	p, err := sheets.Prepare(*file, filepath.Base(*file), sheets.Options{Actor: actor, OnDuplicate: *onDuplicate,
+		DryRun: *dryRun, Mapping: mapping, CustomFields: st.CustomFields}, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if err := a.crm.SaveImport(ctx, p.Job()); err != nil {
+		return err
+	}
+	bar := &progressBar{w: stderr, crm: a.crm}
+	job, err := p.Run(ctx, a.crm, bar, func() time.Time { return time.Now().UTC() })
+	bar.finish(job)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	fmt.Fprintf(stdout, "import %s: %d rows: %d created, %d merged, %d skipped, %d failed%s\n", job.ID, job.Done,
+		job.Created, job.Merged, job.Skipped, job.Failed, map[bool]string{true: " (dry run: nothing written)"}[job.DryRun])
+	if len(job.Unmapped) > 0 {
+		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
+	}
+	if *failuresOut != "" && job.Failed > 0 {
+		return writeFailures(ctx, a.crm, actor, job.ID, *failuresOut)
+	}
+	return nil
+}
+
+// importingUser is the user named by email in the tenant, or its first admin.
+func importingUser(ctx context.Context, st *store.Store, tenant, email string) (models.User, error) {
+	if email != "" {
+		u, err := st.UserByEmail(ctx, email)
+		if err != nil || u.TenantID != tenant || !u.Active {
+			return models.User{}, fmt.Errorf("import: no active user %s in tenant %s", email, tenant)
+		}
+		return u, nil
+	}
+	admins, err := st.Users(ctx, tenant, store.UserFilter{Role: models.RoleAdmin, Limit: 1})
+	if err != nil {
+		return models.User{}, err
+	}
+	if len(admins) == 0 {
+		return models.User{}, fmt.Errorf("import: tenant %s has no admin (is the id right?)", tenant)
+	}
+	return admins[0], nil
+}
+
+// progressBar draws the import's progress on one terminal line and passes
+// progress and failures on to the database.
+type progressBar struct {
+	w   io.Writer
+	crm *crm.Service
+}
+
+func (b *progressBar) Progress(ctx context.Context, im models.Import) error {
+	const width = 30
+	filled := 0
+	if im.Total > 0 {
+		filled = min(width, im.Done*width/im.Total)
+	}
+	eta := time.Duration(im.ETASeconds * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d rows  %.0f rows/s  ETA %s  (%d failed)   ", strings.Repeat("=", filled),
+		strings.Repeat(" ", width-filled), im.Done, im.Total, im.RowsPerSecond, eta, im.Failed)
+	return b.crm.SaveImport(ctx, im)
+}
+
+func (b *progressBar) Failures(ctx context.Context, id string, f []models.ImportFailure) error {
+	return b.crm.AddImportFailures(ctx, id, f)
+}
+
+func (b *progressBar) finish(im models.Import) { fmt.Fprintln(b.w) }
+
+// writeFailures writes an import's failed rows to a CSV file.
+func writeFailures(ctx context.Context, svc *crm.Service, a models.Actor, id, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	next := func(after string) ([]models.ImportFailure, error) { return svc.ImportFailures(ctx, a, id, after, 500) }
+	first, err := next("")
+	if err != nil {
+		return err
+	}
+	if err := sheets.WriteFailures(f, first, next); err != nil {
+		return fmt.Errorf("import: write %s: %w", path, err)
+	}
+	return f.Close()
+}
