@@ -209,7 +209,7 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	h := newHarness(t)
 	admin := h.signup("Acme", "admin@schema.test")
 	s := h.call("GET", "/v1/sync/schema", admin, nil, 200)
-	if s["version"] != 2.0 {
+	if s["version"] != 3.0 {
 		t.Fatalf("version %v", s["version"])
 	}
 	cols := map[string]map[string]any{}

@@ -16,6 +16,9 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 	return hooks[models.Customer]{
 		prepare: s.prepareCustomer,
 		after: func(ctx context.Context, w *write[models.Customer]) error {
+			if err := s.store.IndexCustomerKeys(ctx, w.rec.TenantID, w.rec.ID, liveKeys(w.old), liveKeys(w.rec)); err != nil {
+				return err
+			}
 			if w.old != nil && w.rec.Deleted() && !w.old.Deleted() && w.rec.MergedInto == "" {
 				return s.deleteChildren(ctx, w.actor, w.rec.ID)
 			}
@@ -87,6 +90,14 @@ func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
 		}
 	}
 	return []store.Cond{{Field: "search_keys", Op: store.Contains, Value: strings.ToLower(q)}}, nil
+}
+
+// liveKeys are the duplicate keys a customer answers to: none once deleted.
+func liveKeys(c *models.Customer) []string {
+	if c == nil || c.Deleted() {
+		return nil
+	}
+	return c.DedupeKeys
 }
 
 // CreateCustomer creates a customer. A customer matching others (same phone,

@@ -29,6 +29,7 @@ type recordStore interface {
 	Find(ctx context.Context, coll string, q store.Query, out any) error
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
+	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
 	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]store.AuditEntry, error)
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)

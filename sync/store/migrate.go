@@ -35,6 +35,7 @@ func migrations() []migration {
 		{4, "embedded SQLite: drop the secondary indexes no query uses", dropUnusedSQLiteIndexes},
 		{5, "create the collections of reminders and push", createNotifyCollections},
 		{6, "create the collections of spreadsheet imports", createImportCollections},
+		{7, "index customers by duplicate key", indexCustomerKeys},
 	}
 }
 

@@ -358,36 +358,6 @@ func condFilter(c Cond) bson.D {
 	}
 }
 
-// CustomersSharingKeys returns up to limit live customers of tenant, other than
-// exceptID, that have any of the dedupe keys. On embedded SQLite, where every
-// query scans, it asks once with $in; elsewhere it asks once per key, because an
-// equality on one key is what FerretDB on PostgreSQL pushes down to SQL (an $in
-// is not) and what MongoDB answers from its index.
-func (s *Store) CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error) {
-	find := func(cond Cond) ([]models.Customer, error) {
-		var found []models.Customer
-		q := Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
-			Conds: []Cond{cond, {Field: "_id", Op: Ne, Value: exceptID}}}
-		return found, s.Find(ctx, Customers, q, &found)
-	}
-	if s.sqliteDir != "" {
-		return find(Cond{Field: "dedupe_keys", Op: In, Value: keys})
-	}
-	var out []models.Customer
-	for _, key := range keys {
-		found, err := find(Cond{Field: "dedupe_keys", Op: Eq, Value: key})
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range found {
-			if len(out) < limit && !slices.ContainsFunc(out, func(m models.Customer) bool { return m.ID == f.ID }) {
-				out = append(out, f)
-			}
-		}
-	}
-	return out, nil
-}
-
 // Audit lists audit entries of tenant, newest first; recordID and coll narrow it.
 func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]AuditEntry, error) {
 	filter := bson.D{{Key: "tenant_id", Value: tenant}}
