@@ -142,6 +142,11 @@ func (s *Store) RebuildCustomerKeys(ctx context.Context) (int, error) {
 }
 
 func indexCustomerKeys(ctx context.Context, s *Store) error {
+	// Created here, not on first insert: the embedded SQLite's _id index is
+	// added at start-up to the collections that exist then.
+	if err := s.ensureCollection(ctx, collCustomerKeys); err != nil {
+		return err
+	}
 	_, err := s.RebuildCustomerKeys(ctx)
 	return err
 }
