@@ -34,6 +34,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	dryRun := fs.Bool("dry-run", false, "report what would happen; write nothing")
 	mappingFile := fs.String("mapping", "", `JSON file: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}`)
 	failuresOut := fs.String("failures", "", "write the failed rows to this CSV file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import (not the start-up) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -83,7 +84,12 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	bar := &progressBar{w: stderr, crm: a.crm}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	job, err := p.Run(ctx, a.crm, bar, func() time.Time { return time.Now().UTC() })
+	stopProfile()
 	bar.finish(job)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
