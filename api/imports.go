@@ -100,6 +100,11 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		}
 		log.InfoContext(runCtx, "import done", "rows", job.Done, "created", job.Created, "merged", job.Merged,
 			"skipped", job.Skipped, "failed", job.Failed, "dry_run", job.DryRun)
+		if !job.DryRun && job.Created+job.Merged > 0 {
+			if _, err := s.crm.RefreshRFM(runCtx, job.TenantID); err != nil {
+				log.ErrorContext(runCtx, "RFM refresh after import", "err", err.Error())
+			}
+		}
 	}()
 	c.Set(fiber.HeaderLocation, "/v1/imports/"+p.Job().ID)
 	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}})

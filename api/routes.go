@@ -39,6 +39,7 @@ func (s *Server) routeTable() []route {
 		tagSync    = "sync"
 		tagPush    = "reminders and push"
 		tagPrivacy = "privacy"
+		tagReports = "reports"
 	)
 	c := s.crm
 	routes := []route{
@@ -100,6 +101,12 @@ func (s *Server) routeTable() []route {
 			auth: true, response: importResponse{}, status: 200, errors: []int{404}, handler: s.getImport},
 		{method: "GET", path: "/v1/imports/:id/failures", tag: tagCRM, summary: "Every failed row of an import as CSV: line, column, value, reason",
 			auth: true, status: 200, errors: []int{404}, handler: s.importFailures},
+		{method: "GET", path: "/v1/reports/customers", tag: tagReports, summary: "Customers by stage, type, source, region, industry and value tier, and new customers per week and month. " + crm.CustomerReportDefinition,
+			auth: true, response: crm.CustomerReport{}, status: 200, errors: []int{422}, handler: s.customerReport},
+		{method: "GET", path: "/v1/reports/rfm", tag: tagReports, summary: "RFM segmentation from orders. " + crm.RFMDefinition,
+			auth: true, response: crm.RFMReport{}, status: 200, errors: []int{422}, handler: s.rfmReport},
+		{method: "POST", path: "/v1/reports/rfm/refresh", tag: tagReports, summary: "Write every customer's RFM segment to its value_tier now (admins)",
+			auth: true, response: rfmRefreshResponse{}, status: 200, errors: []int{403}, handler: s.refreshRFM},
 		{method: "GET", path: "/v1/exports/customers", tag: tagCRM, summary: "Export the customers you see as CSV (UTF-8 with BOM) or Excel: ?format=csv|xlsx&lang=en|zh plus the filters and sort of GET /v1/customers; streamed; phones, e-mails, birth dates and ID numbers masked unless you are an admin; every export is in the audit log (X-Export-ID)",
 			auth: true, status: 200, errors: []int{403, 422}, handler: s.exportCustomers},
 		{method: "GET", path: "/v1/customers/:id/personal-data", tag: tagPrivacy, summary: "Access request: everything stored about a customer, deleted and merged records, conflicts, inbox entries and version history included (admins)",

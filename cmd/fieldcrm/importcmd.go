@@ -96,6 +96,11 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "import %s: %d rows: %d created, %d merged, %d skipped, %d failed%s\n", job.ID, job.Done,
 		job.Created, job.Merged, job.Skipped, job.Failed, map[bool]string{true: " (dry run: nothing written)"}[job.DryRun])
+	if !job.DryRun && job.Created+job.Merged > 0 {
+		if _, err := a.crm.RefreshRFM(ctx, job.TenantID); err != nil {
+			return fmt.Errorf("import: refresh RFM tiers: %w", err)
+		}
+	}
 	if len(job.Unmapped) > 0 {
 		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
 	}

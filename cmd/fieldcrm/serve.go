@@ -45,6 +45,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		go jobs.every(ctx, "tombstone-purge", time.Hour, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
 			return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 		})
+		go jobs.every(ctx, "rfm-refresh", 24*time.Hour, "RFM value tiers refreshed", a.crm.RefreshRFMAll)
 		reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
 		// At start-up every replica reconciles, without a lease: it is what
 		// rebuilds a schedule that Redis lost, and it is safe to run twice.

@@ -43,6 +43,7 @@ type recordStore interface {
 	Tenant(ctx context.Context, id string) (models.Tenant, error)
 	UpdateSettings(ctx context.Context, tenant string, st models.Settings) error
 	TenantsWithPoolReclaim(ctx context.Context) ([]string, error)
+	TenantIDs(ctx context.Context) ([]string, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
 	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
 }
