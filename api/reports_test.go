@@ -78,7 +78,7 @@ func TestRFMSegmentsByHand(t *testing.T) {
 		order(ids["e"], 100+i, map[int]int{0: 1000, 1: 2000, 2: 2000}[i], nil) // 100 days, 3 orders, 5,000
 	}
 	order(ids["e"], 2, 99999, map[string]any{"currency": "USD"}) // another currency: does not count
-	order(ids["no orders"], 400, 1000, nil)                       // outside the year
+	order(ids["no orders"], 400, 1000, nil)                      // outside the year
 
 	h.call("POST", "/v1/reports/rfm/refresh", w.r1, nil, 403)
 	if got := h.call("POST", "/v1/reports/rfm/refresh", w.admin, nil, 200)["changed"]; got != 5.0 {
