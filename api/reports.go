@@ -1,6 +1,10 @@
 package api
 
 import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,7 +18,7 @@ const defaultReportSpan = 90 * 24 * time.Hour
 
 // reportFilter reads ?from=&to=&team_id=&owner_id= (dates as YYYY-MM-DD or
 // RFC 3339) and refuses any other parameter.
-func reportFilter(c *fiber.Ctx, now time.Time) (crm.ReportFilter, error) {
+func reportFilter(c *fiber.Ctx, now time.Time, extra ...string) (crm.ReportFilter, error) {
 	v := &models.ValidationError{}
 	f := crm.ReportFilter{To: now, TeamID: c.Query("team_id"), OwnerID: c.Query("owner_id")}
 	parse := func(name string) (time.Time, bool) {
@@ -41,37 +45,11 @@ func reportFilter(c *fiber.Ctx, now time.Time) (crm.ReportFilter, error) {
 		v.Add("from", "must be before to")
 	}
 	for k := range c.Queries() {
-		switch k {
-		case "from", "to", "team_id", "owner_id":
-		default:
-			v.Add(k, "is not a parameter of reports; use from, to, team_id, owner_id")
+		if !slices.Contains(append([]string{"from", "to", "team_id", "owner_id"}, extra...), k) {
+			v.Add(k, "is not a parameter of this report; use from, to, team_id, owner_id %s", strings.Join(extra, ", "))
 		}
 	}
 	return f, v.Err()
-}
-
-func (s *Server) customerReport(c *fiber.Ctx) error {
-	f, err := reportFilter(c, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	out, err := s.crm.CustomerReport(c.UserContext(), actorOf(c), f)
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
-}
-
-func (s *Server) rfmReport(c *fiber.Ctx) error {
-	f, err := reportFilter(c, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	out, err := s.crm.RFMReport(c.UserContext(), actorOf(c), f)
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
 }
 
 type rfmRefreshResponse struct {
@@ -88,4 +66,60 @@ func (s *Server) refreshRFM(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(rfmRefreshResponse{Changed: n})
+}
+
+// report serves a report that takes only the common parameters.
+func report[Out any](get func(ctx context.Context, a models.Actor, f crm.ReportFilter) (Out, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		f, err := reportFilter(c, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		out, err := get(c.UserContext(), actorOf(c), f)
+		if err != nil {
+			return err
+		}
+		return c.JSON(out)
+	}
+}
+
+func (s *Server) salesReport(c *fiber.Ctx) error {
+	f, err := reportFilter(c, time.Now().UTC(), "idle_days")
+	if err != nil {
+		return err
+	}
+	idle, err := queryInt(c, "idle_days", 30, 1, 3650)
+	if err != nil {
+		return err
+	}
+	out, err := s.crm.SalesReport(c.UserContext(), actorOf(c), f, idle)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+type activityResponse struct {
+	Definition string             `json:"definition"`
+	Reps       []*crm.RepActivity `json:"reps"`
+}
+
+func (s *Server) activityReport(ctx context.Context, a models.Actor, f crm.ReportFilter) (activityResponse, error) {
+	reps, err := s.crm.ActivityReport(ctx, a, f)
+	out := activityResponse{Definition: crm.ActivityDefinition, Reps: []*crm.RepActivity{}}
+	for _, r := range reps {
+		out.Reps = append(out.Reps, r)
+	}
+	slices.SortFunc(out.Reps, func(x, y *crm.RepActivity) int { return cmp.Compare(x.UserID, y.UserID) })
+	return out, err
+}
+
+type funnelResponse struct {
+	Definition string           `json:"definition"`
+	Steps      []crm.FunnelStep `json:"steps"`
+}
+
+func (s *Server) funnelReport(ctx context.Context, a models.Actor, f crm.ReportFilter) (funnelResponse, error) {
+	steps, err := s.crm.FunnelReport(ctx, a, f)
+	return funnelResponse{Definition: crm.FunnelDefinition, Steps: steps}, err
 }
