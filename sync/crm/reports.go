@@ -3,11 +3,12 @@ package crm
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // ReportFilter narrows a report: customers created in [From, To) for the
@@ -48,38 +49,41 @@ const none = "(none)"
 // reportPage is how many records a report reads at a time.
 const reportPage = 500
 
-// eachVisible calls fn with every live record of coll the actor may see that
-// also meets conds, a page at a time, so a report never holds a whole tenant.
-func eachVisible[R any](ctx context.Context, r *Records[R], a models.Actor, conds []store.Cond, fn func(*R)) error {
-	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(false), Conds: conds, SortField: "_id", Limit: reportPage}
-	if r.h.ownOnly {
-		q.Scope = models.Scope{OwnerIDs: []string{a.UserID}}
-	}
+// eachVisible calls fn with every live record of r that the actor's list
+// scope covers (admins: the tenant; managers: their teams and their own; reps:
+// their own; not the public pool) and that f narrows to. It reads the
+// tenant's records in sync-number order, a page at a time: the one read
+// every engine answers from an index, (tenant_id, seq), so a report costs one
+// pass over the tenant's records whatever its size.
+func eachVisible[R any](ctx context.Context, r *Records[R], a models.Actor, f ReportFilter, fn func(*R)) error {
+	scope := a.ListScope(false)
+	var after int64
 	for {
 		var page []R
-		if err := r.svc.store.Find(ctx, r.coll, q, &page); err != nil {
+		if err := r.svc.store.Changes(ctx, r.coll, a.TenantID, after, math.MaxInt64, reportPage, &page); err != nil {
 			return fmt.Errorf("report over %s: %w", r.coll, err)
 		}
 		for i := range page {
-			fn(&page[i])
+			m := meta(&page[i])
+			if !m.Deleted() && inScope(scope, m) && f.covers(m) {
+				fn(&page[i])
+			}
 		}
 		if len(page) < reportPage {
 			return nil
 		}
-		last := meta(&page[len(page)-1]).ID
-		q.After = &store.Position{Value: last, ID: last}
+		after = meta(&page[len(page)-1]).Seq
 	}
 }
 
-func (f ReportFilter) conds() []store.Cond {
-	var c []store.Cond
-	if f.TeamID != "" {
-		c = append(c, store.Cond{Field: "team_id", Op: store.Eq, Value: f.TeamID})
-	}
-	if f.OwnerID != "" {
-		c = append(c, store.Cond{Field: "owner_id", Op: store.Eq, Value: f.OwnerID})
-	}
-	return c
+// inScope reports whether a record's owner or team is in the scope.
+func inScope(sc models.Scope, m *models.Meta) bool {
+	return sc.All || slices.Contains(sc.OwnerIDs, m.OwnerID) || (m.TeamID != "" && slices.Contains(sc.TeamIDs, m.TeamID))
+}
+
+// covers applies the team and owner filters.
+func (f ReportFilter) covers(m *models.Meta) bool {
+	return (f.TeamID == "" || m.TeamID == f.TeamID) && (f.OwnerID == "" || m.OwnerID == f.OwnerID)
 }
 
 // CustomerReport counts the customers the actor may see.
@@ -93,7 +97,7 @@ func (s *Service) CustomerReport(ctx context.Context, a models.Actor, f ReportFi
 		}
 		m[v]++
 	}
-	err := eachVisible(ctx, s.Customers, a, f.conds(), func(c *models.Customer) {
+	err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		out.Total++
 		add(out.ByStage, c.Stage)
 		add(out.ByCustomerType, c.CustomerType)
@@ -145,14 +149,9 @@ func (s *Service) scoreTenant(ctx context.Context, tenant string) ([]models.RFMS
 	since := now.AddDate(0, 0, -models.RFMWindowDays).Format(time.DateOnly)
 	system := models.SystemActor(tenant)
 	facts := map[string]*models.OrderFacts{}
-	conds := []store.Cond{
-		{Field: "ordered_on", Op: store.Gte, Value: since},
-		{Field: "currency", Op: store.Eq, Value: st.Currency},
-		{Field: "status", Op: store.In, Value: []string{"confirmed", "shipped", "completed"}},
-	}
-	err = eachVisible(ctx, s.Orders, system, conds, func(o *models.Order) {
-		day, err := time.Parse(time.DateOnly, o.OrderedOn)
-		if err != nil {
+	err = eachVisible(ctx, s.Orders, system, ReportFilter{}, func(o *models.Order) {
+		day, ok := dayOf(o.OrderedOn)
+		if !ok || o.OrderedOn < since || !countingOrder(o, st.Currency) {
 			return
 		}
 		f := facts[o.CustomerID]
@@ -184,7 +183,7 @@ func (s *Service) RFMReport(ctx context.Context, a models.Actor, f ReportFilter)
 		return RFMReport{}, err
 	}
 	visible := map[string]bool{}
-	if err := eachVisible(ctx, s.Customers, a, f.conds(), func(c *models.Customer) { visible[c.ID] = true }); err != nil {
+	if err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) { visible[c.ID] = true }); err != nil {
 		return RFMReport{}, err
 	}
 	out := RFMReport{Definition: RFMDefinition, AsOf: s.now().UTC(), Customers: []models.RFMScore{}}
@@ -212,9 +211,8 @@ func (s *Service) RefreshRFM(ctx context.Context, tenant string) (int, error) {
 		want[sc.CustomerID] = sc.Segment
 	}
 	// Customers holding an RFM tier that no longer applies lose it.
-	tiered := []store.Cond{{Field: "value_tier", Op: store.In, Value: models.RFMSegments}}
-	err = eachVisible(ctx, s.Customers, system, tiered, func(c *models.Customer) {
-		if _, scored := want[c.ID]; !scored {
+	err = eachVisible(ctx, s.Customers, system, ReportFilter{}, func(c *models.Customer) {
+		if _, scored := want[c.ID]; !scored && slices.Contains(models.RFMSegments, c.ValueTier) {
 			want[c.ID] = ""
 		}
 	})

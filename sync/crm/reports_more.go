@@ -73,7 +73,7 @@ func (s *Service) SalesReport(ctx context.Context, a models.Actor, f ReportFilte
 		TopCustomers: []CustomerAmount{}, Outstanding: []CustomerAmount{}, AtRisk: []AtRiskCustomer{}}
 	revenue := map[string]int64{}
 	recent, before := map[string]int{}, map[string]int{}
-	err = eachVisible(ctx, s.Orders, a, f.conds(), func(o *models.Order) {
+	err = eachVisible(ctx, s.Orders, a, f, func(o *models.Order) {
 		day, ok := dayOf(o.OrderedOn)
 		if !ok || !countingOrder(o, st.Currency) {
 			return
@@ -93,7 +93,7 @@ func (s *Service) SalesReport(ctx context.Context, a models.Actor, f ReportFilte
 		return out, err
 	}
 	idleSince := now.AddDate(0, 0, -idleDays)
-	err = eachVisible(ctx, s.Customers, a, f.conds(), func(c *models.Customer) {
+	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		entry := CustomerAmount{CustomerID: c.ID, Number: c.Number, Name: c.Name}
 		if r := revenue[c.ID]; r > 0 {
 			entry.Amount = r
@@ -159,7 +159,7 @@ func (s *Service) ActivityReport(ctx context.Context, a models.Actor, f ReportFi
 		}
 		return reps[id]
 	}
-	err := eachVisible(ctx, s.Interactions, a, f.conds(), func(i *models.Interaction) {
+	err := eachVisible(ctx, s.Interactions, a, f, func(i *models.Interaction) {
 		if !f.within(i.OccurredAt) {
 			return
 		}
@@ -181,7 +181,7 @@ func (s *Service) ActivityReport(ctx context.Context, a models.Actor, f ReportFi
 		return nil, err
 	}
 	now := s.now()
-	err = eachVisible(ctx, s.Tasks, a, f.conds(), func(t *models.Task) {
+	err = eachVisible(ctx, s.Tasks, a, f, func(t *models.Task) {
 		if !f.within(t.DueAt) || t.Status == models.TaskCancelled {
 			return
 		}
@@ -272,7 +272,7 @@ func (s *Service) ServiceReport(ctx context.Context, a models.Actor, f ReportFil
 	now := s.now()
 	var resolvedHours float64
 	resolved := 0
-	err := eachVisible(ctx, s.Tickets, a, f.conds(), func(t *models.Ticket) {
+	err := eachVisible(ctx, s.Tickets, a, f, func(t *models.Ticket) {
 		if !f.within(t.CreatedAt) {
 			return
 		}
@@ -295,7 +295,7 @@ func (s *Service) ServiceReport(ctx context.Context, a models.Actor, f ReportFil
 	var all satisfaction
 	months := map[string]*satisfaction{}
 	topics := map[string][2]int{}
-	err = eachVisible(ctx, s.Surveys, a, f.conds(), func(sv *models.Survey) {
+	err = eachVisible(ctx, s.Surveys, a, f, func(sv *models.Survey) {
 		if !f.within(sv.TakenAt) {
 			return
 		}
@@ -340,7 +340,7 @@ const LoyaltyDefinition = "Points of ledger entries made in [from, to), by kind 
 // LoyaltyReport reports points and members per tier.
 func (s *Service) LoyaltyReport(ctx context.Context, a models.Actor, f ReportFilter) (LoyaltyReport, error) {
 	out := LoyaltyReport{Definition: LoyaltyDefinition, ByTier: map[string]int{}}
-	err := eachVisible(ctx, s.LoyaltyEntries, a, f.conds(), func(e *models.LoyaltyEntry) {
+	err := eachVisible(ctx, s.LoyaltyEntries, a, f, func(e *models.LoyaltyEntry) {
 		if !f.within(e.CreatedAt) {
 			return
 		}
@@ -358,7 +358,7 @@ func (s *Service) LoyaltyReport(ctx context.Context, a models.Actor, f ReportFil
 	if err != nil {
 		return out, err
 	}
-	err = eachVisible(ctx, s.Customers, a, f.conds(), func(c *models.Customer) {
+	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		tier := c.Loyalty.Tier
 		if tier == "" {
 			tier = none
@@ -396,7 +396,7 @@ func (s *Service) FunnelReport(ctx context.Context, a models.Actor, f ReportFilt
 	}
 	entered, advanced := map[string]int{}, map[string]int{}
 	stayDays, stays := map[string]float64{}, map[string]int{}
-	err := eachVisible(ctx, s.Customers, a, f.conds(), func(c *models.Customer) {
+	err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		h := c.StageHistory
 		for i, t := range h {
 			if i+1 < len(h) && f.within(h[i+1].At) {
