@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,9 +50,11 @@ func (s *Server) exportCustomers(c *fiber.Ctx) error {
 	// context of its own, with the request's values and a deadline.
 	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
 	log := s.log.With("export", id, "tenant", a.TenantID, "user", a.UserID)
+	conn := c.Context().Conn()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
-		n, err := exp.Write(streamCtx, w)
+		n, err := exp.Write(streamCtx, &progressWriter{w: w, conn: conn})
+		extendWriteDeadline(conn)
 		if ferr := w.Flush(); err == nil {
 			err = ferr
 		}
@@ -61,4 +65,32 @@ func (s *Server) exportCustomers(c *fiber.Ctx) error {
 		log.InfoContext(streamCtx, "export sent", "rows", n, "format", format)
 	})
 	return nil
+}
+
+// streamWriteWindow is how long a streamed response may go without a byte
+// written before the connection gives up. The server's write timeout (60 s)
+// bounds a whole response; a large export takes longer, so the stream moves
+// the deadline on as long as it makes progress.
+const streamWriteWindow = time.Minute
+
+func extendWriteDeadline(conn net.Conn) {
+	if conn != nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteWindow))
+	}
+}
+
+// progressWriter extends the connection's write deadline as it writes (at
+// most once a second, a clock read per write otherwise).
+type progressWriter struct {
+	w        io.Writer
+	conn     net.Conn
+	extended time.Time
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.extended) > time.Second {
+		extendWriteDeadline(p.conn)
+		p.extended = now
+	}
+	return p.w.Write(b)
 }

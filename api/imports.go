@@ -142,11 +142,13 @@ func (s *Server) importFailures(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="import-`+id+`-failures.csv"`)
 	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
+	conn := c.Context().Conn()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
-		err := sheets.WriteFailures(w, first, func(after string) ([]models.ImportFailure, error) {
+		err := sheets.WriteFailures(&progressWriter{w: w, conn: conn}, first, func(after string) ([]models.ImportFailure, error) {
 			return s.crm.ImportFailures(streamCtx, a, id, after, 500)
 		})
+		extendWriteDeadline(conn)
 		if ferr := w.Flush(); err == nil {
 			err = ferr
 		}

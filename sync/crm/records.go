@@ -408,13 +408,65 @@ type Page[R any] struct {
 
 // List returns a page of the records the actor may see.
 func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (Page[R], error) {
-	st, err := r.svc.settings(ctx, a.TenantID)
+	q, err := r.listQuery(ctx, a, o)
 	if err != nil {
 		return Page[R]{}, err
 	}
+	q.Limit = o.Limit + 1
+	var recs []R
+	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
+		return Page[R]{}, err
+	}
+	out := Page[R]{Data: make([]R, 0, len(recs))}
+	for i := range recs {
+		if i == o.Limit {
+			next := encodePosition(&recs[i-1], q.SortField)
+			out.NextAfter = &next
+			break
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(&recs[i])
+		}
+		out.Data = append(out.Data, r.viewFor(a, recs[i]))
+	}
+	return out, nil
+}
+
+// CheckList validates list options (filters, sort) without reading anything.
+func (r *Records[R]) CheckList(ctx context.Context, a models.Actor, o ListOptions) error {
+	_, err := r.listQuery(ctx, a, o)
+	return err
+}
+
+// Each calls fn with every record List would return over all its pages, as
+// the actor sees them, reading them in one query (an export): paging would
+// run the query, a scan on the embedded engines, once per page.
+func (r *Records[R]) Each(ctx context.Context, a models.Actor, o ListOptions, fn func(R) error) error {
+	q, err := r.listQuery(ctx, a, o)
+	if err != nil {
+		return err
+	}
+	return r.svc.store.Each(ctx, r.coll, q, func(decode func(any) error) error {
+		var rec R
+		if err := decode(&rec); err != nil {
+			return fmt.Errorf("decode %s: %w", r.coll, err)
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(&rec)
+		}
+		return fn(r.viewFor(a, rec))
+	})
+}
+
+// listQuery turns list options into the store query (without its limit).
+func (r *Records[R]) listQuery(ctx context.Context, a models.Actor, o ListOptions) (store.Query, error) {
+	st, err := r.svc.settings(ctx, a.TenantID)
+	if err != nil {
+		return store.Query{}, err
+	}
 	// The public pool is listed when asked for (?pool=), not mixed into "my customers".
 	_, askedForPool := o.Filters["pool"]
-	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool), Limit: o.Limit + 1}
+	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool)}
 	if r.h.scopeAssignee && !q.Scope.All {
 		q.OrAssignee = a.UserID
 	}
@@ -454,26 +506,7 @@ func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (P
 		}
 		q.After = pos
 	}
-	if err := v.Err(); err != nil {
-		return Page[R]{}, err
-	}
-	var recs []R
-	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
-		return Page[R]{}, err
-	}
-	out := Page[R]{Data: make([]R, 0, len(recs))}
-	for i := range recs {
-		if i == o.Limit {
-			next := encodePosition(&recs[i-1], q.SortField)
-			out.NextAfter = &next
-			break
-		}
-		if r.h.loaded != nil {
-			r.h.loaded(&recs[i])
-		}
-		out.Data = append(out.Data, r.viewFor(a, recs[i]))
-	}
-	return out, nil
+	return q, v.Err()
 }
 
 // cursor is the decoded form of a list's "after" parameter: the sort value of

@@ -27,6 +27,7 @@ type recordStore interface {
 	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
 	Get(ctx context.Context, coll, tenant, id string, out any) error
 	Find(ctx context.Context, coll string, q store.Query, out any) error
+	Each(ctx context.Context, coll string, q store.Query, each func(decode func(out any) error) error) error
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error

@@ -129,9 +129,10 @@ func maskedText(s string) string {
 	return string(r[:2]) + strings.Repeat("*", len(r)-2)
 }
 
-// Lister pages through the customers an actor may see (crm's Customers).
+// Lister reads the customers an actor may see (crm's Customers).
 type Lister interface {
-	List(ctx context.Context, a models.Actor, o crm.ListOptions) (crm.Page[models.Customer], error)
+	CheckList(ctx context.Context, a models.Actor, o crm.ListOptions) error
+	Each(ctx context.Context, a models.Actor, o crm.ListOptions, fn func(models.Customer) error) error
 }
 
 // Request is one export: who asks, which customers (the list API's
@@ -160,28 +161,26 @@ func (r Request) Check() error {
 	return v.Err()
 }
 
-// pageSize is how many customers an export reads at a time.
-const pageSize = 200
-
-// Export is a customer export under way: Start reads the first page, which
-// checks the filters, so a bad request fails before any byte is sent; Write
-// then streams every page.
+// Export is a customer export under way: Start checks the request, so a bad
+// one fails before any byte is sent; Write then streams every customer.
 type Export struct {
-	src   Lister
-	req   Request
-	first crm.Page[models.Customer]
+	src Lister
+	req Request
 }
 
-// Start checks the request and reads the first page.
+// Start checks the request's format, language, filters and sort.
 func Start(ctx context.Context, src Lister, req Request) (*Export, error) {
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
-	first, err := src.List(ctx, req.Actor, crm.ListOptions{Filters: req.Filters, Sort: req.Sort, Limit: pageSize})
-	if err != nil {
+	if err := src.CheckList(ctx, req.Actor, req.options()); err != nil {
 		return nil, err
 	}
-	return &Export{src: src, req: req, first: first}, nil
+	return &Export{src: src, req: req}, nil
+}
+
+func (r Request) options() crm.ListOptions {
+	return crm.ListOptions{Filters: r.Filters, Sort: r.Sort}
 }
 
 // rowWriter is a spreadsheet being written row by row.
@@ -209,24 +208,12 @@ func (e *Export) Write(ctx context.Context, w io.Writer) (int, error) {
 	}
 	mask := e.req.Actor.Role != models.RoleAdmin
 	n := 0
-	page := e.first
-	for {
-		for i := range page.Data {
-			if err := out.row(e.cells(&page.Data[i], mask)); err != nil {
-				return n, err
-			}
-			n++
-		}
-		if page.NextAfter == nil {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		page, err = e.src.List(ctx, e.req.Actor, crm.ListOptions{Filters: e.req.Filters, Sort: e.req.Sort, Limit: pageSize, After: *page.NextAfter})
-		if err != nil {
-			return n, fmt.Errorf("export customers after %d rows: %w", n, err)
-		}
+	err = e.src.Each(ctx, e.req.Actor, e.req.options(), func(c models.Customer) error {
+		n++
+		return out.row(e.cells(&c, mask))
+	})
+	if err != nil {
+		return n, fmt.Errorf("export customers after %d rows: %w", n, err)
 	}
 	return n, out.close()
 }

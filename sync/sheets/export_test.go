@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"strconv"
 	"testing"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -13,34 +12,30 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/sheets"
 )
 
-// pagedCustomers serves n customers two at a time, as crm's List pages them.
-type pagedCustomers struct {
-	n     int
-	calls int
+// fakeCustomers serves n customers, as crm's Customers would.
+type fakeCustomers struct{ n int }
+
+func (p *fakeCustomers) CheckList(_ context.Context, _ models.Actor, o crm.ListOptions) error {
+	if _, bad := o.Filters["bad"]; bad {
+		return &models.ValidationError{Fields: []models.FieldError{{Field: "bad", Message: "is not a filter"}}}
+	}
+	return nil
 }
 
-func (p *pagedCustomers) List(_ context.Context, _ models.Actor, o crm.ListOptions) (crm.Page[models.Customer], error) {
-	p.calls++
-	start := 0
-	if o.After != "" {
-		start, _ = strconv.Atoi(o.After)
-	}
-	var page crm.Page[models.Customer]
-	for i := start; i < min(start+2, p.n); i++ {
+func (p *fakeCustomers) Each(_ context.Context, _ models.Actor, _ crm.ListOptions, fn func(models.Customer) error) error {
+	for i := range p.n {
 		c := models.Customer{Number: fmt.Sprintf("C%d", i)}
 		c.Name = fmt.Sprintf("customer %d", i)
 		c.CustomFields = map[string]any{"wechat": fmt.Sprintf("wx%d", i)}
-		page.Data = append(page.Data, c)
+		if err := fn(c); err != nil {
+			return err
+		}
 	}
-	if start+2 < p.n {
-		next := strconv.Itoa(start + 2)
-		page.NextAfter = &next
-	}
-	return page, nil
+	return nil
 }
 
-func TestExportStreamsEveryPage(t *testing.T) {
-	src := &pagedCustomers{n: 7}
+func TestExportWritesEveryCustomer(t *testing.T) {
+	src := &fakeCustomers{n: 7}
 	req := sheets.Request{Actor: models.Actor{Role: models.RoleAdmin}, Format: sheets.CSV, Lang: "en",
 		CustomFields: []models.CustomFieldDef{{Key: "wechat", Label: "WeChat", Type: models.FieldText}}}
 	exp, err := sheets.Start(context.Background(), src, req)
@@ -49,8 +44,8 @@ func TestExportStreamsEveryPage(t *testing.T) {
 	}
 	var out bytes.Buffer
 	n, err := exp.Write(context.Background(), &out)
-	if err != nil || n != 7 || src.calls != 4 {
-		t.Fatalf("wrote %d rows in %d pages: %v", n, src.calls, err)
+	if err != nil || n != 7 {
+		t.Fatalf("wrote %d rows: %v", n, err)
 	}
 	rows, err := csv.NewReader(bytes.NewReader(out.Bytes()[3:])).ReadAll()
 	if err != nil || len(rows) != 8 {
@@ -63,8 +58,8 @@ func TestExportStreamsEveryPage(t *testing.T) {
 }
 
 func TestExportRefusesUnknownFormats(t *testing.T) {
-	for _, req := range []sheets.Request{{Format: "pdf", Lang: "en"}, {Format: sheets.CSV, Lang: "fr"}} {
-		if _, err := sheets.Start(context.Background(), &pagedCustomers{}, req); err == nil {
+	for _, req := range []sheets.Request{{Format: "pdf", Lang: "en"}, {Format: sheets.CSV, Lang: "fr"}, {Format: sheets.CSV, Lang: "en", Filters: map[string]string{"bad": "1"}}} {
+		if _, err := sheets.Start(context.Background(), &fakeCustomers{}, req); err == nil {
 			t.Errorf("%+v accepted", req)
 		}
 	}

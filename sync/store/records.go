@@ -258,6 +258,41 @@ type Position struct {
 
 // Find runs q on coll and decodes the matching records into out (a pointer to a slice).
 func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
+	filter, opts := findArgs(q)
+	if err := s.findAll(ctx, coll, filter, opts, out); err != nil {
+		return fmt.Errorf("find %s of tenant %s: %w", coll, q.Tenant, err)
+	}
+	return nil
+}
+
+// Each runs q as one query and calls each with a decoder for every record,
+// as the cursor brings them: for reading a whole selection (an export) in one
+// pass, where paging would run the query once per page. With q.SortField
+// empty the records come in no particular order, which lets the engine stream
+// them instead of sorting first.
+func (s *Store) Each(ctx context.Context, coll string, q Query, each func(decode func(out any) error) error) error {
+	filter, opts := findArgs(q)
+	if q.SortField == "" {
+		opts.SetSort(nil)
+	}
+	cur, err := s.coll(coll).Find(ctx, filter, opts)
+	if err != nil {
+		return fmt.Errorf("read %s of tenant %s: %w", coll, q.Tenant, err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if err := each(cur.Decode); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read %s of tenant %s: %w", coll, q.Tenant, err)
+	}
+	return nil
+}
+
+// findArgs turns a Query into a filter and find options.
+func findArgs(q Query) (bson.D, *options.FindOptions) {
 	filter := bson.D{{Key: "tenant_id", Value: q.Tenant}}
 	if !q.WithDeleted {
 		filter = append(filter, bson.E{Key: "deleted_at", Value: nil})
@@ -316,10 +351,7 @@ func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
 	if q.Limit > 0 {
 		opts.SetLimit(int64(q.Limit))
 	}
-	if err := s.findAll(ctx, coll, filter, opts, out); err != nil {
-		return fmt.Errorf("find %s of tenant %s: %w", coll, q.Tenant, err)
-	}
-	return nil
+	return filter, opts
 }
 
 // scopeFilter turns what an actor may see into a filter; nil means everything.
