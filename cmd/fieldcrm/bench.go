@@ -31,8 +31,11 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	if len(args) > 0 && args[0] == "reminders" {
 		return benchReminders(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "import" {
+		return benchImport(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "sync" {
-		return usageError{"usage: fieldcrm bench sync|reminders [flags]"}
+		return usageError{"usage: fieldcrm bench sync|reminders|import [flags]"}
 	}
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
