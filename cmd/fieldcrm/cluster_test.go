@@ -14,7 +14,9 @@ import (
 )
 
 // startRedisCluster starts a three-master Redis Cluster on loopback from the
-// machine's redis-server and returns its REDIS_URL (the comma form).
+// machine's redis-server and returns its REDIS_URL (the comma form). A port
+// taken by another test process between choosing and binding it fails an
+// attempt; it tries three times.
 func startRedisCluster(t *testing.T) string {
 	t.Helper()
 	server, err1 := exec.LookPath("redis-server")
@@ -22,37 +24,49 @@ func startRedisCluster(t *testing.T) string {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("a Redis Cluster needs redis-server and redis-cli: %v %v", err1, err2)
 	}
+	var err error
+	for range 3 {
+		var url string
+		if url, err = tryRedisCluster(t, server, cli); err == nil {
+			return url
+		}
+	}
+	t.Fatal(err)
+	return ""
+}
+
+func tryRedisCluster(t *testing.T, server, cli string) (string, error) {
 	dir := t.TempDir()
 	var addrs []string
 	for range 3 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		cmd := exec.Command(server, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
 			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port), "--save", "", "--appendonly", "no", "--dir", dir)
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	for _, a := range addrs {
-		waitFor(t, "redis "+a, func() bool {
+		if !eventually(10*time.Second, func() bool {
 			c := redis.NewClient(&redis.Options{Addr: a})
 			defer c.Close()
 			return c.Ping(context.Background()).Err() == nil
-		})
+		}) {
+			return "", fmt.Errorf("redis %s did not start", a)
+		}
 	}
 	create := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
 	if out, err := create.CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+		return "", fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer client.Close()
-	waitFor(t, "cluster state ok", func() bool {
+	ok := eventually(30*time.Second, func() bool {
 		for _, a := range addrs {
 			c := redis.NewClient(&redis.Options{Addr: a})
 			info, err := c.ClusterInfo(context.Background()).Result()
@@ -63,17 +77,28 @@ func startRedisCluster(t *testing.T) string {
 		}
 		return true
 	})
-	return "redis://" + strings.Join(addrs, ",")
+	if !ok {
+		return "", fmt.Errorf("cluster %v not ok in 30 s", addrs)
+	}
+	return "redis://" + strings.Join(addrs, ","), nil
+}
+
+// eventually polls ok until it holds or within passes.
+func eventually(within time.Duration, ok func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30 s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !eventually(30*time.Second, ok) {
+		t.Fatalf("%s: not within 30 s", what)
 	}
 }
 

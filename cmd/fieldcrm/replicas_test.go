@@ -70,29 +70,23 @@ func startReplicas(t *testing.T, n int, shared map[string]string) []*replica {
 	}
 	replicas := make([]*replica, n)
 	for i := range replicas {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		r := &replica{name: fmt.Sprintf("replica-%c", 'a'+i), base: "http://" + addr,
-			logs: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
-		r.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_DATA_DIR="+t.TempDir())
-		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-		if err := r.cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", r.name, err)
-		}
-		go func() { r.exited <- r.cmd.Wait() }()
+		r := &replica{name: fmt.Sprintf("replica-%c", 'a'+i)}
+		r.launch(t, env)
 		t.Cleanup(func() { r.kill(t) })
 		replicas[i] = r
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for _, r := range replicas {
-		for !r.ready() {
+		for relaunches := 0; !r.ready(); {
 			select {
 			case err := <-r.exited:
+				// A free port found by the test can be taken by another test
+				// process before the replica binds it: try another.
+				if strings.Contains(r.logs.String(), "address already in use") && relaunches < 3 {
+					relaunches++
+					r.launch(t, env)
+					continue
+				}
 				t.Fatalf("%s exited during start-up: %v\n%s", r.name, err, r.logs.String())
 			default:
 			}
@@ -103,6 +97,29 @@ func startReplicas(t *testing.T, n int, shared map[string]string) []*replica {
 		}
 	}
 	return replicas
+}
+
+// launch starts the replica's process on a free port.
+func (r *replica) launch(t *testing.T, env []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r.base = "http://" + addr
+	r.logs = &syncWriter{w: &bytes.Buffer{}}
+	r.exited = make(chan error, 1)
+	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_DATA_DIR="+t.TempDir())
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", r.name, err)
+	}
+	exited := r.exited
+	cmd := r.cmd
+	go func() { exited <- cmd.Wait() }()
 }
 
 func (r *replica) ready() bool {
