@@ -61,11 +61,9 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	serveCtx, stopServe := context.WithCancel(ctx)
+	c, stopServe, err := listenForBench(ctx, a, addr)
 	defer stopServe()
-	go func() { _ = a.server.Listen(serveCtx, addr) }()
-	c := &benchClient{base: "http://" + addr, http: &http.Client{Timeout: 10 * time.Minute}}
-	if err := c.waitReady(); err != nil {
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "fieldcrm bench sync: %s, %d customers + %d interactions, page %d\n", engine, *customers, *interactions, *page)
@@ -186,6 +184,15 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// listenForBench serves a's API on addr until stop is called and returns a
+// client of it once it answers.
+func listenForBench(ctx context.Context, a *application, addr string) (c *benchClient, stop func(), err error) {
+	serveCtx, stop := context.WithCancel(ctx)
+	go func() { _ = a.server.Listen(serveCtx, addr) }()
+	c = &benchClient{base: "http://" + addr, http: &http.Client{Timeout: 30 * time.Minute}}
+	return c, stop, c.waitReady()
 }
 
 // benchApp starts fieldcrm's services (no HTTP listener) on a throwaway data

@@ -43,11 +43,9 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	serveCtx, stopServe := context.WithCancel(ctx)
+	c, stopServe, err := listenForBench(ctx, a, addr)
 	defer stopServe()
-	go func() { _ = a.server.Listen(serveCtx, addr) }()
-	c := &benchClient{base: "http://" + addr, http: &http.Client{Timeout: 30 * time.Minute}}
-	if err := c.waitReady(); err != nil {
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "fieldcrm bench import: %s, %d rows\n", engine, *rows)

@@ -110,24 +110,33 @@ func (p *serveProcess) stop(t *testing.T) {
 
 func (p *serveProcess) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
+	status, m, err := callJSON(p.base, method, path, token, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, m
+}
+
+// callJSON sends a JSON request to a server and decodes its JSON answer.
+func callJSON(base, method, path, token string, body any) (int, map[string]any, error) {
 	var reader io.Reader
 	if body != nil {
 		raw, _ := json.Marshal(body)
 		reader = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, p.base+path, reader)
+	req, _ := http.NewRequest(method, base+path, reader)
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer res.Body.Close()
 	var m map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&m)
-	return res.StatusCode, m
+	return res.StatusCode, m, nil
 }
 
 func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
@@ -285,18 +294,25 @@ func TestProbeAsksTheServer(t *testing.T) {
 	}
 }
 
-func TestExportCommandWritesTheTenantsCustomers(t *testing.T) {
-	vars := isolatedVars(t, "export")
-	vars["FIELDCRM_JWT_SECRET"] = "export-test-secret-of-at-least-32-bytes!"
+// serveWithTenant starts serve (with a fixed JWT secret, so tokens outlive a
+// restart) and signs up a tenant; it returns the server, the admin's token
+// and the tenant id.
+func serveWithTenant(t *testing.T, vars map[string]string, email string) (*serveProcess, string, string) {
+	t.Helper()
+	vars["FIELDCRM_JWT_SECRET"] = "cli-test-secret-of-at-least-32-bytes-long!"
 	p := startServe(t, vars)
 	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
-		"company_name": "Acme", "name": "Ana", "email": "ana@export.test", "password": "correct horse battery",
+		"company_name": "Acme", "name": "Ana", "email": email, "password": "correct horse battery",
 	})
 	if status != 201 {
 		t.Fatalf("signup: %d %v", status, body)
 	}
-	token := body["access_token"].(string)
-	tenant := body["user"].(map[string]any)["tenant_id"].(string)
+	return p, body["access_token"].(string), body["user"].(map[string]any)["tenant_id"].(string)
+}
+
+func TestExportCommandWritesTheTenantsCustomers(t *testing.T) {
+	vars := isolatedVars(t, "export")
+	p, token, tenant := serveWithTenant(t, vars, "ana@export.test")
 	for _, name := range []string{"王小明", "Acme Pumps"} {
 		if status, body := p.call(t, "POST", "/v1/customers", token, map[string]any{"name": name, "kind": "company"}); status != 201 {
 			t.Fatalf("customer: %d %v", status, body)
@@ -339,16 +355,7 @@ func TestExportCommandWritesTheTenantsCustomers(t *testing.T) {
 
 func TestImportCommandReadsASpreadsheet(t *testing.T) {
 	vars := isolatedVars(t, "import")
-	vars["FIELDCRM_JWT_SECRET"] = "import-test-secret-of-at-least-32-bytes!"
-	p := startServe(t, vars)
-	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
-		"company_name": "Acme", "name": "Ana", "email": "ana@import.test", "password": "correct horse battery",
-	})
-	if status != 201 {
-		t.Fatalf("signup: %d %v", status, body)
-	}
-	token := body["access_token"].(string)
-	tenant := body["user"].(map[string]any)["tenant_id"].(string)
+	p, token, tenant := serveWithTenant(t, vars, "ana@import.test")
 	p.stop(t)
 
 	dir := t.TempDir()

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -149,24 +147,11 @@ func (r *replica) kill(t *testing.T) {
 // (the process is gone) comes back as status 0.
 func (r *replica) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
-	var reader io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		reader = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, r.base+path, reader)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
+	status, m, err := callJSON(r.base, method, path, token, body)
 	if err != nil {
 		return 0, map[string]any{"transport_error": err.Error()}
 	}
-	defer res.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&m)
-	return res.StatusCode, m
+	return status, m
 }
 
 func (r *replica) must(t *testing.T, want int, method, path, token string, body any) map[string]any {
