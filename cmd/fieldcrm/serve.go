@@ -75,12 +75,15 @@ type jobRunner struct {
 	log    *slog.Logger
 }
 
-// every runs job each period until ctx ends, logging what it did (done, the
-// count it returns) and its failures. Every worker replica ticks, but only the
-// one that takes the job's lease for the period runs it: the jobs are safe to
+// every runs job once per period until ctx ends, logging what it did (done,
+// the count it returns) and its failures. Every worker replica looks each
+// minute (or each period, if shorter), but only the one that takes the job's
+// lease runs it, and the lease lasts most of a period: the jobs are safe to
 // run concurrently, yet N replicas scanning every tenant N times is waste.
+// The lease lives in Redis, so restarts do not put a daily job off again and
+// again, as a timer of each process's own would.
 func (r jobRunner) every(ctx context.Context, name string, period time.Duration, done string, job func(context.Context) (int, error)) {
-	tick := time.NewTicker(period)
+	tick := time.NewTicker(min(period, time.Minute))
 	defer tick.Stop()
 	for {
 		select {
