@@ -130,7 +130,10 @@ type xlsxRows struct {
 // openXLSX reads the first sheet of an Excel workbook, row by row (excelize
 // streams rows from the file rather than loading the sheet).
 func openXLSX(path string) (rowReader, error) {
-	f, err := excelize.OpenFile(path)
+	// An .xlsx is a zip: bound what it may unpack to (a few bytes of
+	// upload must not unpack into gigabytes), and keep big sheets on disk
+	// rather than in memory.
+	f, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: 1 << 30, UnzipXMLSizeLimit: 16 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("not an Excel .xlsx workbook: %w", err)
 	}
