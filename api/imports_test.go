@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"mime/multipart"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // upload posts a spreadsheet to /v1/imports with the given form fields.
@@ -227,5 +230,57 @@ func TestImportRefusesWhatItCannotRead(t *testing.T) {
 	h.call("GET", "/v1/imports/nosuchimport0000000", w.r1, nil, 404)
 	if n := customerCount(t, h, w.r1); n != 0 {
 		t.Fatalf("refused imports created %d customers", n)
+	}
+}
+
+func TestAnExportImportsBackIntoAnotherTenant(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	h.newCustomer(w.r1, map[string]any{"name": "王小明", "kind": "person", "birth_date": "1990-03-07", "stage": "prospect",
+		"phones": []any{map[string]any{"label": "mobile", "number": "138 0013 8000"}}, "tags": []string{"vip", "north"}})
+	h.newCustomer(w.r1, map[string]any{"name": "Acme Pumps", "kind": "company", "region": "North",
+		"emails": []any{map[string]any{"label": "work", "address": "sales@acme.cn"}}})
+	for _, lang := range []string{"en", "zh"} {
+		r := h.do("GET", "/v1/exports/customers?format=xlsx&sort=name&lang="+lang, w.admin.access, nil)
+		h.expect(r, 200, "export")
+		other := h.signup("Other "+lang, "admin-"+lang+"@other.test")
+		im := h.runImport(other, "customers.xlsx", r.body, nil)
+		if got := counts(im); got != "total 2 created 2 merged 0 skipped 0 failed 0" || len(im["unmapped"].([]any)) != 0 {
+			t.Fatalf("%s: re-import %s, unmapped %v, failures %v", lang, got, im["unmapped"], im["failures"])
+		}
+		list := h.call("GET", "/v1/customers?sort=name", other, nil, 200)["data"].([]any)
+		a, b := list[0].(map[string]any), list[1].(map[string]any)
+		if b["name"] != "王小明" || b["birth_date"] != "1990-03-07" || b["stage"] != "prospect" || fmt.Sprint(b["tags"]) != "[vip north]" ||
+			b["phones"].([]any)[0].(map[string]any)["number"] != "+8613800138000" || b["external_ref"] == "" {
+			t.Errorf("%s: re-imported person %v", lang, b)
+		}
+		if a["name"] != "Acme Pumps" || a["region"] != "North" || a["emails"].([]any)[0].(map[string]any)["address"] != "sales@acme.cn" {
+			t.Errorf("%s: re-imported company %v", lang, a)
+		}
+	}
+}
+
+func TestAnImportWhoseServerStoppedReadsInterrupted(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	r := h.upload(w.r1, "x.csv", []byte("Name\nA\n"), map[string]string{"dry_run": "true"})
+	h.expect(r, 202, "import")
+	id := r.json(t)["id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.call("GET", "/v1/imports/"+id, w.r1, nil, 200)["state"] == "running" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A record left running, its replica gone: three minutes without progress.
+	im, err := h.crm.Import(context.Background(), models.Actor{TenantID: w.admin.tenant, Role: models.RoleAdmin}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.State, im.UpdatedAt, im.FinishedAt = "running", h.clock.Now().Add(-3*time.Minute), nil
+	if err := h.crm.SaveImport(context.Background(), im); err != nil {
+		t.Fatal(err)
+	}
+	got := h.call("GET", "/v1/imports/"+id, h.login(w.r1.email, w.r1.password), nil, 200)
+	if got["state"] != "interrupted" || !strings.Contains(got["error"].(string), "import the same file again") {
+		t.Fatalf("stale import %v %v", got["state"], got["error"])
 	}
 }

@@ -254,7 +254,7 @@ func (p *Prepared) rowID(c models.Customer, cells []string) string {
 	if c.ExternalRef == "" {
 		var parts []string
 		for i, t := range p.plan.targets {
-			if t != "" && i < len(cells) {
+			if t != "" && t != Ignore && i < len(cells) {
 				parts = append(parts, t+"="+strings.TrimSpace(cells[i]))
 			}
 		}

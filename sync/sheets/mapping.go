@@ -72,7 +72,7 @@ type Mapping struct {
 // columnPlan is the resolved target of each column of the file.
 type columnPlan struct {
 	headers []string
-	targets []string // "" for a column nobody claimed
+	targets []string // "" for a column nobody claimed, Ignore for one left out
 }
 
 // plan resolves the file's headers against the mapping, the automatic
@@ -107,6 +107,7 @@ func plan(headers []string, m Mapping, custom []models.CustomFieldDef) (columnPl
 			target = auto[key]
 		}
 		if target == Ignore {
+			p.targets[i] = Ignore // left out on purpose: not "unmapped"
 			continue
 		}
 		if prev, dup := taken[target]; dup && target != "" && target != "phones" && target != "emails" && target != "tags" {
@@ -217,7 +218,7 @@ func (p columnPlan) customer(cells []string, custom []models.CustomFieldDef) (mo
 	f := &c.CustomerFields
 	v := &models.ValidationError{}
 	for i, target := range p.targets {
-		if target == "" || i >= len(cells) {
+		if target == "" || target == Ignore || i >= len(cells) {
 			continue
 		}
 		raw := strings.TrimSpace(cells[i])
