@@ -20,18 +20,6 @@ import (
 // importTimeout bounds one background import.
 const importTimeout = 6 * time.Hour
 
-// importSink keeps an import's progress and failed rows in the database, where
-// every replica can answer GET /v1/imports/{id}.
-type importSink struct{ crm *crm.Service }
-
-func (k importSink) Progress(ctx context.Context, im models.Import) error {
-	return k.crm.SaveImport(ctx, im)
-}
-
-func (k importSink) Failures(ctx context.Context, id string, f []models.ImportFailure) error {
-	return k.crm.AddImportFailures(ctx, id, f)
-}
-
 // importResponse is an import's record with its first failed rows.
 type importResponse struct {
 	models.Import
@@ -74,25 +62,32 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The file stays until the background run ends; a refused upload goes now.
+	running := false
+	defer func() {
+		if !running {
+			os.RemoveAll(dir)
+		}
+	}()
 	path := filepath.Join(dir, "upload")
 	if err := c.SaveFile(fh, path); err != nil {
-		os.RemoveAll(dir)
 		return err
 	}
 	p, err := sheets.Prepare(path, fh.Filename, o, time.Now().UTC())
 	if err != nil {
-		os.RemoveAll(dir)
 		return err
 	}
 	if err := s.crm.SaveImport(ctx, p.Job()); err != nil {
-		os.RemoveAll(dir)
 		return err
 	}
+	running = true
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), importTimeout)
 	go func() {
 		defer cancel()
 		defer os.RemoveAll(dir)
-		job, err := p.Run(runCtx, s.crm, importSink{s.crm}, func() time.Time { return time.Now().UTC() })
+		// The CRM keeps the progress and failed rows in the database, where
+		// every replica can answer GET /v1/imports/{id}.
+		job, err := p.Run(runCtx, s.crm, s.crm, func() time.Time { return time.Now().UTC() })
 		log := s.log.With("import", job.ID, "tenant", job.TenantID, "user", job.UserID)
 		if err != nil {
 			log.ErrorContext(runCtx, "import failed", "done", job.Done, "err", err.Error())
@@ -100,11 +95,6 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		}
 		log.InfoContext(runCtx, "import done", "rows", job.Done, "created", job.Created, "merged", job.Merged,
 			"skipped", job.Skipped, "failed", job.Failed, "dry_run", job.DryRun)
-		if !job.DryRun && job.Created+job.Merged > 0 {
-			if _, err := s.crm.RefreshRFM(runCtx, job.TenantID); err != nil {
-				log.ErrorContext(runCtx, "RFM refresh after import", "err", err.Error())
-			}
-		}
 	}()
 	c.Set(fiber.HeaderLocation, "/v1/imports/"+p.Job().ID)
 	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}})

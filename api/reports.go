@@ -13,36 +13,26 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
-// defaultReportSpan is how far back "new" series go when from is not given.
-const defaultReportSpan = 90 * 24 * time.Hour
-
 // reportFilter reads ?from=&to=&team_id=&owner_id= (dates as YYYY-MM-DD or
-// RFC 3339) and refuses any other parameter.
-func reportFilter(c *fiber.Ctx, now time.Time, extra ...string) (crm.ReportFilter, error) {
+// RFC 3339) and refuses any other parameter; the CRM fills in a missing
+// period from its own clock.
+func reportFilter(c *fiber.Ctx, extra ...string) (crm.ReportFilter, error) {
 	v := &models.ValidationError{}
-	f := crm.ReportFilter{To: now, TeamID: c.Query("team_id"), OwnerID: c.Query("owner_id")}
-	parse := func(name string) (time.Time, bool) {
+	f := crm.ReportFilter{TeamID: c.Query("team_id"), OwnerID: c.Query("owner_id")}
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
 		raw := c.Query(name)
 		if raw == "" {
-			return time.Time{}, false
+			continue
 		}
-		for _, layout := range []string{time.DateOnly, time.RFC3339} {
-			if t, err := time.Parse(layout, raw); err == nil {
-				return t.UTC(), true
-			}
+		t, err := time.Parse(time.DateOnly, raw)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, raw)
 		}
-		v.Add(name, "must be a date (2026-11-01) or a time (2026-11-01T08:00:00Z)")
-		return time.Time{}, false
-	}
-	if t, ok := parse("to"); ok {
-		f.To = t
-	}
-	f.From = f.To.Add(-defaultReportSpan)
-	if t, ok := parse("from"); ok {
-		f.From = t
-	}
-	if !f.From.Before(f.To) && len(v.Fields) == 0 {
-		v.Add("from", "must be before to")
+		if err != nil {
+			v.Add(name, "must be a date (2026-11-01) or a time (2026-11-01T08:00:00Z)")
+			continue
+		}
+		*dst = t.UTC()
 	}
 	for k := range c.Queries() {
 		if !slices.Contains(append([]string{"from", "to", "team_id", "owner_id"}, extra...), k) {
@@ -71,7 +61,7 @@ func (s *Server) refreshRFM(c *fiber.Ctx) error {
 // report serves a report that takes only the common parameters.
 func report[Out any](get func(ctx context.Context, a models.Actor, f crm.ReportFilter) (Out, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		f, err := reportFilter(c, time.Now().UTC())
+		f, err := reportFilter(c)
 		if err != nil {
 			return err
 		}
@@ -84,7 +74,7 @@ func report[Out any](get func(ctx context.Context, a models.Actor, f crm.ReportF
 }
 
 func (s *Server) salesReport(c *fiber.Ctx) error {
-	f, err := reportFilter(c, time.Now().UTC(), "idle_days")
+	f, err := reportFilter(c, "idle_days")
 	if err != nil {
 		return err
 	}

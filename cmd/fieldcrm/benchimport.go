@@ -76,8 +76,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	var peak uint64
-	sink := &progressBar{w: io.Discard, crm: a.crm}
-	watch := &heapWatch{Sink: sink, peak: &peak}
+	watch := &heapWatch{Sink: a.crm, peak: &peak}
 	start := time.Now()
 	job, err := p.Run(ctx, a.crm, watch, func() time.Time { return time.Now().UTC() })
 	took := time.Since(start)
@@ -129,11 +128,11 @@ type heapWatch struct {
 	peak *uint64
 }
 
-func (h *heapWatch) Progress(ctx context.Context, im models.Import) error {
+func (h *heapWatch) SaveImport(ctx context.Context, im models.Import) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	*h.peak = max(*h.peak, ms.HeapInuse)
-	return h.Sink.Progress(ctx, im)
+	return h.Sink.SaveImport(ctx, im)
 }
 
 // writeMessyCustomers writes rows customers as a Chinese CRM export looks:

@@ -83,7 +83,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err := a.crm.SaveImport(ctx, p.Job()); err != nil {
 		return err
 	}
-	bar := &progressBar{w: stderr, crm: a.crm}
+	bar := &progressBar{Sink: a.crm, w: stderr}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
@@ -96,11 +96,6 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "import %s: %d rows: %d created, %d merged, %d skipped, %d failed%s\n", job.ID, job.Done,
 		job.Created, job.Merged, job.Skipped, job.Failed, map[bool]string{true: " (dry run: nothing written)"}[job.DryRun])
-	if !job.DryRun && job.Created+job.Merged > 0 {
-		if _, err := a.crm.RefreshRFM(ctx, job.TenantID); err != nil {
-			return fmt.Errorf("import: refresh RFM tiers: %w", err)
-		}
-	}
 	if len(job.Unmapped) > 0 {
 		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
 	}
@@ -129,14 +124,14 @@ func importingUser(ctx context.Context, st *store.Store, tenant, email string) (
 	return admins[0], nil
 }
 
-// progressBar draws the import's progress on one terminal line and passes
-// progress and failures on to the database.
+// progressBar draws the import's progress on one terminal line and passes it
+// on to the database.
 type progressBar struct {
-	w   io.Writer
-	crm *crm.Service
+	sheets.Sink
+	w io.Writer
 }
 
-func (b *progressBar) Progress(ctx context.Context, im models.Import) error {
+func (b *progressBar) SaveImport(ctx context.Context, im models.Import) error {
 	const width = 30
 	filled := 0
 	if im.Total > 0 {
@@ -145,11 +140,7 @@ func (b *progressBar) Progress(ctx context.Context, im models.Import) error {
 	eta := time.Duration(im.ETASeconds * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(b.w, "\r[%s%s] %d/%d rows  %.0f rows/s  ETA %s  (%d failed)   ", strings.Repeat("=", filled),
 		strings.Repeat(" ", width-filled), im.Done, im.Total, im.RowsPerSecond, eta, im.Failed)
-	return b.crm.SaveImport(ctx, im)
-}
-
-func (b *progressBar) Failures(ctx context.Context, id string, f []models.ImportFailure) error {
-	return b.crm.AddImportFailures(ctx, id, f)
+	return b.Sink.SaveImport(ctx, im)
 }
 
 func (b *progressBar) finish(im models.Import) { fmt.Fprintln(b.w) }

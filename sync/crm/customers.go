@@ -162,15 +162,10 @@ func (s *Service) checkDuplicates(ctx context.Context, w *write[models.Customer]
 	flag := &models.DuplicateFlag{}
 	dup := &models.DuplicateError{}
 	for _, m := range matches {
-		var reasons []string
-		for _, k := range m.DedupeKeys {
-			if slices.Contains(c.DedupeKeys, k) {
-				reasons = append(reasons, models.DuplicateReason(k))
-			}
-		}
+		cand := candidate(m, c.DedupeKeys)
 		flag.CandidateIDs = append(flag.CandidateIDs, m.ID)
-		flag.Reasons = append(flag.Reasons, reasons...)
-		dup.Candidates = append(dup.Candidates, models.DuplicateCandidate{ID: m.ID, Number: m.Number, Name: m.Name, Reasons: reasons})
+		flag.Reasons = append(flag.Reasons, cand.Reasons...)
+		dup.Candidates = append(dup.Candidates, cand)
 	}
 	if w.old == nil && !w.flagDuplicates {
 		return dup
@@ -179,6 +174,18 @@ func (s *Service) checkDuplicates(ctx context.Context, w *write[models.Customer]
 	flag.Reasons = slices.Compact(flag.Reasons)
 	c.Duplicate = flag
 	return nil
+}
+
+// candidate describes existing customer m as a duplicate of one with keys:
+// who it is and which keys both have.
+func candidate(m models.Customer, keys []string) models.DuplicateCandidate {
+	var reasons []string
+	for _, k := range m.DedupeKeys {
+		if slices.Contains(keys, k) {
+			reasons = append(reasons, models.DuplicateReason(k))
+		}
+	}
+	return models.DuplicateCandidate{ID: m.ID, Number: m.Number, Name: m.Name, Reasons: reasons}
 }
 
 // assignNumber gives the customer the tenant's next customer number. The Redis

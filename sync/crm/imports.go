@@ -102,7 +102,7 @@ func (s *Service) checkImport(ctx context.Context, a models.Actor, row models.Cu
 	if err != nil || len(matches) == 0 {
 		return out, err
 	}
-	m := models.DuplicateCandidate{ID: matches[0].ID, Number: matches[0].Number, Name: matches[0].Name}
+	m := candidate(matches[0], row.DedupeKeys)
 	if onDuplicate == OnDuplicateSkip {
 		return RowOutcome{Action: RowSkipped, CustomerID: m.ID, Reason: duplicateReason(m), DedupeKeys: row.DedupeKeys}, nil
 	}
@@ -124,6 +124,18 @@ const importStaleAfter = 2 * time.Minute
 // SaveImport stores an import's record (its progress).
 func (s *Service) SaveImport(ctx context.Context, im models.Import) error {
 	return s.store.SaveImport(ctx, im)
+}
+
+// ImportFinished runs after an import: customers created or merged change
+// the RFM segmentation, so the tenant's tiers are refreshed.
+func (s *Service) ImportFinished(ctx context.Context, im models.Import) error {
+	if im.DryRun || im.Created+im.Merged == 0 {
+		return nil
+	}
+	if _, err := s.RefreshRFM(ctx, im.TenantID); err != nil {
+		return fmt.Errorf("refresh RFM tiers: %w", err)
+	}
+	return nil
 }
 
 // AddImportFailures stores failed rows of an import.

@@ -74,7 +74,7 @@ func (s *Service) PersonalData(ctx context.Context, a models.Actor, id string) (
 	if out.Conflicts, err = s.conflictsAbout(ctx, a.TenantID, ids); err != nil {
 		return PersonalData{}, err
 	}
-	if out.History, err = s.store.AuditOf(ctx, a.TenantID, append(ids, idsOf(s.Conflicts, out.Conflicts)...)); err != nil {
+	if out.History, err = s.store.AuditOf(ctx, a.TenantID, append(ids, idsOf(out.Conflicts)...)); err != nil {
 		return PersonalData{}, err
 	}
 	return out, nil
@@ -113,7 +113,7 @@ func (s *Service) Erase(ctx context.Context, a models.Actor, id string) (Erasure
 			return out, err
 		}
 	}
-	ids := append(recordIDs(&data), idsOf(s.Conflicts, data.Conflicts)...)
+	ids := append(recordIDs(&data), idsOf(data.Conflicts)...)
 	out.HistoryEntries, err = s.store.ScrubAudit(ctx, a.TenantID, ids, models.PersonalFields, models.Erased)
 	if err != nil {
 		return out, fmt.Errorf("erase customer %s: version history: %w", id, err)
@@ -213,19 +213,19 @@ func recordIDs(d *PersonalData) []string {
 	for _, c := range d.MergedFrom {
 		ids = append(ids, c.ID)
 	}
-	ids = append(ids, idsOf(nil, d.Contacts)...)
-	ids = append(ids, idsOf(nil, d.Interactions)...)
-	ids = append(ids, idsOf(nil, d.Tasks)...)
-	ids = append(ids, idsOf(nil, d.Orders)...)
-	ids = append(ids, idsOf(nil, d.Payments)...)
-	ids = append(ids, idsOf(nil, d.Tickets)...)
-	ids = append(ids, idsOf(nil, d.Surveys)...)
-	ids = append(ids, idsOf(nil, d.LoyaltyEntries)...)
-	return append(ids, idsOf(nil, d.Notifications)...)
+	ids = append(ids, idsOf(d.Contacts)...)
+	ids = append(ids, idsOf(d.Interactions)...)
+	ids = append(ids, idsOf(d.Tasks)...)
+	ids = append(ids, idsOf(d.Orders)...)
+	ids = append(ids, idsOf(d.Payments)...)
+	ids = append(ids, idsOf(d.Tickets)...)
+	ids = append(ids, idsOf(d.Surveys)...)
+	ids = append(ids, idsOf(d.LoyaltyEntries)...)
+	return append(ids, idsOf(d.Notifications)...)
 }
 
-// idsOf lists the ids of recs; the Records argument only fixes R.
-func idsOf[R any](_ *Records[R], recs []R) []string {
+// idsOf lists the ids of recs.
+func idsOf[R any](recs []R) []string {
 	ids := make([]string, len(recs))
 	for i := range recs {
 		ids[i] = meta(&recs[i]).ID

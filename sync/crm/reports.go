@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -17,6 +18,24 @@ type ReportFilter struct {
 	From, To time.Time
 	TeamID   string
 	OwnerID  string
+}
+
+// defaultReportSpan is how far back a report looks when from is not given.
+const defaultReportSpan = 90 * 24 * time.Hour
+
+// window fills in a missing period (to: now, from: 90 days before to) and
+// checks that from comes before to.
+func (s *Service) window(f ReportFilter) (ReportFilter, error) {
+	if f.To.IsZero() {
+		f.To = s.now().UTC()
+	}
+	if f.From.IsZero() {
+		f.From = f.To.Add(-defaultReportSpan)
+	}
+	if !f.From.Before(f.To) {
+		return f, &models.ValidationError{Fields: []models.FieldError{{Field: "from", Message: "must be before to"}}}
+	}
+	return f, nil
 }
 
 // PeriodCount is a count for one week (2026-W48) or month (2026-11).
@@ -88,6 +107,10 @@ func (f ReportFilter) covers(m *models.Meta) bool {
 
 // CustomerReport counts the customers the actor may see.
 func (s *Service) CustomerReport(ctx context.Context, a models.Actor, f ReportFilter) (CustomerReport, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return CustomerReport{}, err
+	}
 	out := CustomerReport{Definition: CustomerReportDefinition, ByStage: map[string]int{}, ByCustomerType: map[string]int{},
 		BySource: map[string]int{}, ByRegion: map[string]int{}, ByIndustry: map[string]int{}, ByValueTier: map[string]int{}}
 	weeks, months := map[string]int{}, map[string]int{}
@@ -97,7 +120,7 @@ func (s *Service) CustomerReport(ctx context.Context, a models.Actor, f ReportFi
 		}
 		m[v]++
 	}
-	err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
+	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		out.Total++
 		add(out.ByStage, c.Stage)
 		add(out.ByCustomerType, c.CustomerType)
@@ -178,6 +201,10 @@ func (s *Service) scoreTenant(ctx context.Context, tenant string) ([]models.RFMS
 
 // RFMReport scores the tenant and reports the customers the actor may see.
 func (s *Service) RFMReport(ctx context.Context, a models.Actor, f ReportFilter) (RFMReport, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return RFMReport{}, err
+	}
 	scores, err := s.scoreTenant(ctx, a.TenantID)
 	if err != nil {
 		return RFMReport{}, err
@@ -220,7 +247,7 @@ func (s *Service) RefreshRFM(ctx context.Context, tenant string) (int, error) {
 		return 0, err
 	}
 	changed := 0
-	for _, id := range sortedKeys(want) {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		tier := want[id]
 		before, err := s.Customers.live(ctx, tenant, id)
 		if err != nil || before.ValueTier == tier {
@@ -252,13 +279,4 @@ func (s *Service) RefreshRFMAll(ctx context.Context) (int, error) {
 		}
 	}
 	return total, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -64,6 +64,10 @@ const SalesDefinition = "revenue: orders ordered in [from, to), not draft or can
 
 // SalesReport reports revenue, balances and customers at risk.
 func (s *Service) SalesReport(ctx context.Context, a models.Actor, f ReportFilter, idleDays int) (SalesReport, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return SalesReport{}, err
+	}
 	st, err := s.settings(ctx, a.TenantID)
 	if err != nil {
 		return SalesReport{}, err
@@ -152,6 +156,10 @@ const ActivityDefinition = "Per rep (the user who logged the interaction; the as
 
 // ActivityReport reports interactions and follow-ups per rep.
 func (s *Service) ActivityReport(ctx context.Context, a models.Actor, f ReportFilter) (map[string]*RepActivity, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return nil, err
+	}
 	reps := map[string]*RepActivity{}
 	rep := func(id string) *RepActivity {
 		if reps[id] == nil {
@@ -159,7 +167,7 @@ func (s *Service) ActivityReport(ctx context.Context, a models.Actor, f ReportFi
 		}
 		return reps[id]
 	}
-	err := eachVisible(ctx, s.Interactions, a, f, func(i *models.Interaction) {
+	err = eachVisible(ctx, s.Interactions, a, f, func(i *models.Interaction) {
 		if !f.within(i.OccurredAt) {
 			return
 		}
@@ -268,11 +276,15 @@ func (x satisfaction) nps() float64 {
 
 // ServiceReport reports tickets, SLA and satisfaction.
 func (s *Service) ServiceReport(ctx context.Context, a models.Actor, f ReportFilter) (ServiceReport, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return ServiceReport{}, err
+	}
 	out := ServiceReport{Definition: ServiceDefinition, ByType: map[string]int{}, ByStatus: map[string]int{}, PerMonth: []SatisfactionPeriod{}, PerTopic: map[string]float64{}}
 	now := s.now()
 	var resolvedHours float64
 	resolved := 0
-	err := eachVisible(ctx, s.Tickets, a, f, func(t *models.Ticket) {
+	err = eachVisible(ctx, s.Tickets, a, f, func(t *models.Ticket) {
 		if !f.within(t.CreatedAt) {
 			return
 		}
@@ -339,8 +351,12 @@ const LoyaltyDefinition = "Points of ledger entries made in [from, to), by kind 
 
 // LoyaltyReport reports points and members per tier.
 func (s *Service) LoyaltyReport(ctx context.Context, a models.Actor, f ReportFilter) (LoyaltyReport, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return LoyaltyReport{}, err
+	}
 	out := LoyaltyReport{Definition: LoyaltyDefinition, ByTier: map[string]int{}}
-	err := eachVisible(ctx, s.LoyaltyEntries, a, f, func(e *models.LoyaltyEntry) {
+	err = eachVisible(ctx, s.LoyaltyEntries, a, f, func(e *models.LoyaltyEntry) {
 		if !f.within(e.CreatedAt) {
 			return
 		}
@@ -390,13 +406,17 @@ var funnelStages = []string{"lead", "prospect", "opportunity", "customer", "loya
 
 // FunnelReport reports conversion between stages and time spent in each.
 func (s *Service) FunnelReport(ctx context.Context, a models.Actor, f ReportFilter) ([]FunnelStep, error) {
+	f, err := s.window(f)
+	if err != nil {
+		return nil, err
+	}
 	pos := map[string]int{}
 	for i, st := range funnelStages {
 		pos[st] = i + 1
 	}
 	entered, advanced := map[string]int{}, map[string]int{}
 	stayDays, stays := map[string]float64{}, map[string]int{}
-	err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
+	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
 		h := c.StageHistory
 		for i, t := range h {
 			if i+1 < len(h) && f.within(h[i+1].At) {

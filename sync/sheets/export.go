@@ -38,23 +38,13 @@ type column struct {
 	value       func(c *models.Customer, mask bool) string
 }
 
-func joinPhones(ps []models.Phone, mask bool) string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Number
+// joined lists values with "; ", each masked when mask is set.
+func joined[T any](items []T, value func(T) string, mask bool, masker func(string) string) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = value(it)
 		if mask {
-			out[i] = models.MaskPhone(p.Number)
-		}
-	}
-	return strings.Join(out, "; ")
-}
-
-func joinEmails(es []models.Email, mask bool) string {
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.Address
-		if mask {
-			out[i] = models.MaskEmail(e.Address)
+			out[i] = masker(out[i])
 		}
 	}
 	return strings.Join(out, "; ")
@@ -75,8 +65,12 @@ var customerColumns = []column{
 	{"kind", "Kind", "类型", func(c *models.Customer, _ bool) string { return c.Kind }},
 	{"company_name", "Company", "公司", func(c *models.Customer, _ bool) string { return c.CompanyName }},
 	{"title", "Job Title", "职位", func(c *models.Customer, _ bool) string { return c.Title }},
-	{"phones", "Mobile", "手机", func(c *models.Customer, mask bool) string { return joinPhones(c.Phones, mask) }},
-	{"emails", "Email", "邮箱", func(c *models.Customer, mask bool) string { return joinEmails(c.Emails, mask) }},
+	{"phones", "Mobile", "手机", func(c *models.Customer, mask bool) string {
+		return joined(c.Phones, func(p models.Phone) string { return p.Number }, mask, models.MaskPhone)
+	}},
+	{"emails", "Email", "邮箱", func(c *models.Customer, mask bool) string {
+		return joined(c.Emails, func(e models.Email) string { return e.Address }, mask, models.MaskEmail)
+	}},
 	{"industry", "Industry", "行业", func(c *models.Customer, _ bool) string { return c.Industry }},
 	{"company_size", "Company Size", "公司规模", func(c *models.Customer, _ bool) string { return c.CompanySize }},
 	{"region", "Region", "区域", func(c *models.Customer, _ bool) string { return c.Region }},

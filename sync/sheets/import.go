@@ -12,16 +12,18 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
-// CustomerImporter imports one row (crm.Service).
+// CustomerImporter imports one row, and hears when an import has finished
+// (crm.Service: it then refreshes what depends on the customers, RFM tiers).
 type CustomerImporter interface {
 	ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (crm.RowOutcome, error)
+	ImportFinished(ctx context.Context, im models.Import) error
 }
 
-// Sink receives an import's progress and its failed rows as it goes (the
-// store keeps them for GET /v1/imports/{id}; the CLI draws a progress bar).
+// Sink keeps an import's progress and its failed rows as it goes: crm.Service
+// stores them for GET /v1/imports/{id}; the CLI also draws a progress bar.
 type Sink interface {
-	Progress(ctx context.Context, im models.Import) error
-	Failures(ctx context.Context, importID string, f []models.ImportFailure) error
+	SaveImport(ctx context.Context, im models.Import) error
+	AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error
 }
 
 // Options are the choices of one import.
@@ -121,10 +123,16 @@ func (p *Prepared) Run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 	if err != nil {
 		job.State, job.Error = models.ImportFailed, err.Error()
 	}
-	if serr := sink.Progress(context.WithoutCancel(ctx), job); err == nil {
+	if serr := sink.SaveImport(context.WithoutCancel(ctx), job); err == nil {
 		err = serr
 	}
-	return job, err
+	if err != nil {
+		return job, err
+	}
+	if err := crmSvc.ImportFinished(ctx, job); err != nil {
+		return job, fmt.Errorf("import %s done, but: %w", job.ID, err)
+	}
+	return job, nil
 }
 
 func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, now func() time.Time, job *models.Import) error {
@@ -138,7 +146,7 @@ func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 		if len(failures) == 0 {
 			return nil
 		}
-		err := sink.Failures(ctx, job.ID, failures)
+		err := sink.AddImportFailures(ctx, job.ID, failures)
 		failures = failures[:0]
 		return err
 	}
@@ -185,7 +193,7 @@ func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 			if err := flush(); err != nil {
 				return err
 			}
-			if err := sink.Progress(ctx, *job); err != nil {
+			if err := sink.SaveImport(ctx, *job); err != nil {
 				return err
 			}
 		}
