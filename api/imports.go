@@ -29,8 +29,9 @@ type importResponse struct {
 }
 
 // createImport serves POST /v1/imports: a multipart upload (file, and the
-// optional fields on_duplicate, dry_run and mapping) that starts a
-// background import of customers and answers 202 with its record. A file
+// optional fields kind, on_duplicate, dry_run and mapping) that starts a
+// background import of customers, contacts, interactions, orders or
+// payments and answers 202 with its record. A file
 // that cannot be imported at all is refused at once with 422.
 func (s *Server) createImport(c *fiber.Ctx) error {
 	fh, err := c.FormFile("file")
@@ -38,7 +39,8 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "file",
 			Message: "send the spreadsheet as multipart/form-data field \"file\" (.csv or .xlsx)"}}}
 	}
-	o := sheets.Options{Actor: actorOf(c), OnDuplicate: c.FormValue("on_duplicate", crm.OnDuplicateSkip)}
+	o := sheets.Options{Actor: actorOf(c), Kind: c.FormValue("kind", crm.ImportCustomers),
+		OnDuplicate: c.FormValue("on_duplicate", crm.OnDuplicateSkip)}
 	if raw := c.FormValue("dry_run"); raw != "" {
 		if o.DryRun, err = strconv.ParseBool(raw); err != nil {
 			return &models.ValidationError{Fields: []models.FieldError{{Field: "dry_run", Message: "must be true or false"}}}
@@ -57,7 +59,7 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	o.CustomFields = st.CustomFields
+	o.Settings = st
 	dir, err := os.MkdirTemp("", "fieldcrm-import-*")
 	if err != nil {
 		return err

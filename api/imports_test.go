@@ -219,6 +219,13 @@ func TestImportRefusesWhatItCannotRead(t *testing.T) {
 		{"mapping to no custom field", "x.csv", good, map[string]string{"mapping": `{"columns": {"Mobile": "custom:nope"}}`}, "mapping.columns.Mobile"},
 		{"mapping of no column", "x.csv", good, map[string]string{"mapping": `{"columns": {"Fax": "phones"}}`}, "mapping.columns.Fax"},
 		{"two names", "x.csv", []byte("Name,客户名称\nA,B\n"), nil, "mapping.columns.客户名称"},
+		{"no such kind", "x.csv", good, map[string]string{"kind": "widgets"}, "kind"},
+		{"payments without amounts", "x.csv", []byte("订单号,付款日期\nSO-1,2026-01-01\n"), map[string]string{"kind": "payments"}, "mapping"},
+		{"contacts without their customer", "x.csv", []byte("联系人\n张伟\n"), map[string]string{"kind": "contacts"}, "mapping"},
+		{"orders mapped to a customer field", "x.csv", []byte("客户,金额\nX,1\n"), map[string]string{"kind": "orders",
+			"mapping": `{"columns": {"客户": "credit_limit"}}`}, "mapping.columns.客户"},
+		{"orders mapped to a custom field", "x.csv", []byte("客户,金额\nX,1\n"), map[string]string{"kind": "orders",
+			"mapping": `{"columns": {"客户": "custom:wechat"}}`}, "mapping.columns.客户"},
 	}
 	for _, c := range cases {
 		r := h.upload(w.r1, c.file, c.content, c.fields)

@@ -255,6 +255,28 @@ func (c *Customer) dedupeKeys() []string {
 	return slices.Compact(keys)
 }
 
+// LookupKeys are the keys a customer is found by in the customer key index:
+// its duplicate keys, and its number and external reference (which other
+// spreadsheets name it by: an import of orders or contacts). The last two
+// carry prefixes no duplicate key has, so they never count as duplicates.
+func (c *Customer) LookupKeys() []string {
+	keys := slices.Clone(c.DedupeKeys)
+	if c.Number != "" {
+		keys = append(keys, NumberKey(c.Number))
+	}
+	if c.ExternalRef != "" {
+		keys = append(keys, ExternalRefKey(c.ExternalRef))
+	}
+	return keys
+}
+
+// NumberKey is the lookup key of a customer number.
+func NumberKey(number string) string { return "number:" + strings.ToUpper(NormalizeText(number)) }
+
+// ExternalRefKey is the lookup key of a reference in the system a customer
+// was imported from.
+func ExternalRefKey(ref string) string { return "ref:" + NormalizeText(ref) }
+
 // searchKeys are what look-up matches: lower-cased name, company, number,
 // e-mails, and phones both in E.164 and as the digits people type.
 func (c *Customer) searchKeys() []string {

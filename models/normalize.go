@@ -99,3 +99,29 @@ func NormalizeDate(raw string) (string, error) {
 	}
 	return t.Format(time.DateOnly), nil
 }
+
+var dateTimeForms = regexp.MustCompile(`^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s*[T ]?\s*(\d{1,2})\s*[:：时点]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:\.\d+)?)?\s*秒?)?$`)
+
+// NormalizeDateTime accepts a moment as RFC 3339 (with its offset), or as a
+// date in any form NormalizeDate takes followed by an optional time of day
+// (2026-03-05 14:30, 2026/3/5 14:30:15, 2026年3月5日 14时30分), read in loc. A
+// date alone is midnight in loc.
+func NormalizeDateTime(raw string, loc *time.Location) (time.Time, error) {
+	s := NormalizeText(raw)
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	m := dateTimeForms.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("must be a date and time such as 2026-01-05 14:30")
+	}
+	n := make([]int, 7)
+	for i := 1; i < len(m); i++ {
+		n[i], _ = strconv.Atoi(m[i])
+	}
+	t := time.Date(n[1], time.Month(n[2]), n[3], n[4], n[5], n[6], 0, loc)
+	if t.Year() != n[1] || int(t.Month()) != n[2] || t.Day() != n[3] || n[4] > 23 || n[5] > 59 || n[6] > 59 {
+		return time.Time{}, fmt.Errorf("%q is not a date and time", raw)
+	}
+	return t.UTC(), nil
+}

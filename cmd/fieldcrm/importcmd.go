@@ -18,7 +18,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
-// importCommand imports customers from a spreadsheet on this machine, in the
+// importCommand imports customers (or their contacts, interactions, orders
+// or payments) from a spreadsheet on this machine, in the
 // foreground with a progress bar, as a user of the tenant (they own what is
 // created; by default the tenant's first admin). It records the import as
 // POST /v1/imports does, so GET /v1/imports/{id} and the failures CSV work
@@ -30,6 +31,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	tenant := fs.String("tenant", "", "tenant id (required)")
 	file := fs.String("file", "", "the spreadsheet: .csv (UTF-8 or GBK) or .xlsx (required)")
 	as := fs.String("as", "", "e-mail of the user who imports and owns the new customers (default: the tenant's first admin)")
+	kind := fs.String("kind", crm.ImportCustomers, "what the file holds: "+strings.Join(crm.ImportKinds, ", "))
 	onDuplicate := fs.String("on-duplicate", crm.OnDuplicateSkip, "a row matching an existing customer: skip, merge or flag")
 	dryRun := fs.Bool("dry-run", false, "report what would happen; write nothing")
 	mappingFile := fs.String("mapping", "", `JSON file: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}`)
@@ -75,8 +77,8 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	p, err := sheets.Prepare(*file, filepath.Base(*file), sheets.Options{Actor: actor, OnDuplicate: *onDuplicate,
-		DryRun: *dryRun, Mapping: mapping, CustomFields: st.CustomFields}, time.Now().UTC())
+	p, err := sheets.Prepare(*file, filepath.Base(*file), sheets.Options{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
+		DryRun: *dryRun, Mapping: mapping, Settings: st}, time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}

@@ -92,12 +92,12 @@ func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
 	return []store.Cond{{Field: "search_keys", Op: store.Contains, Value: strings.ToLower(q)}}, nil
 }
 
-// liveKeys are the duplicate keys a customer answers to: none once deleted.
+// liveKeys are the keys a customer is found by: none once deleted.
 func liveKeys(c *models.Customer) []string {
 	if c == nil || c.Deleted() {
 		return nil
 	}
-	return c.DedupeKeys
+	return c.LookupKeys()
 }
 
 // CreateCustomer creates a customer. A customer matching others (same phone,

@@ -88,9 +88,25 @@ func (r *Records[R]) create(ctx context.Context, a models.Actor, in R, flagDupli
 }
 
 func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (R, error) {
+	w, err := r.createWrite(ctx, a, in, flagDuplicates, id)
+	if err != nil {
+		var zero R
+		if w != nil {
+			zero = *w.rec
+		}
+		return zero, err
+	}
+	return r.viewFor(a, *w.rec), nil
+}
+
+// prepareNew builds the write of a new record under id and runs the prepare
+// hook: the record is normalized and checked, nothing is stored. (A dry run
+// of an import stops here; of the hooks only the customer's takes a number,
+// which import dry runs do not call.)
+func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
-		return in, err
+		return nil, err
 	}
 	now := r.svc.now().UTC()
 	rec := in
@@ -101,23 +117,34 @@ func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDup
 	w := &write[R]{actor: a, settings: st, now: now, rec: &rec, flagDuplicates: flagDuplicates}
 	if r.h.prepare != nil {
 		if err := r.h.prepare(ctx, w); err != nil {
-			var zero R
-			return zero, err
+			return nil, err
 		}
 	}
-	changes := diff(nil, &rec)
-	err = r.svc.stamped(ctx, a.DeviceID, meta(&rec), changes, func(ctx context.Context) error {
-		return r.svc.store.Insert(ctx, r.coll, meta(&rec), &rec, store.AuditEntry{Action: "create", Changes: changes})
+	return w, nil
+}
+
+// createWrite stores a new record under id and runs its after hook. After a
+// failed store the write is returned with the error (the record as far as
+// it got); a failed check returns no write.
+func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
+	w, err := r.prepareNew(ctx, a, in, flagDuplicates, id)
+	if err != nil {
+		return nil, err
+	}
+	m := meta(w.rec)
+	changes := diff(nil, w.rec)
+	err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
+		return r.svc.store.Insert(ctx, r.coll, m, w.rec, store.AuditEntry{Action: "create", Changes: changes})
 	})
 	if err != nil {
-		return rec, err
+		return w, err
 	}
 	if r.h.after != nil {
 		if err := r.h.after(ctx, w); err != nil {
-			return rec, fmt.Errorf("after creating %s %s: %w", r.coll, meta(&rec).ID, err)
+			return w, fmt.Errorf("after creating %s %s: %w", r.coll, m.ID, err)
 		}
 	}
-	return r.viewFor(a, rec), nil
+	return w, nil
 }
 
 // Get returns one record the actor may see, or models.ErrNotFound. Tombstones

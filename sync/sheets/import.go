@@ -12,10 +12,11 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
-// CustomerImporter imports one row, and hears when an import has finished
-// (crm.Service: it then refreshes what depends on the customers, RFM tiers).
-type CustomerImporter interface {
+// Importer imports rows, and hears when an import has finished (crm.Service:
+// it then refreshes what depends on customers and orders, RFM tiers).
+type Importer interface {
 	ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (crm.RowOutcome, error)
+	StartRecordImport(ctx context.Context, a models.Actor) (*crm.RecordImport, error)
 	ImportFinished(ctx context.Context, im models.Import) error
 }
 
@@ -28,20 +29,36 @@ type Sink interface {
 
 // Options are the choices of one import.
 type Options struct {
-	Actor        models.Actor
-	OnDuplicate  string
-	DryRun       bool
-	Mapping      Mapping
-	CustomFields []models.CustomFieldDef
+	Actor models.Actor
+	// Kind is what the file holds: one of crm.ImportKinds (default customers).
+	Kind string
+	// OnDuplicate is what a customer row matching an existing customer does.
+	OnDuplicate string
+	DryRun      bool
+	Mapping     Mapping
+	// Settings are the tenant's: its custom fields, its currency.
+	Settings models.Settings
 }
 
 // Check validates the options.
 func (o Options) Check() error {
+	v := &models.ValidationError{}
 	switch o.OnDuplicate {
 	case crm.OnDuplicateSkip, crm.OnDuplicateMerge, crm.OnDuplicateFlag:
-		return nil
+	default:
+		v.Add("on_duplicate", "must be skip, merge or flag")
 	}
-	return &models.ValidationError{Fields: []models.FieldError{{Field: "on_duplicate", Message: "must be skip, merge or flag"}}}
+	if _, ok := kinds[o.kind()]; !ok {
+		v.Add("kind", "must be one of %s", strings.Join(crm.ImportKinds, ", "))
+	}
+	return v.Err()
+}
+
+func (o Options) kind() string {
+	if o.Kind == "" {
+		return crm.ImportCustomers
+	}
+	return o.Kind
 }
 
 // Prepared is an import whose file has been read far enough to know its
@@ -49,6 +66,7 @@ func (o Options) Check() error {
 // column, a bad mapping) fails in Prepare, before any job starts.
 type Prepared struct {
 	path string
+	kind kind
 	plan columnPlan
 	o    Options
 	job  models.Import
@@ -84,7 +102,8 @@ func Prepare(path, fileName string, o Options, now time.Time) (*Prepared, error)
 			headers = cells
 		}
 	}
-	p, err := plan(headers, o.Mapping, o.CustomFields)
+	k := kinds[o.kind()]
+	p, err := plan(k, headers, o.Mapping, o.Settings.CustomFields)
 	if err != nil {
 		return nil, err
 	}
@@ -93,14 +112,14 @@ func Prepare(path, fileName string, o Options, now time.Time) (*Prepared, error)
 		return nil, fileError(err)
 	}
 	job := models.Import{
-		ID: models.NewID(), TenantID: o.Actor.TenantID, UserID: o.Actor.UserID, Kind: "customers",
+		ID: models.NewID(), TenantID: o.Actor.TenantID, UserID: o.Actor.UserID, Kind: k.name,
 		FileName: fileName, Format: format, Encoding: encoding, OnDuplicate: o.OnDuplicate, DryRun: o.DryRun,
 		State: models.ImportRunning, Unmapped: p.unmapped(), Total: total, StartedAt: now, UpdatedAt: now,
 	}
 	if job.Unmapped == nil {
 		job.Unmapped = []string{}
 	}
-	return &Prepared{path: path, plan: p, o: o, job: job}, nil
+	return &Prepared{path: path, kind: k, plan: p, o: o, job: job}, nil
 }
 
 func fileError(err error) error {
@@ -114,7 +133,7 @@ func (p *Prepared) Job() models.Import { return p.job }
 // A row the CRM refuses is a failure with its line, column and reason, and
 // the import goes on; only a fault of the servers stops it (state failed),
 // and running the same file again then picks up where it stopped.
-func (p *Prepared) Run(ctx context.Context, crmSvc CustomerImporter, sink Sink, now func() time.Time) (models.Import, error) {
+func (p *Prepared) Run(ctx context.Context, crmSvc Importer, sink Sink, now func() time.Time) (models.Import, error) {
 	job := p.job
 	err := p.run(ctx, crmSvc, sink, now, &job)
 	end := now()
@@ -135,12 +154,18 @@ func (p *Prepared) Run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 	return job, nil
 }
 
-func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, now func() time.Time, job *models.Import) error {
+func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func() time.Time, job *models.Import) error {
 	rows, _, err := openRows(p.path, job.Format)
 	if err != nil {
 		return err
 	}
 	defer rows.close()
+	var records *crm.RecordImport
+	if p.kind.name != crm.ImportCustomers {
+		if records, err = crmSvc.StartRecordImport(ctx, p.o.Actor); err != nil {
+			return err
+		}
+	}
 	var failures []models.ImportFailure
 	flush := func() error {
 		if len(failures) == 0 {
@@ -183,7 +208,7 @@ func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 			header = false
 			continue
 		}
-		if err := p.row(ctx, crmSvc, line, cells, job, seen, fail); err != nil {
+		if err := p.row(ctx, crmSvc, records, line, cells, job, seen, fail); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		job.Done++
@@ -203,22 +228,30 @@ func (p *Prepared) run(ctx context.Context, crmSvc CustomerImporter, sink Sink, 
 }
 
 // row imports one data row and counts what became of it.
-func (p *Prepared) row(ctx context.Context, crmSvc CustomerImporter, line int, cells []string, job *models.Import, seen map[string]int, fail func(int, string, string, string)) error {
-	c, err := p.plan.customer(cells, p.o.CustomFields)
-	if err == nil {
-		var out crm.RowOutcome
-		out, err = crmSvc.ImportCustomer(ctx, p.o.Actor, p.rowID(c, cells), c, p.o.OnDuplicate, p.o.DryRun)
-		if err == nil {
-			p.count(job, out, line, seen)
-			return nil
+func (p *Prepared) row(ctx context.Context, crmSvc Importer, records *crm.RecordImport, line int, cells []string, job *models.Import, seen map[string]int, fail func(int, string, string, string)) error {
+	var out crm.RowOutcome
+	var err error
+	if records == nil {
+		var c models.Customer
+		if c, err = p.plan.customer(cells, job.Format == XLSX, p.o.Settings.CustomFields); err == nil {
+			out, err = crmSvc.ImportCustomer(ctx, p.o.Actor, p.rowID(cells), c, p.o.OnDuplicate, p.o.DryRun)
 		}
+	} else {
+		var r crm.RecordRow
+		if r, err = p.plan.record(p.kind, cells, job.Format == XLSX, p.o.Settings, records.Location()); err == nil {
+			out, err = records.Import(ctx, p.rowID(cells), r, p.o.DryRun)
+		}
+	}
+	if err == nil {
+		p.count(job, out, line, seen)
+		return nil
 	}
 	var invalid *models.ValidationError
 	var forbidden *models.ForbiddenError
 	switch {
 	case errors.As(err, &invalid):
 		for _, f := range invalid.Fields {
-			column := p.plan.columnOf(f.Field)
+			column := p.plan.columnOf(f.Field, p.kind.fieldColumns)
 			fail(line, column, p.plan.value(cells, column), f.Field+" "+f.Message)
 		}
 	case errors.As(err, &forbidden):
@@ -254,21 +287,29 @@ func (p *Prepared) count(job *models.Import, out crm.RowOutcome, line int, seen 
 	}
 }
 
-// rowID is the stable id of a row's customer: from its reference in the old
-// system when it has one, else from its content, so the same row imported
-// twice is the same customer.
-func (p *Prepared) rowID(c models.Customer, cells []string) string {
-	key := "ref:" + c.ExternalRef
-	if c.ExternalRef == "" {
+// rowID is the stable id of a row's record: from its number in the old
+// system when it has one (a payment's within its order), else from its
+// content, so the same row imported twice is the same record.
+func (p *Prepared) rowID(raw []string) string {
+	c := p.plan.cells(raw, false)
+	ref := ""
+	if p.kind.refField != "" {
+		ref = c.get(p.kind.refField)
+	}
+	key := "ref:" + ref
+	switch {
+	case ref != "" && p.kind.name == crm.ImportPayments:
+		key = "ref:" + c.get("order_no") + "/" + ref
+	case ref == "":
 		var parts []string
 		for i, t := range p.plan.targets {
-			if t != "" && t != Ignore && i < len(cells) {
-				parts = append(parts, t+"="+strings.TrimSpace(cells[i]))
+			if t != "" && t != Ignore && i < len(raw) {
+				parts = append(parts, t+"="+strings.TrimSpace(raw[i]))
 			}
 		}
 		key = "row:" + strings.Join(parts, "\x1f")
 	}
-	return models.IDFor(p.o.Actor.TenantID, "import", "customers", key)
+	return crm.ImportedID(p.o.Actor.TenantID, p.kind.name, key)
 }
 
 func (p *Prepared) estimate(job *models.Import, t time.Time) {

@@ -76,13 +76,17 @@ type columnPlan struct {
 }
 
 // plan resolves the file's headers against the mapping, the automatic
-// headers and the tenant's custom fields (by key or label).
-func plan(headers []string, m Mapping, custom []models.CustomFieldDef) (columnPlan, error) {
+// headers of the kind and (for customers) the tenant's custom fields (by key
+// or label).
+func plan(k kind, headers []string, m Mapping, custom []models.CustomFieldDef) (columnPlan, error) {
 	auto := map[string]string{}
-	for field, names := range customerHeaders {
+	for field, names := range k.headers {
 		for _, n := range names {
 			auto[normalizeHeader(n)] = field
 		}
+	}
+	if !k.customFields {
+		custom = nil
 	}
 	for _, d := range custom {
 		auto[normalizeHeader(d.Key)] = customPrefix + d.Key
@@ -99,7 +103,7 @@ func plan(headers []string, m Mapping, custom []models.CustomFieldDef) (columnPl
 		key := normalizeHeader(h)
 		target, ok := given[key]
 		if ok {
-			if err := checkTarget(target, custom); err != nil {
+			if err := k.checkTarget(target, custom); err != nil {
 				v.Add("mapping.columns."+h, "%s", err.Error())
 				continue
 			}
@@ -110,7 +114,7 @@ func plan(headers []string, m Mapping, custom []models.CustomFieldDef) (columnPl
 			p.targets[i] = Ignore // left out on purpose: not "unmapped"
 			continue
 		}
-		if prev, dup := taken[target]; dup && target != "" && target != "phones" && target != "emails" && target != "tags" {
+		if prev, dup := taken[target]; dup && target != "" && !slices.Contains(k.repeatable, target) {
 			v.Add("mapping.columns."+h, "maps to %s, as column %q does; map one of them to ignore", target, prev)
 			continue
 		}
@@ -124,24 +128,34 @@ func plan(headers []string, m Mapping, custom []models.CustomFieldDef) (columnPl
 			v.Add("mapping.columns."+h, "is not a column of the file")
 		}
 	}
-	if _, ok := taken["name"]; !ok && len(v.Fields) == 0 {
-		v.Add("mapping", "no column holds the customer's name (客户名称 / Name); map one with {\"columns\": {\"<header>\": \"name\"}}")
+	for _, need := range k.required {
+		if _, ok := taken[need]; !ok && len(v.Fields) == 0 {
+			names := k.headers[need]
+			english := names[slices.IndexFunc(names, isASCII)]
+			v.Add("mapping", "no column holds %s (%s / %s); map one with {\"columns\": {\"<header>\": \"%s\"}}",
+				need, names[0], english, need)
+		}
 	}
 	return p, v.Err()
 }
 
-func checkTarget(target string, custom []models.CustomFieldDef) error {
+func isASCII(s string) bool { return strings.IndexFunc(s, func(r rune) bool { return r >= 0x80 }) < 0 }
+
+func (k kind) checkTarget(target string, custom []models.CustomFieldDef) error {
 	if target == Ignore {
 		return nil
 	}
-	if key, ok := strings.CutPrefix(target, customPrefix); ok {
+	if key, ok := strings.CutPrefix(target, customPrefix); ok && k.customFields {
 		if !slices.ContainsFunc(custom, func(d models.CustomFieldDef) bool { return d.Key == key }) {
 			return fmt.Errorf("%s is not a custom field of this tenant (define it in the settings first)", key)
 		}
 		return nil
 	}
-	if _, ok := customerHeaders[target]; !ok {
-		return fmt.Errorf("%q is not a customer field, custom:<key> or ignore", target)
+	if _, ok := k.headers[target]; !ok {
+		if k.customFields {
+			return fmt.Errorf("%q is not a field of %s, custom:<key> or ignore", target, k.name)
+		}
+		return fmt.Errorf("%q is not a field of %s, or ignore", target, k.name)
 	}
 	return nil
 }
@@ -157,24 +171,34 @@ func (p columnPlan) unmapped() []string {
 	return out
 }
 
-// columnOf names the column a validation error's field came from.
-func (p columnPlan) columnOf(field string) string {
-	root, _, _ := strings.Cut(field, ".")
+// columnOf names the column a validation error's field came from; aliases
+// are the kind's fieldColumns (the CRM's "customer_id" is the file's
+// customer column).
+func (p columnPlan) columnOf(field string, aliases map[string][]string) string {
+	root, sub, _ := strings.Cut(field, ".")
 	root, _, _ = strings.Cut(root, "[")
-	if root == "address" {
-		_, sub, _ := strings.Cut(field, ".")
+	switch root {
+	case "address":
 		root = sub
+	case "custom_fields":
+		root = customPrefix + sub
+	case "items":
+		if sub != "" {
+			root = sub // an order's one line: items[0].unit_price is the unit price column
+		}
 	}
-	if root == "custom_fields" {
-		_, key, _ := strings.Cut(field, ".")
-		root = customPrefix + key
-	}
-	for i, t := range p.targets {
-		if t == root {
-			return p.headers[i]
+	for _, want := range append([]string{root}, aliases[root]...) {
+		for i, t := range p.targets {
+			if t == want {
+				return p.headers[i]
+			}
 		}
 	}
 	return ""
+}
+
+func (p columnPlan) cells(raw []string, xlsx bool) cells {
+	return cells{p: p, raw: raw, xlsx: xlsx, v: &models.ValidationError{}}
 }
 
 // listSplit separates several values in one cell: phones, e-mails, tags.
@@ -213,7 +237,7 @@ func enumValue(field, raw string) string {
 // CRM normalizes and validates them as for any create (phones to E.164, dates
 // to ISO 8601, enums, custom field types). A cell the row cannot even hold
 // (a credit limit that is no number) is a field error here.
-func (p columnPlan) customer(cells []string, custom []models.CustomFieldDef) (models.Customer, error) {
+func (p columnPlan) customer(cells []string, xlsx bool, custom []models.CustomFieldDef) (models.Customer, error) {
 	var c models.Customer
 	f := &c.CustomerFields
 	v := &models.ValidationError{}
@@ -263,7 +287,7 @@ func (p columnPlan) customer(cells []string, custom []models.CustomFieldDef) (mo
 		case "postal_code":
 			f.Address.PostalCode = raw
 		case "birth_date":
-			f.BirthDate = raw
+			f.BirthDate = p.cells(cells, xlsx).date(target)
 		case "national_id":
 			f.NationalID = raw
 		case "tags":

@@ -158,7 +158,9 @@ func (x *xlsxRows) next() (int, []string, error) {
 		return 0, nil, io.EOF
 	}
 	x.line++
-	cells, err := x.rows.Columns()
+	// Raw values: a date cell as its serial number (the import reads those
+	// in date columns) rather than formatted by a US-style number format.
+	cells, err := x.rows.Columns(excelize.Options{RawCellValue: true})
 	return x.line, cells, err
 }
 

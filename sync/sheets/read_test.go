@@ -4,20 +4,34 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 func TestEachHeaderMapsToOneField(t *testing.T) {
+	for name, k := range kinds {
+		seen := map[string]string{}
+		for field, names := range k.headers {
+			for _, n := range names {
+				key := normalizeHeader(n)
+				if prev, ok := seen[key]; ok && prev != field {
+					t.Errorf("%s: header %q maps to both %s and %s", name, n, prev, field)
+				}
+				seen[key] = field
+			}
+		}
+		for _, need := range k.required {
+			if !slices.ContainsFunc(k.headers[need], isASCII) {
+				t.Errorf("%s: required field %s has no English header", name, need)
+			}
+		}
+	}
 	owner := map[string]string{}
 	for field, names := range customerHeaders {
 		for _, n := range names {
-			key := normalizeHeader(n)
-			if prev, ok := owner[key]; ok && prev != field {
-				t.Errorf("header %q maps to both %s and %s", n, prev, field)
-			}
-			owner[key] = field
+			owner[normalizeHeader(n)] = field
 		}
 	}
 	for _, c := range customerColumns {

@@ -82,7 +82,7 @@ func (s *Store) changeKeyDoc(ctx context.Context, tenant, key string, change fun
 }
 
 // CustomersSharingKeys returns up to limit live customers of tenant, other
-// than exceptID, that have any of keys.
+// than exceptID, that have any of keys (models.Customer.LookupKeys).
 func (s *Store) CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error) {
 	var out []models.Customer
 	checked := map[string]bool{exceptID: true}
@@ -108,7 +108,7 @@ func (s *Store) CustomersSharingKeys(ctx context.Context, tenant string, keys []
 			if err != nil {
 				return nil, err
 			}
-			if c.TenantID == tenant && !c.Deleted() && slices.ContainsFunc(c.DedupeKeys, func(k string) bool { return slices.Contains(keys, k) }) {
+			if c.TenantID == tenant && !c.Deleted() && slices.ContainsFunc(c.LookupKeys(), func(k string) bool { return slices.Contains(keys, k) }) {
 				out = append(out, c)
 			}
 		}
@@ -116,15 +116,16 @@ func (s *Store) CustomersSharingKeys(ctx context.Context, tenant string, keys []
 	return out, nil
 }
 
-// RebuildCustomerKeys indexes every live customer's duplicate keys, for all
-// tenants (migration 7; safe to run again). It returns the customers indexed.
+// RebuildCustomerKeys indexes every live customer's lookup keys, for all
+// tenants (migrations 7 and 8; safe to run again). It returns the customers indexed.
 func (s *Store) RebuildCustomerKeys(ctx context.Context) (int, error) {
 	n, after := 0, ""
 	for {
 		var page []models.Customer
 		filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}, {Key: "deleted_at", Value: nil}}
 		opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(500).
-			SetProjection(bson.D{{Key: "tenant_id", Value: 1}, {Key: "dedupe_keys", Value: 1}})
+			SetProjection(bson.D{{Key: "tenant_id", Value: 1}, {Key: "dedupe_keys", Value: 1},
+				{Key: "number", Value: 1}, {Key: "external_ref", Value: 1}})
 		if err := s.findAll(ctx, Customers, filter, opts, &page); err != nil {
 			return n, fmt.Errorf("rebuild customer keys: %w", err)
 		}
@@ -132,7 +133,7 @@ func (s *Store) RebuildCustomerKeys(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		for _, c := range page {
-			if err := s.IndexCustomerKeys(ctx, c.TenantID, c.ID, nil, c.DedupeKeys); err != nil {
+			if err := s.IndexCustomerKeys(ctx, c.TenantID, c.ID, nil, c.LookupKeys()); err != nil {
 				return n, err
 			}
 			n++

@@ -36,6 +36,10 @@ func migrations() []migration {
 		{5, "create the collections of reminders and push", createNotifyCollections},
 		{6, "create the collections of spreadsheet imports", createImportCollections},
 		{7, "index customers by duplicate key", indexCustomerKeys},
+		{8, "index customers by number and external reference", func(ctx context.Context, s *Store) error {
+			_, err := s.RebuildCustomerKeys(ctx)
+			return err
+		}},
 	}
 }
 
