@@ -112,29 +112,42 @@ func runBadInputs(t *testing.T, h *harness, snapshot func() string, cases []badI
 	}
 }
 
-// Fiber's in-memory test client cannot send a body over the limit, so this
-// one goes through a real listener.
 func TestOversizedBodyGets413Problem(t *testing.T) {
 	h := newHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	h.expect(h.announce("POST", "/v1/auth/signup", "", "application/json", 16<<20), 413, "oversized body")
+}
+
+// announce sends a request's headers with a Content-Length of length and only
+// the first byte of the body, through a real listener (Fiber's in-memory test
+// client cannot send a body over the limit), and returns the answer: the
+// server must refuse an oversized body from the Content-Length alone, before
+// reading (or buffering) it.
+func (h *harness) announce(method, path, token, contentType string, length int) response {
+	h.t.Helper()
+	if h.listening == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		go func() { _ = h.server.App().Listener(ln) }()
+		h.t.Cleanup(func() { _ = h.server.App().Shutdown() })
+		h.listening = ln.Addr().String()
 	}
-	go func() { _ = h.server.App().Listener(ln) }()
-	t.Cleanup(func() { _ = h.server.App().Shutdown() })
-	// Announce a 16 MiB body and send only the headers: the server must refuse
-	// from the Content-Length alone, before reading (or buffering) the body.
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", h.listening)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", 16<<20)
+	auth := ""
+	if token != "" {
+		auth = "Authorization: Bearer " + token + "\r\n"
+	}
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n{", method, path, auth, contentType, length)
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	h.expect(response{status: res.StatusCode, header: res.Header, body: raw}, 413, "oversized body")
+	return response{status: res.StatusCode, header: res.Header, body: raw}
 }

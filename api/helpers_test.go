@@ -33,9 +33,11 @@ type harness struct {
 	server *api.Server
 	store  *store.Store
 	clock  *testenv.Clock
-	redis  *testenv.Redis
-	crm    *crm.Service
-	sync   *watermelon.Engine
+	// listening is the address of a real listener, once announce opened one.
+	listening string
+	redis     *testenv.Redis
+	crm       *crm.Service
+	sync      *watermelon.Engine
 	// reminders and push
 	schedule  *notify.Schedule
 	scheduler *notify.Scheduler
@@ -98,7 +100,7 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv
 		t.Fatal(err)
 	}
 	engine := watermelon.New(crmService, seq, st, testPullPage)
-	srv := api.New(api.Config{Version: "test"}, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
+	srv := api.New(api.Config{Version: "test", ImportBodyLimit: testImportBodyLimit}, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
 		schedule: schedule, scheduler: scheduler, devices: devices}
 }
@@ -125,6 +127,10 @@ func (r response) json(t *testing.T) map[string]any {
 	}
 	return m
 }
+
+// testImportBodyLimit is the harness's largest upload: above the 8 MiB of
+// other bodies, small enough for a test to exceed.
+const testImportBodyLimit = 12 << 20
 
 // do sends a request. body may be nil, a string or []byte (sent as is), or any
 // value (encoded as JSON).

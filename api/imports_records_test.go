@@ -162,3 +162,26 @@ func TestImportContactsInteractionsOrdersAndPayments(t *testing.T) {
 		t.Fatalf("the interaction logged for r1: %v", logged)
 	}
 }
+
+// TestAnUploadMayBeLargerThanOtherBodies: a spreadsheet larger than the body
+// limit of every other route imports; the same bytes elsewhere, or an upload
+// over the import limit, get 413 and change nothing.
+func TestAnUploadMayBeLargerThanOtherBodies(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	padding := strings.Repeat("x", 9<<20) // over the 8 MiB of other bodies
+	big := "客户名称,备注\n王小明," + padding + "\nAcme,short\n"
+	im := h.runImport(w.r1, "big.csv", []byte(big), nil)
+	if got := counts(im); got != "total 2 created 2 merged 0 skipped 0 failed 0" {
+		t.Fatalf("9 MiB upload: %s", got)
+	}
+	h.expect(h.announce("POST", "/v1/customers", w.r1.access, "application/json", len(big)), 413, "9 MiB customer")
+	r := h.announce("POST", "/v1/imports", w.r1.access, "multipart/form-data; boundary=x", testImportBodyLimit+1)
+	h.expect(r, 413, "upload over the import limit")
+	if !strings.Contains(string(r.body), "body-too-large") {
+		t.Fatalf("413 body %s", r.body)
+	}
+	if n := customerCount(t, h, w.r1); n != 2 {
+		t.Fatalf("%d customers, want the 2 imported", n)
+	}
+}

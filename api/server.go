@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/fieldcrm/fieldcrm/api/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -46,6 +48,9 @@ type Check struct {
 type Config struct {
 	// BodyLimit is the largest request body accepted, in bytes (default 8 MiB).
 	BodyLimit int
+	// ImportBodyLimit is the largest spreadsheet upload (POST /v1/imports),
+	// in bytes (default 128 MiB).
+	ImportBodyLimit int
 	// TrustedProxies lists the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client; empty trusts none.
 	TrustedProxies []string
@@ -58,6 +63,13 @@ type Config struct {
 // (thousands of edited records) fits; a flood of large bodies still cannot
 // exhaust memory.
 const DefaultBodyLimit = 8 << 20
+
+// DefaultImportBodyLimit is 128 MiB: a 100,000-row customer spreadsheet is
+// 10 to 30 MB as CSV, less as XLSX.
+const DefaultImportBodyLimit = 128 << 20
+
+// importReadTimeout is how long a client may take to send a spreadsheet.
+const importReadTimeout = 10 * time.Minute
 
 // Server is the HTTP API.
 type Server struct {
@@ -81,6 +93,9 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.ImportBodyLimit <= 0 {
+		cfg.ImportBodyLimit = DefaultImportBodyLimit
+	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
@@ -100,6 +115,17 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 		JSONEncoder:             json.Marshal,
 		JSONDecoder:             json.Unmarshal,
 	})
+	// A spreadsheet upload may be far larger, and take far longer to send,
+	// than any other body. fasthttp chooses the limits of each request once
+	// its header is read, before the body, so only POST /v1/imports gets the
+	// larger ones and no other route buffers more than BodyLimit.
+	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+		if string(h.Method()) == fiber.MethodPost && string(path) == "/v1/imports" {
+			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.ImportBodyLimit, ReadTimeout: importReadTimeout}
+		}
+		return fasthttp.RequestConfig{}
+	}
 	s.app.Use(s.requestContext, s.recoverPanics)
 	s.routes = s.routeTable()
 	for _, r := range s.routes {

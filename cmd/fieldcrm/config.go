@@ -46,6 +46,7 @@ type serveConfig struct {
 	ReminderReconcileEvery time.Duration
 	TombstoneRetention     time.Duration
 	BodyLimit              int
+	ImportBodyLimit        int
 	TrustedProxies         string
 	ShutdownTimeout        time.Duration
 	LogFormat              string
@@ -128,6 +129,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.SyncPageSize = envInt("FIELDCRM_SYNC_PAGE_SIZE", watermelon.DefaultPageSize)
 	cfg.TombstoneRetention = envDuration("FIELDCRM_SYNC_TOMBSTONE_RETENTION", watermelon.DefaultTombstoneRetention)
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
+	cfg.ImportBodyLimit = envInt("FIELDCRM_IMPORT_BODY_LIMIT", api.DefaultImportBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)
 	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)

@@ -231,7 +231,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
 	a.server = api.New(api.Config{
-		BodyLimit: cfg.BodyLimit, TrustedProxies: cfg.trustedProxies(),
+		BodyLimit: cfg.BodyLimit, ImportBodyLimit: cfg.ImportBodyLimit, TrustedProxies: cfg.trustedProxies(),
 		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
 	}, acc, a.crm, a.sync, notify.NewService(devices, st, a.crm.Tasks), checks, log)
 	return a, nil
