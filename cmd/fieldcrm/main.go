@@ -58,6 +58,7 @@ Commands:
   bench     measure: "bench sync" seeds a territory and times sync over loopback
   import    read customers from a CSV or Excel file (import --help)
   export    write a tenant's customers to CSV or Excel (export --help)
+  seed      create a demo tenant with a year of records (seed --demo --help)
   probe     exit 0 when a running server answers /readyz (container health checks)
   version   print the version
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return importCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "seed":
+		return seedCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "probe":
 		return probeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

@@ -121,12 +121,13 @@ func processName() string {
 
 // application is everything serve runs, wired from the configuration.
 type application struct {
-	server *api.Server
-	store  *store.Store
-	redis  redis.UniversalClient
-	seq    *cursor.Sequencer
-	crm    *crm.Service
-	sync   *watermelon.Engine
+	server   *api.Server
+	accounts *accounts.Service
+	store    *store.Store
+	redis    redis.UniversalClient
+	seq      *cursor.Sequencer
+	crm      *crm.Service
+	sync     *watermelon.Engine
 	// scheduler and worker are reminders and push (package notify).
 	scheduler *notify.Scheduler
 	worker    *notify.Worker
@@ -201,6 +202,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, err
 	}
+	a.accounts = acc
 	key, keySource, err := cfg.dataKey()
 	if err != nil {
 		return a, err

@@ -88,6 +88,7 @@ type Observer interface {
 // Service is the CRM. Its Records fields serve the generic create, read, list,
 // update and delete of each collection; its methods do the rest.
 type Service struct {
+	opts     Options
 	store    recordStore
 	counters counters
 	seq      sequencer
@@ -120,7 +121,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, observer: o.Reminders, now: o.Now, log: o.Logger}
+	s := &Service{opts: o, store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, observer: o.Reminders, now: o.Now, log: o.Logger}
 	s.Customers = newRecords(s, store.Customers, s.customerHooks())
 	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
 	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())
@@ -159,6 +160,15 @@ func New(o Options) (*Service, error) {
 		filters: map[string]filter{"read": flag("read_at"), "kind": equals("kind"), "task_id": equals("task_id")},
 	})
 	return s, nil
+}
+
+// WithClock returns the same CRM reading the time from now: it writes
+// records as if at that moment (the demo seeder writes a year of history, so
+// stage histories, SLA times and completion times are the year's).
+func (s *Service) WithClock(now func() time.Time) (*Service, error) {
+	o := s.opts
+	o.Now = now
+	return New(o)
 }
 
 // Task reads a live task of tenant as the server (for reminders).

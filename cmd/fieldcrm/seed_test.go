@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSeedDemoTenantAndItsReports seeds a demo tenant, then checks every
+// report against numbers computed here, by hand, from the records the REST
+// API lists: the report code and this test share nothing but the records.
+func TestSeedDemoTenantAndItsReports(t *testing.T) {
+	vars := isolatedVars(t, "seed")
+	vars["FIELDCRM_JWT_SECRET"] = "cli-test-secret-of-at-least-32-bytes-long!"
+	getenv := func(k string) string { return vars[k] }
+	var stdout, stderr bytes.Buffer
+	for _, bad := range [][]string{{"seed"}, {"seed", "--demo", "--customers", "0"}, {"seed", "--demo", "--password", "short"},
+		{"seed", "--demo", "--email-domain", "nodots"}} {
+		if err := run(context.Background(), bad, getenv, &stdout, &stderr); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+	args := []string{"seed", "--demo", "--customers", "50", "--seed", "4", "--email-domain", "seed.test", "--password", "demo-password"}
+	if err := run(context.Background(), args, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("seed: %v\n%s", err, stderr.String())
+	}
+	summary := stdout.String()
+	if !regexp.MustCompile(`users: 19 in 4 teams`).MatchString(summary) || !strings.Contains(summary, "50 customers") {
+		t.Fatalf("summary:\n%s", summary)
+	}
+	// Seeding the same addresses again is refused, not a second tenant.
+	if err := run(context.Background(), args, getenv, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "email-domain") {
+		t.Fatalf("a second seed with the same e-mails: %v", err)
+	}
+
+	p := startServe(t, vars)
+	defer p.stop(t)
+	status, login := p.call(t, "POST", "/v1/auth/login", "", map[string]any{"email": "admin@seed.test", "password": "demo-password", "device_id": "seed-test"})
+	if status != 200 {
+		t.Fatalf("login: %d %v", status, login)
+	}
+	token := login["access_token"].(string)
+	all := func(path string) []map[string]any {
+		var out []map[string]any
+		after := ""
+		for {
+			status, page := p.call(t, "GET", path+"?limit=200&after="+url.QueryEscape(after), token, nil)
+			if status != 200 {
+				t.Fatalf("GET %s: %d %v", path, status, page)
+			}
+			for _, r := range page["data"].([]any) {
+				out = append(out, r.(map[string]any))
+			}
+			next, _ := page["next_after"].(string)
+			if next == "" {
+				return out
+			}
+			after = next
+		}
+	}
+	now := time.Now().UTC()
+	from, to := now.AddDate(0, 0, -400), now.AddDate(0, 0, 1)
+	window := "?from=" + from.Format(time.DateOnly) + "&to=" + to.Format(time.DateOnly)
+	report := func(name string) map[string]any {
+		status, r := p.call(t, "GET", "/v1/reports/"+name+window, token, nil)
+		if status != 200 {
+			t.Fatalf("report %s: %d %v", name, status, r)
+		}
+		return r
+	}
+	at := func(v any) time.Time {
+		s, _ := v.(string)
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("time %v: %v", v, err)
+		}
+		return ts
+	}
+	within := func(ts time.Time) bool { return !ts.Before(from) && ts.Before(to) }
+
+	// A realistic tenant: teams, Chinese and English names, a year of history.
+	customers := all("/v1/customers")
+	users := all("/v1/users")
+	if len(customers) != 50 || len(users) != 19 {
+		t.Fatalf("%d customers, %d users", len(customers), len(users))
+	}
+	chinese, english, oldest := 0, 0, now
+	for _, c := range customers {
+		name := c["name"].(string)
+		if strings.IndexFunc(name, func(r rune) bool { return r >= 0x4e00 && r <= 0x9fff }) >= 0 {
+			chinese++
+		} else {
+			english++
+		}
+		if created := at(c["created_at"]); created.Before(oldest) {
+			oldest = created
+		}
+	}
+	if chinese == 0 || english == 0 || now.Sub(oldest) < 200*24*time.Hour {
+		t.Fatalf("%d Chinese and %d English names, the oldest customer from %s", chinese, english, oldest)
+	}
+	orders, interactions, tasks := all("/v1/orders"), all("/v1/interactions"), all("/v1/tasks")
+	tickets, surveys, points := all("/v1/tickets"), all("/v1/surveys"), all("/v1/loyalty_entries")
+	if len(orders) == 0 || len(interactions) == 0 || len(tasks) == 0 || len(tickets) == 0 || len(surveys) == 0 || len(points) == 0 {
+		t.Fatalf("%d orders, %d interactions, %d tasks, %d tickets, %d surveys, %d loyalty entries",
+			len(orders), len(interactions), len(tasks), len(tickets), len(surveys), len(points))
+	}
+
+	// Customers by stage and region.
+	byStage, byRegion := map[string]any{}, map[string]any{}
+	for _, c := range customers {
+		byStage[c["stage"].(string)] = float64(count(byStage[c["stage"].(string)]) + 1)
+		byRegion[c["region"].(string)] = float64(count(byRegion[c["region"].(string)]) + 1)
+	}
+	r := report("customers")
+	if count(r["total"]) != 50 || !reflect.DeepEqual(r["by_stage"], byStage) || !reflect.DeepEqual(r["by_region"], byRegion) {
+		t.Errorf("customers report %v %v %v, by hand %v %v", r["total"], r["by_stage"], r["by_region"], byStage, byRegion)
+	}
+
+	// Revenue: orders not draft or cancelled.
+	var revenue float64
+	for _, o := range orders {
+		if o["status"] != "draft" && o["status"] != "cancelled" && o["currency"] == "CNY" {
+			revenue += o["amount"].(float64)
+		}
+	}
+	if r := report("sales"); r["revenue"] != revenue || revenue == 0 {
+		t.Errorf("revenue %v, by hand %v", r["revenue"], revenue)
+	}
+
+	// Activity per rep: interactions and visits, follow-ups on time, late, overdue.
+	type activity struct{ interactions, visits, checkedIn, onTime, late, overdue int }
+	want := map[string]*activity{}
+	rep := func(id any) *activity {
+		if want[id.(string)] == nil {
+			want[id.(string)] = &activity{}
+		}
+		return want[id.(string)]
+	}
+	for _, i := range interactions {
+		a := rep(i["created_by"])
+		a.interactions++
+		if i["channel"] == "visit" {
+			a.visits++
+			if i["check_in"] != nil {
+				a.checkedIn++
+			}
+		}
+	}
+	for _, task := range tasks {
+		due := at(task["due_at"])
+		if !within(due) {
+			continue
+		}
+		a := rep(task["assignee_id"])
+		switch {
+		case task["status"] == "done" && !at(task["completed_at"]).After(due):
+			a.onTime++
+		case task["status"] == "done":
+			a.late++
+		case due.Before(now):
+			a.overdue++
+		}
+	}
+	got := map[string]*activity{}
+	for _, x := range report("activity")["reps"].([]any) {
+		x := x.(map[string]any)
+		a := &activity{visits: count(x["visits"]), checkedIn: count(x["checked_in"]), onTime: count(x["done_on_time"]),
+			late: count(x["done_late"]), overdue: count(x["overdue"])}
+		for _, week := range x["per_week"].(map[string]any) {
+			for _, n := range week.(map[string]any) {
+				a.interactions += count(n)
+			}
+		}
+		got[x["user_id"].(string)] = a
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("activity report %s, by hand %s", describe(got), describe(want))
+	}
+
+	// Service: tickets by status, SLA breaches, CSAT.
+	byStatus := map[string]any{}
+	breaches := 0
+	for _, tk := range tickets {
+		byStatus[tk["status"].(string)] = float64(count(byStatus[tk["status"].(string)]) + 1)
+		sla := at(tk["sla_due_at"])
+		if (tk["resolved_at"] != nil && at(tk["resolved_at"]).After(sla)) || (tk["resolved_at"] == nil && now.After(sla)) {
+			breaches++
+		}
+	}
+	csat := 0.0
+	for _, s := range surveys {
+		csat += s["csat"].(float64)
+	}
+	csat = math.Round(csat/float64(len(surveys))*100) / 100
+	r = report("service")
+	if !reflect.DeepEqual(r["by_status"], byStatus) || count(r["sla_breaches"]) != breaches || count(r["surveys"]) != len(surveys) || r["avg_csat"] != csat {
+		t.Errorf("service report %v %v %v %v, by hand %v %v %v %v", r["by_status"], r["sla_breaches"], r["surveys"], r["avg_csat"],
+			byStatus, breaches, len(surveys), csat)
+	}
+
+	// Loyalty: points earned and redeemed.
+	var earned, redeemed float64
+	for _, e := range points {
+		switch e["kind"] {
+		case "earn":
+			earned += e["points"].(float64)
+		case "redeem":
+			redeemed += e["points"].(float64)
+		}
+	}
+	if r := report("loyalty"); r["earned"] != earned || r["redeemed"] != redeemed {
+		t.Errorf("loyalty report %v/%v, by hand %v/%v", r["earned"], r["redeemed"], earned, redeemed)
+	}
+
+	// Funnel: customers entering each stage, from the stage histories.
+	entered := map[string]int{}
+	for _, c := range customers {
+		for _, move := range c["stage_history"].([]any) {
+			move := move.(map[string]any)
+			if within(at(move["at"])) {
+				entered[move["to"].(string)]++
+			}
+		}
+	}
+	for _, s := range report("funnel")["steps"].([]any) {
+		s := s.(map[string]any)
+		if count(s["entered"]) != entered[s["stage"].(string)] {
+			t.Errorf("funnel: %v entered %v, by hand %d", s["stage"], s["entered"], entered[s["stage"].(string)])
+		}
+	}
+	if entered["lead"] == 0 || entered["customer"] == 0 {
+		t.Errorf("a funnel with no leads or no customers: %v", entered)
+	}
+}
+
+func count(v any) int {
+	f, _ := v.(float64)
+	n, _ := v.(int)
+	return n + int(f)
+}
+
+func describe[T any](m map[string]*T) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s:%+v", k, *v))
+	}
+	return strings.Join(parts, " ")
+}
