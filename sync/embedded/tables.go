@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	gosync "sync"
@@ -45,6 +46,8 @@ type Tables struct {
 
 // dialect is the SQL that differs between FerretDB's two backends.
 type dialect struct {
+	// fieldOf is the SQL expression of a top-level field as text.
+	fieldOf func(name string) string
 	// tableOf looks up the table of a collection (one parameter: its name).
 	tableOf string
 	// qualify quotes a table name, with its schema on PostgreSQL.
@@ -76,7 +79,8 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
 			document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
-			param: func(n int) string { return fmt.Sprintf("$%d", n) },
+			fieldOf: func(name string) string { return `(_jsonb->>'` + name + `')` },
+			param:   func(n int) string { return fmt.Sprintf("$%d", n) },
 		}}, nil
 	}
 	path := filepath.Join(sqliteDir, db+".sqlite")
@@ -98,7 +102,8 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 		qualify:  quoteIdent,
 		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
-		param: func(int) string { return "?" },
+		fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
+		param:   func(int) string { return "?" },
 	}}, nil
 }
 
@@ -164,9 +169,42 @@ func (t *Tables) retry(ctx context.Context, coll string, op func(table string) e
 const syncIndexSuffix = "_fieldcrm_sync"
 
 // IndexSyncChanges adds the (tenant_id, seq) index to the tables of colls that
-// exist and lack it, and says how many it created. On SQLite it opens a
-// separate writable connection: Tables itself only reads.
+// exist and lack it, and says how many it created.
 func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, error) {
+	var specs []indexSpec
+	for _, coll := range colls {
+		specs = append(specs, indexSpec{coll: coll, suffix: syncIndexSuffix, exprs: []string{t.dialect.tenant, t.dialect.seq}})
+	}
+	return t.ensureIndexes(ctx, specs)
+}
+
+// IndexLookups adds a (tenant_id, field) index for each collection and
+// field of fields (a customer's records by customer_id, an order's payments
+// by order_id), for Equal; it says how many it created.
+func (t *Tables) IndexLookups(ctx context.Context, fields map[string][]string) (int, error) {
+	var specs []indexSpec
+	for coll, names := range fields {
+		for _, f := range names {
+			expr, err := t.dialect.field(f)
+			if err != nil {
+				return 0, err
+			}
+			specs = append(specs, indexSpec{coll: coll, suffix: "_fieldcrm_" + f, exprs: []string{t.dialect.tenant, expr}})
+		}
+	}
+	return t.ensureIndexes(ctx, specs)
+}
+
+// indexSpec is an index of fieldcrm's on a collection's table.
+type indexSpec struct {
+	coll, suffix string
+	exprs        []string
+}
+
+// ensureIndexes creates the indexes that are missing on tables that exist.
+// On SQLite it opens a separate writable connection: Tables itself only
+// reads.
+func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, error) {
 	conn := t.db
 	if t.sqlitePath != "" {
 		w, err := sql.Open("sqlite", "file:"+t.sqlitePath+"?mode=rw&_pragma=busy_timeout(10000)")
@@ -177,15 +215,15 @@ func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, err
 		conn = w
 	}
 	created := 0
-	for _, coll := range colls {
-		table, err := t.table(ctx, coll)
+	for _, spec := range specs {
+		table, err := t.table(ctx, spec.coll)
 		if err != nil || table == "" {
 			if err != nil {
 				return created, err
 			}
 			continue
 		}
-		name := table + syncIndexSuffix
+		name := table + spec.suffix
 		var exists bool
 		q := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?`
 		if t.sqlitePath == "" {
@@ -200,8 +238,8 @@ func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, err
 		if exists {
 			continue
 		}
-		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s)`,
-			quoteIdent(name), t.dialect.qualify(table), t.dialect.tenant, t.dialect.seq)
+		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`,
+			quoteIdent(name), t.dialect.qualify(table), strings.Join(spec.exprs, ", "))
 		if _, err := conn.ExecContext(ctx, create); err != nil {
 			return created, fmt.Errorf("create %s: %w", name, err)
 		}
@@ -210,18 +248,41 @@ func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, err
 	return created, nil
 }
 
-// Changes returns, in seq order, at most limit documents of collection coll
-// with tenant_id tenant and after < seq <= upTo, tombstones included.
-func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error) {
+// Equal returns, in _id order, at most limit documents of collection coll
+// with tenant_id tenant and the top-level string field equal to value,
+// without tombstones unless withDeleted: the one query of a customer's
+// records or an order's payments, answered from the index IndexLookups
+// made. (Without it, FerretDB on SQLite decodes every document of the
+// collection for such a query.)
+func (t *Tables) Equal(ctx context.Context, coll, tenant, field, value string, withDeleted bool, limit int) ([]bson.Raw, error) {
+	expr, err := t.dialect.field(field)
+	if err != nil {
+		return nil, err
+	}
+	d := t.dialect
+	live := ""
+	if !withDeleted {
+		deleted, _ := d.field("deleted_at")
+		live = " AND " + deleted + " IS NULL"
+	}
+	q := fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s%s ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), expr, d.param(2), live, d.id, d.param(3))
+	out, err := t.query(ctx, coll, q, tenant, value, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of tenant %s by %s: %w", coll, tenant, field, err)
+	}
+	return out, nil
+}
+
+// query runs q (with %s for the table) on coll's table and converts the
+// documents it returns.
+func (t *Tables) query(ctx context.Context, coll, q string, args ...any) ([]bson.Raw, error) {
 	var out []bson.Raw
 	err := t.retry(ctx, coll, func(table string) error {
 		if table == "" {
 			return nil
 		}
-		d := t.dialect
-		q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
-			d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
-		rows, err := t.db.QueryContext(ctx, q, tenant, after, upTo, limit)
+		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(q, t.dialect.qualify(table)), args...)
 		if err != nil {
 			return err
 		}
@@ -239,6 +300,16 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 		}
 		return rows.Err()
 	})
+	return out, err
+}
+
+// Changes returns, in seq order, at most limit documents of collection coll
+// with tenant_id tenant and after < seq <= upTo, tombstones included.
+func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error) {
+	d := t.dialect
+	q := fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
+	out, err := t.query(ctx, coll, q, tenant, after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
 	}
@@ -266,18 +337,33 @@ func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, er
 // ExplainChanges returns the database's plan for Changes on coll, so tests can
 // check that it reads the index rather than the whole table.
 func (t *Tables) ExplainChanges(ctx context.Context, coll string) (string, error) {
+	d := t.dialect
+	return t.explain(ctx, coll, fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4)), "t", 0, 1, 10)
+}
+
+// ExplainEqual returns the database's plan for Equal on coll and field.
+func (t *Tables) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
+	d := t.dialect
+	expr, err := d.field(field)
+	if err != nil {
+		return "", err
+	}
+	deleted, _ := d.field("deleted_at")
+	return t.explain(ctx, coll, fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s AND %s IS NULL ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), expr, d.param(2), deleted, d.id, d.param(3)), "t", "v", 10)
+}
+
+func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (string, error) {
 	table, err := t.table(ctx, coll)
 	if err != nil || table == "" {
 		return "", fmt.Errorf("no table for %s (%v)", coll, err)
 	}
-	d := t.dialect
-	explain := "EXPLAIN QUERY PLAN"
+	explain := "EXPLAIN QUERY PLAN "
 	if t.sqlitePath == "" {
-		explain = "EXPLAIN"
+		explain = "EXPLAIN "
 	}
-	q := fmt.Sprintf(`%s SELECT %s FROM %s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`, explain,
-		d.document, d.qualify(table), d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
-	rows, err := t.db.QueryContext(ctx, q, "t", 0, 1, 10)
+	rows, err := t.db.QueryContext(ctx, explain+fmt.Sprintf(q, t.dialect.qualify(table)), args...)
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}
@@ -296,6 +382,18 @@ func (t *Tables) ExplainChanges(ctx context.Context, coll string) (string, error
 		fmt.Fprintln(&plan, vals[len(vals)-1])
 	}
 	return plan.String(), rows.Err()
+}
+
+// plainField is what a field name in SQL built here may be.
+var plainField = regexp.MustCompile(`^[a-z][a-z_]*$`)
+
+// field is the expression of a top-level field, for names of fieldcrm's own
+// (never a client's: they become SQL text).
+func (d dialect) field(name string) (string, error) {
+	if !plainField.MatchString(name) {
+		return "", fmt.Errorf("embedded: %q is not a plain field name", name)
+	}
+	return d.fieldOf(name), nil
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

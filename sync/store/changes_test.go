@@ -216,3 +216,64 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 		t.Fatalf("FerretDB reads %v after a direct commit", got)
 	}
 }
+
+// A customer's records and an order's payments (store.Find with one equality
+// on customer_id or order_id) come from the embedded engine's lookup index:
+// the same records, in the same order, as FerretDB's query engine finds.
+func TestLookupsFromTablesMatchTheQueryEngine(t *testing.T) {
+	ctx := context.Background()
+	direct := env.Store(t)
+	cfg := env.StoreConfig(t)
+	cfg.Database = direct.DatabaseName()
+	cfg.Tables = nil
+	viaQuery, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = viaQuery.Close(ctx) })
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	for i, p := range []struct{ tenant, customer, order string }{
+		{"t1", "c1", "o1"}, {"t1", "c1", "o2"}, {"t1", "c2", "o1"}, {"t2", "c1", "o1"}, {"t1", "c1", "o1"}, {"t1", "c1", "o1"},
+	} {
+		m := models.Meta{ID: models.IDFor("pay", string(rune('a'+i))), TenantID: p.tenant, Version: 1, CreatedAt: at, UpdatedAt: at, Seq: int64(i + 1)}
+		if i == 5 {
+			m.DeletedAt = &at
+		}
+		pay := models.Payment{Meta: m, ChildFields: models.ChildFields{CustomerID: p.customer}, OrderID: p.order, Method: "cash", PaidAt: at, Amount: int64(100 * (i + 1))}
+		if err := direct.Insert(ctx, store.Payments, &pay.Meta, &pay, store.AuditEntry{Action: "create"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []store.Query{
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "order_id", Op: store.Eq, Value: "o1"}}},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "order_id", Op: store.Eq, Value: "o1"}}, WithDeleted: true},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}, Limit: 2},
+		{Tenant: "t2", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c9"}}},
+	} {
+		var got, want []models.Payment
+		if err := direct.Find(ctx, store.Payments, q, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := viaQuery.Find(ctx, store.Payments, q, &want); err != nil {
+			t.Fatal(err)
+		}
+		if (len(got) > 0 || len(want) > 0) && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%+v: direct %+v\nquery engine %+v", q, got, want)
+		}
+	}
+	var three []models.Payment
+	q := store.Query{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}}
+	if err := direct.Find(ctx, store.Payments, q, &three); err != nil || len(three) != 3 {
+		t.Fatalf("c1's live payments in t1: %d, %v", len(three), err)
+	}
+	if env.SQLiteDir() != "" {
+		plan, err := direct.ExplainEqual(ctx, store.Payments, "order_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "_fieldcrm_order_id") {
+			t.Fatalf("payments of an order are not read from the (tenant_id, order_id) index:\n%s", plan)
+		}
+	}
+}

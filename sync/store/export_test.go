@@ -20,3 +20,10 @@ func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error)
 		ExplainChanges(ctx context.Context, coll string) (string, error)
 	}).ExplainChanges(ctx, coll)
 }
+
+// ExplainEqual returns the database's plan for a direct lookup.
+func (s *Store) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
+	return s.tables.(interface {
+		ExplainEqual(ctx context.Context, coll, field string) (string, error)
+	}).ExplainEqual(ctx, coll, field)
+}

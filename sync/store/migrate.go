@@ -111,6 +111,12 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 		if n > 0 {
 			s.log.InfoContext(ctx, "embedded engine: added (tenant_id, seq) indexes", "count", n)
 		}
+		if n, err = s.tables.IndexLookups(ctx, lookupFields); err != nil {
+			return status, fmt.Errorf("index lookups on the embedded engine: %w", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "embedded engine: added (tenant_id, customer_id) and (tenant_id, order_id) indexes", "count", n)
+		}
 	}
 	return status, nil
 }

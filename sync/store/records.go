@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -258,6 +260,13 @@ type Position struct {
 
 // Find runs q on coll and decodes the matching records into out (a pointer to a slice).
 func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
+	if field, value, ok := lookupOf(coll, q); ok && s.tables != nil {
+		docs, err := s.tables.Equal(ctx, coll, q.Tenant, field, value, q.WithDeleted, cmp.Or(q.Limit, math.MaxInt32))
+		if err != nil {
+			return err
+		}
+		return decodeAll(docs, out, coll, q.Tenant)
+	}
 	filter, opts := findArgs(q)
 	if err := s.findAll(ctx, coll, filter, opts, out); err != nil {
 		return fmt.Errorf("find %s of tenant %s: %w", coll, q.Tenant, err)
@@ -485,6 +494,11 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 	if err != nil {
 		return err
 	}
+	return decodeAll(docs, out, coll, tenant)
+}
+
+// decodeAll decodes docs into out, a pointer to a slice.
+func decodeAll(docs []bson.Raw, out any, coll, tenant string) error {
 	list := reflect.ValueOf(out).Elem()
 	list.Set(reflect.MakeSlice(list.Type(), len(docs), len(docs)))
 	for i, doc := range docs {
@@ -493,6 +507,34 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 		}
 	}
 	return nil
+}
+
+// lookupFields are the fields the embedded engine indexes for Find: every
+// record of a customer (merges, cascades, credit, the timeline) and every
+// payment of an order. FerretDB on SQLite answers such a query by decoding
+// the whole collection; with these, an order's write costs the same at
+// 100 orders as at 100,000.
+var lookupFields = func() map[string][]string {
+	fields := map[string][]string{Payments: {"order_id"}}
+	for _, coll := range ChildCollections {
+		fields[coll] = append(fields[coll], "customer_id")
+	}
+	return fields
+}()
+
+// lookupOf reports whether q is one the embedded engine answers from a
+// lookup index: all of a tenant's records (no visibility scope) with one
+// indexed field equal to a string, in _id order from the start.
+func lookupOf(coll string, q Query) (field, value string, ok bool) {
+	if len(q.Conds) != 1 || !q.Scope.All || q.OrAssignee != "" || (q.SortField != "" && q.SortField != "_id") || q.Desc || q.After != nil {
+		return "", "", false
+	}
+	c := q.Conds[0]
+	value, isString := c.Value.(string)
+	if c.Op != Eq || !isString || !slices.Contains(lookupFields[coll], c.Field) {
+		return "", "", false
+	}
+	return c.Field, value, true
 }
 
 // SyncedCollections are the record collections devices sync.

@@ -94,6 +94,13 @@ type ChangeReader interface {
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error)
 	// HighestSeq returns the highest seq of tenant's documents in coll, or 0.
 	HighestSeq(ctx context.Context, coll, tenant string) (int64, error)
+	// IndexLookups indexes the tables of the collections by (tenant_id,
+	// field) for each of their fields, and says how many indexes it created.
+	IndexLookups(ctx context.Context, fields map[string][]string) (int, error)
+	// Equal returns, in _id order, at most limit documents of coll with
+	// tenant_id tenant and field equal to value, live ones only unless
+	// withDeleted.
+	Equal(ctx context.Context, coll, tenant, field, value string, withDeleted bool, limit int) ([]bson.Raw, error)
 }
 
 // Open connects to the database and checks that it answers. Close releases it.
