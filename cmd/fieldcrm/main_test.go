@@ -400,3 +400,35 @@ func TestImportCommandReadsASpreadsheet(t *testing.T) {
 		t.Fatalf("%d Acme Pumps after the import", n)
 	}
 }
+
+func TestImportCommandReadsRecordsOfCustomers(t *testing.T) {
+	vars := isolatedVars(t, "importkind")
+	p, token, tenant := serveWithTenant(t, vars, "ana@importkind.test")
+	status, acme := p.call(t, "POST", "/v1/customers", token, map[string]any{"name": "Acme Pumps", "kind": "company", "company_name": "Acme Pumps"})
+	if status != 201 {
+		t.Fatalf("customer: %d %v", status, acme)
+	}
+	p.stop(t)
+
+	file := filepath.Join(t.TempDir(), "orders.csv")
+	if err := os.WriteFile(file, []byte("Company,Order No.,Order Date,Amount\nAcme Pumps,SO-1,2026-01-05,\"1,280.50\"\nNobody Ltd,SO-2,2026-01-06,10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return vars[k] }
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"import", "--tenant", tenant, "--file", file, "--kind", "orders"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("import: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "2 rows: 1 created, 0 merged, 0 skipped, 1 failed") {
+		t.Fatalf("summary: %s", stdout.String())
+	}
+	if err := run(context.Background(), []string{"import", "--tenant", tenant, "--file", file, "--kind", "invoices"}, getenv, &stdout, &stderr); err == nil {
+		t.Fatal("an import of invoices succeeded")
+	}
+	p = startServe(t, vars)
+	defer p.stop(t)
+	_, orders := p.call(t, "GET", "/v1/orders?customer_id="+acme["id"].(string), token, nil)
+	if list := orders["data"].([]any); len(list) != 1 || list[0].(map[string]any)["amount"] != 128050.0 {
+		t.Fatalf("Acme's orders %v", orders)
+	}
+}

@@ -239,6 +239,27 @@ func TestSeedDemoTenantAndItsReports(t *testing.T) {
 	if entered["lead"] == 0 || entered["customer"] == 0 {
 		t.Errorf("a funnel with no leads or no customers: %v", entered)
 	}
+
+	// A manager reads their team's numbers only.
+	status, login = p.call(t, "POST", "/v1/auth/login", "", map[string]any{"email": "manager1@seed.test", "password": "demo-password", "device_id": "seed-test"})
+	if status != 200 {
+		t.Fatalf("manager login: %d %v", status, login)
+	}
+	status, me := p.call(t, "GET", "/v1/me", login["access_token"].(string), nil)
+	if status != 200 {
+		t.Fatalf("me: %d %v", status, me)
+	}
+	managed := 0
+	teamIDs := fmt.Sprint(me["managed_team_ids"])
+	for _, c := range customers {
+		if strings.Contains(teamIDs, c["team_id"].(string)) && c["team_id"] != "" {
+			managed++
+		}
+	}
+	status, r = p.call(t, "GET", "/v1/reports/customers"+window, login["access_token"].(string), nil)
+	if status != 200 || count(r["total"]) != managed || managed == 0 || managed == 50 {
+		t.Errorf("the manager's customers report counts %v, their team has %d of 50", r["total"], managed)
+	}
 }
 
 func count(v any) int {
