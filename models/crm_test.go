@@ -203,3 +203,30 @@ func TestSettingsValidate(t *testing.T) {
 		t.Errorf("tier for 1500 = %s", tier)
 	}
 }
+
+func TestNormalizeDateTime(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for raw, want := range map[string]string{
+		"2026-03-05 14:30":          "2026-03-05T06:30:00Z",
+		"2026/3/5 9:05:07":          "2026-03-05T01:05:07Z",
+		"2026年3月5日 14时30分":          "2026-03-05T06:30:00Z",
+		"2026.3.5":                  "2026-03-04T16:00:00Z",
+		"２０２６-０３-０５ １４:３０":          "2026-03-05T06:30:00Z",
+		"2026-03-05T14:30:00+01:00": "2026-03-05T13:30:00Z",
+		"2026-03-05T14:30:00Z":      "2026-03-05T14:30:00Z",
+		"2026年3月5日 14时30分05秒":       "2026-03-05T06:30:05Z",
+	} {
+		got, err := NormalizeDateTime(raw, shanghai)
+		if err != nil || got.Format(time.RFC3339) != want {
+			t.Errorf("NormalizeDateTime(%q) = %v, %v; want %s", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"", "昨天", "2026-02-30 10:00", "2026-03-05 24:00", "2026-03-05 10:60", "14:30", "2026-03-05 14", "2026-03-05 14:3005"} {
+		if got, err := NormalizeDateTime(raw, shanghai); err == nil {
+			t.Errorf("NormalizeDateTime(%q) = %v, want an error", raw, got)
+		}
+	}
+}

@@ -100,7 +100,8 @@ func NormalizeDate(raw string) (string, error) {
 	return t.Format(time.DateOnly), nil
 }
 
-var dateTimeForms = regexp.MustCompile(`^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s*[T ]?\s*(\d{1,2})\s*[:：时点]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:\.\d+)?)?\s*秒?)?$`)
+var dateTimeForms = regexp.MustCompile(`^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?` +
+	`(?:\s*[T ]?\s*(\d{1,2})\s*[:：时点]\s*(\d{1,2})(?:\s*[:：]\s*(\d{1,2})(?:\.\d+)?|\s*分(?:\s*(\d{1,2})\s*秒)?)?)?$`)
 
 // NormalizeDateTime accepts a moment as RFC 3339 (with its offset), or as a
 // date in any form NormalizeDate takes followed by an optional time of day
@@ -115,10 +116,11 @@ func NormalizeDateTime(raw string, loc *time.Location) (time.Time, error) {
 	if m == nil {
 		return time.Time{}, fmt.Errorf("must be a date and time such as 2026-01-05 14:30")
 	}
-	n := make([]int, 7)
+	n := make([]int, 8)
 	for i := 1; i < len(m); i++ {
 		n[i], _ = strconv.Atoi(m[i])
 	}
+	n[6] += n[7] // seconds after a colon, or as 秒
 	t := time.Date(n[1], time.Month(n[2]), n[3], n[4], n[5], n[6], 0, loc)
 	if t.Year() != n[1] || int(t.Month()) != n[2] || t.Day() != n[3] || n[4] > 23 || n[5] > 59 || n[6] > 59 {
 		return time.Time{}, fmt.Errorf("%q is not a date and time", raw)

@@ -93,3 +93,33 @@ func TestSplitList(t *testing.T) {
 		t.Fatalf("splitList: %q", got)
 	}
 }
+
+func TestMoneyAsPeopleTypeIt(t *testing.T) {
+	p := columnPlan{headers: []string{"金额"}, targets: []string{"amount"}}
+	for _, c := range []struct {
+		raw, currency string
+		want          int64
+		ok            bool
+	}{
+		{"1,280.50", "CNY", 128050, true}, {"¥800", "CNY", 80000, true}, {"800元", "CNY", 80000, true},
+		{"RMB 1,000", "CNY", 100000, true}, {"０.10", "CNY", 10, true}, {"1500", "JPY", 1500, true}, {"12.30", "USD", 1230, true},
+		{"12.345", "CNY", 0, false}, {"-5", "CNY", 0, false}, {"abc", "CNY", 0, false}, {"1.5", "JPY", 0, false},
+		{"1.2.3", "CNY", 0, false}, {".5", "CNY", 0, false}, {"99999999999999999", "CNY", 0, false},
+	} {
+		cells := p.cells([]string{c.raw}, false)
+		got, ok := cells.money("amount", c.currency)
+		if ok != c.ok || got != c.want || (len(cells.v.Fields) == 0) != c.ok {
+			t.Errorf("money(%q, %s) = %d, %v (errors %v); want %d, %v", c.raw, c.currency, got, ok, cells.v.Fields, c.want, c.ok)
+		}
+	}
+}
+
+func TestExcelSerialDates(t *testing.T) {
+	p := columnPlan{headers: []string{"日期"}, targets: []string{"ordered_on"}}
+	if got := p.cells([]string{"46086"}, true).date("ordered_on"); got != "2026-03-05" {
+		t.Errorf("serial 46086 in a workbook = %q", got)
+	}
+	if got := p.cells([]string{"46086"}, false).date("ordered_on"); got != "46086" {
+		t.Errorf("46086 in a CSV = %q, want it left for the CRM to refuse", got)
+	}
+}
