@@ -78,13 +78,10 @@ type DocWrite struct {
 // Write makes the writes in one SQLite transaction: all of them or none. An
 // insert of an existing _id, or a replace of a missing one, fails it with
 // models.ErrConflict. One transaction is also one sync to disk, where a write
-// through FerretDB costs one per document.
+// through FerretDB costs one per document; on SQLite, writes of callers
+// writing at the same moment share one (see groupcommit.go).
 func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
-	type prepared struct {
-		table, text, id string
-		replace         bool
-	}
-	ops := make([]prepared, len(writes))
+	ops := make([]preparedWrite, len(writes))
 	for i, w := range writes {
 		text, err := stored(w.Doc)
 		if err != nil {
@@ -103,29 +100,14 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 		if ops[i].table == "" {
 			return fmt.Errorf("collection %s does not exist yet: %w", w.Coll, errors.ErrUnsupported)
 		}
-		ops[i].text, ops[i].replace = text, w.Replace
+		ops[i].coll, ops[i].text, ops[i].replace = w.Coll, text, w.Replace
 	}
-	d := t.dialect
-	err := t.inTransaction(ctx, func(tx *sql.Tx) error {
-		for i, op := range ops {
-			if !op.replace {
-				q := fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, d.qualify(op.table), d.column, d.jsonParam(1))
-				if _, err := tx.ExecContext(ctx, q, op.text); err != nil {
-					return fmt.Errorf("insert into %s: %w", writes[i].Coll, err)
-				}
-				continue
-			}
-			res, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = %s`,
-				d.qualify(op.table), d.column, d.jsonParam(1), d.id, d.jsonParam(2)), op.text, op.id)
-			if err != nil {
-				return fmt.Errorf("replace %s %s: %w", writes[i].Coll, op.id, err)
-			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				return fmt.Errorf("replace %s %s: no such document: %w", writes[i].Coll, op.id, models.ErrConflict)
-			}
-		}
-		return nil
-	})
+	var err error
+	if t.group != nil {
+		err = t.group.write(ctx, ops)
+	} else {
+		err = t.inTransaction(ctx, func(tx *sql.Tx) error { return t.applyWrites(ctx, tx, ops) })
+	}
 	if isMissingTable(err) {
 		t.forget() // a dropped collection: the next call looks tables up again
 	}
@@ -133,6 +115,35 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 		return fmt.Errorf("%w: %w", models.ErrConflict, err)
 	}
 	return err
+}
+
+// preparedWrite is a DocWrite in SQL terms.
+type preparedWrite struct {
+	coll, table, text, id string
+	replace               bool
+}
+
+// applyWrites runs the statements of ops in tx.
+func (t *Tables) applyWrites(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error {
+	d := t.dialect
+	for _, op := range ops {
+		if !op.replace {
+			q := fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, d.qualify(op.table), d.column, d.jsonParam(1))
+			if _, err := tx.ExecContext(ctx, q, op.text); err != nil {
+				return fmt.Errorf("insert into %s: %w", op.coll, err)
+			}
+			continue
+		}
+		res, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = %s`,
+			d.qualify(op.table), d.column, d.jsonParam(1), d.id, d.jsonParam(2)), op.text, op.id)
+		if err != nil {
+			return fmt.Errorf("replace %s %s: %w", op.coll, op.id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("replace %s %s: no such document: %w", op.coll, op.id, models.ErrConflict)
+		}
+	}
+	return nil
 }
 
 // isDuplicate tells a unique index refusing an insert, on either engine.

@@ -35,6 +35,8 @@ type Tables struct {
 	// writer writes documents by _id (see Write): on SQLite a connection of
 	// its own (db only reads there), on PostgreSQL db itself.
 	writer *sql.DB
+	// group commits the writes of concurrent callers together (SQLite only).
+	group *committer
 	// tables caches collection → table; a dropped collection's entry is
 	// forgotten at the first "no such table".
 	mu     gosync.Mutex
@@ -97,18 +99,23 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// One writer connection: SQLite takes one write at a time anyway, and
 	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
 	writer.SetMaxOpenConns(1)
-	return &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
+	t := &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
 		column: "_ferretdb_sjson", id: idExpression, jsonParam: func(int) string { return "?" },
 		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 		qualify:  quoteIdent,
 		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
 		fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
 		param:   func(int) string { return "?" },
-	}}, nil
+	}}
+	t.group = newCommitter(writer, t.applyWrites)
+	return t, nil
 }
 
 // Close releases the connections.
 func (t *Tables) Close() error {
+	if t.group != nil {
+		t.group.close()
+	}
 	if t.writer != t.db {
 		_ = t.writer.Close()
 	}

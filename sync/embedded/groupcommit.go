@@ -1,0 +1,152 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Group commit of direct writes on SQLite.
+//
+// Why: SQLite takes one write transaction at a time, and on this class of
+// machine the BEGIN and COMMIT around a version claim and its record cost
+// about as much as the statements themselves. Callers writing at the same
+// moment (the reminder worker sends sixteen reminders at once; many phones
+// push together) queue up on the one writer connection anyway. The committer
+// takes whatever has queued, runs each caller's writes inside a savepoint of
+// one transaction, and commits once: a caller's writes are still all or
+// nothing, an insert of an existing _id still fails that caller alone (its
+// savepoint is rolled back), and Write still returns only once the commit is
+// done, so a caller reads its own writes at once.
+
+// maxGroup bounds the callers of one transaction.
+const maxGroup = 64
+
+// writeRequest is one caller's writes, waiting for the committer.
+type writeRequest struct {
+	ctx  context.Context
+	ops  []preparedWrite
+	done chan error
+}
+
+// committer runs the group transactions of one SQLite database.
+type committer struct {
+	db     *sql.DB
+	apply  func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error
+	queue  chan *writeRequest
+	closed chan struct{}
+	ended  chan struct{}
+}
+
+func newCommitter(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error) *committer {
+	c := &committer{db: db, apply: apply, queue: make(chan *writeRequest), closed: make(chan struct{}), ended: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// errClosed is the answer to a write after Close.
+var errClosed = errors.New("embedded: tables closed")
+
+// write hands ops to the committer and waits for its transaction.
+func (c *committer) write(ctx context.Context, ops []preparedWrite) error {
+	r := &writeRequest{ctx: ctx, ops: ops, done: make(chan error, 1)}
+	select {
+	case c.queue <- r:
+	case <-c.closed:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write is the committer's: wait for its outcome even if
+	// ctx ends (the committer checks ctx before it starts the write), so
+	// the caller never returns while its write may still commit.
+	return <-r.done
+}
+
+func (c *committer) close() {
+	close(c.closed)
+	<-c.ended
+}
+
+func (c *committer) run() {
+	defer close(c.ended)
+	for {
+		var first *writeRequest
+		select {
+		case first = <-c.queue:
+		case <-c.closed:
+			return
+		}
+		group := []*writeRequest{first}
+	collect:
+		for len(group) < maxGroup {
+			select {
+			case r := <-c.queue:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		c.commit(group)
+	}
+}
+
+// commit runs a group in one transaction; each request gets its outcome.
+func (c *committer) commit(group []*writeRequest) {
+	outcome := make([]error, len(group))
+	finish := func(shared error) {
+		for i, r := range group {
+			if outcome[i] == nil {
+				outcome[i] = shared
+			}
+			r.done <- outcome[i]
+		}
+	}
+	tx, err := c.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		finish(fmt.Errorf("begin: %w", err))
+		return
+	}
+	alone := len(group) == 1
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			outcome[i] = err
+			continue
+		}
+		if alone {
+			if outcome[i] = c.apply(r.ctx, tx, r.ops); outcome[i] != nil {
+				_ = tx.Rollback()
+				finish(nil)
+				return
+			}
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT fieldcrm_write`); err != nil {
+			_ = tx.Rollback()
+			finish(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		if outcome[i] = c.apply(r.ctx, tx, r.ops); outcome[i] != nil {
+			if _, err := tx.Exec(`ROLLBACK TO fieldcrm_write`); err != nil {
+				_ = tx.Rollback()
+				finish(fmt.Errorf("roll back a refused write: %w", err))
+				return
+			}
+		}
+		if _, err := tx.Exec(`RELEASE fieldcrm_write`); err != nil {
+			_ = tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// Nothing of the group was written, the refused writes included.
+		for i := range outcome {
+			outcome[i] = nil
+		}
+		finish(fmt.Errorf("commit: %w", err))
+		return
+	}
+	finish(nil)
+}
