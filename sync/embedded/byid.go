@@ -55,8 +55,11 @@ func (t *Tables) Get(ctx context.Context, coll, id string) (bson.Raw, error) {
 			return sql.ErrNoRows
 		}
 		d := t.dialect
-		q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s`, d.document, d.qualify(table), d.id, d.jsonParam(1))
-		return t.db.QueryRowContext(ctx, q, arg).Scan(&text)
+		stmt, err := t.reads.get(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s`, d.document, d.qualify(table), d.id, d.jsonParam(1)))
+		if err != nil {
+			return err
+		}
+		return stmt.QueryRowContext(ctx, arg).Scan(&text)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, models.ErrNotFound
@@ -101,6 +104,14 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 			return fmt.Errorf("collection %s does not exist yet: %w", w.Coll, errors.ErrUnsupported)
 		}
 		ops[i].coll, ops[i].text, ops[i].replace = w.Coll, text, w.Replace
+		// Prepared here, before any transaction: on SQLite the writer pool
+		// has one connection, which the transaction holds.
+		if ops[i].stmt, err = t.writes.get(ctx, t.writeSQL(ops[i])); err != nil {
+			if isMissingTable(err) {
+				t.forget() // a dropped collection: the next call looks tables up again
+			}
+			return err
+		}
 	}
 	var err error
 	if t.group != nil {
@@ -121,21 +132,29 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 type preparedWrite struct {
 	coll, table, text, id string
 	replace               bool
+	stmt                  *sql.Stmt // writeSQL, prepared on the writer
+}
+
+// writeSQL is the statement of op: an insert, or a replace by _id.
+func (t *Tables) writeSQL(op preparedWrite) string {
+	d := t.dialect
+	if !op.replace {
+		return fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, d.qualify(op.table), d.column, d.jsonParam(1))
+	}
+	return fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = %s`, d.qualify(op.table), d.column, d.jsonParam(1), d.id, d.jsonParam(2))
 }
 
 // applyWrites runs the statements of ops in tx.
 func (t *Tables) applyWrites(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error {
-	d := t.dialect
 	for _, op := range ops {
+		stmt := tx.StmtContext(ctx, op.stmt)
 		if !op.replace {
-			q := fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, d.qualify(op.table), d.column, d.jsonParam(1))
-			if _, err := tx.ExecContext(ctx, q, op.text); err != nil {
+			if _, err := stmt.ExecContext(ctx, op.text); err != nil {
 				return fmt.Errorf("insert into %s: %w", op.coll, err)
 			}
 			continue
 		}
-		res, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET %s = %s WHERE %s = %s`,
-			d.qualify(op.table), d.column, d.jsonParam(1), d.id, d.jsonParam(2)), op.text, op.id)
+		res, err := stmt.ExecContext(ctx, op.text, op.id)
 		if err != nil {
 			return fmt.Errorf("replace %s %s: %w", op.coll, op.id, err)
 		}

@@ -37,6 +37,8 @@ type Tables struct {
 	writer *sql.DB
 	// group commits the writes of concurrent callers together (SQLite only).
 	group *committer
+	// reads and writes are the prepared statements on db and writer.
+	reads, writes *stmtCache
 	// tables caches collection → table; a dropped collection's entry is
 	// forgotten at the first "no such table".
 	mu     gosync.Mutex
@@ -76,14 +78,15 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		}
 		conn.SetMaxOpenConns(4)
 		schema := quoteIdent(db)
-		return &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{}, dialect: dialect{
-			column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
-			tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
-			qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
-			document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
-			fieldOf: func(name string) string { return `(_jsonb->>'` + name + `')` },
-			param:   func(n int) string { return fmt.Sprintf("$%d", n) },
-		}}, nil
+		return &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{},
+			reads: newStmtCache(conn), writes: newStmtCache(conn), dialect: dialect{
+				column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
+				tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
+				qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
+				document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
+				fieldOf: func(name string) string { return `(_jsonb->>'` + name + `')` },
+				param:   func(n int) string { return fmt.Sprintf("$%d", n) },
+			}}, nil
 	}
 	path := filepath.Join(sqliteDir, db+".sqlite")
 	// mode=rw: never create the file; FerretDB creates it with the first collection.
@@ -91,6 +94,12 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite tables of %s: %w", db, err)
 	}
+	// Keep the readers' connections: database/sql keeps two idle by default,
+	// so sixteen concurrent readers (the reminder worker) opened a new SQLite
+	// connection, which reads the schema and prepares its statements anew,
+	// for most reads.
+	conn.SetMaxIdleConns(maxSQLiteReaders)
+	conn.SetMaxOpenConns(maxSQLiteReaders)
 	writer, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&"+pragmas)
 	if err != nil {
 		conn.Close()
@@ -99,14 +108,15 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// One writer connection: SQLite takes one write at a time anyway, and
 	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
 	writer.SetMaxOpenConns(1)
-	t := &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, dialect: dialect{
-		column: "_ferretdb_sjson", id: idExpression, jsonParam: func(int) string { return "?" },
-		tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
-		qualify:  quoteIdent,
-		document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
-		fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
-		param:   func(int) string { return "?" },
-	}}
+	t := &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{},
+		reads: newStmtCache(conn), writes: newStmtCache(writer), dialect: dialect{
+			column: "_ferretdb_sjson", id: idExpression, jsonParam: func(int) string { return "?" },
+			tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
+			qualify:  quoteIdent,
+			document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
+			fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
+			param:   func(int) string { return "?" },
+		}}
 	t.group = newCommitter(writer, t.applyWrites)
 	return t, nil
 }
@@ -116,6 +126,8 @@ func (t *Tables) Close() error {
 	if t.group != nil {
 		t.group.close()
 	}
+	t.reads.close()
+	t.writes.close()
 	if t.writer != t.db {
 		_ = t.writer.Close()
 	}
@@ -171,6 +183,10 @@ func (t *Tables) retry(ctx context.Context, coll string, op func(table string) e
 	}
 	return err
 }
+
+// maxSQLiteReaders bounds the reading connections to one SQLite database
+// (WAL: they read alongside the writer).
+const maxSQLiteReaders = 32
 
 // syncIndexSuffix names the (tenant_id, seq) index of a table.
 const syncIndexSuffix = "_fieldcrm_sync"
