@@ -94,59 +94,49 @@ func (c *committer) run() {
 
 // commit runs a group in one transaction; each request gets its outcome.
 func (c *committer) commit(group []*writeRequest) {
-	outcome := make([]error, len(group))
-	finish := func(shared error) {
-		for i, r := range group {
-			if outcome[i] == nil {
-				outcome[i] = shared
+	if len(group) > 1 {
+		live := group[:0:0]
+		for _, r := range group {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- err
+				continue
 			}
-			r.done <- outcome[i]
+			live = append(live, r)
 		}
+		if c.together(live) == nil {
+			for _, r := range live {
+				r.done <- nil
+			}
+			return
+		}
+		group = live // one was refused, or the commit failed: each alone
+	}
+	for _, r := range group {
+		r.done <- c.together([]*writeRequest{r})
+	}
+}
+
+// together makes the writes of all of group in one transaction, or none.
+func (c *committer) together(group []*writeRequest) error {
+	if len(group) == 0 {
+		return nil
 	}
 	tx, err := c.db.BeginTx(context.Background(), nil)
 	if err != nil {
-		finish(fmt.Errorf("begin: %w", err))
-		return
+		return fmt.Errorf("begin: %w", err)
 	}
-	alone := len(group) == 1
-	for i, r := range group {
+	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {
-			outcome[i] = err
-			continue
-		}
-		if alone {
-			if outcome[i] = c.apply(r.ctx, tx, r.ops); outcome[i] != nil {
-				_ = tx.Rollback()
-				finish(nil)
-				return
-			}
-			continue
-		}
-		if _, err := tx.Exec(`SAVEPOINT fieldcrm_write`); err != nil {
 			_ = tx.Rollback()
-			finish(fmt.Errorf("savepoint: %w", err))
-			return
+			return err
 		}
-		if outcome[i] = c.apply(r.ctx, tx, r.ops); outcome[i] != nil {
-			if _, err := tx.Exec(`ROLLBACK TO fieldcrm_write`); err != nil {
-				_ = tx.Rollback()
-				finish(fmt.Errorf("roll back a refused write: %w", err))
-				return
-			}
-		}
-		if _, err := tx.Exec(`RELEASE fieldcrm_write`); err != nil {
+		if err := c.apply(r.ctx, tx, r.ops); err != nil {
 			_ = tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", err))
-			return
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		// Nothing of the group was written, the refused writes included.
-		for i := range outcome {
-			outcome[i] = nil
-		}
-		finish(fmt.Errorf("commit: %w", err))
-		return
+		return fmt.Errorf("commit: %w", err)
 	}
-	finish(nil)
+	return nil
 }
