@@ -56,14 +56,7 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 	if *tenant == "" {
 		return usageError{"export: --tenant is required"}
 	}
-	cfg, err := parseServeConfig(nil, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if getenv("FIELDCRM_LOG_LEVEL") == "" {
-		cfg.LogLevel = "warn" // the server's start-up chatter is noise here
-	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
+	a, err := startCommandApp(ctx, getenv, stderr)
 	defer a.close(ctx)
 	if err != nil {
 		return err

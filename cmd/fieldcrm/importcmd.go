@@ -56,14 +56,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 			return fmt.Errorf("import: mapping %s: %w", *mappingFile, err)
 		}
 	}
-	cfg, err := parseServeConfig(nil, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if getenv("FIELDCRM_LOG_LEVEL") == "" {
-		cfg.LogLevel = "warn"
-	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
+	a, err := startCommandApp(ctx, getenv, stderr)
 	defer a.close(ctx)
 	if err != nil {
 		return err

@@ -41,14 +41,7 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 	case !strings.Contains(*domain, ".") || strings.ContainsAny(*domain, "@ "):
 		return usageError{"seed: --email-domain must be a domain such as demo.example.cn"}
 	}
-	cfg, err := parseServeConfig(nil, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if getenv("FIELDCRM_LOG_LEVEL") == "" {
-		cfg.LogLevel = "warn"
-	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, stderr))
+	a, err := startCommandApp(ctx, getenv, stderr)
 	defer a.close(ctx)
 	if err != nil {
 		return err

@@ -239,6 +239,21 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	return a, nil
 }
 
+// startCommandApp opens what a one-shot command (import, export, seed)
+// needs, configured as serve is, logging only warnings unless
+// FIELDCRM_LOG_LEVEL says otherwise (the server's start-up chatter is noise
+// there). Close the application even when it fails: it may be half open.
+func startCommandApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*application, error) {
+	cfg, err := parseServeConfig(nil, getenv, stderr)
+	if err != nil {
+		return &application{}, err
+	}
+	if getenv("FIELDCRM_LOG_LEVEL") == "" {
+		cfg.LogLevel = "warn"
+	}
+	return startApp(ctx, cfg, newLogger(cfg, stderr))
+}
+
 // openFCM returns the FCM sender, or, without FCM settings, a stand-in that
 // only logs: notifications then reach the inbox alone.
 func openFCM(ctx context.Context, cfg serveConfig, log *slog.Logger) (notify.Pusher, error) {
