@@ -151,10 +151,11 @@ func TestImportContactsInteractionsOrdersAndPayments(t *testing.T) {
 	}
 
 	// An admin may log records for a rep, who must be able to edit the
-	// customer; another team's rep does not even see it.
-	im = h.runImport(w.admin, "跟进记录2.csv", []byte("客户编号,跟进方式,跟进时间,跟进人\nOLD-002,电话,2025-04-01 10:00,r1@a.test\nOLD-002,电话,2025-04-02 10:00,r2@a.test\nOLD-002,电话,2025-04-03 10:00,nobody@a.test\n"),
-		map[string]string{"kind": "interactions"})
-	if got := counts(im); got != "total 3 created 1 merged 0 skipped 0 failed 2" || failedCells(im) != "3 客户编号, 4 跟进人" {
+	// customer (the team's manager may); another team's rep does not even
+	// see it.
+	im = h.runImport(w.admin, "跟进记录2.csv", []byte("客户编号,跟进方式,跟进时间,跟进人\nOLD-002,电话,2025-04-01 10:00,r1@a.test\nOLD-002,电话,2025-04-02 10:00,r2@a.test\n"+
+		"OLD-002,电话,2025-04-03 10:00,nobody@a.test\nOLD-002,拜访,2025-04-04 10:00,m1@a.test\n"), map[string]string{"kind": "interactions"})
+	if got := counts(im); got != "total 4 created 2 merged 0 skipped 0 failed 2" || failedCells(im) != "3 客户编号, 4 跟进人" {
 		t.Fatalf("admin's import for reps: %s, failures %s", got, failedCells(im))
 	}
 	logged := recordsOf(h, w.r1, "/v1/interactions?customer_id="+acme["id"].(string)+"&from=2025-04-01T00:00:00Z&to=2025-04-02T00:00:00Z")

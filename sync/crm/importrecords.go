@@ -105,7 +105,7 @@ func (ri *RecordImport) Location() *time.Location {
 // customer must be one the row's user may edit, a payment may not exceed what
 // its order owes); with dryRun nothing is written.
 func (ri *RecordImport) Import(ctx context.Context, id string, row RecordRow, dryRun bool) (RowOutcome, error) {
-	a, err := ri.actorFor(row.Rep)
+	a, err := ri.actorFor(ctx, row.Rep)
 	if err != nil {
 		return RowOutcome{}, err
 	}
@@ -160,8 +160,9 @@ func importRecord[R any](ctx context.Context, r *Records[R], a models.Actor, id 
 }
 
 // actorFor is who a row's record is created as: the importer, or the rep the
-// row names (only an admin may log records for others).
-func (ri *RecordImport) actorFor(rep string) (models.Actor, error) {
+// row names (only an admin may log records for others), with the teams they
+// manage if they are a manager.
+func (ri *RecordImport) actorFor(ctx context.Context, rep string) (models.Actor, error) {
 	rep = strings.ToLower(models.NormalizeText(rep))
 	if rep == "" {
 		return ri.actor, nil
@@ -177,7 +178,17 @@ func (ri *RecordImport) actorFor(rep string) (models.Actor, error) {
 	case ri.actor.Role != models.RoleAdmin:
 		return models.Actor{}, &models.ForbiddenError{Reason: "only admins import records for other users"}
 	}
-	return models.Actor{TenantID: u.TenantID, UserID: u.ID, Role: u.Role, TeamID: u.TeamID}, nil
+	a := models.Actor{TenantID: u.TenantID, UserID: u.ID, Role: u.Role, TeamID: u.TeamID}
+	if u.Role == models.RoleManager {
+		teams, err := ri.svc.store.Teams(ctx, u.TenantID, u.ID)
+		if err != nil {
+			return a, fmt.Errorf("teams managed by %s: %w", u.ID, err)
+		}
+		for _, t := range teams {
+			a.ManagedTeamIDs = append(a.ManagedTeamIDs, t.ID)
+		}
+	}
+	return a, nil
 }
 
 func refError(field, msg string) error {

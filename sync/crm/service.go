@@ -47,6 +47,7 @@ type recordStore interface {
 	TenantIDs(ctx context.Context) ([]string, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
 	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
 }
 
 // counters hand out numbers shared by all replicas (see package counter).
