@@ -45,11 +45,8 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	noops := fs.Int("noop-pulls", 50, "pulls with nothing new")
 	page := fs.Int("page", 5000, "records per pull page")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured operations (not the seeding) to this file")
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	addr, err := freeAddr()
 	if err != nil {

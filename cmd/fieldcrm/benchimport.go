@@ -28,11 +28,8 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stderr)
 	rows := fs.Int("rows", 10000, "rows in the spreadsheet")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	addr, err := freeAddr()
 	if err != nil {

@@ -34,11 +34,8 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	workers := fs.Int("workers", 1, "reminder workers (as in that many processes)")
 	reps := fs.Int("reps", 200, "reps the reminders are spread over, one phone each")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sending (not the seeding) to this file")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	fcm := newBenchFCM()
 	defer fcm.srv.Close()

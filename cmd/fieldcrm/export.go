@@ -47,11 +47,8 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 	sort := fs.String("sort", "", "sort, as ?sort= of GET /v1/customers (e.g. -updated_at)")
 	filters := keyValues{}
 	fs.Var(filters, "filter", "key=value, as the filters of GET /v1/customers (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *tenant == "" {
 		return usageError{"export: --tenant is required"}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,11 +36,8 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	mappingFile := fs.String("mapping", "", `JSON file: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}`)
 	failuresOut := fs.String("failures", "", "write the failed rows to this CSV file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import (not the start-up) to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *tenant == "" || *file == "" {
 		return usageError{"import: --tenant and --file are required"}

@@ -66,6 +66,18 @@ Run "fieldcrm <command> --help" for a command's flags. Configuration comes from
 environment variables (see the README); flags override them.
 `
 
+// parseFlags parses a command's flags: -h asks for help (flag.ErrHelp), any
+// other mistake is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
 // run is main without the process: tests call it with their own environment
 // and a context they cancel instead of a signal.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

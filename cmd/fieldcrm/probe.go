@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,11 +24,8 @@ func probeCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.StringVar(&addr, "addr", addr, "the server's listen address (FIELDCRM_ADDR)")
 	path := fs.String("path", "/readyz", "what to ask: /readyz (ready for traffic) or /healthz (alive)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *path != "/readyz" && *path != "/healthz" {
 		return usageError{"--path must be /readyz or /healthz"}

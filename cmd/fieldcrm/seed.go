@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,11 +24,8 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 	domain := fs.String("email-domain", "demo.example.cn", "e-mail domain of the demo users (e-mails are unique across tenants)")
 	password := fs.String("password", "demo-password", "password of every demo user")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the seeding to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	switch {
 	case !*demo:

@@ -278,23 +278,32 @@ func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, err
 // made. (Without it, FerretDB on SQLite decodes every document of the
 // collection for such a query.)
 func (t *Tables) Equal(ctx context.Context, coll, tenant, field, value string, withDeleted bool, limit int) ([]bson.Raw, error) {
-	expr, err := t.dialect.field(field)
+	q, err := t.equalSQL(field, withDeleted)
 	if err != nil {
 		return nil, err
 	}
-	d := t.dialect
-	live := ""
-	if !withDeleted {
-		deleted, _ := d.field("deleted_at")
-		live = " AND " + deleted + " IS NULL"
-	}
-	q := fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s%s ORDER BY %s LIMIT %s`,
-		d.document, d.tenant, d.param(1), expr, d.param(2), live, d.id, d.param(3))
 	out, err := t.query(ctx, coll, q, tenant, value, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s of tenant %s by %s: %w", coll, tenant, field, err)
 	}
 	return out, nil
+}
+
+// equalSQL is Equal's query, with %s for the table: the one ExplainEqual
+// explains.
+func (t *Tables) equalSQL(field string, withDeleted bool) (string, error) {
+	d := t.dialect
+	expr, err := d.field(field)
+	if err != nil {
+		return "", err
+	}
+	live := ""
+	if !withDeleted {
+		deleted, _ := d.field("deleted_at")
+		live = " AND " + deleted + " IS NULL"
+	}
+	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s%s ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), expr, d.param(2), live, d.id, d.param(3)), nil
 }
 
 // query runs q (with %s for the table) on coll's table and converts the
@@ -329,10 +338,7 @@ func (t *Tables) query(ctx context.Context, coll, q string, args ...any) ([]bson
 // Changes returns, in seq order, at most limit documents of collection coll
 // with tenant_id tenant and after < seq <= upTo, tombstones included.
 func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error) {
-	d := t.dialect
-	q := fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
-		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
-	out, err := t.query(ctx, coll, q, tenant, after, upTo, limit)
+	out, err := t.query(ctx, coll, t.changesSQL(), tenant, after, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
 	}
@@ -360,21 +366,24 @@ func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, er
 // ExplainChanges returns the database's plan for Changes on coll, so tests can
 // check that it reads the index rather than the whole table.
 func (t *Tables) ExplainChanges(ctx context.Context, coll string) (string, error) {
-	d := t.dialect
-	return t.explain(ctx, coll, fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
-		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4)), "t", 0, 1, 10)
+	return t.explain(ctx, coll, t.changesSQL(), "t", 0, 1, 10)
 }
 
-// ExplainEqual returns the database's plan for Equal on coll and field.
-func (t *Tables) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
+// changesSQL is Changes' query, with %s for the table.
+func (t *Tables) changesSQL() string {
 	d := t.dialect
-	expr, err := d.field(field)
+	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s > %s AND %s <= %s ORDER BY %s LIMIT %s`,
+		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
+}
+
+// ExplainEqual returns the database's plan for Equal on coll and field (live
+// records only).
+func (t *Tables) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
+	q, err := t.equalSQL(field, false)
 	if err != nil {
 		return "", err
 	}
-	deleted, _ := d.field("deleted_at")
-	return t.explain(ctx, coll, fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s AND %s IS NULL ORDER BY %s LIMIT %s`,
-		d.document, d.tenant, d.param(1), expr, d.param(2), deleted, d.id, d.param(3)), "t", "v", 10)
+	return t.explain(ctx, coll, q, "t", "v", 10)
 }
 
 func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (string, error) {

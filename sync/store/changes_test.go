@@ -35,12 +35,12 @@ type everyType struct {
 	Bytes       []byte             `bson:"bytes"`
 }
 
-// The direct table reader must hand back exactly what FerretDB's own query
-// answers, value for value and type for type, in the same order; and it must
-// answer from the (tenant_id, seq) index, not by scanning.
-func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
+// directAndViaQuery returns a store that reads from the embedded engine's
+// tables, and a second store on the same database that asks FerretDB's query
+// engine the same questions.
+func directAndViaQuery(t *testing.T) (direct, viaQuery *store.Store) {
 	ctx := context.Background()
-	direct := env.Store(t)
+	direct = env.Store(t)
 	cfg := env.StoreConfig(t)
 	cfg.Database = direct.DatabaseName()
 	cfg.Tables = nil
@@ -49,6 +49,15 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = viaQuery.Close(ctx) })
+	return direct, viaQuery
+}
+
+// The direct table reader must hand back exactly what FerretDB's own query
+// answers, value for value and type for type, in the same order; and it must
+// answer from the (tenant_id, seq) index, not by scanning.
+func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
+	ctx := context.Background()
+	direct, viaQuery := directAndViaQuery(t)
 
 	when := time.Date(2026, 1, 5, 9, 30, 15, 123e6, time.UTC)
 	insert := func(tenant string, seq int64, deleted bool) {
@@ -222,15 +231,7 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 // the same records, in the same order, as FerretDB's query engine finds.
 func TestLookupsFromTablesMatchTheQueryEngine(t *testing.T) {
 	ctx := context.Background()
-	direct := env.Store(t)
-	cfg := env.StoreConfig(t)
-	cfg.Database = direct.DatabaseName()
-	cfg.Tables = nil
-	viaQuery, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = viaQuery.Close(ctx) })
+	direct, viaQuery := directAndViaQuery(t)
 	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	for i, p := range []struct{ tenant, customer, order string }{
 		{"t1", "c1", "o1"}, {"t1", "c1", "o2"}, {"t1", "c2", "o1"}, {"t2", "c1", "o1"}, {"t1", "c1", "o1"}, {"t1", "c1", "o1"},
