@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -148,19 +150,45 @@ func proxyHeader(trusted []string) string {
 // App exposes the Fiber app, for tests (app.Test) and for Listen.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Listen serves on addr until ctx is cancelled, then shuts down gracefully:
-// it stops accepting, lets in-flight requests finish for up to ShutdownTimeout.
+// Listen serves on addr until ctx is cancelled, then shuts down gracefully
+// (see Serve).
 func (s *Server) Listen(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully: it
+// stops accepting and lets in-flight requests finish for up to
+// ShutdownTimeout. Connections that never sent a byte hold nothing to finish
+// and are closed once they have been silent for silentAfter.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	quiet := newQuietListener(ln)
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listen(addr) }()
+	go func() { errc <- s.app.Listener(quiet) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down HTTP server", "timeout", s.cfg.ShutdownTimeout.String())
-	if err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout); err != nil {
-		return err
+	shut := make(chan error, 1)
+	go func() { shut <- s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout) }()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-shut:
+			if err != nil {
+				return err
+			}
+			return <-errc
+		case now := <-tick.C:
+			if n := quiet.closeSilent(now); n > 0 {
+				s.log.Info("closed connections that never sent a request", "connections", n)
+			}
+		}
 	}
-	return <-errc
 }

@@ -3,8 +3,13 @@ package api_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
 )
@@ -107,5 +112,54 @@ func TestReadyzReportsFailingDependency(t *testing.T) {
 	healthy := newHarness(t, ok)
 	if r := healthy.do("GET", "/readyz", "", nil); r.status != 200 {
 		t.Fatalf("readyz healthy: %d %s", r.status, r.body)
+	}
+}
+
+// A client may open a connection and never send on it (Go's transport dials a
+// spare one when two requests race for a connection). Shutdown must not wait
+// the 30-second read timeout for it: SIGTERM would end in "context deadline
+// exceeded" after ShutdownTimeout (20 s), as CI once saw. A keep-alive
+// connection that finished its request must not hold shutdown either.
+func TestShutdownDoesNotWaitForConnectionsThatNeverSentARequest(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- h.server.Serve(ctx, ln) }()
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
+	}
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	began := time.Now()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("shutdown after %v: %v", time.Since(began), err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown still waits for a connection that never sent a request")
+	}
+	// The silent connection was closed by the server, not left dangling.
+	_ = silent.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent connection still open after shutdown (read %d, %v)", n, err)
 	}
 }
