@@ -247,3 +247,72 @@ func TestPushOverTheRecordLimitIsRefusedWhole(t *testing.T) {
 		t.Fatalf("problem does not name the limit: %s", r.body)
 	}
 }
+
+// A push's updates and deletes of different records are applied side by
+// side; what the device is told, and what the server ends with, must be what
+// applying them one after another in the push's order gives.
+func TestPushOfManyRowsFilesOutcomesInThePushOrder(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	var mine []string
+	for i := range 24 {
+		mine = append(mine, h.newCustomer(w.r1, map[string]any{"name": fmt.Sprint("Side ", i)})["id"].(string))
+	}
+	theirs := h.newCustomer(w.r2, map[string]any{"name": "Not yours"})["id"].(string)
+	phone := h.device(w.r1, "phone-a")
+	// Someone else edits the titles of two customers after the phone's pull.
+	for _, id := range mine[5:7] {
+		h.call("PATCH", "/v1/customers/"+id, w.m1, map[string]any{"title": "Manager's"}, 200)
+	}
+	var rows []any
+	var wantAccepted []string
+	for i, id := range mine[:20] {
+		rows = append(rows, updated(id, map[string]any{"industry": fmt.Sprint("ind-", i), "title": "Rep's"}))
+		if i == 9 {
+			rows = append(rows, updated(theirs, map[string]any{"industry": "taken"}))
+		}
+		if i != 5 && i != 6 {
+			wantAccepted = append(wantAccepted, id)
+		}
+	}
+	// One record twice (edited, then deleted), and two customers given one
+	// new phone: both pairs must be applied in order.
+	rows = append(rows, updated(mine[20], map[string]any{"industry": "gone soon"}))
+	samePhone := jsonString([]any{map[string]any{"number": "13900139000"}})
+	rows = append(rows, updated(mine[21], map[string]any{"phones": samePhone}), updated(mine[22], map[string]any{"phones": samePhone}))
+	// The id updated and deleted is accepted twice, as each row is.
+	wantAccepted = append(wantAccepted, mine[20], mine[21], mine[22], mine[23], mine[20])
+	res := phone.push(map[string]any{"customers": map[string]any{"updated": rows, "deleted": []any{mine[23], mine[20]}}}, 200)
+
+	accepted := res["accepted"].(map[string]any)["customers"].([]any)
+	if fmt.Sprint(accepted) != fmt.Sprint(wantAccepted) {
+		t.Fatalf("accepted\n got %v\nwant %v", accepted, wantAccepted)
+	}
+	if got := fmt.Sprint(res["conflicted"].(map[string]any)["customers"]); got != fmt.Sprint(mine[5:7]) {
+		t.Fatalf("conflicted %v, want %v", got, mine[5:7])
+	}
+	if got := fmt.Sprint(res["experimentalRejectedIds"].(map[string]any)["customers"]); got != "["+theirs+"]" {
+		t.Fatalf("rejected %v", got)
+	}
+	for i, id := range mine[:20] {
+		c := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)
+		if c["industry"] != fmt.Sprint("ind-", i) || c["title"] != "Rep's" {
+			t.Fatalf("customer %d after the push: industry %v title %v", i, c["industry"], c["title"])
+		}
+	}
+	for _, id := range []string{mine[20], mine[23]} {
+		if c := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200); c["deleted_at"] == nil {
+			t.Fatalf("customer %s was not deleted", id)
+		}
+	}
+	if c := h.call("GET", "/v1/customers/"+mine[22], w.r1, nil, 200); fmt.Sprint(c["duplicate"]) == "<nil>" ||
+		!slices.Contains(c["duplicate"].(map[string]any)["candidate_ids"].([]any), any(mine[21])) {
+		t.Fatalf("the second customer given the phone is not flagged as the first's duplicate: %v", c["duplicate"])
+	}
+	if h.call("GET", "/v1/customers/"+theirs, w.r2, nil, 200)["industry"] == "taken" {
+		t.Fatal("another rep's customer was changed")
+	}
+	if n := len(h.call("GET", "/v1/conflicts?record_id="+mine[5], w.r1, nil, 200)["data"].([]any)); n != 1 {
+		t.Fatalf("conflicts recorded for %s: %d", mine[5], n)
+	}
+}

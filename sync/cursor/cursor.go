@@ -10,14 +10,26 @@
 // up to, stops just below the oldest number still in flight. A writer that dies
 // without finishing releases its number after the lease, and writers bound their
 // commit by the same lease, so an expired number is never committed later.
+//
+// Each process keeps its numbers in flight itself and tells Redis only its
+// floor: a number at or below every number it holds or is taking. A process
+// with nothing in flight takes its number and writes its floor in one script;
+// while it has numbers in flight, taking another is one native INCR, where it
+// was a script for every number. (The in-process Redis builds a whole Lua
+// interpreter for every script, which made the number half of a pushed edit's
+// time there.) The floor rises as numbers finish: an INCR sent after this
+// process was given number n answers more than n, so n+1 bounds a number still
+// being taken.
 package cursor
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +47,10 @@ type Sequencer struct {
 	// floor returns the highest number stored in MongoDB for a tenant; it is
 	// asked when Redis has no counter (first write, or Redis lost its data).
 	floor func(ctx context.Context, tenant string) (int64, error)
+	// process names this Sequencer among the tenant's writers in Redis.
+	process string
+	mu      sync.Mutex
+	tenants map[string]*flight
 }
 
 // New returns a Sequencer keeping its keys under prefix. floor reads the
@@ -47,81 +63,264 @@ func New(client redis.UniversalClient, prefix string, lease time.Duration, now f
 	if now == nil {
 		now = time.Now
 	}
-	return &Sequencer{client: client, prefix: prefix, lease: lease, now: now, floor: floor}
+	name := make([]byte, 8)
+	_, _ = rand.Read(name)
+	return &Sequencer{client: client, prefix: prefix, lease: lease, now: now, floor: floor,
+		process: hex.EncodeToString(name), tenants: map[string]*flight{}}
 }
 
 // Lease is how long a write may hold its number; writers give their commit a
 // deadline no later than this.
 func (s *Sequencer) Lease() time.Duration { return s.lease }
 
-// keys are the tenant's counter and in-flight set. The tenant id is their
-// hash tag: the scripts touch both, and on a Redis Cluster the keys of one
-// script must live in one slot.
-func (s *Sequencer) keys(tenant string) []string {
-	return []string{s.prefix + "seq:{" + tenant + "}", s.prefix + "inflight:{" + tenant + "}"}
+// tenantKeys are a tenant's keys. The tenant id is their hash tag: scripts
+// touch several, and on a Redis Cluster the keys of one script must live in
+// one slot.
+type tenantKeys struct {
+	counter string // the last number given
+	seeded  string // set once the counter holds at least what MongoDB holds
+	floors  string // sorted set: process → its floor
+	seen    string // hash: process → when it last wrote its floor (ms)
 }
 
-// beginScript takes the next number and marks it in flight with its start time.
-// It answers -1, taking nothing, when the counter does not exist, so the caller
-// can first seed it from MongoDB.
-var beginScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, seq .. '|' .. ARGV[1])
-return seq`)
+func (s *Sequencer) keys(tenant string) tenantKeys {
+	tag := ":{" + tenant + "}"
+	return tenantKeys{counter: s.prefix + "seq" + tag, seeded: s.prefix + "seeded" + tag,
+		floors: s.prefix + "floors" + tag, seen: s.prefix + "seen" + tag}
+}
 
-// seedScript creates the counter at ARGV[1] unless it exists (another replica
-// may have seeded it first, and may already have handed out numbers).
+// flight is what this process holds of one tenant's numbers.
+type flight struct {
+	mu sync.Mutex
+	// held are numbers given and not finished, with when they were taken;
+	// taking are the lower bounds of numbers being taken.
+	held   map[int64]time.Time
+	taking map[int]bound
+	nextID int
+	// given is the highest number this process knows was given.
+	given int64
+	// told is the floor in Redis (0: none), written at toldAt.
+	told   int64
+	toldAt time.Time
+}
+
+type bound struct {
+	min int64
+	at  time.Time
+}
+
+// hold records number seq, given at at, as in flight. Callers hold f.mu.
+func (f *flight) hold(seq int64, at time.Time) {
+	f.held[seq] = at
+	f.given = max(f.given, seq)
+}
+
+func (s *Sequencer) flightOf(tenant string) *flight {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.tenants[tenant]
+	if f == nil {
+		f = &flight{held: map[int64]time.Time{}, taking: map[int]bound{}}
+		s.tenants[tenant] = f
+	}
+	return f
+}
+
+// seedScript raises the counter to at least ARGV[1] (the highest number
+// MongoDB holds) and records the value it was seeded with, unless another
+// replica did first; either way it answers that value, below every number
+// given after it. A counter Redis lost and INCR recreated from nothing is
+// raised here too.
 var seedScript = redis.NewScript(`
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return 1`)
+local seeded = redis.call('GET', KEYS[2])
+if seeded then return tonumber(seeded) end
+local value = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], value)
+redis.call('SET', KEYS[2], value)
+return value`)
 
 // Begin takes the next number of tenant and marks it in flight. Call done when
 // the write it stamps has committed or failed, in both cases.
 func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done func(), err error) {
 	keys := s.keys(tenant)
+	f := s.flightOf(tenant)
+	seq, id, err := s.startTaking(ctx, keys, f)
+	if err == nil && seq == 0 {
+		seq, err = s.take(ctx, tenant, keys, f, id)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("take sync number of tenant %s: %w", tenant, err)
+	}
+	return seq, func() { s.finish(context.WithoutCancel(ctx), keys, f, seq) }, nil
+}
+
+// take takes the number startTaking recorded as being taken (id) with one
+// INCR, seeding the counter first when it turns out to be missing.
+func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f *flight, id int) (int64, error) {
+	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		seq, err = beginScript.Run(ctx, s.client, keys, s.now().UnixMilli()).Int64()
+		var seeded, next *redis.IntCmd
+		_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			seeded = p.Exists(ctx, keys.seeded)
+			next = p.Incr(ctx, keys.counter)
+			return nil
+		})
 		if err != nil {
-			return 0, nil, fmt.Errorf("take sync number of tenant %s: %w", tenant, err)
+			break
 		}
-		if seq > 0 {
-			return seq, func() { s.finish(context.WithoutCancel(ctx), keys[1], seq) }, nil
+		if seeded.Val() == 1 {
+			f.mu.Lock()
+			delete(f.taking, id)
+			f.hold(next.Val(), s.now())
+			f.mu.Unlock()
+			return next.Val(), nil
 		}
-		floor, err := s.floor(ctx, tenant)
-		if err != nil {
-			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
-		}
+		// No counter, or one recreated from nothing: that number is void.
 		// Numbers start at 2: a WatermelonDB client insists on a non-zero
 		// timestamp, so an empty tenant's pulls answer 1, below every number.
-		if err := seedScript.Run(ctx, s.client, keys[:1], max(floor, 1)).Err(); err != nil {
-			return 0, nil, fmt.Errorf("seed sync numbers of tenant %s: %w", tenant, err)
+		var highest, from int64
+		if highest, err = s.floor(ctx, tenant); err != nil {
+			break
+		}
+		if from, err = seedScript.Run(ctx, s.client, []string{keys.counter, keys.seeded}, max(highest, 1)).Int64(); err != nil {
+			break
+		}
+		if err = s.reseeded(ctx, keys, f, from); err != nil {
+			break
 		}
 	}
-	return 0, nil, errors.New("sync counter vanished while seeding")
+	if err == nil {
+		err = errors.New("sync counter vanished while seeding")
+	}
+	f.mu.Lock()
+	delete(f.taking, id)
+	f.mu.Unlock()
+	s.finish(context.WithoutCancel(ctx), keys, f, 0)
+	return 0, err
 }
 
-// finish takes seq out of flight: its member, whatever its start time, is
-// the one scored seq (one native command: a script here cost a fifth of a
-// sync write on the in-process Redis). If Redis cannot be reached, the number
-// expires with its lease, which only delays pulls.
-func (s *Sequencer) finish(ctx context.Context, key string, seq int64) {
-	n := strconv.FormatInt(seq, 10)
-	_ = s.client.ZRemRangeByScore(ctx, key, n, n).Err()
+// registerScript takes the next number for a process that has no floor in
+// Redis, writing its floor (that number) in the same step. It answers -1,
+// taking nothing, when the counter is not seeded.
+var registerScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return seq`)
+
+// startTaking begins taking a number. A process with nothing in flight takes
+// it at once with registerScript, which also writes its floor: the answer is
+// then seq. Otherwise the number is recorded as being taken (id), with its
+// lower bound, for the caller's INCR. The script is what a lone write costs
+// (one round trip, as before floors); writes that overlap skip it.
+func (s *Sequencer) startTaking(ctx context.Context, keys tenantKeys, f *flight) (seq int64, id int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.told == 0 {
+		now := s.now()
+		seq, err = registerScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.floors, keys.seen},
+			s.process, now.UnixMilli()).Int64()
+		if err != nil {
+			return 0, 0, err
+		}
+		if seq > 0 {
+			f.told, f.toldAt = seq, now
+			f.hold(seq, now)
+			return seq, 0, nil
+		}
+	}
+	f.nextID++
+	f.taking[f.nextID] = bound{min: f.given + 1, at: s.now()}
+	return 0, f.nextID, nil
 }
 
-// watermarkScript drops in-flight numbers older than the lease and answers one
-// below the oldest number still in flight, or the counter when none is.
+// finish takes seq out of flight (0: nothing to take out) and raises this
+// process's floor in Redis, or removes it when nothing is left. If Redis
+// cannot be reached, the floor stays lower than it need be, which only delays
+// pulls, and expires with the lease.
+func (s *Sequencer) finish(ctx context.Context, keys tenantKeys, f *flight, seq int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.held, seq)
+	floor := s.localFloor(f)
+	if floor != f.told || s.now().Sub(f.toldAt) > s.lease/4 {
+		_ = s.tell(ctx, keys, f, floor)
+	}
+}
+
+// localFloor is the lowest number this process holds or is taking (0: none).
+// Entries older than the lease belong to writes that can no longer commit
+// (their context ended): they hold nothing back. Callers hold f.mu.
+func (s *Sequencer) localFloor(f *flight) int64 {
+	now := s.now()
+	var floor int64
+	lower := func(n int64, at time.Time) {
+		if now.Sub(at) <= s.lease && (floor == 0 || n < floor) {
+			floor = n
+		}
+	}
+	for n, at := range f.held {
+		lower(n, at)
+	}
+	for _, b := range f.taking {
+		lower(b.min, b.at)
+	}
+	return floor
+}
+
+// reseeded tells this process's floor again once the counter, found missing,
+// was seeded with from: Redis may have lost the floors with it, and numbers
+// now count on from there, which may be below numbers this process was given
+// before. Every number being taken (again, if its INCR came before the seed)
+// will be above from.
+func (s *Sequencer) reseeded(ctx context.Context, keys tenantKeys, f *flight, from int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.given = from
+	for id, b := range f.taking {
+		b.min = from + 1
+		f.taking[id] = b
+	}
+	return s.tell(ctx, keys, f, s.localFloor(f))
+}
+
+// tell writes floor as this process's floor (0: removes it). Callers hold f.mu.
+// No transaction is needed: in between the two commands a pull sees the old
+// floor with the new time, or no floor once nothing is in flight.
+func (s *Sequencer) tell(ctx context.Context, keys tenantKeys, f *flight, floor int64) error {
+	now := s.now()
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if floor == 0 {
+			p.ZRem(ctx, keys.floors, s.process)
+			p.HDel(ctx, keys.seen, s.process)
+			return nil
+		}
+		p.HSet(ctx, keys.seen, s.process, now.UnixMilli())
+		p.ZAdd(ctx, keys.floors, redis.Z{Score: float64(floor), Member: s.process})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write the sync floor: %w", err)
+	}
+	f.told, f.toldAt = floor, now
+	return nil
+}
+
+// watermarkScript drops the floors of processes that have not written theirs
+// for longer than the lease (they died) and answers one below the lowest
+// floor left, or the counter when none is.
 var watermarkScript = redis.NewScript(`
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local members = redis.call('ZRANGE', KEYS[2], 0, -1)
-for _, m in ipairs(members) do
-  local sep = string.find(m, '|', 1, true)
-  local seq, started = tonumber(string.sub(m, 1, sep - 1)), tonumber(string.sub(m, sep + 1))
-  if now - started > lease then
-    redis.call('ZREM', KEYS[2], m)
+local floors = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #floors, 2 do
+  local process, floor = floors[i], tonumber(floors[i + 1])
+  local seen = tonumber(redis.call('HGET', KEYS[3], process) or '0')
+  if now - seen > lease then
+    redis.call('ZREM', KEYS[2], process)
+    redis.call('HDEL', KEYS[3], process)
   else
-    return seq - 1
+    return floor - 1
   end
 end
 return tonumber(redis.call('GET', KEYS[1]) or '1')`)
@@ -130,11 +329,12 @@ return tonumber(redis.call('GET', KEYS[1]) or '1')`)
 // committed (or will never commit): a pull may return changes up to it and no
 // further, and may then set the device's cursor to it. It is at least 1.
 func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
-	w, err := watermarkScript.Run(ctx, s.client, s.keys(tenant), s.now().UnixMilli(), s.lease.Milliseconds()).Int64()
+	k := s.keys(tenant)
+	w, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("sync watermark of tenant %s: %w", tenant, err)
 	}
-	return w, nil
+	return max(w, 1), nil
 }
 
 // baseTTL is how long the server remembers where a device stood before a pull;
@@ -162,9 +362,10 @@ func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device strin
 			return fmt.Errorf("remember pull of device %s: %w", device, err)
 		}
 	}
-	if base == 0 {
+	if start == 0 {
 		// A first sync: the device held none of the server's records before,
-		// so it can only have edited what this round brought it.
+		// so it can only have edited what this round brought it, on every
+		// page of it (each page's records are numbered after the one before).
 		base = to
 	}
 	kind := "round"

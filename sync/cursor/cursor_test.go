@@ -108,13 +108,119 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 	wg.Wait()
 	close(seen)
 	got := map[int64]bool{}
+	var highest int64
 	for seq := range seen {
 		if got[seq] {
 			t.Fatalf("number %d handed out twice", seq)
 		}
 		got[seq] = true
+		highest = max(highest, seq)
 	}
-	if w, _ := s.Watermark(ctx, "t1"); w != n+1 {
-		t.Fatalf("watermark %d after %d finished writes from 2", w, n)
+	// Numbers taken before the counter was seeded are void and taken again,
+	// so they need not be 2 to n+1; once all are finished, pulls reach them.
+	if w, _ := s.Watermark(ctx, "t1"); w != highest {
+		t.Fatalf("watermark %d after %d finished writes, the highest %d", w, n, highest)
 	}
+}
+
+// A push is judged against where its device stood before the round's pull.
+// A first sync held nothing before, so every page of it counts as seen; a
+// later round stands where it began, however many pages it took.
+func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newSequencer(t, 0)
+	pull := func(device string, from, to int64, more bool) {
+		t.Helper()
+		if err := s.RememberPull(ctx, "t1", "u1", device, from, to, more); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// First sync in three pages: 0 → 100 → 200 → 300.
+	pull("phone", 0, 100, true)
+	pull("phone", 100, 200, true)
+	pull("phone", 200, 300, false)
+	if b := s.PushBase(ctx, "t1", "u1", "phone", 300); b != 300 {
+		t.Fatalf("push after a first sync in pages: base %d, want 300", b)
+	}
+	// A later round in two pages: 300 → 350 → 400.
+	pull("phone", 300, 350, true)
+	pull("phone", 350, 400, false)
+	if b := s.PushBase(ctx, "t1", "u1", "phone", 400); b != 300 {
+		t.Fatalf("push after a later round in pages: base %d, want 300", b)
+	}
+	// One page: the round began where it pulled from. Unknown: the cursor.
+	pull("tablet", 0, 400, false)
+	pull("tablet", 400, 450, false)
+	if b := s.PushBase(ctx, "t1", "u1", "tablet", 450); b != 400 {
+		t.Fatalf("push after a one-page round: base %d, want 400", b)
+	}
+	if b := s.PushBase(ctx, "t1", "u1", "laptop", 450); b != 450 {
+		t.Fatalf("push of a device the server does not know: base %d, want 450", b)
+	}
+}
+
+// Each process tells Redis only its floor: another process's write in flight
+// holds pulls back as one's own does, and a process that died stops holding
+// them back once the lease has passed. A counter Redis lost starts again above
+// what MongoDB holds.
+func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	clk := &clock{t: time.Now()}
+	highest := int64(0)
+	stored := func(context.Context, string) (int64, error) { return highest, nil }
+	a := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, stored)
+	b := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, stored)
+	slow, doneSlow, err := a.Begin(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for range 5 {
+		seq, done, err := b.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+		last = seq
+	}
+	for _, s := range []*cursor.Sequencer{a, b} {
+		if w, _ := s.Watermark(ctx, "t1"); w != slow-1 {
+			t.Fatalf("watermark %d while %d is in flight in the other process", w, slow)
+		}
+	}
+	doneSlow()
+	if w, _ := b.Watermark(ctx, "t1"); w != last {
+		t.Fatalf("watermark %d after every write finished, want %d", w, last)
+	}
+	// a takes a number and dies: after the lease, pulls pass it.
+	crashed, _, _ := a.Begin(ctx, "t1")
+	clk.add(5 * time.Second)
+	after, done, _ := b.Begin(ctx, "t1")
+	done()
+	if w, _ := b.Watermark(ctx, "t1"); w != crashed-1 {
+		t.Fatalf("watermark %d while %d may still commit", w, crashed)
+	}
+	clk.add(6 * time.Second)
+	if w, _ := b.Watermark(ctx, "t1"); w != after {
+		t.Fatalf("watermark %d after the dead process's lease, want %d", w, after)
+	}
+	// Redis loses everything (this test's keys: the Redis may be shared);
+	// MongoDB holds numbers up to 900.
+	keys, err := rd.Client.Keys(ctx, rd.Prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys of the test: %v, %v", keys, err)
+	}
+	if err := rd.Client.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	highest = 900
+	seq, done, err := a.Begin(ctx, "t1")
+	if err != nil || seq != 901 {
+		t.Fatalf("first number after Redis lost its data: %d, %v", seq, err)
+	}
+	if w, _ := b.Watermark(ctx, "t1"); w != 900 {
+		t.Fatalf("watermark %d while 901 is in flight after the loss", w)
+	}
+	done()
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
@@ -43,22 +44,29 @@ type sjsonElem struct {
 
 // sjsonToBSON converts one stored document.
 func sjsonToBSON(text []byte) (bson.Raw, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(text, &fields); err != nil {
+	fields, err := membersOf(text)
+	if err != nil {
 		return nil, fmt.Errorf("parse stored document: %w", err)
 	}
-	var schema sjsonSchema
-	if err := json.Unmarshal(fields["$s"], &schema); err != nil {
-		return nil, fmt.Errorf("parse stored document schema: %w", err)
+	schema, err := parseSchema(fields["$s"])
+	if err != nil {
+		return nil, err
 	}
-	doc, err := appendDocument(nil, &schema, fields)
+	doc, err := appendDocument(nil, schema, fields)
 	if err != nil {
 		return nil, err
 	}
 	return bson.Raw(doc), nil
 }
 
-func appendDocument(dst []byte, schema *sjsonSchema, fields map[string]json.RawMessage) ([]byte, error) {
+// membersOf maps the keys of a JSON object to their raw values.
+func membersOf(raw []byte) (map[string][]byte, error) {
+	fields := map[string][]byte{}
+	err := eachMember(raw, func(key string, val []byte) error { fields[key] = val; return nil })
+	return fields, err
+}
+
+func appendDocument(dst []byte, schema *sjsonSchema, fields map[string][]byte) ([]byte, error) {
 	idx, dst := bsoncore.ReserveLength(dst)
 	for _, key := range schema.Keys {
 		elem, ok := schema.Props[key]
@@ -75,7 +83,7 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields map[string]json.RawM
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
 }
 
-func appendValue(dst []byte, key string, elem *sjsonElem, raw json.RawMessage) ([]byte, error) {
+func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, error) {
 	switch elem.Type {
 	case "string":
 		s, err := jsonString(raw)
@@ -124,15 +132,15 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw json.RawMessage) (
 		if elem.Schema == nil {
 			return nil, errors.New("object without schema")
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &fields); err != nil {
+		fields, err := membersOf(raw)
+		if err != nil {
 			return nil, err
 		}
 		dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
 		return appendDocument(dst, elem.Schema, fields)
 	case "array":
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
+		var items [][]byte
+		if err := eachItem(raw, func(item []byte) error { items = append(items, item); return nil }); err != nil {
 			return nil, err
 		}
 		if len(items) != len(elem.Items) {
@@ -155,7 +163,7 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw json.RawMessage) (
 
 // jsonString decodes a JSON string, without the generic decoder when it holds
 // no escapes (the common case).
-func jsonString(raw json.RawMessage) (string, error) {
+func jsonString(raw []byte) (string, error) {
 	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1]), nil
 	}
@@ -253,13 +261,14 @@ func appendElemSchema(dst []byte, v bson.RawValue) ([]byte, error) {
 		return append(dst, "]}"...), nil
 	case bsontype.Binary:
 		subtype, _ := v.Binary()
-		return fmt.Appendf(dst, `{"t":"binData","s":%d}`, subtype), nil
+		dst = strconv.AppendInt(append(dst, `{"t":"binData","s":`...), int64(subtype), 10)
+		return append(dst, '}'), nil
 	}
 	name := sjsonTypeName(v.Type)
 	if name == "" {
 		return nil, fmt.Errorf("unsupported BSON type %s", v.Type)
 	}
-	return fmt.Appendf(dst, `{"t":%q}`, name), nil
+	return append(append(append(dst, `{"t":"`...), name...), `"}`...), nil
 }
 
 // sjsonTypeName names the scalar types fieldcrm stores; "" for the others.
@@ -336,8 +345,18 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 	return dst, fmt.Errorf("unsupported BSON type %s", v.Type)
 }
 
-// appendJSONString writes s as encoding/json does (FerretDB's encoder).
+// appendJSONString writes s as encoding/json does (FerretDB's encoder). Most
+// strings need no escaping and are copied as they are; the rest go through
+// encoding/json, which also escapes <, > and & and invalid UTF-8 its own way.
 func appendJSONString(dst []byte, s string) ([]byte, error) {
-	b, err := json.Marshal(s)
-	return append(dst, b...), err
+	for _, r := range s {
+		if r < 0x20 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&' ||
+			r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+			b, err := json.Marshal(s)
+			return append(dst, b...), err
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), nil
 }

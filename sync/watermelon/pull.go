@@ -48,6 +48,11 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
+	customers := newTable(svc.Customers)
+	// A customer's phones, e-mails, kind and names make its duplicate keys,
+	// checked against the tenant's other customers when they change: two rows
+	// of one push giving two customers one phone must see each other.
+	customers.serial = []string{"kind", "name", "company_name", "phones", "emails"}
 	return &Engine{
 		seq:        seq,
 		tombstones: tombstones,
@@ -56,7 +61,7 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 		// Parents first: a push applies tables in this order, so a customer
 		// created offline exists when its visits arrive in the same push.
 		tables: []table{
-			newTable(svc.Customers), newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
+			customers, newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
 			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
 			newTable(svc.LoyaltyEntries), newTable(svc.Conflicts), newTable(svc.Notifications),
 		},

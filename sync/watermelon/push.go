@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // MaxPushRecords bounds the records of one push (created, updated and deleted
@@ -84,6 +85,7 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 		return PushResult{}, err
 	}
 	base := e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	ctx = crm.SettingsOnce(ctx)
 	res := PushResult{tables: map[string]*pushOutcome{}}
 	for _, t := range e.tables { // parents before children
 		tc, ok := req.Changes[t.schema().Name]

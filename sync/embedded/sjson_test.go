@@ -1,0 +1,87 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// Every type fieldcrm stores survives the trip to the stored form and back,
+// also when the text comes back with PostgreSQL's spacing; a cut-off text is
+// an error, never a panic.
+func TestStoredFormRoundTrip(t *testing.T) {
+	oid := primitive.NewObjectID()
+	docs := []bson.D{
+		{{Key: "_id", Value: "plain"}},
+		{
+			{Key: "_id", Value: `id "quoted" \ back`},
+			{Key: "name", Value: "Zhāng 张伟 <b>&</b>\n\ttab"},
+			{Key: "count", Value: int32(-7)},
+			{Key: "seq", Value: int64(1) << 50},
+			{Key: "ratio", Value: 0.1},
+			{Key: "big", Value: 1e21},
+			{Key: "ok", Value: true},
+			{Key: "no", Value: false},
+			{Key: "none", Value: nil},
+			{Key: "at", Value: primitive.NewDateTimeFromTime(time.Date(2026, 12, 2, 9, 5, 0, 0, time.UTC))},
+			{Key: "oid", Value: oid},
+			{Key: "bin", Value: primitive.Binary{Subtype: 0, Data: []byte{0, 1, 2, 250}}},
+			{Key: "empty_doc", Value: bson.D{}},
+			{Key: "empty_list", Value: bson.A{}},
+			{Key: "phones", Value: bson.A{
+				bson.D{{Key: "label", Value: "office"}, {Key: "number", Value: "+862088886666"}},
+				bson.D{{Key: "label", Value: "mobile, [main]"}, {Key: "number", Value: "{x}"}},
+			}},
+			{Key: "mixed", Value: bson.A{"a", int64(2), 3.5, nil, bson.A{true}, bson.D{{Key: "k", Value: bson.D{{Key: "deep", Value: "v"}}}}}},
+			{Key: "key with \"quote\"", Value: "x"},
+		},
+	}
+	for _, d := range docs {
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := bsonToSJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spaced bytes.Buffer
+		if err := json.Indent(&spaced, text, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		for _, form := range [][]byte{text, spaced.Bytes()} {
+			back, err := sjsonToBSON(form)
+			if err != nil {
+				t.Fatalf("read back %s: %v", form, err)
+			}
+			if !bytes.Equal(back, raw) {
+				t.Fatalf("round trip of %s\n got %v\nwant %v", form, bson.Raw(back), bson.Raw(raw))
+			}
+		}
+		for n := range len(text) {
+			if _, err := sjsonToBSON(text[:n]); err == nil {
+				t.Fatalf("a text cut off after %d bytes was read: %s", n, text[:n])
+			}
+		}
+	}
+}
+
+// Strings are written exactly as encoding/json writes them, since FerretDB's
+// unique _id index compares the text.
+func TestStringsAreWrittenAsEncodingJSONDoes(t *testing.T) {
+	for _, s := range []string{"", "plain id-42_x", "张伟 Zhāng", "a\"b", `back\slash`, "<b>&amp;", "tab\there\n",
+		"\x00\x1f", "line\u2028sep\u2029", "bad \xff utf-8", "replacement \ufffd char", "emoji 😀"} {
+		got, err := appendJSONString([]byte("x"), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(s)
+		if string(got) != "x"+string(want) {
+			t.Fatalf("%q written as %s, encoding/json writes %s", s, got[1:], want)
+		}
+	}
+}

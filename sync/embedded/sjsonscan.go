@@ -1,0 +1,220 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Reading stored documents without encoding/json.
+//
+// Why: sjsonToBSON decoded each document into map[string]json.RawMessage,
+// which validates and copies every value, and its schema through reflection.
+// That was a fifth of the CPU of a pushed edit (which reads its record) and
+// shows in every read by id. The text was written by FerretDB or bsonToSJSON
+// and comes back from the database as JSON, so the scanner only needs to find
+// where each member and item starts and ends; values stay slices of the text.
+// A text it cannot read is an error, never a panic.
+
+var errBadStoredJSON = errors.New("stored document is not the JSON expected")
+
+// eachMember calls fn with each key (decoded) and raw value of a JSON object.
+func eachMember(raw []byte, fn func(key string, val []byte) error) error {
+	i, err := firstIn(raw, '{', '}')
+	if err != nil || i < 0 {
+		return err
+	}
+	for {
+		keyEnd, err := valueEnd(raw, i)
+		if err != nil || raw[i] != '"' {
+			return errBadStoredJSON
+		}
+		key, err := jsonString(raw[i:keyEnd])
+		if err != nil {
+			return err
+		}
+		i = skipSpace(raw, keyEnd)
+		if i >= len(raw) || raw[i] != ':' {
+			return errBadStoredJSON
+		}
+		start := skipSpace(raw, i+1)
+		end, err := valueEnd(raw, start)
+		if err != nil {
+			return err
+		}
+		if err := fn(key, raw[start:end]); err != nil {
+			return err
+		}
+		if i, err = nextOrClose(raw, end, '}'); err != nil || i < 0 {
+			return err
+		}
+	}
+}
+
+// eachItem calls fn with each raw item of a JSON array.
+func eachItem(raw []byte, fn func(val []byte) error) error {
+	i, err := firstIn(raw, '[', ']')
+	if err != nil || i < 0 {
+		return err
+	}
+	for {
+		end, err := valueEnd(raw, i)
+		if err != nil {
+			return err
+		}
+		if err := fn(raw[i:end]); err != nil {
+			return err
+		}
+		if i, err = nextOrClose(raw, end, ']'); err != nil || i < 0 {
+			return err
+		}
+	}
+}
+
+// firstIn returns where the first member or item of a JSON object or array
+// (opened and closed by open and close) starts, or -1 when it is empty.
+func firstIn(raw []byte, open, close byte) (int, error) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != open {
+		return 0, errBadStoredJSON
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == close {
+		return -1, nil
+	}
+	return i, nil
+}
+
+// nextOrClose reads the comma or closing bracket after a value ending at i:
+// the start of the next value, or -1 at the close.
+func nextOrClose(raw []byte, i int, close byte) (int, error) {
+	i = skipSpace(raw, i)
+	switch {
+	case i >= len(raw):
+		return 0, errBadStoredJSON
+	case raw[i] == close:
+		return -1, nil
+	case raw[i] == ',':
+		return skipSpace(raw, i+1), nil
+	}
+	return 0, errBadStoredJSON
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\t' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at i.
+func valueEnd(raw []byte, i int) (int, error) {
+	if i >= len(raw) {
+		return 0, errBadStoredJSON
+	}
+	switch raw[i] {
+	case '"':
+		return stringEnd(raw, i)
+	case '{', '[':
+		depth := 0
+		for i < len(raw) {
+			switch raw[i] {
+			case '"':
+				end, err := stringEnd(raw, i)
+				if err != nil {
+					return 0, err
+				}
+				i = end
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, nil
+				}
+			}
+			i++
+		}
+		return 0, errBadStoredJSON
+	}
+	start := i // a number, true, false or null
+	for i < len(raw) && raw[i] != ',' && raw[i] != '}' && raw[i] != ']' && raw[i] != ' ' && raw[i] != '\n' && raw[i] != '\t' && raw[i] != '\r' {
+		i++
+	}
+	if i == start {
+		return 0, errBadStoredJSON
+	}
+	return i, nil
+}
+
+// stringEnd returns the index just past the JSON string starting at i.
+func stringEnd(raw []byte, i int) (int, error) {
+	for i++; i < len(raw); i++ {
+		switch raw[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, nil
+		}
+	}
+	return 0, errBadStoredJSON
+}
+
+// parseSchema reads a "$s" schema.
+func parseSchema(raw []byte) (*sjsonSchema, error) {
+	s := &sjsonSchema{}
+	err := eachMember(raw, func(key string, val []byte) error {
+		switch key {
+		case "p":
+			s.Props = map[string]*sjsonElem{}
+			return eachMember(val, func(field string, elem []byte) error {
+				e, err := parseElem(elem)
+				s.Props[field] = e
+				return err
+			})
+		case "$k":
+			return eachItem(val, func(k []byte) error {
+				name, err := jsonString(k)
+				s.Keys = append(s.Keys, name)
+				return err
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parse stored document schema: %w", err)
+	}
+	return s, nil
+}
+
+// parseElem reads the schema of one value.
+func parseElem(raw []byte) (*sjsonElem, error) {
+	e := &sjsonElem{}
+	err := eachMember(raw, func(key string, val []byte) error {
+		var err error
+		switch key {
+		case "t":
+			e.Type, err = jsonString(val)
+		case "$s":
+			e.Schema, err = parseSchema(val)
+		case "i":
+			err = eachItem(val, func(item []byte) error {
+				ie, err := parseElem(item)
+				e.Items = append(e.Items, ie)
+				return err
+			})
+		case "s":
+			var n uint64
+			n, err = strconv.ParseUint(string(val), 10, 8)
+			subtype := byte(n)
+			e.Subtype = &subtype
+		case "o":
+			var o string
+			o, err = jsonString(val)
+			e.Options = &o
+		}
+		return err
+	})
+	return e, err
+}
