@@ -33,6 +33,8 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	steady := fs.Int("steady", 1000, "reminders due at a steady 1,000 per minute (so this many minutes' worth / 1000)")
 	workers := fs.Int("workers", 1, "reminder workers (as in that many processes)")
 	reps := fs.Int("reps", 200, "reps the reminders are spread over, one phone each")
+	parallel := fs.Int("parallel", 0, "reminders each worker sends at once (0: the worker's default)")
+	batch := fs.Int("batch", 0, "reminders each worker claims at once (0: the worker's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sending (not the seeding) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -89,6 +91,12 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	offset.Store(int64(time.Until(t0.Add(-2 * time.Second))))
 	for range *workers {
 		w := notify.NewWorker(a.store, a.crm, devices, scheduler, pusher, clock, a.log)
+		if *parallel > 0 {
+			w.Parallel = *parallel
+		}
+		if *batch > 0 {
+			w.Batch = *batch
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(runCtx) }()
 	}
