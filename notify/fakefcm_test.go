@@ -31,6 +31,8 @@ type pushed struct {
 	Body     string
 	Data     map[string]string
 	Collapse string
+	// Auth is the request's Authorization header.
+	Auth string
 }
 
 type fcmAnswer struct {
@@ -80,7 +82,7 @@ func (f *fakeFCM) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.got = append(f.got, pushed{At: time.Now(), Token: m.Token, Title: m.Notification.Title, Body: m.Notification.Body,
-		Data: m.Data, Collapse: m.Android.CollapseKey})
+		Data: m.Data, Collapse: m.Android.CollapseKey, Auth: r.Header.Get("Authorization")})
 	var answer *fcmAnswer
 	if q := f.answers[m.Token]; len(q) > 0 {
 		answer, f.answers[m.Token] = &q[0], q[1:]

@@ -1,9 +1,12 @@
 package notify
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,6 +16,7 @@ import (
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // Message is one push to one device.
@@ -47,14 +51,19 @@ type FCMConfig struct {
 	ProjectID string
 	// CredentialsFile is a service account JSON file.
 	CredentialsFile string
-	// Endpoint overrides FCM's address (tests, emulators); it goes with no
-	// authentication.
+	// Endpoint overrides FCM's address (tests, emulators); without a
+	// CredentialsFile it goes with no authentication.
 	Endpoint string
+	// Timeout bounds one push (0: 10 s). It must stay well under the
+	// schedule's claim, or a push hanging on the network outlives the claim
+	// and another worker sends the reminder too.
+	Timeout time.Duration
 }
 
 // FCM sends pushes through the Firebase Admin SDK.
 type FCM struct {
-	client *messaging.Client
+	client  *messaging.Client
+	timeout time.Duration
 }
 
 // NewFCM returns a sender for cfg.
@@ -62,12 +71,28 @@ func NewFCM(ctx context.Context, cfg FCMConfig) (*FCM, error) {
 	if cfg.ProjectID == "" {
 		return nil, errors.New("FCM: the project id is required")
 	}
-	var opts []option.ClientOption
-	switch {
-	case cfg.Endpoint != "":
-		opts = append(opts, option.WithEndpoint(cfg.Endpoint), option.WithoutAuthentication())
-	case cfg.CredentialsFile != "":
-		opts = append(opts, option.WithCredentialsFile(cfg.CredentialsFile))
+	// Go keeps two idle connections per host by default, so a burst dialled
+	// and closed a connection for most pushes: keep as many as the worker
+	// sends at once (an emulator or proxy may speak HTTP/1.1, one request
+	// per connection at a time; FCM itself speaks HTTP/2).
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 512
+	var transport http.RoundTripper = oneAttempt{next: base}
+	if cfg.Endpoint == "" || cfg.CredentialsFile != "" {
+		// Our own client replaces the SDK's, so it authenticates itself:
+		// with the service account, or the machine's default credentials.
+		authOpts := []option.ClientOption{option.WithScopes(fcmScopes...)}
+		if cfg.CredentialsFile != "" {
+			authOpts = append(authOpts, option.WithCredentialsFile(cfg.CredentialsFile))
+		}
+		var err error
+		if transport, err = htransport.NewTransport(ctx, transport, authOpts...); err != nil {
+			return nil, fmt.Errorf("FCM credentials: %w", err)
+		}
+	}
+	opts := []option.ClientOption{option.WithHTTPClient(&http.Client{Transport: transport})}
+	if cfg.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(cfg.Endpoint))
 	}
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: cfg.ProjectID}, opts...)
 	if err != nil {
@@ -77,7 +102,11 @@ func NewFCM(ctx context.Context, cfg FCMConfig) (*FCM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("FCM: %w", err)
 	}
-	return &FCM{client: client}, nil
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &FCM{client: client, timeout: timeout}, nil
 }
 
 // Push sends m. Errors are ErrTokenGone, a *RetryError, or a failure that
@@ -94,10 +123,14 @@ func (f *FCM) Push(ctx context.Context, m Message) error {
 			Payload: &messaging.APNSPayload{Aps: &messaging.Aps{Sound: "default"}},
 		},
 	}
-	_, err := f.client.Send(ctx, msg)
+	sendCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	_, err := f.client.Send(sendCtx, msg)
 	switch {
 	case err == nil:
 		return nil
+	case ctx.Err() == nil && sendCtx.Err() != nil:
+		return &RetryError{Err: fmt.Errorf("no answer from FCM within %s: %w", f.timeout, err)}
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err):
 		return fmt.Errorf("%w: %v", ErrTokenGone, err)
 	case messaging.IsQuotaExceeded(err), messaging.IsUnavailable(err), messaging.IsInternal(err),
@@ -105,6 +138,38 @@ func (f *FCM) Push(ctx context.Context, m Message) error {
 		return &RetryError{After: retryAfter(errorutils.HTTPResponse(err)), Err: err}
 	}
 	return fmt.Errorf("FCM: %w", err)
+}
+
+// fcmScopes are the OAuth scopes of sending: the SDK asks for these among
+// others when it builds its own client.
+var fcmScopes = []string{"https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/firebase.messaging"}
+
+// oneAttempt keeps the Firebase SDK to one request per Push. The SDK retries
+// a 503 or a network error by itself, sleeping as long as Retry-After asks
+// (up to two minutes, four times) inside Send. The worker holds the
+// reminder's claim meanwhile: a sleep longer than the claim let another
+// worker take the reminder over and push it a second time. The worker
+// retries durably instead (the attempt recorded in MongoDB, the retry filed
+// in the schedule), so the SDK must see an answer it passes up at once: a
+// 503 goes up as a 500 (its body still says UNAVAILABLE, and Retry-After
+// stays), a network error as a 500 saying UNAVAILABLE.
+type oneAttempt struct{ next http.RoundTripper }
+
+func (o oneAttempt) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := o.next.RoundTrip(req)
+	switch {
+	case err != nil && req.Context().Err() != nil:
+		return nil, err // given up by the caller: nothing to retry
+	case err != nil:
+		body, _ := json.Marshal(map[string]any{"error": map[string]any{
+			"code": http.StatusServiceUnavailable, "status": "UNAVAILABLE", "message": "could not reach FCM: " + err.Error()}})
+		return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 FCM unreachable", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(body)),
+			ContentLength: int64(len(body)), Request: req}, nil
+	case res.StatusCode == http.StatusServiceUnavailable:
+		res.StatusCode, res.Status = http.StatusInternalServerError, "500 (FCM answered 503)"
+	}
+	return res, nil
 }
 
 // retryAfter reads a Retry-After header in seconds or as an HTTP date.

@@ -300,6 +300,6 @@ func TestUnavailableWithRetryAfterIsRetriedNoSoonerThanAsked(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(w.fcm.to("token-phone")); n != 2 {
-		t.Fatalf("%d requests, want the failed one and one retry", n)
+		t.Fatalf("%d requests, want the failed one and one retry: %+v", n, w.fcm.to("token-phone"))
 	}
 }
