@@ -35,8 +35,11 @@ type Tables struct {
 	// writer writes documents by _id (see Write): on SQLite a connection of
 	// its own (db only reads there), on PostgreSQL db itself.
 	writer *sql.DB
-	// group commits the writes of concurrent callers together (SQLite only).
-	group *committer
+	// group commits the writes of concurrent callers together, and
+	// checkpoints copies the log into the database file (SQLite only).
+	group       *committer
+	checkpoints *checkpointer
+	checkpoint  *sql.DB
 	// reads and writes are the prepared statements on db and writer.
 	reads, writes *stmtCache
 	// tables caches collection → table; a dropped collection's entry is
@@ -100,7 +103,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// for most reads.
 	conn.SetMaxIdleConns(maxSQLiteReaders)
 	conn.SetMaxOpenConns(maxSQLiteReaders)
-	writer, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&"+pragmas)
+	writer, err := sql.Open("sqlite", fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(%d)&%s", path, writerCheckpointPages, pragmas))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("open SQLite tables of %s for writing: %w", db, err)
@@ -117,7 +120,15 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 			fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
 			param:   func(int) string { return "?" },
 		}}
+	checkpoint, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&"+pragmas)
+	if err != nil {
+		conn.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open SQLite tables of %s for checkpoints: %w", db, err)
+	}
+	checkpoint.SetMaxOpenConns(1)
 	t.group = newCommitter(writer, t.applyWrites)
+	t.checkpoint, t.checkpoints = checkpoint, startCheckpointer(checkpoint)
 	return t, nil
 }
 
@@ -125,6 +136,10 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 func (t *Tables) Close() error {
 	if t.group != nil {
 		t.group.close()
+	}
+	if t.checkpoints != nil {
+		t.checkpoints.stop()
+		_ = t.checkpoint.Close()
 	}
 	t.reads.close()
 	t.writes.close()
