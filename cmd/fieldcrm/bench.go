@@ -45,8 +45,20 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	noops := fs.Int("noop-pulls", 50, "pulls with nothing new")
 	page := fs.Int("page", 5000, "records per pull page")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured operations (not the seeding) to this file")
+	pushParallel := fs.String("push-parallel", "", "rows of a push applied at once; a comma-separated list pushes the edits once per value, side by side (default: the engine's)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	var parallels []int
+	for _, v := range strings.Split(*pushParallel, ",") {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return usageError{fmt.Sprintf("--push-parallel: %q is not a positive number", v)}
+		}
+		parallels = append(parallels, n)
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -108,17 +120,33 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	row("initial sync (pull from null)", n, time.Since(start), lat)
 	fmt.Fprintf(stdout, "%-34s %s\n", "  heap in use after each page, MiB", strings.Join(heap, " "))
 
-	// 2. Push of offline edits.
-	rows := make([]any, *edits)
-	for i := range rows {
-		rows[i] = map[string]any{"id": ids[i%len(ids)], "_status": "updated", "_changed": "industry", "industry": fmt.Sprint("offline-", i)}
+	// 2. Push of offline edits (once per --push-parallel value, each time
+	// new values, so that every push writes).
+	if len(parallels) == 0 {
+		parallels = []int{a.sync.PushParallel}
 	}
-	t0 := time.Now()
-	if err := c.push(phone, cursor, map[string]any{"customers": map[string]any{"updated": rows}}); err != nil {
-		return err
+	for round, parallel := range parallels {
+		a.sync.PushParallel = parallel
+		rows := make([]any, *edits)
+		for i := range rows {
+			rows[i] = map[string]any{"id": ids[i%len(ids)], "_status": "updated", "_changed": "industry", "industry": fmt.Sprint("offline-", round, "-", i)}
+		}
+		t0 := time.Now()
+		if err := c.push(phone, cursor, map[string]any{"customers": map[string]any{"updated": rows}}); err != nil {
+			return err
+		}
+		pushTook := time.Since(t0)
+		name := fmt.Sprintf("push of %d offline edits", *edits)
+		if len(parallels) > 1 {
+			name += fmt.Sprintf(" (%d at once)", parallel)
+		}
+		row(name, *edits, pushTook, []time.Duration{pushTook})
+		if round < len(parallels)-1 {
+			if _, _, cursor, err = c.pullAll(phone, cursor); err != nil {
+				return err
+			}
+		}
 	}
-	pushTook := time.Since(t0)
-	row(fmt.Sprintf("push of %d offline edits", *edits), *edits, pushTook, []time.Duration{pushTook})
 	if _, _, cursor, err = c.pullAll(phone, cursor); err != nil { // the echo of its own push
 		return err
 	}

@@ -38,6 +38,9 @@ type Engine struct {
 	tombstones tombstoneStore
 	conflicts  *crm.Records[models.Conflict]
 	pageSize   int
+	// PushParallel is how many rows of a pushed table are applied at once
+	// (DefaultPushParallel unless set before the engine serves).
+	PushParallel int
 }
 
 // DefaultPageSize is the most records one pull returns.
@@ -54,10 +57,11 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 	// of one push giving two customers one phone must see each other.
 	customers.serial = []string{"kind", "name", "company_name", "phones", "emails"}
 	return &Engine{
-		seq:        seq,
-		tombstones: tombstones,
-		conflicts:  svc.Conflicts,
-		pageSize:   pageSize,
+		seq:          seq,
+		tombstones:   tombstones,
+		conflicts:    svc.Conflicts,
+		pageSize:     pageSize,
+		PushParallel: DefaultPushParallel,
 		// Parents first: a push applies tables in this order, so a customer
 		// created offline exists when its visits arrive in the same push.
 		tables: []table{

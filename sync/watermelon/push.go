@@ -92,7 +92,7 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 		if !ok {
 			continue
 		}
-		if err := t.push(ctx, a, base, tc, &res); err != nil {
+		if err := t.push(ctx, a, base, tc, e.PushParallel, &res); err != nil {
 			return PushResult{}, err
 		}
 	}

@@ -19,7 +19,8 @@ type table interface {
 	// changes returns the flat records changed in (after, upTo], in number order.
 	changes(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]change, error)
 	// push applies a device's changes to the table (see Engine.Push).
-	push(ctx context.Context, a models.Actor, base int64, tc PushTable, res *PushResult) error
+	// parallel bounds the rows applied at the same time.
+	push(ctx context.Context, a models.Actor, base int64, tc PushTable, parallel int, res *PushResult) error
 	// revert restores the value a conflict's policy did not keep.
 	revert(ctx context.Context, a models.Actor, c models.Conflict) error
 }
@@ -130,14 +131,14 @@ func emptyValue(c Column) any {
 	}
 }
 
-// pushWorkers bounds the rows of one table's push applied at the same time.
-// Rows of different records are independent, and applied side by side their
-// writes share SQLite commits (group commit) while their reads overlap: a push
-// of 500 customer edits took 1.64 s one row after another and 0.80 s side by
-// side, on the same machine in one sitting.
-const pushWorkers = 16
+// DefaultPushParallel bounds the rows of one table's push applied at the same
+// time. Rows of different records are independent, and applied side by side
+// their writes share SQLite commits (group commit) while their reads overlap:
+// a push of 500 customer edits took 1.64 s one row after another and 0.80 s
+// side by side, on the same machine in one sitting.
+const DefaultPushParallel = 64
 
-func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc PushTable, res *PushResult) error {
+func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc PushTable, parallel int, res *PushResult) error {
 	out := res.outcome(t.r.Collection())
 	// Creates one after another: a customer's create claims the next customer
 	// number, and numbers should follow the order the rep created them in.
@@ -148,7 +149,7 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc Pu
 	}
 	rows := t.edits(tc)
 	outcomes := make([]rowOutcome, len(rows))
-	if err := t.pushSideBySide(ctx, a, base, rows, outcomes); err != nil {
+	if err := t.pushSideBySide(ctx, a, base, rows, parallel, outcomes); err != nil {
 		return err
 	}
 	for i, r := range rows {
@@ -227,10 +228,10 @@ func (t *records[R]) writesSerial(row map[string]any) bool {
 	return false
 }
 
-// pushSideBySide applies the rows not marked alone, up to pushWorkers at a
+// pushSideBySide applies the rows not marked alone, up to parallel at a
 // time, each into its outcome. The first error ends the push: it stops the
 // rows not yet started, and is what the push answers.
-func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base int64, rows []pushedRow, outcomes []rowOutcome) error {
+func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base int64, rows []pushedRow, parallel int, outcomes []rowOutcome) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int, len(rows))
@@ -243,7 +244,7 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base in
 	var first error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range min(pushWorkers, len(next)) {
+	for range min(max(parallel, 1), len(next)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
