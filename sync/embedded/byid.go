@@ -78,11 +78,11 @@ type DocWrite struct {
 	Replace bool
 }
 
-// Write makes the writes in one SQLite transaction: all of them or none. An
-// insert of an existing _id, or a replace of a missing one, fails it with
+// Write makes the writes in one transaction: all of them or none. An insert
+// of an existing _id, or a replace of a missing one, fails it with
 // models.ErrConflict. One transaction is also one sync to disk, where a write
-// through FerretDB costs one per document; on SQLite, writes of callers
-// writing at the same moment share one (see groupcommit.go).
+// through FerretDB costs one per document, and writes of callers writing at
+// the same moment share one (see groupcommit.go and pgpipeline.go).
 func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 	ops := make([]preparedWrite, len(writes))
 	for i, w := range writes {
@@ -104,21 +104,20 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 			return fmt.Errorf("collection %s does not exist yet: %w", w.Coll, errors.ErrUnsupported)
 		}
 		ops[i].coll, ops[i].text, ops[i].replace = w.Coll, text, w.Replace
+		ops[i].sql = t.writeSQL(ops[i])
+		if t.sqlitePath == "" {
+			continue // the pipeline's connection keeps its statements prepared itself
+		}
 		// Prepared here, before any transaction: on SQLite the writer pool
 		// has one connection, which the transaction holds.
-		if ops[i].stmt, err = t.writes.get(ctx, t.writeSQL(ops[i])); err != nil {
+		if ops[i].stmt, err = t.writes.get(ctx, ops[i].sql); err != nil {
 			if isMissingTable(err) {
 				t.forget() // a dropped collection: the next call looks tables up again
 			}
 			return err
 		}
 	}
-	var err error
-	if t.group != nil {
-		err = t.group.write(ctx, ops)
-	} else {
-		err = t.inTransaction(ctx, func(tx *sql.Tx) error { return t.applyWrites(ctx, tx, ops) })
-	}
+	err := t.group.write(ctx, ops)
 	if isMissingTable(err) {
 		t.forget() // a dropped collection: the next call looks tables up again
 	}
@@ -132,7 +131,8 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 type preparedWrite struct {
 	coll, table, text, id string
 	replace               bool
-	stmt                  *sql.Stmt // writeSQL, prepared on the writer
+	sql                   string    // writeSQL
+	stmt                  *sql.Stmt // sql prepared on the writer (SQLite)
 }
 
 // writeSQL is the statement of op: an insert, or a replace by _id.
@@ -171,21 +171,6 @@ func isDuplicate(err error) bool {
 	var pe *pgconn.PgError
 	return (errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)) ||
 		(errors.As(err, &pe) && pe.Code == "23505")
-}
-
-func (t *Tables) inTransaction(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := t.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := f(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // Delete removes the document of coll with _id id, if there is one.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Group commit of direct writes on SQLite.
+// Group commit of direct writes (SQLite; PostgreSQL in pgpipeline.go).
 //
 // Why: SQLite takes one write transaction at a time, and on this class of
 // machine the BEGIN and COMMIT around a version claim and its record cost
@@ -38,17 +38,18 @@ type writeRequest struct {
 	done chan error
 }
 
-// committer runs the group transactions of one SQLite database.
+// committer runs the group transactions of one database.
 type committer struct {
-	db     *sql.DB
-	apply  func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error
-	queue  chan *writeRequest
-	closed chan struct{}
-	ended  chan struct{}
+	// together makes the writes of a group in one transaction, or none:
+	// inTransactions on SQLite, pipelined (pgpipeline.go) on PostgreSQL.
+	together func(group []*writeRequest) error
+	queue    chan *writeRequest
+	closed   chan struct{}
+	ended    chan struct{}
 }
 
-func newCommitter(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error) *committer {
-	c := &committer{db: db, apply: apply, queue: make(chan *writeRequest), closed: make(chan struct{}), ended: make(chan struct{})}
+func newCommitter(together func(group []*writeRequest) error) *committer {
+	c := &committer{together: together, queue: make(chan *writeRequest), closed: make(chan struct{}), ended: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -124,27 +125,30 @@ func (c *committer) commit(group []*writeRequest) {
 	}
 }
 
-// together makes the writes of all of group in one transaction, or none.
-func (c *committer) together(group []*writeRequest) error {
-	if len(group) == 0 {
+// inTransaction returns a together for db that runs each request's writes
+// with apply, statement by statement, in one transaction.
+func inTransaction(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error) func(group []*writeRequest) error {
+	return func(group []*writeRequest) error {
+		if len(group) == 0 {
+			return nil
+		}
+		tx, err := db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		for _, r := range group {
+			if err := r.ctx.Err(); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			if err := apply(r.ctx, tx, r.ops); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 		return nil
 	}
-	tx, err := c.db.BeginTx(context.Background(), nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		if err := c.apply(r.ctx, tx, r.ops); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }

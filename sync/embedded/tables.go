@@ -79,9 +79,14 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL tables of %s: %w", db, err)
 		}
-		conn.SetMaxOpenConns(4)
+		// Keep every connection open: database/sql keeps two idle by default,
+		// so under load the others were closed on return and opened again,
+		// a new PostgreSQL backend (a process start) each time, with the
+		// statements prepared on it lost.
+		conn.SetMaxOpenConns(maxPostgreSQLConns)
+		conn.SetMaxIdleConns(maxPostgreSQLConns)
 		schema := quoteIdent(db)
-		return &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{},
+		t := &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{},
 			reads: newStmtCache(conn), writes: newStmtCache(conn), dialect: dialect{
 				column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
 				tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
@@ -89,7 +94,9 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 				document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
 				fieldOf: func(name string) string { return `(_jsonb->>'` + name + `')` },
 				param:   func(n int) string { return fmt.Sprintf("$%d", n) },
-			}}, nil
+			}}
+		t.group = newCommitter(t.pipelined)
+		return t, nil
 	}
 	path := filepath.Join(sqliteDir, db+".sqlite")
 	// mode=rw: never create the file; FerretDB creates it with the first collection.
@@ -127,7 +134,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		return nil, fmt.Errorf("open SQLite tables of %s for checkpoints: %w", db, err)
 	}
 	checkpoint.SetMaxOpenConns(1)
-	t.group = newCommitter(writer, t.applyWrites)
+	t.group = newCommitter(inTransaction(writer, t.applyWrites))
 	t.checkpoint, t.checkpoints = checkpoint, startCheckpointer(checkpoint)
 	return t, nil
 }
@@ -198,6 +205,9 @@ func (t *Tables) retry(ctx context.Context, coll string, op func(table string) e
 	}
 	return err
 }
+
+// maxPostgreSQLConns bounds the connections to PostgreSQL.
+const maxPostgreSQLConns = 4
 
 // maxSQLiteReaders bounds the reading connections to one SQLite database
 // (WAL: they read alongside the writer).

@@ -14,8 +14,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
-// Callers writing at the same moment share one SQLite transaction (see
-// embedded/groupcommit.go), yet each caller's writes stay all or nothing: a
+// Callers writing at the same moment share one transaction (see
+// embedded/groupcommit.go and, on PostgreSQL, embedded/pgpipeline.go), yet each caller's writes stay all or nothing: a
 // caller whose second write is refused leaves nothing of its first, and the
 // others' writes are kept.
 func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
