@@ -55,7 +55,13 @@ func (t *Tables) Get(ctx context.Context, coll, id string) (bson.Raw, error) {
 			return sql.ErrNoRows
 		}
 		d := t.dialect
-		stmt, err := t.reads.get(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s`, d.document, d.qualify(table), d.id, d.jsonParam(1)))
+		q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = %s`, d.document, d.qualify(table), d.id, d.jsonParam(1))
+		if t.readPipe != nil {
+			var err error
+			text, err = t.readPipe.read(ctx, q, arg)
+			return err
+		}
+		stmt, err := t.reads.get(ctx, q)
 		if err != nil {
 			return err
 		}

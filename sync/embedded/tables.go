@@ -37,7 +37,9 @@ type Tables struct {
 	writer *sql.DB
 	// group commits the writes of concurrent callers together, and
 	// checkpoints copies the log into the database file (SQLite only).
-	group       *committer
+	group *committer
+	// readPipe pipelines reads by _id (PostgreSQL only).
+	readPipe    *readPipeline
 	checkpoints *checkpointer
 	checkpoint  *sql.DB
 	// reads and writes are the prepared statements on db and writer.
@@ -96,6 +98,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 				param:   func(n int) string { return fmt.Sprintf("$%d", n) },
 			}}
 		t.group = newCommitter(t.pipelined)
+		t.readPipe = newReadPipeline(conn, readPipelines)
 		return t, nil
 	}
 	path := filepath.Join(sqliteDir, db+".sqlite")
@@ -143,6 +146,9 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 func (t *Tables) Close() error {
 	if t.group != nil {
 		t.group.close()
+	}
+	if t.readPipe != nil {
+		t.readPipe.close()
 	}
 	if t.checkpoints != nil {
 		t.checkpoints.stop()
@@ -208,6 +214,10 @@ func (t *Tables) retry(ctx context.Context, coll string, op func(table string) e
 
 // maxPostgreSQLConns bounds the connections to PostgreSQL.
 const maxPostgreSQLConns = 4
+
+// readPipelines is how many read pipelines run at once on PostgreSQL, each
+// on a connection of its own.
+const readPipelines = 2
 
 // maxSQLiteReaders bounds the reading connections to one SQLite database
 // (WAL: they read alongside the writer).

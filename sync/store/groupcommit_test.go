@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/embedded"
@@ -68,5 +70,67 @@ func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 	raw, err := cfg.ByID.Get(ctx, store.Tasks, "taken")
 	if err != nil || raw.Lookup("n").Int32() != 0 {
 		t.Fatalf("the document every refused insert aimed at: %v, %v", raw, err)
+	}
+}
+
+// Reads by _id asked for at the same moment share one round trip on
+// PostgreSQL (embedded/pgreads.go): each caller still gets its own document,
+// a missing one is models.ErrNotFound, and a read that fails in the middle
+// of a pipeline (here: of a collection dropped behind the table cache's
+// back) does not take the reads after it down with it.
+func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	cfg := env.StoreConfigFor(t, st.DatabaseName())
+	if cfg.ByID == nil {
+		t.Skip("no direct reads on this engine")
+	}
+	const stored, missing = 150, 50
+	for i := range stored {
+		raw, err := bson.Marshal(bson.D{{Key: "_id", Value: fmt.Sprint("doc-", i)}, {Key: "tenant_id", Value: "t1"}, {Key: "n", Value: i}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.ByID.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(env.MongoURI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	for round := range 5 {
+		doomed := fmt.Sprint("doomed_", round)
+		if _, err := client.Database(st.DatabaseName()).Collection(doomed).InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cfg.ByID.Get(ctx, doomed, "x"); err != nil { // its table is now cached
+			t.Fatal(err)
+		}
+		if err := client.Database(st.DatabaseName()).Collection(doomed).Drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var wg gosync.WaitGroup
+		for i := range stored + missing {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				raw, err := cfg.ByID.Get(ctx, store.Tasks, fmt.Sprint("doc-", i))
+				switch {
+				case i >= stored && !errors.Is(err, models.ErrNotFound):
+					t.Errorf("round %d, missing doc-%d: %v, %v", round, i, raw, err)
+				case i < stored && (err != nil || raw.Lookup("n").Int32() != int32(i)):
+					t.Errorf("round %d, doc-%d: %v, %v", round, i, raw, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if raw, err := cfg.ByID.Get(ctx, doomed, "x"); !errors.Is(err, models.ErrNotFound) {
+					t.Errorf("round %d, a dropped collection's document: %v, %v", round, raw, err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
 }
