@@ -56,6 +56,14 @@ func (t *Tables) pipelined(group []*writeRequest) error {
 			}
 		}
 		err := applyResults(pg.SendBatch(ctx, batch), group)
+		if errors.Is(err, errNotRun) {
+			// pgx could not prepare a statement of the pipeline (a table
+			// dropped behind the table cache's back) and ran none. The ones
+			// it did prepare stay on the server without pgx knowing, and
+			// preparing them again on this connection would fail with
+			// "already exists": database/sql drops the connection.
+			return errors.Join(err, driver.ErrBadConn)
+		}
 		if err != nil {
 			if _, rerr := pg.Exec(ctx, "ROLLBACK"); rerr != nil {
 				// The connection's state is unknown: database/sql drops it.
@@ -70,13 +78,16 @@ func (t *Tables) pipelined(group []*writeRequest) error {
 	})
 }
 
+// errNotRun says a pipeline's statements never ran.
+var errNotRun = errors.New("pipeline not run")
+
 // applyResults reads the results of a pipelined group (BEGIN first) and
 // closes them; it fails on the first refused statement and on a replace
 // that found no document.
 func applyResults(results pgx.BatchResults, group []*writeRequest) error {
 	defer results.Close()
-	if _, err := results.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+	if _, err := results.Exec(); err != nil { // BEGIN: only fails when nothing ran
+		return fmt.Errorf("%w: %w", errNotRun, err)
 	}
 	for _, r := range group {
 		for _, op := range r.ops {

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
@@ -18,7 +19,8 @@ import (
 // waking processes for messages of a few hundred bytes. Reads asked for at
 // the same moment now go to the server as one pipeline on one connection:
 // one write and one read of the socket for the lot. A lone read still costs
-// one round trip, so nothing waits for company.
+// one round trip, so nothing waits for company. A read failing inside a
+// pipeline is asked again on its own (see send).
 
 // maxReadGroup bounds the reads of one pipeline.
 const maxReadGroup = 256
@@ -135,28 +137,32 @@ func (p *readPipeline) send(group []*readRequest) {
 				err = sql.ErrNoRows
 			}
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				// A failed statement aborts the rest of the pipeline (its
-				// implicit transaction): they are asked again below.
-				r.done <- readResult{err: err}
-				answered++
 				break
 			}
 			r.done <- readResult{text: text, err: err}
 			answered++
 		}
 		_ = results.Close() // every answer read is already given
+		if answered == len(live) {
+			live = nil
+			return nil
+		}
+		// A statement failed. If pgx failed to prepare one of the
+		// pipeline's statements (a table dropped behind the table cache's
+		// back), it reports that error for the first result, whichever
+		// statement it was, and leaves the statements it did prepare on the
+		// server without knowing it: any later preparing of them on this
+		// connection fails with "already exists". So the rest are asked
+		// again one by one on other connections, and this one is dropped.
 		for _, r := range live[answered:] {
 			var text []byte
-			err := pg.QueryRow(r.ctx, r.sql, r.arg).Scan(&text)
-			if errors.Is(err, pgx.ErrNoRows) {
-				err = sql.ErrNoRows
-			}
+			err := p.db.QueryRowContext(r.ctx, r.sql, r.arg).Scan(&text)
 			r.done <- readResult{text: text, err: err}
 		}
 		live = nil
-		return nil
+		return driver.ErrBadConn
 	})
-	for _, r := range live { // Raw itself failed before answering
+	for _, r := range live { // Raw failed before calling the function
 		r.done <- readResult{err: err}
 	}
 }

@@ -134,3 +134,61 @@ func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// The same for writes: a write to a collection dropped behind the table
+// cache's back fails on its own, and the writes it shared a transaction with
+// are made (on PostgreSQL pgx could not prepare the pipeline; the connection
+// it left with half-known statements must not be used again).
+func TestConcurrentWritesBesideADroppedCollection(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	cfg := env.StoreConfigFor(t, st.DatabaseName())
+	if cfg.ByID == nil {
+		t.Skip("no direct writes on this engine")
+	}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(env.MongoURI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	doc := func(id string) bson.Raw {
+		raw, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: "t1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	for round := range 4 {
+		doomed := client.Database(st.DatabaseName()).Collection(fmt.Sprint("doomed_w", round))
+		if _, err := doomed.InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cfg.ByID.Get(ctx, doomed.Name(), "x"); err != nil { // its table is now cached
+			t.Fatal(err)
+		}
+		if err := doomed.Drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var wg gosync.WaitGroup
+		for i := range 60 {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprint("w", round, "-", i)
+				if err := cfg.ByID.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: doc(id)}); err != nil {
+					t.Errorf("write %s: %v", id, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				_ = cfg.ByID.Write(ctx, embedded.DocWrite{Coll: doomed.Name(), Doc: doc(fmt.Sprint("y", i))})
+			}()
+		}
+		wg.Wait()
+		for i := range 60 {
+			if _, err := cfg.ByID.Get(ctx, store.Tasks, fmt.Sprint("w", round, "-", i)); err != nil {
+				t.Errorf("read back w%d-%d: %v", round, i, err)
+			}
+		}
+	}
+}
