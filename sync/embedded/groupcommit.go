@@ -87,17 +87,7 @@ func (c *committer) run() {
 		case <-c.closed:
 			return
 		}
-		group := []*writeRequest{first}
-	collect:
-		for len(group) < maxGroup {
-			select {
-			case r := <-c.queue:
-				group = append(group, r)
-			default:
-				break collect
-			}
-		}
-		c.commit(group)
+		c.commit(drain(c.queue, first, maxGroup))
 	}
 }
 
@@ -151,4 +141,20 @@ func inTransaction(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops [
 		}
 		return nil
 	}
+}
+
+// drain returns first and whatever is already queued behind it, up to most
+// in all: a group made of the callers that came at the same moment, without
+// waiting for more.
+func drain[T any](queue <-chan T, first T, most int) []T {
+	group := []T{first}
+	for len(group) < most {
+		select {
+		case r := <-queue:
+			group = append(group, r)
+		default:
+			return group
+		}
+	}
+	return group
 }

@@ -86,17 +86,7 @@ func (p *readPipeline) run() {
 		case <-p.closed:
 			return
 		}
-		group := []*readRequest{first}
-	collect:
-		for len(group) < maxReadGroup {
-			select {
-			case r := <-p.queue:
-				group = append(group, r)
-			default:
-				break collect
-			}
-		}
-		p.send(group)
+		p.send(drain(p.queue, first, maxReadGroup))
 	}
 }
 

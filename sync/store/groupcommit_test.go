@@ -22,19 +22,8 @@ import (
 // others' writes are kept.
 func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 	ctx := context.Background()
-	st := env.Store(t)
-	cfg := env.StoreConfigFor(t, st.DatabaseName())
-	if cfg.ByID == nil {
-		t.Skip("no direct writes on this engine")
-	}
-	doc := func(id string, n int) bson.Raw {
-		raw, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: "t1"}, {Key: "n", Value: n}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
-	if err := cfg.ByID.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: doc("taken", 0)}); err != nil {
+	_, tables := directTables(t)
+	if err := tables.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, "taken", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	const callers = 90
@@ -44,19 +33,19 @@ func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			writes := []embedded.DocWrite{{Coll: store.Tasks, Doc: doc(fmt.Sprint("own-", i), i)}}
+			writes := []embedded.DocWrite{{Coll: store.Tasks, Doc: taskDoc(t, fmt.Sprint("own-", i), i)}}
 			switch i % 3 {
 			case 1: // an insert of an existing _id: refused
-				writes = append(writes, embedded.DocWrite{Coll: store.Tasks, Doc: doc("taken", i)})
+				writes = append(writes, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, "taken", i)})
 			case 2: // a replace of a missing one: refused
-				writes = append(writes, embedded.DocWrite{Coll: store.Tasks, Doc: doc(fmt.Sprint("missing-", i), i), Replace: true})
+				writes = append(writes, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, fmt.Sprint("missing-", i), i), Replace: true})
 			}
-			errs[i] = cfg.ByID.Write(ctx, writes...)
+			errs[i] = tables.Write(ctx, writes...)
 		}()
 	}
 	wg.Wait()
 	for i := range callers {
-		_, err := cfg.ByID.Get(ctx, store.Tasks, fmt.Sprint("own-", i))
+		_, err := tables.Get(ctx, store.Tasks, fmt.Sprint("own-", i))
 		if i%3 == 0 {
 			if errs[i] != nil || err != nil {
 				t.Errorf("caller %d: write %v, read back %v", i, errs[i], err)
@@ -67,7 +56,7 @@ func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 			t.Errorf("caller %d, refused: write %v, its first document read back %v", i, errs[i], err)
 		}
 	}
-	raw, err := cfg.ByID.Get(ctx, store.Tasks, "taken")
+	raw, err := tables.Get(ctx, store.Tasks, "taken")
 	if err != nil || raw.Lookup("n").Int32() != 0 {
 		t.Fatalf("the document every refused insert aimed at: %v, %v", raw, err)
 	}
@@ -80,35 +69,23 @@ func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 // back) does not take the reads after it down with it.
 func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
 	ctx := context.Background()
-	st := env.Store(t)
-	cfg := env.StoreConfigFor(t, st.DatabaseName())
-	if cfg.ByID == nil {
-		t.Skip("no direct reads on this engine")
-	}
+	st, tables := directTables(t)
 	const stored, missing = 150, 50
 	for i := range stored {
-		raw, err := bson.Marshal(bson.D{{Key: "_id", Value: fmt.Sprint("doc-", i)}, {Key: "tenant_id", Value: "t1"}, {Key: "n", Value: i}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cfg.ByID.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: raw}); err != nil {
+		if err := tables.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, fmt.Sprint("doc-", i), i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(env.MongoURI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
+	db := ferretDB(t, st.DatabaseName())
 	for round := range 5 {
 		doomed := fmt.Sprint("doomed_", round)
-		if _, err := client.Database(st.DatabaseName()).Collection(doomed).InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
+		if _, err := db.Collection(doomed).InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cfg.ByID.Get(ctx, doomed, "x"); err != nil { // its table is now cached
+		if _, err := tables.Get(ctx, doomed, "x"); err != nil { // its table is now cached
 			t.Fatal(err)
 		}
-		if err := client.Database(st.DatabaseName()).Collection(doomed).Drop(ctx); err != nil {
+		if err := db.Collection(doomed).Drop(ctx); err != nil {
 			t.Fatal(err)
 		}
 		var wg gosync.WaitGroup
@@ -116,7 +93,7 @@ func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				raw, err := cfg.ByID.Get(ctx, store.Tasks, fmt.Sprint("doc-", i))
+				raw, err := tables.Get(ctx, store.Tasks, fmt.Sprint("doc-", i))
 				switch {
 				case i >= stored && !errors.Is(err, models.ErrNotFound):
 					t.Errorf("round %d, missing doc-%d: %v, %v", round, i, raw, err)
@@ -126,7 +103,7 @@ func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
 			}()
 			go func() {
 				defer wg.Done()
-				if raw, err := cfg.ByID.Get(ctx, doomed, "x"); !errors.Is(err, models.ErrNotFound) {
+				if raw, err := tables.Get(ctx, doomed, "x"); !errors.Is(err, models.ErrNotFound) {
 					t.Errorf("round %d, a dropped collection's document: %v, %v", round, raw, err)
 				}
 			}()
@@ -141,29 +118,14 @@ func TestConcurrentReadsByIDEachGetTheirOwn(t *testing.T) {
 // it left with half-known statements must not be used again).
 func TestConcurrentWritesBesideADroppedCollection(t *testing.T) {
 	ctx := context.Background()
-	st := env.Store(t)
-	cfg := env.StoreConfigFor(t, st.DatabaseName())
-	if cfg.ByID == nil {
-		t.Skip("no direct writes on this engine")
-	}
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(env.MongoURI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
-	doc := func(id string) bson.Raw {
-		raw, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: "t1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	st, tables := directTables(t)
+	db := ferretDB(t, st.DatabaseName())
 	for round := range 4 {
-		doomed := client.Database(st.DatabaseName()).Collection(fmt.Sprint("doomed_w", round))
+		doomed := db.Collection(fmt.Sprint("doomed_w", round))
 		if _, err := doomed.InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cfg.ByID.Get(ctx, doomed.Name(), "x"); err != nil { // its table is now cached
+		if _, err := tables.Get(ctx, doomed.Name(), "x"); err != nil { // its table is now cached
 			t.Fatal(err)
 		}
 		if err := doomed.Drop(ctx); err != nil {
@@ -175,20 +137,50 @@ func TestConcurrentWritesBesideADroppedCollection(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				id := fmt.Sprint("w", round, "-", i)
-				if err := cfg.ByID.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: doc(id)}); err != nil {
+				if err := tables.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, id, i)}); err != nil {
 					t.Errorf("write %s: %v", id, err)
 				}
 			}()
 			go func() {
 				defer wg.Done()
-				_ = cfg.ByID.Write(ctx, embedded.DocWrite{Coll: doomed.Name(), Doc: doc(fmt.Sprint("y", i))})
+				_ = tables.Write(ctx, embedded.DocWrite{Coll: doomed.Name(), Doc: taskDoc(t, fmt.Sprint("y", i), i)})
 			}()
 		}
 		wg.Wait()
 		for i := range 60 {
-			if _, err := cfg.ByID.Get(ctx, store.Tasks, fmt.Sprint("w", round, "-", i)); err != nil {
+			if _, err := tables.Get(ctx, store.Tasks, fmt.Sprint("w", round, "-", i)); err != nil {
 				t.Errorf("read back w%d-%d: %v", round, i, err)
 			}
 		}
 	}
+}
+
+// directTables returns a new store and its direct reads and writes, or skips
+// the test on an engine without them.
+func directTables(t *testing.T) (*store.Store, store.IDTables) {
+	st := env.Store(t)
+	cfg := env.StoreConfigFor(t, st.DatabaseName())
+	if cfg.ByID == nil {
+		t.Skip("no direct reads and writes on this engine")
+	}
+	return st, cfg.ByID
+}
+
+// ferretDB connects to database name through FerretDB, around the store.
+func ferretDB(t *testing.T, name string) *mongo.Database {
+	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(env.MongoURI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client.Database(name)
+}
+
+// taskDoc is a minimal task document.
+func taskDoc(t *testing.T, id string, n int) bson.Raw {
+	raw, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "tenant_id", Value: "t1"}, {Key: "n", Value: n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
