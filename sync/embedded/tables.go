@@ -212,7 +212,10 @@ func (t *Tables) retry(ctx context.Context, coll string, op func(table string) e
 	return err
 }
 
-// maxPostgreSQLConns bounds the connections to PostgreSQL.
+// maxPostgreSQLConns bounds the connections to PostgreSQL: one for the write
+// pipeline, readPipelines for the read pipelines, one for the rest (pulls,
+// reads asked again). More did not help on two cores: the server's backends
+// compete for them with fieldcrm.
 const maxPostgreSQLConns = 4
 
 // readPipelines is how many read pipelines run at once on PostgreSQL, each
