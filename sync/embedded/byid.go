@@ -111,8 +111,8 @@ func (t *Tables) Write(ctx context.Context, writes ...DocWrite) error {
 		}
 		ops[i].coll, ops[i].text, ops[i].replace = w.Coll, text, w.Replace
 		ops[i].sql = t.writeSQL(ops[i])
-		if t.sqlitePath == "" {
-			continue // the pipeline's connection keeps its statements prepared itself
+		if t.writes == nil {
+			continue // PostgreSQL: pgx keeps the pipeline's statements prepared
 		}
 		// Prepared here, before any transaction: on SQLite the writer pool
 		// has one connection, which the transaction holds.

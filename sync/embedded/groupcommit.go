@@ -41,7 +41,7 @@ type writeRequest struct {
 // committer runs the group transactions of one database.
 type committer struct {
 	// together makes the writes of a group in one transaction, or none:
-	// inTransactions on SQLite, pipelined (pgpipeline.go) on PostgreSQL.
+	// inTransaction on SQLite, pipelined (pgpipeline.go) on PostgreSQL.
 	together func(group []*writeRequest) error
 	queue    chan *writeRequest
 	closed   chan struct{}
@@ -80,15 +80,7 @@ func (c *committer) close() {
 
 func (c *committer) run() {
 	defer close(c.ended)
-	for {
-		var first *writeRequest
-		select {
-		case first = <-c.queue:
-		case <-c.closed:
-			return
-		}
-		c.commit(drain(c.queue, first, maxGroup))
-	}
+	gather(c.queue, c.closed, maxGroup, c.commit)
 }
 
 // commit runs a group in one transaction; each request gets its outcome.
@@ -143,18 +135,28 @@ func inTransaction(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops [
 	}
 }
 
-// drain returns first and whatever is already queued behind it, up to most
-// in all: a group made of the callers that came at the same moment, without
-// waiting for more.
-func drain[T any](queue <-chan T, first T, most int) []T {
-	group := []T{first}
-	for len(group) < most {
+// gather hands handle each group of queued requests until closed is
+// closed: the first to come and whatever is already queued behind it, up to
+// most in all, without waiting for more (the write committer, and the read
+// pipelines on PostgreSQL).
+func gather[T any](queue <-chan T, closed <-chan struct{}, most int, handle func(group []T)) {
+	for {
+		var group []T
 		select {
-		case r := <-queue:
-			group = append(group, r)
-		default:
-			return group
+		case first := <-queue:
+			group = append(group, first)
+		case <-closed:
+			return
 		}
+	more:
+		for len(group) < most {
+			select {
+			case r := <-queue:
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		handle(group)
 	}
-	return group
 }

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -33,14 +34,7 @@ func (t *Tables) pipelined(group []*writeRequest) error {
 	if len(group) == 0 {
 		return nil
 	}
-	ctx := context.Background() // each request's ctx is checked below
-	conn, err := t.writer.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		pg := driverConn.(*stdlib.Conn).Conn()
+	return onConn(t.writer, func(ctx context.Context, pg *pgx.Conn) error {
 		batch := &pgx.Batch{}
 		batch.Queue("BEGIN")
 		for _, r := range group {
@@ -76,6 +70,20 @@ func (t *Tables) pipelined(group []*writeRequest) error {
 		}
 		return nil
 	})
+}
+
+// onConn runs f on a connection of db, as pgx's own connection (database/sql
+// has no pipelines). An error from f that wraps driver.ErrBadConn makes
+// database/sql drop the connection. f gets a context of its own: the
+// requests a pipeline serves check theirs before it is sent.
+func onConn(db *sql.DB, f func(ctx context.Context, pg *pgx.Conn) error) error {
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error { return f(ctx, driverConn.(*stdlib.Conn).Conn()) })
 }
 
 // errNotRun says a pipeline's statements never ran.

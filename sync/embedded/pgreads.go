@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Reads by _id on PostgreSQL, pipelined.
@@ -79,15 +77,7 @@ func (p *readPipeline) close() {
 
 func (p *readPipeline) run() {
 	defer func() { p.ended <- struct{}{} }()
-	for {
-		var first *readRequest
-		select {
-		case first = <-p.queue:
-		case <-p.closed:
-			return
-		}
-		p.send(drain(p.queue, first, maxReadGroup))
-	}
+	gather(p.queue, p.closed, maxReadGroup, p.send)
 }
 
 // send runs group as one pipeline and answers each request.
@@ -103,17 +93,7 @@ func (p *readPipeline) send(group []*readRequest) {
 	if len(live) == 0 {
 		return
 	}
-	ctx := context.Background() // each request's ctx was checked above
-	conn, err := p.db.Conn(ctx)
-	if err != nil {
-		for _, r := range live {
-			r.done <- readResult{err: fmt.Errorf("connect: %w", err)}
-		}
-		return
-	}
-	defer conn.Close()
-	err = conn.Raw(func(driverConn any) error {
-		pg := driverConn.(*stdlib.Conn).Conn()
+	err := onConn(p.db, func(ctx context.Context, pg *pgx.Conn) error {
 		batch := &pgx.Batch{}
 		for _, r := range live {
 			batch.Queue(r.sql, r.arg)
@@ -152,7 +132,7 @@ func (p *readPipeline) send(group []*readRequest) {
 		live = nil
 		return driver.ErrBadConn
 	})
-	for _, r := range live { // Raw failed before calling the function
+	for _, r := range live { // no connection: the function never ran
 		r.done <- readResult{err: err}
 	}
 }

@@ -37,13 +37,14 @@ type Tables struct {
 	writer *sql.DB
 	// group commits the writes of concurrent callers together, and
 	// checkpoints copies the log into the database file (SQLite only).
-	group *committer
-	// readPipe pipelines reads by _id (PostgreSQL only).
-	readPipe    *readPipeline
+	group       *committer
 	checkpoints *checkpointer
 	checkpoint  *sql.DB
-	// reads and writes are the prepared statements on db and writer.
+	// reads and writes are the prepared statements on db and writer
+	// (SQLite); on PostgreSQL readPipe pipelines reads by _id instead, and
+	// pgx keeps the pipelines' statements prepared itself.
 	reads, writes *stmtCache
+	readPipe      *readPipeline
 	// tables caches collection → table; a dropped collection's entry is
 	// forgotten at the first "no such table".
 	mu     gosync.Mutex
@@ -89,7 +90,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		conn.SetMaxIdleConns(maxPostgreSQLConns)
 		schema := quoteIdent(db)
 		t := &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{},
-			reads: newStmtCache(conn), writes: newStmtCache(conn), dialect: dialect{
+			dialect: dialect{
 				column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
 				tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 				qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
@@ -154,8 +155,10 @@ func (t *Tables) Close() error {
 		t.checkpoints.stop()
 		_ = t.checkpoint.Close()
 	}
-	t.reads.close()
-	t.writes.close()
+	if t.reads != nil {
+		t.reads.close()
+		t.writes.close()
+	}
 	if t.writer != t.db {
 		_ = t.writer.Close()
 	}

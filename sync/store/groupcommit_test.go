@@ -17,9 +17,9 @@ import (
 )
 
 // Callers writing at the same moment share one transaction (see
-// embedded/groupcommit.go and, on PostgreSQL, embedded/pgpipeline.go), yet each caller's writes stay all or nothing: a
-// caller whose second write is refused leaves nothing of its first, and the
-// others' writes are kept.
+// embedded/groupcommit.go and, on PostgreSQL, embedded/pgpipeline.go), yet
+// each caller's writes stay all or nothing: a caller whose second write is
+// refused leaves nothing of its first, and the others' writes are kept.
 func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	_, tables := directTables(t)
