@@ -101,9 +101,17 @@ func TestInboxIsTheRecipientsAlone(t *testing.T) {
 		}
 		h.call("POST", "/v1/notifications/"+stored.ID+"/read", other, nil, 404)
 	}
+	// The server's writing of a note is not audited; the reader's is.
+	if audit := h.call("GET", "/v1/audit?record_id="+stored.ID, w.admin, nil, 200)["data"].([]any); len(audit) != 0 {
+		t.Fatalf("a new note was audited: %v", audit)
+	}
 	read := h.call("POST", "/v1/notifications/"+stored.ID+"/read", w.r1, nil, 200)
 	if read["read_at"] == nil {
 		t.Fatalf("read %v", read)
+	}
+	audit := h.call("GET", "/v1/audit?record_id="+stored.ID, w.admin, nil, 200)["data"].([]any)
+	if len(audit) != 1 || audit[0].(map[string]any)["actor_id"] != w.r1.id {
+		t.Fatalf("marking read audited as %v", audit)
 	}
 	if l := h.call("GET", "/v1/notifications?read=false", w.r1, nil, 200)["data"].([]any); len(l) != 0 {
 		t.Fatalf("unread after reading: %v", l)

@@ -73,6 +73,28 @@ type Worker struct {
 	// share one commit the fewer commits a burst needs.
 	Batch, Parallel int
 	Idle            time.Duration
+	zones           zones
+}
+
+// settingsFor is how long the streaming worker goes on using the tenant
+// settings it read: claims under load are of a reminder or two, and reading
+// the tenant for each was a read of its own per reminder. An admin's change
+// of reminder settings applies to reminders fired from then on.
+const settingsFor = 250 * time.Millisecond
+
+// zones remembers the time zones it has loaded: time.LoadLocation reads and
+// parses the zone's file on every call, which was 4% of a fired reminder's
+// CPU.
+type zones struct{ byName gosync.Map }
+
+// of returns the time zone of u (UTC when it names none this machine knows).
+func (z *zones) of(u models.User) *time.Location {
+	if loc, ok := z.byName.Load(u.TimeZone); ok {
+		return loc.(*time.Location)
+	}
+	loc := u.Location()
+	z.byName.Store(u.TimeZone, loc)
+	return loc
 }
 
 // NewWorker returns a Worker.
@@ -91,6 +113,9 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 // idle). When a claim finds fewer due than it asked for, it waits Idle.
 func (w *Worker) Run(ctx context.Context) {
 	slots := make(chan struct{}, w.Parallel)
+	// The reminders sent in the next settingsFor share one read of each
+	// tenant's settings.
+	settingsCtx, settingsSince := ctx, time.Time{}
 	var inFlight gosync.WaitGroup
 	defer inFlight.Wait()
 	for ctx.Err() == nil {
@@ -104,8 +129,9 @@ func (w *Worker) Run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			w.log.ErrorContext(ctx, "reminder worker", "err", err)
 		}
-		// Each claim reads each tenant's settings once.
-		claimCtx := crm.SettingsOnce(ctx)
+		if time.Since(settingsSince) > settingsFor {
+			settingsCtx, settingsSince = crm.SettingsOnce(ctx), time.Now()
+		}
 		for i, id := range ids {
 			if i > 0 {
 				slots <- struct{}{} // free when counted; taken by nobody else
@@ -113,7 +139,7 @@ func (w *Worker) Run(ctx context.Context) {
 			inFlight.Add(1)
 			go func() {
 				defer func() { <-slots; inFlight.Done() }()
-				w.sendAndRelease(claimCtx, id)
+				w.sendAndRelease(settingsCtx, id)
 			}()
 		}
 		if len(ids) == 0 {
@@ -191,7 +217,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		r.State, r.UpdatedAt = models.ReminderCancelled, now.UTC()
 		return w.store.PutReminder(ctx, r)
 	}
-	loc := f.recipient.Location()
+	loc := w.zones.of(f.recipient)
 	note := f.note
 	note.Title, note.Body = models.NotificationText(r.Kind, f.recipient.Locale, loc, f.text)
 	note.TenantID, note.UserID, note.Kind = r.TenantID, f.recipient.ID, r.Kind
@@ -401,7 +427,7 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 	if len(ids) == 0 {
 		return models.DigestCounts{}, nil
 	}
-	loc := manager.Location()
+	loc := w.zones.of(manager)
 	now := w.now()
 	local := now.In(loc)
 	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)

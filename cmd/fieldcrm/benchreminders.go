@@ -36,6 +36,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	parallel := fs.Int("parallel", 0, "reminders each worker sends at once (0: the worker's default)")
 	batch := fs.Int("batch", 0, "reminders each worker claims at once (0: the worker's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sending (not the seeding) to this file")
+	timeline := fs.Bool("timeline", false, "after the burst, print each second of it on the wall clock: pushes that second and the latest of them (to line up with a database's log)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -142,6 +143,9 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	fcm.wait(ctx, *burst, func() bool { return clock().After(burstEnd.Add(10 * time.Minute)) })
 	report(fmt.Sprintf("burst: %d due within one minute", *burst), t0, burstEnd, clock())
 	fmt.Fprintf(stdout, "%-36s last push %s after the last due time\n", "", fcm.lastAfter(burstEnd).Round(time.Millisecond))
+	if *timeline {
+		printTimeline(stdout, fcm.until(clock()), dueOf)
+	}
 	if *steady > 0 {
 		// Jump to just before the steady run; it then plays out in real time.
 		offset.Store(int64(time.Until(t1.Add(-2 * time.Second))))
@@ -239,7 +243,8 @@ type benchFCM struct {
 type arrival struct {
 	task  string
 	token string
-	at    time.Time
+	at    time.Time // on the workers' clock
+	wall  time.Time // on the real clock
 }
 
 func newBenchFCM() *benchFCM {
@@ -253,7 +258,7 @@ func newBenchFCM() *benchFCM {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		f.mu.Lock()
-		f.got = append(f.got, arrival{task: req.Message.Data["task_id"], token: req.Message.Token, at: f.clock()})
+		f.got = append(f.got, arrival{task: req.Message.Data["task_id"], token: req.Message.Token, at: f.clock(), wall: time.Now()})
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"name": "projects/bench/messages/1"}`)
@@ -292,4 +297,38 @@ func (f *benchFCM) lastAfter(t time.Time) time.Duration {
 		}
 	}
 	return last.Sub(t)
+}
+
+// printTimeline prints, for each wall-clock second with arrivals, how many
+// pushes arrived and the latest of them, so that a slow stretch of a run can
+// be lined up with the database's log (checkpoints, say).
+func printTimeline(w io.Writer, arrivals []arrival, dueOf map[string]time.Time) {
+	type second struct {
+		pushes int
+		late   time.Duration
+	}
+	bySecond := map[time.Time]*second{}
+	for _, a := range arrivals {
+		due, ok := dueOf[a.task]
+		if !ok {
+			continue
+		}
+		at := a.wall.UTC().Truncate(time.Second)
+		s := bySecond[at]
+		if s == nil {
+			s = &second{}
+			bySecond[at] = s
+		}
+		s.pushes++
+		s.late = max(s.late, a.at.Sub(due))
+	}
+	var seconds []time.Time
+	for at := range bySecond {
+		seconds = append(seconds, at)
+	}
+	slices.SortFunc(seconds, time.Time.Compare)
+	fmt.Fprintf(w, "\n%-12s %8s %10s\n", "wall (UTC)", "pushes", "max late")
+	for _, at := range seconds {
+		fmt.Fprintf(w, "%-12s %8d %10s\n", at.Format("15:04:05"), bySecond[at].pushes, bySecond[at].late.Round(time.Millisecond))
+	}
 }

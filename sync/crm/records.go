@@ -52,6 +52,12 @@ type hooks[R any] struct {
 	ownOnly bool
 	// appendOnly refuses updates and deletes (ledgers).
 	appendOnly bool
+	// unauditedCreate stores new records without an audit entry. For inbox
+	// notes: the server writes one per reminder it fires, the note and the
+	// reminder's delivery records already say what was sent when, and their
+	// audit entries were a fifth of the rows a burst of reminders wrote.
+	// Changes after the creation (marked read) are audited as usual.
+	unauditedCreate bool
 	// filters are the list filters the collection accepts.
 	filters map[string]filter
 	// sorts maps the sort names a client may ask for to stored fields.
@@ -134,6 +140,9 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 	m := meta(w.rec)
 	changes := diff(nil, w.rec)
 	err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
+		if r.h.unauditedCreate {
+			return r.svc.store.InsertUnaudited(ctx, r.coll, m, w.rec)
+		}
 		return r.svc.store.Insert(ctx, r.coll, m, w.rec, store.AuditEntry{Action: "create", Changes: changes})
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 // recordStore is the persistence the service needs; *store.Store implements it.
 type recordStore interface {
 	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	InsertUnaudited(ctx context.Context, coll string, meta *models.Meta, doc any) error
 	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
 	Get(ctx context.Context, coll, tenant, id string, out any) error
 	Find(ctx context.Context, coll string, q store.Query, out any) error
@@ -158,8 +159,9 @@ func New(o Options) (*Service, error) {
 			}
 			return nil
 		},
-		ownOnly: true,
-		filters: map[string]filter{"read": flag("read_at"), "kind": equals("kind"), "task_id": equals("task_id")},
+		unauditedCreate: true,
+		ownOnly:         true,
+		filters:         map[string]filter{"read": flag("read_at"), "kind": equals("kind"), "task_id": equals("task_id")},
 	})
 	return s, nil
 }

@@ -92,6 +92,16 @@ func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc 
 	return nil
 }
 
+// InsertUnaudited stores a new record at version 1 without an audit entry,
+// for records the server writes for itself (inbox notes). models.ErrConflict
+// means a record with its id exists.
+func (s *Store) InsertUnaudited(ctx context.Context, coll string, meta *models.Meta, doc any) error {
+	if err := s.insert(ctx, coll, doc); err != nil {
+		return fmt.Errorf("insert %s %s: %w", coll, meta.ID, err)
+	}
+	return nil
+}
+
 // InsertBatch stores new records at version 1 with one audit entry each (the
 // action of entry), in two round trips instead of two per record: for bulk
 // loads such as seeding a benchmark. It stops at the first failure, which may
