@@ -132,6 +132,7 @@ func (w *Worker) Run(ctx context.Context) {
 		if time.Since(settingsSince) > settingsFor {
 			settingsCtx, settingsSince = crm.SettingsOnce(ctx), time.Now()
 		}
+		sendCtx := settingsCtx // this claim's, for its goroutines
 		for i, id := range ids {
 			if i > 0 {
 				slots <- struct{}{} // free when counted; taken by nobody else
@@ -139,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) {
 			inFlight.Add(1)
 			go func() {
 				defer func() { <-slots; inFlight.Done() }()
-				w.sendAndRelease(settingsCtx, id)
+				w.sendAndRelease(sendCtx, id)
 			}()
 		}
 		if len(ids) == 0 {
