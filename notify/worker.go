@@ -73,13 +73,15 @@ type Worker struct {
 	// share one commit the fewer commits a burst needs.
 	Batch, Parallel int
 	Idle            time.Duration
-	zones           zones
+	// zones are the recipients' time zones, each loaded once.
+	zones zones
 }
 
 // settingsFor is how long the streaming worker goes on using the tenant
 // settings it read: claims under load are of a reminder or two, and reading
 // the tenant for each was a read of its own per reminder. An admin's change
-// of reminder settings applies to reminders fired from then on.
+// of reminder settings applies to the reminders fired from at most that long
+// after it.
 const settingsFor = 250 * time.Millisecond
 
 // zones remembers the time zones it has loaded: time.LoadLocation reads and
