@@ -89,7 +89,7 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq)
+	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st)
 	schedule := notify.NewSchedule(rd.Client, rd.Prefix, 0, clk.Now)
 	scheduler := notify.NewScheduler(st, schedule, clk.Now)
 	crmService, err := crm.New(crm.Options{

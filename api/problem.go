@@ -80,7 +80,7 @@ func problemFor(err error) Problem {
 			Duplicates: de.Candidates}
 	case errors.Is(err, models.ErrResyncRequired):
 		return Problem{Type: typeResync, Title: "Full resync required", Status: fiber.StatusGone,
-			Detail: "this device last synced before the oldest deletion the server keeps; reset the local database and pull from last_pulled_at=null"}
+			Detail: "this device's sync cursor is not valid on this server: older than the oldest deletion it keeps, from before the database was restored, or from another server. Push the local changes with the same cursor (they are applied, every difference kept as a conflict), then reset the local database and pull from last_pulled_at=null"}
 	case errors.Is(err, models.ErrStale):
 		return Problem{Type: typeStale, Title: "Stale version", Status: fiber.StatusPreconditionFailed,
 			Detail: err.Error() + "; read the record again, reapply your change and send it with the new version"}

@@ -214,13 +214,14 @@ func TestPushBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"no id", map[string]any{"customers": map[string]any{"created": []any{good, map[string]any{"name": "no id"}}}}},
 		{"bad deleted id", map[string]any{"customers": map[string]any{"created": []any{good}, "deleted": []any{"has space"}}}},
 		{"null non-optional", map[string]any{"customers": map[string]any{"created": []any{good}, "updated": []any{updated(id, map[string]any{"credit_limit": nil})}}}},
+		{"_changed names no column", map[string]any{"customers": map[string]any{"created": []any{good}, "updated": []any{updated(id, map[string]any{"name": "N", "_changed": "name,nickname"})}}}},
 	}
 	before := h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)["version"]
 	for _, c := range cases {
 		r := h.do("POST", "/v1/sync/push?last_pulled_at="+phone.cursor, phone.as.access, map[string]any{"changes": c.changes})
 		h.expect(r, 422, c.name)
 	}
-	for _, q := range []string{"", "?last_pulled_at=abc", "?last_pulled_at=0", "?last_pulled_at=999999999"} {
+	for _, q := range []string{"", "?last_pulled_at=abc", "?last_pulled_at=0", "?last_pulled_at=-5"} {
 		r := h.do("POST", "/v1/sync/push"+q, phone.as.access, map[string]any{"changes": map[string]any{"customers": map[string]any{"created": []any{good}}}})
 		h.expect(r, 422, "cursor "+q)
 	}

@@ -196,13 +196,20 @@ func TestPullRejectsBadCursorsAndSchemas(t *testing.T) {
 	_, _, cursor := h.pullAll(w.r1, "null")
 	n, _ := strconv.ParseInt(cursor, 10, 64)
 	for _, q := range []string{
-		"last_pulled_at=-1", "last_pulled_at=yesterday", "last_pulled_at=" + strconv.FormatInt(n+1000, 10),
+		"last_pulled_at=-1", "last_pulled_at=yesterday",
 		"schema_version=99", "schema_version=x", "migration=%7Bnot-json",
 	} {
 		h.call("GET", "/v1/sync/pull?"+q, w.r1, nil, 422)
 	}
-	// Another tenant's cursor is ahead of this tenant's changes.
-	h.call("GET", "/v1/sync/pull?last_pulled_at="+cursor, w.adminB, nil, 422)
+	// A cursor ahead of the tenant's changes comes from a database since
+	// restored, or from another server or tenant: the device must resync.
+	for _, who := range []account{w.r1, w.adminB} {
+		p := h.call("GET", "/v1/sync/pull?last_pulled_at="+strconv.FormatInt(n+1000, 10), who, nil, 410)
+		if p["type"] != "/problems/resync-required" {
+			t.Fatalf("cursor ahead: %v", p)
+		}
+	}
+	h.call("GET", "/v1/sync/pull?last_pulled_at="+cursor, w.adminB, nil, 410)
 }
 
 func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {

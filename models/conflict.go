@@ -38,6 +38,10 @@ type Conflict struct {
 	ResolvedBy string     `bson:"resolved_by" json:"resolved_by"`
 	ResolvedAt *time.Time `bson:"resolved_at" json:"resolved_at"`
 
+	// Sealed says ServerValue and DeviceValue hold ciphertexts of their JSON:
+	// the column is a sensitive one (a national ID number). Not synced.
+	Sealed bool `bson:"sealed,omitempty" json:"-"`
+
 	// Of is the record the conflict is about, for its owner and team (the
 	// conflict is visible to whoever sees the record); not stored.
 	Of *Meta `bson:"-" json:"-"`

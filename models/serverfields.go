@@ -21,6 +21,11 @@ func ServerFields(rec any) []string {
 		own = []string{"sla_due_at", "resolved_at", "closed_at", "comments", "status_history"}
 	case *LoyaltyEntry:
 		own = []string{"balance_after"}
+	case *Conflict:
+		// Conflicts are the server's record of what it decided; they are
+		// settled through POST /v1/conflicts/{id}/resolve, never written.
+		own = []string{"table", "record_id", "column", "server_value", "server_by", "server_at", "device_value",
+			"device_by", "device_id", "policy", "kept", "resolution", "resolved_by", "resolved_at"}
 	case *Notification:
 		own = []string{"user_id", "kind", "title", "body", "task_id", "customer_id", "ticket_id", "collapse_key"}
 	}

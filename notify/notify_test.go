@@ -94,7 +94,7 @@ func (w *world) replicaOn(st *store.Store) *replica {
 	r.scheduler = notify.NewScheduler(st, r.schedule, w.now)
 	var err error
 	r.crm, err = crm.New(crm.Options{Store: st, Counters: counter.New(w.rd.Client, w.rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st.HighestSeq), Reminders: r.scheduler,
+		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st), Reminders: r.scheduler,
 		Now: w.now, Logger: testenv.DiscardLogger()})
 	if err != nil {
 		w.t.Fatal(err)

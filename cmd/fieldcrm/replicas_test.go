@@ -43,8 +43,10 @@ func TestMain(m *testing.M) {
 
 // replica is one `fieldcrm serve` in a process of its own.
 type replica struct {
-	name   string
-	base   string
+	name string
+	// dataDir is the replica's data directory; empty: a new one each launch.
+	dataDir string
+	base    string
 	cmd    *exec.Cmd
 	logs   *syncWriter
 	exited chan error
@@ -110,7 +112,11 @@ func (r *replica) launch(t *testing.T, env []string) {
 	r.logs = &syncWriter{w: &bytes.Buffer{}}
 	r.exited = make(chan error, 1)
 	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_DATA_DIR="+t.TempDir())
+	dataDir := r.dataDir
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_DATA_DIR="+dataDir)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", r.name, err)

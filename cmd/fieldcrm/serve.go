@@ -212,7 +212,7 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, err
 	}
-	a.seq = cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st.HighestSeq)
+	a.seq = cursor.New(rdb, cfg.RedisPrefix+"sync:", cursor.DefaultLease, time.Now, st)
 	schedule := notify.NewSchedule(rdb, cfg.RedisPrefix, notify.DefaultClaim, time.Now)
 	a.scheduler = notify.NewScheduler(st, schedule, time.Now)
 	a.crm, err = crm.New(crm.Options{

@@ -34,7 +34,7 @@ func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, m
 	}
 	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
 	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st.HighestSeq), Logger: testenv.DiscardLogger()})
+		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st), Logger: testenv.DiscardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

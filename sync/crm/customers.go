@@ -113,6 +113,9 @@ func (s *Service) prepareCustomer(ctx context.Context, w *write[models.Customer]
 	if err := c.Prepare(w.settings); err != nil {
 		return err
 	}
+	if err := keepMaskedNationalID(c, w.old); err != nil {
+		return err
+	}
 	c.NationalIDSealed = s.sealer.Seal(c.NationalID)
 	if w.old != nil && w.old.NationalID == c.NationalID {
 		c.NationalIDSealed = w.old.NationalIDSealed // unchanged: keep the stored ciphertext
@@ -559,4 +562,20 @@ func (s *Service) Timeline(ctx context.Context, a models.Actor, id string) ([]Ti
 	}
 	slices.SortStableFunc(items, func(x, y TimelineItem) int { return y.At.Compare(x.At) })
 	return items, nil
+}
+
+// keepMaskedNationalID recognises the masked national ID non-admins read
+// (110***********002X) when it comes back in an edit: it means "unchanged",
+// and the stored number stays. Any other value with a mask's asterisks is
+// refused, so a masked number never replaces a real one.
+func keepMaskedNationalID(c, old *models.Customer) error {
+	if !strings.Contains(c.NationalID, "*") {
+		return nil
+	}
+	if old != nil && old.NationalID != "" && c.NationalID == models.MaskNationalID(old.NationalID) {
+		c.NationalID = old.NationalID
+		return nil
+	}
+	return &models.ValidationError{Fields: []models.FieldError{{Field: "national_id",
+		Message: "is a masked value; send the whole number, or leave the field out to keep the stored one"}}}
 }

@@ -264,7 +264,7 @@ func eraseEach[R any, P erasable[R]](ctx context.Context, r *Records[R], a model
 func (s *Service) eraseConflicts(ctx context.Context, a models.Actor, conflicts []models.Conflict, erased map[string]int) error {
 	for _, c := range conflicts {
 		_, err := s.Conflicts.mutate(ctx, a, c.ID, "erase", func(w *write[models.Conflict]) error {
-			w.rec.ServerValue, w.rec.DeviceValue = "null", "null"
+			w.rec.ServerValue, w.rec.DeviceValue, w.rec.Sealed = "null", "null", false
 			if w.rec.Resolution == "" {
 				at := w.now
 				w.rec.Resolution, w.rec.ResolvedBy, w.rec.ResolvedAt = "keep", a.UserID, &at

@@ -31,6 +31,9 @@ type write[R any] struct {
 	old *R
 	// flagDuplicates creates customers that match others instead of refusing them.
 	flagDuplicates bool
+	// resend stores a new version even when nothing changed, so that the
+	// record gets a new sync number and devices pull it again.
+	resend bool
 }
 
 // hooks are what one collection adds to the generic record logic. Every hook is
@@ -302,7 +305,7 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 			return zero, err
 		}
 		changes := diff(&old, rec)
-		if len(changes) == 0 {
+		if len(changes) == 0 && !w.resend {
 			return r.viewFor(a, *rec), nil
 		}
 		m := meta(rec)
@@ -657,6 +660,67 @@ func (r *Records[R]) Exists(ctx context.Context, tenant, id string) (bool, error
 // what it has decided (conflict resolutions).
 func (r *Records[R]) Mutate(ctx context.Context, a models.Actor, id string, change func(rec *R) error) (R, error) {
 	return r.mutate(ctx, a, id, "update", func(w *write[R]) error { return change(w.rec) })
+}
+
+// Resend gives record id a new version and sync number without changing it,
+// so that every device holding it pulls it again: a device that pushed a
+// value the server stored differently (merged, normalized) must receive the
+// stored one. The version is audited as "resend", with no changes.
+func (r *Records[R]) Resend(ctx context.Context, a models.Actor, id string) error {
+	a.DeviceID = ""
+	_, err := r.mutate(ctx, a, id, "resend", func(w *write[R]) error {
+		if meta(w.old).Deleted() {
+			return nil
+		}
+		w.resend = true
+		return nil
+	})
+	return err
+}
+
+// Restore brings back a deleted record the actor may edit, with apply's
+// changes, through the collection's ordinary checks: visibility, the
+// actor's rights, append-only, server fields kept, normalization and
+// validation. Resolving a conflict with a delete uses it.
+func (r *Records[R]) Restore(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
+	if r.h.appendOnly {
+		var zero R
+		return zero, &models.ForbiddenError{Reason: r.coll + " are append-only; add a correcting entry instead"}
+	}
+	return r.mutate(ctx, a, id, "restore", func(w *write[R]) error {
+		m := meta(w.old)
+		if !r.canSee(a, w.old) {
+			return models.ErrNotFound
+		}
+		if r.h.visible == nil {
+			if err := a.CanEditOwned(m.TenantID, m.OwnerID, m.TeamID); err != nil {
+				return err
+			}
+		}
+		if apply != nil {
+			if err := apply(w.rec); err != nil {
+				return err
+			}
+		}
+		*meta(w.rec) = *m
+		meta(w.rec).DeletedAt = nil
+		if r.h.prepare != nil {
+			return r.h.prepare(ctx, w)
+		}
+		return nil
+	})
+}
+
+// Unmasked returns a record the actor may see as stored, without the view
+// that masks it for them: for decisions the server makes on the actor's
+// behalf (reverting a conflict). Never hand it to a client.
+func (r *Records[R]) Unmasked(ctx context.Context, a models.Actor, id string) (R, error) {
+	rec, err := r.load(ctx, a.TenantID, id)
+	if err == nil && !r.canSee(a, &rec) {
+		var zero R
+		return zero, models.ErrNotFound
+	}
+	return rec, err
 }
 
 // Collection is the name of the records' collection (and sync table).

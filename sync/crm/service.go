@@ -140,8 +140,10 @@ func New(o Options) (*Service, error) {
 			if of := w.rec.Of; of != nil {
 				w.rec.OwnerID, w.rec.TeamID = of.OwnerID, of.TeamID
 			}
+			s.sealConflict(w.rec)
 			return nil
 		},
+		view: s.viewConflict,
 		filters: map[string]filter{
 			"table": equals("table"), "record_id": equals("record_id"), "resolved": flag("resolved_at"),
 		},

@@ -20,6 +20,16 @@
 // time there.) The floor rises as numbers finish: an INCR sent after this
 // process was given number n answers more than n, so n+1 bounds a number still
 // being taken.
+//
+// Redis is an index, not the truth: it may lose its data (the in-process Redis
+// of the default deployment keeps nothing across restarts) or go back (an AOF
+// losing its last second, a replica promoted, a snapshot restored). So every
+// number handed out is first reserved in the database, in blocks: the tenant's
+// reservation is at or above every number ever given, and so above every
+// cursor a device holds. Before a process first hands out numbers or a
+// watermark for a tenant, and whenever it sees the counter below a number it
+// was given, it raises the counter to the reservation; a restart or a rewound
+// Redis can then neither reuse a number nor tell a device its cursor is ahead.
 package cursor
 
 import (
@@ -38,25 +48,40 @@ import (
 // DefaultLease bounds how long a write may hold its number in flight.
 const DefaultLease = time.Minute
 
+// ReserveBlock is how many numbers one reservation in the database covers: one
+// write to the database per 1,024 numbers. After a restart the counter resumes
+// above the reservation, so each restart skips at most this many numbers.
+const ReserveBlock = 1024
+
+// Store is the durable side of the sequence, in the database.
+type Store interface {
+	// SyncReserved returns the highest number reserved for tenant (0: none).
+	SyncReserved(ctx context.Context, tenant string) (int64, error)
+	// ReserveSync raises tenant's reservation to at least upTo (never lowers
+	// it) and returns the reservation after the raise.
+	ReserveSync(ctx context.Context, tenant string, upTo int64) (int64, error)
+	// HighestSeq returns the highest number stored in any record of tenant; it
+	// seeds tenants whose numbers were handed out before reservations existed.
+	HighestSeq(ctx context.Context, tenant string) (int64, error)
+}
+
 // Sequencer hands out sync numbers per tenant.
 type Sequencer struct {
 	client redis.UniversalClient
 	prefix string
 	lease  time.Duration
 	now    func() time.Time
-	// floor returns the highest number stored in MongoDB for a tenant; it is
-	// asked when Redis has no counter (first write, or Redis lost its data).
-	floor func(ctx context.Context, tenant string) (int64, error)
+	// store keeps the reservations (see the package comment).
+	store Store
 	// process names this Sequencer among the tenant's writers in Redis.
 	process string
 	mu      sync.Mutex
 	tenants map[string]*flight
 }
 
-// New returns a Sequencer keeping its keys under prefix. floor reads the
-// highest number already stored for a tenant.
-func New(client redis.UniversalClient, prefix string, lease time.Duration, now func() time.Time,
-	floor func(ctx context.Context, tenant string) (int64, error)) *Sequencer {
+// New returns a Sequencer keeping its keys under prefix and its reservations
+// in store.
+func New(client redis.UniversalClient, prefix string, lease time.Duration, now func() time.Time, store Store) *Sequencer {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
@@ -65,7 +90,7 @@ func New(client redis.UniversalClient, prefix string, lease time.Duration, now f
 	}
 	name := make([]byte, 8)
 	_, _ = rand.Read(name)
-	return &Sequencer{client: client, prefix: prefix, lease: lease, now: now, floor: floor,
+	return &Sequencer{client: client, prefix: prefix, lease: lease, now: now, store: store,
 		process: hex.EncodeToString(name), tenants: map[string]*flight{}}
 }
 
@@ -102,6 +127,11 @@ type flight struct {
 	// told is the floor in Redis (0: none), written at toldAt.
 	told   int64
 	toldAt time.Time
+
+	// reserving guards reserved, the tenant's reservation as this process
+	// last read or wrote it (0: not checked yet in this process).
+	reserving sync.Mutex
+	reserved  int64
 }
 
 type bound struct {
@@ -126,32 +156,122 @@ func (s *Sequencer) flightOf(tenant string) *flight {
 	return f
 }
 
-// seedScript raises the counter to at least ARGV[1] (the highest number
-// MongoDB holds) and records the value it was seeded with, unless another
-// replica did first; either way it answers that value, below every number
-// given after it. A counter Redis lost and INCR recreated from nothing is
-// raised here too.
-var seedScript = redis.NewScript(`
-local seeded = redis.call('GET', KEYS[2])
-if seeded then return tonumber(seeded) end
+// raiseScript raises the counter to at least ARGV[1] and marks it seeded,
+// then answers it. Raising is always safe: numbers may be skipped, never reused.
+var raiseScript = redis.NewScript(`
 local value = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
 redis.call('SET', KEYS[1], value)
-redis.call('SET', KEYS[2], value)
+redis.call('SET', KEYS[2], 1)
 return value`)
+
+// check raises tenant's counter in Redis to the tenant's reservation (and to
+// every number this process was given), and reserves past the counter when
+// the counter is above the reservation. It runs the first time this process
+// serves the tenant, and whenever Redis turns out to have lost or rewound the
+// counter. It answers the counter after the raise.
+func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f *flight) (int64, error) {
+	f.reserving.Lock()
+	defer f.reserving.Unlock()
+	reserved, err := s.store.SyncReserved(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	least := reserved
+	if reserved == 0 {
+		// Numbers handed out before reservations existed: at least the
+		// highest stored.
+		if least, err = s.store.HighestSeq(ctx, tenant); err != nil {
+			return 0, err
+		}
+	}
+	f.mu.Lock()
+	least = max(least, f.given)
+	f.mu.Unlock()
+	// Numbers start at 2: a WatermelonDB client insists on a non-zero
+	// timestamp, so an empty tenant's pulls answer 1, below every number.
+	counter, err := raiseScript.Run(ctx, s.client, []string{keys.counter, keys.seeded}, max(least, 1)).Int64()
+	if err != nil {
+		return 0, err
+	}
+	if counter > reserved {
+		if reserved, err = s.store.ReserveSync(ctx, tenant, counter+ReserveBlock); err != nil {
+			return 0, err
+		}
+	}
+	f.reserved = reserved
+	return counter, nil
+}
+
+// checked runs check unless this process already did for tenant.
+func (s *Sequencer) checked(ctx context.Context, tenant string, keys tenantKeys, f *flight) error {
+	f.reserving.Lock()
+	done := f.reserved != 0
+	f.reserving.Unlock()
+	if done {
+		return nil
+	}
+	_, err := s.check(ctx, tenant, keys, f)
+	return err
+}
+
+// reserve makes sure seq is reserved before it is used.
+func (s *Sequencer) reserve(ctx context.Context, tenant string, f *flight, seq int64) error {
+	f.reserving.Lock()
+	defer f.reserving.Unlock()
+	if seq <= f.reserved {
+		return nil
+	}
+	reserved, err := s.store.ReserveSync(ctx, tenant, seq+ReserveBlock)
+	if err != nil {
+		return err
+	}
+	f.reserved = reserved
+	return nil
+}
+
+// reservedUpTo returns the reservation, read again from the database when
+// the cached one is below at.
+func (s *Sequencer) reservedUpTo(ctx context.Context, tenant string, f *flight, at int64) (int64, error) {
+	f.reserving.Lock()
+	defer f.reserving.Unlock()
+	if at <= f.reserved {
+		return f.reserved, nil
+	}
+	reserved, err := s.store.SyncReserved(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	f.reserved = max(f.reserved, reserved)
+	return f.reserved, nil
+}
 
 // Begin takes the next number of tenant and marks it in flight. Call done when
 // the write it stamps has committed or failed, in both cases.
 func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done func(), err error) {
 	keys := s.keys(tenant)
 	f := s.flightOf(tenant)
+	if err := s.checked(ctx, tenant, keys, f); err != nil {
+		return 0, nil, fmt.Errorf("take sync number of tenant %s: %w", tenant, err)
+	}
 	seq, id, err := s.startTaking(ctx, keys, f)
 	if err == nil && seq == 0 {
 		seq, err = s.take(ctx, tenant, keys, f, id)
 	}
+	if err == nil && seq < 0 { // registered below a number given before: Redis went back
+		if _, err = s.check(ctx, tenant, keys, f); err == nil {
+			s.finish(context.WithoutCancel(ctx), keys, f, -seq)
+			return s.Begin(ctx, tenant)
+		}
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("take sync number of tenant %s: %w", tenant, err)
 	}
-	return seq, func() { s.finish(context.WithoutCancel(ctx), keys, f, seq) }, nil
+	done = func() { s.finish(context.WithoutCancel(ctx), keys, f, seq) }
+	if err := s.reserve(ctx, tenant, f, seq); err != nil {
+		done()
+		return 0, nil, fmt.Errorf("reserve sync number %d of tenant %s: %w", seq, tenant, err)
+	}
+	return seq, done, nil
 }
 
 // take takes the number startTaking recorded as being taken (id) with one
@@ -168,21 +288,21 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 		if err != nil {
 			break
 		}
-		if seeded.Val() == 1 {
-			f.mu.Lock()
+		f.mu.Lock()
+		// The INCR was sent after this process was given every number below
+		// the bound: an answer below it means Redis went back.
+		rewound := next.Val() < f.taking[id].min
+		if seeded.Val() == 1 && !rewound {
 			delete(f.taking, id)
 			f.hold(next.Val(), s.now())
 			f.mu.Unlock()
 			return next.Val(), nil
 		}
-		// No counter, or one recreated from nothing: that number is void.
-		// Numbers start at 2: a WatermelonDB client insists on a non-zero
-		// timestamp, so an empty tenant's pulls answer 1, below every number.
-		var highest, from int64
-		if highest, err = s.floor(ctx, tenant); err != nil {
-			break
-		}
-		if from, err = seedScript.Run(ctx, s.client, []string{keys.counter, keys.seeded}, max(highest, 1)).Int64(); err != nil {
+		f.mu.Unlock()
+		// No counter, one recreated from nothing, or one gone back: that
+		// number is void.
+		var from int64
+		if from, err = s.check(ctx, tenant, keys, f); err != nil {
 			break
 		}
 		if err = s.reseeded(ctx, keys, f, from); err != nil {
@@ -223,6 +343,12 @@ func (s *Sequencer) startTaking(ctx context.Context, keys tenantKeys, f *flight)
 			s.process, now.UnixMilli()).Int64()
 		if err != nil {
 			return 0, 0, err
+		}
+		if seq > 0 && seq <= f.given {
+			// Redis went back: answer the void number negated, so the caller
+			// checks the counter and takes another.
+			f.told, f.toldAt = seq, now
+			return -seq, 0, nil
 		}
 		if seq > 0 {
 			f.told, f.toldAt = seq, now
@@ -277,7 +403,7 @@ func (s *Sequencer) localFloor(f *flight) int64 {
 func (s *Sequencer) reseeded(ctx context.Context, keys tenantKeys, f *flight, from int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.given = from
+	f.given = max(f.given, from)
 	for id, b := range f.taking {
 		b.min = from + 1
 		f.taking[id] = b
@@ -309,9 +435,10 @@ func (s *Sequencer) tell(ctx context.Context, keys tenantKeys, f *flight, floor 
 
 // watermarkScript drops the floors of processes that have not written theirs
 // for longer than the lease (they died) and answers one below the lowest
-// floor left, or the counter when none is.
+// floor left, or the counter when none is; and the counter itself.
 var watermarkScript = redis.NewScript(`
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floors = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #floors, 2 do
   local process, floor = floors[i], tonumber(floors[i + 1])
@@ -320,21 +447,52 @@ for i = 1, #floors, 2 do
     redis.call('ZREM', KEYS[2], process)
     redis.call('HDEL', KEYS[3], process)
   else
-    return floor - 1
+    return {floor - 1, counter}
   end
 end
-return tonumber(redis.call('GET', KEYS[1]) or '1')`)
+return {counter, counter}`)
 
 // Watermark returns the highest number of tenant below which every write has
 // committed (or will never commit): a pull may return changes up to it and no
-// further, and may then set the device's cursor to it. It is at least 1.
+// further, and may then set the device's cursor to it. It is at least 1, and
+// never above the tenant's reservation.
 func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
-	k := s.keys(tenant)
-	w, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64()
+	w, err := s.watermark(ctx, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("sync watermark of tenant %s: %w", tenant, err)
 	}
-	return max(w, 1), nil
+	return w, nil
+}
+
+func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error) {
+	k := s.keys(tenant)
+	f := s.flightOf(tenant)
+	if err := s.checked(ctx, tenant, k, f); err != nil {
+		return 0, err
+	}
+	for attempt := 0; ; attempt++ {
+		got, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64Slice()
+		if err != nil {
+			return 0, err
+		}
+		w, counter := got[0], got[1]
+		f.mu.Lock()
+		rewound := counter < f.given
+		f.mu.Unlock()
+		if rewound && attempt == 0 { // Redis lost or rewound the counter
+			if _, err := s.check(ctx, tenant, k, f); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		// A number taken and not yet reserved (its Begin is reserving it)
+		// may have moved the counter past the reservation: no cursor may.
+		reserved, err := s.reservedUpTo(ctx, tenant, f, w)
+		if err != nil {
+			return 0, err
+		}
+		return max(min(w, reserved), 1), nil
+	}
 }
 
 // baseTTL is how long the server remembers where a device stood before a pull;

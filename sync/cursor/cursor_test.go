@@ -26,10 +26,40 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newSequencer(t *testing.T, floor int64) (*cursor.Sequencer, *clock) {
+// database stands in for the durable side: the highest number stored in
+// records, and the reservations.
+type database struct {
+	mu       gosync.Mutex
+	highest  int64
+	reserved map[string]int64
+}
+
+func (d *database) HighestSeq(context.Context, string) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.highest, nil
+}
+
+func (d *database) SyncReserved(_ context.Context, tenant string) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reserved[tenant], nil
+}
+
+func (d *database) ReserveSync(_ context.Context, tenant string, upTo int64) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reserved == nil {
+		d.reserved = map[string]int64{}
+	}
+	d.reserved[tenant] = max(d.reserved[tenant], upTo)
+	return d.reserved[tenant], nil
+}
+
+func newSequencer(t *testing.T, highest int64) (*cursor.Sequencer, *clock) {
 	rd := env.Redis(t)
 	clk := &clock{t: time.Now()}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, func(context.Context, string) (int64, error) { return floor, nil })
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, &database{highest: highest})
 	return s, clk
 }
 
@@ -167,10 +197,9 @@ func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
 	ctx := context.Background()
 	rd := env.Redis(t)
 	clk := &clock{t: time.Now()}
-	highest := int64(0)
-	stored := func(context.Context, string) (int64, error) { return highest, nil }
-	a := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, stored)
-	b := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, stored)
+	db := &database{}
+	a := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, db)
+	b := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, db)
 	slow, doneSlow, err := a.Begin(ctx, "t1")
 	if err != nil {
 		t.Fatal(err)
@@ -205,22 +234,110 @@ func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
 	if w, _ := b.Watermark(ctx, "t1"); w != after {
 		t.Fatalf("watermark %d after the dead process's lease, want %d", w, after)
 	}
-	// Redis loses everything (this test's keys: the Redis may be shared);
-	// MongoDB holds numbers up to 900.
-	keys, err := rd.Client.Keys(ctx, rd.Prefix+"*").Result()
+	// Redis loses everything (this test's keys: the Redis may be shared):
+	// numbers start again above the reservation, above every number given.
+	reserved, _ := db.SyncReserved(ctx, "t1")
+	flush(t, rd)
+	seq, done, err := a.Begin(ctx, "t1")
+	if err != nil || seq <= after || seq != reserved+1 {
+		t.Fatalf("first number after Redis lost its data: %d, %v (given before: up to %d, reserved %d)", seq, err, after, reserved)
+	}
+	if w, _ := b.Watermark(ctx, "t1"); w != seq-1 {
+		t.Fatalf("watermark %d while %d is in flight after the loss", w, seq)
+	}
+	done()
+}
+
+func flush(t *testing.T, rd *testenv.Redis) {
+	t.Helper()
+	keys, err := rd.Client.Keys(context.Background(), rd.Prefix+"*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("keys of the test: %v, %v", keys, err)
 	}
-	if err := rd.Client.Del(ctx, keys...).Err(); err != nil {
+	if err := rd.Client.Del(context.Background(), keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	highest = 900
-	seq, done, err := a.Begin(ctx, "t1")
-	if err != nil || seq != 901 {
-		t.Fatalf("first number after Redis lost its data: %d, %v", seq, err)
+}
+
+// A restart of the default deployment starts with an empty in-process Redis:
+// the new process must neither reuse numbers nor answer a watermark below the
+// cursors devices already hold (they would be told to sync from scratch).
+func TestRestartWithEmptyRedisKeepsEveryCursorValid(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	before := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	var last int64
+	for range 3000 { // past two reservation blocks
+		seq, done, err := before.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+		last = seq
 	}
-	if w, _ := b.Watermark(ctx, "t1"); w != 900 {
-		t.Fatalf("watermark %d while 901 is in flight after the loss", w)
+	cursorHeld, err := before.Watermark(ctx, "t1")
+	if err != nil || cursorHeld != last {
+		t.Fatalf("watermark before the restart: %d, %v (last number %d)", cursorHeld, err, last)
+	}
+	flush(t, rd)
+	after := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	w, err := after.Watermark(ctx, "t1")
+	if err != nil || w < cursorHeld {
+		t.Fatalf("watermark after the restart %d, %v: below the cursor %d a device holds", w, err, cursorHeld)
+	}
+	seq, done, err := after.Begin(ctx, "t1")
+	if err != nil || seq <= last {
+		t.Fatalf("first number after the restart %d, %v: not above %d", seq, err, last)
 	}
 	done()
+}
+
+// A Redis that goes back (an AOF that lost its last second, a promoted
+// replica) keeps its keys but with older values: a process that was given
+// higher numbers notices and moves past them, and a fresh process starts
+// above the reservation.
+func TestRewoundRedisReusesNoNumber(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	given := map[int64]bool{}
+	take := func(s *cursor.Sequencer) int64 {
+		t.Helper()
+		seq, done, err := s.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+		if given[seq] {
+			t.Fatalf("number %d handed out twice", seq)
+		}
+		given[seq] = true
+		return seq
+	}
+	for range 10 {
+		take(s)
+	}
+	counter := "seq:{t1}"
+	if err := rd.Client.Set(ctx, rd.Prefix+counter, 3, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		take(s)
+	}
+	if w, _ := s.Watermark(ctx, "t1"); w < 20 {
+		t.Fatalf("watermark %d after 20 numbers", w)
+	}
+	if err := rd.Client.Set(ctx, rd.Prefix+counter, 3, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	if w, _ := fresh.Watermark(ctx, "t1"); w < 20 {
+		t.Fatalf("a fresh process's watermark %d over a rewound Redis, below numbers given", w)
+	}
+	for range 10 {
+		take(fresh)
+		take(s)
+	}
 }

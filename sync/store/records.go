@@ -766,3 +766,35 @@ func (s *Store) LogEvent(ctx context.Context, e AuditEntry) error {
 	}
 	return nil
 }
+
+// collSyncReservations holds, per tenant (_id), the highest sync number
+// reserved: every number the sequencer hands out is reserved here first, so the
+// counter in Redis can be rebuilt above every number ever given (see package
+// cursor).
+const collSyncReservations = "sync_reservations"
+
+// SyncReserved returns the highest sync number reserved for tenant, or 0.
+func (s *Store) SyncReserved(ctx context.Context, tenant string) (int64, error) {
+	var r struct {
+		Reserved int64 `bson:"reserved"`
+	}
+	err := s.findByID(ctx, collSyncReservations, tenant, &r)
+	if errors.Is(err, models.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sync reservation of tenant %s: %w", tenant, err)
+	}
+	return r.Reserved, nil
+}
+
+// ReserveSync raises tenant's sync reservation to at least upTo, never
+// lowering it, and returns the reservation after the raise.
+func (s *Store) ReserveSync(ctx context.Context, tenant string, upTo int64) (int64, error) {
+	_, err := s.coll(collSyncReservations).UpdateOne(ctx, bson.D{{Key: "_id", Value: tenant}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "reserved", Value: upTo}}}}, options.Update().SetUpsert(true))
+	if err != nil {
+		return 0, fmt.Errorf("reserve sync numbers up to %d for tenant %s: %w", upTo, tenant, err)
+	}
+	return s.SyncReserved(ctx, tenant)
+}

@@ -37,7 +37,9 @@ type Engine struct {
 	seq        sequencer
 	tombstones tombstoneStore
 	conflicts  *crm.Records[models.Conflict]
-	pageSize   int
+	// openConflict turns a conflict's sealed values into their JSON.
+	openConflict func(c *models.Conflict) error
+	pageSize     int
 	// PushParallel is how many rows of a pushed table are applied at once
 	// (DefaultPushParallel unless set before the engine serves).
 	PushParallel int
@@ -60,6 +62,7 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 		seq:          seq,
 		tombstones:   tombstones,
 		conflicts:    svc.Conflicts,
+		openConflict: svc.OpenConflict,
 		pageSize:     pageSize,
 		PushParallel: DefaultPushParallel,
 		// Parents first: a push applies tables in this order, so a customer
@@ -67,7 +70,7 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 		tables: []table{
 			customers, newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
 			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
-			newTable(svc.LoyaltyEntries), newTable(svc.Conflicts), newTable(svc.Notifications),
+			newTable(svc.LoyaltyEntries), serverTable(svc.Conflicts), newTable(svc.Notifications),
 		},
 	}
 }
@@ -134,8 +137,10 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		}
 	}
 	if lastPulledAt > upTo {
-		return PullResult{}, &models.ValidationError{Fields: []models.FieldError{{Field: "last_pulled_at",
-			Message: "is ahead of this server's changes; it comes from another server or tenant: sync again from null"}}}
+		// Every cursor handed out is at or below the tenant's reservation, and
+		// the watermark never goes back: a cursor ahead of it comes from a
+		// database since restored from a backup, or from another server.
+		return PullResult{}, fmt.Errorf("cursor %d is ahead of this server's changes (%d): %w", lastPulledAt, upTo, models.ErrResyncRequired)
 	}
 	out := PullResult{Changes: map[string]*TableChanges{}, Timestamp: upTo}
 	for _, t := range e.tables {

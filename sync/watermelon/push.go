@@ -77,14 +77,13 @@ var clientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // conflict: the table's policy decides (tags: union of both; otherwise the
 // device, received last, wins) and both values are kept in the conflicts table.
 func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, req PushRequest) (PushResult, error) {
-	upTo, err := e.seq.Watermark(ctx, a.TenantID)
+	if err := e.validatePush(lastPulledAt, req); err != nil {
+		return PushResult{}, err
+	}
+	base, err := e.pushBase(ctx, a, lastPulledAt)
 	if err != nil {
 		return PushResult{}, err
 	}
-	if err := e.validatePush(lastPulledAt, upTo, req); err != nil {
-		return PushResult{}, err
-	}
-	base := e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
 	ctx = crm.SettingsOnce(ctx)
 	res := PushResult{tables: map[string]*pushOutcome{}}
 	for _, t := range e.tables { // parents before children
@@ -92,7 +91,7 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 		if !ok {
 			continue
 		}
-		if err := t.push(ctx, a, base, tc, e.PushParallel, &res); err != nil {
+		if err := t.push(ctx, a, pushCursor{base: base, pulled: lastPulledAt}, tc, e.PushParallel, &res); err != nil {
 			return PushResult{}, err
 		}
 	}
@@ -123,9 +122,31 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 	return res, nil
 }
 
-func (e *Engine) validatePush(lastPulledAt, upTo int64, req PushRequest) error {
+// pushBase returns the cursor a push's conflicts are judged from. A cursor this
+// server cannot vouch for (older than its sync floor, so from before a restore
+// or older than the deletions it keeps; or ahead of its changes, so from a
+// rewound database or another server) makes the push blind: judged from 0,
+// every pushed column that differs from the stored value and was last written
+// by someone else is a recorded conflict. The device's edits are kept that
+// way, and its next pull, with the same cursor, answers 410.
+func (e *Engine) pushBase(ctx context.Context, a models.Actor, lastPulledAt int64) (int64, error) {
+	upTo, err := e.seq.Watermark(ctx, a.TenantID)
+	if err != nil {
+		return 0, err
+	}
+	floor, err := e.tombstones.SyncFloor(ctx, a.TenantID)
+	if err != nil {
+		return 0, err
+	}
+	if lastPulledAt > upTo || lastPulledAt < floor {
+		return 0, nil
+	}
+	return e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt), nil
+}
+
+func (e *Engine) validatePush(lastPulledAt int64, req PushRequest) error {
 	v := &models.ValidationError{}
-	if lastPulledAt < 1 || lastPulledAt > upTo {
+	if lastPulledAt < 1 {
 		v.Add("last_pulled_at", "must be the timestamp of this device's last pull")
 	}
 	if req.Changes == nil {
@@ -167,9 +188,20 @@ func checkRow(v *models.ValidationError, path string, row map[string]any, cols [
 		switch key {
 		case "id":
 			continue
-		case "_status", "_changed":
+		case "_status":
 			if _, ok := val.(string); !ok && val != nil {
 				v.Add(path+"."+key, "must be a string")
+			}
+			continue
+		case "_changed":
+			s, ok := val.(string)
+			if !ok && val != nil {
+				v.Add(path+"."+key, "must be a string")
+			}
+			for name := range strings.SplitSeq(s, ",") {
+				if name != "" && !slices.ContainsFunc(cols, func(c Column) bool { return c.Name == name }) {
+					v.Add(path+"."+key, "names %q, which is not a column of this table", name)
+				}
 			}
 			continue
 		}
@@ -212,6 +244,13 @@ func typeProblem(c Column, val any) string {
 	return ""
 }
 
+// The times a time column holds: years 0001 to 9999, what a record's JSON (RFC
+// 3339) can carry.
+var (
+	minTimeMillis = float64(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	maxTimeMillis = float64(time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC).UnixMilli())
+)
+
 // writable returns the columns of row the device may write, as JSON values
 // ready to decode onto the record; only is the set to take (nil: all).
 func writable(row map[string]any, cols []Column, only []string) (map[string]json.RawMessage, error) {
@@ -236,8 +275,14 @@ func columnJSON(c Column, val any) (json.RawMessage, error) {
 	case val == nil:
 		return json.RawMessage("null"), nil
 	case c.Time:
-		ms := int64(val.(float64))
-		return json.Marshal(time.UnixMilli(ms).UTC())
+		// Out of range is the record's problem, not the push's: the row is
+		// rejected alone, so one bad date cannot wedge a device.
+		ms := val.(float64)
+		if ms < minTimeMillis || ms > maxTimeMillis {
+			return nil, &models.ValidationError{Fields: []models.FieldError{{Field: c.Name,
+				Message: "must be a time in milliseconds since 1970, within years 0001 to 9999"}}}
+		}
+		return json.Marshal(time.UnixMilli(int64(ms)).UTC())
 	case c.JSON:
 		s := val.(string)
 		if s == "" {
@@ -298,9 +343,12 @@ func (e *Engine) Resolve(ctx context.Context, a models.Actor, id, action string)
 	if action != ResolveKeep && action != ResolveRevert {
 		return models.Conflict{}, &models.ValidationError{Fields: []models.FieldError{{Field: "action", Message: "must be keep or revert"}}}
 	}
-	c, err := e.conflicts.Get(ctx, a, id)
+	c, err := e.conflicts.Unmasked(ctx, a, id)
 	if err != nil {
 		return c, err
+	}
+	if err := e.openConflict(&c); err != nil {
+		return models.Conflict{}, err
 	}
 	if c.Resolution != "" {
 		return c, fmt.Errorf("conflict %s was resolved already (%s): %w", id, c.Resolution, models.ErrConflict)

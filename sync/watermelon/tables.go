@@ -20,7 +20,7 @@ type table interface {
 	changes(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]change, error)
 	// push applies a device's changes to the table (see Engine.Push).
 	// parallel bounds the rows applied at the same time.
-	push(ctx context.Context, a models.Actor, base int64, tc PushTable, parallel int, res *PushResult) error
+	push(ctx context.Context, a models.Actor, from pushCursor, tc PushTable, parallel int, res *PushResult) error
 	// revert restores the value a conflict's policy did not keep.
 	revert(ctx context.Context, a models.Actor, c models.Conflict) error
 }
@@ -46,10 +46,23 @@ type records[R any] struct {
 	// serial are the columns whose write reads the table's other records, so
 	// that pushed rows writing them are applied one after another (see push).
 	serial []string
+	// serverOnly marks a table only the server writes (conflicts): every
+	// pushed row of it is rejected.
+	serverOnly bool
 }
 
 func newTable[R any](r *crm.Records[R]) *records[R] {
 	return &records[R]{r: r, cols: columnsOf(new(R))}
+}
+
+// serverTable is a synced table devices read and never write.
+func serverTable[R any](r *crm.Records[R]) *records[R] {
+	t := newTable(r)
+	t.serverOnly = true
+	for i := range t.cols {
+		t.cols[i].ReadOnly = true
+	}
+	return t
 }
 
 func (t *records[R]) schema() Table { return Table{Name: t.r.Collection(), Columns: t.cols} }
@@ -141,18 +154,34 @@ func emptyValue(c Column) any {
 // 500 the same at both (230-248 ms against 227-299 ms).
 const DefaultPushParallel = 128
 
-func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc PushTable, parallel int, res *PushResult) error {
+// pushCursor is where a pushing device stands: base is the cursor its
+// conflicts are judged from (see Engine.pushBase), pulled the cursor it sent.
+type pushCursor struct{ base, pulled int64 }
+
+func (t *records[R]) push(ctx context.Context, a models.Actor, from pushCursor, tc PushTable, parallel int, res *PushResult) error {
 	out := res.outcome(t.r.Collection())
+	if t.serverOnly {
+		reason := t.r.Collection() + " are written by the server alone; resolve a conflict with POST /v1/conflicts/{id}/resolve"
+		for _, rows := range [][]map[string]any{tc.Created, tc.Updated} {
+			for _, row := range rows {
+				out.rejected = append(out.rejected, Rejection{ID: row["id"].(string), Reason: reason})
+			}
+		}
+		for _, id := range tc.Deleted {
+			out.rejected = append(out.rejected, Rejection{ID: id, Reason: reason})
+		}
+		return nil
+	}
 	// Creates one after another: a customer's create claims the next customer
 	// number, and numbers should follow the order the rep created them in.
 	for _, row := range tc.Created {
-		if err := t.pushRow(ctx, a, base, row, true, res, out); err != nil {
+		if err := t.pushRow(ctx, a, from, row, true, res, out); err != nil {
 			return err
 		}
 	}
 	rows := t.edits(tc)
 	outcomes := make([]rowOutcome, len(rows))
-	if err := t.pushSideBySide(ctx, a, base, rows, parallel, outcomes); err != nil {
+	if err := t.pushSideBySide(ctx, a, from, rows, parallel, outcomes); err != nil {
 		return err
 	}
 	for i, r := range rows {
@@ -160,7 +189,7 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, base int64, tc Pu
 			continue
 		}
 		o := &outcomes[i]
-		if err := t.pushOne(ctx, a, base, r, &o.res, &o.out); err != nil {
+		if err := t.pushOne(ctx, a, from, r, &o.res, &o.out); err != nil {
 			return err
 		}
 	}
@@ -189,11 +218,11 @@ type rowOutcome struct {
 	out pushOutcome
 }
 
-func (t *records[R]) pushOne(ctx context.Context, a models.Actor, base int64, r pushedRow, res *PushResult, out *pushOutcome) error {
+func (t *records[R]) pushOne(ctx context.Context, a models.Actor, from pushCursor, r pushedRow, res *PushResult, out *pushOutcome) error {
 	if r.row == nil {
-		return t.pushDelete(ctx, a, base, r.deleteID, res, out)
+		return t.pushDelete(ctx, a, from, r.deleteID, res, out)
 	}
-	return t.pushRow(ctx, a, base, r.row, false, res, out)
+	return t.pushRow(ctx, a, from, r.row, false, res, out)
 }
 
 // edits lists a table's updated rows and deleted ids, and marks alone those
@@ -234,7 +263,7 @@ func (t *records[R]) writesSerial(row map[string]any) bool {
 // pushSideBySide applies the rows not marked alone, up to parallel at a
 // time, each into its outcome. The first error ends the push: it stops the
 // rows not yet started, and is what the push answers.
-func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base int64, rows []pushedRow, parallel int, outcomes []rowOutcome) error {
+func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, from pushCursor, rows []pushedRow, parallel int, outcomes []rowOutcome) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int, len(rows))
@@ -254,7 +283,7 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base in
 			for i := range next {
 				err := ctx.Err()
 				if err == nil {
-					err = t.pushOne(ctx, a, base, rows[i], &outcomes[i].res, &outcomes[i].out)
+					err = t.pushOne(ctx, a, from, rows[i], &outcomes[i].res, &outcomes[i].out)
 				}
 				if err != nil {
 					once.Do(func() { first = err; cancel() })
@@ -270,7 +299,7 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base in
 // (a retried push) and an updated row whose record does not (WatermelonDB's
 // own rule) are handled as the other kind. An update, by far the most common
 // row, reads the record once: the write itself finds out whether it exists.
-func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
+func (t *records[R]) pushRow(ctx context.Context, a models.Actor, from pushCursor, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
 	if created {
 		// Checked first: a customer's create claims a customer number, which
@@ -290,14 +319,19 @@ func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, ro
 	}
 	values, err := writable(row, t.cols, only)
 	if err != nil {
-		return err
+		return settle(err, id, nil, res, out)
 	}
 	var found []models.Conflict
-	_, err = t.r.Update(ctx, a, id, 0, func(dst any) error {
-		merged, conflicts := t.merge(a, base, dst, values)
+	var seqBefore int64
+	stored, err := t.r.Update(ctx, a, id, 0, func(dst any) error {
+		seqBefore = models.MetaOf(dst).Seq
+		merged, conflicts := t.merge(a, from.base, dst, values)
 		found = conflicts // the write may be retried: keep the last attempt's
 		return decodeOnto(dst, merged)
 	})
+	if err == nil {
+		err = t.resendIfDifferent(ctx, a, &stored, seqBefore, from.pulled, values)
+	}
 	if !errors.Is(err, models.ErrNotFound) {
 		return settle(err, id, found, res, out)
 	}
@@ -321,12 +355,60 @@ func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, ro
 	return settle(err, id, nil, res, out)
 }
 
+// resendIfDifferent makes devices pull a record again when what was stored
+// differs from what the device pushed (a merged list, a normalized phone, a
+// masked number) but the write changed nothing, so gave it no new sync
+// number: the device would otherwise keep its own value for good.
+func (t *records[R]) resendIfDifferent(ctx context.Context, a models.Actor, stored *R, seqBefore, pulled int64, pushed map[string]json.RawMessage) error {
+	if seq := models.MetaOf(stored).Seq; seq != seqBefore || seq > pulled {
+		return nil // the device's next pull brings it: written now, or after its last pull
+	}
+	raw, err := json.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	var now map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &now); err != nil {
+		return err
+	}
+	for col, dev := range pushed {
+		if !sameValue(t.column(col), now[col], dev) {
+			return t.r.Resend(ctx, a, models.MetaOf(stored).ID)
+		}
+	}
+	return nil
+}
+
+func (t *records[R]) column(name string) Column {
+	for _, c := range t.cols {
+		if c.Name == name {
+			return c
+		}
+	}
+	return Column{Name: name}
+}
+
+// sameValue compares a stored and a pushed value of column c: times as
+// instants, whatever their zone and precision in JSON; the rest as JSON.
+func sameValue(c Column, stored, pushed json.RawMessage) bool {
+	if c.Time {
+		var x, y *time.Time
+		if json.Unmarshal(stored, &x) == nil && json.Unmarshal(pushed, &y) == nil {
+			return (x == nil && y == nil) || (x != nil && y != nil && x.UnixMilli() == y.UnixMilli())
+		}
+	}
+	if len(stored) == 0 {
+		stored = json.RawMessage("null")
+	}
+	return jsonEqual(stored, pushed)
+}
+
 // create stores a row under the device's id with every column it has.
 func (t *records[R]) create(ctx context.Context, a models.Actor, row map[string]any, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
 	values, err := writable(row, t.cols, nil)
 	if err != nil {
-		return err
+		return settle(err, id, nil, res, out)
 	}
 	_, err = t.r.CreateFrom(ctx, a, id, func(dst any) error { return decodeOnto(dst, values) })
 	return settle(err, id, nil, res, out)
@@ -371,7 +453,7 @@ func (t *records[R]) conflict(a models.Actor, m *models.Meta, col, server, devic
 // pushDelete tombstones a record. A delete of a record the device cannot see
 // or that is already gone is ignored, as WatermelonDB expects; a delete that
 // meets someone else's recent edit stands, and the edit is recorded.
-func (t *records[R]) pushDelete(ctx context.Context, a models.Actor, base int64, id string, res *PushResult, out *pushOutcome) error {
+func (t *records[R]) pushDelete(ctx context.Context, a models.Actor, from pushCursor, id string, res *PushResult, out *pushOutcome) error {
 	rec, err := t.r.Get(ctx, a, id)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && models.MetaOf(&rec).Deleted()) {
 		out.accepted = append(out.accepted, id)
@@ -383,7 +465,7 @@ func (t *records[R]) pushDelete(ctx context.Context, a models.Actor, base int64,
 	m := models.MetaOf(&rec)
 	raced := false
 	for col, seq := range m.FieldSeqs {
-		if seq > base && m.FieldDevices[col] != a.DeviceID {
+		if seq > from.base && m.FieldDevices[col] != a.DeviceID {
 			raced = true
 		}
 	}
@@ -457,23 +539,36 @@ func unionJSON(a, b json.RawMessage) json.RawMessage {
 	return out
 }
 
+// revert restores the value a conflict's policy did not keep, through the
+// record's ordinary write path with the resolver's rights: only a column a
+// device may write, never on an append-only table, validated as any edit.
 func (t *records[R]) revert(ctx context.Context, a models.Actor, c models.Conflict) error {
-	_, err := t.r.Mutate(ctx, a, c.RecordID, func(rec *R) error {
-		m := models.MetaOf(rec)
-		switch {
-		case c.Column == "*" && c.Kept == "server": // an edit lost to a delete: back, with the edit
-			m.DeletedAt = nil
+	if c.Column == "*" {
+		// An edit lost to a delete (kept: server): back, with the edit; a
+		// delete that beat an edit: back as it was.
+		var apply func(dst any) error
+		if c.Kept == "server" {
 			var values map[string]json.RawMessage
 			if err := json.Unmarshal([]byte(c.DeviceValue), &values); err != nil {
 				return fmt.Errorf("conflict %s holds no edit: %w", c.ID, err)
 			}
-			return decodeOnto(rec, values)
-		case c.Column == "*": // a delete beat an edit: back as it was
-			m.DeletedAt = nil
-			return nil
-		default:
-			return decodeOnto(rec, map[string]json.RawMessage{c.Column: json.RawMessage(c.ServerValue)})
+			for col := range values {
+				if col := t.column(col); col.Type == "" || col.ReadOnly {
+					delete(values, col.Name)
+				}
+			}
+			apply = func(dst any) error { return decodeOnto(dst, values) }
 		}
+		_, err := t.r.Restore(ctx, a, c.RecordID, apply)
+		return err
+	}
+	col := t.column(c.Column)
+	if col.Type == "" || col.ReadOnly {
+		return &models.ValidationError{Fields: []models.FieldError{{Field: "column",
+			Message: fmt.Sprintf("%s.%s is written by the server alone; it cannot be reverted", t.r.Collection(), c.Column)}}}
+	}
+	_, err := t.r.Update(ctx, a, c.RecordID, 0, func(dst any) error {
+		return decodeOnto(dst, map[string]json.RawMessage{c.Column: json.RawMessage(c.ServerValue)})
 	})
 	return err
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDefaultDeploymentKeepsSyncAcrossRestartsAndCrashes runs the default
+// deployment (embedded FerretDB on SQLite, in-process Redis that keeps
+// nothing) as a process of its own, and stops it in the middle of pushes,
+// cleanly or with kill -9, several rounds, seeded. After each restart: the
+// phone's cursor is still valid (no 410 or 422, no reset), its next pull is
+// complete, every acknowledged write is there once, the push in flight is
+// accepted when retried, and customer numbers stay unique.
+func TestDefaultDeploymentKeepsSyncAcrossRestartsAndCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the server several times")
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "FIELDCRM_") && !strings.HasPrefix(k, "MONGODB_") &&
+			!strings.HasPrefix(k, "FCM_") && k != "REDIS_URL" && k != "FERRETDB_POSTGRESQL_URL" {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, replicaChildVar+"=1", "FIELDCRM_PASSWORD_MEMORY_KIB=64", "FIELDCRM_PASSWORD_TIME=1")
+	r := &replica{name: "default", dataDir: t.TempDir()}
+	start := func() {
+		t.Helper()
+		r.launch(t, env)
+		deadline := time.Now().Add(90 * time.Second)
+		for !r.ready() {
+			select {
+			case err := <-r.exited:
+				t.Fatalf("serve exited during start-up: %v\n%s", err, r.logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve not ready in 90 s\n%s", r.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	start()
+	t.Cleanup(func() { r.kill(t) })
+	email := "restart@default.test"
+	signup(t, r, "Restart Ltd", email)
+	p := newPhone(t, r, email, "restart-phone")
+	p.pull(t, r)
+
+	acked := map[string]bool{}
+	for round := range 4 {
+		var mu gosync.Mutex
+		var inFlight []map[string]any
+		stopAt := 20 + rng.IntN(60)
+		pushed := 0
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for batch := 0; batch < 1000; batch++ {
+				rows := make([]map[string]any, 5)
+				for k := range rows {
+					rows[k] = newCustomerRow(fmt.Sprintf("r%d-%03d-%d", round, batch, k))
+				}
+				status, _ := p.push(t, r, rows, nil, nil)
+				mu.Lock()
+				if status != 200 {
+					inFlight = rows
+					mu.Unlock()
+					return
+				}
+				for _, row := range rows {
+					acked[row["id"].(string)] = true
+				}
+				pushed += len(rows)
+				mu.Unlock()
+			}
+		}()
+		for {
+			mu.Lock()
+			n := pushed
+			mu.Unlock()
+			if n >= stopAt {
+				break
+			}
+			select {
+			case <-done:
+				t.Fatal("the pusher stopped before the server did")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		crash := round%2 == 0
+		if crash {
+			r.kill(t)
+		} else if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		if !crash {
+			if err := <-r.exited; err != nil {
+				t.Fatalf("round %d: serve did not stop cleanly: %v\n%s", round, err, r.logs.String())
+			}
+		}
+		start()
+
+		// The cursor from before the stop is still good, and what the phone
+		// pulls with it completes what it has.
+		p.pull(t, r)
+		if inFlight != nil {
+			if status, m := p.push(t, r, inFlight, nil, nil); status != 200 || len(m["accepted"].(map[string]any)["customers"].([]any)) != len(inFlight) {
+				t.Fatalf("round %d: retried push: %d %v", round, status, m)
+			}
+			for _, row := range inFlight {
+				acked[row["id"].(string)] = true
+			}
+			p.pull(t, r)
+		}
+		fresh := newPhone(t, r, email, fmt.Sprintf("check-%d", round))
+		fresh.pull(t, r)
+		numbers := map[string]string{}
+		for id := range acked {
+			rec := fresh.local[id]
+			if rec == nil {
+				t.Fatalf("round %d (crash %v): acknowledged customer %s is missing (%d of %d on the server)", round, crash, id, len(fresh.local), len(acked))
+			}
+			if p.local[id] == nil || p.local[id]["number"] != rec["number"] {
+				t.Fatalf("round %d: the phone's pull after the restart is incomplete: %s is %v there, %v on the server", round, id, p.local[id], rec)
+			}
+			if other, taken := numbers[rec["number"].(string)]; taken {
+				t.Fatalf("round %d: customers %s and %s share the number %v", round, id, other, rec["number"])
+			}
+			numbers[rec["number"].(string)] = id
+		}
+		if len(fresh.local) != len(acked) {
+			t.Fatalf("round %d: %d customers on the server, %d acknowledged", round, len(fresh.local), len(acked))
+		}
+	}
+}
