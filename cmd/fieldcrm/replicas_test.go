@@ -47,9 +47,9 @@ type replica struct {
 	// dataDir is the replica's data directory; empty: a new one each launch.
 	dataDir string
 	base    string
-	cmd    *exec.Cmd
-	logs   *syncWriter
-	exited chan error
+	cmd     *exec.Cmd
+	logs    *syncWriter
+	exited  chan error
 }
 
 // startReplicas starts n serve processes together (so they race through
