@@ -798,3 +798,40 @@ func (s *Store) ReserveSync(ctx context.Context, tenant string, upTo int64) (int
 	}
 	return s.SyncReserved(ctx, tenant)
 }
+
+// RestoreGap is how far AdvanceSyncEpoch moves every tenant's sync numbers:
+// further than any tenant's numbers can have moved between a backup and its
+// restore (a trillion changes), and small enough that cursors stay exact in
+// a JavaScript number (2^53) after thousands of restores.
+const RestoreGap = int64(1) << 40
+
+// AdvanceSyncEpoch starts a new sync epoch in every tenant, after the
+// database was restored from a backup (or otherwise rewound): the sync floor
+// and the reservation move RestoreGap past the reservation, so every cursor a
+// device holds from before is below the floor and gets 410 (resync), and new
+// numbers start above it. It answers how many tenants it moved.
+func (s *Store) AdvanceSyncEpoch(ctx context.Context) (int, error) {
+	tenants, err := s.TenantIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, tenant := range tenants {
+		reserved, err := s.SyncReserved(ctx, tenant)
+		if err != nil {
+			return 0, err
+		}
+		if reserved == 0 {
+			if reserved, err = s.HighestSeq(ctx, tenant); err != nil {
+				return 0, err
+			}
+		}
+		epoch := reserved + RestoreGap
+		if _, err := s.ReserveSync(ctx, tenant, epoch); err != nil {
+			return 0, err
+		}
+		if err := s.RaiseSyncFloor(ctx, tenant, epoch); err != nil {
+			return 0, err
+		}
+	}
+	return len(tenants), nil
+}
