@@ -20,7 +20,7 @@ async function api(method, path, token, body) {
   })
   const text = await res.text()
   const json = text ? JSON.parse(text) : null
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
+  if (!res.ok) throw Object.assign(new Error(`${method} ${path}: ${res.status} ${text}`), { status: res.status, problem: json })
   return json
 }
 
@@ -46,7 +46,28 @@ async function phone(name, email, password, schema) {
   return {
     name, db, token,
     loseNextPushResponse() { loseNextPushResponse = true },
+    // sync is the documented client flow: one synchronize(), and on 410
+    // (resync required) the recovery: push the local changes with the old
+    // cursor (the server applies them blind, recording conflicts), then reset
+    // the local database and pull everything from null.
     async sync() {
+      try {
+        await this.syncOnce()
+      } catch (err) {
+        if (err.status !== 410) throw err
+        await synchronize({
+          database: db,
+          pullChanges: async ({ lastPulledAt }) => ({ changes: {}, timestamp: lastPulledAt }),
+          pushChanges: async ({ changes, lastPulledAt }) => {
+            const res = await api('POST', `/v1/sync/push?last_pulled_at=${lastPulledAt}`, token, { changes })
+            return { experimentalRejectedIds: res.experimentalRejectedIds }
+          },
+        })
+        await db.write(() => db.unsafeResetDatabase())
+        await this.syncOnce()
+      }
+    },
+    async syncOnce() {
       await synchronize({
         database: db,
         pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
@@ -164,6 +185,20 @@ async function main() {
   assert.equal(listed.data.filter((i) => i.id === call).length, 1, 'the retried push created the call once')
   assert.equal(listed.data.length, 2)
   assert.equal(await b.count('interactions'), 2)
+
+  // 6. The server cannot vouch for a phone's cursor (the database was
+  // restored from a backup: the phone is ahead of it). The pull answers 410;
+  // the phone's offline edit still reaches the server, and after the reset
+  // the phone holds exactly what the server has.
+  await a.update('customers', acme, { industry: 'wholesale' })
+  await a.db.adapter.setLocal('__watermelon_last_pulled_at', String(Number.MAX_SAFE_INTEGER - 1))
+  await a.sync()
+  const server = await api('GET', `/v1/customers/${acme}`, a.token)
+  assert.equal(server.industry, 'wholesale', 'the edit made before the resync reached the server')
+  assert.equal((await a.get('customers', acme)).industry, 'wholesale')
+  assert.equal(await a.count('interactions'), 2, 'phone-a holds every visit after the resync')
+  assert.equal(await a.count('customers'), 1, 'phone-a holds exactly the live customers after the resync')
+  await a.sync() // and syncs on normally from the new cursor
 
   console.log('watermelondb e2e: ok')
 }
