@@ -27,7 +27,10 @@ type Config struct {
 	// and a sync write commits twice (version claim, record).
 	SQLiteSynchronous string
 	PostgreSQLURL     string
-	Logger            *slog.Logger
+	// Listen is the TCP address FerretDB listens on; empty: a free port on
+	// 127.0.0.1.
+	Listen string
+	Logger *slog.Logger
 }
 
 // Ferret is a running in-process FerretDB listening on a loopback port.
@@ -45,7 +48,7 @@ type Ferret struct {
 // accepts connections. Close stops it.
 func StartFerret(ctx context.Context, cfg Config) (*Ferret, error) {
 	fc := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener: ferretdb.ListenerConfig{TCP: cmp.Or(cfg.Listen, "127.0.0.1:0")},
 		Logger:   quietLogger(cfg.Logger),
 	}
 	var sqliteDir, pragmas string

@@ -1,6 +1,8 @@
 // Package testenv gives integration tests real servers: the embedded FerretDB
 // (SQLite by default, PostgreSQL when FERRETDB_POSTGRESQL_URL is set) and Redis
-// (miniredis by default, a real server when REDIS_URL is set). One FerretDB runs
+// (miniredis by default, a real server when REDIS_URL is set). With
+// MONGODB_URI set, tests use that server instead, through the driver alone
+// (no direct table access): the code a MongoDB deployment runs. One FerretDB runs
 // per test package; every test gets its own database and Redis key prefix, so
 // tests, packages and parallel CI runs never see each other's data.
 package testenv
@@ -27,7 +29,9 @@ import (
 
 // Env is the servers one test package shares. Create it in TestMain with Main.
 type Env struct {
+	// ferret is the embedded FerretDB; nil when mongoURI names a server.
 	ferret   *embedded.Ferret
+	mongoURI string
 	dir      string
 	dropPG   func()
 	redisURL string
@@ -35,6 +39,9 @@ type Env struct {
 
 // Start launches the embedded FerretDB. Call Stop when the package's tests end.
 func Start() (*Env, error) {
+	if uri := os.Getenv("MONGODB_URI"); uri != "" {
+		return &Env{mongoURI: uri, dropPG: func() {}, redisURL: os.Getenv("REDIS_URL")}, nil
+	}
 	dir, err := os.MkdirTemp("", "fieldcrm-test-*")
 	if err != nil {
 		return nil, fmt.Errorf("make temp dir: %w", err)
@@ -108,16 +115,36 @@ func Main(m *testing.M, env **Env) {
 func (e *Env) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = e.ferret.Close(ctx)
+	if e.ferret != nil {
+		_ = e.ferret.Close(ctx)
+	}
 	e.dropPG()
-	_ = os.RemoveAll(e.dir)
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
 }
 
-// MongoURI is the address of the embedded FerretDB.
-func (e *Env) MongoURI() string { return e.ferret.URI() }
+// MongoURI is the address of the database server: the embedded FerretDB, or
+// MONGODB_URI.
+func (e *Env) MongoURI() string {
+	if e.ferret == nil {
+		return e.mongoURI
+	}
+	return e.ferret.URI()
+}
 
-// SQLiteDir is the SQLite directory, or "" when running on PostgreSQL.
-func (e *Env) SQLiteDir() string { return e.ferret.SQLiteDir() }
+// SQLiteDir is the SQLite directory, or "" when running on PostgreSQL or
+// MONGODB_URI.
+func (e *Env) SQLiteDir() string {
+	if e.ferret == nil {
+		return ""
+	}
+	return e.ferret.SQLiteDir()
+}
+
+// DriverOnly reports whether the store talks to the database through the
+// driver alone (MONGODB_URI), without the embedded engine's direct tables.
+func (e *Env) DriverOnly() bool { return e.ferret == nil }
 
 // DiscardLogger is a logger for code under test whose logs nobody reads.
 func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -139,6 +166,9 @@ func (e *Env) StoreConfig(t testing.TB) store.Config {
 // another store may be using already (a second replica).
 func (e *Env) StoreConfigFor(t testing.TB, db string) store.Config {
 	t.Helper()
+	if e.ferret == nil {
+		return store.Config{URI: e.mongoURI, Database: db, Logger: DiscardLogger()}
+	}
 	tables, err := e.ferret.Tables(db)
 	if err != nil {
 		t.Fatalf("open direct table reader: %v", err)
