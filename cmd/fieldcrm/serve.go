@@ -149,6 +149,12 @@ func (a *application) close(ctx context.Context) {
 // HTTP server. On error, what was opened is in the closers already.
 func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*application, error) {
 	a := &application{log: log}
+	// Secrets first: a missing or example secret must stop start-up before
+	// anything is opened or connected to.
+	secret, source, key, keySource, err := cfg.secrets()
+	if err != nil {
+		return a, err
+	}
 	if cfg.MongoURI == "" && cfg.FerretPostgreSQLURL != "" {
 		release, err := embedded.LockStartup(ctx, cfg.FerretPostgreSQLURL)
 		if err != nil {
@@ -180,10 +186,6 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	a.redis = rdb
 	a.closers = append(a.closers, closeRedis)
 
-	secret, source, err := cfg.jwtSecret()
-	if err != nil {
-		return a, err
-	}
 	log.Info("JWT signing secret loaded", "source", source)
 	signer, err := accounts.NewSigner(secret, time.Now)
 	if err != nil {
@@ -203,10 +205,6 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		return a, err
 	}
 	a.accounts = acc
-	key, keySource, err := cfg.dataKey()
-	if err != nil {
-		return a, err
-	}
 	log.Info("data key loaded", "source", keySource)
 	sealer, err := crm.NewSealer(key)
 	if err != nil {
