@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,7 +56,22 @@ type serveConfig struct {
 	LoginFailureWindow     time.Duration
 	PasswordMemoryKiB      int
 	PasswordTime           int
+	// PasswordConcurrency and PasswordQueue bound the password hashes run at
+	// once and the callers waiting for one; 0 chooses them from the CPUs and
+	// memory (accounts.DefaultHashLimit).
+	PasswordConcurrency int
+	PasswordQueue       int
+	// Signup is open (anyone may create a tenant over HTTP) or off.
+	Signup              string
+	SignupMaxPerAddress int
+	SignupWindow        time.Duration
 }
+
+// Sign-up settings (FIELDCRM_SIGNUP).
+const (
+	signupOpen = "open"
+	signupOff  = "off"
+)
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
 const defaultAddr = ":8080"
@@ -118,6 +134,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
+	fs.StringVar(&cfg.Signup, "signup", env("FIELDCRM_SIGNUP", signupOpen), "open: anyone may create an organisation with POST /v1/auth/signup; off: that answers 403 (FIELDCRM_SIGNUP)")
 	fs.StringVar(&cfg.DataKeyFile, "data-key-file", env("FIELDCRM_DATA_KEY_FILE", ""), "file holding the key (64 hex digits) that encrypts national ID numbers (FIELDCRM_DATA_KEY_FILE)")
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
@@ -135,6 +152,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)
 	cfg.PasswordMemoryKiB = envInt("FIELDCRM_PASSWORD_MEMORY_KIB", int(accounts.DefaultPasswordParams.MemoryKiB))
 	cfg.PasswordTime = envInt("FIELDCRM_PASSWORD_TIME", int(accounts.DefaultPasswordParams.Time))
+	cfg.PasswordConcurrency = envInt("FIELDCRM_PASSWORD_CONCURRENCY", 0)
+	cfg.PasswordQueue = envInt("FIELDCRM_PASSWORD_QUEUE", 0)
+	cfg.SignupMaxPerAddress = envInt("FIELDCRM_SIGNUP_MAX_PER_ADDRESS", 10)
+	cfg.SignupWindow = envDuration("FIELDCRM_SIGNUP_WINDOW", time.Hour)
 	fs.IntVar(&cfg.BodyLimit, "body-limit", cfg.BodyLimit, "largest request body in bytes (FIELDCRM_BODY_LIMIT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may finish on SIGTERM (FIELDCRM_SHUTDOWN_TIMEOUT)")
 
@@ -165,6 +186,21 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if cfg.FCMEndpoint != "" && cfg.FCMProjectID == "" {
 		errs = append(errs, errors.New("FCM_ENDPOINT needs FCM_PROJECT_ID"))
 	}
+	switch cfg.Signup {
+	case signupOpen, signupOff:
+	default:
+		errs = append(errs, fmt.Errorf("FIELDCRM_SIGNUP=%q: want open or off", cfg.Signup))
+	}
+	if cfg.SignupMaxPerAddress < 1 {
+		errs = append(errs, errors.New("FIELDCRM_SIGNUP_MAX_PER_ADDRESS must be at least 1"))
+	}
+	for _, p := range cfg.trustedProxies() {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Errorf("FIELDCRM_TRUSTED_PROXIES: %q is neither an address nor a CIDR", p))
+			}
+		}
+	}
 	if cfg.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))
 	}
@@ -175,6 +211,20 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return cfg, usageError{err.Error()}
 	}
 	return cfg, nil
+}
+
+// passwordHashing is the bound on concurrent password hashes: the settings,
+// or what accounts.DefaultHashLimit chooses for those left at 0.
+func (c serveConfig) passwordHashing(p accounts.PasswordParams) accounts.HashLimit {
+	l := accounts.DefaultHashLimit(p)
+	if c.PasswordConcurrency > 0 {
+		l.Concurrent = c.PasswordConcurrency
+		l.Queue = 16 * c.PasswordConcurrency
+	}
+	if c.PasswordQueue > 0 {
+		l.Queue = c.PasswordQueue
+	}
+	return l
 }
 
 func (c serveConfig) trustedProxies() []string {

@@ -195,7 +195,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		}
 	}
 	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml",
-		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never"}
+		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never",
+		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {
@@ -511,5 +512,19 @@ func TestSharedDatabaseNeedsGivenSecrets(t *testing.T) {
 	dials.Wait()
 	if dialed > 0 {
 		t.Errorf("the database was dialled %d times before the secrets were checked", dialed)
+	}
+}
+
+// TestSignupOffAnswers403: FIELDCRM_SIGNUP=off closes POST /v1/auth/signup.
+func TestSignupOffAnswers403(t *testing.T) {
+	vars := isolatedVars(t, "signupoff")
+	vars["FIELDCRM_SIGNUP"] = "off"
+	p := startServe(t, vars)
+	defer p.stop(t)
+	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "name": "Ana", "email": "ana@acme.test", "password": "correct horse battery",
+	})
+	if status != 403 || body["type"] != "/problems/signup-closed" {
+		t.Fatalf("sign-up while off: %d %v", status, body)
 	}
 }
