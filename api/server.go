@@ -119,9 +119,10 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 		BodyLimit:               cfg.BodyLimit,
 		ErrorHandler:            s.errorHandler,
 		DisableStartupMessage:   true,
+		// No ProxyHeader: Fiber's c.IP() would then return X-Forwarded-For
+		// as the client sent it. The client's address is s.clientIP(c).
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
-		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             120 * time.Second,
@@ -149,13 +150,6 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 		s.app.Add(r.method, r.path, append(handlers, r.handler)...)
 	}
 	return s, nil
-}
-
-func proxyHeader(trusted []string) string {
-	if len(trusted) == 0 {
-		return ""
-	}
-	return fiber.HeaderXForwardedFor
 }
 
 // App exposes the Fiber app, for tests (app.Test) and for Listen.
