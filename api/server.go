@@ -115,10 +115,10 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
-		AppName:                 "fieldcrm",
-		BodyLimit:               cfg.BodyLimit,
-		ErrorHandler:            s.errorHandler,
-		DisableStartupMessage:   true,
+		AppName:               "fieldcrm",
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.errorHandler,
+		DisableStartupMessage: true,
 		// No ProxyHeader: Fiber's c.IP() would then return X-Forwarded-For
 		// as the client sent it. The client's address is s.clientIP(c).
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
