@@ -128,3 +128,50 @@ func TestExportCustomersAsCSVAndExcel(t *testing.T) {
 		t.Fatalf("refused exports were audited: %d entries", got)
 	}
 }
+
+// TestExportDefusesFormulasAndKeepsPhoneNumbers: formula cells come out as
+// text in CSV and Excel, in every column; a phone number stays readable; and
+// the export imports back with the values it had.
+func TestExportDefusesFormulasAndKeepsPhoneNumbers(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	h.newCustomer(w.r1, map[string]any{"name": `=HYPERLINK("http://evil.test","Click")`, "kind": "person", "title": "+1*2",
+		"industry": "+cmd|' /C calc'!A0", "product_needs": "+1+1",
+		"phones": []any{map[string]any{"label": "mobile", "number": "138 0013 8000"}}})
+	want := map[string]string{"Name": `'=HYPERLINK("http://evil.test","Click")`, "Job Title": "'+1*2",
+		"Industry": "'+cmd|' /C calc'!A0", "Product Needs": "'+1+1", "Mobile": "+8613800138000"}
+
+	r := h.do("GET", "/v1/exports/customers?format=csv", w.admin.access, nil)
+	h.expect(r, 200, "csv export")
+	rows := exportRows(t, r)
+	for header, cell := range want {
+		if got := column(t, rows, header)[0]; got != cell {
+			t.Errorf("csv %s: %q, want %q", header, got, cell)
+		}
+	}
+
+	r = h.do("GET", "/v1/exports/customers?format=xlsx", w.admin.access, nil)
+	h.expect(r, 200, "xlsx export")
+	f, err := excelize.OpenReader(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheet, err := f.GetRows("Sheet1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for header, cell := range want {
+		if got := column(t, sheet, header)[0]; got != cell {
+			t.Errorf("xlsx %s: %q, want %q", header, got, cell)
+		}
+	}
+
+	other := h.signup("Other", "admin@other.test")
+	if im := h.runImport(other, "customers.xlsx", r.body, nil); counts(im) != "total 1 created 1 merged 0 skipped 0 failed 0" {
+		t.Fatalf("re-import %s %v", counts(im), im["failures"])
+	}
+	c := h.call("GET", "/v1/customers", other, nil, 200)["data"].([]any)[0].(map[string]any)
+	if c["name"] != `=HYPERLINK("http://evil.test","Click")` || c["product_needs"] != "+1+1" || c["title"] != "+1*2" {
+		t.Errorf("re-imported %v", c)
+	}
+}

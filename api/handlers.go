@@ -19,11 +19,15 @@ type signupResponse struct {
 }
 
 func (s *Server) signup(c *fiber.Ctx) error {
+	if s.cfg.SignupClosed {
+		return newProblem(fiber.StatusForbidden, typeSignupClosed, "Sign-up is closed",
+			"this server does not create new organisations; ask your administrator for an account")
+	}
 	var in models.Signup
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	tokens, user, err := s.accounts.Signup(c.UserContext(), in)
+	tokens, user, err := s.accounts.Signup(c.UserContext(), in, s.clientIP(c))
 	if err != nil {
 		return err
 	}
@@ -35,7 +39,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	tokens, err := s.accounts.Login(c.UserContext(), in, c.IP())
+	tokens, err := s.accounts.Login(c.UserContext(), in, s.clientIP(c))
 	if err != nil {
 		return err
 	}
@@ -51,7 +55,7 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	tokens, err := s.accounts.Refresh(c.UserContext(), in.RefreshToken)
+	tokens, err := s.accounts.Refresh(c.UserContext(), in.RefreshToken, s.clientIP(c))
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,39 @@ type harness struct {
 	schedule  *notify.Schedule
 	scheduler *notify.Scheduler
 	devices   *notify.Devices
+	accounts  *accounts.Service
+	cfg       harnessConfig
+}
+
+// harnessConfig is what tests may change of a harness's settings.
+type harnessConfig struct {
+	api      api.Config
+	password accounts.PasswordParams
+	hashing  accounts.HashLimit
+	// loginIPMax and loginWindow are the per-address limit of failed
+	// sign-ins; refreshMax that of refreshes with unknown tokens;
+	// signupMax and signupWindow that of sign-ups.
+	loginIPMax   int64
+	loginWindow  time.Duration
+	refreshMax   int64
+	signupMax    int64
+	signupWindow time.Duration
+}
+
+func defaultHarnessConfig() harnessConfig {
+	return harnessConfig{
+		api:      api.Config{Version: "test", ImportBodyLimit: testImportBodyLimit},
+		password: accounts.CheapPasswordParams, loginIPMax: 10 * testLoginMaxFailures, loginWindow: testLoginWindow,
+		refreshMax: 10 * testLoginMaxFailures, signupMax: 1000, signupWindow: time.Hour,
+	}
+}
+
+// newHarnessWith starts a harness whose settings change sets.
+func newHarnessWith(t *testing.T, change func(*harnessConfig)) *harness {
+	t.Helper()
+	cfg := defaultHarnessConfig()
+	change(&cfg)
+	return buildHarness(t, env.Store(t), env.Redis(t), testenv.NewClock(time.Now().UTC()), cfg)
 }
 
 // Login limits of the test servers. The window is short because against a real
@@ -55,17 +88,17 @@ const (
 
 func newHarness(t *testing.T, checks ...api.Check) *harness {
 	t.Helper()
-	return buildHarness(t, env.Store(t), env.Redis(t), testenv.NewClock(time.Now().UTC()), checks...)
+	return buildHarness(t, env.Store(t), env.Redis(t), testenv.NewClock(time.Now().UTC()), defaultHarnessConfig(), checks...)
 }
 
 // twin returns a second API server on the same database, Redis and clock, as
 // another replica would be: its own services, sequencer and caches.
 func (h *harness) twin() *harness {
 	h.t.Helper()
-	return buildHarness(h.t, h.store, h.redis, h.clock)
+	return buildHarness(h.t, h.store, h.redis, h.clock, h.cfg)
 }
 
-func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, checks ...api.Check) *harness {
+func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, cfg harnessConfig, checks ...api.Check) *harness {
 	t.Helper()
 	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
 	if err != nil {
@@ -73,14 +106,17 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv
 	}
 	devices := notify.NewDevices(st, clk.Now)
 	acc, err := accounts.New(accounts.Options{
-		Store:     st,
-		Devices:   devices,
-		Limiter:   ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, testLoginWindow),
-		IPLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", 10*testLoginMaxFailures, testLoginWindow),
-		Signer:    signer,
-		Password:  accounts.CheapPasswordParams,
-		Now:       clk.Now,
-		Logger:    testenv.DiscardLogger(),
+		Store:          st,
+		Devices:        devices,
+		Limiter:        ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, cfg.loginWindow),
+		IPLimiter:      ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", cfg.loginIPMax, cfg.loginWindow),
+		SignupLimiter:  ratelimit.NewFailures(rd.Client, rd.Prefix+"signup-ip:", cfg.signupMax, cfg.signupWindow),
+		RefreshLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"refresh-ip:", cfg.refreshMax, cfg.loginWindow),
+		Signer:         signer,
+		Password:       cfg.password,
+		Hashing:        cfg.hashing,
+		Now:            clk.Now,
+		Logger:         testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +136,12 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv
 		t.Fatal(err)
 	}
 	engine := watermelon.New(crmService, seq, st, testPullPage)
-	srv := api.New(api.Config{Version: "test", ImportBodyLimit: testImportBodyLimit}, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
+	srv, err := api.New(cfg.api, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
-		schedule: schedule, scheduler: scheduler, devices: devices}
+		schedule: schedule, scheduler: scheduler, devices: devices, accounts: acc, cfg: cfg}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

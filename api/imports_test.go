@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"mime/multipart"
 	"strings"
@@ -263,6 +264,40 @@ func TestAnExportImportsBackIntoAnotherTenant(t *testing.T) {
 		}
 		if a["name"] != "Acme Pumps" || a["region"] != "North" || a["emails"].([]any)[0].(map[string]any)["address"] != "sales@acme.cn" {
 			t.Errorf("%s: re-imported company %v", lang, a)
+		}
+	}
+}
+
+// TestImportFailuresFileDefusesFormulas: the failed cells of an import are
+// written back as text a spreadsheet does not run.
+func TestImportFailuresFileDefusesFormulas(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	file := "Name,Mobile,Email\r\n" +
+		"Evil Co,\"=HYPERLINK(\"\"http://evil.test\"\",\"\"Click\"\")\",\"+cmd|' /C calc'!A0\"\r\n" +
+		"Sum Co,+1+1,@SUM(1+1)\r\n"
+	im := h.runImport(w.r1, "customers.csv", []byte(file), nil)
+	if im["failed"] != float64(2) {
+		t.Fatalf("import %s %v", counts(im), im["failures"])
+	}
+	r := h.do("GET", "/v1/imports/"+im["id"].(string)+"/failures", w.r1.access, nil)
+	h.expect(r, 200, "failures CSV")
+	rows, err := csv.NewReader(bytes.NewReader(r.body[3:])).ReadAll()
+	if err != nil || len(rows) < 5 {
+		t.Fatalf("failures CSV %v:\n%s", err, r.body)
+	}
+	values := map[string]bool{}
+	for _, row := range rows[1:] {
+		values[row[2]] = true
+		for _, cell := range row {
+			if c := strings.TrimLeft(cell, " "); c != "" && strings.ContainsRune("=+-@", rune(c[0])) {
+				t.Errorf("formula cell %q in the failures file", cell)
+			}
+		}
+	}
+	for _, v := range []string{`'=HYPERLINK("http://evil.test","Click")`, "'+cmd|' /C calc'!A0", "'+1+1", "'@SUM(1+1)"} {
+		if !values[v] {
+			t.Errorf("no failed value %q in %v", v, rows)
 		}
 	}
 }

@@ -33,6 +33,7 @@ const (
 	typeUnsupported  = "/problems/unsupported-media-type"
 	typeUnauthorized = "/problems/unauthenticated"
 	typeForbidden    = "/problems/forbidden"
+	typeSignupClosed = "/problems/signup-closed"
 	typeNotFound     = "/problems/not-found"
 	typeConflict     = "/problems/conflict"
 	typeDuplicate    = "/problems/duplicate-customer"

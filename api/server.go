@@ -25,9 +25,9 @@ import (
 
 // accountService is what the handlers need of accounts.Service.
 type accountService interface {
-	Signup(ctx context.Context, in models.Signup) (accounts.Tokens, models.User, error)
+	Signup(ctx context.Context, in models.Signup, clientIP string) (accounts.Tokens, models.User, error)
 	Login(ctx context.Context, in models.Login, clientIP string) (accounts.Tokens, error)
-	Refresh(ctx context.Context, refreshToken string) (accounts.Tokens, error)
+	Refresh(ctx context.Context, refreshToken, clientIP string) (accounts.Tokens, error)
 	Logout(ctx context.Context, sessionID string) error
 	Authenticate(ctx context.Context, accessToken string) (models.Actor, string, error)
 	Me(ctx context.Context, a models.Actor) (accounts.Profile, error)
@@ -54,8 +54,12 @@ type Config struct {
 	// in bytes (default 128 MiB).
 	ImportBodyLimit int
 	// TrustedProxies lists the addresses or CIDRs of reverse proxies whose
-	// X-Forwarded-For header names the client; empty trusts none.
+	// X-Forwarded-For header names the client; empty trusts none. The client
+	// is the rightmost address in it that is not one of them (clientIP).
 	TrustedProxies []string
+	// SignupClosed refuses POST /v1/auth/signup with 403: nobody can create a
+	// tenant over HTTP (FIELDCRM_SIGNUP=off).
+	SignupClosed bool
 	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
 	ShutdownTimeout time.Duration
 	Version         string
@@ -88,10 +92,12 @@ type Server struct {
 	registry *prometheus.Registry
 	routes   []route
 	cfg      Config
+	proxies  proxies
 }
 
-// New builds the API. Nothing listens until Listen is called.
-func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) *Server {
+// New builds the API. Nothing listens until Listen is called. It fails only on
+// a TrustedProxies entry that is neither an address nor a CIDR.
+func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -101,16 +107,22 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg, registry: prometheus.NewRegistry()}
+	trusted, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
+		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
-		AppName:                 "fieldcrm",
-		BodyLimit:               cfg.BodyLimit,
-		ErrorHandler:            s.errorHandler,
-		DisableStartupMessage:   true,
+		AppName:               "fieldcrm",
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.errorHandler,
+		DisableStartupMessage: true,
+		// No ProxyHeader: Fiber's c.IP() would then return X-Forwarded-For
+		// as the client sent it. The client's address is s.clientIP(c).
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
-		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             120 * time.Second,
@@ -137,14 +149,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 		}
 		s.app.Add(r.method, r.path, append(handlers, r.handler)...)
 	}
-	return s
-}
-
-func proxyHeader(trusted []string) string {
-	if len(trusted) == 0 {
-		return ""
-	}
-	return fiber.HeaderXForwardedFor
+	return s, nil
 }
 
 // App exposes the Fiber app, for tests (app.Test) and for Listen.

@@ -36,7 +36,8 @@ type accountStore interface {
 	ClaimRotation(ctx context.Context, hash string, at time.Time) error
 }
 
-// attemptLimiter counts failed sign-ins per key across all replicas.
+// attemptLimiter counts attempts per key across all replicas: failed
+// sign-ins and refreshes, or every sign-up.
 type attemptLimiter interface {
 	// Blocked returns how long key must wait, or 0 when it may try now.
 	Blocked(ctx context.Context, key string) (time.Duration, error)
@@ -48,14 +49,17 @@ type attemptLimiter interface {
 
 // Service is the account logic. Build it with New.
 type Service struct {
-	store     accountStore
-	limiter   attemptLimiter
-	ipLimiter attemptLimiter
-	signer    *Signer
-	password  PasswordParams
-	devices   deviceForgetter
-	now       func() time.Time
-	log       *slog.Logger
+	store          accountStore
+	limiter        attemptLimiter
+	ipLimiter      attemptLimiter
+	signupLimiter  attemptLimiter
+	refreshLimiter attemptLimiter
+	hashes         *hashGate
+	signer         *Signer
+	password       PasswordParams
+	devices        deviceForgetter
+	now            func() time.Time
+	log            *slog.Logger
 	// dummyHash is verified against when an e-mail is unknown, so a wrong e-mail
 	// takes as long as a wrong password and response times reveal no accounts.
 	dummyHash string
@@ -69,8 +73,17 @@ type Options struct {
 	// IPLimiter counts failed sign-ins per client address, with a higher limit
 	// (offices share an address): it stops one client trying many e-mails.
 	IPLimiter attemptLimiter
-	Signer    *Signer
-	Password  PasswordParams
+	// SignupLimiter, when set, counts every sign-up per client address: sign-up
+	// is open to anyone, and each one creates a tenant and hashes a password.
+	SignupLimiter attemptLimiter
+	// RefreshLimiter, when set, counts refreshes with an unknown token per
+	// client address.
+	RefreshLimiter attemptLimiter
+	Signer         *Signer
+	Password       PasswordParams
+	// Hashing bounds the password hashes computed at once; zero is
+	// DefaultHashLimit(Password).
+	Hashing HashLimit
 	// Devices, when set, forgets a deactivated user's phones (package notify).
 	Devices deviceForgetter
 	Now     func() time.Time
@@ -93,11 +106,15 @@ func New(o Options) (*Service, error) {
 	if o.Password == (PasswordParams{}) {
 		o.Password = DefaultPasswordParams
 	}
+	if o.Hashing == (HashLimit{}) {
+		o.Hashing = DefaultHashLimit(o.Password)
+	}
 	dummy, err := o.Password.HashPassword("fieldcrm-timing-equalizer")
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: o.Store, limiter: o.Limiter, ipLimiter: o.IPLimiter, signer: o.Signer, password: o.Password, devices: o.Devices,
+	return &Service{store: o.Store, limiter: o.Limiter, ipLimiter: o.IPLimiter, signupLimiter: o.SignupLimiter, refreshLimiter: o.RefreshLimiter,
+		hashes: newHashGate(o.Hashing), signer: o.Signer, password: o.Password, devices: o.Devices,
 		now: o.Now, log: o.Logger, dummyHash: dummy}, nil
 }
 
@@ -109,13 +126,24 @@ type Tokens struct {
 	ExpiresIn    int    `json:"expires_in"`
 }
 
-// Signup creates a tenant and its first admin and signs the admin in on in.DeviceID.
-func (s *Service) Signup(ctx context.Context, in models.Signup) (Tokens, models.User, error) {
+// Signup creates a tenant and its first admin and signs the admin in on
+// in.DeviceID. Every attempt counts against clientIP's sign-up limit (the
+// address of an HTTP client; commands such as demo pass "" and are not
+// limited); past it, it returns a *models.RateLimitedError.
+func (s *Service) Signup(ctx context.Context, in models.Signup, clientIP string) (Tokens, models.User, error) {
+	if s.signupLimiter != nil && clientIP != "" {
+		if err := s.checkLimit(ctx, s.signupLimiter, clientIP); err != nil {
+			return Tokens{}, models.User{}, fmt.Errorf("signup: %w", err)
+		}
+		if err := s.signupLimiter.Failed(ctx, clientIP); err != nil {
+			return Tokens{}, models.User{}, fmt.Errorf("signup: %w", err)
+		}
+	}
 	in.Normalize()
 	if err := in.Validate(); err != nil {
 		return Tokens{}, models.User{}, err
 	}
-	hash, err := s.password.HashPassword(in.Password)
+	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return Tokens{}, models.User{}, err
 	}
@@ -159,12 +187,8 @@ func (s *Service) Login(ctx context.Context, in models.Login, clientIP string) (
 		key     string
 	}{{s.limiter, in.Email}, {s.ipLimiter, clientIP}}
 	for _, l := range limits {
-		wait, err := l.limiter.Blocked(ctx, l.key)
-		if err != nil {
+		if err := s.checkLimit(ctx, l.limiter, l.key); err != nil {
 			return Tokens{}, fmt.Errorf("login: %w", err)
-		}
-		if wait > 0 {
-			return Tokens{}, &models.RateLimitedError{RetryAfterSeconds: int((wait + time.Second - 1) / time.Second)}
 		}
 	}
 	u, err := s.store.UserByEmail(ctx, in.Email)
@@ -175,7 +199,11 @@ func (s *Service) Login(ctx context.Context, in models.Login, clientIP string) (
 	if err != nil {
 		hash = s.dummyHash
 	}
-	ok, verr := VerifyPassword(hash, in.Password)
+	ok, verr := s.verify(ctx, hash, in.Password)
+	var busy *models.RateLimitedError
+	if errors.As(verr, &busy) {
+		return Tokens{}, verr // no slot to check it in: not a failure
+	}
 	if verr != nil {
 		return Tokens{}, fmt.Errorf("login: verify password of user %s: %w", u.ID, verr)
 	}
@@ -192,6 +220,19 @@ func (s *Service) Login(ctx context.Context, in models.Login, clientIP string) (
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
 	return s.startSession(ctx, u, in.DeviceID)
+}
+
+// checkLimit returns a *models.RateLimitedError when key
+// must wait before trying again.
+func (s *Service) checkLimit(ctx context.Context, l attemptLimiter, key string) error {
+	wait, err := l.Blocked(ctx, key)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return &models.RateLimitedError{RetryAfterSeconds: int((wait + time.Second - 1) / time.Second)}
+	}
+	return nil
 }
 
 // startSession creates a session (a refresh-token family) and its first tokens.
@@ -221,14 +262,25 @@ func (s *Service) issue(ctx context.Context, u models.User, sessionID string) (T
 // Refresh exchanges a refresh token for new tokens. Each refresh token works
 // once: presenting one that was already exchanged means it was copied, so the
 // whole session is revoked (RFC 9700 refresh token rotation) and both holders
-// must sign in again.
-func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+// must sign in again. Unknown tokens count against clientIP's limit; past it,
+// it returns a *models.RateLimitedError without looking the token up.
+func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (Tokens, error) {
 	if refreshToken == "" || len(refreshToken) > 200 {
 		return Tokens{}, &models.ValidationError{Fields: []models.FieldError{{Field: "refresh_token", Message: "is required"}}}
+	}
+	if s.refreshLimiter != nil {
+		if err := s.checkLimit(ctx, s.refreshLimiter, clientIP); err != nil {
+			return Tokens{}, fmt.Errorf("refresh: %w", err)
+		}
 	}
 	hash := hashRefreshToken(refreshToken)
 	rt, err := s.store.RefreshToken(ctx, hash)
 	if errors.Is(err, models.ErrNotFound) {
+		if s.refreshLimiter != nil {
+			if err := s.refreshLimiter.Failed(ctx, clientIP); err != nil {
+				return Tokens{}, fmt.Errorf("refresh: %w", err)
+			}
+		}
 		return Tokens{}, &AuthError{Reason: "unknown refresh token"}
 	}
 	if err != nil {

@@ -60,7 +60,7 @@ func (s *Service) CreateUser(ctx context.Context, a models.Actor, in models.NewU
 	if err := v.Err(); err != nil {
 		return models.User{}, err
 	}
-	hash, err := s.password.HashPassword(in.Password)
+	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return models.User{}, err
 	}
@@ -183,7 +183,7 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 	var passwordHash string
 	if p.Password != nil {
 		if u.ID == a.UserID {
-			ok, err := VerifyPassword(u.PasswordHash, *p.CurrentPassword)
+			ok, err := s.verify(ctx, u.PasswordHash, *p.CurrentPassword)
 			if err != nil {
 				return models.User{}, err
 			}
@@ -191,7 +191,7 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 				return models.User{}, &models.ValidationError{Fields: []models.FieldError{{Field: "current_password", Message: "is wrong"}}}
 			}
 		}
-		hash, err := s.password.HashPassword(*p.Password)
+		hash, err := s.hash(ctx, *p.Password)
 		if err != nil {
 			return models.User{}, err
 		}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,7 +56,22 @@ type serveConfig struct {
 	LoginFailureWindow     time.Duration
 	PasswordMemoryKiB      int
 	PasswordTime           int
+	// PasswordConcurrency and PasswordQueue bound the password hashes run at
+	// once and the callers waiting for one; 0 chooses them from the CPUs and
+	// memory (accounts.DefaultHashLimit).
+	PasswordConcurrency int
+	PasswordQueue       int
+	// Signup is open (anyone may create a tenant over HTTP) or off.
+	Signup              string
+	SignupMaxPerAddress int
+	SignupWindow        time.Duration
 }
+
+// Sign-up settings (FIELDCRM_SIGNUP).
+const (
+	signupOpen = "open"
+	signupOff  = "off"
+)
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
 const defaultAddr = ":8080"
@@ -107,7 +123,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (no HTTP) (FIELDCRM_ROLE)")
 	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", defaultAddr), "listen address (FIELDCRM_ADDR)")
-	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and the generated JWT secret (FIELDCRM_DATA_DIR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and, with the embedded SQLite database only, the generated JWT secret and data key (FIELDCRM_DATA_DIR)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
 	fs.StringVar(&cfg.MongoDatabase, "mongodb-database", env("MONGODB_DATABASE", "fieldcrm"), "database name (MONGODB_DATABASE)")
 	fs.StringVar(&cfg.FerretPostgreSQLURL, "ferretdb-postgresql-url", env("FERRETDB_POSTGRESQL_URL", ""), "run embedded FerretDB on this PostgreSQL database instead of SQLite (FERRETDB_POSTGRESQL_URL)")
@@ -118,6 +134,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
+	fs.StringVar(&cfg.Signup, "signup", env("FIELDCRM_SIGNUP", signupOpen), "open: anyone may create an organisation with POST /v1/auth/signup; off: that answers 403 (FIELDCRM_SIGNUP)")
 	fs.StringVar(&cfg.DataKeyFile, "data-key-file", env("FIELDCRM_DATA_KEY_FILE", ""), "file holding the key (64 hex digits) that encrypts national ID numbers (FIELDCRM_DATA_KEY_FILE)")
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
@@ -135,6 +152,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)
 	cfg.PasswordMemoryKiB = envInt("FIELDCRM_PASSWORD_MEMORY_KIB", int(accounts.DefaultPasswordParams.MemoryKiB))
 	cfg.PasswordTime = envInt("FIELDCRM_PASSWORD_TIME", int(accounts.DefaultPasswordParams.Time))
+	cfg.PasswordConcurrency = envInt("FIELDCRM_PASSWORD_CONCURRENCY", 0)
+	cfg.PasswordQueue = envInt("FIELDCRM_PASSWORD_QUEUE", 0)
+	cfg.SignupMaxPerAddress = envInt("FIELDCRM_SIGNUP_MAX_PER_ADDRESS", 10)
+	cfg.SignupWindow = envDuration("FIELDCRM_SIGNUP_WINDOW", time.Hour)
 	fs.IntVar(&cfg.BodyLimit, "body-limit", cfg.BodyLimit, "largest request body in bytes (FIELDCRM_BODY_LIMIT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may finish on SIGTERM (FIELDCRM_SHUTDOWN_TIMEOUT)")
 
@@ -165,6 +186,21 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if cfg.FCMEndpoint != "" && cfg.FCMProjectID == "" {
 		errs = append(errs, errors.New("FCM_ENDPOINT needs FCM_PROJECT_ID"))
 	}
+	switch cfg.Signup {
+	case signupOpen, signupOff:
+	default:
+		errs = append(errs, fmt.Errorf("FIELDCRM_SIGNUP=%q: want open or off", cfg.Signup))
+	}
+	if cfg.SignupMaxPerAddress < 1 {
+		errs = append(errs, errors.New("FIELDCRM_SIGNUP_MAX_PER_ADDRESS must be at least 1"))
+	}
+	for _, p := range cfg.trustedProxies() {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Errorf("FIELDCRM_TRUSTED_PROXIES: %q is neither an address nor a CIDR", p))
+			}
+		}
+	}
 	if cfg.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))
 	}
@@ -177,6 +213,20 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	return cfg, nil
 }
 
+// passwordHashing is the bound on concurrent password hashes: the settings,
+// or what accounts.DefaultHashLimit chooses for those left at 0.
+func (c serveConfig) passwordHashing(p accounts.PasswordParams) accounts.HashLimit {
+	l := accounts.DefaultHashLimit(p)
+	if c.PasswordConcurrency > 0 {
+		l.Concurrent = c.PasswordConcurrency
+		l.Queue = 16 * c.PasswordConcurrency
+	}
+	if c.PasswordQueue > 0 {
+		l.Queue = c.PasswordQueue
+	}
+	return l
+}
+
 func (c serveConfig) trustedProxies() []string {
 	var out []string
 	for _, p := range strings.Split(c.TrustedProxies, ",") {
@@ -187,44 +237,128 @@ func (c serveConfig) trustedProxies() []string {
 	return out
 }
 
+// sharedDatabase names the setting that puts the database outside this
+// process (MONGODB_URI, or FERRETDB_POSTGRESQL_URL: several replicas may share
+// either), or "" for the embedded SQLite database, which lives in the data
+// dir and serves one process. With a shared database every replica must be
+// given the same JWT secret and data key: one generated here would sign
+// tokens the other replicas refuse, and seal national ID numbers with a key
+// that lives on this machine's disk only. REDIS_URL alone does not count: two
+// processes on their own SQLite files are two separate installations.
+func (c serveConfig) sharedDatabase() string {
+	switch {
+	case c.MongoURI != "":
+		return "MONGODB_URI"
+	case c.FerretPostgreSQLURL != "":
+		return "FERRETDB_POSTGRESQL_URL"
+	}
+	return ""
+}
+
+// secrets returns the JWT signing secret and the data key, checked: it is
+// called before any connection is made, so a bad or missing secret stops
+// start-up at once with a message naming the setting.
+func (c serveConfig) secrets() (jwtSecret []byte, jwtSource string, dataKey []byte, keySource string, err error) {
+	if jwtSecret, jwtSource, err = c.jwtSecret(); err != nil {
+		return nil, "", nil, "", err
+	}
+	if len(jwtSecret) < accounts.MinSecretBytes {
+		return nil, "", nil, "", fmt.Errorf("JWT secret from %s is %d bytes, need at least %d (generate one with: openssl rand -base64 48)",
+			jwtSource, len(jwtSecret), accounts.MinSecretBytes)
+	}
+	if why := placeholder(jwtSecret); why != "" {
+		return nil, "", nil, "", fmt.Errorf("JWT secret from %s looks like a placeholder: %s; set a random one (generate it with: openssl rand -base64 48), the same on every replica", jwtSource, why)
+	}
+	if dataKey, keySource, err = c.dataKey(); err != nil {
+		return nil, "", nil, "", err
+	}
+	if why := placeholder(dataKey); why != "" {
+		return nil, "", nil, "", fmt.Errorf("data key from %s looks like a placeholder: %s; set a random one (generate it with: openssl rand -hex 32), the same on every replica", keySource, why)
+	}
+	return jwtSecret, jwtSource, dataKey, keySource, nil
+}
+
 // jwtSecret returns the signing secret: FIELDCRM_JWT_SECRET, else the secret
-// file, else a secret generated on first start and kept in the data dir with
-// mode 0600, so tokens survive restarts.
+// file, else (embedded database only) a secret generated on first start and
+// kept in the data dir with mode 0600, so tokens survive restarts.
 func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
-	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, "jwt-secret")
+	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, "jwt-secret", "openssl rand -base64 48")
 }
 
 // dataKey returns the 32-byte AES key that encrypts sensitive customer fields:
-// FIELDCRM_DATA_KEY (64 hex digits), else its file, else one generated on first
-// start in the data dir. Losing it makes those fields unreadable: back it up.
+// FIELDCRM_DATA_KEY (64 hex digits), else its file, else (embedded database
+// only) one generated on first start in the data dir. Losing it makes those
+// fields unreadable: back it up.
 func (c serveConfig) dataKey() ([]byte, string, error) {
-	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, "data-key")
+	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, "data-key", "openssl rand -hex 32")
 	if err != nil {
 		return nil, "", err
 	}
 	key, err := hex.DecodeString(string(hexKey))
 	if err != nil || len(key) != 32 {
-		return nil, "", fmt.Errorf("data key from %s: want 64 hex digits (32 bytes)", source)
+		return nil, "", fmt.Errorf("data key from %s: want 64 hex digits (32 bytes; generate one with: openssl rand -hex 32)", source)
 	}
 	return key, source, nil
 }
 
+// placeholderSecrets are the example values of the README and deploy/ (and
+// their like): a secret that contains one was copied, not generated.
+var placeholderSecrets = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder", "example", "your-secret"}
+
+// minDistinctSecretChars: a generated secret (64 hex digits, or base64 of 32
+// or more random bytes) has 16 or more distinct characters but for a chance
+// far below 1e-15; fewer than 8 means a typed pattern such as the all-zero
+// example key or "5a" repeated.
+const minDistinctSecretChars = 8
+
+// placeholder reports why secret looks like an example value, or "".
+func placeholder(secret []byte) string {
+	lower := strings.ToLower(string(secret))
+	for _, p := range placeholderSecrets {
+		if strings.Contains(lower, p) {
+			return fmt.Sprintf("it contains %q, as the examples do", p)
+		}
+	}
+	distinct := map[byte]bool{}
+	for _, b := range secret {
+		distinct[b] = true
+	}
+	if len(distinct) < minDistinctSecretChars {
+		return fmt.Sprintf("it uses only %d distinct characters (an example value such as all zeros?)", len(distinct))
+	}
+	return ""
+}
+
 // secret returns value (from the environment variable envName) when set, else
 // the contents of file, else a random 32-byte hex secret generated on first
-// start and kept as name in the data dir with mode 0600.
-func (c serveConfig) secret(envName, value, file, name string) (secret []byte, source string, err error) {
+// start and kept as name in the data dir with mode 0600. With a shared
+// database (see sharedDatabase) it generates nothing: the secret must be
+// given. secrets checks what it returns.
+func (c serveConfig) secret(envName, value, file, name, howTo string) (secret []byte, source string, err error) {
 	if value != "" {
 		return []byte(value), envName, nil
 	}
-	path := file
-	if path == "" {
-		path = filepath.Join(c.DataDir, name)
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s_FILE: %w", envName, err)
+		}
+		return []byte(strings.TrimSpace(string(raw))), envName + "_FILE " + file, nil
+	}
+	path := filepath.Join(c.DataDir, name)
+	if shared := c.sharedDatabase(); shared != "" {
+		hint := ""
+		if _, err := os.Stat(path); err == nil {
+			hint = fmt.Sprintf(" (an earlier start generated %s: to keep it, give that file to every replica as %s_FILE)", path, envName)
+		}
+		return nil, "", fmt.Errorf("%s (or %s_FILE) is not set: with %s set it must be given, the same on every replica, rather than generated on this machine's disk%s; generate one with: %s",
+			envName, envName, shared, hint, howTo)
 	}
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		return []byte(strings.TrimSpace(string(raw))), path, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) || file != "" {
+	if !errors.Is(err, os.ErrNotExist) {
 		return nil, "", fmt.Errorf("read %s file: %w", name, err)
 	}
 	var b [32]byte
@@ -238,7 +372,7 @@ func (c serveConfig) secret(envName, value, file, name string) (secret []byte, s
 	// O_EXCL: if two processes race on first start, one writes and both read it.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return c.secret(envName, value, file, name)
+		return c.secret(envName, value, file, name, howTo)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("write %s: %w", name, err)

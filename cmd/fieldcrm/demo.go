@@ -118,7 +118,7 @@ func (d *demoSeeder) run(ctx context.Context) error {
 func (d *demoSeeder) people(ctx context.Context) error {
 	acc := d.app.accounts
 	_, admin, err := acc.Signup(ctx, models.Signup{CompanyName: demoCompany, Name: "陈总 Chen Wei", Email: d.email("admin"),
-		Password: d.o.Password, TimeZone: "Asia/Shanghai", Locale: "zh-CN"})
+		Password: d.o.Password, TimeZone: "Asia/Shanghai", Locale: "zh-CN"}, "")
 	if err != nil {
 		return fmt.Errorf("sign up the demo tenant (is %s taken? pass --email-domain): %w", d.email("admin"), err)
 	}

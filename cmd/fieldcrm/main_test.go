@@ -45,6 +45,9 @@ func isolatedVars(t *testing.T, name string) map[string]string {
 		}
 		t.Cleanup(drop)
 		vars["FERRETDB_POSTGRESQL_URL"] = pgURL
+		// A shared database: the secrets must be given (see sharedDatabase).
+		vars["FIELDCRM_JWT_SECRET"] = "isolated-test-secret-of-more-than-32-bytes"
+		vars["FIELDCRM_DATA_KEY"] = "3f9a1c7e5b2d8f4061a9c3e7b5d2f8a41c6e9b3d7f2a5c8e1b4d7a0f3c6e9b21"
 	}
 	return vars
 }
@@ -151,9 +154,11 @@ func TestServeKeepsDataAndTokensAcrossRestart(t *testing.T) {
 	access := body["access_token"].(string)
 	first.stop(t)
 
-	info, err := os.Stat(filepath.Join(vars["FIELDCRM_DATA_DIR"], "jwt-secret"))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("JWT secret file: %v, mode %v", err, info.Mode())
+	if vars["FIELDCRM_JWT_SECRET"] == "" { // generated: embedded SQLite only
+		info, err := os.Stat(filepath.Join(vars["FIELDCRM_DATA_DIR"], "jwt-secret"))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("JWT secret file: %v, mode %v", err, info.Mode())
+		}
 	}
 
 	second := startServe(t, vars)
@@ -190,7 +195,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		}
 	}
 	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml",
-		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never"}
+		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never",
+		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {
@@ -430,5 +436,95 @@ func TestImportCommandReadsRecordsOfCustomers(t *testing.T) {
 	_, orders := p.call(t, "GET", "/v1/orders?customer_id="+acme["id"].(string), token, nil)
 	if list := orders["data"].([]any); len(list) != 1 || list[0].(map[string]any)["amount"] != 128050.0 {
 		t.Fatalf("Acme's orders %v", orders)
+	}
+}
+
+// TestSharedDatabaseNeedsGivenSecrets: with MONGODB_URI set, a JWT secret or
+// data key that is missing, short or an example value stops start-up with a
+// message naming the setting, before any connection to the database is
+// tried and without generating anything in the data dir.
+func TestSharedDatabaseNeedsGivenSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dials gosync.WaitGroup
+	var dialed int
+	var mu gosync.Mutex
+	dials.Add(1)
+	go func() {
+		defer dials.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			dialed++
+			mu.Unlock()
+			c.Close()
+		}
+	}()
+	goodJWT := "a-real-secret-made-of-forty-random-bytes-Zq8"
+	goodKey := "7c1e5b0a9f3d42e68b17c4a2d95f0e3b6a48c1d7e2f9b05a3c6d8e1f4a7b2c90"
+	cases := []struct {
+		name, jwt, jwtFile, key, want string
+	}{
+		{"no secrets", "", "", "", "FIELDCRM_JWT_SECRET (or FIELDCRM_JWT_SECRET_FILE) is not set"},
+		{"no data key", goodJWT, "", "", "FIELDCRM_DATA_KEY (or FIELDCRM_DATA_KEY_FILE) is not set"},
+		{"short JWT secret", "too-short", "", goodKey, "at least 32"},
+		{"example JWT secret", "change-me-to-at-least-32-random-bytes-base64", "", goodKey, "FIELDCRM_JWT_SECRET looks like a placeholder"},
+		{"example JWT secret in a file", "", "change-me-to-at-least-32-random-bytes-base64\n", goodKey, "FIELDCRM_JWT_SECRET_FILE"},
+		{"all-zero data key", goodJWT, "", strings.Repeat("0", 64), "FIELDCRM_DATA_KEY looks like a placeholder"},
+		{"repeated data key", goodJWT, "", strings.Repeat("5a", 32), "FIELDCRM_DATA_KEY looks like a placeholder"},
+		{"data key not hex", goodJWT, "", "not-hex", "64 hex digits"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			vars := map[string]string{
+				"MONGODB_URI":         "mongodb://" + ln.Addr().String() + "/?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
+				"MONGODB_DATABASE":    testenv.UniqueName("secrets"),
+				"FIELDCRM_DATA_DIR":   dataDir,
+				"FIELDCRM_ADDR":       "127.0.0.1:0",
+				"FIELDCRM_JWT_SECRET": c.jwt,
+				"FIELDCRM_DATA_KEY":   c.key,
+			}
+			if c.jwtFile != "" {
+				path := filepath.Join(t.TempDir(), "jwt")
+				if err := os.WriteFile(path, []byte(c.jwtFile), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				vars["FIELDCRM_JWT_SECRET_FILE"] = path
+			}
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if entries, _ := os.ReadDir(dataDir); len(entries) > 0 {
+				t.Errorf("data dir holds %v: nothing may be generated", entries)
+			}
+		})
+	}
+	ln.Close()
+	dials.Wait()
+	if dialed > 0 {
+		t.Errorf("the database was dialled %d times before the secrets were checked", dialed)
+	}
+}
+
+// TestSignupOffAnswers403: FIELDCRM_SIGNUP=off closes POST /v1/auth/signup.
+func TestSignupOffAnswers403(t *testing.T) {
+	vars := isolatedVars(t, "signupoff")
+	vars["FIELDCRM_SIGNUP"] = "off"
+	p := startServe(t, vars)
+	defer p.stop(t)
+	status, body := p.call(t, "POST", "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "name": "Ana", "email": "ana@acme.test", "password": "correct horse battery",
+	})
+	if status != 403 || body["type"] != "/problems/signup-closed" {
+		t.Fatalf("sign-up while off: %d %v", status, body)
 	}
 }

@@ -192,7 +192,7 @@ func TestTwoReplicas(t *testing.T) {
 		"MONGODB_DATABASE":             "fieldcrm",
 		"FIELDCRM_REDIS_PREFIX":        prefix,
 		"FIELDCRM_JWT_SECRET":          "replicas-share-this-secret-of-more-than-32-bytes",
-		"FIELDCRM_DATA_KEY":            strings.Repeat("5a", 32),
+		"FIELDCRM_DATA_KEY":            "5a0c3e81f7b24d96a1e5c8f03b7d92a64e1f8c5b3a7d0e296f4b8c1a5e3d7f02",
 		"FIELDCRM_PASSWORD_MEMORY_KIB": "64",
 		"FIELDCRM_PASSWORD_TIME":       "1",
 		"FIELDCRM_LOGIN_MAX_FAILURES":  "4",

@@ -149,6 +149,12 @@ func (a *application) close(ctx context.Context) {
 // HTTP server. On error, what was opened is in the closers already.
 func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*application, error) {
 	a := &application{log: log}
+	// Secrets first: a missing or example secret must stop start-up before
+	// anything is opened or connected to.
+	secret, source, key, keySource, err := cfg.secrets()
+	if err != nil {
+		return a, err
+	}
 	if cfg.MongoURI == "" && cfg.FerretPostgreSQLURL != "" {
 		release, err := embedded.LockStartup(ctx, cfg.FerretPostgreSQLURL)
 		if err != nil {
@@ -180,33 +186,31 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	a.redis = rdb
 	a.closers = append(a.closers, closeRedis)
 
-	secret, source, err := cfg.jwtSecret()
-	if err != nil {
-		return a, err
-	}
 	log.Info("JWT signing secret loaded", "source", source)
 	signer, err := accounts.NewSigner(secret, time.Now)
 	if err != nil {
 		return a, fmt.Errorf("JWT secret from %s: %w", source, err)
 	}
 	devices := notify.NewDevices(st, time.Now)
+	password := accounts.PasswordParams{MemoryKiB: uint32(cfg.PasswordMemoryKiB), Time: uint32(cfg.PasswordTime), Threads: 1}
+	hashing := cfg.passwordHashing(password)
+	log.Info("password hashing bounded", "concurrent", hashing.Concurrent, "queue", hashing.Queue, "memory_each_kib", password.MemoryKiB)
 	acc, err := accounts.New(accounts.Options{
-		Store:     st,
-		Devices:   devices,
-		Limiter:   ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-email:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
-		IPLimiter: ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-ip:", int64(cfg.LoginMaxFailures)*ipFailureFactor, cfg.LoginFailureWindow),
-		Signer:    signer,
-		Password:  accounts.PasswordParams{MemoryKiB: uint32(cfg.PasswordMemoryKiB), Time: uint32(cfg.PasswordTime), Threads: 1},
-		Logger:    log,
+		Store:          st,
+		Devices:        devices,
+		Limiter:        ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-email:", int64(cfg.LoginMaxFailures), cfg.LoginFailureWindow),
+		IPLimiter:      ratelimit.NewFailures(rdb, cfg.RedisPrefix+"login-ip:", int64(cfg.LoginMaxFailures)*ipFailureFactor, cfg.LoginFailureWindow),
+		SignupLimiter:  ratelimit.NewFailures(rdb, cfg.RedisPrefix+"signup-ip:", int64(cfg.SignupMaxPerAddress), cfg.SignupWindow),
+		RefreshLimiter: ratelimit.NewFailures(rdb, cfg.RedisPrefix+"refresh-ip:", int64(cfg.LoginMaxFailures)*ipFailureFactor, cfg.LoginFailureWindow),
+		Signer:         signer,
+		Password:       password,
+		Hashing:        hashing,
+		Logger:         log,
 	})
 	if err != nil {
 		return a, err
 	}
 	a.accounts = acc
-	key, keySource, err := cfg.dataKey()
-	if err != nil {
-		return a, err
-	}
 	log.Info("data key loaded", "source", keySource)
 	sealer, err := crm.NewSealer(key)
 	if err != nil {
@@ -232,10 +236,16 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		{Name: "mongodb", Ping: st.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
-	a.server = api.New(api.Config{
+	a.server, err = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ImportBodyLimit: cfg.ImportBodyLimit, TrustedProxies: cfg.trustedProxies(),
-		ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
+		SignupClosed: cfg.Signup == signupOff, ShutdownTimeout: cfg.ShutdownTimeout, Version: version,
 	}, acc, a.crm, a.sync, notify.NewService(devices, st, a.crm.Tasks), checks, log)
+	if err != nil {
+		return a, err
+	}
+	if cfg.Signup == signupOff {
+		log.Info("sign-up is off: POST /v1/auth/signup answers 403")
+	}
 	return a, nil
 }
 
@@ -269,8 +279,9 @@ func openFCM(ctx context.Context, cfg serveConfig, log *slog.Logger) (notify.Pus
 	return fcm, nil
 }
 
-// ipFailureFactor sets the per-address limit of failed sign-ins to this many times
-// the per-e-mail limit: a whole office behind one NAT address must not lock out.
+// ipFailureFactor sets the per-address limit of failed sign-ins (and of
+// refreshes with unknown tokens) to this many times the per-e-mail limit: a
+// whole office behind one NAT address must not lock out.
 const ipFailureFactor = 20
 
 func newLogger(cfg serveConfig, out io.Writer) *slog.Logger {

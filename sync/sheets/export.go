@@ -254,19 +254,6 @@ func (c *csvWriter) close() error {
 	return c.w.Error()
 }
 
-// defuse keeps a spreadsheet from running a cell as a formula (CSV
-// injection): a value starting with = + - @ gets a leading apostrophe, which
-// Excel and LibreOffice show as text. Phone numbers (+86…) are left alone.
-func defuse(s string) string {
-	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return s
-	}
-	if s[0] == '+' && len(s) > 1 && strings.Trim(s[1:], "0123456789 *;+") == "" {
-		return s
-	}
-	return "'" + s
-}
-
 // xlsxWriter writes one sheet through excelize's stream writer, which keeps
 // rows on disk rather than in memory once there are many.
 type xlsxWriter struct {
@@ -290,7 +277,9 @@ func (x *xlsxWriter) row(cells []string) error {
 	x.rows++
 	values := make([]any, len(cells))
 	for i, c := range cells {
-		values[i] = c
+		// The cells are text cells, never formulas, as written; but one
+		// edited in Excel (F2, Enter) or the sheet saved as CSV runs them.
+		values[i] = defuse(c)
 	}
 	cell, err := excelize.CoordinatesToCellName(1, x.rows)
 	if err != nil {

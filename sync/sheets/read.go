@@ -116,6 +116,7 @@ func (c *csvRows) next() (int, []string, error) {
 	}
 	line, _ := c.r.FieldPos(0)
 	c.line = line
+	undefuseAll(cells)
 	return line, cells, nil
 }
 
@@ -161,7 +162,15 @@ func (x *xlsxRows) next() (int, []string, error) {
 	// Raw values: a date cell as its serial number (the import reads those
 	// in date columns) rather than formatted by a US-style number format.
 	cells, err := x.rows.Columns(excelize.Options{RawCellValue: true})
+	undefuseAll(cells)
 	return x.line, cells, err
+}
+
+// undefuseAll takes off the apostrophes our exports put before formulas.
+func undefuseAll(cells []string) {
+	for i, c := range cells {
+		cells[i] = undefuse(c)
+	}
 }
 
 func (x *xlsxRows) close() error {
