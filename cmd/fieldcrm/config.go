@@ -55,7 +55,17 @@ type serveConfig struct {
 	LoginFailureWindow     time.Duration
 	PasswordMemoryKiB      int
 	PasswordTime           int
+	// dataDirLocked says this process holds the lock of DataDir already
+	// (restore does, across its copy and the opening of the store).
+	dataDirLocked bool
 }
+
+// jwtSecretName and dataKeyName are the files in the data dir that hold the
+// generated JWT secret and data key (see secret).
+const (
+	jwtSecretName = "jwt-secret"
+	dataKeyName   = "data-key"
+)
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
 const defaultAddr = ":8080"
@@ -191,14 +201,14 @@ func (c serveConfig) trustedProxies() []string {
 // file, else a secret generated on first start and kept in the data dir with
 // mode 0600, so tokens survive restarts.
 func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
-	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, "jwt-secret")
+	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, jwtSecretName)
 }
 
 // dataKey returns the 32-byte AES key that encrypts sensitive customer fields:
 // FIELDCRM_DATA_KEY (64 hex digits), else its file, else one generated on first
 // start in the data dir. Losing it makes those fields unreadable: back it up.
 func (c serveConfig) dataKey() ([]byte, string, error) {
-	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, "data-key")
+	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, dataKeyName)
 	if err != nil {
 		return nil, "", err
 	}
