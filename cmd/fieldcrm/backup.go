@@ -241,7 +241,7 @@ func restore(ctx context.Context, cfg serveConfig, from string, force bool, stdo
 	}
 	for _, f := range m.Files {
 		if err := copyChecked(filepath.Join(src, filepath.FromSlash(f.Path)), filepath.Join(dst, filepath.FromSlash(f.Path)), f); err != nil {
-			return err
+			return fmt.Errorf("%w (the data dir %s is incomplete: run restore again with --force)", err, dst)
 		}
 	}
 	if err := syncDirs(sqliteDir(dst), dst); err != nil {

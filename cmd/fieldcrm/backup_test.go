@@ -251,3 +251,17 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 		t.Fatalf("pull after advance-sync-epoch: %d %v", status, m)
 	}
 }
+
+// A manifest names only files a backup writes, so restoring cannot write
+// outside the data dir or over anything else in it.
+func TestRestoreAcceptsOnlyTheFilesABackupWrites(t *testing.T) {
+	for p, want := range map[string]bool{
+		"ferretdb/fieldcrm.sqlite": true, "ferretdb/other.sqlite": true, "jwt-secret": true, "data-key": true,
+		"ferretdb/../jwt-secret": false, "ferretdb/.sqlite": false, "ferretdb/x/y.sqlite": false, "../data-key": false,
+		"/etc/passwd": false, "ferretdb/fieldcrm.sqlite-wal": false, "fieldcrm.lock": false, "manifest.json": false, "": false,
+	} {
+		if got := restorable(p); got != want {
+			t.Errorf("restorable(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

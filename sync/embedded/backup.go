@@ -64,7 +64,28 @@ func SnapshotSQLite(ctx context.Context, src, dst string) error {
 		_ = os.Remove(dst)
 		return fmt.Errorf("VACUUM INTO %s (source journal mode %s): %w", dst, mode, err)
 	}
+	// SQLite does not sync what VACUUM INTO writes.
+	if err := syncFile(dst); err != nil {
+		return err
+	}
 	return checkSQLite(ctx, dst)
+}
+
+// syncFile makes path private to its owner, like the data dir's files, and
+// flushes it to disk.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // checkSQLite runs SQLite's quick_check on the database file path.
