@@ -37,7 +37,8 @@ const backupDocs = "docs/operations-backup.md"
 
 // manifest describes a backup: what it holds and where it comes from.
 type manifest struct {
-	Format        int          `json:"format"`
+	Format int `json:"format"`
+	// CreatedAt is when the backup began: it holds every commit before.
 	CreatedAt     time.Time    `json:"created_at"`
 	Version       string       `json:"fieldcrm_version"`
 	SourceDataDir string       `json:"source_data_dir"`
