@@ -65,12 +65,22 @@ type serveConfig struct {
 	Signup              string
 	SignupMaxPerAddress int
 	SignupWindow        time.Duration
+	// dataDirLocked says this process holds the lock of DataDir already
+	// (restore does, across its copy and the opening of the store).
+	dataDirLocked bool
 }
 
 // Sign-up settings (FIELDCRM_SIGNUP).
 const (
 	signupOpen = "open"
 	signupOff  = "off"
+)
+
+// jwtSecretName and dataKeyName are the files in the data dir that hold the
+// generated JWT secret and data key (see secret).
+const (
+	jwtSecretName = "jwt-secret"
+	dataKeyName   = "data-key"
 )
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
@@ -282,7 +292,7 @@ func (c serveConfig) secrets() (jwtSecret []byte, jwtSource string, dataKey []by
 // file, else (embedded database only) a secret generated on first start and
 // kept in the data dir with mode 0600, so tokens survive restarts.
 func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
-	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, "jwt-secret", "openssl rand -base64 48")
+	return c.secret("FIELDCRM_JWT_SECRET", c.JWTSecret, c.JWTSecretFile, jwtSecretName, "openssl rand -base64 48")
 }
 
 // dataKey returns the 32-byte AES key that encrypts sensitive customer fields:
@@ -290,7 +300,7 @@ func (c serveConfig) jwtSecret() (secret []byte, source string, err error) {
 // only) one generated on first start in the data dir. Losing it makes those
 // fields unreadable: back it up.
 func (c serveConfig) dataKey() ([]byte, string, error) {
-	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, "data-key", "openssl rand -hex 32")
+	hexKey, source, err := c.secret("FIELDCRM_DATA_KEY", c.DataKey, c.DataKeyFile, dataKeyName, "openssl rand -hex 32")
 	if err != nil {
 		return nil, "", err
 	}

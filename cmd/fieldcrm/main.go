@@ -59,6 +59,10 @@ Commands:
   import    read customers from a CSV or Excel file (import --help)
   export    write a tenant's customers to CSV or Excel (export --help)
   seed      create a demo tenant with a year of records (seed --demo --help)
+  backup    copy the embedded SQLite engine, also while serve runs (backup --to DIR)
+  restore   put a backup in the data dir, with no server on it (restore --from DIR)
+  advance-sync-epoch
+            after restoring MongoDB or PostgreSQL: make devices resync
   probe     exit 0 when a running server answers /readyz (container health checks)
   version   print the version
 
@@ -96,6 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "seed":
 		return seedCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backupCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return restoreCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "advance-sync-epoch":
+		return advanceSyncEpochCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "probe":
 		return probeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

@@ -25,31 +25,9 @@ func TestDefaultDeploymentKeepsSyncAcrossRestartsAndCrashes(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "FIELDCRM_") && !strings.HasPrefix(k, "MONGODB_") &&
-			!strings.HasPrefix(k, "FCM_") && k != "REDIS_URL" && k != "FERRETDB_POSTGRESQL_URL" {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, replicaChildVar+"=1", "FIELDCRM_PASSWORD_MEMORY_KIB=64", "FIELDCRM_PASSWORD_TIME=1")
+	env := defaultDeploymentEnv()
 	r := &replica{name: "default", dataDir: t.TempDir()}
-	start := func() {
-		t.Helper()
-		r.launch(t, env)
-		deadline := time.Now().Add(90 * time.Second)
-		for !r.ready() {
-			select {
-			case err := <-r.exited:
-				t.Fatalf("serve exited during start-up: %v\n%s", err, r.logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve not ready in 90 s\n%s", r.logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	start := func() { r.start(t, env) }
 	start()
 	t.Cleanup(func() { r.kill(t) })
 	email := "restart@default.test"
@@ -143,5 +121,53 @@ func TestDefaultDeploymentKeepsSyncAcrossRestartsAndCrashes(t *testing.T) {
 		if len(fresh.local) != len(acked) {
 			t.Fatalf("round %d: %d customers on the server, %d acknowledged", round, len(fresh.local), len(acked))
 		}
+	}
+}
+
+// defaultDeploymentEnv is the environment of a serve process on the default
+// deployment (embedded FerretDB on SQLite, in-process Redis), whatever the
+// test run's own environment names: fieldcrm's variables are left out.
+func defaultDeploymentEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "FIELDCRM_") && !strings.HasPrefix(k, "MONGODB_") &&
+			!strings.HasPrefix(k, "FCM_") && k != "REDIS_URL" && k != "FERRETDB_POSTGRESQL_URL" {
+			env = append(env, kv)
+		}
+	}
+	return append(env, replicaChildVar+"=1", "FIELDCRM_PASSWORD_MEMORY_KIB=64", "FIELDCRM_PASSWORD_TIME=1")
+}
+
+// start launches r with env and waits until it is ready.
+func (r *replica) start(t *testing.T, env []string) {
+	t.Helper()
+	r.launch(t, env)
+	deadline := time.Now().Add(90 * time.Second)
+	for !r.ready() {
+		select {
+		case err := <-r.exited:
+			t.Fatalf("%s exited during start-up: %v\n%s", r.name, err, r.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready in 90 s\n%s", r.name, r.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (r *replica) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.exited:
+		if err != nil {
+			t.Fatalf("%s did not stop cleanly: %v\n%s", r.name, err, r.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop in 30 s", r.name)
 	}
 }

@@ -155,29 +155,12 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, err
 	}
-	if cfg.MongoURI == "" && cfg.FerretPostgreSQLURL != "" {
-		release, err := embedded.LockStartup(ctx, cfg.FerretPostgreSQLURL)
-		if err != nil {
-			return a, err
-		}
-		defer release()
-	}
-	storeCfg, closeMongo, err := openMongo(ctx, cfg, log)
-	if err != nil {
-		return a, err
-	}
-	a.closers = append(a.closers, closeMongo)
-	st, err := store.Open(ctx, storeCfg)
+	st, closeStore, err := openStore(ctx, cfg, log)
+	a.closers = append(a.closers, closeStore)
 	if err != nil {
 		return a, err
 	}
 	a.store = st
-	a.closers = append(a.closers, func(ctx context.Context) { _ = st.Close(ctx) })
-	status, err := st.Migrate(ctx)
-	if err != nil {
-		return a, err
-	}
-	log.Info("database schema ready", "version", status.Current, "applied_now", status.Applied)
 
 	rdb, closeRedis, err := openRedis(ctx, cfg, log)
 	if err != nil {
@@ -254,14 +237,24 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 // FIELDCRM_LOG_LEVEL says otherwise (the server's start-up chatter is noise
 // there). Close the application even when it fails: it may be half open.
 func startCommandApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*application, error) {
-	cfg, err := parseServeConfig(nil, getenv, stderr)
+	cfg, err := commandConfig(getenv, stderr)
 	if err != nil {
 		return &application{}, err
+	}
+	return startApp(ctx, cfg, newLogger(cfg, stderr))
+}
+
+// commandConfig is serve's configuration for a one-shot command, logging only
+// warnings unless FIELDCRM_LOG_LEVEL says otherwise.
+func commandConfig(getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	cfg, err := parseServeConfig(nil, getenv, stderr)
+	if err != nil {
+		return cfg, err
 	}
 	if getenv("FIELDCRM_LOG_LEVEL") == "" {
 		cfg.LogLevel = "warn"
 	}
-	return startApp(ctx, cfg, newLogger(cfg, stderr))
+	return cfg, nil
 }
 
 // openFCM returns the FCM sender, or, without FCM settings, a stand-in that
@@ -295,6 +288,41 @@ func newLogger(cfg serveConfig, out io.Writer) *slog.Logger {
 	return slog.New(api.LogHandler(h))
 }
 
+// openStore opens the database as serve does (see openMongo) and migrates
+// it. On the embedded engine on PostgreSQL it holds the start-up lock of the
+// replicas meanwhile. closeStore releases everything, also after an error.
+func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (st *store.Store, closeStore func(context.Context), err error) {
+	var closers []func(context.Context)
+	closeStore = func(ctx context.Context) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i](ctx)
+		}
+	}
+	if cfg.MongoURI == "" && cfg.FerretPostgreSQLURL != "" {
+		release, err := embedded.LockStartup(ctx, cfg.FerretPostgreSQLURL)
+		if err != nil {
+			return nil, closeStore, err
+		}
+		defer release()
+	}
+	storeCfg, closeMongo, err := openMongo(ctx, cfg, log)
+	if err != nil {
+		return nil, closeStore, err
+	}
+	closers = append(closers, closeMongo)
+	st, err = store.Open(ctx, storeCfg)
+	if err != nil {
+		return nil, closeStore, err
+	}
+	closers = append(closers, func(ctx context.Context) { _ = st.Close(ctx) })
+	status, err := st.Migrate(ctx)
+	if err != nil {
+		return nil, closeStore, err
+	}
+	log.Info("database schema ready", "version", status.Current, "applied_now", status.Applied)
+	return st, closeStore, nil
+}
+
 // openMongo decides where MongoDB is: MONGODB_URI, or an embedded FerretDB on
 // PostgreSQL or SQLite. It returns the store configuration and a closer.
 func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Config, func(context.Context), error) {
@@ -303,10 +331,22 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 		log.Info("storage: MongoDB", "database", cfg.MongoDatabase)
 		return sc, func(context.Context) {}, nil
 	}
-	ec := embedded.Config{SQLiteDir: filepath.Join(cfg.DataDir, "ferretdb"), SQLiteSynchronous: cfg.SQLiteSynchronous,
+	release := func() {}
+	if cfg.FerretPostgreSQLURL == "" && !cfg.dataDirLocked {
+		// One process at a time on the SQLite files: two embedded FerretDBs
+		// would each trust their own catalogue, and restore must know that no
+		// server runs here. The lock ends with the process, however it ends.
+		lock, err := embedded.LockDir(cfg.DataDir)
+		if err != nil {
+			return sc, nil, fmt.Errorf("embedded SQLite engine: %w", err)
+		}
+		release = lock.Release
+	}
+	ec := embedded.Config{SQLiteDir: sqliteDir(cfg.DataDir), SQLiteSynchronous: cfg.SQLiteSynchronous,
 		PostgreSQLURL: cfg.FerretPostgreSQLURL, Logger: log}
 	f, err := embedded.StartFerret(ctx, ec)
 	if err != nil {
+		release()
 		return sc, nil, err
 	}
 	sc.URI = f.URI()
@@ -314,6 +354,7 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 	tables, err := f.Tables(cfg.MongoDatabase)
 	if err != nil {
 		_ = f.Close(ctx)
+		release()
 		return sc, nil, err
 	}
 	sc.Tables = tables
@@ -325,8 +366,11 @@ func openMongo(ctx context.Context, cfg serveConfig, log *slog.Logger) (store.Co
 	} else {
 		log.Warn("storage: EMBEDDED FerretDB on SQLite; fine for one small team, set MONGODB_URI for production", "dir", ec.SQLiteDir)
 	}
-	return sc, func(ctx context.Context) { _ = tables.Close(); _ = f.Close(ctx) }, nil
+	return sc, func(ctx context.Context) { _ = tables.Close(); _ = f.Close(ctx); release() }, nil
 }
+
+// sqliteDir is where the embedded FerretDB keeps its SQLite files in a data dir.
+func sqliteDir(dataDir string) string { return filepath.Join(dataDir, "ferretdb") }
 
 // openRedis connects to REDIS_URL, or starts an in-process Redis.
 func openRedis(ctx context.Context, cfg serveConfig, log *slog.Logger) (redis.UniversalClient, func(context.Context), error) {
