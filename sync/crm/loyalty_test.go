@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,5 +137,71 @@ func TestLoyaltyCrashMidWriteIsSettledByTheNextWrite(t *testing.T) {
 	}
 	if balance, sum := balanceAndLedger(t, svc, rep, c.ID); balance != 0 || sum != 0 {
 		t.Fatalf("balance %d, ledger sum %d, want 0", balance, sum)
+	}
+}
+
+func TestLoyaltyConcurrentRetriedEarnsAndRedemptionsKeepBalanceAndLedgerEqual(t *testing.T) {
+	svc, _, _, rep := crashTenant(t)
+	ctx := context.Background()
+	c, err := svc.Customers.Create(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Busy member"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writers earn and redeem at once; each entry is sent twice at the same
+	// time, as a phone retrying a push does. Redemptions may be refused for
+	// want of points, nothing else may fail.
+	const writers, entries = 4, 6
+	var negative atomic.Bool
+	done := make(chan struct{})
+	go func() { // the balance is never below zero, at any moment
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if got, err := svc.Customers.Get(ctx, rep, c.ID); err == nil && got.Loyalty.Balance < 0 {
+				negative.Store(true)
+			}
+		}
+	}()
+	errs := make(chan error, writers*entries*2)
+	var wg sync.WaitGroup
+	for w := range writers {
+		for i := range entries {
+			kind, n := models.PointsEarn, int64(10*(i+1))
+			if (w+i)%2 == 1 {
+				kind, n = models.PointsRedeem, int64(15*(i+1))
+			}
+			id := fmt.Sprintf("w%de%d", w, i)
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := svc.LoyaltyEntries.CreateFrom(ctx, rep, id, func(dst any) error {
+						*dst.(*models.LoyaltyEntry) = models.LoyaltyEntry{ChildFields: models.ChildFields{CustomerID: c.ID}, Kind: kind, Points: n, Reason: "busy"}
+						return nil
+					})
+					var invalid *models.ValidationError
+					if err != nil && !(kind == models.PointsRedeem && errors.As(err, &invalid)) {
+						errs <- fmt.Errorf("%s %s %d: %w", id, kind, n, err)
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	close(done)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if negative.Load() {
+		t.Error("the balance went below zero")
+	}
+	balance, sum := balanceAndLedger(t, svc, rep, c.ID)
+	got, _ := svc.Customers.Get(ctx, rep, c.ID)
+	if balance != sum || balance < 0 || len(got.Loyalty.Held) != 0 {
+		t.Fatalf("balance %d, ledger sum %d, held %v", balance, sum, got.Loyalty.Held)
 	}
 }
