@@ -18,13 +18,18 @@ package crm
 // (Loyalty.Held), in the atomic update that checks they are available (the
 // balance less the points held; an entry stored but not counted yet is still
 // held); then it is inserted under its unique id; then it is settled: the
-// sum counts it and its hold goes. Of two
-// redemptions racing for the last points, the second to hold finds them
-// held. A hold whose write ended with its outcome unknown (a crash or a
-// timeout between hold and insert) stays until a settle finds its entry
-// stored (and counts it), or until it is holdExpiry old: the insert runs
-// within the sync sequencer's lease (see Service.stamped), so by then it can
-// no longer commit. Entries that add points hold nothing.
+// sum counts it and its hold goes. Of two redemptions racing for the last
+// points, the second to hold finds them held. A hold whose write ended with
+// its outcome unknown (a crash or a timeout between hold and insert) stays
+// until a settle finds its entry stored (and counts it), or until it is
+// holdExpiry old: the insert runs within the sync sequencer's lease (see
+// Service.stamped), so by then it can no longer commit. Entries that add
+// points hold nothing.
+//
+// A sum reads every entry of the customer, by the (tenant, customer) index
+// every child list uses: about 50 µs an entry on embedded SQLite, so 50 ms
+// a write for a customer with 1,000 entries. In exchange a balance that an
+// earlier version left off the ledger is right again after its next write.
 //
 // An entry's id makes its create idempotent: a create sent again (a push
 // retried after a lost response) finds the stored entry, is accepted
