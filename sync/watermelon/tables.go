@@ -274,14 +274,17 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, base in
 // out whether it exists.
 func (t *records[R]) pushRow(ctx context.Context, a models.Actor, base int64, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
+	if created && t.r.CreatesAgain() {
+		return t.create(ctx, a, row, res, out)
+	}
 	if created {
 		// Checked first: a customer's create claims a customer number, which
 		// a retried push must not waste.
 		exists, err := t.r.Exists(ctx, a.TenantID, id)
-		if err != nil {
-			return err
-		}
-		if !exists || t.r.CreatesAgain() {
+		if err != nil || !exists {
+			if err != nil {
+				return err
+			}
 			return t.create(ctx, a, row, res, out)
 		}
 	}
