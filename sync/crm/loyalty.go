@@ -16,20 +16,20 @@ package crm
 // the balance below zero" cannot check the balance and insert the entry in
 // one step. An entry that takes points first holds them on the customer
 // (Loyalty.Held), in the atomic update that checks they are available (the
-// balance less the points held; an entry stored but not counted yet is still
-// held); then it is inserted under its unique id; then it is settled: the
-// sum counts it and its hold goes. Of two redemptions racing for the last
-// points, the second to hold finds them held. A hold whose write ended with
-// its outcome unknown (a crash or a timeout between hold and insert) stays
-// until a settle finds its entry stored (and counts it), or until it is
-// holdExpiry old: the insert runs within the sync sequencer's lease (see
-// Service.stamped), so by then it can no longer commit. Entries that add
-// points hold nothing.
+// ledger's sum less the points held); then it is inserted under its unique
+// id; then it is settled: the sum counts it and its hold goes. Of two
+// redemptions racing for the last points, the second to hold finds them
+// held. A hold whose write ended with its outcome unknown (a crash or a
+// timeout between hold and insert) stays until a settle finds its entry
+// stored (and counts it), or until it is holdExpiry old: the insert runs
+// within the sync sequencer's lease (see Service.stamped), so by then it can
+// no longer commit. Entries that add points hold nothing.
 //
 // A sum reads every entry of the customer, by the (tenant, customer) index
 // every child list uses: about 50 µs an entry on embedded SQLite, so 50 ms
-// a write for a customer with 1,000 entries. In exchange a balance that an
-// earlier version left off the ledger is right again after its next write.
+// an earn and twice that a redemption for a customer with 1,000 entries. In
+// exchange a balance that an earlier version left off the ledger lends no
+// points and is right again after the customer's next loyalty write.
 //
 // An entry's id makes its create idempotent: a create sent again (a push
 // retried after a lost response) finds the stored entry, is accepted
@@ -39,7 +39,6 @@ package crm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -89,7 +88,9 @@ func (s *Service) holdPoints(ctx context.Context, w *write[models.LoyaltyEntry])
 		return nil
 	}
 	_, err := s.Customers.mutate(ctx, w.actor, e.CustomerID, "loyalty", func(cw *write[models.Customer]) error {
-		l, err := s.openHolds(ctx, cw)
+		// Summed here too, not only trusted: a balance that an earlier
+		// version moved ahead of its ledger must not lend points.
+		l, err := s.settled(ctx, cw, "")
 		if err != nil {
 			return err
 		}
@@ -110,31 +111,6 @@ func (s *Service) holdPoints(ctx context.Context, w *write[models.LoyaltyEntry])
 		return nil
 	})
 	return err
-}
-
-// openHolds returns the loyalty state of the customer cw writes without the
-// holds that expired with their entries unstored. The ledger is not summed
-// here (the settle after the insert does it, and a sum costs a read of every
-// entry): an entry stored but not yet counted stays held, so what is
-// available is never more than the stored ledger allows.
-func (s *Service) openHolds(ctx context.Context, cw *write[models.Customer]) (models.Loyalty, error) {
-	l := cw.rec.Loyalty
-	expired := cw.now.Add(-s.holdExpiry())
-	l.Held = slices.Clone(l.Held)
-	for i := 0; i < len(l.Held); i++ {
-		if l.Held[i].At.After(expired) {
-			continue
-		}
-		_, err := s.LoyaltyEntries.load(ctx, cw.rec.TenantID, l.Held[i].EntryID)
-		switch {
-		case errors.Is(err, models.ErrNotFound):
-			l.Held = slices.Delete(l.Held, i, i+1)
-			i--
-		case err != nil:
-			return l, fmt.Errorf("look for the entry of an expired hold: %w", err)
-		}
-	}
-	return l, nil
 }
 
 // settleLoyalty derives a customer's balance from its stored ledger and

@@ -205,3 +205,28 @@ func TestLoyaltyConcurrentRetriedEarnsAndRedemptionsKeepBalanceAndLedgerEqual(t 
 		t.Fatalf("balance %d, ledger sum %d, held %v", balance, sum, got.Loyalty.Held)
 	}
 }
+
+func TestLoyaltyBalanceLeftOffTheLedgerIsRightAfterTheNextWrite(t *testing.T) {
+	svc, _, _, rep := crashTenant(t)
+	ctx := context.Background()
+	c, err := svc.Customers.Create(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Drifted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := points(svc, rep, c.ID, models.PointsEarn, 100); err != nil {
+		t.Fatal(err)
+	}
+	// What the balance moved ahead of the ledger (earlier versions) left.
+	if _, err := svc.Customers.Mutate(ctx, rep, c.ID, func(c *models.Customer) error { c.Loyalty.Balance = 1100; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := points(svc, rep, c.ID, models.PointsRedeem, 200); err == nil {
+		t.Fatal("redeemed points the ledger never had")
+	}
+	if err := points(svc, rep, c.ID, models.PointsEarn, 10); err != nil {
+		t.Fatal(err)
+	}
+	if balance, sum := balanceAndLedger(t, svc, rep, c.ID); balance != 110 || sum != 110 {
+		t.Fatalf("balance %d, ledger sum %d, want 110", balance, sum)
+	}
+}
