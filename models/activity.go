@@ -242,8 +242,17 @@ type LoyaltyEntry struct {
 	Points    int64  `bson:"points" json:"points"`
 	Reason    string `bson:"reason" json:"reason"`
 	Reference string `bson:"reference" json:"reference"`
-	// BalanceAfter is the customer's balance once this entry applied.
+	// BalanceAfter is what the customer had available as the entry was
+	// written, this entry included: a receipt's figure, fixed when written.
+	// The customer's balance is the sum of the ledger, not a chain of these.
 	BalanceAfter int64 `bson:"balance_after" json:"balance_after"`
+}
+
+// SameAs reports whether two entries say the same (customer, kind, points,
+// reason, reference), whatever the server wrote on them: a create sent again.
+func (e *LoyaltyEntry) SameAs(o *LoyaltyEntry) bool {
+	return e.CustomerID == o.CustomerID && e.Kind == o.Kind && e.Points == o.Points &&
+		e.Reason == o.Reason && e.Reference == o.Reference
 }
 
 // MaxPointsPerEntry bounds one entry, so sums cannot overflow.

@@ -230,3 +230,51 @@ func TestNormalizeDateTime(t *testing.T) {
 		}
 	}
 }
+
+func TestLoyaltySettledSumsTheLedgerAndDropsHoldsThatAreOver(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	expired := now.Add(-10 * time.Minute)
+	st := Settings{}.WithDefaults()
+	entry := func(id, kind string, points int64) LoyaltyEntry {
+		return LoyaltyEntry{Meta: Meta{ID: id}, Kind: kind, Points: points}
+	}
+	hold := func(id string, points int64, age time.Duration) PointsHold {
+		return PointsHold{EntryID: id, Points: points, At: now.Add(-age)}
+	}
+	cases := []struct {
+		name          string
+		held          []PointsHold
+		ledger        []LoyaltyEntry
+		release       string
+		wantBalance   int64
+		wantHeld      []string
+		wantAvailable int64
+	}{
+		{"empty", nil, nil, "", 0, nil, 0},
+		{"the sum of the entries, whatever was there",
+			nil, []LoyaltyEntry{entry("a", PointsEarn, 1500), entry("b", PointsRedeem, 200), entry("c", PointsAdjust, -50), entry("d", PointsExpire, 50)}, "",
+			1200, nil, 1200},
+		{"a hold of a stored entry is counted, so it goes",
+			[]PointsHold{hold("b", 200, time.Second)}, []LoyaltyEntry{entry("a", PointsEarn, 500), entry("b", PointsRedeem, 200)}, "",
+			300, nil, 300},
+		{"a hold of an entry not stored yet stays",
+			[]PointsHold{hold("x", 200, time.Minute)}, []LoyaltyEntry{entry("a", PointsEarn, 500)}, "",
+			500, []string{"x"}, 300},
+		{"an expired hold goes",
+			[]PointsHold{hold("x", 200, time.Hour), hold("y", 100, time.Minute)}, []LoyaltyEntry{entry("a", PointsEarn, 500)}, "",
+			500, []string{"y"}, 400},
+		{"the released hold goes",
+			[]PointsHold{hold("x", 200, time.Second), hold("y", 100, time.Second)}, []LoyaltyEntry{entry("a", PointsEarn, 500)}, "x",
+			500, []string{"y"}, 400},
+	}
+	for _, c := range cases {
+		got := Loyalty{Balance: 99999, Held: c.held}.Settled(c.ledger, c.release, expired, st)
+		var held []string
+		for _, h := range got.Held {
+			held = append(held, h.EntryID)
+		}
+		if got.Balance != c.wantBalance || !slices.Equal(held, c.wantHeld) || got.Available() != c.wantAvailable || got.Tier != st.TierFor(c.wantBalance) {
+			t.Errorf("%s: got %+v (available %d), want balance %d, held %v, available %d", c.name, got, got.Available(), c.wantBalance, c.wantHeld, c.wantAvailable)
+		}
+	}
+}

@@ -163,8 +163,52 @@ type Customer struct {
 
 // Loyalty is the derived state of a customer's points ledger.
 type Loyalty struct {
+	// Balance is the sum of the customer's stored ledger entries, as of the
+	// last loyalty write to the customer (see Settled).
 	Balance int64  `bson:"balance" json:"balance"`
 	Tier    string `bson:"tier" json:"tier"`
+	// Held are points that entries being written take from the balance
+	// (redemptions, expiries, negative adjustments): spoken for, so that two
+	// of them cannot both take the last points, but not yet out of Balance,
+	// which counts only stored entries.
+	Held []PointsHold `bson:"held,omitempty" json:"held,omitempty"`
+}
+
+// PointsHold is what one ledger entry being written takes from a balance.
+type PointsHold struct {
+	EntryID string    `bson:"entry_id" json:"entry_id"`
+	Points  int64     `bson:"points" json:"points"`
+	At      time.Time `bson:"at" json:"at"`
+}
+
+// Available is the balance less the points held: what an entry may take.
+func (l Loyalty) Available() int64 {
+	n := l.Balance
+	for _, h := range l.Held {
+		n -= h.Points
+	}
+	return n
+}
+
+// Settled derives the loyalty state from ledger, the customer's stored
+// entries: the balance is their sum and the tier follows it. A hold goes
+// once its entry is stored (the balance counts it now), once it was taken
+// before expired (its entry can no longer be stored), and when it is the
+// hold of release (whose write is over, stored or refused); the others stay.
+func (l Loyalty) Settled(ledger []LoyaltyEntry, release string, expired time.Time, st Settings) Loyalty {
+	var out Loyalty
+	stored := make(map[string]bool, len(ledger))
+	for i := range ledger {
+		out.Balance += ledger[i].Delta()
+		stored[ledger[i].ID] = true
+	}
+	out.Tier = st.TierFor(out.Balance)
+	for _, h := range l.Held {
+		if !stored[h.EntryID] && h.EntryID != release && h.At.After(expired) {
+			out.Held = append(out.Held, h)
+		}
+	}
+	return out
 }
 
 // Prepare normalizes the client-written fields in place and validates them

@@ -439,36 +439,3 @@ func intOrDash(p *int) string {
 	}
 	return fmt.Sprint(*p)
 }
-
-func (s *Service) loyaltyHooks() hooks[models.LoyaltyEntry] {
-	return hooks[models.LoyaltyEntry]{
-		appendOnly: true,
-		prepare: func(ctx context.Context, w *write[models.LoyaltyEntry]) error {
-			e := w.rec
-			if err := e.Prepare(); err != nil {
-				return err
-			}
-			if _, err := s.parentOf(ctx, w.actor, &e.Meta, &e.ChildFields, nil); err != nil {
-				return err
-			}
-			// The customer's balance is the serialization point: of two
-			// redemptions racing for the last points, one commits first and the
-			// other re-reads the lower balance.
-			_, err := s.Customers.mutate(ctx, w.actor, e.CustomerID, "loyalty", func(cw *write[models.Customer]) error {
-				after := cw.rec.Loyalty.Balance + e.Delta()
-				if after < 0 {
-					return &models.ValidationError{Fields: []models.FieldError{{Field: "points",
-						Message: fmt.Sprintf("the customer has only %d points", cw.rec.Loyalty.Balance)}}}
-				}
-				e.BalanceAfter = after
-				cw.rec.Loyalty = models.Loyalty{Balance: after, Tier: cw.settings.TierFor(after)}
-				return nil
-			})
-			return err
-		},
-		filters: withChild(map[string]filter{"kind": equals("kind", models.PointsEarn, models.PointsRedeem, models.PointsAdjust, models.PointsExpire)}),
-		timeline: func(e *models.LoyaltyEntry) (time.Time, string) {
-			return e.CreatedAt, fmt.Sprintf("points %s %d: %s", e.Kind, e.Points, e.Reason)
-		},
-	}
-}

@@ -469,15 +469,11 @@ func (s *Service) Merge(ctx context.Context, a models.Actor, id string, fromIDs 
 		}
 		// The ledger moved with the entries; the balance is summed from it, so a
 		// merge run again after an interruption does not count points twice.
-		entries, err := childrenOf(ctx, s.LoyaltyEntries, a.TenantID, id, maxChildren)
+		loyalty, err := s.settled(ctx, w, "")
 		if err != nil {
 			return err
 		}
-		var balance int64
-		for _, e := range entries.recs {
-			balance += e.Delta()
-		}
-		w.rec.Loyalty = models.Loyalty{Balance: balance, Tier: w.settings.TierFor(balance)}
+		w.rec.Loyalty = loyalty
 		// Prepare again: phones, e-mails and tags were unioned, so the keys change.
 		w.flagDuplicates = true
 		return s.prepareCustomer(ctx, w)

@@ -55,6 +55,20 @@ type hooks[R any] struct {
 	ownOnly bool
 	// appendOnly refuses updates and deletes (ledgers).
 	appendOnly bool
+	// same makes creates of an append-only collection idempotent: a create
+	// under a stored id is a create sent again (a retried push) when the
+	// stored record, which the actor sees, says the same as the new one; it
+	// is accepted and changes nothing. Any other create of a taken id (other
+	// content, another tenant's record) is refused.
+	same func(stored, sent *R) bool
+	// reserve runs on a create once prepare passed, before the record is
+	// stored: under another record's atomic update it takes what the new
+	// record needs from it (the points a redemption takes). settle runs once
+	// the create's outcome is known: the record stored, refused for its id,
+	// or found stored already (see same). A create that ends with its outcome
+	// unknown (an error, a crash) leaves its reservation to the next settle
+	// of the same record, which must tell what became of it.
+	reserve, settle func(ctx context.Context, w *write[R]) error
 	// unauditedCreate stores new records without an audit entry. For inbox
 	// notes: the server writes one per reminder it fires, the note and the
 	// reminder's delivery records already say what was sent when, and their
@@ -134,11 +148,30 @@ func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagD
 
 // createWrite stores a new record under id and runs its after hook. After a
 // failed store the write is returned with the error (the record as far as
-// it got); a failed check returns no write.
+// it got); a failed check returns no write. A create sent again of a stored
+// append-only record (see hooks.same) returns the stored record.
 func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
 	w, err := r.prepareNew(ctx, a, in, flagDuplicates, id)
 	if err != nil {
 		return nil, err
+	}
+	if r.h.same != nil {
+		if found, err := r.storedAlready(ctx, w, false); found {
+			return w, err
+		}
+	}
+	if r.h.reserve != nil {
+		if err := r.h.reserve(ctx, w); err != nil {
+			// A create sent again while the first is being stored may find
+			// the first one's reservation taken already: it is no refusal.
+			var invalid *models.ValidationError
+			if r.h.same != nil && errors.As(err, &invalid) {
+				if found, err := r.storedAlready(ctx, w, false); found {
+					return w, err
+				}
+			}
+			return nil, err
+		}
 	}
 	m := meta(w.rec)
 	changes := diff(nil, w.rec)
@@ -148,8 +181,19 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 		}
 		return r.svc.store.Insert(ctx, r.coll, m, w.rec, store.AuditEntry{Action: "create", Changes: changes})
 	})
+	if errors.Is(err, models.ErrConflict) && r.h.same != nil {
+		// The id was taken between the check above and the insert: by the
+		// same create sent again, or by someone else's record.
+		_, err = r.storedAlready(ctx, w, true)
+		return w, err
+	}
 	if err != nil {
 		return w, err
+	}
+	if r.h.settle != nil {
+		if err := r.h.settle(ctx, w); err != nil {
+			return w, fmt.Errorf("after creating %s %s: %w", r.coll, m.ID, err)
+		}
 	}
 	if r.h.after != nil {
 		if err := r.h.after(ctx, w); err != nil {
@@ -157,6 +201,33 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 		}
 	}
 	return w, nil
+}
+
+// storedAlready decides a create of an append-only record whose id may be
+// taken (see hooks.same), and reports whether it found the id taken: in the
+// actor's tenant, or anywhere when taken says the store refused the insert.
+// A stored record the actor sees that says the same is the create sent
+// again: w.rec becomes the stored record and the create succeeds; any other
+// is a refusal. Either way the create is settled.
+func (r *Records[R]) storedAlready(ctx context.Context, w *write[R], taken bool) (bool, error) {
+	stored, err := r.load(ctx, w.actor.TenantID, meta(w.rec).ID)
+	switch {
+	case errors.Is(err, models.ErrNotFound) && !taken:
+		return false, nil
+	case err != nil && !errors.Is(err, models.ErrNotFound):
+		return true, err
+	case err == nil && r.canSee(w.actor, &stored) && r.h.same(&stored, w.rec):
+		*w.rec = stored
+	default: // another tenant's record, one the actor may not see, or other content
+		err = &models.ValidationError{Fields: []models.FieldError{{Field: "id",
+			Message: "is taken by another record; " + r.coll + " cannot be changed, so send a new one under a new id"}}}
+	}
+	if r.h.settle != nil {
+		if serr := r.h.settle(ctx, w); serr != nil && err == nil {
+			err = fmt.Errorf("settle %s %s sent again: %w", r.coll, meta(w.rec).ID, serr)
+		}
+	}
+	return true, err
 }
 
 // Get returns one record the actor may see, or models.ErrNotFound. Tombstones
@@ -637,7 +708,8 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 
 // CreateFrom creates a record under a client's id (a WatermelonDB id) from the
 // fields apply writes onto an empty record. Customers matching others are
-// created flagged, never refused: the rep was offline.
+// created flagged, never refused: the rep was offline. Where CreatesAgain,
+// a create of a stored id that says the same is accepted unchanged.
 func (r *Records[R]) CreateFrom(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
 	var in R
 	if err := apply(&in); err != nil {
@@ -722,6 +794,12 @@ func (r *Records[R]) Unmasked(ctx context.Context, a models.Actor, id string) (R
 	}
 	return rec, err
 }
+
+// CreatesAgain reports whether a create sent again of a stored record is
+// answered by CreateFrom (accepted unchanged when it says the same, refused
+// otherwise), as for ledgers, whose records cannot be updated; elsewhere a
+// create sent again is the caller's to apply as an update.
+func (r *Records[R]) CreatesAgain() bool { return r.h.same != nil }
 
 // Collection is the name of the records' collection (and sync table).
 func (r *Records[R]) Collection() string { return r.coll }

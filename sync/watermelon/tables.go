@@ -297,10 +297,15 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, from pu
 
 // pushRow applies one created or updated row. A created row whose id exists
 // (a retried push) and an updated row whose record does not (WatermelonDB's
-// own rule) are handled as the other kind. An update, by far the most common
-// row, reads the record once: the write itself finds out whether it exists.
+// own rule) are handled as the other kind, but for ledgers, whose records
+// cannot be updated: the CRM answers a create sent again itself. An update,
+// by far the most common row, reads the record once: the write itself finds
+// out whether it exists.
 func (t *records[R]) pushRow(ctx context.Context, a models.Actor, from pushCursor, row map[string]any, created bool, res *PushResult, out *pushOutcome) error {
 	id := row["id"].(string)
+	if created && t.r.CreatesAgain() {
+		return t.create(ctx, a, row, res, out)
+	}
 	if created {
 		// Checked first: a customer's create claims a customer number, which
 		// a retried push must not waste.
