@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -124,6 +125,29 @@ func jsonTypeName(goType string) string {
 		return "an array"
 	default:
 		return "an object"
+	}
+}
+
+// utf8Query refuses a request whose query string, once percent-decoded, holds
+// a name or value that is not UTF-8, before next runs: no handler, filter or
+// storage engine (whose regexp engine fails on such bytes) ever sees one.
+func utf8Query(next fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var bad string
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			if bad != "" {
+				return
+			}
+			if !utf8.Valid(k) {
+				bad = strings.ToValidUTF8(string(k), "\uFFFD")
+			} else if !utf8.Valid(v) {
+				bad = string(k)
+			}
+		})
+		if bad != "" {
+			return malformed(fmt.Sprintf("query parameter %q is not valid UTF-8 text; percent-encode the UTF-8 bytes of the text", bad))
+		}
+		return next(c)
 	}
 }
 

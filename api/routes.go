@@ -174,5 +174,8 @@ func (s *Server) routeTable() []route {
 		nestedList("surveys", tagCare, c.Surveys),
 		nestedList("loyalty_entries", tagSales, c.LoyaltyEntries),
 	)
+	for i := range routes {
+		routes[i].handler = utf8Query(routes[i].handler)
+	}
 	return routes
 }
