@@ -74,3 +74,61 @@ func TestDeviceTokenRegisteredInAnotherTenantLeavesTheFirstAlone(t *testing.T) {
 		t.Fatalf("tenant A's token owner after B's removal: %+v %v", o, err)
 	}
 }
+
+// TestReferencesMustNameVisibleRecordsOfTheSameTenantAndCustomer sends every
+// reference field a record can carry (an interaction's contact_id, a survey's
+// ticket_id) naming a record of another tenant, one the actor cannot see, one
+// of another customer and one that does not exist: each is a 422 naming the
+// field, and nothing is stored.
+func TestReferencesMustNameVisibleRecordsOfTheSameTenantAndCustomer(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	custA := h.newCustomer(w.r1, map[string]any{"name": "Acme"})["id"].(string)
+	otherA := h.newCustomer(w.r1, map[string]any{"name": "Other Acme"})["id"].(string)
+	hidden := h.newCustomer(w.r2, map[string]any{"name": "South Co"})["id"].(string)
+	contactA := h.call("POST", "/v1/contacts", w.r1, map[string]any{"customer_id": custA, "name": "Li Lei"}, 201)["id"].(string)
+	contactOther := h.call("POST", "/v1/contacts", w.r1, map[string]any{"customer_id": otherA, "name": "Han Meimei"}, 201)["id"].(string)
+	contactHidden := h.call("POST", "/v1/contacts", w.r2, map[string]any{"customer_id": hidden, "name": "Zhang San"}, 201)["id"].(string)
+	ticketA := h.call("POST", "/v1/tickets", w.r1, map[string]any{"customer_id": custA, "type": "question", "title": "How?"}, 201)["id"].(string)
+	ticketOther := h.call("POST", "/v1/tickets", w.r1, map[string]any{"customer_id": otherA, "type": "question", "title": "Why?"}, 201)["id"].(string)
+	ticketHidden := h.call("POST", "/v1/tickets", w.r2, map[string]any{"customer_id": hidden, "type": "question", "title": "When?"}, 201)["id"].(string)
+
+	custB := h.newCustomer(w.repB, map[string]any{"name": "Bolt Buyer"})["id"].(string)
+	cases := []struct {
+		name string
+		as   account
+		path string
+		body map[string]any
+		fld  string
+	}{
+		{"contact of another tenant", w.repB, "/v1/interactions", map[string]any{"customer_id": custB, "channel": "phone", "contact_id": contactA}, "contact_id"},
+		{"ticket of another tenant", w.repB, "/v1/surveys", map[string]any{"customer_id": custB, "csat": 4, "ticket_id": ticketA}, "ticket_id"},
+		{"contact the rep cannot see", w.r1, "/v1/interactions", map[string]any{"customer_id": custA, "channel": "phone", "contact_id": contactHidden}, "contact_id"},
+		{"ticket the rep cannot see", w.r1, "/v1/surveys", map[string]any{"customer_id": custA, "csat": 4, "ticket_id": ticketHidden}, "ticket_id"},
+		{"contact of another customer", w.r1, "/v1/interactions", map[string]any{"customer_id": custA, "channel": "phone", "contact_id": contactOther}, "contact_id"},
+		{"ticket of another customer", w.r1, "/v1/surveys", map[string]any{"customer_id": custA, "csat": 4, "ticket_id": ticketOther}, "ticket_id"},
+		{"contact that does not exist", w.r1, "/v1/interactions", map[string]any{"customer_id": custA, "channel": "phone", "contact_id": "nope"}, "contact_id"},
+		{"ticket that does not exist", w.r1, "/v1/surveys", map[string]any{"customer_id": custA, "csat": 4, "ticket_id": "nope"}, "ticket_id"},
+	}
+	for _, c := range cases {
+		r := h.do("POST", c.path, c.as.access, c.body)
+		h.expect(r, 422, c.name)
+		if !strings.Contains(string(r.body), `"field":"`+c.fld+`"`) {
+			t.Errorf("%s: the problem does not name %s: %s", c.name, c.fld, r.body)
+		}
+	}
+	for _, coll := range []string{"interactions", "surveys"} {
+		for _, as := range []account{w.r1, w.repB} {
+			if got := h.call("GET", "/v1/"+coll, as, nil, 200)["data"].([]any); len(got) != 0 {
+				t.Fatalf("%s were stored: %v", coll, got)
+			}
+		}
+	}
+	// The right references are taken, and an edit to a foreign one is refused.
+	i := h.call("POST", "/v1/interactions", w.r1, map[string]any{"customer_id": custA, "channel": "phone", "contact_id": contactA}, 201)["id"].(string)
+	h.call("POST", "/v1/surveys", w.r1, map[string]any{"customer_id": custA, "csat": 4, "ticket_id": ticketA}, 201)
+	h.expect(h.do("PATCH", "/v1/interactions/"+i, w.r1.access, map[string]any{"contact_id": contactOther}), 422, "edit to another customer's contact")
+	if got := h.call("GET", "/v1/interactions/"+i, w.r1, nil, 200); got["contact_id"] != contactA {
+		t.Fatalf("the refused edit changed the interaction: %v", got)
+	}
+}
