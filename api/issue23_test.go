@@ -132,3 +132,33 @@ func TestReferencesMustNameVisibleRecordsOfTheSameTenantAndCustomer(t *testing.T
 		t.Fatalf("the refused edit changed the interaction: %v", got)
 	}
 }
+
+// TestManagerCannotGiveANewRepAnotherTeamsManager creates reps as a manager:
+// naming the manager of another team is refused and creates nobody; naming
+// themselves or nobody (the team's manager by default) works. Admins choose freely.
+func TestManagerCannotGiveANewRepAnotherTeamsManager(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	body := map[string]any{"email": "new@a.test", "name": "New Rep", "password": testPassword, "role": "rep", "team_id": w.t1, "manager_id": w.m2.id}
+	r := h.do("POST", "/v1/users", w.m1.access, body)
+	h.expect(r, 403, "manager names another team's manager")
+	if !strings.Contains(string(r.body), "manager") {
+		t.Fatalf("the problem does not say why: %s", r.body)
+	}
+	for _, u := range h.call("GET", "/v1/users", w.admin, nil, 200)["data"].([]any) {
+		if u.(map[string]any)["email"] == "new@a.test" {
+			t.Fatal("the refused rep was created")
+		}
+	}
+	body["manager_id"] = w.m1.id
+	if got := h.call("POST", "/v1/users", w.m1, body, 201); got["manager_id"] != w.m1.id {
+		t.Fatalf("manager naming themselves: %v", got)
+	}
+	delete(body, "manager_id")
+	body["email"] = "new2@a.test"
+	if got := h.call("POST", "/v1/users", w.m1, body, 201); got["manager_id"] != w.m1.id {
+		t.Fatalf("default manager: %v", got)
+	}
+	body["email"], body["manager_id"] = "new3@a.test", w.m2.id
+	h.call("POST", "/v1/users", w.admin, body, 201)
+}

@@ -51,6 +51,13 @@ func (s *Service) CreateUser(ctx context.Context, a models.Actor, in models.NewU
 		if in.ManagerID == "" {
 			in.ManagerID = team.ManagerID // a rep reports to their team's manager by default
 		}
+		// Only admins choose managers (as in PatchUser): a manager's new rep
+		// reports to the team's manager or to the manager creating them, never
+		// to another team's manager, who would then see and steer a rep of a
+		// team they do not manage.
+		if a.Role == models.RoleManager && in.ManagerID != team.ManagerID && in.ManagerID != a.UserID {
+			return models.User{}, &models.ForbiddenError{Reason: "managers give a new rep only themselves or the team's manager as manager_id; ask an admin to choose another"}
+		}
 	}
 	if in.ManagerID != "" {
 		if err := s.referencedManager(ctx, a.TenantID, "manager_id", in.ManagerID, v); err != nil {
