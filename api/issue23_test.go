@@ -162,3 +162,34 @@ func TestManagerCannotGiveANewRepAnotherTeamsManager(t *testing.T) {
 	body["email"], body["manager_id"] = "new3@a.test", w.m2.id
 	h.call("POST", "/v1/users", w.admin, body, 201)
 }
+
+// TestTicketsFollowTheDocumentedWorkflow checks the README's workflow (new →
+// assigned → in_progress → resolved → closed; resolved or closed reopen to
+// in_progress): a ticket cannot be created past assigned, nor skip a step,
+// and a refused move changes nothing.
+func TestTicketsFollowTheDocumentedWorkflow(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	cust := h.newCustomer(w.r1, map[string]any{"name": "Acme"})["id"].(string)
+	for _, status := range []string{"in_progress", "resolved", "closed"} {
+		r := h.do("POST", "/v1/tickets", w.r1.access, map[string]any{"customer_id": cust, "type": "question", "title": "Created " + status, "status": status})
+		h.expect(r, 422, "create a ticket "+status)
+		if !strings.Contains(string(r.body), `"field":"status"`) {
+			t.Fatalf("create %s: the problem does not name status: %s", status, r.body)
+		}
+	}
+	if got := h.call("GET", "/v1/tickets", w.r1, nil, 200)["data"].([]any); len(got) != 0 {
+		t.Fatalf("refused tickets were stored: %v", got)
+	}
+	id := h.call("POST", "/v1/tickets", w.r1, map[string]any{"customer_id": cust, "type": "question", "title": "How?"}, 201)["id"].(string)
+	for _, skip := range []string{"closed", "resolved", "new"} {
+		h.expect(h.do("PATCH", "/v1/tickets/"+id, w.r1.access, map[string]any{"status": skip}), 422, "assigned → "+skip)
+	}
+	if got := h.call("GET", "/v1/tickets/"+id, w.r1, nil, 200); got["status"] != "assigned" || got["version"] != float64(1) {
+		t.Fatalf("a refused move changed the ticket: %v", got)
+	}
+	for _, step := range []string{"in_progress", "resolved", "closed", "in_progress", "resolved", "in_progress"} {
+		h.call("PATCH", "/v1/tickets/"+id, w.r1, map[string]any{"status": step}, 200)
+	}
+	h.expect(h.do("PATCH", "/v1/tickets/"+id, w.r1.access, map[string]any{"status": "closed"}), 422, "in_progress → closed")
+}
