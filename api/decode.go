@@ -31,6 +31,11 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 		return newProblem(fiber.StatusUnsupportedMediaType, typeUnsupported, "Unsupported media type",
 			"send the body as JSON with Content-Type: application/json")
 	}
+	// encoding/json reads null into a struct as "no fields", which would let
+	// a PATCH of null answer 200 having changed nothing the client meant.
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return malformed("the body is null; send a JSON object with the fields to set")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

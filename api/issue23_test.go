@@ -193,3 +193,35 @@ func TestTicketsFollowTheDocumentedWorkflow(t *testing.T) {
 	}
 	h.expect(h.do("PATCH", "/v1/tickets/"+id, w.r1.access, map[string]any{"status": "closed"}), 422, "in_progress → closed")
 }
+
+// TestNullBodyIsRefusedAndChangesNothing sends the JSON body null, which
+// encoding/json reads as "no fields": every route that takes a body answers 400
+// and nothing is written.
+func TestNullBodyIsRefusedAndChangesNothing(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	cust := h.newCustomer(w.r1, map[string]any{"name": "Acme"})["id"].(string)
+	cases := []struct{ method, path string }{
+		{"PATCH", "/v1/customers/" + cust},
+		{"PATCH", "/v1/users/" + w.r1.id},
+		{"PATCH", "/v1/settings"},
+		{"POST", "/v1/customers"},
+		{"POST", "/v1/customers/" + cust + "/assign"},
+		{"POST", "/v1/devices"},
+	}
+	for _, body := range []string{"null", " null \n"} {
+		for _, c := range cases {
+			r := h.do(c.method, c.path, w.admin.access, body)
+			h.expect(r, 400, c.method+" "+c.path+" with "+body)
+			if !strings.Contains(string(r.body), "JSON object") {
+				t.Errorf("%s %s: the problem does not say what to send: %s", c.method, c.path, r.body)
+			}
+		}
+	}
+	if got := h.call("GET", "/v1/customers/"+cust, w.r1, nil, 200); got["version"] != float64(1) {
+		t.Fatalf("the customer changed: %v", got)
+	}
+	if got := h.call("GET", "/v1/customers", w.admin, nil, 200)["data"].([]any); len(got) != 1 {
+		t.Fatalf("a customer was created: %v", got)
+	}
+}
