@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,6 +155,27 @@ func utf8Query(next fiber.Handler) fiber.Handler {
 		}
 		return next(c)
 	}
+}
+
+// onlyParams refuses query parameters other than allowed with the 422 every
+// list gives an unknown filter, naming each one: a typo (?rol=rep) must not
+// quietly answer the unfiltered list.
+func onlyParams(c *fiber.Ctx, allowed ...string) error {
+	v := &models.ValidationError{}
+	use := "it takes no parameters"
+	if len(allowed) > 0 {
+		use = "use " + strings.Join(allowed, ", ")
+	}
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if name := string(k); !slices.Contains(allowed, name) {
+			v.Add(name, "is not a parameter of this list; %s", use)
+		}
+	})
+	if err := v.Err(); err != nil {
+		slices.SortFunc(v.Fields, func(a, b models.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return err
+	}
+	return nil
 }
 
 // queryInt reads an optional integer query parameter within [min, max].

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestInvalidUTF8InQueryIsRefusedOnEveryListRoute sends a q (and other query
@@ -223,5 +224,42 @@ func TestNullBodyIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	if got := h.call("GET", "/v1/customers", w.admin, nil, 200)["data"].([]any); len(got) != 1 {
 		t.Fatalf("a customer was created: %v", got)
+	}
+}
+
+// TestEveryListRefusesUnknownQueryParameters sends each list a parameter it
+// does not take (a typo of a real one, as clients make): every list answers
+// the same 422 the record lists always did, naming the parameter, instead of
+// ignoring it and answering an unfiltered list.
+func TestEveryListRefusesUnknownQueryParameters(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	cust := h.newCustomer(w.r1, map[string]any{"name": "Acme"})["id"].(string)
+	task := h.call("POST", "/v1/tasks", w.r1, map[string]any{"customer_id": cust, "title": "Call", "due_at": h.clock.Now().Add(time.Hour).Format(time.RFC3339)}, 201)["id"].(string)
+	paths := []string{
+		"/v1/users?rol=rep",
+		"/v1/teams?name=North",
+		"/v1/audit?colection=customers",
+		"/v1/devices?platfrom=ios",
+		"/v1/customers/" + cust + "/timeline?kind=orders",
+		"/v1/tasks/" + task + "/reminders?sent=true",
+		"/v1/duplicates?nmae=x",
+		"/v1/conflicts?tabel=customers",
+		"/v1/notifications?raed=false",
+		"/v1/exports/customers?stag=lead",
+		"/v1/customers?stag=lead",
+		"/v1/reports/customers?tem_id=x",
+	}
+	for _, p := range paths {
+		r := h.do("GET", p, w.admin.access, nil)
+		h.expect(r, 422, "GET "+p)
+		name := p[strings.Index(p, "?")+1 : strings.Index(p, "=")]
+		if !strings.Contains(string(r.body), `"field":"`+name+`"`) {
+			t.Errorf("GET %s: the problem does not name %s: %s", p, name, r.body)
+		}
+	}
+	// Known parameters still work.
+	for _, p := range []string{"/v1/users?role=rep&active=true&limit=5", "/v1/audit?collection=customers&limit=5", "/v1/teams", "/v1/devices"} {
+		h.call("GET", p, w.admin, nil, 200)
 	}
 }
