@@ -263,3 +263,32 @@ func TestEveryListRefusesUnknownQueryParameters(t *testing.T) {
 		h.call("GET", p, w.admin, nil, 200)
 	}
 }
+
+// TestImportRowInAnotherEncodingIsAFailedRow imports CSV files that mix
+// encodings (rows pasted from another export): a UTF-8 file with a GBK row and
+// a GBK file with a UTF-8 row. The row that does not decode is a failed row
+// saying why; the others are imported; nothing is stored with U+FFFD.
+func TestImportRowInAnotherEncodingIsAFailedRow(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	utf8File := append([]byte("名称,备注\r\n张三贸易,一\r\n"), gbk(t, "李四商行,二\r\n")...)
+	utf8File = append(utf8File, []byte("王五公司,三\r\n")...)
+	gbFile := append(gbk(t, "名称,备注\r\n赵六贸易,一\r\n"), []byte("孙七中,二\r\n")...)
+	gbFile = append(gbFile, gbk(t, "周八公司,三\r\n")...)
+	for name, file := range map[string][]byte{"utf8-with-gbk-row.csv": utf8File, "gbk-with-utf8-row.csv": gbFile} {
+		im := h.runImport(w.admin, name, file, map[string]string{"kind": "customers", "mapping": `{"columns":{"名称":"name","备注":"industry"}}`})
+		if got := counts(im); got != "total 3 created 2 merged 0 skipped 0 failed 1" {
+			t.Errorf("%s: %s; failures %v", name, got, im["failures"])
+			continue
+		}
+		f := im["failures"].([]any)[0].(map[string]any)
+		if f["line"] != float64(3) || !strings.Contains(f["reason"].(string), "encoding") {
+			t.Errorf("%s: failure %v", name, f)
+		}
+	}
+	for _, c := range h.call("GET", "/v1/customers?limit=200", w.admin, nil, 200)["data"].([]any) {
+		if n := c.(map[string]any)["name"].(string); strings.ContainsRune(n, '\uFFFD') {
+			t.Errorf("a customer was stored with U+FFFD: %q", n)
+		}
+	}
+}
