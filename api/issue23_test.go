@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // TestInvalidUTF8InQueryIsRefusedOnEveryListRoute sends a q (and other query
@@ -290,5 +292,73 @@ func TestImportRowInAnotherEncodingIsAFailedRow(t *testing.T) {
 		if n := c.(map[string]any)["name"].(string); strings.ContainsRune(n, '\uFFFD') {
 			t.Errorf("a customer was stored with U+FFFD: %q", n)
 		}
+	}
+}
+
+// TestImportsOfADeadProcessReadInterrupted leaves imports running as a
+// process that stopped would, then starts another: at start-up it marks as
+// interrupted the imports whose process is gone (every other one when it is
+// the only process; those whose heartbeat stopped when replicas share the
+// database), and leaves alone one a live replica is running. A graceful stop
+// marks the process's own imports interrupted, and their runs cannot
+// overwrite that.
+func TestImportsOfADeadProcessReadInterrupted(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	ctx := context.Background()
+	running := func(id string, updated time.Time) models.Import {
+		im := models.Import{ID: id, TenantID: w.admin.tenant, UserID: w.admin.id, Kind: "customers", FileName: id + ".csv",
+			State: models.ImportRunning, Total: 10, Done: 3, StartedAt: updated, UpdatedAt: updated, Runner: "gone/1"}
+		if err := h.store.SaveImport(ctx, im); err != nil {
+			t.Fatal(err)
+		}
+		return im
+	}
+	state := func(id string) string {
+		return h.call("GET", "/v1/imports/"+id, w.admin, nil, 200)["state"].(string)
+	}
+	now := h.clock.Now()
+	running("crashed-just-now", now)
+	if got := state("crashed-just-now"); got != "running" {
+		t.Fatalf("before the restart: %s", got)
+	}
+	// A restarted single process: every import it did not start is dead.
+	restarted := h.twin()
+	if n, err := restarted.crm.InterruptDeadImports(ctx, false); err != nil || n != 1 {
+		t.Fatalf("start-up sweep: %d, %v", n, err)
+	}
+	if got := state("crashed-just-now"); got != "interrupted" {
+		t.Fatalf("after the restart: %s", got)
+	}
+	if im, _ := h.store.Import(ctx, w.admin.tenant, "crashed-just-now"); im.State != models.ImportInterrupted || im.Error == "" {
+		t.Fatalf("the stored import: %+v", im)
+	}
+
+	// Replicas sharing the database: a fresh heartbeat belongs to a live one.
+	running("live-elsewhere", now)
+	running("silent-for-long", now.Add(-10*time.Minute))
+	if n, err := restarted.crm.InterruptDeadImports(ctx, true); err != nil || n != 1 {
+		t.Fatalf("sweep among replicas: %d, %v", n, err)
+	}
+	if a, b := state("live-elsewhere"), state("silent-for-long"); a != "running" || b != "interrupted" {
+		t.Fatalf("among replicas: live %s, silent %s", a, b)
+	}
+
+	// A graceful stop: the process's own running import becomes interrupted
+	// and its run's later saves do not undo that.
+	mine := models.Import{ID: "mine", TenantID: w.admin.tenant, UserID: w.admin.id, Kind: "customers", State: models.ImportRunning,
+		StartedAt: now, UpdatedAt: now}
+	if err := restarted.crm.SaveImport(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := restarted.crm.StopImports(ctx); err != nil || n != 1 {
+		t.Fatalf("stop: %d, %v", n, err)
+	}
+	mine.State, mine.Error = models.ImportFailed, "database closed"
+	if err := restarted.crm.SaveImport(ctx, mine); err == nil {
+		t.Fatal("a stopped import's run saved again")
+	}
+	if got := state("mine"); got != "interrupted" {
+		t.Fatalf("after a graceful stop: %s", got)
 	}
 }
