@@ -362,3 +362,33 @@ func TestImportsOfADeadProcessReadInterrupted(t *testing.T) {
 		t.Fatalf("after a graceful stop: %s", got)
 	}
 }
+
+// TestPasswordChangeEndsTheUsersOtherSessions signs a rep in on two devices
+// and changes the password from the first: the second device's refresh and
+// access tokens stop working, the first keeps its session. An admin setting
+// someone's password ends all of that user's sessions.
+func TestPasswordChangeEndsTheUsersOtherSessions(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	phone := w.r1 // signed in by the harness
+	tablet := h.login(w.r1.email, w.r1.password)
+	h.call("POST", "/v1/devices", phone, map[string]any{"device_id": "phone-1", "fcm_token": "token-phone", "platform": "android"}, 200)
+	h.call("POST", "/v1/devices", tablet, map[string]any{"device_id": "tablet", "fcm_token": "token-tablet", "platform": "ios"}, 200)
+	h.call("PATCH", "/v1/users/"+w.r1.id, phone, map[string]any{"password": "a brand new passphrase", "current_password": testPassword}, 200)
+
+	h.expect(h.do("GET", "/v1/me", tablet.access, nil), 401, "the other session's access token")
+	h.expect(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tablet.refresh}), 401, "the other session's refresh token")
+	h.call("GET", "/v1/me", phone, nil, 200)
+	if list := h.devicesOf(phone); len(list) != 1 || list[0].(map[string]any)["device_id"] != "phone-1" {
+		t.Fatalf("devices after the password change: %v", list)
+	}
+	r := h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": phone.refresh})
+	h.expect(r, 200, "the changing session's refresh token")
+	fresh := r.json(t)["access_token"].(string)
+	h.expect(h.do("GET", "/v1/me", fresh, nil), 200, "the changing session after refresh")
+
+	// An admin resets the password: every session of the user ends.
+	h.call("PATCH", "/v1/users/"+w.r1.id, w.admin, map[string]any{"password": "reset by the admin 1"}, 200)
+	h.expect(h.do("GET", "/v1/me", fresh, nil), 401, "the user's session after an admin reset")
+	h.call("GET", "/v1/me", w.admin, nil, 200)
+}

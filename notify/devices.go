@@ -103,11 +103,20 @@ func (d *Devices) Unregister(ctx context.Context, a models.Actor, deviceID strin
 // ForgetUser removes every device of a user (deactivated: their phone stops
 // getting pushes, and its token is free for whoever signs in on it next).
 func (d *Devices) ForgetUser(ctx context.Context, tenant, user string) error {
+	return d.ForgetUserExcept(ctx, tenant, user, "")
+}
+
+// ForgetUserExcept removes every device of a user but keepDeviceID (after a
+// password change, the device that made it keeps its pushes).
+func (d *Devices) ForgetUserExcept(ctx context.Context, tenant, user, keepDeviceID string) error {
 	devices, err := d.List(ctx, tenant, user)
 	if err != nil {
 		return err
 	}
 	for _, dev := range devices {
+		if keepDeviceID != "" && dev.DeviceID == keepDeviceID {
+			continue
+		}
 		if err := d.drop(ctx, tenant, user, dev.DeviceID, ""); err != nil {
 			return err
 		}
