@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // TestInvalidUTF8InQueryIsRefusedOnEveryListRoute sends a q (and other query
@@ -35,6 +37,16 @@ func TestInvalidUTF8InQueryIsRefusedOnEveryListRoute(t *testing.T) {
 				t.Errorf("GET %s: the problem does not say what is wrong: %s", p, r.body)
 			}
 		}
+	}
+	// Callers of the CRM other than the API (sync, commands) get a
+	// validation error from the text filters too, not a regexp failure.
+	admin := models.Actor{TenantID: w.admin.tenant, UserID: w.admin.id, Role: models.RoleAdmin}
+	var ve *models.ValidationError
+	if _, err := h.crm.Contacts.List(context.Background(), admin, crm.ListOptions{Limit: 10, Filters: map[string]string{"q": "\xff\xfe"}}); !errors.As(err, &ve) {
+		t.Fatalf("contacts q not UTF-8: %v", err)
+	}
+	if _, err := h.crm.Customers.List(context.Background(), admin, crm.ListOptions{Limit: 10, Filters: map[string]string{"q": "ab\xc3"}}); !errors.As(err, &ve) {
+		t.Fatalf("customers q not UTF-8: %v", err)
 	}
 }
 

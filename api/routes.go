@@ -1,6 +1,8 @@
 package api
 
 import (
+	"slices"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/api/accounts"
@@ -176,6 +178,9 @@ func (s *Server) routeTable() []route {
 	)
 	for i := range routes {
 		routes[i].handler = utf8Query(routes[i].handler)
+		if !slices.Contains(routes[i].errors, fiber.StatusBadRequest) {
+			routes[i].errors = append(routes[i].errors, fiber.StatusBadRequest)
+		}
 	}
 	return routes
 }
