@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,23 @@ func TestReferencesMustNameVisibleRecordsOfTheSameTenantAndCustomer(t *testing.T
 	if got := h.call("GET", "/v1/interactions/"+i, w.r1, nil, 200); got["contact_id"] != contactA {
 		t.Fatalf("the refused edit changed the interaction: %v", got)
 	}
+
+	// Sync takes the same path: a device of tenant B pushing A's contact is
+	// refused for that record; a contact and a visit created offline in one
+	// push (parents are applied first) are taken.
+	phone := h.device(w.repB, "phone-b")
+	res := phone.push(map[string]any{
+		"contacts": map[string]any{"created": []any{map[string]any{"id": "offlinecontact01", "customer_id": custB, "name": "Wang Wu"}}},
+		"interactions": map[string]any{"created": []any{
+			map[string]any{"id": "foreigncontact01", "customer_id": custB, "channel": "phone", "contact_id": contactA},
+			map[string]any{"id": "offlinevisit0001", "customer_id": custB, "channel": "visit", "contact_id": "offlinecontact01"},
+		}},
+	}, 200)
+	if got := fmt.Sprint(res["experimentalRejectedIds"].(map[string]any)["interactions"]); got != "[foreigncontact01]" {
+		t.Fatalf("push result %v", res)
+	}
+	h.call("GET", "/v1/interactions/offlinevisit0001", w.repB, nil, 200)
+	h.call("GET", "/v1/interactions/foreigncontact01", w.repB, nil, 404)
 }
 
 // TestManagerCannotGiveANewRepAnotherTeamsManager creates reps as a manager:
