@@ -52,7 +52,7 @@ func TestBadInputGets4xxAndWritesNothing(t *testing.T) {
 		{"signup bad time zone", "POST", "/v1/auth/signup", `{"company_name":"A","name":"A","email":"tz@b.test","password":"` + testPassword + `","time_zone":"Mars/Base"}`, admin, 422, "time_zone", nil},
 		{"signup text/plain", "POST", "/v1/auth/signup", `{}`, admin, 415, "", []string{"Content-Type", "text/plain"}},
 		{"login missing device", "POST", "/v1/auth/login", `{"email":"admin@a.test","password":"x"}`, admin, 422, "device_id", nil},
-		{"login null body", "POST", "/v1/auth/login", `null`, admin, 422, "email", nil},
+		{"login null body", "POST", "/v1/auth/login", `null`, admin, 400, "", nil},
 		{"user unknown role", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `"boss"`, 1), admin, 422, "role", nil},
 		{"user role number", "POST", "/v1/users", strings.Replace(validUser, `"rep"`, `7`, 1), admin, 422, "role", nil},
 		{"user missing team for rep", "POST", "/v1/users", strings.Replace(validUser, w.t1, ``, 1), admin, 422, "team_id", nil},

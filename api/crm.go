@@ -270,6 +270,9 @@ type timelineResponse struct {
 }
 
 func (s *Server) timeline(c *fiber.Ctx) error {
+	if err := onlyParams(c); err != nil {
+		return err
+	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
@@ -311,6 +314,9 @@ type auditResponse struct {
 }
 
 func (s *Server) audit(c *fiber.Ctx) error {
+	if err := onlyParams(c, "collection", "record_id", "before", "limit"); err != nil {
+		return err
+	}
 	limit, err := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
 	if err != nil {
 		return err

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,6 +31,11 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	if err != nil || (mediaType != fiber.MIMEApplicationJSON && !strings.HasSuffix(mediaType, "+json")) {
 		return newProblem(fiber.StatusUnsupportedMediaType, typeUnsupported, "Unsupported media type",
 			"send the body as JSON with Content-Type: application/json")
+	}
+	// encoding/json reads null into a struct as "no fields", which would let
+	// a PATCH of null answer 200 having changed nothing the client meant.
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return malformed("the body is null; send a JSON object with the fields to set")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -125,6 +132,50 @@ func jsonTypeName(goType string) string {
 	default:
 		return "an object"
 	}
+}
+
+// utf8Query refuses a request whose query string, once percent-decoded, holds
+// a name or value that is not UTF-8, before next runs: no handler, filter or
+// storage engine (whose regexp engine fails on such bytes) ever sees one.
+func utf8Query(next fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var bad string
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			if bad != "" {
+				return
+			}
+			if !utf8.Valid(k) {
+				bad = strings.ToValidUTF8(string(k), "\uFFFD")
+			} else if !utf8.Valid(v) {
+				bad = string(k)
+			}
+		})
+		if bad != "" {
+			return malformed(fmt.Sprintf("query parameter %q is not valid UTF-8 text; percent-encode the UTF-8 bytes of the text", bad))
+		}
+		return next(c)
+	}
+}
+
+// onlyParams refuses query parameters other than allowed with the 422 every
+// list gives an unknown filter, naming each one: a typo (?rol=rep) must not
+// quietly answer the unfiltered list.
+func onlyParams(c *fiber.Ctx, allowed ...string) error {
+	v := &models.ValidationError{}
+	use := "it takes no parameters"
+	if len(allowed) > 0 {
+		use = "use " + strings.Join(allowed, ", ")
+	}
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if name := string(k); !slices.Contains(allowed, name) {
+			v.Add(name, "is not a parameter of this list; %s", use)
+		}
+	})
+	if err := v.Err(); err != nil {
+		slices.SortFunc(v.Fields, func(a, b models.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return err
+	}
+	return nil
 }
 
 // queryInt reads an optional integer query parameter within [min, max].

@@ -97,6 +97,9 @@ const (
 )
 
 func (s *Server) listUsers(c *fiber.Ctx) error {
+	if err := onlyParams(c, "role", "active", "limit", "after"); err != nil {
+		return err
+	}
 	limit, err := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
 	if err != nil {
 		return err
@@ -142,6 +145,9 @@ func (s *Server) patchUser(c *fiber.Ctx) error {
 }
 
 func (s *Server) listTeams(c *fiber.Ctx) error {
+	if err := onlyParams(c); err != nil {
+		return err
+	}
 	teams, err := s.accounts.Teams(c.UserContext(), actorOf(c))
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,10 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		// every replica can answer GET /v1/imports/{id}.
 		job, err := p.Run(runCtx, s.crm, s.crm, func() time.Time { return time.Now().UTC() })
 		log := s.log.With("import", job.ID, "tenant", job.TenantID, "user", job.UserID)
+		if errors.Is(err, crm.ErrStopping) {
+			log.WarnContext(runCtx, "import interrupted by the server's stop", "done", job.Done)
+			return
+		}
 		if err != nil {
 			log.ErrorContext(runCtx, "import failed", "done", job.Done, "err", err.Error())
 			return

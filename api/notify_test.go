@@ -27,7 +27,7 @@ func TestDevicesRegisterRefreshMoveAndLeave(t *testing.T) {
 	if list := h.devicesOf(w.r1); len(list) != 1 || list[0].(map[string]any)["fcm_token"] != "token-b" {
 		t.Fatalf("after a refresh: %v", list)
 	}
-	if _, err := h.store.TokenOwnerOf(context.Background(), "token-a"); err == nil {
+	if _, err := h.store.TokenOwnerOf(context.Background(), w.admin.tenant, "token-a"); err == nil {
 		t.Fatal("the replaced token is still registered")
 	}
 	// The phone goes to a colleague, who signs in on it: the token follows.
@@ -227,7 +227,7 @@ func TestDeactivatingAUserForgetsTheirDevices(t *testing.T) {
 		t.Fatalf("devices of a deactivated user: %v %v", list, err)
 	}
 	for _, token := range []string{"token-r1", "token-r1-tab"} {
-		if _, err := h.store.TokenOwnerOf(context.Background(), token); err == nil {
+		if _, err := h.store.TokenOwnerOf(context.Background(), w.admin.tenant, token); err == nil {
 			t.Fatalf("%s is still registered", token)
 		}
 	}

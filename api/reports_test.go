@@ -220,7 +220,9 @@ func TestActivityServiceAndFunnelReports(t *testing.T) {
 		h.clock.Advance(d)
 		return h.login(w.r1.email, w.r1.password)
 	}
-	h.call("PATCH", "/v1/tickets/"+k1, rep(2*time.Hour), map[string]any{"status": "resolved"}, 200)
+	resolver := rep(2 * time.Hour)
+	h.call("PATCH", "/v1/tickets/"+k1, resolver, map[string]any{"status": "in_progress"}, 200)
+	h.call("PATCH", "/v1/tickets/"+k1, resolver, map[string]any{"status": "resolved"}, 200)
 	h.call("PATCH", "/v1/tasks/"+late, rep(time.Hour), map[string]any{"status": "done"}, 200)
 	h.call("PATCH", "/v1/customers/"+f, rep(45*time.Hour), map[string]any{"stage": "prospect"}, 200)
 	h.call("PATCH", "/v1/customers/"+f, rep(24*time.Hour), map[string]any{"stage": "opportunity"}, 200)

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"slices"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/api/accounts"
@@ -174,5 +176,11 @@ func (s *Server) routeTable() []route {
 		nestedList("surveys", tagCare, c.Surveys),
 		nestedList("loyalty_entries", tagSales, c.LoyaltyEntries),
 	)
+	for i := range routes {
+		routes[i].handler = utf8Query(routes[i].handler)
+		if !slices.Contains(routes[i].errors, fiber.StatusBadRequest) {
+			routes[i].errors = append(routes[i].errors, fiber.StatusBadRequest)
+		}
+	}
 	return routes
 }

@@ -16,6 +16,9 @@ type Actor struct {
 	// DeviceID is the device of the actor's session (from login); sync tells
 	// a device's own earlier writes from other people's by it.
 	DeviceID string
+	// SessionID is the session of the request (empty for the server's own
+	// actors); a password change keeps it and ends the user's others.
+	SessionID string
 }
 
 // manages reports whether the actor manages teamID.

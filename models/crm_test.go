@@ -169,7 +169,9 @@ func TestTicketWorkflow(t *testing.T) {
 			t.Errorf("%s → %s refused: %v", m[0], m[1], err)
 		}
 	}
-	for _, m := range [][2]string{{"closed", "resolved"}, {"resolved", "new"}, {"closed", "new"}} {
+	for _, m := range [][2]string{{"closed", "resolved"}, {"resolved", "new"}, {"closed", "new"},
+		{"new", "closed"}, {"new", "resolved"}, {"new", "in_progress"}, {"assigned", "closed"}, {"assigned", "resolved"},
+		{"in_progress", "closed"}, {"in_progress", "assigned"}} {
 		if err := CheckTicketMove(m[0], m[1]); err == nil {
 			t.Errorf("%s → %s allowed", m[0], m[1])
 		}

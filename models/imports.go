@@ -39,6 +39,9 @@ type Import struct {
 	StartedAt     time.Time  `bson:"started_at" json:"started_at"`
 	UpdatedAt     time.Time  `bson:"updated_at" json:"updated_at"`
 	FinishedAt    *time.Time `bson:"finished_at" json:"finished_at"`
+	// Runner names the process running the import (crm.Service's instance),
+	// so that the process's own imports can be told from another replica's.
+	Runner string `bson:"runner" json:"-"`
 }
 
 // ImportFailure is one cell or row an import could not take.

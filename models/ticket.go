@@ -28,12 +28,14 @@ const (
 	TicketClosed     = "closed"
 )
 
-// ticketMoves is the workflow: from each status, the statuses it may move to.
-// Moving back from resolved or closed to in_progress is a reopen.
+// ticketMoves is the documented workflow (README, "Tickets"): from each
+// status, the statuses it may move to, one step at a time. Moving back from
+// resolved or closed to in_progress is a reopen. A ticket is created new and
+// the server assigns it at once, so a create may ask for new or assigned only.
 var ticketMoves = map[string][]string{
-	TicketNew:        {TicketAssigned, TicketInProgress, TicketResolved, TicketClosed},
-	TicketAssigned:   {TicketInProgress, TicketResolved, TicketClosed},
-	TicketInProgress: {TicketAssigned, TicketResolved, TicketClosed},
+	TicketNew:        {TicketAssigned},
+	TicketAssigned:   {TicketInProgress},
+	TicketInProgress: {TicketResolved},
 	TicketResolved:   {TicketClosed, TicketInProgress},
 	TicketClosed:     {TicketInProgress},
 }

@@ -16,7 +16,7 @@ type deviceStore interface {
 	Get(ctx context.Context, coll, tenant, id string, out any) error
 	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
 	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
-	TokenOwnerOf(ctx context.Context, token string) (store.TokenOwner, error)
+	TokenOwnerOf(ctx context.Context, tenant, token string) (store.TokenOwner, error)
 	SetTokenOwner(ctx context.Context, o store.TokenOwner) error
 	DeleteTokenOwner(ctx context.Context, o store.TokenOwner) error
 }
@@ -49,15 +49,21 @@ func (d *Devices) List(ctx context.Context, tenant, user string) ([]models.Devic
 }
 
 // Register adds or refreshes a device of the signed-in user. A token that
-// belonged to another device (a phone passed to a colleague, a reinstall)
-// leaves that device first, so nobody gets another person's reminders.
+// belonged to another device of the same tenant (a phone passed to a
+// colleague, a reinstall) leaves that device first, so nobody gets another
+// person's reminders. A registration of the same token in another tenant is
+// left alone: nobody in one tenant can prove they hold the phone, and letting
+// them remove it would let anyone who learned a token silence another
+// tenant's reminders. Pushes still go only to the devices the recipient's
+// own tenant registered for them; the phone's app signs out of one tenant
+// (logout unregisters the device) before it signs in to the other.
 func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Device) (models.Device, error) {
 	if err := dev.Prepare(); err != nil {
 		return dev, err
 	}
 	dev.UpdatedAt = d.now().UTC().Truncate(time.Millisecond)
 	owner := store.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
-	previous, err := d.store.TokenOwnerOf(ctx, dev.FCMToken)
+	previous, err := d.store.TokenOwnerOf(ctx, a.TenantID, dev.FCMToken)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
 	case err != nil:
@@ -97,11 +103,20 @@ func (d *Devices) Unregister(ctx context.Context, a models.Actor, deviceID strin
 // ForgetUser removes every device of a user (deactivated: their phone stops
 // getting pushes, and its token is free for whoever signs in on it next).
 func (d *Devices) ForgetUser(ctx context.Context, tenant, user string) error {
+	return d.ForgetUserExcept(ctx, tenant, user, "")
+}
+
+// ForgetUserExcept removes every device of a user but keepDeviceID (after a
+// password change, the device that made it keeps its pushes).
+func (d *Devices) ForgetUserExcept(ctx context.Context, tenant, user, keepDeviceID string) error {
 	devices, err := d.List(ctx, tenant, user)
 	if err != nil {
 		return err
 	}
 	for _, dev := range devices {
+		if keepDeviceID != "" && dev.DeviceID == keepDeviceID {
+			continue
+		}
 		if err := d.drop(ctx, tenant, user, dev.DeviceID, ""); err != nil {
 			return err
 		}

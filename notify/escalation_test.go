@@ -159,6 +159,9 @@ func TestTicketSLAWarnsTheAssigneeThenTellsTheManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := w.crm.Tickets.Mutate(ctx, w.admin(), resolved.ID, func(t *models.Ticket) error { t.Status = models.TicketInProgress; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := w.crm.Tickets.Mutate(ctx, w.admin(), resolved.ID, func(t *models.Ticket) error { t.Status = models.TicketResolved; return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func TestUnregisteredTokenIsRemovedAfterItsFirstFailure(t *testing.T) {
 	if err != nil || len(devices) != 1 || devices[0].DeviceID != "phone" {
 		t.Fatalf("devices after an unregistered token: %+v, %v", devices, err)
 	}
-	if _, err := w.store.TokenOwnerOf(context.Background(), "token-dead"); err == nil {
+	if _, err := w.store.TokenOwnerOf(context.Background(), w.rep.TenantID, "token-dead"); err == nil {
 		t.Fatal("the dead token is still registered")
 	}
 	w.task("Next call", time.Now().Add(300*time.Millisecond))

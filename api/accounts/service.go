@@ -30,7 +30,7 @@ type accountStore interface {
 	CreateSession(ctx context.Context, s store.Session) error
 	Session(ctx context.Context, id string) (store.Session, error)
 	RevokeSession(ctx context.Context, id, reason string, at time.Time) error
-	RevokeUserSessions(ctx context.Context, tenant, userID, reason string, at time.Time) error
+	RevokeUserSessions(ctx context.Context, tenant, userID, except, reason string, at time.Time) error
 	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
 	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, error)
 	ClaimRotation(ctx context.Context, hash string, at time.Time) error
@@ -93,6 +93,8 @@ type Options struct {
 // deviceForgetter drops every push device of a user.
 type deviceForgetter interface {
 	ForgetUser(ctx context.Context, tenant, user string) error
+	// ForgetUserExcept removes every device of a user but keepDeviceID.
+	ForgetUserExcept(ctx context.Context, tenant, user, keepDeviceID string) error
 }
 
 // New returns a Service.
@@ -342,7 +344,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (models.
 		return models.Actor{}, "", fmt.Errorf("authenticate: %w", err)
 	}
 	actor, err := s.actorFor(ctx, u)
-	actor.DeviceID = sess.DeviceID
+	actor.DeviceID, actor.SessionID = sess.DeviceID, sess.ID
 	return actor, sess.ID, err
 }
 

@@ -51,6 +51,13 @@ func (s *Service) CreateUser(ctx context.Context, a models.Actor, in models.NewU
 		if in.ManagerID == "" {
 			in.ManagerID = team.ManagerID // a rep reports to their team's manager by default
 		}
+		// Only admins choose managers (as in PatchUser): a manager's new rep
+		// reports to the team's manager or to the manager creating them, never
+		// to another team's manager, who would then see and steer a rep of a
+		// team they do not manage.
+		if a.Role == models.RoleManager && in.ManagerID != team.ManagerID && in.ManagerID != a.UserID {
+			return models.User{}, &models.ForbiddenError{Reason: "managers give a new rep only themselves or the team's manager as manager_id; ask an admin to choose another"}
+		}
 	}
 	if in.ManagerID != "" {
 		if err := s.referencedManager(ctx, a.TenantID, "manager_id", in.ManagerID, v); err != nil {
@@ -207,8 +214,13 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 	if err := s.store.UpdateUser(ctx, a.TenantID, u.ID, fields); err != nil {
 		return models.User{}, err
 	}
+	if passwordHash != "" && (p.Active == nil || *p.Active) {
+		if err := s.endOtherSessions(ctx, a, u); err != nil {
+			return models.User{}, err
+		}
+	}
 	if p.Active != nil && !*p.Active {
-		if err := s.store.RevokeUserSessions(ctx, a.TenantID, u.ID, "deactivated", u.UpdatedAt); err != nil {
+		if err := s.store.RevokeUserSessions(ctx, a.TenantID, u.ID, "", "deactivated", u.UpdatedAt); err != nil {
 			return models.User{}, err
 		}
 		if s.devices != nil {
@@ -218,6 +230,36 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 		}
 	}
 	return u, nil
+}
+
+// endOtherSessions runs after u's password changed: every session of u
+// ends (its refresh tokens, and its access tokens, which are checked against
+// their session on every request) but the one that made the change, when u
+// changed their own password; an admin's reset ends them all. The devices of
+// the ended sessions stop getting u's pushes: a password is changed because
+// a phone was lost or a password leaked, and the app registers its device
+// again when it signs in.
+func (s *Service) endOtherSessions(ctx context.Context, a models.Actor, u models.User) error {
+	keepSession, keepDevice := "", ""
+	if a.UserID == u.ID && a.SessionID != "" {
+		// The actor of a REST call carries no device (see api.actorOf); its
+		// session knows which one it is.
+		sess, err := s.store.Session(ctx, a.SessionID)
+		if err != nil {
+			return fmt.Errorf("password change: load the session: %w", err)
+		}
+		keepSession, keepDevice = sess.ID, sess.DeviceID
+	}
+	if err := s.store.RevokeUserSessions(ctx, u.TenantID, u.ID, keepSession, "password changed", u.UpdatedAt); err != nil {
+		return err
+	}
+	if s.devices == nil {
+		return nil
+	}
+	if keepDevice == "" {
+		return s.devices.ForgetUser(ctx, u.TenantID, u.ID)
+	}
+	return s.devices.ForgetUserExcept(ctx, u.TenantID, u.ID, keepDevice)
 }
 
 // CreateTeam adds a team; only admins may.

@@ -509,6 +509,9 @@ func (d *demoSeeder) planTickets(c *demoCustomer, won time.Time) {
 			continue // still open
 		}
 		d.at(resolved, "resolve a ticket", func(ctx context.Context) error {
+			if err := d.moveTicket(ctx, ticket, models.TicketInProgress); err != nil {
+				return err
+			}
 			return d.moveTicket(ctx, ticket, models.TicketResolved)
 		})
 		if d.rng.IntN(2) == 0 {

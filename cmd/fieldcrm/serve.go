@@ -57,6 +57,19 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		go jobs.every(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcile)
 		go a.worker.Run(ctx)
 	}
+	if cfg.Role != roleWorker {
+		// Imports run in the API processes. Those a stopped process left
+		// running read interrupted (the same file imported again resumes
+		// them: rows imported already are skipped). Embedded storage with
+		// in-process Redis is one process by construction, so every running
+		// import is dead; otherwise only those whose heartbeat stopped.
+		replicas := cfg.MongoURI != "" || cfg.FerretPostgreSQLURL != "" || cfg.RedisURL != ""
+		if n, err := a.crm.InterruptDeadImports(ctx, replicas); err != nil {
+			log.Error("mark the imports of stopped processes interrupted", "err", err.Error())
+		} else if n > 0 {
+			log.Warn("imports left running by a stopped process marked interrupted", "count", n)
+		}
+	}
 	if cfg.Role == roleWorker {
 		log.Info("running as a worker only: reminders and background jobs, no HTTP")
 		<-ctx.Done()
@@ -209,6 +222,17 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 	if err != nil {
 		return a, err
 	}
+	// Closers run in reverse, so this runs before the database closes: the
+	// imports still running here read interrupted, not failed or running.
+	a.closers = append(a.closers, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if n, err := a.crm.StopImports(ctx); err != nil {
+			log.Error("mark running imports interrupted", "err", err.Error())
+		} else if n > 0 {
+			log.Warn("running imports marked interrupted by the stop", "count", n)
+		}
+	})
 	pusher, err := openFCM(ctx, cfg, log)
 	if err != nil {
 		return a, err

@@ -182,6 +182,13 @@ func (s *Service) interactionHooks() hooks[models.Interaction] {
 			if _, err := s.parentOf(ctx, w.actor, &w.rec.Meta, &w.rec.ChildFields, oldChild(w, func(r *models.Interaction) *models.ChildFields { return &r.ChildFields })); err != nil {
 				return err
 			}
+			var was string
+			if w.old != nil {
+				was = w.old.ContactID
+			}
+			if err := reference(ctx, s.Contacts, w.actor, "contact_id", w.rec.ContactID, was, w.rec.CustomerID, w.old != nil); err != nil {
+				return err
+			}
 			if n := w.rec.NextStep; n != nil {
 				if w.old != nil && w.old.NextStep != nil {
 					n.TaskID = w.old.NextStep.TaskID // the task exists; edit it directly
@@ -247,6 +254,16 @@ func (s *Service) taskHooks() hooks[models.Task] {
 			}
 			c, err := s.parentOf(ctx, w.actor, &t.Meta, &t.ChildFields, oldChild(w, func(r *models.Task) *models.ChildFields { return &r.ChildFields }))
 			if err != nil {
+				return err
+			}
+			// interaction_id is written by the server (a next step's task), but
+			// a synced device could send one: it must name an interaction of
+			// the task's customer.
+			var was string
+			if w.old != nil {
+				was = w.old.InteractionID
+			}
+			if err := reference(ctx, s.Interactions, w.actor, "interaction_id", t.InteractionID, was, t.CustomerID, w.old != nil); err != nil {
 				return err
 			}
 			if t.AssigneeID == "" {
@@ -422,8 +439,14 @@ func (s *Service) surveyHooks() hooks[models.Survey] {
 			if err := w.rec.Prepare(w.now); err != nil {
 				return err
 			}
-			_, err := s.parentOf(ctx, w.actor, &w.rec.Meta, &w.rec.ChildFields, oldChild(w, func(r *models.Survey) *models.ChildFields { return &r.ChildFields }))
-			return err
+			if _, err := s.parentOf(ctx, w.actor, &w.rec.Meta, &w.rec.ChildFields, oldChild(w, func(r *models.Survey) *models.ChildFields { return &r.ChildFields })); err != nil {
+				return err
+			}
+			var was string
+			if w.old != nil {
+				was = w.old.TicketID
+			}
+			return reference(ctx, s.Tickets, w.actor, "ticket_id", w.rec.TicketID, was, w.rec.CustomerID, w.old != nil)
 		},
 		filters: withChild(map[string]filter{"from": since("taken_at", false), "to": until("taken_at", false)}),
 		sorts:   map[string]string{"taken_at": "taken_at"},

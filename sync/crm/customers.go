@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/store"
@@ -71,6 +72,9 @@ var poolFilter = filter{doc: "true: only unowned customers", conds: func(raw str
 // query that reads as a phone number is normalized first, so "138 0013 8000"
 // finds "+8613800138000"; anything else is a case-insensitive substring.
 func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
+	if !utf8.ValidString(raw) {
+		return nil, errors.New("must be UTF-8 text")
+	}
 	q := models.NormalizeText(raw)
 	if q == "" || len(q) > 200 {
 		return nil, errors.New("must be 1 to 200 characters")

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/store"
@@ -39,6 +40,9 @@ func equals(field string, allowed ...string) filter {
 func contains(field string) filter {
 	return filter{doc: "text to find, case-insensitive", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
 		raw = strings.TrimSpace(raw)
+		if !utf8.ValidString(raw) {
+			return nil, errors.New("must be UTF-8 text")
+		}
 		if raw == "" || len(raw) > 200 {
 			return nil, errors.New("must be 1 to 200 characters")
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
@@ -121,9 +122,32 @@ func duplicateReason(m models.DuplicateCandidate) string {
 // progress before it counts as interrupted (its process stopped).
 const importStaleAfter = 2 * time.Minute
 
-// SaveImport stores an import's record (its progress).
+// SaveImport stores an import's record (its progress), as run by this
+// process. Once the process is stopping (StopImports) it refuses to save a
+// running import or one of its own, with ErrStopping.
 func (s *Service) SaveImport(ctx context.Context, im models.Import) error {
-	return s.store.SaveImport(ctx, im)
+	s.runs.mu.RLock()
+	defer s.runs.mu.RUnlock()
+	if s.runs.stopping && (im.State == models.ImportRunning || s.runs.owns(im.ID)) {
+		return fmt.Errorf("save import %s: %w", im.ID, ErrStopping)
+	}
+	im.Runner = s.instance
+	if err := s.store.SaveImport(ctx, im); err != nil {
+		return err
+	}
+	s.runs.track(im)
+	return nil
+}
+
+// track records whether this process still runs im.
+func (r *importRuns) track(im models.Import) {
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	if im.State == models.ImportRunning {
+		r.own[im.ID] = true
+	} else {
+		delete(r.own, im.ID)
+	}
 }
 
 // ImportFinished runs after an import: customers created or merged change
@@ -167,4 +191,86 @@ func (s *Service) ImportFailures(ctx context.Context, a models.Actor, id, after 
 		return nil, err
 	}
 	return s.store.ImportFailures(ctx, id, after, limit)
+}
+
+// importRuns is what a Service knows of the imports its own process runs.
+type importRuns struct {
+	// mu is held for reading by every save of an import and for writing by
+	// StopImports, so no save still in flight lands after the stop's mark.
+	mu       sync.RWMutex
+	stopping bool
+	ownMu    sync.Mutex
+	own      map[string]bool // ids of the imports this process runs
+}
+
+// owns reports whether this process runs the import id.
+func (r *importRuns) owns(id string) bool {
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	return r.own[id]
+}
+
+// ErrStopping is returned by SaveImport once the process is stopping: the
+// import's run should end, its record says interrupted.
+var ErrStopping = errors.New("the server is stopping")
+
+// interruptedReason is the error of an import whose process stopped.
+const interruptedReason = "the server running the import stopped before it finished; import the same file again: rows imported already are skipped, the others are imported"
+
+// InterruptDeadImports marks as interrupted the imports left running by a
+// process that is gone, and returns how many. It runs at start-up. With
+// replicas false (this process is the only one: embedded storage and
+// in-process Redis) every running import not started by this process is
+// dead. With replicas, another process may be running one, so only imports
+// whose progress heartbeat (updated_at, written every half second while rows
+// are imported) stopped more than importStaleAfter ago are marked; the rest
+// read interrupted once theirs stops too (see Import). Each mark is
+// conditional on the import not having saved progress since it was read.
+func (s *Service) InterruptDeadImports(ctx context.Context, replicas bool) (int, error) {
+	running, err := s.store.RunningImports(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now().UTC()
+	n := 0
+	for _, im := range running {
+		if im.Runner == s.instance || s.runs.owns(im.ID) || (replicas && now.Sub(im.UpdatedAt) <= importStaleAfter) {
+			continue
+		}
+		ok, err := s.store.InterruptImport(ctx, im.ID, im.Runner, im.UpdatedAt, interruptedReason, now)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// StopImports marks the imports this process is running as interrupted, for
+// a graceful stop, and returns how many. From then on SaveImport refuses
+// their progress (ErrStopping), so a run still going cannot put them back to
+// running, or to failed when the database closes under it.
+func (s *Service) StopImports(ctx context.Context) (int, error) {
+	s.runs.mu.Lock()
+	s.runs.stopping = true
+	s.runs.mu.Unlock()
+	s.runs.ownMu.Lock()
+	ids := make([]string, 0, len(s.runs.own))
+	for id := range s.runs.own {
+		ids = append(ids, id)
+	}
+	s.runs.ownMu.Unlock()
+	n := 0
+	for _, id := range ids {
+		ok, err := s.store.InterruptImport(ctx, id, s.instance, time.Time{}, interruptedReason, s.now().UTC())
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -38,6 +38,8 @@ type recordStore interface {
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)
 	LogEvent(ctx context.Context, e store.AuditEntry) error
 	SaveImport(ctx context.Context, im models.Import) error
+	RunningImports(ctx context.Context) ([]models.Import, error)
+	InterruptImport(ctx context.Context, id, runner string, updatedAt time.Time, reason string, at time.Time) (bool, error)
 	Import(ctx context.Context, tenant, id string) (models.Import, error)
 	AddImportFailures(ctx context.Context, importID string, failures []models.ImportFailure) error
 	ImportFailures(ctx context.Context, importID, after string, limit int) ([]models.ImportFailure, error)
@@ -99,6 +101,10 @@ type Service struct {
 	observer Observer
 	now      func() time.Time
 	log      *slog.Logger
+	// instance names this Service among the processes sharing the database
+	// (a fresh id each start), for the imports it runs.
+	instance string
+	runs     importRuns
 
 	Customers      *Records[models.Customer]
 	Contacts       *Records[models.Contact]
@@ -124,7 +130,8 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{opts: o, store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, observer: o.Reminders, now: o.Now, log: o.Logger}
+	s := &Service{opts: o, store: o.Store, counters: o.Counters, seq: o.Sequencer, sealer: o.Sealer, observer: o.Reminders, now: o.Now, log: o.Logger,
+		instance: models.NewID(), runs: importRuns{own: map[string]bool{}}}
 	s.Customers = newRecords(s, store.Customers, s.customerHooks())
 	s.Contacts = newRecords(s, store.Contacts, s.contactHooks())
 	s.Interactions = newRecords(s, store.Interactions, s.interactionHooks())

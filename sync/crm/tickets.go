@@ -53,9 +53,11 @@ func (s *Service) ticketHooks() hooks[models.Ticket] {
 				} else if err := s.checkAssignee(ctx, w.actor, t.AssigneeID); err != nil {
 					return err
 				}
-				if t.Status == models.TicketNew {
-					t.Status = models.TicketAssigned
+				if t.Status != models.TicketNew && t.Status != models.TicketAssigned {
+					return &models.ValidationError{Fields: []models.FieldError{{Field: "status",
+						Message: "a ticket is created new and assigned by the server; move it on to " + t.Status + " afterwards, one step at a time"}}}
 				}
+				t.Status = models.TicketAssigned
 			} else {
 				from = w.old.Status
 				if t.AssigneeID != w.old.AssigneeID {

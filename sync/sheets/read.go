@@ -13,7 +13,6 @@ import (
 
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
-	"golang.org/x/text/transform"
 )
 
 // rowReader yields a spreadsheet's rows one at a time, with their line
@@ -47,12 +46,23 @@ type csvRows struct {
 	f    *os.File
 	r    *csv.Reader
 	line int
+	// gb tells that cells are GB18030 bytes to decode; otherwise they must
+	// be UTF-8 as they are.
+	gb bool
 }
 
-// openCSV opens a CSV file in UTF-8 (with or without a byte order mark) or,
-// when it is not valid UTF-8, GB18030 (the superset of GBK that Chinese
-// Excel writes). The separator is the comma, or the tab or semicolon when the
-// header line has more of those. It returns the encoding it chose.
+// openCSV opens a CSV file in UTF-8 (with or without a byte order mark) or
+// GB18030 (the superset of GBK that Chinese Excel writes), chosen from the
+// first 64 KiB: UTF-8 unless most of its lines with other than ASCII are not
+// UTF-8. The separator is the comma, or the tab or semicolon when the header
+// line has more of those. It returns the encoding it chose.
+//
+// The file is split into rows and cells before it is decoded, which is safe
+// for both encodings: every byte of a GB18030 multi-byte character is 0x30 or
+// above, so none is a quote, separator or line end. Each cell is then decoded
+// on its own, and a row holding bytes the file's encoding cannot decode (rows
+// pasted from an export in another encoding) is a failed row rather than text
+// stored with U+FFFD in it.
 func openCSV(path string) (rowReader, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -64,23 +74,40 @@ func openCSV(path string) (rowReader, string, error) {
 		f.Close()
 		return nil, "", err
 	}
-	var src io.Reader = br
-	encoding := "utf-8"
+	encoding, gb := "utf-8", false
 	switch {
 	case bytes.HasPrefix(head, []byte("\xEF\xBB\xBF")):
 		_, _ = br.Discard(3)
 		encoding = "utf-8 with BOM"
 		head = head[3:]
-	case !validUTF8Prefix(head):
-		src = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
-		encoding = "gb18030"
-		head, _ = simplifiedchinese.GB18030.NewDecoder().Bytes(head)
+	case !mostlyUTF8(head):
+		encoding, gb = "gb18030", true
 	}
-	r := csv.NewReader(src)
+	r := csv.NewReader(br)
 	r.Comma = separator(head)
 	r.FieldsPerRecord = -1 // rows may be short or long; the mapping copes
 	r.LazyQuotes = true
-	return &csvRows{f: f, r: r}, encoding, nil
+	return &csvRows{f: f, r: r, gb: gb}, encoding, nil
+}
+
+// mostlyUTF8 reports whether the lines of a sample that hold other than ASCII
+// are mostly UTF-8 (ties go to GB18030, which most Chinese spreadsheets
+// are). A character cut off at the end of the sample does not count.
+func mostlyUTF8(b []byte) bool {
+	if validUTF8Prefix(b) {
+		return true
+	}
+	var utf, other int
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		switch {
+		case isASCII(string(line)):
+		case utf8.Valid(line):
+			utf++
+		default:
+			other++
+		}
+	}
+	return utf > other
 }
 
 // validUTF8Prefix reports whether b is UTF-8, allowing a character cut off
@@ -105,6 +132,9 @@ func separator(head []byte) rune {
 	return best
 }
 
+// gbReplacement is U+FFFD as GB18030 writes it: a cell that holds it meant it.
+var gbReplacement = []byte{0x84, 0x31, 0xA4, 0x37}
+
 func (c *csvRows) next() (int, []string, error) {
 	cells, err := c.r.Read()
 	if err != nil {
@@ -116,6 +146,24 @@ func (c *csvRows) next() (int, []string, error) {
 	}
 	line, _ := c.r.FieldPos(0)
 	c.line = line
+	for i, cell := range cells {
+		if isASCII(cell) {
+			continue
+		}
+		ok := utf8.ValidString(cell)
+		if c.gb {
+			decoded, derr := simplifiedchinese.GB18030.NewDecoder().String(cell)
+			ok = derr == nil && (!strings.ContainsRune(decoded, utf8.RuneError) || bytes.Contains([]byte(cell), gbReplacement))
+			cells[i] = decoded
+		}
+		if !ok {
+			enc := "UTF-8"
+			if c.gb {
+				enc = "GB18030/GBK"
+			}
+			return line, nil, fmt.Errorf("line %d, column %d holds bytes that are not %s text like the rest of the file: the file mixes encodings; save it again in one encoding (UTF-8 is best)", line, i+1, enc)
+		}
+	}
 	undefuseAll(cells)
 	return line, cells, nil
 }
@@ -188,12 +236,16 @@ func countRows(path, format string) (int, error) {
 	defer r.close()
 	n := 0
 	for {
-		_, cells, err := r.next()
+		line, cells, err := r.next()
 		if errors.Is(err, io.EOF) {
 			return max(n-1, 0), nil
 		}
 		if err != nil {
-			return 0, err
+			if line == 0 {
+				return 0, err
+			}
+			n++ // a row that cannot be read is a failed row of the import
+			continue
 		}
 		if !blank(cells) {
 			n++

@@ -216,9 +216,12 @@ func (s *Store) RevokeSession(ctx context.Context, id, reason string, at time.Ti
 }
 
 // RevokeUserSessions revokes every live session of a user (deactivation).
-func (s *Store) RevokeUserSessions(ctx context.Context, tenant, userID, reason string, at time.Time) error {
-	_, err := s.coll(collSessions).UpdateMany(ctx,
-		bson.D{{Key: "tenant_id", Value: tenant}, {Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}},
+func (s *Store) RevokeUserSessions(ctx context.Context, tenant, userID, except, reason string, at time.Time) error {
+	filter := bson.D{{Key: "tenant_id", Value: tenant}, {Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}}
+	if except != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$ne", Value: except}}})
+	}
+	_, err := s.coll(collSessions).UpdateMany(ctx, filter,
 		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: at}, {Key: "revoke_reason", Value: reason}}}})
 	if err != nil {
 		return fmt.Errorf("revoke sessions of user %s: %w", userID, err)

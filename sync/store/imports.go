@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -23,6 +24,39 @@ func createImportCollections(ctx context.Context, s *Store) error {
 		return err
 	}
 	return s.ensureIndexes(ctx, collImportFailures, index{"import", asc("import_id", "_id"), false})
+}
+
+// indexImportsByState is migration 9: the start-up sweep finds the imports
+// still running, across tenants.
+func indexImportsByState(ctx context.Context, s *Store) error {
+	return s.ensureIndexes(ctx, collImports, index{"state_updated", asc("state", "updated_at"), false})
+}
+
+// RunningImports lists the imports of every tenant whose state is running.
+func (s *Store) RunningImports(ctx context.Context) ([]models.Import, error) {
+	out := []models.Import{}
+	if err := s.findAll(ctx, collImports, bson.D{{Key: "state", Value: models.ImportRunning}}, options.Find(), &out); err != nil {
+		return nil, fmt.Errorf("list running imports: %w", err)
+	}
+	return out, nil
+}
+
+// InterruptImport marks an import interrupted with reason at at, only while
+// it is still running under runner and, when updatedAt is not zero, has not
+// saved progress since updatedAt: a run that is alive after all keeps its
+// state. It reports whether it marked the import.
+func (s *Store) InterruptImport(ctx context.Context, id, runner string, updatedAt time.Time, reason string, at time.Time) (bool, error) {
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: models.ImportRunning}, {Key: "runner", Value: runner}}
+	if !updatedAt.IsZero() {
+		filter = append(filter, bson.E{Key: "updated_at", Value: updatedAt})
+	}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: models.ImportInterrupted}, {Key: "error", Value: reason},
+		{Key: "updated_at", Value: at}, {Key: "finished_at", Value: at}, {Key: "rows_per_second", Value: 0}, {Key: "eta_seconds", Value: 0}}}}
+	res, err := s.coll(collImports).UpdateOne(ctx, filter, update)
+	if err != nil {
+		return false, fmt.Errorf("mark import %s interrupted: %w", id, err)
+	}
+	return res.ModifiedCount == 1, nil
 }
 
 // SaveImport stores an import's record, replacing the earlier one.

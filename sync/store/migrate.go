@@ -40,6 +40,7 @@ func migrations() []migration {
 			_, err := s.RebuildCustomerKeys(ctx)
 			return err
 		}},
+		{9, "index imports by state", indexImportsByState},
 	}
 }
 

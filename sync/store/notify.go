@@ -23,37 +23,47 @@ const (
 	collDeliveries   = "deliveries"
 )
 
-// TokenOwner is the device an FCM token belongs to now.
+// TokenOwner is the device of a tenant an FCM token belongs to now. Tokens
+// are owned per tenant: one tenant registering a token cannot take it from a
+// device of another (which would silence that tenant's reminders), so a phone
+// signed in to two tenants holds one registration in each.
 type TokenOwner struct {
-	Token    string `bson:"_id"`
+	Token    string `bson:"token"`
 	TenantID string `bson:"tenant_id"`
 	UserID   string `bson:"user_id"`
 	DeviceID string `bson:"device_id"`
 }
 
-// TokenOwnerOf returns who holds token, or models.ErrNotFound.
-func (s *Store) TokenOwnerOf(ctx context.Context, token string) (TokenOwner, error) {
+// tokenOwnerID is the _id of a token's owner in a tenant.
+func tokenOwnerID(tenant, token string) string { return tenant + "/" + token }
+
+// TokenOwnerOf returns who holds token in tenant, or models.ErrNotFound.
+func (s *Store) TokenOwnerOf(ctx context.Context, tenant, token string) (TokenOwner, error) {
 	var o TokenOwner
-	err := s.findByID(ctx, collDeviceTokens, token, &o)
+	err := s.findByID(ctx, collDeviceTokens, tokenOwnerID(tenant, token), &o)
 	return o, err
 }
 
-// SetTokenOwner records that o.Token now belongs to o's device.
+// SetTokenOwner records that o.Token now belongs to o's device in o's tenant.
 func (s *Store) SetTokenOwner(ctx context.Context, o TokenOwner) error {
-	return s.put(ctx, collDeviceTokens, o.Token, o)
+	id := tokenOwnerID(o.TenantID, o.Token)
+	return s.put(ctx, collDeviceTokens, id, struct {
+		ID         string `bson:"_id"`
+		TokenOwner `bson:",inline"`
+	}{id, o})
 }
 
-// DeleteTokenOwner forgets token, but only while it still belongs to owner's
-// device: a token that moved on keeps its new owner.
+// DeleteTokenOwner forgets token in owner's tenant, but only while it still
+// belongs to owner's device: a token that moved on keeps its new owner.
 func (s *Store) DeleteTokenOwner(ctx context.Context, owner TokenOwner) error {
-	current, err := s.TokenOwnerOf(ctx, owner.Token)
+	current, err := s.TokenOwnerOf(ctx, owner.TenantID, owner.Token)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && current != owner) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.deleteByID(ctx, collDeviceTokens, owner.Token)
+	return s.deleteByID(ctx, collDeviceTokens, tokenOwnerID(owner.TenantID, owner.Token))
 }
 
 // Reminder returns the reminder with id, or models.ErrNotFound.

@@ -401,6 +401,10 @@ func condFilter(c Cond) bson.D {
 	switch c.Op {
 	case Contains:
 		s, _ := c.Value.(string)
+		// The services refuse text that is not UTF-8; should one reach here,
+		// the regexp engines (MongoDB's PCRE, FerretDB's Go regexp) fail on it,
+		// so it is made valid rather than turned into a server error.
+		s = strings.ToValidUTF8(s, "\uFFFD")
 		return bson.D{{Key: c.Field, Value: bson.D{{Key: "$regex", Value: regexp.QuoteMeta(s)}, {Key: "$options", Value: "i"}}}}
 	case Missing:
 		return bson.D{{Key: c.Field, Value: nil}}
