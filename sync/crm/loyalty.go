@@ -90,9 +90,16 @@ func (s *Service) holdPoints(ctx context.Context, w *write[models.LoyaltyEntry])
 	_, err := s.Customers.mutate(ctx, w.actor, e.CustomerID, "loyalty", func(cw *write[models.Customer]) error {
 		// Summed here too, not only trusted: a balance that an earlier
 		// version moved ahead of its ledger must not lend points.
-		l, err := s.settled(ctx, cw, "")
+		l, ledger, err := s.settledLedger(ctx, cw, "")
 		if err != nil {
 			return err
+		}
+		if slices.ContainsFunc(ledger, func(stored models.LoyaltyEntry) bool { return stored.ID == e.ID }) {
+			// Stored already: a create sent again that came after the first
+			// one settled. It holds nothing; the insert finds the entry and
+			// accepts or refuses the create by its content.
+			e.BalanceAfter = l.Available()
+			return nil
 		}
 		i := slices.IndexFunc(l.Held, func(h models.PointsHold) bool { return h.EntryID == e.ID })
 		switch {
@@ -131,11 +138,17 @@ func (s *Service) settleLoyalty(ctx context.Context, a models.Actor, customerID,
 // customer (which is what makes the versioned commit of the sum safe), and
 // returns the customer's loyalty state derived from it.
 func (s *Service) settled(ctx context.Context, cw *write[models.Customer], release string) (models.Loyalty, error) {
+	l, _, err := s.settledLedger(ctx, cw, release)
+	return l, err
+}
+
+// settledLedger is settled that also returns the ledger it summed.
+func (s *Service) settledLedger(ctx context.Context, cw *write[models.Customer], release string) (models.Loyalty, []models.LoyaltyEntry, error) {
 	var ledger []models.LoyaltyEntry
 	// Every entry counts, so no limit; the query is the one child lists use
 	// (tenant and customer_id, an index on every engine).
 	if err := s.store.Find(ctx, store.LoyaltyEntries, childQuery(cw.rec.TenantID, cw.rec.ID, 0), &ledger); err != nil {
-		return cw.rec.Loyalty, fmt.Errorf("read the points ledger of customer %s: %w", cw.rec.ID, err)
+		return cw.rec.Loyalty, nil, fmt.Errorf("read the points ledger of customer %s: %w", cw.rec.ID, err)
 	}
-	return cw.rec.Loyalty.Settled(ledger, release, cw.now.Add(-s.holdExpiry()), cw.settings), nil
+	return cw.rec.Loyalty.Settled(ledger, release, cw.now.Add(-s.holdExpiry()), cw.settings), ledger, nil
 }

@@ -211,6 +211,19 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 // is a refusal. Either way the create is settled.
 func (r *Records[R]) storedAlready(ctx context.Context, w *write[R], taken bool) (bool, error) {
 	stored, err := r.load(ctx, w.actor.TenantID, meta(w.rec).ID)
+	// Through the driver a record's insert is two (its audit claim, then the
+	// record): an insert refused by another's claim may find the record not
+	// stored yet. Wait for it a little; the other insert is milliseconds away.
+	// Still not found, the id is taken in another tenant (or by a writer that
+	// died mid-insert): refused below, like any id taken by another record.
+	for pause := 5 * time.Millisecond; taken && errors.Is(err, models.ErrNotFound) && pause < time.Second; pause *= 2 {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(pause):
+		}
+		stored, err = r.load(ctx, w.actor.TenantID, meta(w.rec).ID)
+	}
 	switch {
 	case errors.Is(err, models.ErrNotFound) && !taken:
 		return false, nil
