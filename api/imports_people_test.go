@@ -3,8 +3,10 @@ package api_test
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 )
@@ -218,5 +220,63 @@ func TestImportListsSkippedAndMergedRows(t *testing.T) {
 				t.Fatalf("report file:\n%s", report)
 			}
 		})
+	}
+}
+
+// guideBlock returns the fenced block of docs/imports.md whose info string
+// is info ("csv file").
+func guideBlock(t *testing.T, info string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/imports.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```"+info+"\n")
+	block, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatalf("no ```%s block in docs/imports.md", info)
+	}
+	return block
+}
+
+// TestImportsGuideExamples imports the example of docs/imports.md and checks
+// that the record and the report file are what the page shows, but for the
+// matched customer's id and number.
+func TestImportsGuideExamples(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	file := strings.ReplaceAll(guideBlock(t, "csv file"), "\n", "\r\n")
+	im := h.runImport(w.r1, "客户.csv", []byte(file), nil)
+	wang := h.call("GET", "/v1/customers?q=13800138000", w.r1, nil, 200)["data"].([]any)[0].(map[string]any)
+
+	var doc struct {
+		Created, Merged, Skipped, Failed int
+		SkippedRows                      []map[string]any `json:"skipped_rows"`
+	}
+	if err := json.Unmarshal([]byte(guideBlock(t, "json skipped_rows")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	docID, docNumber := doc.SkippedRows[0]["matched_id"].(string), doc.SkippedRows[0]["matched_number"].(string)
+	asDoc := strings.NewReplacer(wang["id"].(string), docID, wang["number"].(string), docNumber)
+	got, _ := json.Marshal(skippedRows(t, im))
+	want, _ := json.Marshal(doc.SkippedRows)
+	if asDoc.Replace(string(got)) != string(want) || counts(im) != fmt.Sprintf("total 5 created %d merged %d skipped %d failed %d", doc.Created, doc.Merged, doc.Skipped, doc.Failed) {
+		t.Fatalf("import: %s\nskipped rows %s\nthe guide says %+v", counts(im), got, doc)
+	}
+
+	kinds := map[string]string{}
+	for _, c := range h.call("GET", "/v1/customers?limit=200", w.r1, nil, 200)["data"].([]any) {
+		c := c.(map[string]any)
+		kinds[c["name"].(string)] = fmt.Sprint(c["kind"], " ", c["company_name"])
+	}
+	if fmt.Sprint(kinds) != "map[李娜:person 远景贸易有限公司 王伟:person 远景贸易有限公司 远景贸易有限公司:company 远景贸易有限公司]" {
+		t.Fatalf("customers %v", kinds)
+	}
+
+	r := h.do("GET", "/v1/imports/"+im["id"].(string)+"/failures", w.r1.access, nil)
+	h.expect(r, 200, "report file")
+	report := strings.ReplaceAll(strings.TrimPrefix(string(r.body), "\uFEFF"), "\r\n", "\n")
+	if asDoc.Replace(report) != guideBlock(t, "csv report") {
+		t.Fatalf("report file:\n%s\nthe guide shows:\n%s", report, guideBlock(t, "csv report"))
 	}
 }
