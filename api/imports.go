@@ -128,16 +128,9 @@ func (s *Server) getImport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	skipped := []models.SkippedRow{}
-	for page := 1; len(skipped) < shownRows; page++ {
-		rows, err := s.crm.SkippedRows(ctx, a, id, page)
-		if err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			break
-		}
-		skipped = append(skipped, rows...)
+	skipped, _, err := s.crm.SkippedRows(ctx, a, id, 1, shownRows)
+	if err != nil {
+		return err
 	}
 	return c.JSON(importResponse{Import: im, Failures: failures, SkippedRows: skipped[:min(len(skipped), shownRows)]})
 }
@@ -164,8 +157,8 @@ func (s *Server) importFailures(c *fiber.Ctx) error {
 		defer cancel()
 		err := sheets.WriteFailures(&progressWriter{w: w, conn: conn}, first, func(after string) ([]models.ImportFailure, error) {
 			return s.crm.ImportFailures(streamCtx, a, id, after, 500)
-		}, func(page int) ([]models.SkippedRow, error) {
-			return s.crm.SkippedRows(streamCtx, a, id, page)
+		}, func(page int) ([]models.SkippedRow, int, error) {
+			return s.crm.SkippedRows(streamCtx, a, id, page, 500)
 		})
 		extendWriteDeadline(conn)
 		if ferr := w.Flush(); err == nil {

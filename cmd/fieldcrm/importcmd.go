@@ -149,7 +149,7 @@ func writeFailures(ctx context.Context, svc *crm.Service, a models.Actor, id, pa
 	if err != nil {
 		return err
 	}
-	skipped := func(page int) ([]models.SkippedRow, error) { return svc.SkippedRows(ctx, a, id, page) }
+	skipped := func(page int) ([]models.SkippedRow, int, error) { return svc.SkippedRows(ctx, a, id, page, 500) }
 	if err := sheets.WriteFailures(f, first, next, skipped); err != nil {
 		return fmt.Errorf("import: write %s: %w", path, err)
 	}

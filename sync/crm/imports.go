@@ -187,14 +187,26 @@ func (s *Service) AddSkippedRows(ctx context.Context, importID string, page int,
 	return s.store.AddSkippedRows(ctx, importID, page, rows)
 }
 
-// SkippedRows returns page number page (from 1) of an import's skipped and
-// merged rows, in line order, for someone who may see the import; none past
-// the last page.
-func (s *Service) SkippedRows(ctx context.Context, a models.Actor, id string, page int) ([]models.SkippedRow, error) {
+// SkippedRows returns an import's skipped and merged rows, in line order,
+// for someone who may see the import: those of its pages from page (from 1)
+// on, whole pages until there are at least limit rows. next is the page to
+// ask for the rows after them, 0 once there are no more.
+func (s *Service) SkippedRows(ctx context.Context, a models.Actor, id string, page, limit int) (rows []models.SkippedRow, next int, err error) {
 	if _, err := s.Import(ctx, a, id); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return s.store.SkippedRows(ctx, id, page)
+	rows = []models.SkippedRow{}
+	for ; len(rows) < limit; page++ {
+		more, err := s.store.SkippedRows(ctx, id, page)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(more) == 0 {
+			return rows, 0, nil
+		}
+		rows = append(rows, more...)
+	}
+	return rows, page, nil
 }
 
 // Import returns an import the actor may see: their own, or any of the

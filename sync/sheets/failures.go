@@ -12,9 +12,10 @@ import (
 // after, a page at a time (crm.Service.ImportFailures).
 type FailurePages func(after string) ([]models.ImportFailure, error)
 
-// SkippedPages returns page number page (from 1) of the rows an import
-// skipped or merged as duplicates, none past the last (crm.Service.SkippedRows).
-type SkippedPages func(page int) ([]models.SkippedRow, error)
+// SkippedPages returns the rows an import skipped or merged as duplicates
+// from page number page (from 1) on, a few pages at a time, and the page to
+// ask for next, 0 after the last (crm.Service.SkippedRows).
+type SkippedPages func(page int) (rows []models.SkippedRow, next int, err error)
 
 // WriteFailures writes an import's report as CSV, UTF-8 with a byte order
 // mark for Excel: every row that did not simply become a record, in line
@@ -31,8 +32,7 @@ func WriteFailures(w io.Writer, first []models.ImportFailure, next FailurePages,
 	out := csv.NewWriter(w)
 	_ = out.Write([]string{"line", "column", "value", "reason", "outcome", "matched_id", "matched_number"})
 	failures := first
-	page := 1
-	skips, err := skipped(page)
+	skips, page, err := skipped(1)
 	if err != nil {
 		return err
 	}
@@ -49,9 +49,8 @@ func WriteFailures(w io.Writer, first []models.ImportFailure, next FailurePages,
 		}
 		s := skips[0]
 		_ = out.Write([]string{strconv.Itoa(s.Line), "", "", defuse(s.Reason), s.Action, s.MatchedID, defuse(s.MatchedNumber)})
-		if skips = skips[1:]; len(skips) == 0 {
-			page++
-			if skips, err = skipped(page); err != nil {
+		if skips = skips[1:]; len(skips) == 0 && page > 0 {
+			if skips, page, err = skipped(page); err != nil {
 				return err
 			}
 		}

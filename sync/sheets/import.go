@@ -26,8 +26,8 @@ type Importer interface {
 type Sink interface {
 	SaveImport(ctx context.Context, im models.Import) error
 	AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error
-	// AddSkippedRows stores the skipped rows of one flush as page number
-	// page; pages are numbered from 1, one after the other.
+	// AddSkippedRows stores a page of skipped rows as page number page;
+	// pages are numbered from 1, one after the other, in line order.
 	AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error
 }
 
@@ -78,6 +78,13 @@ type Prepared struct {
 
 // progressEvery is how often progress reaches the sink.
 const progressEvery = 500 * time.Millisecond
+
+// A page of skipped rows is stored once it has skippedPageRows rows, or
+// skippedPageEvery after the last page if fewer.
+const (
+	skippedPageRows  = 500
+	skippedPageEvery = 5 * time.Second
+)
 
 // Prepare opens the file, reads its header and counts its rows.
 func Prepare(path, fileName string, o Options, now time.Time) (*Prepared, error) {
@@ -172,8 +179,11 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 	}
 	var failures []models.ImportFailure
 	var skipped []models.SkippedRow
-	pages := 0
-	flush := func() error {
+	pages, lastPage := 0, now()
+	// flush stores the failures so far, and the skipped rows once a page of
+	// them is full, once they have waited skippedPageEvery, or at the end
+	// (last): a page is read by _id, so few full pages keep reading them cheap.
+	flush := func(last bool) error {
 		if len(failures) > 0 {
 			err := sink.AddImportFailures(ctx, job.ID, failures)
 			failures = failures[:0]
@@ -181,8 +191,8 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 				return err
 			}
 		}
-		if len(skipped) > 0 {
-			pages++
+		if t := now(); len(skipped) > 0 && (last || len(skipped) >= skippedPageRows || t.Sub(lastPage) >= skippedPageEvery) {
+			pages, lastPage = pages+1, t
 			err := sink.AddSkippedRows(ctx, job.ID, pages, skipped)
 			skipped = nil // the sink may keep the slice
 			return err
@@ -227,10 +237,10 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		job.Done++
-		if t := now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= 500 {
+		if t := now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= skippedPageRows {
 			lastReport = t
 			p.estimate(job, t)
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return err
 			}
 			if err := sink.SaveImport(ctx, *job); err != nil {
@@ -239,7 +249,7 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 		}
 	}
 	p.estimate(job, now())
-	return flush()
+	return flush(true)
 }
 
 // row imports one data row and counts what became of it.
