@@ -57,8 +57,10 @@ type ImportFailure struct {
 
 // SkippedRow is a row an import did not create because it matched a
 // customer already there: skipped, or merged into that customer (or, in a
-// dry run, an earlier row of the same file; MatchedID is then empty). It is
-// listed as a failed row is, so that no row leaves an import unaccounted for.
+// dry run, an earlier row of the same file; MatchedID is then empty). A row
+// of contacts, interactions, orders or payments is skipped only when it was
+// imported before; MatchedID is then that record's. It is listed as a failed
+// row is, so that no row leaves an import unaccounted for.
 type SkippedRow struct {
 	Line int `bson:"line" json:"line"`
 	// Action is skipped or merged.
