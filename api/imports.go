@@ -21,13 +21,20 @@ import (
 // importTimeout bounds one background import.
 const importTimeout = 6 * time.Hour
 
-// importResponse is an import's record with its first failed rows.
+// importResponse is an import's record with its first failed rows and its
+// first rows skipped or merged as duplicates.
 type importResponse struct {
 	models.Import
 	// Failures are the first 100 failed rows; GET /v1/imports/{id}/failures
 	// has them all as CSV.
 	Failures []models.ImportFailure `json:"failures"`
+	// SkippedRows are the first 100 rows skipped or merged as duplicates,
+	// each with the customer it matched and why; the CSV has them all too.
+	SkippedRows []models.SkippedRow `json:"skipped_rows"`
 }
+
+// shownRows is how many failed and skipped rows an import's record shows.
+const shownRows = 100
 
 // createImport serves POST /v1/imports: a multipart upload (file, and the
 // optional fields kind, on_duplicate, dry_run and mapping) that starts a
@@ -104,7 +111,7 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 			"skipped", job.Skipped, "failed", job.Failed, "dry_run", job.DryRun)
 	}()
 	c.Set(fiber.HeaderLocation, "/v1/imports/"+p.Job().ID)
-	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}})
+	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}, SkippedRows: []models.SkippedRow{}})
 }
 
 func (s *Server) getImport(c *fiber.Ctx) error {
@@ -117,15 +124,21 @@ func (s *Server) getImport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	failures, err := s.crm.ImportFailures(ctx, a, id, "", 100)
+	failures, err := s.crm.ImportFailures(ctx, a, id, "", shownRows)
 	if err != nil {
 		return err
 	}
-	return c.JSON(importResponse{Import: im, Failures: failures})
+	skipped, _, err := s.crm.SkippedRows(ctx, a, id, 1, shownRows)
+	if err != nil {
+		return err
+	}
+	return c.JSON(importResponse{Import: im, Failures: failures, SkippedRows: skipped[:min(len(skipped), shownRows)]})
 }
 
-// importFailures serves GET /v1/imports/{id}/failures: every failed row as
-// CSV (line, column, value, reason), UTF-8 with a byte order mark for Excel.
+// importFailures serves GET /v1/imports/{id}/failures: every failed row, and
+// every row skipped or merged as a duplicate, as CSV (line, column, value,
+// reason, outcome, matched_id, matched_number), UTF-8 with a byte order mark
+// for Excel.
 func (s *Server) importFailures(c *fiber.Ctx) error {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -144,6 +157,8 @@ func (s *Server) importFailures(c *fiber.Ctx) error {
 		defer cancel()
 		err := sheets.WriteFailures(&progressWriter{w: w, conn: conn}, first, func(after string) ([]models.ImportFailure, error) {
 			return s.crm.ImportFailures(streamCtx, a, id, after, 500)
+		}, func(page int) ([]models.SkippedRow, int, error) {
+			return s.crm.SkippedRows(streamCtx, a, id, page, 500)
 		})
 		extendWriteDeadline(conn)
 		if ferr := w.Flush(); err == nil {

@@ -118,6 +118,36 @@ func TestCustomerPrepare(t *testing.T) {
 	}
 }
 
+// TestCustomerWithoutKindIsAPersonWhenItNamesAnotherCompany: the kind a
+// customer gets when none is written, and the duplicate keys it then has:
+// people at one company share no key, a company's rows share its company key.
+func TestCustomerWithoutKindIsAPersonWhenItNamesAnotherCompany(t *testing.T) {
+	cases := []struct {
+		name, kind, company string
+		wantKind            string
+		wantKeys            []string
+	}{
+		{"王伟", "", "远景贸易有限公司", KindPerson, []string{"person:王伟@远景贸易"}},
+		{"李娜", "", "远景贸易", KindPerson, []string{"person:李娜@远景贸易"}},
+		{"Wang Wei", "", "North Pumps Ltd", KindPerson, []string{"person:wangwei@northpumps"}},
+		{"远景贸易有限公司", "", "", KindCompany, []string{"company:远景贸易"}},
+		{"远景贸易", "", "远景贸易有限公司", KindCompany, []string{"company:远景贸易"}},
+		{"North Pumps", "", "North Pumps Ltd.", KindCompany, []string{"company:northpumps"}},
+		// A kind written wins.
+		{"王伟", KindCompany, "远景贸易有限公司", KindCompany, []string{"company:远景贸易"}},
+		{"远景贸易", KindPerson, "", KindPerson, nil},
+	}
+	for _, c := range cases {
+		cu := Customer{CustomerFields: CustomerFields{Name: c.name, Kind: c.kind, CompanyName: c.company}}
+		if err := cu.Prepare(Settings{}.WithDefaults()); err != nil {
+			t.Fatalf("%s of %s: %v", c.name, c.company, err)
+		}
+		if cu.Kind != c.wantKind || !slices.Equal(cu.DedupeKeys, c.wantKeys) {
+			t.Errorf("%s (%q) of %q: kind %s keys %v, want %s %v", c.name, c.kind, c.company, cu.Kind, cu.DedupeKeys, c.wantKind, c.wantKeys)
+		}
+	}
+}
+
 func TestCreditRatingFromPaymentHistories(t *testing.T) {
 	now := time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC)
 	order := func(id, due string, amount int64) Order {

@@ -216,10 +216,6 @@ func (l Loyalty) Settled(ledger []LoyaltyEntry, release string, expired time.Tim
 func (c *Customer) Prepare(st Settings) error {
 	v := &ValidationError{}
 	f := &c.CustomerFields
-	if f.Kind == "" {
-		f.Kind = KindCompany
-	}
-	oneOf(v, "kind", f.Kind, []string{KindCompany, KindPerson})
 	f.Name = NormalizeText(f.Name)
 	checkName(v, "name", f.Name)
 	for _, t := range []struct {
@@ -234,6 +230,10 @@ func (c *Customer) Prepare(st Settings) error {
 	} {
 		*t.p = shortText(v, t.field, *t.p)
 	}
+	if f.Kind == "" {
+		f.Kind = DefaultKind(f.Name, f.CompanyName)
+	}
+	oneOf(v, "kind", f.Kind, []string{KindCompany, KindPerson})
 	if f.Kind == KindCompany && f.CompanyName == "" {
 		f.CompanyName = f.Name
 	}
@@ -281,6 +281,22 @@ func (c *Customer) Prepare(st Settings) error {
 	c.DedupeKeys = c.dedupeKeys()
 	c.SearchKeys = c.searchKeys()
 	return nil
+}
+
+// DefaultKind is the kind of a customer written without one: a company,
+// unless it names a company other than itself, for then it is a person who
+// works there (王伟 at 远景贸易有限公司). The two names are compared as
+// company keys, so "North Pumps" of "North Pumps Ltd" is still a company.
+//
+// The kind decides the customer's duplicate keys (see dedupeKeys): a company
+// is found again by its company name, a person by phone, e-mail or name at
+// the company, never by the company alone. Taking people for companies made
+// everyone at one company a duplicate of the first (issue #23, item 9).
+func DefaultKind(name, companyName string) string {
+	if company := CompanyKey(companyName); company != "" && company != CompanyKey(name) {
+		return KindPerson
+	}
+	return KindCompany
 }
 
 // dedupeKeys are the normalized facts two records of one customer share: any

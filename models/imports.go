@@ -54,3 +54,20 @@ type ImportFailure struct {
 	Value    string `bson:"value" json:"value"`
 	Reason   string `bson:"reason" json:"reason"`
 }
+
+// SkippedRow is a row an import did not create because it matched a
+// customer already there: skipped, or merged into that customer (or, in a
+// dry run, an earlier row of the same file; MatchedID is then empty). A row
+// of contacts, interactions, orders or payments is skipped only when it was
+// imported before; MatchedID is then that record's. It is listed as a failed
+// row is, so that no row leaves an import unaccounted for.
+type SkippedRow struct {
+	Line int `bson:"line" json:"line"`
+	// Action is skipped or merged.
+	Action string `bson:"action" json:"action"`
+	// Reason says what the row matched and by which key ("matches
+	// C2026-000001-7 王伟 (phone +8613800138000)"), or "imported before".
+	Reason        string `bson:"reason" json:"reason"`
+	MatchedID     string `bson:"matched_id" json:"matched_id"`
+	MatchedNumber string `bson:"matched_number" json:"matched_number"`
+}

@@ -34,7 +34,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	onDuplicate := fs.String("on-duplicate", crm.OnDuplicateSkip, "a row matching an existing customer: skip, merge or flag")
 	dryRun := fs.Bool("dry-run", false, "report what would happen; write nothing")
 	mappingFile := fs.String("mapping", "", `JSON file: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}`)
-	failuresOut := fs.String("failures", "", "write the failed rows to this CSV file")
+	failuresOut := fs.String("failures", "", "write the failed rows, and those skipped or merged as duplicates, to this CSV file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import (not the start-up) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -90,7 +90,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if len(job.Unmapped) > 0 {
 		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
 	}
-	if *failuresOut != "" && job.Failed > 0 {
+	if *failuresOut != "" && job.Failed+job.Skipped+job.Merged > 0 {
 		return writeFailures(ctx, a.crm, actor, job.ID, *failuresOut)
 	}
 	return nil
@@ -136,7 +136,8 @@ func (b *progressBar) SaveImport(ctx context.Context, im models.Import) error {
 
 func (b *progressBar) finish(im models.Import) { fmt.Fprintln(b.w) }
 
-// writeFailures writes an import's failed rows to a CSV file.
+// writeFailures writes an import's failed, skipped and merged rows to a CSV
+// file (sheets.WriteFailures).
 func writeFailures(ctx context.Context, svc *crm.Service, a models.Actor, id, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -148,7 +149,8 @@ func writeFailures(ctx context.Context, svc *crm.Service, a models.Actor, id, pa
 	if err != nil {
 		return err
 	}
-	if err := sheets.WriteFailures(f, first, next); err != nil {
+	skipped := func(page int) ([]models.SkippedRow, int, error) { return svc.SkippedRows(ctx, a, id, page, 500) }
+	if err := sheets.WriteFailures(f, first, next, skipped); err != nil {
 		return fmt.Errorf("import: write %s: %w", path, err)
 	}
 	return f.Close()

@@ -142,7 +142,7 @@ func importRecord[R any](ctx context.Context, r *Records[R], a models.Actor, id 
 		return RowOutcome{}, err
 	}
 	if exists {
-		return RowOutcome{Action: RowSkipped, CustomerID: customerID, Reason: "imported before"}, nil
+		return RowOutcome{Action: RowSkipped, CustomerID: customerID, MatchedID: id, Reason: "imported before"}, nil
 	}
 	var w *write[R]
 	if dryRun {

@@ -30,7 +30,12 @@ const (
 type RowOutcome struct {
 	Action     string `json:"action"`
 	CustomerID string `json:"customer_id,omitempty"`
-	// Reason says why a row was skipped or what it was merged into.
+	// MatchedID and MatchedNumber name what a skipped or merged row matched:
+	// the customer (for a customer row), or the record imported before.
+	MatchedID     string `json:"matched_id,omitempty"`
+	MatchedNumber string `json:"matched_number,omitempty"`
+	// Reason says why a row was skipped or merged: which customer it
+	// matches and by which keys.
 	Reason string `json:"reason,omitempty"`
 	// DedupeKeys are the row's normalized keys (a dry run remembers them to
 	// find duplicates within the file, since it writes nothing).
@@ -44,12 +49,12 @@ type RowOutcome struct {
 // create; onDuplicate decides what a match means. With dryRun nothing is
 // written (no number is used up either) and the outcome says what would happen.
 func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (RowOutcome, error) {
-	exists, err := s.Customers.Exists(ctx, a.TenantID, id)
-	if err != nil {
-		return RowOutcome{}, err
+	before, err := s.Customers.load(ctx, a.TenantID, id)
+	if err == nil {
+		return RowOutcome{Action: RowSkipped, CustomerID: id, MatchedID: id, MatchedNumber: before.Number, Reason: "imported before"}, nil
 	}
-	if exists {
-		return RowOutcome{Action: RowSkipped, CustomerID: id, Reason: "imported before"}, nil
+	if !errors.Is(err, models.ErrNotFound) {
+		return RowOutcome{}, err
 	}
 	if dryRun {
 		return s.checkImport(ctx, a, row, onDuplicate)
@@ -64,7 +69,7 @@ func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string,
 	}
 	match := dup.Candidates[0]
 	if onDuplicate == OnDuplicateSkip {
-		return RowOutcome{Action: RowSkipped, CustomerID: match.ID, Reason: duplicateReason(match)}, nil
+		return matchedOutcome(RowSkipped, match, ""), nil
 	}
 	merged, err := s.Customers.mutate(ctx, a, match.ID, "import merge", func(w *write[models.Customer]) error {
 		if err := s.Customers.checkEdit(a, w.old, 0); err != nil {
@@ -76,12 +81,19 @@ func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string,
 	})
 	var forbidden *models.ForbiddenError
 	if errors.Is(err, models.ErrNotFound) || errors.As(err, &forbidden) {
-		return RowOutcome{Action: RowSkipped, CustomerID: match.ID, Reason: duplicateReason(match) + ", which you may not edit"}, nil
+		return matchedOutcome(RowSkipped, match, ", which you may not edit"), nil
 	}
 	if err != nil {
 		return RowOutcome{}, err
 	}
-	return RowOutcome{Action: RowMerged, CustomerID: merged.ID, Reason: "merged into " + merged.Number}, nil
+	match.Number = merged.Number
+	return matchedOutcome(RowMerged, match, "; merged into it"), nil
+}
+
+// matchedOutcome is the outcome of a row that matched customer m: skipped
+// or merged, the reason naming m and the keys both have, then more.
+func matchedOutcome(action string, m models.DuplicateCandidate, more string) RowOutcome {
+	return RowOutcome{Action: action, CustomerID: m.ID, MatchedID: m.ID, MatchedNumber: m.Number, Reason: duplicateReason(m) + more}
 }
 
 // checkImport is a dry run of one row: normalized and validated, and looked
@@ -104,10 +116,12 @@ func (s *Service) checkImport(ctx context.Context, a models.Actor, row models.Cu
 		return out, err
 	}
 	m := candidate(matches[0], row.DedupeKeys)
-	if onDuplicate == OnDuplicateSkip {
-		return RowOutcome{Action: RowSkipped, CustomerID: m.ID, Reason: duplicateReason(m), DedupeKeys: row.DedupeKeys}, nil
+	out = matchedOutcome(RowSkipped, m, "")
+	if onDuplicate == OnDuplicateMerge {
+		out = matchedOutcome(RowMerged, m, "; merged into it")
 	}
-	return RowOutcome{Action: RowMerged, CustomerID: m.ID, Reason: "merged into " + m.Number, DedupeKeys: row.DedupeKeys}, nil
+	out.DedupeKeys = row.DedupeKeys
+	return out, nil
 }
 
 func duplicateReason(m models.DuplicateCandidate) string {
@@ -165,6 +179,34 @@ func (s *Service) ImportFinished(ctx context.Context, im models.Import) error {
 // AddImportFailures stores failed rows of an import.
 func (s *Service) AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error {
 	return s.store.AddImportFailures(ctx, importID, f)
+}
+
+// AddSkippedRows stores page number page of an import's skipped and merged
+// rows (see store.AddSkippedRows).
+func (s *Service) AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error {
+	return s.store.AddSkippedRows(ctx, importID, page, rows)
+}
+
+// SkippedRows returns an import's skipped and merged rows, in line order,
+// for someone who may see the import: those of its pages from page (from 1)
+// on, whole pages until there are at least limit rows. next is the page to
+// ask for the rows after them, 0 once there are no more.
+func (s *Service) SkippedRows(ctx context.Context, a models.Actor, id string, page, limit int) (rows []models.SkippedRow, next int, err error) {
+	if _, err := s.Import(ctx, a, id); err != nil {
+		return nil, 0, err
+	}
+	rows = []models.SkippedRow{}
+	for ; len(rows) < limit; page++ {
+		more, err := s.store.SkippedRows(ctx, id, page)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(more) == 0 {
+			return rows, 0, nil
+		}
+		rows = append(rows, more...)
+	}
+	return rows, page, nil
 }
 
 // Import returns an import the actor may see: their own, or any of the

@@ -43,6 +43,8 @@ type recordStore interface {
 	Import(ctx context.Context, tenant, id string) (models.Import, error)
 	AddImportFailures(ctx context.Context, importID string, failures []models.ImportFailure) error
 	ImportFailures(ctx context.Context, importID, after string, limit int) ([]models.ImportFailure, error)
+	AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error
+	SkippedRows(ctx context.Context, importID string, page int) ([]models.SkippedRow, error)
 	ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error
 	HighestCustomerNumber(ctx context.Context, tenant string) (int64, error)
 	Tenant(ctx context.Context, id string) (models.Tenant, error)

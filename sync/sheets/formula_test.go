@@ -132,7 +132,8 @@ func TestFailuresFileDefusesFormulas(t *testing.T) {
 	}
 	failures = append(failures, models.ImportFailure{ID: "phone", Line: 3, Column: "手机", Value: "+8613800138000", Reason: "duplicate"})
 	var out bytes.Buffer
-	err := sheets.WriteFailures(&out, failures, func(string) ([]models.ImportFailure, error) { return nil, nil })
+	err := sheets.WriteFailures(&out, failures, func(string) ([]models.ImportFailure, error) { return nil, nil },
+		func(int) ([]models.SkippedRow, int, error) { return nil, 0, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,11 +20,15 @@ type Importer interface {
 	ImportFinished(ctx context.Context, im models.Import) error
 }
 
-// Sink keeps an import's progress and its failed rows as it goes: crm.Service
-// stores them for GET /v1/imports/{id}; the CLI also draws a progress bar.
+// Sink keeps an import's progress, its failed rows and the rows it skipped
+// or merged as duplicates as it goes: crm.Service stores them for GET
+// /v1/imports/{id}; the CLI also draws a progress bar.
 type Sink interface {
 	SaveImport(ctx context.Context, im models.Import) error
 	AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error
+	// AddSkippedRows stores a page of skipped rows as page number page;
+	// pages are numbered from 1, one after the other, in line order.
+	AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error
 }
 
 // Options are the choices of one import.
@@ -74,6 +78,13 @@ type Prepared struct {
 
 // progressEvery is how often progress reaches the sink.
 const progressEvery = 500 * time.Millisecond
+
+// A page of skipped rows is stored once it has skippedPageRows rows, or
+// skippedPageEvery after the last page if fewer.
+const (
+	skippedPageRows  = 500
+	skippedPageEvery = 5 * time.Second
+)
 
 // Prepare opens the file, reads its header and counts its rows.
 func Prepare(path, fileName string, o Options, now time.Time) (*Prepared, error) {
@@ -167,17 +178,31 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 		}
 	}
 	var failures []models.ImportFailure
-	flush := func() error {
-		if len(failures) == 0 {
-			return nil
+	var skipped []models.SkippedRow
+	pages, lastPage := 0, now()
+	// flush stores the failures so far, and the skipped rows once a page of
+	// them is full, once they have waited skippedPageEvery, or at the end
+	// (last): a page is read by _id, so few full pages keep reading them cheap.
+	flush := func(last bool) error {
+		if len(failures) > 0 {
+			err := sink.AddImportFailures(ctx, job.ID, failures)
+			failures = failures[:0]
+			if err != nil {
+				return err
+			}
 		}
-		err := sink.AddImportFailures(ctx, job.ID, failures)
-		failures = failures[:0]
-		return err
+		if t := now(); len(skipped) > 0 && (last || len(skipped) >= skippedPageRows || t.Sub(lastPage) >= skippedPageEvery) {
+			pages, lastPage = pages+1, t
+			err := sink.AddSkippedRows(ctx, job.ID, pages, skipped)
+			skipped = nil // the sink may keep the slice
+			return err
+		}
+		return nil
 	}
 	fail := func(line int, column, value, reason string) {
 		failures = append(failures, models.ImportFailure{ImportID: job.ID, Line: line, Column: column, Value: value, Reason: reason})
 	}
+	skip := func(r models.SkippedRow) { skipped = append(skipped, r) }
 	// seen remembers, in a dry run, the duplicate keys of rows that would be
 	// created, to find duplicates within the file (a real run finds them in
 	// the database, where the earlier row already is).
@@ -208,14 +233,14 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 			header = false
 			continue
 		}
-		if err := p.row(ctx, crmSvc, records, line, cells, job, seen, fail); err != nil {
+		if err := p.row(ctx, crmSvc, records, line, cells, job, seen, fail, skip); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		job.Done++
-		if t := now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 {
+		if t := now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= skippedPageRows {
 			lastReport = t
 			p.estimate(job, t)
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return err
 			}
 			if err := sink.SaveImport(ctx, *job); err != nil {
@@ -224,11 +249,12 @@ func (p *Prepared) run(ctx context.Context, crmSvc Importer, sink Sink, now func
 		}
 	}
 	p.estimate(job, now())
-	return flush()
+	return flush(true)
 }
 
 // row imports one data row and counts what became of it.
-func (p *Prepared) row(ctx context.Context, crmSvc Importer, records *crm.RecordImport, line int, cells []string, job *models.Import, seen map[string]int, fail func(int, string, string, string)) error {
+func (p *Prepared) row(ctx context.Context, crmSvc Importer, records *crm.RecordImport, line int, cells []string, job *models.Import, seen map[string]int,
+	fail func(int, string, string, string), skip func(models.SkippedRow)) error {
 	var out crm.RowOutcome
 	var err error
 	if records == nil {
@@ -243,7 +269,7 @@ func (p *Prepared) row(ctx context.Context, crmSvc Importer, records *crm.Record
 		}
 	}
 	if err == nil {
-		p.count(job, out, line, seen)
+		p.count(job, out, line, seen, skip)
 		return nil
 	}
 	var invalid *models.ValidationError
@@ -263,11 +289,14 @@ func (p *Prepared) row(ctx context.Context, crmSvc Importer, records *crm.Record
 	return nil
 }
 
-func (p *Prepared) count(job *models.Import, out crm.RowOutcome, line int, seen map[string]int) {
+// count counts what became of a row; a row skipped or merged is listed
+// through skip, with what it matched.
+func (p *Prepared) count(job *models.Import, out crm.RowOutcome, line int, seen map[string]int, skip func(models.SkippedRow)) {
 	if p.o.DryRun && out.Action == crm.RowCreated && p.o.OnDuplicate != crm.OnDuplicateFlag {
 		for _, k := range out.DedupeKeys {
-			if _, dup := seen[k]; dup {
+			if earlier, dup := seen[k]; dup {
 				out.Action = map[string]string{crm.OnDuplicateSkip: crm.RowSkipped, crm.OnDuplicateMerge: crm.RowMerged}[p.o.OnDuplicate]
+				out.Reason = fmt.Sprintf("matches line %d of the file (%s)", earlier, models.DuplicateReason(k))
 				break
 			}
 		}
@@ -280,11 +309,13 @@ func (p *Prepared) count(job *models.Import, out crm.RowOutcome, line int, seen 
 	switch out.Action {
 	case crm.RowCreated:
 		job.Created++
+		return
 	case crm.RowMerged:
 		job.Merged++
 	default:
 		job.Skipped++
 	}
+	skip(models.SkippedRow{Line: line, Action: out.Action, Reason: out.Reason, MatchedID: out.MatchedID, MatchedNumber: out.MatchedNumber})
 }
 
 // rowID is the stable id of a row's record: from its number in the old

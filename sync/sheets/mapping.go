@@ -237,6 +237,11 @@ func enumValue(field, raw string) string {
 // CRM normalizes and validates them as for any create (phones to E.164, dates
 // to ISO 8601, enums, custom field types). A cell the row cannot even hold
 // (a credit limit that is no number) is a field error here.
+//
+// A row without a kind (no kind column, or an empty cell) is left without
+// one: the CRM gives it models.DefaultKind, so a row whose company column
+// names a company other than the row's name is a person who works there,
+// and people who share a company are not taken for duplicates of it.
 func (p columnPlan) customer(cells []string, xlsx bool, custom []models.CustomFieldDef) (models.Customer, error) {
 	var c models.Customer
 	f := &c.CustomerFields

@@ -16,6 +16,7 @@ import (
 const (
 	collImports        = "imports"
 	collImportFailures = "import_failures"
+	collImportSkips    = "import_skips"
 )
 
 // createImportCollections is migration 6: import jobs and their failed rows.
@@ -30,6 +31,47 @@ func createImportCollections(ctx context.Context, s *Store) error {
 // still running, across tenants.
 func indexImportsByState(ctx context.Context, s *Store) error {
 	return s.ensureIndexes(ctx, collImports, index{"state_updated", asc("state", "updated_at"), false})
+}
+
+// createImportSkips is migration 10: the rows of imports skipped or merged as
+// duplicates, in pages read by _id alone (see AddSkippedRows).
+func createImportSkips(ctx context.Context, s *Store) error {
+	return s.ensureCollection(ctx, collImportSkips)
+}
+
+// skippedPage is one page of an import's skipped rows: the rows one flush of
+// the import's progress brought, in line order.
+type skippedPage struct {
+	ID       string              `bson:"_id"`
+	ImportID string              `bson:"import_id"`
+	Rows     []models.SkippedRow `bson:"rows"`
+}
+
+func skippedPageID(importID string, page int) string { return fmt.Sprintf("%s/%06d", importID, page) }
+
+// AddSkippedRows stores page number page (1, 2, …) of an import's skipped
+// rows. Pages are numbered rather than queried by import, so that reading
+// them is a read by _id on every engine, whatever the number of imports.
+func (s *Store) AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error {
+	doc := skippedPage{ID: skippedPageID(importID, page), ImportID: importID, Rows: rows}
+	if err := s.put(ctx, collImportSkips, doc.ID, doc); err != nil {
+		return fmt.Errorf("store %d skipped rows of import %s: %w", len(rows), importID, err)
+	}
+	return nil
+}
+
+// SkippedRows returns page number page of an import's skipped rows; none
+// past the last page.
+func (s *Store) SkippedRows(ctx context.Context, importID string, page int) ([]models.SkippedRow, error) {
+	var doc skippedPage
+	err := s.findByID(ctx, collImportSkips, skippedPageID(importID, page), &doc)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("skipped rows of import %s: %w", importID, err)
+	}
+	return doc.Rows, nil
 }
 
 // RunningImports lists the imports of every tenant whose state is running.

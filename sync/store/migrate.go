@@ -41,6 +41,7 @@ func migrations() []migration {
 			return err
 		}},
 		{9, "index imports by state", indexImportsByState},
+		{10, "create the collection of rows imports skipped", createImportSkips},
 	}
 }
 
