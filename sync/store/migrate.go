@@ -42,6 +42,12 @@ func migrations() []migration {
 		}},
 		{9, "index imports by state", indexImportsByState},
 		{10, "create the collection of rows imports skipped", createImportSkips},
+		// Created here, not by the first write: FerretDB v1 reads its catalogue
+		// once, and a replica that did before another created the collection
+		// fails to create it again (see embedded.LockStartup).
+		{11, "create the collection of sync number reservations", func(ctx context.Context, s *Store) error {
+			return s.ensureCollection(ctx, collSyncReservations)
+		}},
 	}
 }
 
