@@ -17,7 +17,10 @@ import (
 	"time"
 )
 
-var crashSeed = flag.Uint64("crash-seed", 0, "seed of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite (0: from the clock)")
+var (
+	crashSeed   = flag.Uint64("crash-seed", 0, "seed of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite (0: from the clock)")
+	crashRounds = flag.Int("crash-rounds", 4, "rounds of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite")
+)
 
 // TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite runs the default
 // deployment (embedded FerretDB on SQLite, in-process Redis that keeps
@@ -77,8 +80,7 @@ func TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite(t *testing.T) {
 		reminds: map[string]bool{},
 		kids:    map[string][]string{},
 	}
-	const rounds = 4
-	for round := range rounds {
+	for round := range *crashRounds {
 		crashRound(t, r, env, rng, round, email, admin, phone, tokens, fcm, w)
 	}
 }
@@ -101,7 +103,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 		from     []string
 	}
 	var groups []mergeGroup
-	for g := range 3 {
+	for g := range 4 {
 		mg := mergeGroup{survivor: crashCustomer(t, r, admin, fmt.Sprintf("Merge r%d g%d keep", round, g))}
 		kids := []string{crashChild(t, r, admin, "loyalty_entries", mg.survivor, 50)}
 		for f := range 2 {
@@ -128,11 +130,13 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 
 	// The round: everything at once, and the kill at a seeded moment.
 	start := time.Now()
+	roundTasks := map[string]bool{}
 	for i := range 6 + rng.IntN(6) {
 		due := start.Add(time.Duration(300+rng.IntN(2700)) * time.Millisecond)
 		task := r.must(t, 201, "POST", "/v1/tasks", admin, map[string]any{"customer_id": taskCustomer,
 			"title": fmt.Sprintf("Call back %d", i), "due_at": due.UTC().Format(time.RFC3339Nano)})["id"].(string)
 		w.reminds[task] = true
+		roundTasks[task] = true
 	}
 	killAfter := time.Duration(400+rng.IntN(1200)) * time.Millisecond
 	pushSeed := rng.Uint64()
@@ -188,12 +192,18 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 			mu.Unlock()
 		}
 	}()
-	go func() { // the merges, one after another
+	merged := 0
+	mergesAt := killAfter - time.Duration(rng.IntN(400))*time.Millisecond
+	go func() { // the merges, one after another, from shortly before the kill
 		defer wg.Done()
+		time.Sleep(time.Until(start.Add(mergesAt)))
 		for _, g := range groups {
 			if status, _ := r.call(t, "POST", "/v1/customers/"+g.survivor+"/merge", admin, map[string]any{"from": g.from}); status != 200 {
 				return
 			}
+			mu.Lock()
+			merged++
+			mu.Unlock()
 		}
 	}()
 	for time.Since(start) < killAfter {
@@ -201,9 +211,14 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 	}
 	r.kill(t)
 	wg.Wait()
-	mu.Lock()
-	t.Logf("round %d: killed %v in, after %d pushes; import %q; in flight %v", round, killAfter, pushed, importID, inFlight != nil)
-	mu.Unlock()
+	pushesBefore := 0
+	for k := range fcm.byFiring() {
+		if roundTasks[k[0]] {
+			pushesBefore++
+		}
+	}
+	t.Logf("round %d: killed %v in: %d pushes acknowledged, one in flight: %v; %d of %d merges done; %d of %d reminders pushed",
+		round, killAfter, pushed, inFlight != nil, merged, len(groups), pushesBefore, len(roundTasks)*len(tokens))
 	r.start(t, env)
 
 	// The phone's cursor is still good; its push in flight, retried, is
@@ -231,6 +246,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 		importID = crashImport(t, r, admin, file)
 	} else {
 		im := r.must(t, 200, "GET", "/v1/imports/"+importID, admin, nil)
+		t.Logf("round %d: the import reads %v after %v of %v rows", round, im["state"], im["done"], im["total"])
 		if im["state"] != "interrupted" && im["state"] != "done" {
 			t.Fatalf("round %d: import after the restart: %v", round, im)
 		}
@@ -595,6 +611,8 @@ func (h *handset) diff(other *handset) string {
 }
 
 // crashFCM is a fake FCM send endpoint that keeps every push it received.
+// It answers after a network's delay each way, so that a kill can fall
+// before a push got through, or after it got through but before its answer.
 type crashFCM struct {
 	srv *httptest.Server
 	mu  gosync.Mutex
@@ -618,11 +636,19 @@ func newCrashFCM() *crashFCM {
 			} `json:"message"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
+		// The network's latency, both ways: a sender killed before its
+		// request got through has sent nothing.
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
 		m := req.Message
 		f.mu.Lock()
 		f.got = append(f.got, crashPush{task: m.Data["task_id"], token: m.Token, kind: m.Data["kind"],
 			notification: m.Data["notification_id"], collapse: m.Android.CollapseKey})
 		f.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"name": "projects/crash/messages/1"}`)
 	}))
