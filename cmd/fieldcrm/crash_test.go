@@ -19,7 +19,7 @@ import (
 
 var (
 	crashSeed   = flag.Uint64("crash-seed", 0, "seed of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite (0: from the clock)")
-	crashRounds = flag.Int("crash-rounds", 4, "rounds of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite")
+	crashRounds = flag.Int("crash-rounds", 6, "rounds of TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite")
 )
 
 // TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite runs the default
@@ -79,6 +79,7 @@ func TestDefaultDeploymentSurvivesKillsDuringEveryKindOfWrite(t *testing.T) {
 		imports: map[string]int{},
 		reminds: map[string]bool{},
 		kids:    map[string][]string{},
+		pushed:  map[[2]string]int{},
 	}
 	for round := range *crashRounds {
 		crashRound(t, r, env, rng, round, email, admin, phone, tokens, fcm, w)
@@ -92,6 +93,7 @@ type crashWorld struct {
 	imports map[string]int             // customer name prefix of an import → its rows
 	reminds map[string]bool            // task ids due
 	kids    map[string][]string        // merge survivor → ids of every child it must hold
+	pushed  map[[2]string]int          // (task, token) → pushes by the end of the last round
 }
 
 func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round int, email, admin string, phone *handset, tokens []string, fcm *crashFCM, w *crashWorld) {
@@ -155,7 +157,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 				id := fmt.Sprintf("cr%d-%04d-%d", round, batch, k)
 				changes["customers"] = append(changes["customers"], newCustomerRow(id))
 				changes["loyalty_entries"] = append(changes["loyalty_entries"],
-					crashPointsRow(fmt.Sprintf("pe%d-%04d-%d", round, batch, k), id, "earn", 20+prng.IntN(80)))
+					crashPointsRow(fmt.Sprintf("pe-%d-%04d-%d", round, batch, k), id, "earn", 20+prng.IntN(80)))
 			}
 			mu.Lock()
 			owned := slices.Sorted(mapKeys(w.points))
@@ -167,7 +169,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 				mu.Unlock()
 				if have > 10 && !slices.ContainsFunc(changes["loyalty_entries"], func(e map[string]any) bool { return e["customer_id"] == c }) {
 					changes["loyalty_entries"] = append(changes["loyalty_entries"],
-						crashPointsRow(fmt.Sprintf("pr%d-%04d-%d", round, batch, k), c, "redeem", 1+prng.IntN(have/2)))
+						crashPointsRow(fmt.Sprintf("pr-%d-%04d-%d", round, batch, k), c, "redeem", 1+prng.IntN(have/2)))
 				}
 			}
 			status, accepted, _ := phone.push(t, r, changes)
@@ -192,12 +194,15 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 			mu.Unlock()
 		}
 	}()
-	merged := 0
+	merged, begun := 0, 0
 	mergesAt := killAfter - time.Duration(rng.IntN(400))*time.Millisecond
 	go func() { // the merges, one after another, from shortly before the kill
 		defer wg.Done()
 		time.Sleep(time.Until(start.Add(mergesAt)))
 		for _, g := range groups {
+			mu.Lock()
+			begun++
+			mu.Unlock()
 			if status, _ := r.call(t, "POST", "/v1/customers/"+g.survivor+"/merge", admin, map[string]any{"from": g.from}); status != 200 {
 				return
 			}
@@ -210,6 +215,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.kill(t)
+	killedAt := time.Now()
 	wg.Wait()
 	pushesBefore := 0
 	for k := range fcm.byFiring() {
@@ -217,8 +223,8 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 			pushesBefore++
 		}
 	}
-	t.Logf("round %d: killed %v in: %d pushes acknowledged, one in flight: %v; %d of %d merges done; %d of %d reminders pushed",
-		round, killAfter, pushed, inFlight != nil, merged, len(groups), pushesBefore, len(roundTasks)*len(tokens))
+	t.Logf("round %d: killed %v in: %d pushes acknowledged, one in flight: %v; %d of %d merges begun, %d done; %d of %d reminders pushed",
+		round, killAfter, pushed, inFlight != nil, begun, len(groups), merged, pushesBefore, len(roundTasks)*len(tokens))
 	r.start(t, env)
 
 	// The phone's cursor is still good; its push in flight, retried, is
@@ -276,7 +282,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 	// Every reminder due reaches every device; the pushes of one firing to
 	// one device beyond the first are what the kill cut off before its
 	// record, under one collapse key.
-	waitForReminders(t, round, fcm, w.reminds, tokens)
+	waitForReminders(t, round, fcm, w.reminds, roundTasks, killedAt, tokens, w.pushed)
 
 	// Everything together, as a new device and the phone see it.
 	fresh := newHandset(t, r, email, fmt.Sprintf("crash-check-%d", round))
@@ -364,7 +370,7 @@ func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
 			p = -p
 		}
 		sums[e["customer_id"].(string)] += p
-		if strings.HasPrefix(id, "pe") || strings.HasPrefix(id, "pr") {
+		if strings.HasPrefix(id, "pe-") || strings.HasPrefix(id, "pr-") { // the phone's
 			if !w.acked["loyalty_entries"][id] {
 				t.Fatalf("round %d: loyalty entry %s is stored but was never accepted", round, id)
 			}
@@ -421,9 +427,13 @@ func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
 }
 
 // waitForReminders waits until every task's due reminder reached every
-// token, then checks that none reached a token twice but the ones a kill cut
-// off, which came again under the same collapse key.
-func waitForReminders(t *testing.T, round int, fcm *crashFCM, tasks map[string]bool, tokens []string) {
+// token, then checks that none of this round's reached a token twice but
+// those the kill cut off before their record: once before the kill, once
+// after, under one collapse key.
+//
+// seen holds how often each task was pushed to each token by the end of the
+// earlier rounds; it is brought up to date.
+func waitForReminders(t *testing.T, round int, fcm *crashFCM, tasks, roundTasks map[string]bool, killedAt time.Time, tokens []string, seen map[[2]string]int) {
 	t.Helper()
 	missing := func() []string {
 		got := fcm.byFiring()
@@ -449,12 +459,22 @@ func waitForReminders(t *testing.T, round int, fcm *crashFCM, tasks map[string]b
 		if len(pushes) < 2 {
 			continue
 		}
-		for _, p := range pushes[1:] {
-			if p.collapse != pushes[0].collapse || p.notification != pushes[0].notification {
-				t.Errorf("round %d: task %s pushed to %s under another collapse key: %+v", round, key[0], key[1], pushes)
+		if !roundTasks[key[0]] {
+			if len(pushes) != seen[key] {
+				t.Errorf("round %d: task %s of an earlier round pushed to %s again: %+v", round, key[0], key[1], pushes)
 			}
+			continue
 		}
-		t.Logf("round %d: task %s pushed to %s %d times (a kill between the push and its record)", round, key[0], key[1], len(pushes))
+		if len(pushes) > 2 || !pushes[0].at.Before(killedAt) || pushes[1].at.Before(killedAt) {
+			t.Errorf("round %d: task %s pushed to %s %d times, not once before the kill and once after: %+v", round, key[0], key[1], len(pushes), pushes)
+		}
+		if p := pushes[1]; p.collapse != pushes[0].collapse || p.notification != pushes[0].notification {
+			t.Errorf("round %d: task %s pushed to %s again under another collapse key: %+v", round, key[0], key[1], pushes)
+		}
+		t.Logf("round %d: task %s pushed to %s again after the restart (the kill fell between the push and its record)", round, key[0], key[1])
+	}
+	for key, pushes := range fcm.byFiring() {
+		seen[key] = len(pushes)
 	}
 }
 
@@ -621,6 +641,7 @@ type crashFCM struct {
 
 type crashPush struct {
 	task, token, kind, notification, collapse string
+	at                                        time.Time
 }
 
 func newCrashFCM() *crashFCM {
@@ -646,7 +667,7 @@ func newCrashFCM() *crashFCM {
 		m := req.Message
 		f.mu.Lock()
 		f.got = append(f.got, crashPush{task: m.Data["task_id"], token: m.Token, kind: m.Data["kind"],
-			notification: m.Data["notification_id"], collapse: m.Android.CollapseKey})
+			notification: m.Data["notification_id"], collapse: m.Android.CollapseKey, at: time.Now()})
 		f.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
