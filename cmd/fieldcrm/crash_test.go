@@ -229,6 +229,21 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 		round, killAfter, pushed, inFlight != nil, begun, len(groups), merged, pushesBefore, len(roundTasks)*len(tokens))
 	r.start(t, env)
 
+	// Before the phone retries: a balance may lag its ledger by entries of
+	// the push the kill cut off, never lead it.
+	before := newHandset(t, r, email, fmt.Sprintf("crash-before-%d", round))
+	before.pull(t, r)
+	merging := map[string]bool{}
+	for _, g := range groups[merged:] {
+		// A merge cut off moved some entries and not the balances yet: they
+		// are right again when it is run again, below.
+		merging[g.survivor] = true
+		for _, from := range g.from {
+			merging[from] = true
+		}
+	}
+	checkBalancesLag(t, round, before, inFlight["loyalty_entries"], merging)
+
 	// The phone's cursor is still good; its push in flight, retried, is
 	// accepted whole.
 	phone.pull(t, r)
@@ -329,6 +344,85 @@ func (w *crashWorld) accept(changes map[string][]map[string]any, accepted map[st
 	}
 }
 
+// checkBalancesLag checks sync/crm/loyalty.go's promise after a crash: each
+// customer's balance is the sum of its stored entries, less some of those
+// stored by the push in flight (cut off before settling them), and no points
+// are held beyond what is there. The customers of a merge cut off are left
+// out: it is run again before their balances count.
+func checkBalancesLag(t *testing.T, round int, h *handset, inFlight []map[string]any, merging map[string]bool) {
+	t.Helper()
+	sums, unsettled := map[string]int{}, map[string][]int{}
+	for id, e := range h.local["loyalty_entries"] {
+		p := entryPoints(e)
+		sums[e["customer_id"].(string)] += p
+		if slices.ContainsFunc(inFlight, func(row map[string]any) bool { return row["id"] == id }) {
+			unsettled[e["customer_id"].(string)] = append(unsettled[e["customer_id"].(string)], p)
+		}
+	}
+	for id, c := range h.local["customers"] {
+		if merging[id] {
+			continue
+		}
+		l := loyaltyOf(t, id, c)
+		lags := unsettled[id]
+		ok := false
+		for subset := 0; subset < 1<<len(lags) && !ok; subset++ {
+			want := sums[id]
+			for i, p := range lags {
+				if subset&(1<<i) != 0 {
+					want -= p
+				}
+			}
+			ok = l.Balance == want
+		}
+		if !ok {
+			t.Errorf("round %d, before the retry: customer %s: balance %d, ledger sum %d, unsettled entries of the push cut off %v", round, id, l.Balance, sums[id], lags)
+		}
+		if held := l.held(); l.Balance-held < 0 {
+			t.Errorf("round %d, before the retry: customer %s holds %d of its %d points", round, id, held, l.Balance)
+		}
+	}
+}
+
+// crashLoyalty is a customer's loyalty column.
+type crashLoyalty struct {
+	Balance int `json:"balance"`
+	Held    []struct {
+		EntryID string `json:"entry_id"`
+		Points  int    `json:"points"`
+	} `json:"held"`
+}
+
+func (l crashLoyalty) held() int {
+	n := 0
+	for _, h := range l.Held {
+		n += h.Points
+	}
+	return n
+}
+
+// loyaltyOf decodes a synced customer's loyalty: nested values reach
+// devices JSON-encoded.
+func loyaltyOf(t *testing.T, id string, c map[string]any) crashLoyalty {
+	t.Helper()
+	var l crashLoyalty
+	if raw, _ := c["loyalty"].(string); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatalf("customer %s: loyalty %q: %v", id, raw, err)
+		}
+	}
+	return l
+}
+
+// entryPoints is what a synced ledger entry adds to the balance.
+func entryPoints(e map[string]any) int {
+	p := int(e["points"].(float64))
+	if e["kind"] == "redeem" || e["kind"] == "expire" {
+		p = -p
+	}
+	return p
+}
+
 // checkCrashWorld checks, on a full pull, every invariant that holds across
 // rounds.
 func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
@@ -374,11 +468,7 @@ func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
 	// Pushed ledger entries once; each balance the sum of its ledger.
 	sums := map[string]int{}
 	for id, e := range entries {
-		p := int(e["points"].(float64))
-		if e["kind"] == "redeem" || e["kind"] == "expire" {
-			p = -p
-		}
-		sums[e["customer_id"].(string)] += p
+		sums[e["customer_id"].(string)] += entryPoints(e)
 		if strings.HasPrefix(id, "pe-") || strings.HasPrefix(id, "pr-") { // the phone's
 			if !w.acked["loyalty_entries"][id] {
 				t.Fatalf("round %d: loyalty entry %s is stored but was never accepted", round, id)
@@ -391,16 +481,7 @@ func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
 		}
 	}
 	for id, c := range customers {
-		// Nested values reach devices JSON-encoded.
-		var l struct {
-			Balance int   `json:"balance"`
-			Held    []any `json:"held"`
-		}
-		if raw, _ := c["loyalty"].(string); raw != "" {
-			if err := json.Unmarshal([]byte(raw), &l); err != nil {
-				t.Fatalf("customer %s: loyalty %q: %v", id, raw, err)
-			}
-		}
+		l := loyaltyOf(t, id, c)
 		if len(l.Held) > 0 {
 			t.Errorf("round %d: customer %s still holds points: %v", round, id, l.Held)
 		}
