@@ -255,6 +255,41 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	}
 }
 
+// A worker claimed a reminder's push to one device and died before sending
+// it (kill -9 between the claim and the push). The next worker must not take
+// the reminder as sent: it sends that push once the claim runs out, or at
+// once when it is Alone (the only process, so the claimer is gone), and the
+// other device's push once.
+func TestAPushClaimedByAWorkerThatDiedIsSentWhenItsClaimRunsOut(t *testing.T) {
+	for _, alone := range []bool{false, true} {
+		t.Run(fmt.Sprint("alone ", alone), func(t *testing.T) {
+			w := newWorld(t)
+			w.device("phone", "token-phone")
+			w.device("tablet", "token-tablet")
+			task := w.task("Call", time.Now().Add(300*time.Millisecond))
+			claimedAt := time.Now()
+			id := models.DeliveryID(models.ReminderID(w.rep.TenantID, task.ID, models.NotifyTaskDue), task.DueAt, "tablet")
+			if err := w.store.ClaimDelivery(context.Background(), store.Delivery{ID: id, State: "claimed", At: claimedAt.UnixMilli()}); err != nil {
+				t.Fatal(err)
+			}
+			next := w.another() // started after the claimer died
+			next.worker.Alone = alone
+			next.run(t)
+			if !waitFor(6*time.Second, func() bool { return len(w.fcm.to("token-tablet")) > 0 }) {
+				t.Fatalf("the claimed push never came; pushes: %+v", w.fcm.pushes())
+			}
+			at := w.fcm.to("token-tablet")[0].At
+			if claim := 2 * time.Second; alone && at.Sub(claimedAt) >= claim || !alone && at.Sub(claimedAt) < claim {
+				t.Fatalf("the claimed push came %s after the claim (claims last %s, alone %v)", at.Sub(claimedAt), claim, alone)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if phone, tablet := len(w.fcm.to("token-phone")), len(w.fcm.to("token-tablet")); phone != 1 || tablet != 1 {
+				t.Fatalf("%d pushes to the phone, %d to the tablet; want one each", phone, tablet)
+			}
+		})
+	}
+}
+
 func TestUnregisteredTokenIsRemovedAfterItsFirstFailure(t *testing.T) {
 	w := newWorld(t)
 	w.device("old-phone", "token-dead")

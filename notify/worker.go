@@ -73,6 +73,13 @@ type Worker struct {
 	// share one commit the fewer commits a burst needs.
 	Batch, Parallel int
 	Idle            time.Duration
+	// Alone says this worker's process is the only one that sends (embedded
+	// storage with in-process Redis): a push claimed before it started was
+	// claimed by a process that died, and is taken over at once rather than
+	// when the claim runs out.
+	Alone bool
+	// started is when this worker was made; see Alone.
+	started time.Time
 	// zones are the recipients' time zones, each loaded once.
 	zones zones
 }
@@ -105,7 +112,7 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 		now = time.Now
 	}
 	return &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
-		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond}
+		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now()}
 }
 
 // Run sends reminders as they fall due until ctx ends. It keeps up to
@@ -244,6 +251,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		return err
 	}
 	var retry *RetryError
+	var claimed time.Time // the latest a push claimed by another worker may still be sent until
 	var outcomes []store.Delivery
 	for _, dev := range devices {
 		msg.Token = dev.FCMToken
@@ -252,10 +260,15 @@ func (w *Worker) send(ctx context.Context, id string) error {
 			outcomes = append(outcomes, *d)
 		}
 		var re *RetryError
+		var ce *claimedError
 		switch {
 		case errors.As(err, &re):
 			if retry == nil || re.After > retry.After {
 				retry = re
+			}
+		case errors.As(err, &ce):
+			if ce.until.After(claimed) {
+				claimed = ce.until
 			}
 		case err != nil:
 			if len(outcomes) > 0 {
@@ -266,9 +279,13 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	}
 	r.UpdatedAt = w.now().UTC()
 	switch {
-	case retry == nil:
+	case retry == nil && claimed.IsZero():
 		sent := r.UpdatedAt
 		r.State, r.SentAt = models.ReminderSent, &sent
+	case retry == nil:
+		// Sent to every device but those another worker claimed: not an
+		// attempt. It is looked at again when their claims run out, and
+		// sent to them then unless that worker recorded them sent.
 	case r.Attempts+1 >= MaxAttempts:
 		r.Attempts++
 		r.State, r.LastError = models.ReminderFailed, retry.Error()
@@ -280,6 +297,8 @@ func (w *Worker) send(ctx context.Context, id string) error {
 		return err
 	}
 	switch {
+	case r.State == models.ReminderScheduled && retry == nil:
+		return w.schedule.Add(ctx, id, claimed.Add(time.Millisecond))
 	case r.State == models.ReminderScheduled:
 		return w.schedule.Add(ctx, id, w.now().Add(max(retry.After, backoff(r.Attempts))))
 	case r.State == models.ReminderSent && r.Kind == models.NotifyDigest && w.digests != nil:
@@ -463,10 +482,13 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 
 // deliver pushes msg to one device once: the delivery record, inserted before
 // the push, is the claim. A claim left by a worker that died before pushing is
-// taken over once it is older than the schedule's claim; a push that reached
-// FCM but whose worker died before recording it is sent again then (FCM's
-// collapse key makes the phone show it once). It returns the delivery's
-// outcome for the caller to record, or nil when there was nothing to do.
+// taken over once it is older than the schedule's claim (at once by a worker
+// Alone); a push that reached FCM but whose worker died before recording it
+// is sent again then (FCM's collapse key makes the phone show it once). While
+// another worker's claim runs, the push is neither sent nor done: deliver
+// returns a *claimedError, and the reminder is looked at again after it. It
+// returns the delivery's outcome for the caller to record, or nil when there
+// was nothing to do.
 func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*store.Delivery, error) {
 	id := models.DeliveryID(r.ID, r.FireAt, dev.DeviceID)
 	now := w.now()
@@ -478,9 +500,16 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 			return nil, gerr
 		}
 		retrying := prev.State == "retry"
-		abandoned := prev.State == "claimed" && now.Sub(time.UnixMilli(prev.At)) > w.schedule.claimFor
-		if !retrying && !abandoned {
-			return nil, nil // sent, failed for good, or being sent by another worker
+		at := time.UnixMilli(prev.At)
+		abandoned := prev.State == "claimed" && (now.Sub(at) > w.schedule.claimFor || (w.Alone && at.Before(w.started)))
+		switch {
+		case prev.State == "claimed" && !abandoned:
+			// Another worker is sending it, or died before it could say
+			// whether it did: which one shows when its claim runs out.
+			// Taking the reminder as sent would lose the push if it died.
+			return nil, &claimedError{until: at.Add(w.schedule.claimFor)}
+		case !retrying && !abandoned:
+			return nil, nil // sent, or failed for good
 		}
 		err = w.store.PutDelivery(ctx, d)
 	}
@@ -509,6 +538,13 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 		return &d, retry
 	}
 	return &d, nil
+}
+
+// claimedError means another worker claimed a push, until until.
+type claimedError struct{ until time.Time }
+
+func (e *claimedError) Error() string {
+	return "the push is claimed by another worker until " + e.until.Format(time.RFC3339Nano)
 }
 
 // backoff is the wait before attempt n+1: exponential from 2 s, with jitter,

@@ -143,9 +143,16 @@ func (r *replica) start(t *testing.T, env []string) {
 	t.Helper()
 	r.launch(t, env)
 	deadline := time.Now().Add(90 * time.Second)
-	for !r.ready() {
+	for relaunches := 0; !r.ready(); {
 		select {
 		case err := <-r.exited:
+			// The free port launch found can be taken by another process
+			// before serve binds it: try another.
+			if strings.Contains(r.logs.String(), "address already in use") && relaunches < 3 {
+				relaunches++
+				r.launch(t, env)
+				continue
+			}
 			t.Fatalf("%s exited during start-up: %v\n%s", r.name, err, r.logs.String())
 		default:
 		}

@@ -238,6 +238,8 @@ func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*applicat
 		return a, err
 	}
 	a.worker = notify.NewWorker(st, a.crm, devices, a.scheduler, pusher, time.Now, log)
+	// Embedded storage with in-process Redis is one process by construction.
+	a.worker.Alone = cfg.MongoURI == "" && cfg.FerretPostgreSQLURL == "" && cfg.RedisURL == ""
 	a.sync = watermelon.New(a.crm, a.seq, st, cfg.SyncPageSize)
 	checks := []api.Check{
 		{Name: "mongodb", Ping: st.Ping},
