@@ -9,12 +9,17 @@ import (
 	"time"
 )
 
-// TestWatermelonDBClientEndToEnd runs sync/watermelon/e2e/sync.test.js: two
-// phones with the real WatermelonDB library (LokiJS adapter, in Node) syncing
-// through `fieldcrm serve` (offline creates, server-assigned numbers, merged
-// and conflicting edits, a delete, a push whose response was lost). It needs
-// Node and `npm ci` in that folder; .ci/run does both and sets FIELDCRM_E2E=1,
-// which turns a missing prerequisite into a failure instead of a skip.
+// TestWatermelonDBClientEndToEnd runs sync/watermelon/e2e/sync.test.js: phones
+// with the real WatermelonDB library (LokiJS adapter, in Node) syncing through
+// `fieldcrm serve`: offline creates, server-assigned numbers, merged and
+// conflicting edits, a delete, a push whose response was lost, a resync,
+// records of every synced table made on a phone and through the REST API, a
+// first sync of many records, and an app upgrade that migrates its schema.
+// It runs twice: with the default page size, and with pages of 3 records, so
+// every sync pages and the client's paging (synchronize() again while
+// has_more) is what brings everything. It needs Node and `npm ci` in that
+// folder; .ci/run does both and sets FIELDCRM_E2E=1, which turns a missing
+// prerequisite into a failure instead of a skip.
 func TestWatermelonDBClientEndToEnd(t *testing.T) {
 	dir, _ := filepath.Abs("../../sync/watermelon/e2e")
 	node, err := exec.LookPath("node")
@@ -25,19 +30,31 @@ func TestWatermelonDBClientEndToEnd(t *testing.T) {
 		}
 		t.Skip("needs node and `npm ci` in sync/watermelon/e2e (set FIELDCRM_E2E=1 to require it)")
 	}
-	p := startServe(t, isolatedVars(t, "e2e"))
-	defer p.stop(t)
+	for _, pageSize := range []string{"", "3"} {
+		name := "default pages"
+		if pageSize != "" {
+			name = pageSize + " records a page"
+		}
+		t.Run(name, func(t *testing.T) {
+			vars := isolatedVars(t, "e2e")
+			if pageSize != "" {
+				vars["FIELDCRM_SYNC_PAGE_SIZE"] = pageSize
+			}
+			p := startServe(t, vars)
+			defer p.stop(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "sync.test.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("WatermelonDB end-to-end test failed: %v\n%s\nserver log:\n%s", err, out, p.logs.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "sync.test.js")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("WatermelonDB end-to-end test failed: %v\n%s\nserver log:\n%s", err, out, p.logs.String())
+			}
+			t.Logf("%s", lastLine(out))
+		})
 	}
-	t.Logf("%s", lastLine(out))
 }
 
 func lastLine(b []byte) string {
