@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -147,6 +148,40 @@ func TestPushMergesFieldsAndRecordsConflicts(t *testing.T) {
 	res = b.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": "Chair2"})}}}, 200)
 	if len(res["conflicted"].(map[string]any)["customers"].([]any)) != 0 {
 		t.Fatalf("a device conflicted with itself: %v", res)
+	}
+}
+
+// WatermelonDB pages by calling synchronize() again while has_more, and each
+// call pushes after its pull: a push between two pages is judged from where
+// the device stood before the round, as after a pull of one page. The
+// device kept its own value over the change the first page brought (client
+// wins locally), so that change is a conflict, not silently overwritten.
+func TestPushBetweenPagesConflictsWithChangesOfEarlierPages(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	id := h.newCustomer(w.r1, map[string]any{"name": "Paged"})["id"].(string)
+	a := h.device(w.r1, "phone-a")
+	h.call("PATCH", "/v1/customers/"+id, w.m1, map[string]any{"industry": "mining"}, 200)
+	for i := range testPullPage + 2 {
+		h.newCustomer(w.r1, map[string]any{"name": fmt.Sprint("Later ", i)})
+	}
+	r := h.do("GET", "/v1/sync/pull?last_pulled_at="+a.cursor, a.as.access, nil)
+	h.expect(r, 200, "first page")
+	var page struct {
+		Timestamp int64 `json:"timestamp"`
+		HasMore   bool  `json:"has_more"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil || !page.HasMore {
+		t.Fatalf("first page: %v, has_more %v", err, page.HasMore)
+	}
+	a.cursor = strconv.FormatInt(page.Timestamp, 10)
+	res := a.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"industry": "energy"})}}}, 200)
+	if fmt.Sprint(res["conflicted"].(map[string]any)["customers"]) != "["+id+"]" {
+		t.Fatalf("a push between pages overwrote the earlier page's change silently: %v", res)
+	}
+	conflicts := h.call("GET", "/v1/conflicts?record_id="+id, w.m1, nil, 200)["data"].([]any)
+	if len(conflicts) != 1 || conflicts[0].(map[string]any)["server_value"] != `"mining"` {
+		t.Fatalf("conflicts %v", conflicts)
 	}
 }
 

@@ -569,10 +569,15 @@ func (s *Sequencer) NewTables(ctx context.Context, tenant, user, device string, 
 }
 
 // PushBase returns the cursor a device stood at before the pull that gave it
-// pushedAt, or pushedAt itself when the server does not know.
+// pushedAt, or pushedAt itself when the server does not know. pushedAt may be
+// a page cursor of a round still paging: WatermelonDB pages by calling
+// synchronize() again while has_more, and each call pushes after its pull,
+// having kept its own edits over what the earlier pages brought.
 func (s *Sequencer) PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64 {
-	if v, err := s.client.Get(ctx, s.baseKey("round", tenant, user, device, pushedAt)).Int64(); err == nil {
-		return v
+	for _, kind := range []string{"round", "page"} {
+		if v, err := s.client.Get(ctx, s.baseKey(kind, tenant, user, device, pushedAt)).Int64(); err == nil {
+			return v
+		}
 	}
 	return pushedAt
 }
