@@ -155,7 +155,8 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 
 // A push is judged against where its device stood before the round's pull.
 // A first sync held nothing before, so every page of it counts as seen; a
-// later round stands where it began, however many pages it took.
+// later round stands where it began, however many pages it took, also for
+// a push between its pages.
 func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newSequencer(t, 0)
@@ -174,6 +175,10 @@ func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 	}
 	// A later round in two pages: 300 → 350 → 400.
 	pull("phone", 300, 350, true)
+	// WatermelonDB pushes between pages too (synchronize() again while has_more).
+	if b := s.PushBase(ctx, "t1", "u1", "phone", 350); b != 300 {
+		t.Fatalf("push between the pages of a later round: base %d, want 300", b)
+	}
 	pull("phone", 350, 400, false)
 	if b := s.PushBase(ctx, "t1", "u1", "phone", 400); b != 300 {
 		t.Fatalf("push after a later round in pages: base %d, want 300", b)
