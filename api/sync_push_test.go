@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // device is one phone of a user: its own session (device id) and sync cursor.
@@ -182,6 +183,37 @@ func TestPushBetweenPagesConflictsWithChangesOfEarlierPages(t *testing.T) {
 	conflicts := h.call("GET", "/v1/conflicts?record_id="+id, w.m1, nil, 200)["data"].([]any)
 	if len(conflicts) != 1 || conflicts[0].(map[string]any)["server_value"] != `"mining"` {
 		t.Fatalf("conflicts %v", conflicts)
+	}
+}
+
+// What the server makes from a push is new to the pushing device; and a
+// device pulling from null (after a 410 reset) holds nothing, also not what
+// it created itself: both come as created, as WatermelonDB expects.
+func TestPullSendsAsCreatedWhatTheDeviceDoesNotHold(t *testing.T) {
+	w := newWorld(t)
+	h := w.h
+	a := h.device(w.r1, "phone-a")
+	due := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	a.push(map[string]any{
+		"customers": map[string]any{"created": []any{map[string]any{"id": "offlinecustomer01", "name": "Offline Co", "kind": "company"}}},
+		"interactions": map[string]any{"created": []any{map[string]any{"id": "offlinevisit0001", "customer_id": "offlinecustomer01",
+			"channel": "visit", "occurred_at": time.Now().UnixMilli(), "next_step": jsonString(map[string]any{"title": "Quote", "due_at": due})}}},
+	}, 200)
+	kinds, records := a.pull()
+	task, _ := records["offlinevisit0001"]["next_step"].(string)
+	var next struct {
+		TaskID string `json:"task_id"`
+	}
+	if err := json.Unmarshal([]byte(task), &next); err != nil || next.TaskID == "" {
+		t.Fatalf("the visit's next step %q: %v", task, err)
+	}
+	if !slices.Equal(kinds["tasks/created"], []string{next.TaskID}) || !slices.Equal(kinds["customers/updated"], []string{"offlinecustomer01"}) {
+		t.Fatalf("the pushing device's pull: %v", kinds)
+	}
+	kinds, _, _ = h.pullAll(a.as, "null")
+	if !slices.Equal(kinds["customers/created"], []string{"offlinecustomer01"}) || !slices.Equal(kinds["interactions/created"], []string{"offlinevisit0001"}) ||
+		len(kinds["customers/updated"])+len(kinds["interactions/updated"])+len(kinds["tasks/updated"]) != 0 {
+		t.Fatalf("the device's pull from null: %v", kinds)
 	}
 }
 

@@ -182,7 +182,9 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 			// devices, or a deletion the device had (a migration pull's rereads)
 		case c.gone:
 			tc.Deleted = append(tc.Deleted, c.id)
-		case (c.createdSeq > start && !c.createdHere) || slices.Contains(newTables, c.table):
+		case start == 0 || (c.createdSeq > start && !c.createdHere) || slices.Contains(newTables, c.table):
+			// A first sync holds nothing, also what this device created
+			// before (it pulls from null after a 410 reset).
 			tc.Created = append(tc.Created, c.record)
 		default:
 			tc.Updated = append(tc.Updated, c.record)
