@@ -203,7 +203,11 @@ func (s *Service) interactionHooks() hooks[models.Interaction] {
 			if n := i.NextStep; n != nil && (w.old == nil || w.old.NextStep == nil) {
 				task := models.Task{ChildFields: i.ChildFields, Title: n.Title, Notes: n.Notes, DueAt: n.DueAt,
 					AssigneeID: w.actor.UserID, InteractionID: i.ID}
-				if _, err := s.Tasks.createWithID(ctx, w.actor, n.TaskID, task); err != nil {
+				// The server makes the task, not the device that pushed the
+				// interaction: it is new to that device's next pull.
+				server := w.actor
+				server.DeviceID = ""
+				if _, err := s.Tasks.createWithID(ctx, server, n.TaskID, task); err != nil {
 					return fmt.Errorf("create the next step's task: %w", err)
 				}
 			}
