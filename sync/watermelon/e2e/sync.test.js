@@ -30,11 +30,11 @@ for (const level of ['warn', 'error']) {
   }
 }
 
-async function call(method, path, token, body, headers = {}) {
+async function call(method, path, token, body) {
   const isForm = body instanceof FormData
   const res = await fetch(base + path, {
     method,
-    headers: { ...(isForm ? {} : { 'Content-Type': 'application/json' }), ...(token ? { Authorization: 'Bearer ' + token } : {}), ...headers },
+    headers: { ...(isForm ? {} : { 'Content-Type': 'application/json' }), ...(token ? { Authorization: 'Bearer ' + token } : {}) },
     body: body === undefined ? undefined : isForm ? body : JSON.stringify(body),
   })
   const text = await res.text()
@@ -44,7 +44,8 @@ async function call(method, path, token, body, headers = {}) {
 }
 const api = (method, path, token, body) => call(method, path, token, body)
 
-// appSchemaOf turns GET /v1/sync/schema (or a part of it) into WatermelonDB's appSchema.
+// appSchemaOf turns GET /v1/sync/schema (or a part of it) into WatermelonDB's appSchema;
+// tableSpecOf is one table as createTable takes it.
 const tableSpecOf = (t) => ({
   name: t.name,
   columns: t.columns.map((c) => ({ name: c.name, type: c.type, isOptional: !!c.isOptional, isIndexed: !!c.isIndexed })),
@@ -53,13 +54,14 @@ const tableSchemaOf = (t) => tableSchema(tableSpecOf(t))
 const appSchemaOf = (schema) => appSchema({ version: schema.version, tables: schema.tables.map(tableSchemaOf) })
 
 // A phone: its own WatermelonDB (LokiJS in memory), its own login (device id).
-// schema is the app's schema (the server's, or an older one); migrations and
-// migrationsEnabledAtVersion are the app's, as in a WatermelonDB app.
+// schema is the app's schema (the server's, or an older one); upgrade opens
+// it with a newer one and the app's migrations. pulls counts its pulls (pages)
+// and migrations the migration objects WatermelonDB sent.
 async function phone(name, email, password, schema) {
   const { access_token: token } = await api('POST', '/v1/auth/login', null, { email, password, device_id: name })
   const storage = new LokiMemoryAdapter() // survives reopening the database (an app upgrade)
   const p = {
-    name, token, schema, pulls: 0, pagedPulls: 0, migrations: [],
+    name, token, schema, pulls: 0, migrations: [],
     open(schema, migrations) {
       this.schema = schema
       const adapter = new LokiJSAdapter({
@@ -117,7 +119,6 @@ async function phone(name, email, password, schema) {
           const { changes, timestamp, has_more: hasMore } = await api('GET', '/v1/sync/pull?' + q, token)
           this.hasMore = hasMore
           this.pulls++
-          if (hasMore) this.pagedPulls++
           if (migration) this.migrations.push(migration)
           return { changes, timestamp }
         },
