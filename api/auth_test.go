@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
@@ -35,6 +36,13 @@ func TestSignupWithTakenEmailConflictsAndLeavesNoTenant(t *testing.T) {
 	h.expect(r, 409, "second signup")
 	if !strings.Contains(string(r.body), `"field":"email"`) {
 		t.Fatalf("no email field error: %s", r.body)
+	}
+	tenants, err := h.store.TenantIDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tenants) != 1 {
+		t.Fatalf("%d tenants after one signup and one refused, want 1: %v", len(tenants), tenants)
 	}
 }
 
@@ -77,8 +85,13 @@ func TestRefreshRotatesAndReuseRevokesTheWholeSession(t *testing.T) {
 func TestRefreshTokenExpiresAfter30Days(t *testing.T) {
 	h := newHarness(t)
 	a := h.signup("Acme", "ana@acme.test")
-	h.clock.Advance(30*24*time.Hour + time.Minute)
-	h.expect(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": a.refresh}), 401, "expired refresh")
+	// A second session started with the first, to be refreshed only once
+	// the first one's token has been used just before its end.
+	b := h.login("ana@acme.test", testPassword)
+	h.clock.Advance(30*24*time.Hour - time.Minute)
+	h.expect(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": a.refresh}), 200, "refresh a minute before 30 days")
+	h.clock.Advance(2 * time.Minute)
+	h.expect(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": b.refresh}), 401, "refresh a minute after 30 days")
 }
 
 func TestRefreshBadInput(t *testing.T) {

@@ -503,17 +503,40 @@ func TestSearchFindsCustomersByNumberNamePhoneAndEmail(t *testing.T) {
 func TestListsPageStablyWithSortAndFilters(t *testing.T) {
 	w := newWorld(t)
 	h := w.h
-	var all []string
-	for i := range 7 {
-		c := h.newCustomer(w.r1, map[string]any{"name": fmt.Sprintf("Customer %d", 6-i), "tags": []any{"north"}, "stage": []string{"lead", "prospect"}[i%2]})
-		all = append(all, c["id"].(string))
+	// Nine customers tagged north, their names in pairs, so that paging by
+	// name must break ties (by id) to neither skip nor repeat one (the twins
+	// are created flagged as possible duplicates); two more
+	// tagged south, which the tag filter must leave out. A second between
+	// creations orders them by updated_at.
+	type made struct{ id, name, stage string }
+	var north, everyone []made
+	for i := range 11 {
+		tag, name, stage := "north", fmt.Sprintf("Customer %d", (8-i)/2), []string{"lead", "prospect"}[i%2]
+		if i >= 9 {
+			tag, name, stage = "south", fmt.Sprintf("Customer %d", i-9), "lead"
+		}
+		c := h.call("POST", "/v1/customers?on_duplicate=flag", w.r1, map[string]any{"name": name, "tags": []any{tag}, "stage": stage}, 201)
+		m := made{c["id"].(string), name, stage}
+		everyone = append(everyone, m)
+		if tag == "north" {
+			north = append(north, m)
+		}
+		h.clock.Advance(time.Second)
 	}
-	var names []string
+	idsOf := func(list []made) []string {
+		var out []string
+		for _, m := range list {
+			out = append(out, m.id)
+		}
+		return out
+	}
+
+	var paged []string
 	after := ""
 	for pages := 0; pages < 5; pages++ {
-		page := h.call("GET", "/v1/customers?sort=name&limit=3&tag=north&after="+after, w.r1, nil, 200)
+		page := h.call("GET", "/v1/customers?sort=name&limit=3&tag=north&after="+url.QueryEscape(after), w.r1, nil, 200)
 		for _, item := range page["data"].([]any) {
-			names = append(names, item.(map[string]any)["name"].(string))
+			paged = append(paged, item.(map[string]any)["id"].(string))
 		}
 		next, _ := page["next_after"].(string)
 		if next == "" {
@@ -521,14 +544,35 @@ func TestListsPageStablyWithSortAndFilters(t *testing.T) {
 		}
 		after = next
 	}
-	if !slices.IsSorted(names) || len(names) != 7 {
-		t.Fatalf("paged names %v", names)
+	byName := slices.Clone(north)
+	slices.SortFunc(byName, func(a, b made) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	if want := idsOf(byName); !slices.Equal(paged, want) {
+		t.Fatalf("paged by name, tag north: %v\nwant %v", paged, want)
 	}
-	if n := len(h.call("GET", "/v1/customers?stage=prospect", w.r1, nil, 200)["data"].([]any)); n != 3 {
-		t.Fatalf("stage filter gave %d", n)
+
+	var prospects []string
+	for _, m := range everyone {
+		if m.stage == "prospect" {
+			prospects = append(prospects, m.id)
+		}
 	}
-	if n := len(h.call("GET", "/v1/customers?stage=lead,prospect&sort=-updated_at", w.r1, nil, 200)["data"].([]any)); n != 7 {
-		t.Fatalf("multi-value filter gave %d", n)
+	if got := ids(t, h.call("GET", "/v1/customers?stage=prospect", w.r1, nil, 200)); len(prospects) != 4 || !slices.Equal(got, sorted(prospects...)) {
+		t.Fatalf("stage=prospect gave %v, want %v", got, sorted(prospects...))
+	}
+
+	newestFirst := idsOf(everyone)
+	slices.Reverse(newestFirst)
+	var got []string
+	for _, item := range h.call("GET", "/v1/customers?stage=lead,prospect&sort=-updated_at", w.r1, nil, 200)["data"].([]any) {
+		got = append(got, item.(map[string]any)["id"].(string))
+	}
+	if !slices.Equal(got, newestFirst) {
+		t.Fatalf("stage=lead,prospect by -updated_at: %v\nwant %v", got, newestFirst)
 	}
 }
 

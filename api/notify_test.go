@@ -153,7 +153,11 @@ func TestTaskRemindersFollowTheTask(t *testing.T) {
 		t.Fatalf("schedule's next: %v %v %v", next, ok, err)
 	}
 	h.call("PATCH", "/v1/tasks/"+task, w.r1, map[string]any{"status": "done"}, 200)
-	for _, r := range h.call("GET", "/v1/tasks/"+task+"/reminders", w.r1, nil, 200)["data"].([]any) {
+	reminders = h.call("GET", "/v1/tasks/"+task+"/reminders", w.r1, nil, 200)["data"].([]any)
+	if len(reminders) != 3 {
+		t.Fatalf("after done, reminders %v", reminders)
+	}
+	for _, r := range reminders {
 		if r.(map[string]any)["state"] != models.ReminderCancelled {
 			t.Fatalf("after done: %v", r)
 		}
@@ -182,8 +186,9 @@ func TestTasksFromSyncAreScheduled(t *testing.T) {
 		}
 		return out
 	}
-	if got := state()[models.NotifyTaskDue]; got != "scheduled@"+due.Format(time.RFC3339) {
-		t.Fatalf("after the offline create: %v", state())
+	created := state()
+	if got := created[models.NotifyTaskDue]; got != "scheduled@"+due.Format(time.RFC3339) {
+		t.Fatalf("after the offline create: %v", created)
 	}
 	phone.pull()
 	later := due.Add(24 * time.Hour)
@@ -193,7 +198,11 @@ func TestTasksFromSyncAreScheduled(t *testing.T) {
 	}
 	phone.pull()
 	phone.push(map[string]any{"tasks": map[string]any{"updated": []any{updated("taskoffline000001", map[string]any{"status": "done"})}}}, 200)
-	for kind, st := range state() {
+	done := state()
+	if len(done) != len(created) {
+		t.Fatalf("after the offline completion, reminders %v; after the create %v", done, created)
+	}
+	for kind, st := range done {
 		if !strings.HasPrefix(st.(string), models.ReminderCancelled) {
 			t.Fatalf("after the offline completion, %s is %v", kind, st)
 		}

@@ -1,9 +1,19 @@
 package api_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // world is two tenants: A with an admin, two managers with a team each and
@@ -176,14 +186,158 @@ func TestRoleMatrix(t *testing.T) {
 }
 
 // A tenant's data never changes through another tenant's requests, whatever
-// they send.
+// they send: every write route of the API that names a record in its path is
+// tried on tenant A's records by B's admin, with a body that would succeed
+// for A's, and the stored data (every document of the database) must be the
+// same afterwards. Writes that name A's records in their body (a merge, a
+// sync push) are tried too.
 func TestOtherTenantCannotChangeAnything(t *testing.T) {
 	w := newWorld(t)
-	before := w.h.do("GET", "/v1/users/"+w.r1.id, w.admin.access, nil).body
-	w.h.expect(w.h.do("PATCH", "/v1/users/"+w.r1.id, w.adminB.access, map[string]any{"active": false, "name": "pwned"}), 404, "patch")
-	after := w.h.do("GET", "/v1/users/"+w.r1.id, w.admin.access, nil).body
-	if string(before) != string(after) {
-		t.Fatalf("user changed:\n%s\n%s", before, after)
+	h := w.h
+	customer := seedPerson(t, w)
+	n := models.Notification{UserID: w.r1.id, Kind: models.NotifyTaskDue, Title: "Follow-up due", Body: "Call Wang", CollapseKey: "task:x"}
+	n.TenantID = w.admin.tenant
+	notification, err := h.crm.Notify(context.Background(), n, models.IDFor("event-1"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	w.h.expect(w.h.do("GET", "/v1/me", w.r1.access, nil), 200, "rep still active")
+	h.call("POST", "/v1/devices", w.r1, map[string]any{"device_id": "phone-of-a", "fcm_token": "token-of-a", "platform": "android"}, 200)
+	firstOf := func(path string) string {
+		t.Helper()
+		data := h.call("GET", path, w.admin, nil, 200)["data"].([]any)
+		if len(data) == 0 {
+			t.Fatalf("%s: tenant A has none", path)
+		}
+		return data[0].(map[string]any)["id"].(string)
+	}
+	customerOfB := h.newCustomer(w.repB, map[string]any{"name": "Bolt customer"})["id"].(string)
+	phoneOfB := h.device(w.repB, "phone-of-b")
+
+	// Each write route with a path parameter, by its OpenAPI path: the id of
+	// A's record it names, and a body that A's admin could send.
+	routes := map[string]struct {
+		id   string
+		body any
+	}{
+		"PATCH /v1/users/{id}":             {w.r1.id, map[string]any{"active": false, "name": "pwned", "role": "admin"}},
+		"PATCH /v1/customers/{id}":         {customer, map[string]any{"name": "pwned"}},
+		"DELETE /v1/customers/{id}":        {customer, nil},
+		"POST /v1/customers/{id}/merge":    {customer, map[string]any{"from": []string{customerOfB}}},
+		"POST /v1/customers/{id}/assign":   {customer, map[string]any{"owner_id": w.repB.id}},
+		"POST /v1/customers/{id}/claim":    {customer, nil},
+		"POST /v1/customers/{id}/release":  {customer, nil},
+		"POST /v1/customers/{id}/erase":    {customer, nil},
+		"PATCH /v1/contacts/{id}":          {firstOf("/v1/contacts"), map[string]any{"name": "pwned"}},
+		"DELETE /v1/contacts/{id}":         {firstOf("/v1/contacts"), nil},
+		"PATCH /v1/interactions/{id}":      {firstOf("/v1/interactions"), map[string]any{"content": "pwned"}},
+		"DELETE /v1/interactions/{id}":     {firstOf("/v1/interactions"), nil},
+		"PATCH /v1/tasks/{id}":             {firstOf("/v1/tasks"), map[string]any{"title": "pwned"}},
+		"DELETE /v1/tasks/{id}":            {firstOf("/v1/tasks"), nil},
+		"PATCH /v1/orders/{id}":            {firstOf("/v1/orders"), map[string]any{"note": "pwned"}},
+		"DELETE /v1/orders/{id}":           {firstOf("/v1/orders"), nil},
+		"PATCH /v1/payments/{id}":          {firstOf("/v1/payments"), map[string]any{"method": "cash"}},
+		"DELETE /v1/payments/{id}":         {firstOf("/v1/payments"), nil},
+		"PATCH /v1/tickets/{id}":           {firstOf("/v1/tickets"), map[string]any{"title": "pwned"}},
+		"DELETE /v1/tickets/{id}":          {firstOf("/v1/tickets"), nil},
+		"POST /v1/tickets/{id}/comments":   {firstOf("/v1/tickets"), map[string]any{"body": "pwned"}},
+		"PATCH /v1/surveys/{id}":           {firstOf("/v1/surveys"), map[string]any{"comment": "pwned"}},
+		"DELETE /v1/surveys/{id}":          {firstOf("/v1/surveys"), nil},
+		"PATCH /v1/loyalty_entries/{id}":   {firstOf("/v1/loyalty_entries"), map[string]any{"reason": "pwned"}},
+		"DELETE /v1/loyalty_entries/{id}":  {firstOf("/v1/loyalty_entries"), nil},
+		"POST /v1/conflicts/{id}/resolve":  {firstOf("/v1/conflicts"), map[string]any{"action": "revert"}},
+		"POST /v1/notifications/{id}/read": {notification.ID, nil},
+		"DELETE /v1/devices/{id}":          {"phone-of-a", nil},
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(h.do("GET", "/v1/openapi.json", "", nil).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var writes []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if m := strings.ToUpper(method); m != "GET" && strings.Contains(path, "{") {
+				writes = append(writes, m+" "+path)
+			}
+		}
+	}
+	slices.Sort(writes)
+	if len(writes) == 0 {
+		t.Fatal("no write route with a path parameter in the OpenAPI document")
+	}
+
+	// B may change B's own documents (a refused sync push still takes a
+	// customer number of B's); nothing else may change.
+	before := storedData(t, h, w.adminB.tenant)
+	for _, route := range writes {
+		c, ok := routes[route]
+		if !ok {
+			t.Errorf("%s: no case here; add one with a record of tenant A", route)
+			continue
+		}
+		method, path, _ := strings.Cut(route, " ")
+		path = strings.Replace(path, "{id}", c.id, 1)
+		r := h.do(method, path, w.adminB.access, c.body)
+		// The devices route acts on the caller's own devices: B has none of
+		// that name, and nothing of A's is touched either way.
+		if r.status != 404 && !(method == "DELETE" && strings.HasPrefix(path, "/v1/devices/")) {
+			t.Errorf("%s %s by another tenant: status %d, want 404; body %s", method, path, r.status, r.body)
+		}
+	}
+	// A's records named in the body of B's own writes.
+	h.do("POST", "/v1/customers/"+customerOfB+"/merge", w.adminB.access, map[string]any{"from": []string{customer}})
+	h.do("POST", "/v1/customers/"+customerOfB+"/assign", w.adminB.access, map[string]any{"owner_id": w.r1.id})
+	h.do("POST", "/v1/contacts", w.adminB.access, map[string]any{"customer_id": customer, "name": "pwned"})
+	h.do("POST", "/v1/payments", w.adminB.access, map[string]any{"order_id": firstOf("/v1/orders"), "method": "cash", "amount": 1})
+	h.do("POST", "/v1/sync/push?last_pulled_at="+phoneOfB.cursor, phoneOfB.as.access, map[string]any{"changes": map[string]any{
+		"customers": map[string]any{"updated": []any{updated(customer, map[string]any{"name": "pwned"})}}}})
+
+	after := storedData(t, h, w.adminB.tenant)
+	for coll, docs := range before {
+		if !slices.Equal(docs, after[coll]) {
+			t.Errorf("%s changed:\nbefore %v\nafter  %v", coll, docs, after[coll])
+		}
+	}
+	for coll, docs := range after {
+		if _, ok := before[coll]; !ok {
+			t.Errorf("%s appeared: %v", coll, docs)
+		}
+	}
+	h.expect(h.do("GET", "/v1/me", w.r1.access, nil), 200, "rep still active")
+}
+
+// storedData returns every document of the test's database but those of
+// tenant except, collection by collection, each as extended JSON, in _id order.
+func storedData(t *testing.T, h *harness, except string) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(env.MongoURI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	db := client.Database(h.store.DatabaseName())
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, name := range names {
+		cur, err := db.Collection(name).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []bson.Raw
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			if tenant, ok := d.Lookup("tenant_id").StringValueOK(); ok && tenant == except {
+				continue
+			}
+			out[name] = append(out[name], d.String())
+		}
+	}
+	return out
 }

@@ -29,7 +29,8 @@ import (
 func benchReminders(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench reminders", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	burst := fs.Int("burst", 100000, "reminders due within the same minute")
+	burst := fs.Int("burst", 100000, "reminders due together, within --burst-within")
+	within := fs.Duration("burst-within", time.Minute, "the span the burst's due times fall in")
 	steady := fs.Int("steady", 1000, "reminders due at a steady 1,000 per minute (so this many minutes' worth / 1000)")
 	workers := fs.Int("workers", 1, "reminder workers (as in that many processes)")
 	reps := fs.Int("reps", 200, "reps the reminders are spread over, one phone each")
@@ -39,6 +40,9 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	timeline := fs.Bool("timeline", false, "after the burst, print each second of it on the wall clock: pushes that second and the latest of them (to line up with a database's log)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *within <= 0 {
+		return usageError{"--burst-within: must be more than 0"}
 	}
 	fcm := newBenchFCM()
 	defer fcm.srv.Close()
@@ -56,13 +60,13 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	var offset atomic.Int64 // worker clock = real clock + offset
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	fcm.clock = clock
-	// The burst falls due one hour from now on the real clock, over one
-	// minute; the steady run half an hour later (the clock only jumps
+	// The burst falls due one hour from now on the real clock, over
+	// --burst-within; the steady run half an hour later (the clock only jumps
 	// forward, past however long the burst took), one per 60 ms.
 	t0 := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	var due []time.Time
 	for range *burst {
-		due = append(due, t0.Add(time.Duration(rand.Int64N(int64(time.Minute)))))
+		due = append(due, t0.Add(time.Duration(rand.Int64N(int64(*within)))))
 	}
 	t1 := t0.Add(30 * time.Minute)
 	for i := range *steady {
@@ -74,7 +78,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintf(stdout, "seeded %d reminders in %s\n\n", len(due), time.Since(start).Round(time.Millisecond))
 
-	schedule := notify.NewSchedule(a.redis, "fieldcrm:", notify.DefaultClaim, clock)
+	schedule := notify.NewSchedule(a.redis, a.redisPrefix, notify.DefaultClaim, clock)
 	scheduler := notify.NewScheduler(a.store, schedule, clock)
 	devices := notify.NewDevices(a.store, clock)
 	pusher, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: "bench", Endpoint: fcm.srv.URL})
@@ -139,9 +143,9 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 			percentile(late, 100).Round(time.Millisecond), rate)
 	}
 	// Wait for the burst: until all of it arrived, or 10 minutes after it.
-	burstEnd := t0.Add(time.Minute)
+	burstEnd := t0.Add(*within)
 	fcm.wait(ctx, *burst, func() bool { return clock().After(burstEnd.Add(10 * time.Minute)) })
-	report(fmt.Sprintf("burst: %d due within one minute", *burst), t0, burstEnd, clock())
+	report(fmt.Sprintf("burst: %d due within %s", *burst, *within), t0, burstEnd, clock())
 	fmt.Fprintf(stdout, "%-36s last push %s after the last due time\n", "", fcm.lastAfter(burstEnd).Round(time.Millisecond))
 	if *timeline {
 		printTimeline(stdout, fcm.until(clock()), dueOf)
@@ -222,7 +226,7 @@ func benchSeedReminders(ctx context.Context, a *application, tenant string, user
 			err = a.store.InsertReminders(ctx, reminders)
 		}
 		if err == nil {
-			err = notify.NewSchedule(a.redis, "fieldcrm:", 0, nil).AddMany(ctx, fire)
+			err = notify.NewSchedule(a.redis, a.redisPrefix, 0, nil).AddMany(ctx, fire)
 		}
 		if err != nil {
 			return nil, err

@@ -145,7 +145,9 @@ type application struct {
 	scheduler *notify.Scheduler
 	worker    *notify.Worker
 	log       *slog.Logger
-	closers   []func(context.Context)
+	// redisPrefix starts every Redis key of this application's.
+	redisPrefix string
+	closers     []func(context.Context)
 }
 
 // close releases everything startApp opened, in reverse order.
@@ -161,7 +163,7 @@ func (a *application) close(ctx context.Context) {
 // startApp opens the storage, migrates it, and builds the services and the
 // HTTP server. On error, what was opened is in the closers already.
 func startApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*application, error) {
-	a := &application{log: log}
+	a := &application{log: log, redisPrefix: cfg.RedisPrefix}
 	// Secrets first: a missing or example secret must stop start-up before
 	// anything is opened or connected to.
 	secret, source, key, keySource, err := cfg.secrets()
