@@ -38,7 +38,23 @@ func NormalizePhone(raw, region string) (string, error) {
 	if !phonenumbers.IsPossibleNumber(num) {
 		return "", fmt.Errorf("has the wrong number of digits for %s", phonenumbers.GetRegionCodeForNumber(num))
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	// No numbering plan gives a subscriber a number of zeros, and a national
+	// number that still starts with 0 kept a trunk prefix the parser could not
+	// strip ("0 0000 0000"): stored, it would lose that 0 on the next parse.
+	// Italian numbers keep their leading 0 in E.164 and say so.
+	nsn := phonenumbers.GetNationalSignificantNumber(num)
+	if strings.Trim(nsn, "0") == "" || (nsn[0] == '0' && !num.GetItalianLeadingZero()) {
+		return "", fmt.Errorf("is not a phone number")
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// What is stored is read back through here (edits, imports, sync), so it
+	// must be a fixed point; a number that formats to something that parses
+	// differently is not one we can keep.
+	if again, err := phonenumbers.Parse(e164, ""); err != nil || !phonenumbers.IsPossibleNumber(again) ||
+		phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", fmt.Errorf("is not a phone number")
+	}
+	return e164, nil
 }
 
 // ValidRegion reports whether region is an ISO 3166 country the phone library knows.
