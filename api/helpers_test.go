@@ -98,7 +98,9 @@ func (h *harness) twin() *harness {
 	return buildHarness(h.t, h.store, h.redis, h.clock, h.cfg)
 }
 
-func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, cfg harnessConfig, checks ...api.Check) *harness {
+// buildHarness takes a testing.TB so that a fuzz target can build one harness
+// for all its inputs (h.with gives each input's t).
+func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, cfg harnessConfig, checks ...api.Check) *harness {
 	t.Helper()
 	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
 	if err != nil {
@@ -140,7 +142,8 @@ func buildHarness(t *testing.T, st *store.Store, rd *testenv.Redis, clk *testenv
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
+	ht, _ := t.(*testing.T)
+	return &harness{t: ht, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
 		schedule: schedule, scheduler: scheduler, devices: devices, accounts: acc, cfg: cfg}
 }
 

@@ -16,6 +16,9 @@ func TestNormalizePhoneFormatsOfOneNumber(t *testing.T) {
 		{"１３８００１３８０００", "CN", "+8613800138000"}, // full-width digits
 		{"(020) 8888 6666", "CN", "+862088886666"},
 		{"(415) 555-2671", "US", "+14155552671"},
+		{"0755 8888 6666", "CN", "+8675588886666"},
+		{"400 820 8820", "CN", "+864008208820"},
+		{"+44 20 7946 0958", "CN", "+442079460958"},
 	}
 	for _, c := range cases {
 		got, err := NormalizePhone(c.raw, c.region)
@@ -23,7 +26,10 @@ func TestNormalizePhoneFormatsOfOneNumber(t *testing.T) {
 			t.Errorf("NormalizePhone(%q, %s) = %q, %v; want %q", c.raw, c.region, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{"", "hello", "12", "+86 1380013800012345"} {
+	for _, bad := range []string{"", "hello", "12", "+86 1380013800012345",
+		"0 0000 0000", "+8600000000", "000 0000 0000", // zeros: once kept, each parse dropped a 0
+		"123 4567 8901", "+86 12345678", // no Chinese mobile or area code starts so
+	} {
 		if got, err := NormalizePhone(bad, "CN"); err == nil {
 			t.Errorf("NormalizePhone(%q) = %q, want an error", bad, got)
 		}

@@ -38,7 +38,39 @@ func NormalizePhone(raw, region string) (string, error) {
 	if !phonenumbers.IsPossibleNumber(num) {
 		return "", fmt.Errorf("has the wrong number of digits for %s", phonenumbers.GetRegionCodeForNumber(num))
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	// The numbering plan of the country decides, not only the length: a
+	// Chinese mobile is 1[3-9] and nine more digits, a landline an area code
+	// and its subscriber number, so "123 4567 8901" or "+86 12345678" is no
+	// phone a customer can be reached at.
+	if !phonenumbers.IsValidNumber(num) {
+		return "", fmt.Errorf("is not a phone number in use in %s", regionName(num))
+	}
+	// No numbering plan gives a subscriber a number of zeros, and a national
+	// number that still starts with 0 kept a trunk prefix the parser could not
+	// strip ("0 0000 0000"): stored, it would lose that 0 on the next parse.
+	// Italian numbers keep their leading 0 in E.164 and say so.
+	nsn := phonenumbers.GetNationalSignificantNumber(num)
+	if strings.Trim(nsn, "0") == "" || (nsn[0] == '0' && !num.GetItalianLeadingZero()) {
+		return "", fmt.Errorf("is not a phone number")
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// What is stored is read back through here (edits, imports, sync), so it
+	// must be a fixed point; a number that formats to something that parses
+	// differently is not one we can keep.
+	if again, err := phonenumbers.Parse(e164, ""); err != nil || !phonenumbers.IsPossibleNumber(again) ||
+		phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", fmt.Errorf("is not a phone number")
+	}
+	return e164, nil
+}
+
+// regionName names the country of a number's code, or the code itself when
+// the code is shared or unknown.
+func regionName(num *phonenumbers.PhoneNumber) string {
+	if r := phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode())); r != "" && r != "ZZ" {
+		return r
+	}
+	return "+" + strconv.Itoa(int(num.GetCountryCode()))
 }
 
 // ValidRegion reports whether region is an ISO 3166 country the phone library knows.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -47,28 +48,61 @@ func (p PasswordParams) HashPassword(password string) (string, error) {
 
 var errBadHash = errors.New("malformed password hash")
 
+// Limits of a hash's own settings. A hash is read from the store, but a
+// malformed or tampered one must neither panic argon2 (zero passes or lanes)
+// nor make one login allocate gigabytes: the settings are ours, and the
+// largest we would ever choose is far below these.
+const (
+	maxHashMemoryKiB = 1 << 20 // 1 GiB
+	maxHashTime      = 64
+	maxKeyBytes      = 128
+	maxSaltBytes     = 128
+)
+
 // VerifyPassword reports whether password matches hash, comparing in constant time.
 func VerifyPassword(hash, password string) (bool, error) {
-	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errBadHash
-	}
-	var version int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errBadHash
-	}
-	var p PasswordParams
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
-		return false, errBadHash
-	}
-	salt, err := b64.DecodeString(parts[4])
+	p, salt, want, err := parseHash(hash)
 	if err != nil {
-		return false, errBadHash
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 {
-		return false, errBadHash
+		return false, err
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// parseHash reads a hash HashPassword wrote, refusing settings outside the
+// limits above.
+func parseHash(hash string) (p PasswordParams, salt, key []byte, err error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return p, nil, nil, errBadHash
+	}
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return p, nil, nil, errBadHash
+	}
+	// m, t and p, in that order, as HashPassword writes them.
+	var n [3]uint64
+	settings := strings.Split(parts[3], ",")
+	if len(settings) != len(n) {
+		return p, nil, nil, errBadHash
+	}
+	for i, kv := range settings {
+		name, val, _ := strings.Cut(kv, "=")
+		v, perr := strconv.ParseUint(val, 10, 32)
+		if perr != nil || name != "mtp"[i:i+1] {
+			return p, nil, nil, errBadHash
+		}
+		n[i] = v
+	}
+	m, t, threads := n[0], n[1], n[2]
+	if t < 1 || t > maxHashTime || threads < 1 || threads > 255 || m < 8*threads || m > maxHashMemoryKiB {
+		return p, nil, nil, errBadHash
+	}
+	p = PasswordParams{MemoryKiB: uint32(m), Time: uint32(t), Threads: uint8(threads)}
+	if salt, err = b64.DecodeString(parts[4]); err != nil || len(salt) > maxSaltBytes {
+		return p, nil, nil, errBadHash
+	}
+	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) == 0 || len(key) > maxKeyBytes {
+		return p, nil, nil, errBadHash
+	}
+	return p, salt, key, nil
 }

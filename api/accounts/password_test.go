@@ -51,3 +51,36 @@ func TestSignerRejectsOtherSecretsAndShortSecrets(t *testing.T) {
 		t.Fatal("token verified with another secret")
 	}
 }
+
+// Any stored hash is verified or refused as malformed, never a panic (argon2
+// panics on zero passes or lanes) and never at a cost HashPassword would not
+// choose; a hash HashPassword wrote verifies its password and no other.
+func FuzzVerifyPassword(f *testing.F) {
+	f.Add("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5", "pw")
+	f.Add("$argon2id$v=19$m=64,t=0,p=1$c2FsdA$a2V5", "pw")         // zero passes panicked
+	f.Add("$argon2id$v=19$m=64,t=1,p=0$c2FsdA$a2V5", "pw")         // zero lanes panicked
+	f.Add("$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdA$a2V5", "pw") // 4 TiB of memory
+	f.Add("$argon2id$v=19$m=64,t=1,p=1junk$c2FsdA$a2V5", "pw")
+	f.Add("x$argon2id$v=19$m=64,t=1,p=1$c2FsdA$a2V5", "pw")
+	f.Fuzz(func(t *testing.T, hash, password string) {
+		p, _, _, err := parseHash(hash)
+		if err == nil {
+			if p.Time < 1 || p.Threads < 1 || p.MemoryKiB > maxHashMemoryKiB || p.Time > maxHashTime {
+				t.Fatalf("parseHash(%q) = %+v", hash, p)
+			}
+			if p.MemoryKiB <= 1024 && p.Time <= 4 { // keep each run cheap
+				_, _ = VerifyPassword(hash, password)
+			}
+		}
+		own, err := CheapPasswordParams.HashPassword(password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := VerifyPassword(own, password); !ok || err != nil {
+			t.Fatalf("own hash of %q does not verify: %v", password, err)
+		}
+		if ok, _ := VerifyPassword(own, password+"x"); ok {
+			t.Fatalf("own hash of %q verifies %q", password, password+"x")
+		}
+	})
+}

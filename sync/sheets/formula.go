@@ -36,12 +36,19 @@ var literal = regexp.MustCompile(`^(?:[+-]?[0-9]+(?:\.[0-9]+)?|\+[0-9]+\*{4,}[0-
 // defuse returns s as text a spreadsheet shows and never runs: a formula cell
 // gets a leading apostrophe, which Excel and LibreOffice read as "text
 // follows" (the apostrophe shows in the cell; the value cannot run).
+//
+// A value that already starts with apostrophes before a formula ("'=1") gets
+// one more, since undefuse takes one off such a value: otherwise it would
+// import back as the formula.
 func defuse(s string) string {
-	if !formula(s) {
+	if !marked(s) {
 		return s
 	}
 	return "'" + s
 }
+
+// marked reports whether defuse marks s: a formula, after any apostrophes.
+func marked(s string) bool { return formula(strings.TrimLeft(s, "'")) }
 
 // formula reports whether a spreadsheet might run s as a formula: its first
 // character, or its first after leading spaces (ASCII, no-break or the
@@ -64,7 +71,7 @@ func formula(s string) bool {
 // imported back is the value it was. A leading apostrophe before anything
 // else is kept: it is part of the value.
 func undefuse(s string) string {
-	if rest, ok := strings.CutPrefix(s, "'"); ok && formula(rest) {
+	if rest, ok := strings.CutPrefix(s, "'"); ok && marked(rest) {
 		return rest
 	}
 	return s
