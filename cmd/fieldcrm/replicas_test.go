@@ -75,26 +75,8 @@ func startReplicas(t *testing.T, n int, shared map[string]string) []*replica {
 		t.Cleanup(func() { r.kill(t) })
 		replicas[i] = r
 	}
-	deadline := time.Now().Add(90 * time.Second)
 	for _, r := range replicas {
-		for relaunches := 0; !r.ready(); {
-			select {
-			case err := <-r.exited:
-				// A free port found by the test can be taken by another test
-				// process before the replica binds it: try another.
-				if strings.Contains(r.logs.String(), "address already in use") && relaunches < 3 {
-					relaunches++
-					r.launch(t, env)
-					continue
-				}
-				t.Fatalf("%s exited during start-up: %v\n%s", r.name, err, r.logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not ready in 90 s\n%s", r.name, r.logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		r.waitReady(t, env)
 	}
 	return replicas
 }

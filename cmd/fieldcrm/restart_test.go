@@ -142,6 +142,13 @@ func defaultDeploymentEnv() []string {
 func (r *replica) start(t *testing.T, env []string) {
 	t.Helper()
 	r.launch(t, env)
+	r.waitReady(t, env)
+}
+
+// waitReady waits until the launched r answers /readyz, launching it again on
+// another port when the one it was given was taken meanwhile.
+func (r *replica) waitReady(t *testing.T, env []string) {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for relaunches := 0; !r.ready(); {
 		select {
