@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -174,6 +175,16 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		out.HasMore = true
 		out.Timestamp = all[len(all)-1].seq
 	}
+	if !out.HasMore {
+		// The round ends here, at upTo: what it did not bring must reach the
+		// device by later pulls as updates, so it must hold every record
+		// created in the round that is live now.
+		late, err := e.lateCreations(ctx, a, start, upTo, newTables)
+		if err != nil {
+			return PullResult{}, err
+		}
+		all = append(all, late...)
+	}
 	for _, c := range all {
 		tc := out.Changes[c.table]
 		switch {
@@ -196,6 +207,39 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		}
 	}
 	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore)
+}
+
+// lateCreations returns the records a round ending at upTo would otherwise
+// miss for good: created within the round (after start, at or below upTo, or
+// of a table new to the device) but changed again above upTo between the
+// watermark and the round's queries. Only the latest version of a record is
+// stored, so a query of (after, upTo] skips them; the next round would send
+// them as updated, and WatermelonDB cannot update a record it never received.
+// They come now, in their newer version, and again, as updated, next round.
+// Writes in flight during a pull are few, so this reads little.
+func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo int64, newTables []string) ([]change, error) {
+	var late []change
+	for _, t := range e.tables {
+		isNew := slices.Contains(newTables, t.schema().Name)
+		after := upTo
+		for {
+			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range found {
+				inRound := c.createdSeq > start && c.createdSeq <= upTo && !c.createdHere
+				if !c.gone && (inRound || isNew) {
+					late = append(late, c)
+				}
+			}
+			if len(found) < e.pageSize {
+				break
+			}
+			after = found[len(found)-1].seq
+		}
+	}
+	return late, nil
 }
 
 // Migration is WatermelonDB's migration sync: the app's local schema grew

@@ -1,0 +1,129 @@
+package watermelon
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/counter"
+	"github.com/fieldcrm/fieldcrm/sync/crm"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
+	"github.com/fieldcrm/fieldcrm/sync/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// racingSequencer runs a write after it has computed a pull's watermark and
+// before the pull queries the records: the moment a concurrent write lands
+// above the watermark that the pull will not see.
+type racingSequencer struct {
+	*cursor.Sequencer
+	between func()
+}
+
+func (s *racingSequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
+	w, err := s.Sequencer.Watermark(ctx, tenant)
+	if s.between != nil {
+		between := s.between
+		s.between = nil
+		between()
+	}
+	return w, err
+}
+
+// TestRecordChangedDuringAPullStillArrivesAsCreated: a record created after
+// the device's cursor and changed again between the pull's watermark and its
+// query is above the watermark, so the query of (cursor, watermark] skips it;
+// the next pull would send it as updated to a device that never received it
+// (WatermelonDB: "Server wants client to update record … but it doesn't exist
+// locally"). The round that skipped it must bring it, as created.
+func TestRecordChangedDuringAPullStillArrivesAsCreated(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	rd := env.Redis(t)
+	tenant := models.Tenant{ID: models.NewID(), Name: "Race", CreatedAt: time.Now().UTC()}
+	if err := st.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
+	seq := &racingSequencer{Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st)}
+	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
+		Sequencer: seq.Sequencer, Logger: testenv.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := New(svc, seq, st, 0)
+	desk := models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin}
+	phone := models.Actor{UserID: "admin", TenantID: tenant.ID, Role: models.RoleAdmin, DeviceID: "phone"}
+
+	create := func(name string) models.Customer {
+		t.Helper()
+		c, err := svc.CreateCustomer(ctx, desk, models.Customer{CustomerFields: models.CustomerFields{Name: name}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	retitle := func(id, title string) func() {
+		return func() {
+			if _, err := svc.Customers.Update(ctx, desk, id, 0, func(dst any) error {
+				dst.(*models.Customer).Title = title
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	ids := func(rows []map[string]any) []string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r["id"].(string))
+		}
+		return out
+	}
+
+	first := create("Before the first sync")
+	seq.between = retitle(first.ID, "changed during the first sync")
+	got, err := engine.Pull(ctx, phone, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.Changes["customers"]; !slices.Contains(ids(c.Created), first.ID) {
+		t.Fatalf("a first sync racing an edit lacks the customer: created %v, updated %v", ids(c.Created), ids(c.Updated))
+	}
+	cursor1 := got.Timestamp
+
+	second := create("After the first sync")
+	seq.between = retitle(second.ID, "changed during the second sync")
+	got, err = engine.Pull(ctx, phone, cursor1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.Changes["customers"]
+	if !slices.Contains(ids(c.Created), second.ID) || slices.Contains(ids(c.Updated), second.ID) {
+		t.Fatalf("a pull racing an edit of a new customer: created %v, updated %v; want %s created", ids(c.Created), ids(c.Updated), second.ID)
+	}
+	if !slices.Contains(ids(c.Updated), first.ID) {
+		t.Fatalf("the first customer's later edit: created %v, updated %v; want it updated", ids(c.Created), ids(c.Updated))
+	}
+
+	// The next round sends the second again, as updated: the device holds it.
+	got, err = engine.Pull(ctx, phone, got.Timestamp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = got.Changes["customers"]
+	if len(c.Created) != 0 || !slices.Contains(ids(c.Updated), second.ID) {
+		t.Fatalf("the round after: created %v, updated %v; want %s updated", ids(c.Created), ids(c.Updated), second.ID)
+	}
+	for _, r := range c.Updated {
+		if r["id"] == second.ID && r["title"] != "changed during the second sync" {
+			t.Fatalf("the newer version: %v", r)
+		}
+	}
+}
