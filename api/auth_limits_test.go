@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
 )
 
 // testProxies are the proxies the limit tests trust: app.Test's peer
@@ -104,7 +104,7 @@ func TestConcurrentSignupsNeverHashMoreThanTheLimit(t *testing.T) {
 		}
 	}()
 	responses := make([]response, burst)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range burst {
 		wg.Add(1)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fieldcrm/fieldcrm/sync/store"
+	"github.com/fieldcrm/fieldcrm/internal/store"
 )
 
 // TestBadInputGets4xxAndWritesNothing sends every write route the mistakes

@@ -10,9 +10,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // recordService is what the generic record handlers need of crm.Records.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // TestCRMBadInputGets4xxAndWritesNothing sends each CRM route the mistakes

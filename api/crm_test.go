@@ -6,12 +6,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // post, get and patch send a request and insist on the status; they return the
@@ -114,7 +114,7 @@ func TestCustomerNumbersAreUniqueUnderConcurrencyAndAfterCounterLoss(t *testing.
 	h := w.h
 	const n = 150 // in parallel; more only measures the machine (SQLite serializes the writes)
 	numbers := make([]string, n)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Add(1)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/fieldcrm/fieldcrm/sync/sheets"
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 )
 
 // exportTimeout bounds how long one export may stream.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 )
 
 // fuzzTenant is one tenant, its admin and a device of the admin's, built for

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // TestInvalidUTF8InQueryIsRefusedOnEveryListRoute sends a q (and other query

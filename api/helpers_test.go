@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
-	"github.com/fieldcrm/fieldcrm/api/accounts"
-	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/counter"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
-	"github.com/fieldcrm/fieldcrm/sync/store"
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 

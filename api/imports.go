@@ -13,9 +13,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/sheets"
 )
 
 // importTimeout bounds one background import.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 

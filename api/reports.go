@@ -9,8 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // reportFilter reads ?from=&to=&team_id=&owner_id= (dates as YYYY-MM-DD or

@@ -5,9 +5,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 

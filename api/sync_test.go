@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 )
@@ -271,7 +271,7 @@ func TestConcurrentWritesAndPullsMissNothing(t *testing.T) {
 	_, _, cursor := h.pullAll(w.r1, "null")
 	const writers, each = 4, 8
 	created := make(chan string, writers*each)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Add(1)
 		go func() {

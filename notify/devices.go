@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // deviceStore is the device registry's persistence (package store).

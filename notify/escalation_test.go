@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
 
 // user creates a user of the world's tenant with a device (token = id).

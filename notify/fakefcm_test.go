@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 )
@@ -17,7 +17,7 @@ import (
 type fakeFCM struct {
 	t   *testing.T
 	srv *httptest.Server
-	mu  gosync.Mutex
+	mu  sync.Mutex
 	got []pushed
 	// answers are queued per token: each request for the token takes the
 	// next one; with none left, it succeeds.

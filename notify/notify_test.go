@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/counter"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
-	"github.com/fieldcrm/fieldcrm/sync/store"
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
 
 var env *testenv.Env

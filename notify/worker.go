@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // Pusher delivers one push (FCM, or LogPusher when FCM is not configured).
@@ -94,7 +94,7 @@ const settingsFor = 250 * time.Millisecond
 // zones remembers the time zones it has loaded: time.LoadLocation reads and
 // parses the zone's file on every call, which was 4% of a fired reminder's
 // CPU.
-type zones struct{ byName gosync.Map }
+type zones struct{ byName sync.Map }
 
 // of returns the time zone of u (UTC when it names none this machine knows).
 func (z *zones) of(u models.User) *time.Location {
@@ -125,7 +125,7 @@ func (w *Worker) Run(ctx context.Context) {
 	// The reminders sent in the next settingsFor share one read of each
 	// tenant's settings.
 	settingsCtx, settingsSince := ctx, time.Time{}
-	var inFlight gosync.WaitGroup
+	var inFlight sync.WaitGroup
 	defer inFlight.Wait()
 	for ctx.Err() == nil {
 		select {
@@ -175,7 +175,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	// tenant per reminder, a seventh of a burst's CPU.
 	ctx = crm.SettingsOnce(ctx)
 	sem := make(chan struct{}, w.Parallel)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, id := range ids {
 		sem <- struct{}{}
 		wg.Add(1)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/sync/embedded"
+	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 )
 
 // Backups of the embedded SQLite engine (docs/operations-backup.md).

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/sync/embedded"
-	"github.com/fieldcrm/fieldcrm/sync/store"
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 )
 
 // TestBackupWhileServingAndRestoreStartsANewSyncEpoch runs the default
@@ -63,7 +63,7 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 		acked      bool
 	}
 	var (
-		mu      gosync.Mutex
+		mu      sync.Mutex
 		batches []batch
 		acked   int
 		pushErr error

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // benchCommand runs `fieldcrm bench sync`: it starts fieldcrm on a loopback

@@ -13,9 +13,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/sheets"
 )
 
 // benchImport runs `fieldcrm bench import`: on a throwaway database it writes

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // benchReminders runs `fieldcrm bench reminders`: it seeds reminders that
@@ -92,7 +92,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	defer stopProfile()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	offset.Store(int64(time.Until(t0.Add(-2 * time.Second))))
 	for range *workers {
 		w := notify.NewWorker(a.store, a.crm, devices, scheduler, pusher, clock, a.log)
@@ -240,7 +240,7 @@ func benchSeedReminders(ctx context.Context, a *application, tenant string, user
 type benchFCM struct {
 	srv   *httptest.Server
 	clock func() time.Time
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	got   []arrival
 }
 

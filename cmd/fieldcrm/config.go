@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
-	"github.com/fieldcrm/fieldcrm/api/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 

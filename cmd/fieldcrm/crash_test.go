@@ -12,7 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 )
@@ -33,7 +33,7 @@ var (
 //     complete, and its push in flight, retried, is accepted; every
 //     acknowledged write is there once, customer numbers are unique;
 //   - every customer's loyalty balance is the sum of its ledger entries once
-//     the in-flight push is retried (sync/crm/loyalty.go);
+//     the in-flight push is retried (internal/crm/loyalty.go);
 //   - the import reads interrupted (or done); importing the same file again
 //     completes it, each of its customers there once;
 //   - a merge cut off is finished by running it again, and running it again
@@ -145,10 +145,10 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 	killAfter := time.Duration(400+rng.IntN(1200)) * time.Millisecond
 	pushSeed := rng.Uint64()
 
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	var inFlight map[string][]map[string]any
 	pushed := 0
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { // the phone
 		defer wg.Done()
@@ -344,7 +344,7 @@ func (w *crashWorld) accept(changes map[string][]map[string]any, accepted map[st
 	}
 }
 
-// checkBalancesLag checks sync/crm/loyalty.go's promise after a crash: each
+// checkBalancesLag checks internal/crm/loyalty.go's promise after a crash: each
 // customer's balance is the sum of its stored entries, less some of those
 // stored by the push in flight (cut off before settling them), and no points
 // are held beyond what is there. The customers of a merge cut off are left
@@ -725,7 +725,7 @@ func (h *handset) diff(other *handset) string {
 // before a push got through, or after it got through but before its answer.
 type crashFCM struct {
 	srv *httptest.Server
-	mu  gosync.Mutex
+	mu  sync.Mutex
 	got []crashPush
 }
 

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // demoCompany is the demo tenant's name.

@@ -10,8 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/sheets"
 )
 
 // cliActorID is who the audit log names for what an operator does with the

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
-	"github.com/fieldcrm/fieldcrm/sync/sheets"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 )
 
 // importCommand imports customers (or their contacts, interactions, orders

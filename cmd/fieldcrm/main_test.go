@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 )
 
 // serveProcess is one `fieldcrm serve` run inside the test process.
@@ -259,7 +259,7 @@ func TestRedisURLForms(t *testing.T) {
 
 // syncWriter lets the server's goroutines and the test share one log buffer.
 type syncWriter struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	w  *bytes.Buffer
 }
 
@@ -452,9 +452,9 @@ func TestSharedDatabaseNeedsGivenSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var dials gosync.WaitGroup
+	var dials sync.WaitGroup
 	var dialed int
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	dials.Add(1)
 	go func() {
 		defer dials.Done()

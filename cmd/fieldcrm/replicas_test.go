@@ -13,14 +13,14 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 )
 
 // replicaChildVar makes the test binary act as `fieldcrm serve` (see TestMain):
@@ -340,7 +340,7 @@ func testReplicasConverge(t *testing.T, a, b *replica) {
 	}
 	const rounds = 4
 	for round := range rounds {
-		var wg gosync.WaitGroup
+		var wg sync.WaitGroup
 		errs := make(chan string, len(phones))
 		for i, p := range phones {
 			wg.Add(1)
@@ -460,7 +460,7 @@ func testReplicaKilledMidPush(t *testing.T, a, b *replica) {
 	p := newPhone(t, b, email, "crash-phone")
 	p.pull(t, b)
 
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	var acked []string
 	var inFlight []map[string]any
 	done := make(chan struct{})

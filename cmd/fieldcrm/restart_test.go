@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +37,7 @@ func TestDefaultDeploymentKeepsSyncAcrossRestartsAndCrashes(t *testing.T) {
 
 	acked := map[string]bool{}
 	for round := range 4 {
-		var mu gosync.Mutex
+		var mu sync.Mutex
 		var inFlight []map[string]any
 		stopAt := 20 + rng.IntN(60)
 		pushed := 0

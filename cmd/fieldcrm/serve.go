@@ -15,15 +15,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fieldcrm/fieldcrm/api"
-	"github.com/fieldcrm/fieldcrm/api/accounts"
-	"github.com/fieldcrm/fieldcrm/api/ratelimit"
+	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/redis/lease"
+	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/counter"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
-	"github.com/fieldcrm/fieldcrm/sync/embedded"
-	"github.com/fieldcrm/fieldcrm/sync/lease"
-	"github.com/fieldcrm/fieldcrm/sync/store"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 

@@ -2,12 +2,12 @@ package cursor_test
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
-	"github.com/fieldcrm/fieldcrm/sync/testenv"
 )
 
 var env *testenv.Env
@@ -15,7 +15,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 type clock struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	t  time.Time
 }
 
@@ -29,7 +29,7 @@ func (c *clock) add(d time.Duration) {
 // database stands in for the durable side: the highest number stored in
 // records, and the reservations.
 type database struct {
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	highest  int64
 	reserved map[string]int64
 }
@@ -121,7 +121,7 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 	s, _ := newSequencer(t, 0)
 	const n = 64
 	seen := make(chan int64, n)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {

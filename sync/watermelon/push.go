@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/crm"
 )
 
 // MaxPushRecords bounds the records of one push (created, updated and deleted

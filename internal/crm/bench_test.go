@@ -1,0 +1,151 @@
+package crm_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// benchTenant is a tenant holding existing customers, written straight to the
+// store (with their dedupe and search keys) so that setting up is quick.
+func benchTenant(b *testing.B, existing int) (*crm.Service, models.Actor, *store.Store) {
+	return benchTenantOn(b, env.Store(b), existing)
+}
+
+func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, models.Actor, *store.Store) {
+	ctx := context.Background()
+	rd := env.Redis(b)
+	tenant := models.Tenant{ID: models.NewID(), Name: "Bench", CreatedAt: time.Now().UTC()}
+	if err := st.CreateTenant(ctx, tenant); err != nil {
+		b.Fatal(err)
+	}
+	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
+	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
+		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st), Logger: testenv.DiscardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep := models.Actor{UserID: "rep-1", TenantID: tenant.ID, Role: models.RoleRep, TeamID: "team-1"}
+	settings := models.Settings{}.WithDefaults()
+	for i := range existing {
+		c := models.Customer{CustomerFields: models.CustomerFields{
+			Name: fmt.Sprintf("Existing customer %d", i),
+			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("139%08d", i)}},
+				Emails: []models.Email{{Address: fmt.Sprintf("c%d@example.com", i)}}},
+		}}
+		if err := c.Prepare(settings); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now().UTC()
+		c.Meta = models.Meta{ID: models.NewID(), TenantID: tenant.ID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
+		c.Number = settings.CustomerNumber.Format(int64(i+1), now)
+		c.RefreshSearchKeys()
+		if err := st.Insert(ctx, store.Customers, &c.Meta, &c, store.AuditEntry{Action: "create"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return svc, rep, st
+}
+
+// BenchmarkCreateCustomer measures a REST create: settings, duplicate check
+// against the tenant's customers, number assignment, audit, insert.
+func BenchmarkCreateCustomer(b *testing.B) {
+	for _, existing := range []int{100, 2000} {
+		b.Run(fmt.Sprintf("existing=%d", existing), func(b *testing.B) {
+			svc, rep, _ := benchTenant(b, existing)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				in := models.Customer{CustomerFields: models.CustomerFields{Name: fmt.Sprintf("New %d", i),
+					ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("137%08d", i)}}}}}
+				if _, err := svc.CreateCustomer(ctx, rep, in, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSearchCustomers measures look-up by phone (exact key) and by part of
+// a name (substring) among 2,000 customers of a rep.
+func BenchmarkSearchCustomers(b *testing.B) {
+	svc, rep, _ := benchTenant(b, 2000)
+	ctx := context.Background()
+	for _, q := range []struct{ name, query string }{{"phone", "139 0000 1234"}, {"name", "customer 1234"}} {
+		b.Run(q.name, func(b *testing.B) {
+			for range b.N {
+				page, err := svc.Customers.List(ctx, rep, crm.ListOptions{Filters: map[string]string{"q": q.query}, Limit: 20})
+				if err != nil || len(page.Data) != 1 {
+					b.Fatalf("found %d, %v", len(page.Data), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGetCustomer measures reading one customer by id among 2,000.
+func BenchmarkGetCustomer(b *testing.B) {
+	svc, rep, _ := benchTenant(b, 2000)
+	ctx := context.Background()
+	created, err := svc.CreateCustomer(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Target"}}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := svc.Customers.Get(ctx, rep, created.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUpdateCustomer measures one field edit, the unit of a sync push:
+// read, version claim, write, audit. It compares the direct path (documents
+// by _id straight to the embedded engine's tables, claim and record in one
+// transaction) with the same store going through FerretDB for everything.
+func BenchmarkUpdateCustomer(b *testing.B) {
+	for _, path := range []string{"direct", "ferretdb"} {
+		b.Run("path="+path, func(b *testing.B) {
+			ctx := context.Background()
+			cfg := env.StoreConfig(b)
+			if path == "ferretdb" {
+				cfg.Tables, cfg.ByID = nil, nil
+			}
+			st, err := store.Open(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = st.DropDatabase(ctx); _ = st.Close(ctx) })
+			svc, rep, _ := benchTenantOn(b, st, 2000)
+			created, err := svc.CreateCustomer(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Target"}}, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := svc.Customers.Mutate(ctx, rep, created.ID, func(c *models.Customer) error {
+					c.Industry = fmt.Sprint("industry ", i)
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+package watermelon
+
+import (
+	"context"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// sequencer tells how far pulls may read and where a device stood before a
+// pull (see package cursor).
+type sequencer interface {
+	Watermark(ctx context.Context, tenant string) (int64, error)
+	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error
+	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64
+	RoundBase(ctx context.Context, tenant, user, device string, from int64) int64
+	RememberNewTables(ctx context.Context, tenant, user, device string, to int64, tables []string) error
+	NewTables(ctx context.Context, tenant, user, device string, from int64) []string
+}
+
+// tombstoneStore is what purging old deletions needs (see Purge).
+type tombstoneStore interface {
+	TenantIDs(ctx context.Context) ([]string, error)
+	Tombstones(ctx context.Context, coll, tenant string, before time.Time, limit int) ([]string, int64, error)
+	PurgeRecords(ctx context.Context, coll, tenant string, ids []string) error
+	SyncFloor(ctx context.Context, tenant string) (int64, error)
+	RaiseSyncFloor(ctx context.Context, tenant string, floor int64) error
+}
+
+// Engine serves the sync protocol.
+type Engine struct {
+	tables     []table
+	seq        sequencer
+	tombstones tombstoneStore
+	conflicts  *crm.Records[models.Conflict]
+	// openConflict turns a conflict's sealed values into their JSON.
+	openConflict func(c *models.Conflict) error
+	pageSize     int
+	// PushParallel is how many rows of a pushed table are applied at once
+	// (DefaultPushParallel unless set before the engine serves).
+	PushParallel int
+}
+
+// DefaultPageSize is the most records one pull returns.
+const DefaultPageSize = 5000
+
+// New returns an Engine over the CRM's collections. pageSize 0 means DefaultPageSize.
+func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize int) *Engine {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	customers := newTable(svc.Customers)
+	// A customer's phones, e-mails, kind and names make its duplicate keys,
+	// checked against the tenant's other customers when they change: two rows
+	// of one push giving two customers one phone must see each other.
+	customers.serial = []string{"kind", "name", "company_name", "phones", "emails"}
+	return &Engine{
+		seq:          seq,
+		tombstones:   tombstones,
+		conflicts:    svc.Conflicts,
+		openConflict: svc.OpenConflict,
+		pageSize:     pageSize,
+		PushParallel: DefaultPushParallel,
+		// Parents first: a push applies tables in this order, so a customer
+		// created offline exists when its visits arrive in the same push.
+		tables: []table{
+			customers, newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
+			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
+			newTable(svc.LoyaltyEntries), serverTable(svc.Conflicts), newTable(svc.Notifications),
+		},
+	}
+}
+
+func (e *Engine) table(name string) table {
+	for _, t := range e.tables {
+		if t.schema().Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Schema describes the synced tables.
+func (e *Engine) Schema() Schema {
+	s := Schema{Version: SchemaVersion}
+	for _, t := range e.tables {
+		s.Tables = append(s.Tables, t.schema())
+	}
+	return s
+}
