@@ -19,6 +19,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
@@ -84,6 +85,7 @@ type Server struct {
 	// crm is the CRM service, used concretely: its generic Records cannot be
 	// named by one interface, and handlers call nothing but its methods.
 	crm      *crm.Service
+	imports  *imports.Runner
 	sync     *watermelon.Engine
 	notify   notifyService
 	checks   []Check
@@ -111,7 +113,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
+	s := &Server{accounts: acc, crm: crmService, imports: imports.New(crmService, log), sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
 		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
