@@ -29,12 +29,21 @@ import (
 // an hour; a run still going after six is stuck, and its record says failed.
 const Timeout = 6 * time.Hour
 
-// CRM is what an import needs of the CRM: the rows' rules and the import's
-// record (crm.Service).
+// CRM is what an import needs of the CRM (crm.Service): the rows' rules, and
+// a place for the import's record, its failed rows and the rows it skipped or
+// merged as duplicates, where GET /v1/imports/{id} finds them.
 type CRM interface {
-	sheets.Importer
-	sheets.Sink
 	Settings(ctx context.Context, a models.Actor) (models.Settings, error)
+	ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (crm.RowOutcome, error)
+	StartRecordImport(ctx context.Context, a models.Actor) (*crm.RecordImport, error)
+	// ImportFinished hears of an import's end (the CRM then refreshes what
+	// depends on customers and orders, RFM tiers).
+	ImportFinished(ctx context.Context, im models.Import) error
+	SaveImport(ctx context.Context, im models.Import) error
+	AddImportFailures(ctx context.Context, importID string, f []models.ImportFailure) error
+	// AddSkippedRows stores a page of skipped rows as page number page;
+	// pages are numbered from 1, one after the other, in line order.
+	AddSkippedRows(ctx context.Context, importID string, page int, rows []models.SkippedRow) error
 }
 
 // Runner starts imports.
@@ -108,6 +117,9 @@ func (j *Job) Wait(ctx context.Context) (models.Import, error) {
 // request or file that cannot be imported is refused with a
 // models.ValidationError, and nothing is recorded.
 func (r *Runner) Start(ctx context.Context, req Request, file io.Reader) (*Job, error) {
+	if err := req.check(); err != nil {
+		return nil, err
+	}
 	st, err := r.crm.Settings(ctx, req.Actor)
 	if err != nil {
 		return nil, err
@@ -126,22 +138,23 @@ func (r *Runner) Start(ctx context.Context, req Request, file io.Reader) (*Job, 
 	if err := copyFile(path, file); err != nil {
 		return nil, fmt.Errorf("import %s: keep the file: %w", req.FileName, err)
 	}
-	p, err := sheets.Prepare(path, req.FileName, sheets.Options{Actor: req.Actor, Kind: req.Kind,
-		OnDuplicate: req.OnDuplicate, DryRun: req.DryRun, Mapping: req.Mapping, Settings: st}, r.now())
+	sheet, err := sheets.Open(path, req.FileName, req.kind(), req.Mapping, st.CustomFields)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.crm.SaveImport(ctx, p.Job()); err != nil {
+	run := &run{crm: r.crm, sink: progressSink{CRM: r.crm, progress: req.Progress}, sheet: sheet, req: req, settings: st, now: r.now}
+	record := run.newRecord(req.FileName)
+	if err := r.crm.SaveImport(ctx, record); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), Timeout)
-	j := &Job{record: p.Job(), cancel: cancel, done: make(chan struct{})}
+	j := &Job{record: record, cancel: cancel, done: make(chan struct{})}
 	started = true
 	go func() {
 		defer close(j.done)
 		defer cancel()
 		defer os.RemoveAll(dir)
-		j.final, j.err = p.Run(runCtx, r.crm, progressSink{CRM: r.crm, progress: req.Progress}, r.now)
+		j.final, j.err = run.all(runCtx, record)
 		r.logEnd(runCtx, j.final, j.err)
 	}()
 	return j, nil
