@@ -240,12 +240,13 @@ var (
 )
 
 // writable returns the columns of row the device may write, as JSON values
-// ready to decode onto the record; only is the set to take (nil: all).
-func writable(row map[string]any, cols []Column, only []string) (map[string]json.RawMessage, error) {
+// ready to decode onto the record: every column the row holds but those the
+// server alone writes, which are ignored.
+func writable(row map[string]any, cols []Column) (map[string]json.RawMessage, error) {
 	out := map[string]json.RawMessage{}
 	for _, c := range cols {
 		val, present := row[c.Name]
-		if !present || c.ReadOnly || (only != nil && !slices.Contains(only, c.Name)) {
+		if !present || c.ReadOnly {
 			continue
 		}
 		raw, err := columnJSON(c, val)

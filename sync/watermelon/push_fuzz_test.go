@@ -35,7 +35,7 @@ func FuzzPushRowColumns(f *testing.F) {
 			if v.Err() != nil {
 				continue
 			}
-			values, err := writable(row, cols, nil)
+			values, err := writable(row, cols)
 			if err != nil {
 				var ve *models.ValidationError
 				if !errors.As(err, &ve) {

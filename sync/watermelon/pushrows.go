@@ -142,7 +142,7 @@ func (t *records[R]) pushOne(ctx context.Context, a models.Actor, from pushCurso
 		return settle(err, r.deleteID, o, out)
 	}
 	id := r.row["id"].(string)
-	values, err := writable(r.row, t.cols, nil)
+	values, err := writable(r.row, t.cols)
 	if err != nil {
 		return settle(err, id, crm.DeviceOutcome{}, out)
 	}
