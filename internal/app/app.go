@@ -186,11 +186,16 @@ func (a *App) Close(ctx context.Context) {
 	a.log.Info("fieldcrm stopped")
 }
 
+// check refuses a limit that would lock everyone out (or that
+// ratelimit.Failures cannot keep): each must allow an attempt per a window.
 func (l Accounts) check() error {
-	for name, limit := range map[string]Limit{"LoginPerEmail": l.LoginPerEmail, "LoginPerAddress": l.LoginPerAddress,
-		"RefreshPerAddress": l.RefreshPerAddress, "SignupPerAddress": l.SignupPerAddress} {
-		if limit.Max < 1 || limit.Window <= 0 {
-			return fmt.Errorf("app: accounts limit %s is %d per %s: want at least 1 per a positive window", name, limit.Max, limit.Window)
+	for _, c := range []struct {
+		name  string
+		limit Limit
+	}{{"LoginPerEmail", l.LoginPerEmail}, {"LoginPerAddress", l.LoginPerAddress},
+		{"RefreshPerAddress", l.RefreshPerAddress}, {"SignupPerAddress", l.SignupPerAddress}} {
+		if c.limit.Max < 1 || c.limit.Window <= 0 {
+			return fmt.Errorf("app: accounts limit %s is %d per %s: want at least 1 per a positive window", c.name, c.limit.Max, c.limit.Window)
 		}
 	}
 	return nil
