@@ -430,6 +430,13 @@ func runDocExamples(t *testing.T, name string, blocks []fence) {
 		lastID: map[string]string{"teams": team, "users": rep.id, "customers": r.json(t)["id"].(string)}}
 
 	for i, f := range blocks {
+		if req, ok := strings.CutPrefix(f.info, "json request "); ok {
+			// A request body no response example follows would never be sent.
+			if i+1 == len(blocks) || !strings.HasPrefix(blocks[i+1].info, "json response "+req) {
+				t.Errorf("%s:%d: ```%s is not followed by a ```json response %s block", name, f.line, f.info, req)
+			}
+			continue
+		}
 		rest, ok := strings.CutPrefix(f.info, "json response ")
 		if !ok {
 			continue
@@ -478,7 +485,8 @@ func parseResponseInfo(s string) (responseExample, error) {
 	return ex, nil
 }
 
-// curlPattern finds a curl command's URL and -d body in a shell block.
+// curlURL, curlMethod and curlBody find a curl command's URL, method and -d
+// body in a shell block.
 var (
 	curlURL    = regexp.MustCompile(`localhost:8080(/[^\s'"]*)`)
 	curlMethod = regexp.MustCompile(`-X\s+([A-Z]+)`)
