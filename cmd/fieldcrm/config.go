@@ -303,7 +303,7 @@ func (c serveConfig) dataKey() ([]byte, string, error) {
 	return key, source, nil
 }
 
-// placeholderSecrets are the example values of the README and deploy/ (and
+// placeholderSecrets are the example values of deploy/ (and
 // their like): a secret that contains one was copied, not generated.
 var placeholderSecrets = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder", "example", "your-secret"}
 
