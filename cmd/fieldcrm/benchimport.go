@@ -50,7 +50,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	u, err := a.store.UserByEmail(ctx, rep.email)
+	u, err := a.Store.UserByEmail(ctx, rep.email)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	}
 	var peak uint64
 	start := time.Now()
-	started, err := imports.New(a.crm, a.log).Start(ctx, imports.Request{Actor: actor, OnDuplicate: crm.OnDuplicateSkip,
+	started, err := imports.New(a.CRM, discardLogger).Start(ctx, imports.Request{Actor: actor, OnDuplicate: crm.OnDuplicateSkip,
 		FileName: "customers.csv", Progress: func(models.Import) { notePeakHeap(&peak) }}, f)
 	if err != nil {
 		stopProfile()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,11 +55,11 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	a, err := startCommandApp(ctx, getenv, stderr)
-	defer a.close(ctx)
+	defer a.Close(ctx)
 	if err != nil {
 		return err
 	}
-	user, err := importingUser(ctx, a.store, *tenant, *as)
+	user, err := importingUser(ctx, a.Store, *tenant, *as)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	started, err := imports.New(a.crm, a.log).Start(ctx, imports.Request{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
+	started, err := imports.New(a.CRM, discardLogger).Start(ctx, imports.Request{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
 		DryRun: *dryRun, Mapping: mapping, FileName: filepath.Base(*file), Progress: bar.draw}, f)
 	if err != nil {
 		stopProfile()
@@ -91,10 +92,14 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
 	}
 	if *failuresOut != "" && job.Failed+job.Skipped+job.Merged > 0 {
-		return writeFailures(ctx, a.crm, actor, job.ID, *failuresOut)
+		return writeFailures(ctx, a.CRM, actor, job.ID, *failuresOut)
 	}
 	return nil
 }
+
+// discardLogger is the import runner's logger in commands: a command
+// reports its import's outcome itself, on stdout or as its error.
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // importingUser is the user named by email in the tenant, or its first admin.
 func importingUser(ctx context.Context, st *store.Store, tenant, email string) (models.User, error) {

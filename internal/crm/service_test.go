@@ -1,7 +1,6 @@
 package crm_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
-	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/cursor"
 )
 
 // people are the actors of one test tenant: an admin, a manager of team-1,
@@ -22,20 +19,13 @@ type people struct {
 	admin, manager, rep, rep2, otherManager models.Actor
 }
 
-// newTenant returns a CRM over a tenant of its own, on the test database.
+// newTenant returns the application's CRM over a tenant of its own.
 func newTenant(t *testing.T) (*crm.Service, people) {
 	t.Helper()
-	ctx := context.Background()
 	st := env.Store(t)
-	rd := env.Redis(t)
+	svc := apptest.New(t, apptest.Config(), st, env.Redis(t)).CRM
 	tenant := models.Tenant{ID: models.NewID(), Name: "Rules", CreatedAt: time.Now().UTC()}
-	if err := st.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
-	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st), Logger: testenv.DiscardLogger()})
-	if err != nil {
+	if err := st.CreateTenant(context.Background(), tenant); err != nil {
 		t.Fatal(err)
 	}
 	id := tenant.ID

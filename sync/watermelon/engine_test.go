@@ -1,45 +1,36 @@
-package watermelon
+package watermelon_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
-	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/cursor"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
-// fixture is an engine over a tenant of its own: desk writes as the server
-// sees a web console (no device), phone syncs as the tenant's admin.
+// fixture is the application's sync engine over a tenant of its own: desk
+// writes as a web console does (no device), phone syncs as the tenant's admin.
 type fixture struct {
-	engine      *Engine
+	engine      *watermelon.Engine
 	svc         *crm.Service
 	desk, phone models.Actor
 }
 
 func newFixture(t *testing.T, pageSize int) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st := env.Store(t)
-	rd := env.Redis(t)
+	cfg := apptest.Config()
+	cfg.SyncPageSize = pageSize
+	a := apptest.New(t, cfg, env.Store(t), env.Redis(t))
 	tenant := models.Tenant{ID: models.NewID(), Name: "Protocol", CreatedAt: time.Now().UTC()}
-	if err := st.CreateTenant(ctx, tenant); err != nil {
+	if err := a.Store.CreateTenant(context.Background(), tenant); err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st)
-	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
-		Sequencer: seq, Logger: testenv.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{engine: New(svc, seq, st, pageSize), svc: svc,
+	return &fixture{engine: a.Sync, svc: a.CRM,
 		desk:  models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin},
 		phone: models.Actor{UserID: "admin", TenantID: tenant.ID, Role: models.RoleAdmin, DeviceID: "phone"}}
 }
@@ -63,7 +54,7 @@ func (f *fixture) retitle(t *testing.T, id, title string) {
 	}
 }
 
-func (f *fixture) pull(t *testing.T, from int64, mig *Migration) PullResult {
+func (f *fixture) pull(t *testing.T, from int64, mig *watermelon.Migration) watermelon.PullResult {
 	t.Helper()
 	got, err := f.engine.Pull(context.Background(), f.phone, from, mig)
 	if err != nil {
@@ -72,9 +63,9 @@ func (f *fixture) pull(t *testing.T, from int64, mig *Migration) PullResult {
 	return got
 }
 
-func (f *fixture) push(t *testing.T, from int64, changes map[string]PushTable) PushResult {
+func (f *fixture) push(t *testing.T, from int64, changes map[string]watermelon.PushTable) watermelon.PushResult {
 	t.Helper()
-	got, err := f.engine.Push(context.Background(), f.phone, from, PushRequest{Changes: changes})
+	got, err := f.engine.Push(context.Background(), f.phone, from, watermelon.PushRequest{Changes: changes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,17 +175,17 @@ func TestMigrationPullSendsNewTablesAsCreatedAndNewColumnsAsUpdated(t *testing.T
 		t.Fatal("a plain pull at the latest cursor brings records")
 	}
 
-	got := f.pull(t, cursor, &Migration{From: 1, Tables: []string{"notifications"}})
+	got := f.pull(t, cursor, &watermelon.Migration{From: 1, Tables: []string{"notifications"}})
 	if !slices.Equal(ids(got.Changes["notifications"].Created), []string{note.ID}) || len(got.Changes["customers"].Updated) != 0 {
 		t.Fatalf("migration adding the notifications table: notifications created %v, customers updated %v; want %s created and no customer",
 			ids(got.Changes["notifications"].Created), ids(got.Changes["customers"].Updated), note.ID)
 	}
-	got = f.pull(t, got.Timestamp, &Migration{From: 2, Columns: []MigrationColumns{{Table: "customers", Columns: []string{"external_ref"}}}})
+	got = f.pull(t, got.Timestamp, &watermelon.Migration{From: 2, Columns: []watermelon.MigrationColumns{{Table: "customers", Columns: []string{"external_ref"}}}})
 	if !slices.Equal(ids(got.Changes["customers"].Updated), []string{c.ID}) || len(got.Changes["customers"].Created) != 0 {
 		t.Fatalf("migration adding a customer column: created %v, updated %v; want %s updated (the device holds it)",
 			ids(got.Changes["customers"].Created), ids(got.Changes["customers"].Updated), c.ID)
 	}
-	if err := CheckMigration(Migration{From: 0}); err == nil {
+	if err := watermelon.CheckMigration(watermelon.Migration{From: 0}); err == nil {
 		t.Fatal("a migration from version 0 is accepted")
 	}
 }
@@ -206,17 +197,17 @@ func TestPushBreakingTheProtocolIsRefusedWholeAndWritesNothing(t *testing.T) {
 	good := map[string]any{"id": "c-good", "name": "Would be created", "_status": "created", "_changed": ""}
 	for name, tc := range map[string]struct {
 		from    int64
-		changes map[string]PushTable
+		changes map[string]watermelon.PushTable
 	}{
-		"no cursor":        {0, map[string]PushTable{"customers": {Created: []map[string]any{good}}}},
-		"unknown table":    {cursor, map[string]PushTable{"customers": {Created: []map[string]any{good}}, "invoices": {}}},
-		"unknown column":   {cursor, map[string]PushTable{"customers": {Created: []map[string]any{good, {"id": "c2", "name": "x", "colour": "red"}}}}},
-		"wrong type":       {cursor, map[string]PushTable{"customers": {Created: []map[string]any{good, {"id": "c2", "name": 7.0}}}}},
-		"bad id":           {cursor, map[string]PushTable{"customers": {Created: []map[string]any{good, {"id": "c 2!", "name": "x"}}}}},
-		"_changed unknown": {cursor, map[string]PushTable{"customers": {Created: []map[string]any{good}, Updated: []map[string]any{{"id": "c3", "_changed": "colour"}}}}},
+		"no cursor":        {0, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good}}}},
+		"unknown table":    {cursor, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good}}, "invoices": {}}},
+		"unknown column":   {cursor, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good, {"id": "c2", "name": "x", "colour": "red"}}}}},
+		"wrong type":       {cursor, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good, {"id": "c2", "name": 7.0}}}}},
+		"bad id":           {cursor, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good, {"id": "c 2!", "name": "x"}}}}},
+		"_changed unknown": {cursor, map[string]watermelon.PushTable{"customers": {Created: []map[string]any{good}, Updated: []map[string]any{{"id": "c3", "_changed": "colour"}}}}},
 		"no changes":       {cursor, nil},
 	} {
-		_, err := f.engine.Push(ctx, f.phone, tc.from, PushRequest{Changes: tc.changes})
+		_, err := f.engine.Push(ctx, f.phone, tc.from, watermelon.PushRequest{Changes: tc.changes})
 		var ve *models.ValidationError
 		if !errors.As(err, &ve) {
 			t.Errorf("%s: %v; want a validation error", name, err)
@@ -231,7 +222,7 @@ func TestPushRejectsRowsTheRulesRefuseAndAppliesTheRest(t *testing.T) {
 	f := newFixture(t, 0)
 	ctx := context.Background()
 	cursor := f.pull(t, 0, nil).Timestamp
-	got := f.push(t, cursor, map[string]PushTable{
+	got := f.push(t, cursor, map[string]watermelon.PushTable{
 		"customers": {Created: []map[string]any{
 			{"id": "c-ok", "name": "Fine", "_status": "created"},
 			{"id": "c-no-name", "name": "", "_status": "created"},
@@ -278,8 +269,8 @@ func TestPushConflictsAreJudgedFromThePushBase(t *testing.T) {
 	cursor = f.pull(t, cursor, nil).Timestamp // the device now stands at cursor
 	f.retitle(t, c.ID, "set at the desk")
 
-	edit := func(col string, val any) map[string]PushTable {
-		return map[string]PushTable{"customers": {Updated: []map[string]any{{"id": c.ID, col: val, "_status": "updated", "_changed": col}}}}
+	edit := func(col string, val any) map[string]watermelon.PushTable {
+		return map[string]watermelon.PushTable{"customers": {Updated: []map[string]any{{"id": c.ID, col: val, "_status": "updated", "_changed": col}}}}
 	}
 	got := f.push(t, cursor, edit("title", "set on the phone"))
 	if !slices.Equal(got.Conflicted["customers"], []string{c.ID}) {
@@ -315,7 +306,7 @@ func TestServerTablesAndColumnsAreReadOnlyToDevices(t *testing.T) {
 	ctx := context.Background()
 	c := f.customer(t, "Numbered")
 	cursor := f.pull(t, 0, nil).Timestamp
-	got := f.push(t, cursor, map[string]PushTable{
+	got := f.push(t, cursor, map[string]watermelon.PushTable{
 		"conflicts": {Created: []map[string]any{{"id": "k1", "table": "customers"}}, Updated: []map[string]any{{"id": "k2"}}, Deleted: []string{"k3"}},
 		"customers": {Updated: []map[string]any{{"id": c.ID, "number": "C-FORGED", "title": "ok", "_changed": "number,title"}}},
 	})
@@ -345,7 +336,7 @@ func TestPushAppliesEditsOfDuplicateKeysInOrder(t *testing.T) {
 		return map[string]any{"id": id, "phones": `[{"number":"13800138000"}]`, "_changed": "phones"}
 	}
 	f.engine.PushParallel = 8
-	got := f.push(t, cursor, map[string]PushTable{"customers": {Updated: []map[string]any{phone(first.ID), phone(second.ID)}}})
+	got := f.push(t, cursor, map[string]watermelon.PushTable{"customers": {Updated: []map[string]any{phone(first.ID), phone(second.ID)}}})
 	if len(got.Accepted["customers"])+len(got.Conflicted["customers"]) != 2 {
 		t.Fatalf("outcomes %+v", got)
 	}
