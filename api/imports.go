@@ -4,22 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"path/filepath"
+	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 	"github.com/fieldcrm/fieldcrm/models"
 )
-
-// importTimeout bounds one background import.
-const importTimeout = 6 * time.Hour
 
 // importResponse is an import's record with its first failed rows and its
 // first rows skipped or merged as duplicates.
@@ -39,7 +34,7 @@ const shownRows = 100
 // createImport serves POST /v1/imports: a multipart upload (file, and the
 // optional fields kind, on_duplicate, dry_run and mapping) that starts a
 // background import of customers, contacts, interactions, orders or
-// payments and answers 202 with its record. A file
+// payments (package imports) and answers 202 with its record. A file
 // that cannot be imported at all is refused at once with 422.
 func (s *Server) createImport(c *fiber.Ctx) error {
 	fh, err := c.FormFile("file")
@@ -47,71 +42,33 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "file",
 			Message: "send the spreadsheet as multipart/form-data field \"file\" (.csv or .xlsx)"}}}
 	}
-	o := sheets.Options{Actor: actorOf(c), Kind: c.FormValue("kind", crm.ImportCustomers),
-		OnDuplicate: c.FormValue("on_duplicate", crm.OnDuplicateSkip)}
+	// Copied: Fiber reuses the request's memory, and the import outlives it.
+	req := imports.Request{Actor: actorOf(c), Kind: strings.Clone(c.FormValue("kind", crm.ImportCustomers)),
+		OnDuplicate: strings.Clone(c.FormValue("on_duplicate", crm.OnDuplicateSkip)), FileName: strings.Clone(fh.Filename)}
 	if raw := c.FormValue("dry_run"); raw != "" {
-		if o.DryRun, err = strconv.ParseBool(raw); err != nil {
+		if req.DryRun, err = strconv.ParseBool(raw); err != nil {
 			return &models.ValidationError{Fields: []models.FieldError{{Field: "dry_run", Message: "must be true or false"}}}
 		}
 	}
 	if raw := c.FormValue("mapping"); raw != "" {
 		dec := json.NewDecoder(strings.NewReader(raw))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&o.Mapping); err != nil {
+		if err := dec.Decode(&req.Mapping); err != nil {
 			return &models.ValidationError{Fields: []models.FieldError{{Field: "mapping",
 				Message: `must be JSON like {"columns": {"手机号码": "phones", "微信": "custom:wechat", "备注": "ignore"}}`}}}
 		}
 	}
-	ctx := c.UserContext()
-	st, err := s.crm.Settings(ctx, o.Actor)
+	file, err := fh.Open()
+	if err != nil {
+		return fmt.Errorf("open the uploaded %s: %w", fh.Filename, err)
+	}
+	defer file.Close()
+	job, err := s.imports.Start(c.UserContext(), req, file)
 	if err != nil {
 		return err
 	}
-	o.Settings = st
-	dir, err := os.MkdirTemp("", "fieldcrm-import-*")
-	if err != nil {
-		return err
-	}
-	// The file stays until the background run ends; a refused upload goes now.
-	running := false
-	defer func() {
-		if !running {
-			os.RemoveAll(dir)
-		}
-	}()
-	path := filepath.Join(dir, "upload")
-	if err := c.SaveFile(fh, path); err != nil {
-		return err
-	}
-	p, err := sheets.Prepare(path, fh.Filename, o, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if err := s.crm.SaveImport(ctx, p.Job()); err != nil {
-		return err
-	}
-	running = true
-	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), importTimeout)
-	go func() {
-		defer cancel()
-		defer os.RemoveAll(dir)
-		// The CRM keeps the progress and failed rows in the database, where
-		// every replica can answer GET /v1/imports/{id}.
-		job, err := p.Run(runCtx, s.crm, s.crm, func() time.Time { return time.Now().UTC() })
-		log := s.log.With("import", job.ID, "tenant", job.TenantID, "user", job.UserID)
-		if errors.Is(err, crm.ErrStopping) {
-			log.WarnContext(runCtx, "import interrupted by the server's stop", "done", job.Done)
-			return
-		}
-		if err != nil {
-			log.ErrorContext(runCtx, "import failed", "done", job.Done, "err", err.Error())
-			return
-		}
-		log.InfoContext(runCtx, "import done", "rows", job.Done, "created", job.Created, "merged", job.Merged,
-			"skipped", job.Skipped, "failed", job.Failed, "dry_run", job.DryRun)
-	}()
-	c.Set(fiber.HeaderLocation, "/v1/imports/"+p.Job().ID)
-	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: p.Job(), Failures: []models.ImportFailure{}, SkippedRows: []models.SkippedRow{}})
+	c.Set(fiber.HeaderLocation, "/v1/imports/"+job.Record().ID)
+	return c.Status(fiber.StatusAccepted).JSON(importResponse{Import: job.Record(), Failures: []models.ImportFailure{}, SkippedRows: []models.SkippedRow{}})
 }
 
 func (s *Server) getImport(c *fiber.Ctx) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
@@ -85,6 +86,7 @@ type Server struct {
 	// crm is the CRM service, used concretely: its generic Records cannot be
 	// named by one interface, and handlers call nothing but its methods.
 	crm      *crm.Service
+	imports  *imports.Runner
 	sync     *watermelon.Engine
 	notify   notifyService
 	checks   []Check
@@ -98,7 +100,7 @@ type Server struct {
 
 // New builds the API. Nothing listens until Listen is called. It fails only on
 // a TrustedProxies entry that is neither an address nor a CIDR.
-func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
+func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *imports.Runner, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -112,7 +114,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{accounts: acc, crm: crmService, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
+	s := &Server{accounts: acc, crm: crmService, imports: importRunner, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
 		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{

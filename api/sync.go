@@ -81,5 +81,5 @@ type resolveRequest struct {
 }
 
 func (s *Server) resolve(ctx context.Context, a models.Actor, id string, in resolveRequest) (models.Conflict, error) {
-	return s.sync.Resolve(ctx, a, id, in.Action)
+	return s.crm.ResolveConflict(ctx, a, id, in.Action)
 }

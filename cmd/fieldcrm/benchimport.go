@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -61,21 +61,24 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 
-	p, err := sheets.Prepare(file, "customers.csv", sheets.Options{Actor: actor, OnDuplicate: crm.OnDuplicateSkip}, time.Now().UTC())
+	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
-	if err := a.CRM.SaveImport(ctx, p.Job()); err != nil {
-		return err
-	}
+	defer f.Close()
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
 	}
 	var peak uint64
-	watch := &heapWatch{Sink: a.CRM, peak: &peak}
 	start := time.Now()
-	job, err := p.Run(ctx, a.CRM, watch, func() time.Time { return time.Now().UTC() })
+	started, err := a.Imports.Start(ctx, imports.Request{Actor: actor, OnDuplicate: crm.OnDuplicateSkip,
+		FileName: "customers.csv", Progress: func(models.Import) { notePeakHeap(&peak) }}, f)
+	if err != nil {
+		stopProfile()
+		return err
+	}
+	job, err := started.Wait(ctx)
 	took := time.Since(start)
 	stopProfile()
 	if err != nil {
@@ -119,17 +122,11 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-// heapWatch passes progress on and notes the peak heap while importing.
-type heapWatch struct {
-	sheets.Sink
-	peak *uint64
-}
-
-func (h *heapWatch) SaveImport(ctx context.Context, im models.Import) error {
+// notePeakHeap raises peak to the heap in use now, if higher.
+func notePeakHeap(peak *uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	*h.peak = max(*h.peak, ms.HeapInuse)
-	return h.Sink.SaveImport(ctx, im)
+	*peak = max(*peak, ms.HeapInuse)
 }
 
 // writeMessyCustomers writes rows customers as a Chinese CRM export looks:

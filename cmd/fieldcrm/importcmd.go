@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -62,26 +63,25 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	actor := models.Actor{TenantID: user.TenantID, UserID: user.ID, Role: user.Role, TeamID: user.TeamID}
-	st, err := a.CRM.Settings(ctx, actor)
-	if err != nil {
-		return err
-	}
-	p, err := sheets.Prepare(*file, filepath.Base(*file), sheets.Options{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
-		DryRun: *dryRun, Mapping: mapping, Settings: st}, time.Now().UTC())
+	f, err := os.Open(*file)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if err := a.CRM.SaveImport(ctx, p.Job()); err != nil {
-		return err
-	}
-	bar := &progressBar{Sink: a.CRM, w: stderr}
+	defer f.Close()
+	bar := &progressBar{w: stderr}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
 	}
-	job, err := p.Run(ctx, a.CRM, bar, func() time.Time { return time.Now().UTC() })
+	started, err := a.Imports.Start(ctx, imports.Request{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
+		DryRun: *dryRun, Mapping: mapping, FileName: filepath.Base(*file), Progress: bar.draw}, f)
+	if err != nil {
+		stopProfile()
+		return fmt.Errorf("import: %w", err)
+	}
+	job, err := started.Wait(ctx)
 	stopProfile()
-	bar.finish(job)
+	bar.finish()
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -115,14 +115,12 @@ func importingUser(ctx context.Context, st *store.Store, tenant, email string) (
 	return admins[0], nil
 }
 
-// progressBar draws the import's progress on one terminal line and passes it
-// on to the database.
+// progressBar draws an import's progress on one terminal line.
 type progressBar struct {
-	sheets.Sink
 	w io.Writer
 }
 
-func (b *progressBar) SaveImport(ctx context.Context, im models.Import) error {
+func (b *progressBar) draw(im models.Import) {
 	const width = 30
 	filled := 0
 	if im.Total > 0 {
@@ -131,10 +129,9 @@ func (b *progressBar) SaveImport(ctx context.Context, im models.Import) error {
 	eta := time.Duration(im.ETASeconds * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(b.w, "\r[%s%s] %d/%d rows  %.0f rows/s  ETA %s  (%d failed)   ", strings.Repeat("=", filled),
 		strings.Repeat(" ", width-filled), im.Done, im.Total, im.RowsPerSecond, eta, im.Failed)
-	return b.Sink.SaveImport(ctx, im)
 }
 
-func (b *progressBar) finish(im models.Import) { fmt.Fprintln(b.w) }
+func (b *progressBar) finish() { fmt.Fprintln(b.w) }
 
 // writeFailures writes an import's failed, skipped and merged rows to a CSV
 // file (sheets.WriteFailures).

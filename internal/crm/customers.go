@@ -16,6 +16,12 @@ import (
 func (s *Service) customerHooks() hooks[models.Customer] {
 	return hooks[models.Customer]{
 		prepare: s.prepareCustomer,
+		// Both sides' tags are kept: a tag only adds a label, and a rep
+		// tagging offline must not remove the tags another added meanwhile.
+		merge: map[string]columnMerge{"tags": unionOfLists},
+		// A customer's kind, names, phones and e-mails make its duplicate
+		// keys, checked against the tenant's other customers when they change.
+		serial: []string{"kind", "name", "company_name", "phones", "emails"},
 		after: func(ctx context.Context, w *write[models.Customer]) error {
 			if err := s.store.IndexCustomerKeys(ctx, w.rec.TenantID, w.rec.ID, liveKeys(w.old), liveKeys(w.rec)); err != nil {
 				return err

@@ -3,6 +3,7 @@ package crm_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -178,10 +179,9 @@ func TestLoyaltyConcurrentRetriedEarnsAndRedemptionsKeepBalanceAndLedgerEqual(t 
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, err := svc.LoyaltyEntries.CreateFrom(ctx, rep, id, func(dst any) error {
-						*dst.(*models.LoyaltyEntry) = models.LoyaltyEntry{ChildFields: models.ChildFields{CustomerID: c.ID}, Kind: kind, Points: n, Reason: "busy"}
-						return nil
-					})
+					_, err := svc.LoyaltyEntries.ApplyDeviceEdit(ctx, rep, crm.DeviceEdit{ID: id, Created: true, Columns: map[string]json.RawMessage{
+						"customer_id": jsonOf(c.ID), "kind": jsonOf(kind), "points": jsonOf(n), "reason": jsonOf("busy"),
+					}})
 					var invalid *models.ValidationError
 					if err != nil && !(kind == models.PointsRedeem && errors.As(err, &invalid)) {
 						errs <- fmt.Errorf("%s %s %d: %w", id, kind, n, err)
@@ -229,4 +229,13 @@ func TestLoyaltyBalanceLeftOffTheLedgerIsRightAfterTheNextWrite(t *testing.T) {
 	if balance, sum := balanceAndLedger(t, svc, rep, c.ID); balance != 110 || sum != 110 {
 		t.Fatalf("balance %d, ledger sum %d, want 110", balance, sum)
 	}
+}
+
+// jsonOf is v as JSON, for a device's columns.
+func jsonOf(v any) json.RawMessage {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return raw
 }

@@ -83,6 +83,12 @@ type hooks[R any] struct {
 	scopeAssignee bool
 	// timeline says when a record happened and what it was, for the customer timeline.
 	timeline func(r *R) (time.Time, string)
+	// merge settles, per column, a device's change that met someone else's
+	// (see ApplyDeviceEdit); a column not named is last writer wins.
+	merge map[string]columnMerge
+	// serial are the fields whose write reads the collection's other
+	// records (see EditReadsOthers).
+	serial []string
 }
 
 // Records serves one collection of CRM records.
@@ -90,6 +96,8 @@ type Records[R any] struct {
 	svc  *Service
 	coll string
 	h    hooks[R]
+	// fields are the types of the record's fields, by JSON name.
+	fields map[string]reflect.Type
 }
 
 func newRecords[R any](svc *Service, coll string, h hooks[R]) *Records[R] {
@@ -98,7 +106,7 @@ func newRecords[R any](svc *Service, coll string, h hooks[R]) *Records[R] {
 	}
 	h.sorts["created_at"] = "created_at"
 	h.sorts["updated_at"] = "updated_at"
-	return &Records[R]{svc: svc, coll: coll, h: h}
+	return &Records[R]{svc: svc, coll: coll, h: h, fields: fieldTypes[R]()}
 }
 
 // Create stores a new record for the actor and returns it as the actor sees it.
@@ -719,18 +727,6 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 	return out, nil
 }
 
-// CreateFrom creates a record under a client's id (a WatermelonDB id) from the
-// fields apply writes onto an empty record. Customers matching others are
-// created flagged, never refused: the rep was offline. Where CreatesAgain,
-// a create of a stored id that says the same is accepted unchanged.
-func (r *Records[R]) CreateFrom(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
-	var in R
-	if err := apply(&in); err != nil {
-		return in, err
-	}
-	return r.createAs(ctx, a, in, true, id)
-}
-
 // Exists reports whether the tenant has a record with id, tombstones included.
 func (r *Records[R]) Exists(ctx context.Context, tenant, id string) (bool, error) {
 	_, err := r.load(ctx, tenant, id)
@@ -740,18 +736,18 @@ func (r *Records[R]) Exists(ctx context.Context, tenant, id string) (bool, error
 	return err == nil, err
 }
 
-// Mutate applies change to record id as a versioned, audited write, after
-// allowed accepts the current record; it is the sync engine's way to write
-// what it has decided (conflict resolutions).
+// Mutate applies change to record id as a versioned, audited write, as the
+// actor, with no check of their rights: for the server's own decisions
+// (marking a conflict resolved).
 func (r *Records[R]) Mutate(ctx context.Context, a models.Actor, id string, change func(rec *R) error) (R, error) {
 	return r.mutate(ctx, a, id, "update", func(w *write[R]) error { return change(w.rec) })
 }
 
-// Resend gives record id a new version and sync number without changing it,
+// resend gives record id a new version and sync number without changing it,
 // so that every device holding it pulls it again: a device that pushed a
 // value the server stored differently (merged, normalized) must receive the
 // stored one. The version is audited as "resend", with no changes.
-func (r *Records[R]) Resend(ctx context.Context, a models.Actor, id string) error {
+func (r *Records[R]) resend(ctx context.Context, a models.Actor, id string) error {
 	a.DeviceID = ""
 	_, err := r.mutate(ctx, a, id, "resend", func(w *write[R]) error {
 		if meta(w.old).Deleted() {
@@ -763,11 +759,11 @@ func (r *Records[R]) Resend(ctx context.Context, a models.Actor, id string) erro
 	return err
 }
 
-// Restore brings back a deleted record the actor may edit, with apply's
+// restore brings back a deleted record the actor may edit, with apply's
 // changes, through the collection's ordinary checks: visibility, the
 // actor's rights, append-only, server fields kept, normalization and
 // validation. Resolving a conflict with a delete uses it.
-func (r *Records[R]) Restore(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
+func (r *Records[R]) restore(ctx context.Context, a models.Actor, id string, apply func(dst any) error) (R, error) {
 	if r.h.appendOnly {
 		var zero R
 		return zero, &models.ForbiddenError{Reason: r.coll + " are append-only; add a correcting entry instead"}
@@ -796,10 +792,10 @@ func (r *Records[R]) Restore(ctx context.Context, a models.Actor, id string, app
 	})
 }
 
-// Unmasked returns a record the actor may see as stored, without the view
+// unmasked returns a record the actor may see as stored, without the view
 // that masks it for them: for decisions the server makes on the actor's
 // behalf (reverting a conflict). Never hand it to a client.
-func (r *Records[R]) Unmasked(ctx context.Context, a models.Actor, id string) (R, error) {
+func (r *Records[R]) unmasked(ctx context.Context, a models.Actor, id string) (R, error) {
 	rec, err := r.load(ctx, a.TenantID, id)
 	if err == nil && !r.canSee(a, &rec) {
 		var zero R
@@ -807,12 +803,6 @@ func (r *Records[R]) Unmasked(ctx context.Context, a models.Actor, id string) (R
 	}
 	return rec, err
 }
-
-// CreatesAgain reports whether a create sent again of a stored record is
-// answered by CreateFrom (accepted unchanged when it says the same, refused
-// otherwise), as for ledgers, whose records cannot be updated; elsewhere a
-// create sent again is the caller's to apply as an update.
-func (r *Records[R]) CreatesAgain() bool { return r.h.same != nil }
 
 // Collection is the name of the records' collection (and sync table).
 func (r *Records[R]) Collection() string { return r.coll }

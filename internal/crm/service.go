@@ -1,8 +1,11 @@
 // Package crm is the customer-management logic that every write path goes
-// through: the REST API today, offline sync and imports later. It normalizes
-// and validates records, enforces who may see and change what, assigns customer
+// through: the REST API, offline sync and imports. It normalizes and
+// validates records, enforces who may see and change what, assigns customer
 // numbers, detects duplicates, keeps derived state (credit ratings, balances,
-// loyalty tiers) current, and audits every change.
+// loyalty tiers) current, and audits every change. For sync it also decides
+// what a device's change means for a record (devicewrites.go): each column's
+// conflict policy, what is recorded in the conflicts table, and how a
+// conflict is reverted.
 //
 // All records share one generic implementation (Records) with per-collection
 // hooks; the rules particular to an entity live in its hook file.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // sequencer tells how far pulls may read and where a device stood before a
@@ -33,10 +32,7 @@ type Engine struct {
 	tables     []table
 	seq        sequencer
 	tombstones tombstoneStore
-	conflicts  *crm.Records[models.Conflict]
-	// openConflict turns a conflict's sealed values into their JSON.
-	openConflict func(c *models.Conflict) error
-	pageSize     int
+	pageSize   int
 	// PushParallel is how many rows of a pushed table are applied at once
 	// (DefaultPushParallel unless set before the engine serves).
 	PushParallel int
@@ -50,22 +46,15 @@ func New(svc *crm.Service, seq sequencer, tombstones tombstoneStore, pageSize in
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
-	customers := newTable(svc.Customers)
-	// A customer's phones, e-mails, kind and names make its duplicate keys,
-	// checked against the tenant's other customers when they change: two rows
-	// of one push giving two customers one phone must see each other.
-	customers.serial = []string{"kind", "name", "company_name", "phones", "emails"}
 	return &Engine{
 		seq:          seq,
 		tombstones:   tombstones,
-		conflicts:    svc.Conflicts,
-		openConflict: svc.OpenConflict,
 		pageSize:     pageSize,
 		PushParallel: DefaultPushParallel,
 		// Parents first: a push applies tables in this order, so a customer
 		// created offline exists when its visits arrive in the same push.
 		tables: []table{
-			customers, newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
+			newTable(svc.Customers), newTable(svc.Contacts), newTable(svc.Interactions), newTable(svc.Tasks),
 			newTable(svc.Orders), newTable(svc.Payments), newTable(svc.Tickets), newTable(svc.Surveys),
 			newTable(svc.LoyaltyEntries), serverTable(svc.Conflicts), newTable(svc.Notifications),
 		},

@@ -1,7 +1,6 @@
 package watermelon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +47,6 @@ type PushResult struct {
 	Conflicted map[string][]string    `json:"conflicted"`
 	Rejected   map[string][]Rejection `json:"rejected"`
 	RejectedID map[string][]string    `json:"experimentalRejectedIds"`
-	conflicts  []models.Conflict
 	tables     map[string]*pushOutcome
 }
 
@@ -73,9 +71,11 @@ var clientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // phone that is no phone) are rejected one by one, with the reason, and the
 // rest is applied: a device must never be wedged by one bad record.
 //
-// A pushed column that someone else changed since the device's last sync is a
-// conflict: the table's policy decides (tags: union of both; otherwise the
-// device, received last, wins) and both values are kept in the conflicts table.
+// Each row goes to the CRM once, with the device's base cursor and the columns
+// it changed; the CRM decides what it means for the record. A pushed column
+// that someone else changed since the device's last sync is a conflict,
+// settled by the column's policy in the CRM, with both values kept in the
+// conflicts table; the row is then listed as conflicted.
 func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, req PushRequest) (PushResult, error) {
 	if err := e.validatePush(lastPulledAt, req); err != nil {
 		return PushResult{}, err
@@ -93,18 +93,6 @@ func (e *Engine) Push(ctx context.Context, a models.Actor, lastPulledAt int64, r
 		}
 		if err := t.push(ctx, a, pushCursor{base: base, pulled: lastPulledAt}, tc, e.PushParallel, &res); err != nil {
 			return PushResult{}, err
-		}
-	}
-	// Conflicts are the server's records, though made for this push: no device
-	// holds them yet, so they reach every device, this one too, as created.
-	server := a
-	server.DeviceID = ""
-	for _, c := range res.conflicts {
-		if _, err := e.conflicts.CreateFrom(ctx, server, models.NewID(), func(dst any) error {
-			*dst.(*models.Conflict) = c
-			return nil
-		}); err != nil {
-			return PushResult{}, fmt.Errorf("record conflict on %s %s: %w", c.Table, c.RecordID, err)
 		}
 	}
 	res.Accepted, res.Conflicted = map[string][]string{}, map[string][]string{}
@@ -252,12 +240,13 @@ var (
 )
 
 // writable returns the columns of row the device may write, as JSON values
-// ready to decode onto the record; only is the set to take (nil: all).
-func writable(row map[string]any, cols []Column, only []string) (map[string]json.RawMessage, error) {
+// ready to decode onto the record: every column the row holds but those the
+// server alone writes, which are ignored.
+func writable(row map[string]any, cols []Column) (map[string]json.RawMessage, error) {
 	out := map[string]json.RawMessage{}
 	for _, c := range cols {
 		val, present := row[c.Name]
-		if !present || c.ReadOnly || (only != nil && !slices.Contains(only, c.Name)) {
+		if !present || c.ReadOnly {
 			continue
 		}
 		raw, err := columnJSON(c, val)
@@ -318,59 +307,4 @@ func rejectReason(err error) (string, bool) {
 		return "the id is already used by another record", true
 	}
 	return "", false
-}
-
-func jsonEqual(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return bytes.Equal(a, b)
-	}
-	ax, _ := json.Marshal(x)
-	by, _ := json.Marshal(y)
-	return bytes.Equal(ax, by)
-}
-
-// Resolution actions.
-const (
-	ResolveKeep   = "keep"
-	ResolveRevert = "revert"
-)
-
-// Resolve settles a conflict the actor can see: keep leaves the kept value,
-// revert restores the other one (an overwritten value, an edit lost to a
-// delete, a deleted record). Either way the conflict is marked resolved.
-func (e *Engine) Resolve(ctx context.Context, a models.Actor, id, action string) (models.Conflict, error) {
-	if action != ResolveKeep && action != ResolveRevert {
-		return models.Conflict{}, &models.ValidationError{Fields: []models.FieldError{{Field: "action", Message: "must be keep or revert"}}}
-	}
-	c, err := e.conflicts.Unmasked(ctx, a, id)
-	if err != nil {
-		return c, err
-	}
-	if err := e.openConflict(&c); err != nil {
-		return models.Conflict{}, err
-	}
-	if c.Resolution != "" {
-		return c, fmt.Errorf("conflict %s was resolved already (%s): %w", id, c.Resolution, models.ErrConflict)
-	}
-	if err := a.CanEditOwned(c.TenantID, c.OwnerID, c.TeamID); err != nil {
-		return c, err
-	}
-	if action == ResolveRevert {
-		t := e.table(c.Table)
-		if t == nil {
-			return c, fmt.Errorf("conflict %s names unknown table %s", id, c.Table)
-		}
-		if err := t.revert(ctx, a, c); err != nil {
-			return c, err
-		}
-	}
-	return e.conflicts.Mutate(ctx, a, id, func(rec *models.Conflict) error {
-		if rec.Resolution != "" {
-			return fmt.Errorf("conflict %s was resolved already: %w", id, models.ErrConflict)
-		}
-		at := time.Now().UTC()
-		rec.Resolution, rec.ResolvedBy, rec.ResolvedAt = action, a.UserID, &at
-		return nil
-	})
 }

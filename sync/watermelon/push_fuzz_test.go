@@ -9,9 +9,9 @@ import (
 )
 
 // A pushed row that checkRow lets through is turned into the record's JSON
-// and decoded onto the record without a panic; what fails there is the row's
-// own validation error (the row is rejected alone), and every column's JSON
-// is valid JSON.
+// without a panic; what fails there is the row's own validation error (the
+// row is rejected alone), and every column's JSON is valid JSON. (What the
+// CRM does with those values is fuzzed there: FuzzDecodeColumns.)
 func FuzzPushRowColumns(f *testing.F) {
 	for _, s := range []string{
 		`{"id":"c1","name":"张伟","kind":"person","phones":"[{\"number\":\"+8613800138000\"}]","_status":"created","_changed":""}`,
@@ -23,25 +23,19 @@ func FuzzPushRowColumns(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	tables := []struct {
-		cols []Column
-		rec  func() any
-	}{
-		{columnsOf(&models.Customer{}), func() any { return &models.Customer{} }},
-		{columnsOf(&models.Interaction{}), func() any { return &models.Interaction{} }},
-	}
+	tables := [][]Column{columnsOf(&models.Customer{}), columnsOf(&models.Interaction{})}
 	f.Fuzz(func(t *testing.T, rowJSON string) {
 		var row map[string]any
 		if json.Unmarshal([]byte(rowJSON), &row) != nil {
 			return
 		}
-		for _, tb := range tables {
+		for _, cols := range tables {
 			v := &models.ValidationError{}
-			checkRow(v, "row", row, tb.cols)
+			checkRow(v, "row", row, cols)
 			if v.Err() != nil {
 				continue
 			}
-			values, err := writable(row, tb.cols, changedColumns(row))
+			values, err := writable(row, cols)
 			if err != nil {
 				var ve *models.ValidationError
 				if !errors.As(err, &ve) {
@@ -52,12 +46,6 @@ func FuzzPushRowColumns(f *testing.F) {
 			for name, raw := range values {
 				if !json.Valid(raw) {
 					t.Fatalf("writable(%s): column %s is %s, not JSON", rowJSON, name, raw)
-				}
-			}
-			if err := decodeOnto(tb.rec(), values); err != nil {
-				var ve *models.ValidationError
-				if !errors.As(err, &ve) {
-					t.Fatalf("decodeOnto(%s): %v is not the row's validation error", rowJSON, err)
 				}
 			}
 		}

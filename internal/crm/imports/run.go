@@ -1,0 +1,239 @@
+package imports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/sheets"
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// progressEvery is how often an import's progress is saved.
+const progressEvery = 500 * time.Millisecond
+
+// A page of skipped rows is stored once it has skippedPageRows rows, or
+// skippedPageEvery after the last page if fewer: a page is read by _id, so
+// few full pages keep reading them cheap.
+const (
+	skippedPageRows  = 500
+	skippedPageEvery = 5 * time.Second
+)
+
+// check validates a request's choices.
+func (req Request) check() error {
+	v := &models.ValidationError{}
+	switch req.OnDuplicate {
+	case crm.OnDuplicateSkip, crm.OnDuplicateMerge, crm.OnDuplicateFlag:
+	default:
+		v.Add("on_duplicate", "must be skip, merge or flag")
+	}
+	if !slices.Contains(crm.ImportKinds, req.kind()) {
+		v.Add("kind", "must be one of %s", strings.Join(crm.ImportKinds, ", "))
+	}
+	return v.Err()
+}
+
+func (req Request) kind() string {
+	if req.Kind == "" {
+		return crm.ImportCustomers
+	}
+	return req.Kind
+}
+
+// run is one import of one sheet.
+type run struct {
+	crm      CRM
+	sink     progressSink
+	sheet    *sheets.Sheet
+	req      Request
+	settings models.Settings
+	now      func() time.Time
+}
+
+// newRecord is the import's record as it starts (state running, counts 0).
+func (r *run) newRecord(fileName string) models.Import {
+	now := r.now()
+	return models.Import{
+		ID: models.NewID(), TenantID: r.req.Actor.TenantID, UserID: r.req.Actor.UserID, Kind: r.req.kind(),
+		FileName: fileName, Format: r.sheet.Format(), Encoding: r.sheet.Encoding(), OnDuplicate: r.req.OnDuplicate,
+		DryRun: r.req.DryRun, State: models.ImportRunning, Unmapped: r.sheet.Unmapped(), Total: r.sheet.Rows(),
+		StartedAt: now, UpdatedAt: now,
+	}
+}
+
+// all imports every row and returns the final record. A row the CRM refuses
+// is a failure with its line, column and reason, and the import goes on;
+// only a fault of the servers stops it (state failed), and running the same
+// file again then picks up where it stopped, since rows imported already
+// are found by their ids.
+func (r *run) all(ctx context.Context, job models.Import) (models.Import, error) {
+	err := r.rows(ctx, &job)
+	end := r.now()
+	job.FinishedAt, job.UpdatedAt, job.ETASeconds = &end, end, 0
+	job.State = models.ImportDone
+	if err != nil {
+		job.State, job.Error = models.ImportFailed, err.Error()
+	}
+	if serr := r.sink.SaveImport(context.WithoutCancel(ctx), job); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return job, err
+	}
+	if err := r.crm.ImportFinished(ctx, job); err != nil {
+		return job, fmt.Errorf("import %s done, but: %w", job.ID, err)
+	}
+	return job, nil
+}
+
+func (r *run) rows(ctx context.Context, job *models.Import) error {
+	var records *crm.RecordImport
+	if r.req.kind() != crm.ImportCustomers {
+		var err error
+		if records, err = r.crm.StartRecordImport(ctx, r.req.Actor); err != nil {
+			return err
+		}
+	}
+	var failures []models.ImportFailure
+	var skipped []models.SkippedRow
+	pages, lastPage := 0, r.now()
+	// flush stores the failures so far, and the skipped rows once a page of
+	// them is full, once they have waited skippedPageEvery, or at the end.
+	flush := func(last bool) error {
+		if len(failures) > 0 {
+			err := r.sink.AddImportFailures(ctx, job.ID, failures)
+			failures = failures[:0]
+			if err != nil {
+				return err
+			}
+		}
+		if t := r.now(); len(skipped) > 0 && (last || len(skipped) >= skippedPageRows || t.Sub(lastPage) >= skippedPageEvery) {
+			pages, lastPage = pages+1, t
+			err := r.sink.AddSkippedRows(ctx, job.ID, pages, skipped)
+			skipped = nil // the sink may keep the slice
+			return err
+		}
+		return nil
+	}
+	fail := func(line int, column, value, reason string) {
+		failures = append(failures, models.ImportFailure{ImportID: job.ID, Line: line, Column: column, Value: value, Reason: reason})
+	}
+	skip := func(s models.SkippedRow) { skipped = append(skipped, s) }
+	// seen remembers, in a dry run, the duplicate keys of rows that would be
+	// created, to find duplicates within the file (a real run finds them in
+	// the database, where the earlier row already is).
+	seen := map[string]int{}
+	lastReport := r.now()
+	err := r.sheet.Read(func(line int, cells []string, rowErr error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rowErr != nil {
+			fail(line, "", "", rowErr.Error())
+			job.Failed++
+			job.Done++
+			return nil
+		}
+		if err := r.row(ctx, records, line, cells, job, seen, fail, skip); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		job.Done++
+		if t := r.now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= skippedPageRows {
+			lastReport = t
+			estimate(job, t)
+			if err := flush(false); err != nil {
+				return err
+			}
+			return r.sink.SaveImport(ctx, *job)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	estimate(job, r.now())
+	return flush(true)
+}
+
+// row imports one data row and counts what became of it.
+func (r *run) row(ctx context.Context, records *crm.RecordImport, line int, cells []string, job *models.Import, seen map[string]int,
+	fail func(int, string, string, string), skip func(models.SkippedRow)) error {
+	id := crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(cells))
+	var out crm.RowOutcome
+	var err error
+	if records == nil {
+		var c models.Customer
+		if c, err = r.sheet.Customer(cells); err == nil {
+			out, err = r.crm.ImportCustomer(ctx, r.req.Actor, id, c, r.req.OnDuplicate, r.req.DryRun)
+		}
+	} else {
+		var rec crm.RecordRow
+		if rec, err = r.sheet.Record(cells, r.settings, records.Location()); err == nil {
+			out, err = records.Import(ctx, id, rec, r.req.DryRun)
+		}
+	}
+	if err == nil {
+		r.count(job, out, line, seen, skip)
+		return nil
+	}
+	var invalid *models.ValidationError
+	var forbidden *models.ForbiddenError
+	switch {
+	case errors.As(err, &invalid):
+		for _, f := range invalid.Fields {
+			column, value := r.sheet.Cell(cells, f.Field)
+			fail(line, column, value, f.Field+" "+f.Message)
+		}
+	case errors.As(err, &forbidden):
+		fail(line, "", "", forbidden.Reason)
+	default:
+		return err
+	}
+	job.Failed++
+	return nil
+}
+
+// count counts what became of a row; a row skipped or merged is listed
+// through skip, with what it matched.
+func (r *run) count(job *models.Import, out crm.RowOutcome, line int, seen map[string]int, skip func(models.SkippedRow)) {
+	if r.req.DryRun && out.Action == crm.RowCreated && r.req.OnDuplicate != crm.OnDuplicateFlag {
+		for _, k := range out.DedupeKeys {
+			if earlier, dup := seen[k]; dup {
+				out.Action = map[string]string{crm.OnDuplicateSkip: crm.RowSkipped, crm.OnDuplicateMerge: crm.RowMerged}[r.req.OnDuplicate]
+				out.Reason = fmt.Sprintf("matches line %d of the file (%s)", earlier, models.DuplicateReason(k))
+				break
+			}
+		}
+	}
+	if r.req.DryRun && out.Action == crm.RowCreated {
+		for _, k := range out.DedupeKeys {
+			seen[k] = line
+		}
+	}
+	switch out.Action {
+	case crm.RowCreated:
+		job.Created++
+		return
+	case crm.RowMerged:
+		job.Merged++
+	default:
+		job.Skipped++
+	}
+	skip(models.SkippedRow{Line: line, Action: out.Action, Reason: out.Reason, MatchedID: out.MatchedID, MatchedNumber: out.MatchedNumber})
+}
+
+// estimate updates the record's time, speed and time left.
+func estimate(job *models.Import, t time.Time) {
+	job.UpdatedAt = t
+	elapsed := t.Sub(job.StartedAt).Seconds()
+	if elapsed <= 0 || job.Done == 0 {
+		return
+	}
+	job.RowsPerSecond = float64(job.Done) / elapsed
+	job.ETASeconds = float64(job.Total-job.Done) / job.RowsPerSecond
+}

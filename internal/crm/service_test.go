@@ -1,0 +1,407 @@
+package crm_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
+	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
+)
+
+// people are the actors of one test tenant: an admin, a manager of team-1,
+// two reps of team-1, and a manager of team-2.
+type people struct {
+	admin, manager, rep, rep2, otherManager models.Actor
+}
+
+// newTenant returns a CRM over a tenant of its own, on the test database.
+func newTenant(t *testing.T) (*crm.Service, people) {
+	t.Helper()
+	ctx := context.Background()
+	st := env.Store(t)
+	rd := env.Redis(t)
+	tenant := models.Tenant{ID: models.NewID(), Name: "Rules", CreatedAt: time.Now().UTC()}
+	if err := st.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
+	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
+		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st), Logger: testenv.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tenant.ID
+	return svc, people{
+		admin:        models.Actor{UserID: "admin", TenantID: id, Role: models.RoleAdmin},
+		manager:      models.Actor{UserID: "mgr-1", TenantID: id, Role: models.RoleManager, TeamID: "team-1", ManagedTeamIDs: []string{"team-1"}},
+		rep:          models.Actor{UserID: "rep-1", TenantID: id, Role: models.RoleRep, TeamID: "team-1", DeviceID: "rep-1-phone"},
+		rep2:         models.Actor{UserID: "rep-2", TenantID: id, Role: models.RoleRep, TeamID: "team-1", DeviceID: "rep-2-phone"},
+		otherManager: models.Actor{UserID: "mgr-2", TenantID: id, Role: models.RoleManager, TeamID: "team-2", ManagedTeamIDs: []string{"team-2"}},
+	}
+}
+
+func person(name, phone string) models.Customer {
+	c := models.Customer{CustomerFields: models.CustomerFields{Name: name, Kind: models.KindPerson}}
+	if phone != "" {
+		c.Phones = []models.Phone{{Number: phone}}
+	}
+	return c
+}
+
+func mustCreate(t *testing.T, svc *crm.Service, a models.Actor, c models.Customer) models.Customer {
+	t.Helper()
+	created, err := svc.CreateCustomer(context.Background(), a, c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created
+}
+
+func TestCreateCustomerMatchingAnotherIsRefusedOrFlagged(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	first := mustCreate(t, svc, p.rep, person("王伟", "13800138000"))
+
+	_, err := svc.CreateCustomer(ctx, p.rep, person("Wang Wei", "+86 138 0013 8000"), false)
+	var dup *models.DuplicateError
+	if !errors.As(err, &dup) || len(dup.Candidates) != 1 || dup.Candidates[0].ID != first.ID {
+		t.Fatalf("a second customer with the same phone: %v; want a duplicate error naming %s", err, first.ID)
+	}
+	flagged, err := svc.CreateCustomer(ctx, p.rep, person("Wang Wei", "+86 138 0013 8000"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flagged.Duplicate == nil || !slices.Contains(flagged.Duplicate.CandidateIDs, first.ID) || len(flagged.Duplicate.Reasons) == 0 {
+		t.Fatalf("created with flagging: duplicate flag %+v; want it to name %s and why", flagged.Duplicate, first.ID)
+	}
+	other := mustCreate(t, svc, p.rep, person("李娜", "13900139000"))
+	if other.Duplicate != nil {
+		t.Fatalf("a customer matching nobody is flagged: %+v", other.Duplicate)
+	}
+	// The flag is the server's: it goes once the match no longer holds.
+	fixed, err := svc.Customers.Update(ctx, p.rep, flagged.ID, 0, func(dst any) error {
+		dst.(*models.Customer).Phones = []models.Phone{{Number: "13700137000"}}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fixed.Duplicate != nil {
+		t.Fatalf("the phone changed to one nobody has, the flag stays: %+v", fixed.Duplicate)
+	}
+}
+
+func TestCustomerNumbersAreDistinctValidAndInCreationOrder(t *testing.T) {
+	svc, p := newTenant(t)
+	var numbers []string
+	for i := range 4 {
+		c := mustCreate(t, svc, p.rep, person("Customer "+string(rune('A'+i)), ""))
+		if !models.ValidCustomerNumber(c.Number) {
+			t.Fatalf("customer number %q fails its own check digit", c.Number)
+		}
+		numbers = append(numbers, c.Number)
+	}
+	if !slices.IsSorted(numbers) || len(slices.Compact(slices.Clone(numbers))) != len(numbers) {
+		t.Fatalf("numbers %v: want distinct, in creation order", numbers)
+	}
+}
+
+func TestVisibilityIsOwnForRepsTeamForManagersAllForAdmins(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.rep, person("Own", ""))
+	for _, tc := range []struct {
+		who   string
+		actor models.Actor
+		sees  bool
+	}{
+		{"its owner", p.rep, true},
+		{"another rep of the team", p.rep2, false},
+		{"the team's manager", p.manager, true},
+		{"another team's manager", p.otherManager, false},
+		{"an admin", p.admin, true},
+	} {
+		_, err := svc.Customers.Get(ctx, tc.actor, c.ID)
+		if tc.sees != (err == nil) {
+			t.Errorf("%s reading the rep's customer: %v; want seen %v", tc.who, err, tc.sees)
+		}
+		if !tc.sees && !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("%s is refused with %v; want not found, so the record's existence stays hidden", tc.who, err)
+		}
+		page, err := svc.Customers.List(ctx, tc.actor, crm.ListOptions{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := slices.ContainsFunc(page.Data, func(x models.Customer) bool { return x.ID == c.ID })
+		if listed != tc.sees {
+			t.Errorf("%s lists the rep's customer: %v; want %v", tc.who, listed, tc.sees)
+		}
+	}
+	_, err := svc.Customers.Update(ctx, p.rep2, c.ID, 0, func(dst any) error { dst.(*models.Customer).Title = "not mine"; return nil })
+	if !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("another rep editing the customer: %v; want not found", err)
+	}
+}
+
+func TestDeletingACustomerDeletesItsRecords(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.rep, models.Customer{CustomerFields: models.CustomerFields{Name: "远景贸易", CompanyName: "远景贸易", Kind: models.KindCompany}})
+	visit, err := svc.Interactions.Create(ctx, p.rep, models.Interaction{ChildFields: models.ChildFields{CustomerID: c.ID},
+		Channel: "visit", OccurredAt: time.Now().UTC().Add(-time.Hour), Content: "first visit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact, err := svc.Contacts.Create(ctx, p.rep, models.Contact{ChildFields: models.ChildFields{CustomerID: c.ID}, Name: "Buyer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Customers.Delete(ctx, p.rep, c.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := svc.Interactions.Get(ctx, p.rep, visit.ID); err != nil || v.DeletedAt == nil {
+		t.Fatalf("the customer's visit after its delete: %v, deleted at %v; want a tombstone", err, v.DeletedAt)
+	}
+	if k, err := svc.Contacts.Get(ctx, p.rep, contact.ID); err != nil || k.DeletedAt == nil {
+		t.Fatalf("the customer's contact after its delete: %v, deleted at %v; want a tombstone", err, k.DeletedAt)
+	}
+}
+
+func TestConflictPolicyIsPerColumn(t *testing.T) {
+	svc, _ := newTenant(t)
+	for col, want := range map[string]string{"tags": models.PolicyUnion, "name": models.PolicyLastWriter, "phones": models.PolicyLastWriter} {
+		if got := svc.Customers.ConflictPolicy(col); got != want {
+			t.Errorf("customers.%s: policy %s; want %s", col, got, want)
+		}
+	}
+	if got := svc.Tasks.ConflictPolicy("tags"); got != models.PolicyLastWriter {
+		t.Errorf("tasks.tags: policy %s; want %s (only customers merge tags)", got, models.PolicyLastWriter)
+	}
+	if !svc.Customers.EditReadsOthers([]string{"title", "phones"}) || svc.Customers.EditReadsOthers([]string{"title", "tags"}) {
+		t.Error("customers: an edit of phones must be applied in order with others, one of title and tags need not")
+	}
+	if svc.Tasks.EditReadsOthers([]string{"title", "name"}) {
+		t.Error("tasks: no column reads other tasks")
+	}
+}
+
+// staleEdit is a device's edit of a customer judged from a cursor before the
+// customer's last change by someone else.
+func staleEdit(id string, cols map[string]any) crm.DeviceEdit {
+	e := crm.DeviceEdit{ID: id, Columns: map[string]json.RawMessage{}, Base: 1, Pulled: 1}
+	for k, v := range cols {
+		e.Columns[k] = jsonOf(v)
+		e.Changed = append(e.Changed, k)
+	}
+	return e
+}
+
+func TestADevicesEditMeetingAnotherIsSettledByTheColumnsPolicyAndRecorded(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	in := person("Tagged", "")
+	in.Tags = []string{"vip"}
+	c := mustCreate(t, svc, p.manager, in) // owned by the manager, edited by the manager's device
+	phone := p.manager
+	phone.DeviceID = "mgr-phone"
+
+	out, err := svc.Customers.ApplyDeviceEdit(ctx, phone, staleEdit(c.ID, map[string]any{"tags": []string{"north"}, "name": "Renamed"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Customers.Get(ctx, p.manager, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Tags, []string{"vip", "north"}) || got.Name != "Renamed" {
+		t.Fatalf("after the device's edit: tags %v, name %q; want [vip north] (union) and Renamed (last writer)", got.Tags, got.Name)
+	}
+	policies := map[string]string{}
+	for _, k := range out.Conflicts {
+		policies[k.Column] = k.Policy + "/" + k.Kept
+	}
+	if policies["tags"] != models.PolicyUnion+"/union" || policies["name"] != models.PolicyLastWriter+"/device" || len(policies) != 2 {
+		t.Fatalf("conflicts %v; want tags union and name last writer", policies)
+	}
+	stored, err := svc.Conflicts.List(ctx, p.manager, crm.ListOptions{Filters: map[string]string{"record_id": c.ID}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Data) != 2 {
+		t.Fatalf("%d conflicts stored; want the 2 returned", len(stored.Data))
+	}
+
+	// The same device's later edit, judged from after its first: no conflict.
+	again := staleEdit(c.ID, map[string]any{"name": "Renamed again"})
+	again.Base, again.Pulled = 1<<40, 1<<40
+	out, err = svc.Customers.ApplyDeviceEdit(ctx, phone, again)
+	if err != nil || len(out.Conflicts) != 0 {
+		t.Fatalf("an edit from a base after every change: %v, conflicts %v; want none", err, out.Conflicts)
+	}
+}
+
+func TestRevertGoesThroughTheRecordsRules(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.manager, person("Before", ""))
+	out, err := svc.Customers.ApplyDeviceEdit(ctx, p.rep, staleEdit(c.ID, map[string]any{"name": "After"}))
+	if !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("a rep's device editing the manager's customer: %v, %v; want not found", out, err)
+	}
+	phone := p.manager
+	phone.DeviceID = "mgr-phone"
+	out, err = svc.Customers.ApplyDeviceEdit(ctx, phone, staleEdit(c.ID, map[string]any{"name": "After"}))
+	if err != nil || len(out.Conflicts) != 1 {
+		t.Fatalf("the device's edit: %v, conflicts %v; want one", err, out.Conflicts)
+	}
+	conflict := out.Conflicts[0]
+
+	if _, err := svc.ResolveConflict(ctx, p.manager, conflict.ID, "undo"); !isValidation(err) {
+		t.Fatalf("an unknown action: %v; want a validation error", err)
+	}
+	if _, err := svc.ResolveConflict(ctx, p.otherManager, conflict.ID, crm.ResolveRevert); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("another team's manager reverting: %v; want not found", err)
+	}
+	resolved, err := svc.ResolveConflict(ctx, p.manager, conflict.ID, crm.ResolveRevert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resolved.Resolution != crm.ResolveRevert || resolved.ResolvedBy != p.manager.UserID {
+		t.Fatalf("resolved as %q by %q", resolved.Resolution, resolved.ResolvedBy)
+	}
+	got, _ := svc.Customers.Get(ctx, p.manager, c.ID)
+	if got.Name != "Before" {
+		t.Fatalf("after revert the name is %q; want Before", got.Name)
+	}
+	if _, err := svc.ResolveConflict(ctx, p.manager, conflict.ID, crm.ResolveKeep); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("resolving twice: %v; want a conflict error", err)
+	}
+}
+
+func TestRevertRestoresAValueOnlyThroughValidation(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.manager, person("Has a phone", "13800138000"))
+	// Someone else takes the phone; the customer's old value, reverted,
+	// would be a duplicate: a revert is an edit like any other, so it flags it.
+	phone := p.manager
+	phone.DeviceID = "mgr-phone"
+	out, err := svc.Customers.ApplyDeviceEdit(ctx, phone, staleEdit(c.ID, map[string]any{"phones": []map[string]string{{"number": "13900139000"}}}))
+	if err != nil || len(out.Conflicts) != 1 {
+		t.Fatalf("the device's edit: %v, conflicts %v", err, out.Conflicts)
+	}
+	other := mustCreate(t, svc, p.manager, person("Took the number", "13800138000"))
+	if _, err := svc.ResolveConflict(ctx, p.manager, out.Conflicts[0].ID, crm.ResolveRevert); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := svc.Customers.Get(ctx, p.manager, c.ID)
+	if got.Duplicate == nil || !slices.Contains(got.Duplicate.CandidateIDs, other.ID) {
+		t.Fatalf("the reverted phone is shared with %s, yet the duplicate flag is %+v", other.ID, got.Duplicate)
+	}
+}
+
+func TestAnEditMeetingADeleteIsKeptAndTheDeleteStands(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.manager, person("Deleted", ""))
+	if err := svc.Customers.Delete(ctx, p.manager, c.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	phone := p.manager
+	phone.DeviceID = "mgr-phone"
+	out, err := svc.Customers.ApplyDeviceEdit(ctx, phone, staleEdit(c.ID, map[string]any{"title": "edited offline"}))
+	if err != nil || len(out.Conflicts) != 1 || out.Conflicts[0].Policy != models.PolicyDeleteWins || out.Conflicts[0].Column != "*" {
+		t.Fatalf("an edit of a deleted customer: %v, conflicts %+v; want one delete_wins conflict on *", err, out.Conflicts)
+	}
+	if got, _ := svc.Customers.Get(ctx, p.manager, c.ID); got.DeletedAt == nil {
+		t.Fatal("the delete did not stand")
+	}
+	if _, err := svc.ResolveConflict(ctx, p.manager, out.Conflicts[0].ID, crm.ResolveRevert); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := svc.Customers.Get(ctx, p.manager, c.ID)
+	if got.DeletedAt != nil || got.Title != "edited offline" {
+		t.Fatalf("after revert: deleted at %v, title %q; want back, with the edit", got.DeletedAt, got.Title)
+	}
+}
+
+func TestARedemptionBeyondTheBalanceIsRefusedAndMovesNothing(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.rep, person("Points", ""))
+	if err := points(svc, p.rep, c.ID, models.PointsEarn, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := points(svc, p.rep, c.ID, models.PointsRedeem, 101); !isValidation(err) {
+		t.Fatalf("redeeming 101 of 100 points: %v; want a validation error", err)
+	}
+	if err := points(svc, p.rep, c.ID, models.PointsRedeem, 60); err != nil {
+		t.Fatal(err)
+	}
+	if balance, sum := balanceAndLedger(t, svc, p.rep, c.ID); balance != 40 || sum != 40 {
+		t.Fatalf("balance %d, ledger %d; want 40 and 40", balance, sum)
+	}
+	got, _ := svc.Customers.Get(ctx, p.rep, c.ID)
+	if len(got.Loyalty.Held) != 0 {
+		t.Fatalf("holds left after settled writes: %+v", got.Loyalty.Held)
+	}
+}
+
+func TestImportCustomerOutcomes(t *testing.T) {
+	svc, p := newTenant(t)
+	ctx := context.Background()
+	existing := mustCreate(t, svc, p.rep, person("Existing", "13800138000"))
+	rowID := func(key string) string { return crm.ImportedID(p.rep.TenantID, crm.ImportCustomers, key) }
+
+	out, err := svc.ImportCustomer(ctx, p.rep, rowID("a"), person("New one", "13900139000"), crm.OnDuplicateSkip, true)
+	if err != nil || out.Action != crm.RowCreated {
+		t.Fatalf("dry run of a new row: %+v, %v; want created", out, err)
+	}
+	if _, err := svc.Customers.Get(ctx, p.rep, rowID("a")); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("a dry run stored the row: %v", err)
+	}
+	out, err = svc.ImportCustomer(ctx, p.rep, rowID("a"), person("New one", "13900139000"), crm.OnDuplicateSkip, false)
+	if err != nil || out.Action != crm.RowCreated || out.CustomerID != rowID("a") {
+		t.Fatalf("a new row: %+v, %v; want created under the row's id", out, err)
+	}
+	out, err = svc.ImportCustomer(ctx, p.rep, rowID("a"), person("New one", "13900139000"), crm.OnDuplicateSkip, false)
+	if err != nil || out.Action != crm.RowSkipped || out.Reason != "imported before" {
+		t.Fatalf("the same row again: %+v, %v; want skipped as imported before", out, err)
+	}
+	out, err = svc.ImportCustomer(ctx, p.rep, rowID("b"), person("Same phone", "13800138000"), crm.OnDuplicateSkip, false)
+	if err != nil || out.Action != crm.RowSkipped || out.MatchedID != existing.ID {
+		t.Fatalf("a row matching a customer, skip: %+v, %v; want skipped, matching %s", out, err, existing.ID)
+	}
+	row := person("Same phone", "13800138000")
+	row.Title = "from the sheet"
+	out, err = svc.ImportCustomer(ctx, p.rep, rowID("c"), row, crm.OnDuplicateMerge, false)
+	if err != nil || out.Action != crm.RowMerged || out.MatchedID != existing.ID {
+		t.Fatalf("a row matching a customer, merge: %+v, %v; want merged into %s", out, err, existing.ID)
+	}
+	if got, _ := svc.Customers.Get(ctx, p.rep, existing.ID); got.Title != "from the sheet" || got.Name != "Existing" {
+		t.Fatalf("merged: title %q, name %q; want the empty title filled, the name kept", got.Title, got.Name)
+	}
+	out, err = svc.ImportCustomer(ctx, p.rep, rowID("d"), person("Same phone", "13800138000"), crm.OnDuplicateFlag, false)
+	if err != nil || out.Action != crm.RowCreated {
+		t.Fatalf("a row matching a customer, flag: %+v, %v; want created", out, err)
+	}
+	if got, _ := svc.Customers.Get(ctx, p.rep, rowID("d")); got.Duplicate == nil {
+		t.Fatal("a row created with flag is not flagged")
+	}
+	if _, err := svc.ImportCustomer(ctx, p.rep, rowID("e"), models.Customer{}, crm.OnDuplicateSkip, false); !isValidation(err) {
+		t.Fatalf("a row with no name: %v; want a validation error", err)
+	}
+}
+
+func isValidation(err error) bool {
+	var v *models.ValidationError
+	return errors.As(err, &v)
+}
