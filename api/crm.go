@@ -11,7 +11,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -308,7 +307,7 @@ func (s *Server) patchSettings(c *fiber.Ctx) error {
 }
 
 type auditResponse struct {
-	Data []store.AuditEntry `json:"data"`
+	Data []models.AuditEntry `json:"data"`
 	// NextBefore is passed as ?before= for older entries; null at the end.
 	NextBefore *time.Time `json:"next_before"`
 }

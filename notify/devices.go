@@ -14,11 +14,11 @@ import (
 // deviceStore is the device registry's persistence (package store).
 type deviceStore interface {
 	Get(ctx context.Context, coll, tenant, id string, out any) error
-	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
-	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
-	TokenOwnerOf(ctx context.Context, tenant, token string) (store.TokenOwner, error)
-	SetTokenOwner(ctx context.Context, o store.TokenOwner) error
-	DeleteTokenOwner(ctx context.Context, o store.TokenOwner) error
+	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error
+	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error
+	TokenOwnerOf(ctx context.Context, tenant, token string) (models.TokenOwner, error)
+	SetTokenOwner(ctx context.Context, o models.TokenOwner) error
+	DeleteTokenOwner(ctx context.Context, o models.TokenOwner) error
 }
 
 // Devices is the registry of the phones that receive a user's pushes.
@@ -62,7 +62,7 @@ func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Devic
 		return dev, err
 	}
 	dev.UpdatedAt = d.now().UTC().Truncate(time.Millisecond)
-	owner := store.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
+	owner := models.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
 	previous, err := d.store.TokenOwnerOf(ctx, a.TenantID, dev.FCMToken)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
@@ -88,7 +88,7 @@ func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Devic
 		return dev, err
 	}
 	if replaced != "" && replaced != dev.FCMToken {
-		_ = d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: replaced, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID})
+		_ = d.store.DeleteTokenOwner(ctx, models.TokenOwner{Token: replaced, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID})
 	}
 	return dev, d.store.SetTokenOwner(ctx, owner)
 }
@@ -142,7 +142,7 @@ func (d *Devices) drop(ctx context.Context, tenant, user, deviceID, token string
 	if err != nil || removed.FCMToken == "" {
 		return err
 	}
-	return d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: removed.FCMToken, TenantID: tenant, UserID: user, DeviceID: deviceID})
+	return d.store.DeleteTokenOwner(ctx, models.TokenOwner{Token: removed.FCMToken, TenantID: tenant, UserID: user, DeviceID: deviceID})
 }
 
 // change applies edit to the user's device set as a versioned write, again
@@ -168,9 +168,9 @@ func (d *Devices) change(ctx context.Context, tenant, user string, edit func(set
 		set.Version++
 		if fresh {
 			set.CreatedAt, set.CreatedBy = now, user
-			err = d.store.Insert(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "register device"})
+			err = d.store.Insert(ctx, store.DeviceSets, &set.Meta, &set, models.AuditEntry{Action: "register device"})
 		} else {
-			err = d.store.Commit(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "change devices"})
+			err = d.store.Commit(ctx, store.DeviceSets, &set.Meta, &set, models.AuditEntry{Action: "change devices"})
 		}
 		if !errors.Is(err, models.ErrConflict) {
 			return err

@@ -269,7 +269,7 @@ func TestAPushClaimedByAWorkerThatDiedIsSentWhenItsClaimRunsOut(t *testing.T) {
 			task := w.task("Call", time.Now().Add(300*time.Millisecond))
 			claimedAt := time.Now()
 			id := models.DeliveryID(models.ReminderID(w.rep.TenantID, task.ID, models.NotifyTaskDue), task.DueAt, "tablet")
-			if err := w.store.ClaimDelivery(context.Background(), store.Delivery{ID: id, State: "claimed", At: claimedAt.UnixMilli()}); err != nil {
+			if err := w.store.ClaimDelivery(context.Background(), models.Delivery{ID: id, State: "claimed", At: claimedAt.UnixMilli()}); err != nil {
 				t.Fatal(err)
 			}
 			next := w.another() // started after the claimer died

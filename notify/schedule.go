@@ -381,7 +381,7 @@ func (s *Scheduler) ScheduleDigest(ctx context.Context, u models.User) error {
 type scanner interface {
 	TenantIDs(ctx context.Context) ([]string, error)
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error)
 }
 
 // Reconcile makes the schedule match the truth: every open task's and ticket's
@@ -422,7 +422,7 @@ func (s *Scheduler) Reconcile(ctx context.Context, db scanner) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		managers, err := db.Users(ctx, tenant, store.UserFilter{Role: models.RoleManager})
+		managers, err := db.Users(ctx, tenant, models.UserFilter{Role: models.RoleManager})
 		if err != nil {
 			return n, err
 		}

@@ -24,14 +24,14 @@ type Pusher interface {
 type workerStore interface {
 	reminderStore
 	User(ctx context.Context, tenant, id string) (models.User, error)
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error)
 	Team(ctx context.Context, tenant, id string) (models.Team, error)
 	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
-	Find(ctx context.Context, coll string, q store.Query, out any) error
-	ClaimDelivery(ctx context.Context, d store.Delivery) error
-	DeliveryOf(ctx context.Context, id string) (store.Delivery, error)
-	PutDelivery(ctx context.Context, d store.Delivery) error
-	RecordFiring(ctx context.Context, r models.Reminder, deliveries []store.Delivery) error
+	Find(ctx context.Context, coll string, q models.Query, out any) error
+	ClaimDelivery(ctx context.Context, d models.Delivery) error
+	DeliveryOf(ctx context.Context, id string) (models.Delivery, error)
+	PutDelivery(ctx context.Context, d models.Delivery) error
+	RecordFiring(ctx context.Context, r models.Reminder, deliveries []models.Delivery) error
 }
 
 // crmReader reads tasks and tickets and writes the inbox (package crm).
@@ -252,7 +252,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	}
 	var retry *RetryError
 	var claimed time.Time // the latest a push claimed by another worker may still be sent until
-	var outcomes []store.Delivery
+	var outcomes []models.Delivery
 	for _, dev := range devices {
 		msg.Token = dev.FCMToken
 		d, err := w.deliver(ctx, r, dev, msg)
@@ -438,7 +438,7 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 	for _, t := range teams {
 		teamIDs = append(teamIDs, t.ID)
 	}
-	members, err := w.store.Users(ctx, manager.TenantID, store.UserFilter{TeamIDs: teamIDs})
+	members, err := w.store.Users(ctx, manager.TenantID, models.UserFilter{TeamIDs: teamIDs})
 	if err != nil {
 		return models.DigestCounts{}, err
 	}
@@ -453,30 +453,30 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 	now := w.now()
 	local := now.In(loc)
 	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
-	count := func(coll string, conds ...store.Cond) (int, error) {
+	count := func(coll string, conds ...models.Cond) (int, error) {
 		var found []struct {
 			ID string `bson:"_id"`
 		}
-		q := store.Query{Tenant: manager.TenantID, Scope: models.Scope{All: true}, Conds: conds}
+		q := models.Query{Tenant: manager.TenantID, Scope: models.Scope{All: true}, Conds: conds}
 		err := w.store.Find(ctx, coll, q, &found)
 		return len(found), err
 	}
 	var c models.DigestCounts
-	open := store.Cond{Field: "status", Op: store.Eq, Value: models.TaskOpen}
-	mine := store.Cond{Field: "assignee_id", Op: store.In, Value: ids}
-	if c.DueToday, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Gte, Value: dayStart},
-		store.Cond{Field: "due_at", Op: store.Lt, Value: dayStart.AddDate(0, 0, 1)}); err != nil {
+	open := models.Cond{Field: "status", Op: models.OpEq, Value: models.TaskOpen}
+	mine := models.Cond{Field: "assignee_id", Op: models.OpIn, Value: ids}
+	if c.DueToday, err = count(store.Tasks, open, mine, models.Cond{Field: "due_at", Op: models.OpGte, Value: dayStart},
+		models.Cond{Field: "due_at", Op: models.OpLt, Value: dayStart.AddDate(0, 0, 1)}); err != nil {
 		return c, err
 	}
-	if c.Overdue, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Lt, Value: now}); err != nil {
+	if c.Overdue, err = count(store.Tasks, open, mine, models.Cond{Field: "due_at", Op: models.OpLt, Value: now}); err != nil {
 		return c, err
 	}
-	if c.NewCustomers, err = count(store.Customers, store.Cond{Field: "owner_id", Op: store.In, Value: ids},
-		store.Cond{Field: "created_at", Op: store.Gte, Value: now.Add(-24 * time.Hour)}); err != nil {
+	if c.NewCustomers, err = count(store.Customers, models.Cond{Field: "owner_id", Op: models.OpIn, Value: ids},
+		models.Cond{Field: "created_at", Op: models.OpGte, Value: now.Add(-24 * time.Hour)}); err != nil {
 		return c, err
 	}
-	c.TicketsPastSLA, err = count(store.Tickets, mine, store.Cond{Field: "status", Op: store.In,
-		Value: []string{models.TicketNew, models.TicketAssigned, models.TicketInProgress}}, store.Cond{Field: "sla_due_at", Op: store.Lt, Value: now})
+	c.TicketsPastSLA, err = count(store.Tickets, mine, models.Cond{Field: "status", Op: models.OpIn,
+		Value: []string{models.TicketNew, models.TicketAssigned, models.TicketInProgress}}, models.Cond{Field: "sla_due_at", Op: models.OpLt, Value: now})
 	return c, err
 }
 
@@ -489,10 +489,10 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 // returns a *claimedError, and the reminder is looked at again after it. It
 // returns the delivery's outcome for the caller to record, or nil when there
 // was nothing to do.
-func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*store.Delivery, error) {
+func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*models.Delivery, error) {
 	id := models.DeliveryID(r.ID, r.FireAt, dev.DeviceID)
 	now := w.now()
-	d := store.Delivery{ID: id, State: "claimed", At: now.UnixMilli()}
+	d := models.Delivery{ID: id, State: "claimed", At: now.UnixMilli()}
 	err := w.store.ClaimDelivery(ctx, d)
 	if errors.Is(err, models.ErrConflict) {
 		prev, gerr := w.store.DeliveryOf(ctx, id)

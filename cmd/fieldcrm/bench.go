@@ -283,7 +283,7 @@ func seed(ctx context.Context, a *application, rep benchRep, customers, interact
 					Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
 				recs = append(recs, rec)
 			}
-			err := a.store.InsertBatch(ctx, coll, recs, store.AuditEntry{Action: "seed"})
+			err := a.store.InsertBatch(ctx, coll, recs, models.AuditEntry{Action: "seed"})
 			for _, done := range dones {
 				done()
 			}

@@ -218,7 +218,7 @@ func benchSeedReminders(ctx context.Context, a *application, tenant string, user
 			fire[id] = t.DueAt
 			dueOf[t.ID] = t.DueAt
 		}
-		err := a.store.InsertBatch(ctx, store.Tasks, tasks, store.AuditEntry{Action: "seed"})
+		err := a.store.InsertBatch(ctx, store.Tasks, tasks, models.AuditEntry{Action: "seed"})
 		for _, done := range dones {
 			done()
 		}

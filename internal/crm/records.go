@@ -179,7 +179,7 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 		if r.h.unauditedCreate {
 			return r.svc.store.InsertUnaudited(ctx, r.coll, m, w.rec)
 		}
-		return r.svc.store.Insert(ctx, r.coll, m, w.rec, store.AuditEntry{Action: "create", Changes: changes})
+		return r.svc.store.Insert(ctx, r.coll, m, w.rec, models.AuditEntry{Action: "create", Changes: changes})
 	})
 	if errors.Is(err, models.ErrConflict) && r.h.same != nil {
 		// The id was taken between the check above and the insert: by the
@@ -396,7 +396,7 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 		m.Version = meta(&old).Version + 1
 		m.UpdatedAt, m.UpdatedBy = now, a.UserID
 		err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
-			return r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
+			return r.svc.store.Commit(ctx, r.coll, m, rec, models.AuditEntry{Action: action, Changes: changes})
 		})
 		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
 			// The winner may not have written its version yet; rereading at once
@@ -425,7 +425,7 @@ func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action stri
 // record and on each changed field. The number stays in flight until write
 // returns, and write must finish within the sequencer's lease (its context
 // says so), so no pull passes a number whose change could still commit.
-func (s *Service) stamped(ctx context.Context, device string, m *models.Meta, changes []store.Change, write func(ctx context.Context) error) error {
+func (s *Service) stamped(ctx context.Context, device string, m *models.Meta, changes []models.FieldChange, write func(ctx context.Context) error) error {
 	seq, done, err := s.seq.Begin(ctx, m.TenantID)
 	if err != nil {
 		return err
@@ -475,16 +475,16 @@ var sensitive = map[string]func(string) string{"national_id": models.MaskNationa
 
 // diff lists the top-level fields (by JSON name) whose values differ between
 // old and new; old is nil for a new record.
-func diff[R any](old, new *R) []store.Change {
+func diff[R any](old, new *R) []models.FieldChange {
 	before, after := jsonFields(old), jsonFields(new)
-	var changes []store.Change
+	var changes []models.FieldChange
 	for k, v := range after {
 		if slices.Contains(unaudited, k) || reflect.DeepEqual(before[k], v) {
 			continue
 		}
-		changes = append(changes, store.Change{Field: k, Old: masked(k, before[k]), New: masked(k, v)})
+		changes = append(changes, models.FieldChange{Field: k, Old: masked(k, before[k]), New: masked(k, v)})
 	}
-	slices.SortFunc(changes, func(a, b store.Change) int {
+	slices.SortFunc(changes, func(a, b models.FieldChange) int {
 		if a.Field < b.Field {
 			return -1
 		}
@@ -582,14 +582,14 @@ func (r *Records[R]) Each(ctx context.Context, a models.Actor, o ListOptions, fn
 }
 
 // listQuery turns list options into the store query (without its limit).
-func (r *Records[R]) listQuery(ctx context.Context, a models.Actor, o ListOptions) (store.Query, error) {
+func (r *Records[R]) listQuery(ctx context.Context, a models.Actor, o ListOptions) (models.Query, error) {
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
-		return store.Query{}, err
+		return models.Query{}, err
 	}
 	// The public pool is listed when asked for (?pool=), not mixed into "my customers".
 	_, askedForPool := o.Filters["pool"]
-	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool)}
+	q := models.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool)}
 	if r.h.scopeAssignee && !q.Scope.All {
 		q.OrAssignee = a.UserID
 	}
@@ -664,7 +664,7 @@ func encodePosition[R any](rec *R, field string) string {
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
-func decodePosition(s string) (*store.Position, error) {
+func decodePosition(s string) (*models.ListPosition, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, err
@@ -673,7 +673,7 @@ func decodePosition(s string) (*store.Position, error) {
 	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
 		return nil, errors.New("bad cursor")
 	}
-	p := &store.Position{ID: c.ID}
+	p := &models.ListPosition{ID: c.ID}
 	switch {
 	case c.Time != nil:
 		p.Value = *c.Time
