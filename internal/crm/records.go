@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -355,70 +354,66 @@ func (r *Records[R]) checkEdit(a models.Actor, old *R, ifMatch int64) error {
 	return nil
 }
 
-// maxAttempts bounds how often a write without If-Match is retried after
-// another writer changed the record first (with growing, jittered pauses:
-// about 0.6 s in all).
-const maxAttempts = 12
-
-// mutate is the one read-modify-write loop of every change: load, let change
-// edit a copy, audit what differs, and commit it as the next version. A
-// concurrent writer makes the commit fail; the loop then starts again from the
-// fresh record, unless the change was conditional on a version (ErrStale).
-// A change that alters nothing writes nothing.
+// mutate is the one read-modify-write of every change, on the store's
+// versioned write (Revise): load, let change edit the record, audit what
+// differs, and commit it as the next version. A concurrent writer makes the
+// commit fail; Revise then starts again from the fresh record, unless the
+// change was conditional on a version (ErrStale). A change that alters
+// nothing writes nothing.
 func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action string, change func(w *write[R]) error) (R, error) {
 	var zero R
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
 		return zero, err
 	}
-	for attempt := 1; ; attempt++ {
-		old, err := r.load(ctx, a.TenantID, id)
-		if err != nil {
-			return zero, err
-		}
-		rec, err := clone(&old)
-		if err != nil {
-			return zero, err
+	var (
+		rec     R
+		w       *write[R]
+		skipped bool
+	)
+	err = r.svc.store.Revise(ctx, r.coll, a.TenantID, id, &rec, func(rev *models.Revision) error {
+		if !rev.Found {
+			return models.ErrNotFound
 		}
 		if r.h.loaded != nil {
-			r.h.loaded(rec)
+			r.h.loaded(&rec)
+		}
+		// The copy loses what loaded decrypted (it is not stored): loaded
+		// runs on it too.
+		old, err := clone(&rec)
+		if err != nil {
+			return err
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(old)
 		}
 		now := r.svc.now().UTC()
-		w := &write[R]{actor: a, settings: st, now: now, rec: rec, old: &old}
+		w = &write[R]{actor: a, settings: st, now: now, rec: &rec, old: old}
 		if err := change(w); err != nil {
-			return zero, err
+			return err
 		}
-		changes := diff(&old, rec)
-		if len(changes) == 0 && !w.resend {
-			return r.viewFor(a, *rec), nil
+		changes := diff(old, &rec)
+		skipped = len(changes) == 0 && !w.resend
+		if skipped {
+			rev.Skip = true
+			return nil
 		}
-		m := meta(rec)
-		m.Version = meta(&old).Version + 1
-		m.UpdatedAt, m.UpdatedBy = now, a.UserID
-		err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
-			return r.svc.store.Commit(ctx, r.coll, m, rec, models.AuditEntry{Action: action, Changes: changes})
-		})
-		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
-			// The winner may not have written its version yet; rereading at once
-			// would find the same old version again.
-			backoff := time.Duration(attempt*attempt) * time.Millisecond
-			select {
-			case <-ctx.Done():
-				return zero, ctx.Err()
-			case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-			}
-			continue
+		rev.At, rev.By, rev.Action, rev.Changes = now, a.UserID, action, changes
+		m := meta(&rec)
+		rev.Around = func(ctx context.Context, write func(ctx context.Context) error) error {
+			return r.svc.stamped(ctx, a.DeviceID, m, changes, write)
 		}
-		if err != nil {
-			return zero, err
-		}
-		if r.h.after != nil {
-			if err := r.h.after(ctx, w); err != nil {
-				return *rec, fmt.Errorf("after %s of %s %s: %w", action, r.coll, id, err)
-			}
-		}
-		return r.viewFor(a, *rec), nil
+		return nil
+	})
+	if err != nil {
+		return zero, err
 	}
+	if !skipped && r.h.after != nil {
+		if err := r.h.after(ctx, w); err != nil {
+			return rec, fmt.Errorf("after %s of %s %s: %w", action, r.coll, id, err)
+		}
+	}
+	return r.viewFor(a, rec), nil
 }
 
 // stamped runs write with m stamped with the tenant's next sync number, on the

@@ -26,7 +26,11 @@ import (
 type recordStore interface {
 	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error
 	InsertUnaudited(ctx context.Context, coll string, meta *models.Meta, doc any) error
-	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error
+	// Revise is the versioned read-modify-write of record id (see
+	// models.Revision): edit changes *rec, Revise writes it as the next
+	// version and starts again from a fresh read when another writer
+	// committed first.
+	Revise(ctx context.Context, coll, tenant, id string, rec any, edit func(rev *models.Revision) error) error
 	Get(ctx context.Context, coll, tenant, id string, out any) error
 	Find(ctx context.Context, coll string, q models.Query, out any) error
 	Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error
