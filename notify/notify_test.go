@@ -237,7 +237,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	w.task("Before the flush", time.Now().Add(1500*time.Millisecond))
 	w.rd.Flush(t)
 	// A restart: the schedule is rebuilt from MongoDB.
-	if n, err := w.scheduler.Reconcile(ctx, w.store); err != nil || n != 1 {
+	if n, err := w.scheduler.Reconcile(ctx, w.crm); err != nil || n != 1 {
 		t.Fatalf("reconcile: %d, %v", n, err)
 	}
 	w.run(t)
@@ -246,7 +246,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	}
 	// Sent, then Redis lost again: nothing is sent twice.
 	w.rd.Flush(t)
-	if _, err := w.scheduler.Reconcile(ctx, w.store); err != nil {
+	if _, err := w.scheduler.Reconcile(ctx, w.crm); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

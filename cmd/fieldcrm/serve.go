@@ -46,7 +46,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 			return a.sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 		})
 		go jobs.every(ctx, "rfm-refresh", 24*time.Hour, "RFM value tiers refreshed", a.crm.RefreshRFMAll)
-		reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.store) }
+		reconcile := func(ctx context.Context) (int, error) { return a.scheduler.Reconcile(ctx, a.crm) }
 		// At start-up every replica reconciles, without a lease: it is what
 		// rebuilds a schedule that Redis lost, and it is safe to run twice.
 		if n, err := reconcile(ctx); err != nil {

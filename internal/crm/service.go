@@ -57,6 +57,7 @@ type recordStore interface {
 	TenantIDs(ctx context.Context) ([]string, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
 	Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error)
+	Team(ctx context.Context, tenant, id string) (models.Team, error)
 	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
 }
 
