@@ -196,7 +196,7 @@ func TestManagerCannotGiveANewRepAnotherTeamsManager(t *testing.T) {
 	h.call("POST", "/v1/users", w.admin, body, 201)
 }
 
-// TestTicketsFollowTheDocumentedWorkflow checks the README's workflow (new →
+// TestTicketsFollowTheDocumentedWorkflow checks docs/api.md's workflow (new →
 // assigned → in_progress → resolved → closed; resolved or closed reopen to
 // in_progress): a ticket cannot be created past assigned, nor skip a step,
 // and a refused move changes nothing.

@@ -13,13 +13,12 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/app"
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
-	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
@@ -98,53 +97,26 @@ func (h *harness) twin() *harness {
 	return buildHarness(h.t, h.store, h.redis, h.clock, h.cfg)
 }
 
-// buildHarness takes a testing.TB so that a fuzz target can build one harness
-// for all its inputs (h.with gives each input's t).
+// buildHarness builds the application through apptest, as serve builds
+// it. It takes a testing.TB so that a fuzz target can build one harness for
+// all its inputs (h.with gives each input's t).
 func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv.Clock, cfg harnessConfig, checks ...api.Check) *harness {
 	t.Helper()
-	signer, err := accounts.NewSigner([]byte("test-secret-test-secret-test-secret!"), clk.Now)
-	if err != nil {
-		t.Fatal(err)
+	ac := apptest.Config()
+	ac.HTTP, ac.SyncPageSize = cfg.api, testPullPage
+	ac.Accounts = app.Accounts{Password: cfg.password, Hashing: cfg.hashing,
+		LoginPerEmail:     app.Limit{Max: testLoginMaxFailures, Window: cfg.loginWindow},
+		LoginPerAddress:   app.Limit{Max: cfg.loginIPMax, Window: cfg.loginWindow},
+		RefreshPerAddress: app.Limit{Max: cfg.refreshMax, Window: cfg.loginWindow},
+		SignupPerAddress:  app.Limit{Max: cfg.signupMax, Window: cfg.signupWindow}}
+	opts := []app.Option{app.WithClock(clk.Now), app.WithLogger(testLogger())}
+	if checks != nil {
+		opts = append(opts, app.WithHealthChecks(checks...))
 	}
-	devices := notify.NewDevices(st, clk.Now)
-	acc, err := accounts.New(accounts.Options{
-		Store:          st,
-		Devices:        devices,
-		Limiter:        ratelimit.NewFailures(rd.Client, rd.Prefix+"login-email:", testLoginMaxFailures, cfg.loginWindow),
-		IPLimiter:      ratelimit.NewFailures(rd.Client, rd.Prefix+"login-ip:", cfg.loginIPMax, cfg.loginWindow),
-		SignupLimiter:  ratelimit.NewFailures(rd.Client, rd.Prefix+"signup-ip:", cfg.signupMax, cfg.signupWindow),
-		RefreshLimiter: ratelimit.NewFailures(rd.Client, rd.Prefix+"refresh-ip:", cfg.refreshMax, cfg.loginWindow),
-		Signer:         signer,
-		Password:       cfg.password,
-		Hashing:        cfg.hashing,
-		Now:            clk.Now,
-		Logger:         testenv.DiscardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := crm.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st)
-	schedule := notify.NewSchedule(rd.Client, rd.Prefix, 0, clk.Now)
-	scheduler := notify.NewScheduler(st, schedule, clk.Now)
-	crmService, err := crm.New(crm.Options{
-		Store: st, Counters: counter.New(rd.Client, rd.Prefix+"counter:"), Sealer: sealer, Sequencer: seq,
-		Reminders: scheduler, Now: clk.Now, Logger: testenv.DiscardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := watermelon.New(crmService, seq, st, testPullPage)
-	srv, err := api.New(cfg.api, acc, crmService, engine, notify.NewService(devices, st, crmService.Tasks), checks, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.New(t, ac, st, rd, opts...)
 	ht, _ := t.(*testing.T)
-	return &harness{t: ht, server: srv, store: st, clock: clk, redis: rd, crm: crmService, sync: engine,
-		schedule: schedule, scheduler: scheduler, devices: devices, accounts: acc, cfg: cfg}
+	return &harness{t: ht, server: a.Server, store: st, clock: clk, redis: rd, crm: a.CRM, sync: a.Sync,
+		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

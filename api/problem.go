@@ -25,8 +25,8 @@ type Problem struct {
 	Duplicates []models.DuplicateCandidate `json:"duplicates,omitempty"`
 }
 
-// problemTypes are the stable identifiers clients can switch on; the README
-// lists them. They are relative URIs, resolved against the API's own address.
+// problemTypes are the stable identifiers clients can switch on;
+// docs/api.md lists them. They are relative URIs, resolved against the API's own address.
 const (
 	typeValidation   = "/problems/validation"
 	typeMalformed    = "/problems/malformed-request"

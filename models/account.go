@@ -28,7 +28,7 @@ func (r Role) Valid() bool {
 }
 
 // Limits on account fields. They keep documents small and reject garbage early;
-// they are documented in the README and the OpenAPI document.
+// they are documented in docs/api.md and the OpenAPI document.
 const (
 	MaxNameLength     = 200
 	MaxEmailLength    = 254 // RFC 5321 path limit

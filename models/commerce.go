@@ -173,7 +173,7 @@ type Credit struct {
 }
 
 // RateCredit computes a customer's credit rating and balance per currency from
-// its orders and payments at now. The thresholds, documented in the README:
+// its orders and payments at now. The thresholds, documented in docs/api.md:
 //
 //	D: more than 90 days overdue, or more than half of due orders paid late
 //	C: more than 30 days overdue, more than a quarter late, or over the credit limit

@@ -135,7 +135,7 @@ type DuplicateFlag struct {
 type Customer struct {
 	Meta           `bson:",inline"`
 	CustomerFields `bson:",inline"`
-	// Number is the customer number (C2026-000123-7), assigned by the server.
+	// Number is the customer number (C2026-000123-8), assigned by the server.
 	Number string `bson:"number" json:"number"`
 	// ExternalRef is the customer's number in the system it was imported
 	// from, kept so people and later imports can find it.

@@ -38,14 +38,14 @@ func DammDigit(s string) byte {
 
 // NumberPattern is a tenant's customer-number format: Prefix, then the year the
 // number was assigned (when Year is set), a dash, the sequence zero-padded to
-// Digits, a dash and a Damm check digit: C2026-000123-7.
+// Digits, a dash and a Damm check digit: C2026-000123-8.
 type NumberPattern struct {
 	Prefix string `bson:"prefix" json:"prefix"`
 	Year   bool   `bson:"year" json:"year"`
 	Digits int    `bson:"digits" json:"digits"`
 }
 
-// DefaultNumberPattern gives numbers such as C2026-000123-7.
+// DefaultNumberPattern gives numbers such as C2026-000123-8.
 var DefaultNumberPattern = NumberPattern{Prefix: "C", Year: true, Digits: 6}
 
 var prefixPattern = regexp.MustCompile(`^[A-Z]{0,6}$`)

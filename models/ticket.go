@@ -28,7 +28,7 @@ const (
 	TicketClosed     = "closed"
 )
 
-// ticketMoves is the documented workflow (README, "Tickets"): from each
+// ticketMoves is the documented workflow (docs/api.md, "Tickets"): from each
 // status, the statuses it may move to, one step at a time. Moving back from
 // resolved or closed to in_progress is a reopen. A ticket is created new and
 // the server assigns it at once, so a create may ask for new or assigned only.

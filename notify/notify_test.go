@@ -1,19 +1,18 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
-	"github.com/fieldcrm/fieldcrm/sync/cursor"
 )
 
 var env *testenv.Env
@@ -85,28 +84,16 @@ func (w *world) another() *replica {
 	return w.replicaOn(st)
 }
 
+// replicaOn builds the application on st, the world's Redis and clock, and
+// FCM, with a short claim and idle wait so that tests run quickly.
 func (w *world) replicaOn(st *store.Store) *replica {
 	w.t.Helper()
-	ctx := context.Background()
-	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	r := &replica{store: st}
-	r.schedule = notify.NewSchedule(w.rd.Client, w.rd.Prefix, 2*time.Second, w.now)
-	r.scheduler = notify.NewScheduler(st, r.schedule, w.now)
-	var err error
-	r.crm, err = crm.New(crm.Options{Store: st, Counters: counter.New(w.rd.Client, w.rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(w.rd.Client, w.rd.Prefix+"sync:", 0, nil, st), Reminders: r.scheduler,
-		Now: w.now, Logger: testenv.DiscardLogger()})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	fcm, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: "test-project", Endpoint: w.fcm.srv.URL})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	r.devices = notify.NewDevices(st, w.now)
-	r.worker = notify.NewWorker(st, r.crm, r.devices, r.scheduler, fcm, w.now, testenv.DiscardLogger())
-	r.worker.Idle = 20 * time.Millisecond
-	return r
+	cfg := apptest.Config()
+	cfg.ReminderClaim = 2 * time.Second
+	cfg.FCM = notify.FCMConfig{ProjectID: "test-project", Endpoint: w.fcm.srv.URL}
+	a := apptest.New(w.t, cfg, st, w.rd, app.WithClock(w.now))
+	a.Worker.Idle = 20 * time.Millisecond
+	return &replica{store: st, crm: a.CRM, schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, worker: a.Worker}
 }
 
 // run runs the replica's worker until the test ends.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 )
 
@@ -122,22 +123,22 @@ func backup(ctx context.Context, dataDir, to string) (manifest, error) {
 	if within(dst, src) {
 		return manifest{}, fmt.Errorf("%s is inside the data dir %s: keep backups elsewhere", dst, src)
 	}
-	names, err := embedded.SQLiteFiles(sqliteDir(src))
+	names, err := embedded.SQLiteFiles(app.SQLiteDir(src))
 	if err != nil {
 		return manifest{}, err
 	}
 	if len(names) == 0 {
-		return manifest{}, fmt.Errorf("no database in %s: is the data dir (FIELDCRM_DATA_DIR) right?", sqliteDir(src))
+		return manifest{}, fmt.Errorf("no database in %s: is the data dir (FIELDCRM_DATA_DIR) right?", app.SQLiteDir(src))
 	}
 	if err := makeEmptyDir(dst); err != nil {
 		return manifest{}, err
 	}
-	if err := os.Mkdir(sqliteDir(dst), 0o700); err != nil {
+	if err := os.Mkdir(app.SQLiteDir(dst), 0o700); err != nil {
 		return manifest{}, err
 	}
 	m := manifest{Format: backupFormat, CreatedAt: time.Now().UTC(), Version: version, SourceDataDir: src}
 	for _, name := range names {
-		if err := embedded.SnapshotSQLite(ctx, filepath.Join(sqliteDir(src), name), filepath.Join(sqliteDir(dst), name)); err != nil {
+		if err := embedded.SnapshotSQLite(ctx, filepath.Join(app.SQLiteDir(src), name), filepath.Join(app.SQLiteDir(dst), name)); err != nil {
 			return manifest{}, err
 		}
 		m.Files = append(m.Files, backupFile{Path: "ferretdb/" + name})
@@ -165,7 +166,7 @@ func backup(ctx context.Context, dataDir, to string) (manifest, error) {
 	if err := writeFileSynced(filepath.Join(dst, manifestName), append(raw, '\n')); err != nil {
 		return manifest{}, err
 	}
-	return m, syncDirs(sqliteDir(dst), dst)
+	return m, syncDirs(app.SQLiteDir(dst), dst)
 }
 
 // restoreCommand runs `fieldcrm restore --from DIR`: it checks the backup,
@@ -237,7 +238,7 @@ func restore(ctx context.Context, cfg serveConfig, from string, force bool, stdo
 	if aside != "" {
 		fmt.Fprintf(stdout, "moved the data dir's previous contents to %s (delete it yourself once the restore is good)\n", aside)
 	}
-	if err := os.Mkdir(sqliteDir(dst), 0o700); err != nil {
+	if err := os.Mkdir(app.SQLiteDir(dst), 0o700); err != nil {
 		return err
 	}
 	for _, f := range m.Files {
@@ -245,7 +246,7 @@ func restore(ctx context.Context, cfg serveConfig, from string, force bool, stdo
 			return fmt.Errorf("%w (the data dir %s is incomplete: run restore again with --force)", err, dst)
 		}
 	}
-	if err := syncDirs(sqliteDir(dst), dst); err != nil {
+	if err := syncDirs(app.SQLiteDir(dst), dst); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %s from %s (a backup of %s made at %s by fieldcrm %s) into %s\n",
@@ -291,7 +292,7 @@ func advanceSyncEpochCommand(ctx context.Context, args []string, getenv func(str
 // advanceSyncEpoch opens the database as serve does and starts a new sync
 // epoch in every tenant (store.AdvanceSyncEpoch).
 func advanceSyncEpoch(ctx context.Context, cfg serveConfig) (int, error) {
-	st, closeStore, err := openStore(ctx, cfg, newLogger(cfg, io.Discard))
+	st, closeStore, err := app.OpenStorage(ctx, cfg.storage(), newLogger(cfg, io.Discard))
 	defer closeStore(ctx)
 	if err != nil {
 		return 0, err

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
@@ -123,10 +124,10 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	// 2. Push of offline edits (once per --push-parallel value, each time
 	// new values, so that every push writes).
 	if len(parallels) == 0 {
-		parallels = []int{a.sync.PushParallel}
+		parallels = []int{a.Sync.PushParallel}
 	}
 	for round, parallel := range parallels {
-		a.sync.PushParallel = parallel
+		a.Sync.PushParallel = parallel
 		rows := make([]any, *edits)
 		for i := range rows {
 			rows[i] = map[string]any{"id": ids[i%len(ids)], "_status": "updated", "_changed": "industry", "industry": fmt.Sprint("offline-", round, "-", i)}
@@ -154,7 +155,7 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	// 3. Delta pull of server edits (made through the service, as the REST API would).
 	admin := models.Actor{UserID: rep.id, TenantID: rep.tenant, Role: models.RoleAdmin}
 	for i := range *edits {
-		if _, err := a.crm.Customers.Mutate(ctx, admin, ids[(i+7)%len(ids)], func(c *models.Customer) error {
+		if _, err := a.CRM.Customers.Mutate(ctx, admin, ids[(i+7)%len(ids)], func(c *models.Customer) error {
 			c.Region = fmt.Sprint("server-", i)
 			return nil
 		}); err != nil {
@@ -213,18 +214,18 @@ func freeAddr() (string, error) {
 
 // listenForBench serves a's API on addr until stop is called and returns a
 // client of it once it answers.
-func listenForBench(ctx context.Context, a *application, addr string) (c *benchClient, stop func(), err error) {
+func listenForBench(ctx context.Context, a *app.App, addr string) (c *benchClient, stop func(), err error) {
 	serveCtx, stop := context.WithCancel(ctx)
-	go func() { _ = a.server.Listen(serveCtx, addr) }()
+	go func() { _ = a.Server.Listen(serveCtx, addr) }()
 	c = &benchClient{base: "http://" + addr, http: &http.Client{Timeout: 30 * time.Minute}}
 	return c, stop, c.waitReady()
 }
 
 // benchApp starts fieldcrm's services (no HTTP listener) on a throwaway data
 // directory: embedded SQLite, or FerretDB on PostgreSQL when
-// FERRETDB_POSTGRESQL_URL is set, with the given settings on top. cleanup
+// FERRETDB_POSTGRESQL_URL is set, with the given settings and options on top. cleanup
 // stops everything and removes the directory.
-func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer, extra map[string]string) (*application, string, func(), error) {
+func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer, extra map[string]string, opts ...app.Option) (*app.App, string, func(), error) {
 	dir, err := os.MkdirTemp("", "fieldcrm-bench-*")
 	if err != nil {
 		return nil, "", func() {}, err
@@ -247,17 +248,17 @@ func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer,
 	if cfg.FerretPostgreSQLURL != "" {
 		engine = "FerretDB on PostgreSQL"
 	}
-	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard))
-	return a, engine, func() { a.close(ctx); os.RemoveAll(dir) }, err
+	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard), opts...)
+	return a, engine, func() { a.Close(ctx); os.RemoveAll(dir) }, err
 }
 
 // seed writes the territory straight through the store, in batches, stamped
 // with sync numbers as the service would, so that seeding 100,000 records
 // takes a minute or two rather than the hours a duplicate check per customer
 // would cost.
-func seed(ctx context.Context, a *application, rep benchRep, customers, interactions int) ([]string, error) {
+func seed(ctx context.Context, a *app.App, rep benchRep, customers, interactions int) ([]string, error) {
 	st := models.Settings{}.WithDefaults()
-	user, err := a.store.User(ctx, rep.tenant, rep.id)
+	user, err := a.Store.User(ctx, rep.tenant, rep.id)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +274,7 @@ func seed(ctx context.Context, a *application, rep benchRep, customers, interact
 				if err != nil {
 					return err
 				}
-				seq, done, err := a.seq.Begin(ctx, rep.tenant)
+				seq, done, err := a.Sequencer.Begin(ctx, rep.tenant)
 				if err != nil {
 					return err
 				}
@@ -283,7 +284,7 @@ func seed(ctx context.Context, a *application, rep benchRep, customers, interact
 					Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
 				recs = append(recs, rec)
 			}
-			err := a.store.InsertBatch(ctx, coll, recs, models.AuditEntry{Action: "seed"})
+			err := a.Store.InsertBatch(ctx, coll, recs, models.AuditEntry{Action: "seed"})
 			for _, done := range dones {
 				done()
 			}

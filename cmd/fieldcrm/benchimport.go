@@ -50,7 +50,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	u, err := a.store.UserByEmail(ctx, rep.email)
+	u, err := a.Store.UserByEmail(ctx, rep.email)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	if err := a.crm.SaveImport(ctx, p.Job()); err != nil {
+	if err := a.CRM.SaveImport(ctx, p.Job()); err != nil {
 		return err
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
@@ -73,9 +73,9 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	var peak uint64
-	watch := &heapWatch{Sink: a.crm, peak: &peak}
+	watch := &heapWatch{Sink: a.CRM, peak: &peak}
 	start := time.Now()
-	job, err := p.Run(ctx, a.crm, watch, func() time.Time { return time.Now().UTC() })
+	job, err := p.Run(ctx, a.CRM, watch, func() time.Time { return time.Now().UTC() })
 	took := time.Since(start)
 	stopProfile()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
@@ -46,7 +47,11 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fcm := newBenchFCM()
 	defer fcm.srv.Close()
-	a, engine, cleanup, err := benchApp(ctx, getenv, stderr, map[string]string{"FCM_PROJECT_ID": "bench", "FCM_ENDPOINT": fcm.srv.URL})
+	var offset atomic.Int64 // the application's clock = real clock + offset
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	fcm.clock = clock
+	a, engine, cleanup, err := benchApp(ctx, getenv, stderr, map[string]string{"FCM_PROJECT_ID": "bench", "FCM_ENDPOINT": fcm.srv.URL},
+		app.WithClock(clock))
 	defer cleanup()
 	if err != nil {
 		return err
@@ -57,9 +62,6 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	var offset atomic.Int64 // worker clock = real clock + offset
-	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	fcm.clock = clock
 	// The burst falls due one hour from now on the real clock, over
 	// --burst-within; the steady run half an hour later (the clock only jumps
 	// forward, past however long the burst took), one per 60 ms.
@@ -78,12 +80,17 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintf(stdout, "seeded %d reminders in %s\n\n", len(due), time.Since(start).Round(time.Millisecond))
 
-	schedule := notify.NewSchedule(a.redis, a.redisPrefix, notify.DefaultClaim, clock)
-	scheduler := notify.NewScheduler(a.store, schedule, clock)
-	devices := notify.NewDevices(a.store, clock)
-	pusher, err := notify.NewFCM(ctx, notify.FCMConfig{ProjectID: "bench", Endpoint: fcm.srv.URL})
-	if err != nil {
-		return err
+	// Each worker beyond the first is another process's: a replica of the
+	// application on the same database and Redis. None of them is alone.
+	senders := []*notify.Worker{a.Worker}
+	for range *workers - 1 {
+		r, err := a.Replica(ctx)
+		defer r.Close(ctx)
+		if err != nil {
+			return err
+		}
+		a.Worker.Alone = false
+		senders = append(senders, r.Worker)
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -94,8 +101,7 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 	defer stop()
 	var wg sync.WaitGroup
 	offset.Store(int64(time.Until(t0.Add(-2 * time.Second))))
-	for range *workers {
-		w := notify.NewWorker(a.store, a.crm, devices, scheduler, pusher, clock, a.log)
+	for _, w := range senders {
 		if *parallel > 0 {
 			w.Parallel = *parallel
 		}
@@ -163,35 +169,34 @@ func benchReminders(ctx context.Context, args []string, getenv func(string) stri
 }
 
 // benchPeople creates a tenant with reps (each with a phone) and a customer.
-func benchPeople(ctx context.Context, a *application, reps int) (string, []models.User, string, error) {
+func benchPeople(ctx context.Context, a *app.App, reps int) (string, []models.User, string, error) {
 	now := time.Now().UTC()
 	tenant := models.Tenant{ID: models.NewID(), Name: "Bench", CreatedAt: now}
-	if err := a.store.CreateTenant(ctx, tenant); err != nil {
+	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
 		return "", nil, "", err
 	}
-	devices := notify.NewDevices(a.store, nil)
 	var users []models.User
 	for i := range reps {
 		u := models.User{ID: models.NewID(), TenantID: tenant.ID, Email: fmt.Sprintf("rep%d@bench.test", i), Name: fmt.Sprint("Rep ", i),
 			Role: models.RoleRep, TimeZone: "Asia/Shanghai", Locale: "zh-CN", Active: true, PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
-		if err := a.store.CreateUser(ctx, u); err != nil {
+		if err := a.Store.CreateUser(ctx, u); err != nil {
 			return "", nil, "", err
 		}
 		actor := models.Actor{UserID: u.ID, TenantID: tenant.ID, Role: models.RoleRep}
-		if _, err := devices.Register(ctx, actor, models.Device{DeviceID: "phone", FCMToken: "token-" + u.ID, Platform: models.PlatformAndroid}); err != nil {
+		if _, err := a.Devices.Register(ctx, actor, models.Device{DeviceID: "phone", FCMToken: "token-" + u.ID, Platform: models.PlatformAndroid}); err != nil {
 			return "", nil, "", err
 		}
 		users = append(users, u)
 	}
 	admin := models.Actor{UserID: "bench", TenantID: tenant.ID, Role: models.RoleAdmin}
-	c, err := a.crm.CreateCustomer(ctx, admin, models.Customer{CustomerFields: models.CustomerFields{Name: "Bench customer"}}, false)
+	c, err := a.CRM.CreateCustomer(ctx, admin, models.Customer{CustomerFields: models.CustomerFields{Name: "Bench customer"}}, false)
 	return tenant.ID, users, c.ID, err
 }
 
 // benchSeedReminders stores one open task per due time, with its due-time
 // reminder, in batches, and puts the reminders on the schedule. It returns
 // the due time of each task.
-func benchSeedReminders(ctx context.Context, a *application, tenant string, users []models.User, customer string, due []time.Time) (map[string]time.Time, error) {
+func benchSeedReminders(ctx context.Context, a *app.App, tenant string, users []models.User, customer string, due []time.Time) (map[string]time.Time, error) {
 	dueOf := make(map[string]time.Time, len(due))
 	const batch = 1000
 	now := time.Now().UTC()
@@ -202,7 +207,7 @@ func benchSeedReminders(ctx context.Context, a *application, tenant string, user
 		var dones []func()
 		for i := from; i < min(from+batch, len(due)); i++ {
 			u := users[i%len(users)]
-			seq, done, err := a.seq.Begin(ctx, tenant)
+			seq, done, err := a.Sequencer.Begin(ctx, tenant)
 			if err != nil {
 				return nil, err
 			}
@@ -218,15 +223,15 @@ func benchSeedReminders(ctx context.Context, a *application, tenant string, user
 			fire[id] = t.DueAt
 			dueOf[t.ID] = t.DueAt
 		}
-		err := a.store.InsertBatch(ctx, store.Tasks, tasks, models.AuditEntry{Action: "seed"})
+		err := a.Store.InsertBatch(ctx, store.Tasks, tasks, models.AuditEntry{Action: "seed"})
 		for _, done := range dones {
 			done()
 		}
 		if err == nil {
-			err = a.store.InsertReminders(ctx, reminders)
+			err = a.Store.InsertReminders(ctx, reminders)
 		}
 		if err == nil {
-			err = notify.NewSchedule(a.redis, a.redisPrefix, 0, nil).AddMany(ctx, fire)
+			err = a.Schedule.AddMany(ctx, fire)
 		}
 		if err != nil {
 			return nil, err

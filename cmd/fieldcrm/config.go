@@ -255,15 +255,7 @@ func (c serveConfig) trustedProxies() []string {
 // tokens the other replicas refuse, and seal national ID numbers with a key
 // that lives on this machine's disk only. REDIS_URL alone does not count: two
 // processes on their own SQLite files are two separate installations.
-func (c serveConfig) sharedDatabase() string {
-	switch {
-	case c.MongoURI != "":
-		return "MONGODB_URI"
-	case c.FerretPostgreSQLURL != "":
-		return "FERRETDB_POSTGRESQL_URL"
-	}
-	return ""
-}
+func (c serveConfig) sharedDatabase() string { return c.storage().Shared() }
 
 // secrets returns the JWT signing secret and the data key, checked: it is
 // called before any connection is made, so a bad or missing secret stops
@@ -311,7 +303,7 @@ func (c serveConfig) dataKey() ([]byte, string, error) {
 	return key, source, nil
 }
 
-// placeholderSecrets are the example values of the README and deploy/ (and
+// placeholderSecrets are the example values of deploy/ (and
 // their like): a secret that contains one was copied, not generated.
 var placeholderSecrets = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder", "example", "your-secret"}
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
 )
@@ -34,7 +35,7 @@ type demoOptions struct {
 // deadlines, completion times) is the year's, exactly as if the reps had
 // used fieldcrm all year.
 type demoSeeder struct {
-	app        *application
+	app        *app.App
 	crm        *crm.Service
 	clock      *demoClock
 	rng        *rand.Rand
@@ -69,9 +70,9 @@ type demoClock struct{ t time.Time }
 
 func (c *demoClock) Now() time.Time { return c.t }
 
-func newDemoSeeder(app *application, o demoOptions, progress io.Writer) (*demoSeeder, error) {
+func newDemoSeeder(a *app.App, o demoOptions, progress io.Writer) (*demoSeeder, error) {
 	clock := &demoClock{t: o.End}
-	svc, err := app.crm.WithClock(clock.Now)
+	svc, err := a.CRM.WithClock(clock.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func newDemoSeeder(app *application, o demoOptions, progress io.Writer) (*demoSe
 	if err != nil {
 		return nil, err
 	}
-	d := &demoSeeder{app: app, crm: svc, clock: clock, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), o: o,
+	d := &demoSeeder{app: a, crm: svc, clock: clock, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed)), o: o,
 		start: o.End.AddDate(-1, 0, 0), end: o.End, progress: progress, shanghai: shanghai,
 		actors: map[string]models.Actor{}, counts: map[string]int{}, points: map[string]int64{}}
 	d.company = d.companyNames()
@@ -116,7 +117,7 @@ func (d *demoSeeder) run(ctx context.Context) error {
 
 // people signs the tenant up and creates its teams and users.
 func (d *demoSeeder) people(ctx context.Context) error {
-	acc := d.app.accounts
+	acc := d.app.Accounts
 	_, admin, err := acc.Signup(ctx, models.Signup{CompanyName: demoCompany, Name: "陈总 Chen Wei", Email: d.email("admin"),
 		Password: d.o.Password, TimeZone: "Asia/Shanghai", Locale: "zh-CN"}, "")
 	if err != nil {
@@ -174,7 +175,7 @@ func (d *demoSeeder) team(ctx context.Context, name, manager, local string) (mod
 	if err != nil {
 		return models.Team{}, err
 	}
-	t, err := d.app.accounts.CreateTeam(ctx, d.admin, models.NewTeam{Name: name, ManagerID: m.UserID})
+	t, err := d.app.Accounts.CreateTeam(ctx, d.admin, models.NewTeam{Name: name, ManagerID: m.UserID})
 	if err != nil {
 		return t, fmt.Errorf("team %s: %w", name, err)
 	}
@@ -183,7 +184,7 @@ func (d *demoSeeder) team(ctx context.Context, name, manager, local string) (mod
 }
 
 func (d *demoSeeder) user(ctx context.Context, name, local string, role models.Role, teamID, locale string) (models.Actor, error) {
-	u, err := d.app.accounts.CreateUser(ctx, d.admin, models.NewUser{Email: d.email(local), Name: name, Password: d.o.Password,
+	u, err := d.app.Accounts.CreateUser(ctx, d.admin, models.NewUser{Email: d.email(local), Name: name, Password: d.o.Password,
 		Role: role, TeamID: teamID, TimeZone: "Asia/Shanghai", Locale: locale})
 	if err != nil {
 		return models.Actor{}, fmt.Errorf("user %s: %w", name, err)

@@ -54,24 +54,24 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageError{"export: --tenant is required"}
 	}
 	a, err := startCommandApp(ctx, getenv, stderr)
-	defer a.close(ctx)
+	defer a.Close(ctx)
 	if err != nil {
 		return err
 	}
 	actor := models.Actor{TenantID: *tenant, UserID: cliActorID, Role: models.RoleAdmin}
-	st, err := a.crm.Settings(ctx, actor)
+	st, err := a.CRM.Settings(ctx, actor)
 	if errors.Is(err, models.ErrNotFound) {
 		return fmt.Errorf("export: no tenant %q", *tenant)
 	}
 	if err != nil {
 		return err
 	}
-	exp, err := sheets.Start(ctx, a.crm.Customers, sheets.Request{Actor: actor, Filters: filters, Sort: *sort,
+	exp, err := sheets.Start(ctx, a.CRM.Customers, sheets.Request{Actor: actor, Filters: filters, Sort: *sort,
 		Format: *format, Lang: *lang, CustomFields: st.CustomFields})
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	if _, err := a.crm.LogExport(ctx, actor, "customers", map[string]any{"format": *format, "filters": map[string]string(filters), "sort": *sort}); err != nil {
+	if _, err := a.CRM.LogExport(ctx, actor, "customers", map[string]any{"format": *format, "filters": map[string]string(filters), "sort": *sort}); err != nil {
 		return err
 	}
 	dst, finish := stdout, func(ok bool) error { return nil }

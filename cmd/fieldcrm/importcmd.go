@@ -53,16 +53,16 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	a, err := startCommandApp(ctx, getenv, stderr)
-	defer a.close(ctx)
+	defer a.Close(ctx)
 	if err != nil {
 		return err
 	}
-	user, err := importingUser(ctx, a.store, *tenant, *as)
+	user, err := importingUser(ctx, a.Store, *tenant, *as)
 	if err != nil {
 		return err
 	}
 	actor := models.Actor{TenantID: user.TenantID, UserID: user.ID, Role: user.Role, TeamID: user.TeamID}
-	st, err := a.crm.Settings(ctx, actor)
+	st, err := a.CRM.Settings(ctx, actor)
 	if err != nil {
 		return err
 	}
@@ -71,15 +71,15 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if err := a.crm.SaveImport(ctx, p.Job()); err != nil {
+	if err := a.CRM.SaveImport(ctx, p.Job()); err != nil {
 		return err
 	}
-	bar := &progressBar{Sink: a.crm, w: stderr}
+	bar := &progressBar{Sink: a.CRM, w: stderr}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
 	}
-	job, err := p.Run(ctx, a.crm, bar, func() time.Time { return time.Now().UTC() })
+	job, err := p.Run(ctx, a.CRM, bar, func() time.Time { return time.Now().UTC() })
 	stopProfile()
 	bar.finish(job)
 	if err != nil {
@@ -91,7 +91,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stdout, "columns left out: %s\n", strings.Join(job.Unmapped, ", "))
 	}
 	if *failuresOut != "" && job.Failed+job.Skipped+job.Merged > 0 {
-		return writeFailures(ctx, a.crm, actor, job.ID, *failuresOut)
+		return writeFailures(ctx, a.CRM, actor, job.ID, *failuresOut)
 	}
 	return nil
 }

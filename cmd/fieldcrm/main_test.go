@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -227,33 +226,6 @@ func TestShortJWTSecretIsRefused(t *testing.T) {
 	}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "at least 32") {
 		t.Fatalf("got %v", err)
-	}
-}
-
-func TestRedisURLForms(t *testing.T) {
-	cases := []struct {
-		url    string
-		addrs  string
-		master string
-		bad    bool
-	}{
-		{"redis://127.0.0.1:6379/0", "[127.0.0.1:6379]", "", false},
-		{"redis://:pw@a:6379,b:6379,c:6379", "[a:6379 b:6379 c:6379]", "", false},
-		{"redis+sentinel://s1:26379,s2:26379/mymaster", "[s1:26379 s2:26379]", "mymaster", false},
-		{"redis+sentinel://s1:26379", "", "", true},
-		{"http://nope", "", "", true},
-	}
-	for _, c := range cases {
-		opts, err := redisOptions(c.url)
-		if c.bad {
-			if err == nil {
-				t.Errorf("%s: accepted", c.url)
-			}
-			continue
-		}
-		if err != nil || fmt.Sprint(opts.Addrs) != c.addrs || opts.MasterName != c.master {
-			t.Errorf("%s: %+v %v", c.url, opts, err)
-		}
 	}
 }
 

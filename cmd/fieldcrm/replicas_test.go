@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 )
 
@@ -544,7 +545,7 @@ func countCustomers(t *testing.T, r *replica, token string) int {
 
 // deleteRedisKeys removes what the replicas kept in the shared Redis.
 func deleteRedisKeys(t *testing.T, prefix string) {
-	opts, err := redisOptions(os.Getenv("REDIS_URL"))
+	opts, err := app.RedisOptions(os.Getenv("REDIS_URL"))
 	if err != nil {
 		t.Error(err)
 		return

@@ -38,7 +38,7 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"seed: --email-domain must be a domain such as demo.example.cn"}
 	}
 	a, err := startCommandApp(ctx, getenv, stderr)
-	defer a.close(ctx)
+	defer a.Close(ctx)
 	if err != nil {
 		return err
 	}

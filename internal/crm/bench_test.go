@@ -1,18 +1,16 @@
 package crm_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
-	"github.com/fieldcrm/fieldcrm/sync/cursor"
 )
 
 var env *testenv.Env
@@ -27,17 +25,11 @@ func benchTenant(b *testing.B, existing int) (*crm.Service, models.Actor, *store
 
 func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, models.Actor, *store.Store) {
 	ctx := context.Background()
-	rd := env.Redis(b)
 	tenant := models.Tenant{ID: models.NewID(), Name: "Bench", CreatedAt: time.Now().UTC()}
 	if err := st.CreateTenant(ctx, tenant); err != nil {
 		b.Fatal(err)
 	}
-	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
-		Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st), Logger: testenv.DiscardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc := apptest.New(b, apptest.Config(), st, env.Redis(b)).CRM
 	rep := models.Actor{UserID: "rep-1", TenantID: tenant.ID, Role: models.RoleRep, TeamID: "team-1"}
 	settings := models.Settings{}.WithDefaults()
 	for i := range existing {

@@ -9,7 +9,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// Ticket assignment rule (documented in the README): a ticket created without an
+// Ticket assignment rule (documented in docs/api.md): a ticket created without an
 // assignee goes round-robin to the active members of the tenant's support team
 // when settings name one, otherwise to its customer's owner, otherwise (a pool
 // customer) to whoever opened it. The round-robin turn is a shared Redis counter,

@@ -100,7 +100,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		if err != nil {
 			return PullResult{}, err
 		}
-		all = append(all, late...)
+		all = withLate(all, late)
 	}
 	for _, c := range all {
 		tc := out.Changes[c.table]
@@ -157,6 +157,23 @@ func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo 
 		}
 	}
 	return late, nil
+}
+
+// withLate adds the late records to a round's changes, except those already
+// in them: a record changed between the round's query and the late one is
+// found by both, and WatermelonDB refuses a response that names a record
+// twice. The version found first is kept; the newer comes next round.
+func withLate(all, late []change) []change {
+	have := make(map[string]bool, len(all))
+	for _, c := range all {
+		have[c.table+"/"+c.id] = true
+	}
+	for _, c := range late {
+		if !have[c.table+"/"+c.id] {
+			all = append(all, c)
+		}
+	}
+	return all
 }
 
 // Migration is WatermelonDB's migration sync: the app's local schema grew

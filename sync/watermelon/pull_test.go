@@ -1,17 +1,16 @@
-package watermelon
+package watermelon_test
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 var env *testenv.Env
@@ -44,20 +43,15 @@ func (s *racingSequencer) Watermark(ctx context.Context, tenant string) (int64, 
 // locally"). The round that skipped it must bring it, as created.
 func TestRecordChangedDuringAPullStillArrivesAsCreated(t *testing.T) {
 	ctx := context.Background()
-	st := env.Store(t)
-	rd := env.Redis(t)
+	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
 	tenant := models.Tenant{ID: models.NewID(), Name: "Race", CreatedAt: time.Now().UTC()}
-	if err := st.CreateTenant(ctx, tenant); err != nil {
+	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := crm.NewSealer(bytes.Repeat([]byte{7}, 32))
-	seq := &racingSequencer{Sequencer: cursor.New(rd.Client, rd.Prefix+"sync:", 0, nil, st)}
-	svc, err := crm.New(crm.Options{Store: st, Counters: counter.New(rd.Client, rd.Prefix), Sealer: sealer,
-		Sequencer: seq.Sequencer, Logger: testenv.DiscardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := New(svc, seq, st, 0)
+	// The engine is built here, on the application's CRM and store, so that
+	// its sequencer can run a write between the watermark and the query.
+	seq := &racingSequencer{Sequencer: a.Sequencer}
+	svc, engine := a.CRM, watermelon.New(a.CRM, seq, a.Store, 0)
 	desk := models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin}
 	phone := models.Actor{UserID: "admin", TenantID: tenant.ID, Role: models.RoleAdmin, DeviceID: "phone"}
 
