@@ -105,7 +105,7 @@ func importingUser(ctx context.Context, st *store.Store, tenant, email string) (
 		}
 		return u, nil
 	}
-	admins, err := st.Users(ctx, tenant, store.UserFilter{Role: models.RoleAdmin, Limit: 1})
+	admins, err := st.Users(ctx, tenant, models.UserFilter{Role: models.RoleAdmin, Limit: 1})
 	if err != nil {
 		return models.User{}, err
 	}
