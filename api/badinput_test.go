@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // TestBadInputGets4xxAndWritesNothing sends every write route the mistakes
@@ -21,7 +21,7 @@ func TestBadInputGets4xxAndWritesNothing(t *testing.T) {
 	h := w.h
 	ctx := context.Background()
 	snapshot := func() string {
-		users, err := h.store.Users(ctx, w.admin.tenant, store.UserFilter{})
+		users, err := h.store.Users(ctx, w.admin.tenant, models.UserFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -308,7 +307,7 @@ func (s *Server) patchSettings(c *fiber.Ctx) error {
 }
 
 type auditResponse struct {
-	Data []store.AuditEntry `json:"data"`
+	Data []auditEntry `json:"data"`
 	// NextBefore is passed as ?before= for older entries; null at the end.
 	NextBefore *time.Time `json:"next_before"`
 }
@@ -333,7 +332,10 @@ func (s *Server) audit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := auditResponse{Data: entries}
+	out := auditResponse{Data: make([]auditEntry, len(entries))}
+	for i, e := range entries {
+		out.Data[i] = auditEntryOf(e)
+	}
 	if len(entries) == limit {
 		next := entries[len(entries)-1].At
 		out.NextBefore = &next
@@ -356,4 +358,39 @@ func (s *Server) reclaimPool(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(reclaimResponse{Returned: n})
+}
+
+// auditEntry is one entry of the audit log as GET /v1/audit shows it. It is
+// the API's own type, so that what the store keeps in an entry (the tenant,
+// fields added later) reaches clients only when the API says so.
+type auditEntry struct {
+	ID         string        `json:"id"`
+	Collection string        `json:"collection"`
+	RecordID   string        `json:"record_id"`
+	Version    int64         `json:"version"`
+	Action     string        `json:"action"`
+	ActorID    string        `json:"actor_id"`
+	At         time.Time     `json:"at"`
+	Changes    []fieldChange `json:"changes"`
+}
+
+// fieldChange is one changed field of an auditEntry: its value before and
+// after (null when it had none).
+type fieldChange struct {
+	Field string `json:"field"`
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+func auditEntryOf(e models.AuditEntry) auditEntry {
+	out := auditEntry{ID: e.ID, Collection: e.Collection, RecordID: e.RecordID, Version: e.Version,
+		Action: e.Action, ActorID: e.ActorID, At: e.At}
+	// A nil list stays null, as an entry without changes always showed it.
+	if e.Changes != nil {
+		out.Changes = make([]fieldChange, len(e.Changes))
+		for i, c := range e.Changes {
+			out.Changes[i] = fieldChange{Field: c.Field, Old: c.Old, New: c.New}
+		}
+	}
+	return out
 }

@@ -33,7 +33,7 @@ func TestCRMBadInputGets4xxAndWritesNothing(t *testing.T) {
 		colls := append([]string{store.Customers}, store.ChildCollections...)
 		for _, coll := range colls {
 			var docs []map[string]any
-			if err := h.store.Find(ctx, coll, store.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}, WithDeleted: true}, &docs); err != nil {
+			if err := h.store.Find(ctx, coll, models.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}, WithDeleted: true}, &docs); err != nil {
 				t.Fatal(err)
 			}
 			raw, _ := json.Marshal(docs)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -718,7 +717,7 @@ func TestEveryChangeStampsSyncNumbers(t *testing.T) {
 		t.Fatalf("after reassignment: seq %d, fields %v", moved.Seq, moved.FieldSeqs)
 	}
 	var orders []models.Order
-	if err := h.store.Find(ctx, "orders", store.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}}, &orders); err != nil || len(orders) != 1 {
+	if err := h.store.Find(ctx, "orders", models.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}}, &orders); err != nil || len(orders) != 1 {
 		t.Fatalf("orders %v, %v", orders, err)
 	}
 	if o := orders[0]; o.FieldSeqs["owner_id"] != o.Seq || o.Seq <= rated.Seq {

@@ -19,7 +19,7 @@ func TestPanicInHandlerBecomes500ProblemAndIsLogged(t *testing.T) {
 	var logs bytes.Buffer
 	// The routes bind the services' methods, so they must not be nil; this
 	// test calls none of them.
-	s, err := New(Config{}, &accounts.Service{}, &crm.Service{}, &watermelon.Engine{}, nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	s, err := New(Config{}, &accounts.Service{}, &crm.Service{}, nil, &watermelon.Engine{}, nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

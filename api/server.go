@@ -100,7 +100,7 @@ type Server struct {
 
 // New builds the API. Nothing listens until Listen is called. It fails only on
 // a TrustedProxies entry that is neither an address nor a CIDR.
-func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
+func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *imports.Runner, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -114,7 +114,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, syncEngine *wa
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{accounts: acc, crm: crmService, imports: imports.New(crmService, log), sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
+	s := &Server{accounts: acc, crm: crmService, imports: importRunner, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
 		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{

@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -14,11 +13,13 @@ import (
 // deviceStore is the device registry's persistence (package store).
 type deviceStore interface {
 	Get(ctx context.Context, coll, tenant, id string, out any) error
-	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
-	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
-	TokenOwnerOf(ctx context.Context, tenant, token string) (store.TokenOwner, error)
-	SetTokenOwner(ctx context.Context, o store.TokenOwner) error
-	DeleteTokenOwner(ctx context.Context, o store.TokenOwner) error
+	// Revise is the versioned read-modify-write of record id (see
+	// models.Revision), again from a fresh read when another writer
+	// committed first.
+	Revise(ctx context.Context, coll, tenant, id string, rec any, edit func(rev *models.Revision) error) error
+	TokenOwnerOf(ctx context.Context, tenant, token string) (models.TokenOwner, error)
+	SetTokenOwner(ctx context.Context, o models.TokenOwner) error
+	DeleteTokenOwner(ctx context.Context, o models.TokenOwner) error
 }
 
 // Devices is the registry of the phones that receive a user's pushes.
@@ -62,7 +63,7 @@ func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Devic
 		return dev, err
 	}
 	dev.UpdatedAt = d.now().UTC().Truncate(time.Millisecond)
-	owner := store.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
+	owner := models.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
 	previous, err := d.store.TokenOwnerOf(ctx, a.TenantID, dev.FCMToken)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
@@ -88,7 +89,7 @@ func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Devic
 		return dev, err
 	}
 	if replaced != "" && replaced != dev.FCMToken {
-		_ = d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: replaced, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID})
+		_ = d.store.DeleteTokenOwner(ctx, models.TokenOwner{Token: replaced, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID})
 	}
 	return dev, d.store.SetTokenOwner(ctx, owner)
 }
@@ -142,44 +143,27 @@ func (d *Devices) drop(ctx context.Context, tenant, user, deviceID, token string
 	if err != nil || removed.FCMToken == "" {
 		return err
 	}
-	return d.store.DeleteTokenOwner(ctx, store.TokenOwner{Token: removed.FCMToken, TenantID: tenant, UserID: user, DeviceID: deviceID})
+	return d.store.DeleteTokenOwner(ctx, models.TokenOwner{Token: removed.FCMToken, TenantID: tenant, UserID: user, DeviceID: deviceID})
 }
 
-// change applies edit to the user's device set as a versioned write, again
-// from a fresh read when another registration got in first. edit says whether
-// it changed anything.
+// change applies edit to the user's device set as a versioned write, the
+// same as any record's: again from a fresh read when another registration
+// got in first. edit says whether it changed anything.
 func (d *Devices) change(ctx context.Context, tenant, user string, edit func(set *models.DeviceSet) bool) error {
-	id := models.DeviceSetID(tenant, user)
-	for attempt := 0; attempt < 8; attempt++ {
-		var set models.DeviceSet
-		err := d.store.Get(ctx, store.DeviceSets, tenant, id, &set)
-		fresh := errors.Is(err, models.ErrNotFound)
-		if err != nil && !fresh {
-			return err
-		}
-		if fresh {
-			set = models.DeviceSet{UserID: user}
+	var set models.DeviceSet
+	return d.store.Revise(ctx, store.DeviceSets, tenant, models.DeviceSetID(tenant, user), &set, func(rev *models.Revision) error {
+		if !rev.Found {
+			set.UserID = user
 		}
 		if !edit(&set) {
+			rev.Skip = true
 			return nil
 		}
-		now := d.now().UTC()
-		set.ID, set.TenantID, set.OwnerID, set.UpdatedAt, set.UpdatedBy = id, tenant, user, now, user
-		set.Version++
-		if fresh {
-			set.CreatedAt, set.CreatedBy = now, user
-			err = d.store.Insert(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "register device"})
-		} else {
-			err = d.store.Commit(ctx, store.DeviceSets, &set.Meta, &set, store.AuditEntry{Action: "change devices"})
+		set.OwnerID = user
+		rev.At, rev.By, rev.Action = d.now().UTC(), user, "change devices"
+		if !rev.Found {
+			rev.Action = "register device"
 		}
-		if !errors.Is(err, models.ErrConflict) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("devices of user %s keep changing: %w", user, models.ErrConflict)
+		return nil
+	})
 }

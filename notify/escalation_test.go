@@ -226,7 +226,7 @@ func TestDigestsFireAtEachManagersLocalTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.scheduler.Reconcile(ctx, w.store); err != nil {
+	if _, err := w.scheduler.Reconcile(ctx, w.crm); err != nil {
 		t.Fatal(err)
 	}
 	// 08:00 in Shanghai is 00:00 UTC; in Berlin, 07:00 UTC.

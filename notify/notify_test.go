@@ -224,7 +224,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	w.task("Before the flush", time.Now().Add(1500*time.Millisecond))
 	w.rd.Flush(t)
 	// A restart: the schedule is rebuilt from MongoDB.
-	if n, err := w.scheduler.Reconcile(ctx, w.store); err != nil || n != 1 {
+	if n, err := w.scheduler.Reconcile(ctx, w.crm); err != nil || n != 1 {
 		t.Fatalf("reconcile: %d, %v", n, err)
 	}
 	w.run(t)
@@ -233,7 +233,7 @@ func TestRemindersSurviveARedisFlushAndAreNotSentTwice(t *testing.T) {
 	}
 	// Sent, then Redis lost again: nothing is sent twice.
 	w.rd.Flush(t)
-	if _, err := w.scheduler.Reconcile(ctx, w.store); err != nil {
+	if _, err := w.scheduler.Reconcile(ctx, w.crm); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
@@ -256,7 +256,7 @@ func TestAPushClaimedByAWorkerThatDiedIsSentWhenItsClaimRunsOut(t *testing.T) {
 			task := w.task("Call", time.Now().Add(300*time.Millisecond))
 			claimedAt := time.Now()
 			id := models.DeliveryID(models.ReminderID(w.rep.TenantID, task.ID, models.NotifyTaskDue), task.DueAt, "tablet")
-			if err := w.store.ClaimDelivery(context.Background(), store.Delivery{ID: id, State: "claimed", At: claimedAt.UnixMilli()}); err != nil {
+			if err := w.store.ClaimDelivery(context.Background(), models.Delivery{ID: id, State: "claimed", At: claimedAt.UnixMilli()}); err != nil {
 				t.Fatal(err)
 			}
 			next := w.another() // started after the claimer died

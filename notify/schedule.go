@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -377,13 +376,6 @@ func (s *Scheduler) ScheduleDigest(ctx context.Context, u models.User) error {
 		[]models.PlannedReminder{{Kind: models.NotifyDigest, FireAt: next}})
 }
 
-// scanner pages through every tenant's tasks, tickets and users (package store).
-type scanner interface {
-	TenantIDs(ctx context.Context) ([]string, error)
-	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
-}
-
 // Reconcile makes the schedule match the truth: every open task's and ticket's
 // reminders are (re)written to MongoDB where missing and put back into Redis,
 // and every manager has a digest coming. It runs at start-up and
@@ -391,7 +383,7 @@ type scanner interface {
 // replaced loses no reminder. Nothing is sent twice: what was sent is
 // recorded per device and firing (see Worker). It returns how many subjects
 // it went through.
-func (s *Scheduler) Reconcile(ctx context.Context, db scanner) (int, error) {
+func (s *Scheduler) Reconcile(ctx context.Context, db directory) (int, error) {
 	tenants, err := db.TenantIDs(ctx)
 	if err != nil {
 		return 0, err
@@ -402,27 +394,27 @@ func (s *Scheduler) Reconcile(ctx context.Context, db scanner) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		err = eachRecord(ctx, db, store.Tasks, tenant, func(t *models.Task) error {
-			if len(models.PlanTaskReminders(t, st)) == 0 {
+		err = db.EachTask(ctx, tenant, func(t models.Task) error {
+			if len(models.PlanTaskReminders(&t, st)) == 0 {
 				return nil // closed: the worker cancels leftovers when they fall due
 			}
 			n++
-			return s.TaskChanged(ctx, *t)
+			return s.TaskChanged(ctx, t)
 		})
 		if err != nil {
 			return n, err
 		}
-		err = eachRecord(ctx, db, store.Tickets, tenant, func(t *models.Ticket) error {
-			if len(models.PlanTicketReminders(t, st)) == 0 {
+		err = db.EachTicket(ctx, tenant, func(t models.Ticket) error {
+			if len(models.PlanTicketReminders(&t, st)) == 0 {
 				return nil
 			}
 			n++
-			return s.TicketChanged(ctx, *t)
+			return s.TicketChanged(ctx, t)
 		})
 		if err != nil {
 			return n, err
 		}
-		managers, err := db.Users(ctx, tenant, store.UserFilter{Role: models.RoleManager})
+		managers, err := db.Managers(ctx, tenant)
 		if err != nil {
 			return n, err
 		}
@@ -434,24 +426,4 @@ func (s *Scheduler) Reconcile(ctx context.Context, db scanner) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// eachRecord calls f on every record of coll in tenant, in pages.
-func eachRecord[R any](ctx context.Context, db scanner, coll, tenant string, f func(*R) error) error {
-	const page = 1000
-	for after := int64(0); ; {
-		var batch []R
-		if err := db.Changes(ctx, coll, tenant, after, 1<<62, page, &batch); err != nil {
-			return err
-		}
-		for i := range batch {
-			after = models.MetaOf(&batch[i]).Seq
-			if err := f(&batch[i]); err != nil {
-				return err
-			}
-		}
-		if len(batch) < page {
-			return nil
-		}
-	}
 }

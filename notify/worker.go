@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -20,26 +19,22 @@ type Pusher interface {
 	Push(ctx context.Context, m Message) error
 }
 
-// workerStore is what sending needs from MongoDB (package store).
+// workerStore is what sending keeps in storage (package store): the
+// reminders and the record of each delivery.
 type workerStore interface {
 	reminderStore
-	User(ctx context.Context, tenant, id string) (models.User, error)
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
-	Team(ctx context.Context, tenant, id string) (models.Team, error)
-	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
-	Find(ctx context.Context, coll string, q store.Query, out any) error
-	ClaimDelivery(ctx context.Context, d store.Delivery) error
-	DeliveryOf(ctx context.Context, id string) (store.Delivery, error)
-	PutDelivery(ctx context.Context, d store.Delivery) error
-	RecordFiring(ctx context.Context, r models.Reminder, deliveries []store.Delivery) error
+	ClaimDelivery(ctx context.Context, d models.Delivery) error
+	DeliveryOf(ctx context.Context, id string) (models.Delivery, error)
+	PutDelivery(ctx context.Context, d models.Delivery) error
+	RecordFiring(ctx context.Context, r models.Reminder, deliveries []models.Delivery) error
 }
 
-// crmReader reads tasks and tickets and writes the inbox (package crm).
+// crmReader is what sending asks of the CRM (package crm): the directory
+// of people and work, the tenant's settings, and the inbox it writes to.
 type crmReader interface {
-	Task(ctx context.Context, tenant, id string) (models.Task, error)
-	Ticket(ctx context.Context, tenant, id string) (models.Ticket, error)
-	Notify(ctx context.Context, n models.Notification, id string) (models.Notification, error)
+	directory
 	TenantSettings(ctx context.Context, tenant string) (models.Settings, error)
+	Notify(ctx context.Context, n models.Notification, id string) (models.Notification, error)
 }
 
 // deviceRegistry lists a user's devices and drops the dead ones (Devices).
@@ -252,7 +247,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	}
 	var retry *RetryError
 	var claimed time.Time // the latest a push claimed by another worker may still be sent until
-	var outcomes []store.Delivery
+	var outcomes []models.Delivery
 	for _, dev := range devices {
 		msg.Token = dev.FCMToken
 		d, err := w.deliver(ctx, r, dev, msg)
@@ -361,7 +356,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, ticket.AssigneeID, levels)
 		return f, err
 	case models.NotifyDigest:
-		manager, err := w.store.User(ctx, r.TenantID, r.UserID)
+		manager, err := w.crm.User(ctx, r.TenantID, r.UserID)
 		if errors.Is(err, models.ErrNotFound) || (err == nil && (manager.Role != models.RoleManager || !manager.Active)) {
 			return firing{}, nil
 		}
@@ -393,7 +388,7 @@ func planned(plan []models.PlannedReminder, r models.Reminder, assignee string) 
 // (0: the user; 1: their manager; 2: the manager's manager), and the name of
 // user. Zero when there is nobody that high, or they are inactive.
 func (w *Worker) escalate(ctx context.Context, tenant, user string, levels int) (models.User, string, error) {
-	u, err := w.store.User(ctx, tenant, user)
+	u, err := w.crm.User(ctx, tenant, user)
 	if errors.Is(err, models.ErrNotFound) {
 		return models.User{}, "", nil
 	}
@@ -404,7 +399,7 @@ func (w *Worker) escalate(ctx context.Context, tenant, user string, levels int) 
 	for range levels {
 		boss := u.ManagerID
 		if boss == "" && u.TeamID != "" {
-			team, err := w.store.Team(ctx, tenant, u.TeamID)
+			team, err := w.crm.Team(ctx, tenant, u.TeamID)
 			if err != nil && !errors.Is(err, models.ErrNotFound) {
 				return models.User{}, "", err
 			}
@@ -413,7 +408,7 @@ func (w *Worker) escalate(ctx context.Context, tenant, user string, levels int) 
 		if boss == "" || boss == u.ID {
 			return models.User{}, name, nil
 		}
-		if u, err = w.store.User(ctx, tenant, boss); err != nil {
+		if u, err = w.crm.User(ctx, tenant, boss); err != nil {
 			if errors.Is(err, models.ErrNotFound) {
 				return models.User{}, name, nil
 			}
@@ -426,58 +421,22 @@ func (w *Worker) escalate(ctx context.Context, tenant, user string, levels int) 
 	return u, name, nil
 }
 
-// digest counts what a manager's team has on: follow-ups due today (in the
-// manager's time zone) and overdue, customers won in the last day, and open
-// tickets past their SLA.
+// digest counts what a manager's teams have on: follow-ups due today (in
+// the manager's time zone) and overdue, customers won in the last day, and
+// open tickets past their SLA.
 func (w *Worker) digest(ctx context.Context, manager models.User) (models.DigestCounts, error) {
-	teams, err := w.store.Teams(ctx, manager.TenantID, manager.ID)
-	if err != nil {
+	members, err := w.crm.TeamMembers(ctx, manager.TenantID, manager.ID)
+	if err != nil || len(members) == 0 {
 		return models.DigestCounts{}, err
 	}
-	var teamIDs []string
-	for _, t := range teams {
-		teamIDs = append(teamIDs, t.ID)
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
 	}
-	members, err := w.store.Users(ctx, manager.TenantID, store.UserFilter{TeamIDs: teamIDs})
-	if err != nil {
-		return models.DigestCounts{}, err
-	}
-	var ids []string
-	for _, m := range members {
-		ids = append(ids, m.ID)
-	}
-	if len(ids) == 0 {
-		return models.DigestCounts{}, nil
-	}
-	loc := w.zones.of(manager)
 	now := w.now()
-	local := now.In(loc)
-	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
-	count := func(coll string, conds ...store.Cond) (int, error) {
-		var found []struct {
-			ID string `bson:"_id"`
-		}
-		q := store.Query{Tenant: manager.TenantID, Scope: models.Scope{All: true}, Conds: conds}
-		err := w.store.Find(ctx, coll, q, &found)
-		return len(found), err
-	}
-	var c models.DigestCounts
-	open := store.Cond{Field: "status", Op: store.Eq, Value: models.TaskOpen}
-	mine := store.Cond{Field: "assignee_id", Op: store.In, Value: ids}
-	if c.DueToday, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Gte, Value: dayStart},
-		store.Cond{Field: "due_at", Op: store.Lt, Value: dayStart.AddDate(0, 0, 1)}); err != nil {
-		return c, err
-	}
-	if c.Overdue, err = count(store.Tasks, open, mine, store.Cond{Field: "due_at", Op: store.Lt, Value: now}); err != nil {
-		return c, err
-	}
-	if c.NewCustomers, err = count(store.Customers, store.Cond{Field: "owner_id", Op: store.In, Value: ids},
-		store.Cond{Field: "created_at", Op: store.Gte, Value: now.Add(-24 * time.Hour)}); err != nil {
-		return c, err
-	}
-	c.TicketsPastSLA, err = count(store.Tickets, mine, store.Cond{Field: "status", Op: store.In,
-		Value: []string{models.TicketNew, models.TicketAssigned, models.TicketInProgress}}, store.Cond{Field: "sla_due_at", Op: store.Lt, Value: now})
-	return c, err
+	local := now.In(w.zones.of(manager))
+	dayStart := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, local.Location())
+	return w.crm.DigestCounts(ctx, manager.TenantID, ids, dayStart, now)
 }
 
 // deliver pushes msg to one device once: the delivery record, inserted before
@@ -489,10 +448,10 @@ func (w *Worker) digest(ctx context.Context, manager models.User) (models.Digest
 // returns a *claimedError, and the reminder is looked at again after it. It
 // returns the delivery's outcome for the caller to record, or nil when there
 // was nothing to do.
-func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*store.Delivery, error) {
+func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Device, msg Message) (*models.Delivery, error) {
 	id := models.DeliveryID(r.ID, r.FireAt, dev.DeviceID)
 	now := w.now()
-	d := store.Delivery{ID: id, State: "claimed", At: now.UnixMilli()}
+	d := models.Delivery{ID: id, State: "claimed", At: now.UnixMilli()}
 	err := w.store.ClaimDelivery(ctx, d)
 	if errors.Is(err, models.ErrConflict) {
 		prev, gerr := w.store.DeliveryOf(ctx, id)

@@ -284,7 +284,7 @@ func seed(ctx context.Context, a *app.App, rep benchRep, customers, interactions
 					Seq: seq, FieldSeqs: map[string]int64{"id": seq}}
 				recs = append(recs, rec)
 			}
-			err := a.Store.InsertBatch(ctx, coll, recs, store.AuditEntry{Action: "seed"})
+			err := a.Store.InsertBatch(ctx, coll, recs, models.AuditEntry{Action: "seed"})
 			for _, done := range dones {
 				done()
 			}

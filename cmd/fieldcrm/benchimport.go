@@ -72,7 +72,7 @@ func benchImport(ctx context.Context, args []string, getenv func(string) string,
 	}
 	var peak uint64
 	start := time.Now()
-	started, err := imports.New(a.CRM, discardLogger).Start(ctx, imports.Request{Actor: actor, OnDuplicate: crm.OnDuplicateSkip,
+	started, err := a.Imports.Start(ctx, imports.Request{Actor: actor, OnDuplicate: crm.OnDuplicateSkip,
 		FileName: "customers.csv", Progress: func(models.Import) { notePeakHeap(&peak) }}, f)
 	if err != nil {
 		stopProfile()

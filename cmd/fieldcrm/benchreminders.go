@@ -223,7 +223,7 @@ func benchSeedReminders(ctx context.Context, a *app.App, tenant string, users []
 			fire[id] = t.DueAt
 			dueOf[t.ID] = t.DueAt
 		}
-		err := a.Store.InsertBatch(ctx, store.Tasks, tasks, store.AuditEntry{Action: "seed"})
+		err := a.Store.InsertBatch(ctx, store.Tasks, tasks, models.AuditEntry{Action: "seed"})
 		for _, done := range dones {
 			done()
 		}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +73,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	started, err := imports.New(a.CRM, discardLogger).Start(ctx, imports.Request{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
+	started, err := a.Imports.Start(ctx, imports.Request{Actor: actor, Kind: *kind, OnDuplicate: *onDuplicate,
 		DryRun: *dryRun, Mapping: mapping, FileName: filepath.Base(*file), Progress: bar.draw}, f)
 	if err != nil {
 		stopProfile()
@@ -97,10 +96,6 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	return nil
 }
 
-// discardLogger is the import runner's logger in commands: a command
-// reports its import's outcome itself, on stdout or as its error.
-var discardLogger = slog.New(slog.DiscardHandler)
-
 // importingUser is the user named by email in the tenant, or its first admin.
 func importingUser(ctx context.Context, st *store.Store, tenant, email string) (models.User, error) {
 	if email != "" {
@@ -110,7 +105,7 @@ func importingUser(ctx context.Context, st *store.Store, tenant, email string) (
 		}
 		return u, nil
 	}
-	admins, err := st.Users(ctx, tenant, store.UserFilter{Role: models.RoleAdmin, Limit: 1})
+	admins, err := st.Users(ctx, tenant, models.UserFilter{Role: models.RoleAdmin, Limit: 1})
 	if err != nil {
 		return models.User{}, err
 	}

@@ -34,7 +34,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 			return a.Sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 		})
 		go jobs.every(ctx, "rfm-refresh", 24*time.Hour, "RFM value tiers refreshed", a.CRM.RefreshRFMAll)
-		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.Store) }
+		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
 		// At start-up every replica reconciles, without a lease: it is what
 		// rebuilds a schedule that Redis lost, and it is safe to run twice.
 		if n, err := reconcile(ctx); err != nil {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -22,17 +21,17 @@ type accountStore interface {
 	CreateUser(ctx context.Context, u models.User) error
 	User(ctx context.Context, tenant, id string) (models.User, error)
 	UserByEmail(ctx context.Context, email string) (models.User, error)
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error)
 	UpdateUser(ctx context.Context, tenant, id string, fields map[string]any) error
 	CreateTeam(ctx context.Context, t models.Team) error
 	Team(ctx context.Context, tenant, id string) (models.Team, error)
 	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
-	CreateSession(ctx context.Context, s store.Session) error
-	Session(ctx context.Context, id string) (store.Session, error)
+	CreateSession(ctx context.Context, s models.Session) error
+	Session(ctx context.Context, id string) (models.Session, error)
 	RevokeSession(ctx context.Context, id, reason string, at time.Time) error
 	RevokeUserSessions(ctx context.Context, tenant, userID, except, reason string, at time.Time) error
-	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
-	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, error)
+	CreateRefreshToken(ctx context.Context, t models.RefreshToken) error
+	RefreshToken(ctx context.Context, hash string) (models.RefreshToken, error)
 	ClaimRotation(ctx context.Context, hash string, at time.Time) error
 }
 
@@ -239,7 +238,7 @@ func (s *Service) checkLimit(ctx context.Context, l attemptLimiter, key string) 
 
 // startSession creates a session (a refresh-token family) and its first tokens.
 func (s *Service) startSession(ctx context.Context, u models.User, deviceID string) (Tokens, error) {
-	sess := store.Session{ID: models.NewID(), TenantID: u.TenantID, UserID: u.ID, DeviceID: deviceID, CreatedAt: s.now().UTC()}
+	sess := models.Session{ID: models.NewID(), TenantID: u.TenantID, UserID: u.ID, DeviceID: deviceID, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, fmt.Errorf("start session: %w", err)
 	}
@@ -253,7 +252,7 @@ func (s *Service) issue(ctx context.Context, u models.User, sessionID string) (T
 	}
 	refresh, hash := newRefreshToken()
 	now := s.now().UTC()
-	rt := store.RefreshToken{Hash: hash, TenantID: u.TenantID, UserID: u.ID, FamilyID: sessionID,
+	rt := models.RefreshToken{Hash: hash, TenantID: u.TenantID, UserID: u.ID, FamilyID: sessionID,
 		IssuedAt: now, ExpiresAt: now.Add(RefreshTokenTTL)}
 	if err := s.store.CreateRefreshToken(ctx, rt); err != nil {
 		return Tokens{}, fmt.Errorf("store refresh token: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -122,7 +121,7 @@ type UserListOptions struct {
 // Users lists the users the actor may see: everyone for an admin, a manager's
 // teams and themselves, a rep only themselves.
 func (s *Service) Users(ctx context.Context, a models.Actor, o UserListOptions) ([]models.User, error) {
-	f := store.UserFilter{Role: o.Role, Active: o.Active, Limit: o.Limit, AfterID: o.AfterID}
+	f := models.UserFilter{Role: o.Role, Active: o.Active, Limit: o.Limit, AfterID: o.AfterID}
 	switch a.Role {
 	case models.RoleAdmin:
 	case models.RoleManager:

@@ -17,6 +17,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/crm/imports"
 	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
 	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
 	"github.com/fieldcrm/fieldcrm/internal/store"
@@ -74,6 +75,8 @@ type App struct {
 	Sequencer *cursor.Sequencer
 	CRM       *crm.Service
 	Sync      *watermelon.Engine
+	// Imports starts spreadsheet imports (POST /v1/imports and the import command).
+	Imports *imports.Runner
 	// Devices, Schedule, Scheduler and Worker are reminders and push.
 	Devices   *notify.Devices
 	Schedule  *notify.Schedule
@@ -270,7 +273,8 @@ func (a *App) build(ctx context.Context) error {
 			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		}
 	}
-	a.Server, err = api.New(cfg.HTTP, a.Accounts, a.CRM, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
+	a.Imports = imports.New(a.CRM, a.log)
+	a.Server, err = api.New(cfg.HTTP, a.Accounts, a.CRM, a.Imports, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
 	if err != nil {
 		return fmt.Errorf("HTTP server: %w", err)
 	}

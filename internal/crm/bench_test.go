@@ -45,7 +45,7 @@ func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, m
 		c.Meta = models.Meta{ID: models.NewID(), TenantID: tenant.ID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
 		c.Number = settings.CustomerNumber.Format(int64(i+1), now)
 		c.RefreshSearchKeys()
-		if err := st.Insert(ctx, store.Customers, &c.Meta, &c, store.AuditEntry{Action: "create"}); err != nil {
+		if err := st.Insert(ctx, store.Customers, &c.Meta, &c, models.AuditEntry{Action: "create"}); err != nil {
 			b.Fatal(err)
 		}
 	}

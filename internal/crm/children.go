@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -59,9 +58,9 @@ func childrenOf[R any](ctx context.Context, r *Records[R], tenant, customerID st
 }
 
 // childQuery finds the live records of one customer, whoever owns them.
-func childQuery(tenant, customerID string, limit int) store.Query {
-	return store.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
-		Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: customerID}}}
+func childQuery(tenant, customerID string, limit int) models.Query {
+	return models.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: limit,
+		Conds: []models.Cond{{Field: "customer_id", Op: models.OpEq, Value: customerID}}}
 }
 
 // eachChild calls fn with the live records of each child collection of a customer.

@@ -93,7 +93,7 @@ func (s *Service) paymentHooks() hooks[models.Payment] {
 // paidOn sums the live payments of an order, except the payment except.
 func (s *Service) paidOn(ctx context.Context, tenant, orderID, except string) (int64, error) {
 	var payments []models.Payment
-	q := store.Query{Tenant: tenant, Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "order_id", Op: store.Eq, Value: orderID}}}
+	q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "order_id", Op: models.OpEq, Value: orderID}}}
 	if err := s.store.Find(ctx, store.Payments, q, &payments); err != nil {
 		return 0, err
 	}

@@ -64,12 +64,12 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 	}
 }
 
-var poolFilter = filter{doc: "true: only unowned customers", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
+var poolFilter = filter{doc: "true: only unowned customers", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 	switch raw {
 	case "true":
-		return []store.Cond{{Field: "owner_id", Op: store.Eq, Value: ""}}, nil
+		return []models.Cond{{Field: "owner_id", Op: models.OpEq, Value: ""}}, nil
 	case "false":
-		return []store.Cond{{Field: "owner_id", Op: store.Ne, Value: ""}}, nil
+		return []models.Cond{{Field: "owner_id", Op: models.OpNe, Value: ""}}, nil
 	}
 	return nil, errors.New("must be true or false")
 }}
@@ -77,7 +77,7 @@ var poolFilter = filter{doc: "true: only unowned customers", conds: func(raw str
 // searchConds finds a customer by number, name, company, e-mail or phone. A
 // query that reads as a phone number is normalized first, so "138 0013 8000"
 // finds "+8613800138000"; anything else is a case-insensitive substring.
-func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
+func searchConds(raw string, st models.Settings) ([]models.Cond, error) {
 	if !utf8.ValidString(raw) {
 		return nil, errors.New("must be UTF-8 text")
 	}
@@ -96,10 +96,10 @@ func searchConds(raw string, st models.Settings) ([]store.Cond, error) {
 	}
 	if phoneLike && digits >= 7 {
 		if e164, err := models.NormalizePhone(q, st.PhoneRegion); err == nil {
-			return []store.Cond{{Field: "search_keys", Op: store.Eq, Value: e164}}, nil
+			return []models.Cond{{Field: "search_keys", Op: models.OpEq, Value: e164}}, nil
 		}
 	}
-	return []store.Cond{{Field: "search_keys", Op: store.Contains, Value: strings.ToLower(q)}}, nil
+	return []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: strings.ToLower(q)}}, nil
 }
 
 // liveKeys are the keys a customer is found by: none once deleted.
@@ -345,9 +345,9 @@ func (s *Service) ReclaimIdle(ctx context.Context, tenant string) (int, error) {
 	}
 	cutoff := s.now().UTC().AddDate(0, 0, -st.PoolReclaimDays)
 	var idle []models.Customer
-	q := store.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: 1000, Conds: []store.Cond{
-		{Field: "owner_id", Op: store.Ne, Value: ""},
-		{Field: "assigned_at", Op: store.Lt, Value: cutoff},
+	q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, Limit: 1000, Conds: []models.Cond{
+		{Field: "owner_id", Op: models.OpNe, Value: ""},
+		{Field: "assigned_at", Op: models.OpLt, Value: cutoff},
 	}}
 	if err := s.store.Find(ctx, store.Customers, q, &idle); err != nil {
 		return 0, err

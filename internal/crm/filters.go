@@ -7,19 +7,18 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // filter turns one query parameter of a list into store conditions.
 type filter struct {
-	conds func(raw string, st models.Settings) ([]store.Cond, error)
+	conds func(raw string, st models.Settings) ([]models.Cond, error)
 	doc   string
 }
 
 // equals matches a stored field exactly; several values may be given comma-separated.
 func equals(field string, allowed ...string) filter {
-	return filter{doc: "one value or several separated by commas", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
+	return filter{doc: "one value or several separated by commas", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		values := strings.Split(raw, ",")
 		for _, v := range values {
 			if len(allowed) > 0 && !slices.Contains(allowed, v) {
@@ -30,15 +29,15 @@ func equals(field string, allowed ...string) filter {
 			}
 		}
 		if len(values) == 1 {
-			return []store.Cond{{Field: field, Op: store.Eq, Value: values[0]}}, nil
+			return []models.Cond{{Field: field, Op: models.OpEq, Value: values[0]}}, nil
 		}
-		return []store.Cond{{Field: field, Op: store.In, Value: values}}, nil
+		return []models.Cond{{Field: field, Op: models.OpIn, Value: values}}, nil
 	}}
 }
 
 // contains matches a case-insensitive substring of a text field.
 func contains(field string) filter {
-	return filter{doc: "text to find, case-insensitive", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
+	return filter{doc: "text to find, case-insensitive", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		raw = strings.TrimSpace(raw)
 		if !utf8.ValidString(raw) {
 			return nil, errors.New("must be UTF-8 text")
@@ -46,22 +45,22 @@ func contains(field string) filter {
 		if raw == "" || len(raw) > 200 {
 			return nil, errors.New("must be 1 to 200 characters")
 		}
-		return []store.Cond{{Field: field, Op: store.Contains, Value: raw}}, nil
+		return []models.Cond{{Field: field, Op: models.OpContains, Value: raw}}, nil
 	}}
 }
 
 // since and until bound a time field (RFC 3339) or a date field (YYYY-MM-DD).
-func since(field string, dateOnly bool) filter { return bound(field, store.Gte, dateOnly) }
-func until(field string, dateOnly bool) filter { return bound(field, store.Lt, dateOnly) }
+func since(field string, dateOnly bool) filter { return bound(field, models.OpGte, dateOnly) }
+func until(field string, dateOnly bool) filter { return bound(field, models.OpLt, dateOnly) }
 
-func bound(field string, op store.Op, dateOnly bool) filter {
-	return filter{doc: "a time (RFC 3339) or date", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
+func bound(field string, op models.Op, dateOnly bool) filter {
+	return filter{doc: "a time (RFC 3339) or date", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		if dateOnly {
 			d, err := models.NormalizeDate(raw)
 			if err != nil {
 				return nil, err
 			}
-			return []store.Cond{{Field: field, Op: op, Value: d}}, nil
+			return []models.Cond{{Field: field, Op: op, Value: d}}, nil
 		}
 		t, err := time.Parse(time.RFC3339, raw)
 		if err != nil {
@@ -71,18 +70,18 @@ func bound(field string, op store.Op, dateOnly bool) filter {
 			}
 			t = d
 		}
-		return []store.Cond{{Field: field, Op: op, Value: t.UTC()}}, nil
+		return []models.Cond{{Field: field, Op: op, Value: t.UTC()}}, nil
 	}}
 }
 
 // flag matches records where field is set (true) or not (false).
 func flag(field string) filter {
-	return filter{doc: "true or false", conds: func(raw string, _ models.Settings) ([]store.Cond, error) {
+	return filter{doc: "true or false", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		switch raw {
 		case "true":
-			return []store.Cond{{Field: field, Op: store.Ne, Value: nil}}, nil
+			return []models.Cond{{Field: field, Op: models.OpNe, Value: nil}}, nil
 		case "false":
-			return []store.Cond{{Field: field, Op: store.Missing}}, nil
+			return []models.Cond{{Field: field, Op: models.OpMissing}}, nil
 		}
 		return nil, errors.New("must be true or false")
 	}}

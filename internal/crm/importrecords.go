@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -70,7 +69,7 @@ const maxRememberedRefs = 100_000
 // StartRecordImport begins importing records as the actor.
 func (s *Service) StartRecordImport(ctx context.Context, a models.Actor) (*RecordImport, error) {
 	active := true
-	users, err := s.store.Users(ctx, a.TenantID, store.UserFilter{Active: &active})
+	users, err := s.store.Users(ctx, a.TenantID, models.UserFilter{Active: &active})
 	if err != nil {
 		return nil, fmt.Errorf("import: users of tenant %s: %w", a.TenantID, err)
 	}

@@ -37,7 +37,7 @@ type crashingStore struct {
 	mode atomic.Int32
 }
 
-func (s *crashingStore) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error {
+func (s *crashingStore) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error {
 	if coll != store.LoyaltyEntries {
 		return s.Store.Insert(ctx, coll, meta, doc, entry)
 	}

@@ -29,7 +29,7 @@ type PersonalData struct {
 	LoyaltyEntries []models.LoyaltyEntry `json:"loyalty_entries"`
 	Conflicts      []models.Conflict     `json:"conflicts"`
 	Notifications  []models.Notification `json:"notifications"`
-	History        []store.AuditEntry    `json:"history"`
+	History        []models.AuditEntry   `json:"history"`
 }
 
 // Erasure reports what an erasure request changed.
@@ -134,8 +134,8 @@ func (s *Service) customerAndMerged(ctx context.Context, tenant, id string) ([]m
 	next := []string{id}
 	for depth := 0; len(next) > 0 && depth < maxMergeDepth; depth++ {
 		var merged []models.Customer
-		q := store.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, Limit: maxChildren,
-			Conds: []store.Cond{{Field: "merged_into", Op: store.In, Value: next}}}
+		q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, Limit: maxChildren,
+			Conds: []models.Cond{{Field: "merged_into", Op: models.OpIn, Value: next}}}
 		if err := s.store.Find(ctx, store.Customers, q, &merged); err != nil {
 			return nil, fmt.Errorf("customers merged into %v: %w", next, err)
 		}
@@ -197,8 +197,8 @@ func (s *Service) conflictsAbout(ctx context.Context, tenant string, ids []strin
 	out := []models.Conflict{}
 	for chunk := range slices.Chunk(ids, 500) {
 		var some []models.Conflict
-		q := store.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, Limit: maxChildren,
-			Conds: []store.Cond{{Field: "record_id", Op: store.In, Value: chunk}}}
+		q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, Limit: maxChildren,
+			Conds: []models.Cond{{Field: "record_id", Op: models.OpIn, Value: chunk}}}
 		if err := s.store.Find(ctx, store.Conflicts, q, &some); err != nil {
 			return nil, fmt.Errorf("conflicts about %d records: %w", len(chunk), err)
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -187,7 +186,7 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 		if r.h.unauditedCreate {
 			return r.svc.store.InsertUnaudited(ctx, r.coll, m, w.rec)
 		}
-		return r.svc.store.Insert(ctx, r.coll, m, w.rec, store.AuditEntry{Action: "create", Changes: changes})
+		return r.svc.store.Insert(ctx, r.coll, m, w.rec, models.AuditEntry{Action: "create", Changes: changes})
 	})
 	if errors.Is(err, models.ErrConflict) && r.h.same != nil {
 		// The id was taken between the check above and the insert: by the
@@ -363,77 +362,73 @@ func (r *Records[R]) checkEdit(a models.Actor, old *R, ifMatch int64) error {
 	return nil
 }
 
-// maxAttempts bounds how often a write without If-Match is retried after
-// another writer changed the record first (with growing, jittered pauses:
-// about 0.6 s in all).
-const maxAttempts = 12
-
-// mutate is the one read-modify-write loop of every change: load, let change
-// edit a copy, audit what differs, and commit it as the next version. A
-// concurrent writer makes the commit fail; the loop then starts again from the
-// fresh record, unless the change was conditional on a version (ErrStale).
-// A change that alters nothing writes nothing.
+// mutate is the one read-modify-write of every change, on the store's
+// versioned write (Revise): load, let change edit the record, audit what
+// differs, and commit it as the next version. A concurrent writer makes the
+// commit fail; Revise then starts again from the fresh record, unless the
+// change was conditional on a version (ErrStale). A change that alters
+// nothing writes nothing.
 func (r *Records[R]) mutate(ctx context.Context, a models.Actor, id, action string, change func(w *write[R]) error) (R, error) {
 	var zero R
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
 		return zero, err
 	}
-	for attempt := 1; ; attempt++ {
-		old, err := r.load(ctx, a.TenantID, id)
-		if err != nil {
-			return zero, err
-		}
-		rec, err := clone(&old)
-		if err != nil {
-			return zero, err
+	var (
+		rec     R
+		w       *write[R]
+		skipped bool
+	)
+	err = r.svc.store.Revise(ctx, r.coll, a.TenantID, id, &rec, func(rev *models.Revision) error {
+		if !rev.Found {
+			return models.ErrNotFound
 		}
 		if r.h.loaded != nil {
-			r.h.loaded(rec)
+			r.h.loaded(&rec)
+		}
+		// The copy loses what loaded decrypted (it is not stored): loaded
+		// runs on it too.
+		old, err := clone(&rec)
+		if err != nil {
+			return err
+		}
+		if r.h.loaded != nil {
+			r.h.loaded(old)
 		}
 		now := r.svc.now().UTC()
-		w := &write[R]{actor: a, settings: st, now: now, rec: rec, old: &old}
+		w = &write[R]{actor: a, settings: st, now: now, rec: &rec, old: old}
 		if err := change(w); err != nil {
-			return zero, err
+			return err
 		}
-		changes := diff(&old, rec)
-		if len(changes) == 0 && !w.resend {
-			return r.viewFor(a, *rec), nil
+		changes := diff(old, &rec)
+		skipped = len(changes) == 0 && !w.resend
+		if skipped {
+			rev.Skip = true
+			return nil
 		}
-		m := meta(rec)
-		m.Version = meta(&old).Version + 1
-		m.UpdatedAt, m.UpdatedBy = now, a.UserID
-		err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
-			return r.svc.store.Commit(ctx, r.coll, m, rec, store.AuditEntry{Action: action, Changes: changes})
-		})
-		if errors.Is(err, models.ErrConflict) && attempt < maxAttempts {
-			// The winner may not have written its version yet; rereading at once
-			// would find the same old version again.
-			backoff := time.Duration(attempt*attempt) * time.Millisecond
-			select {
-			case <-ctx.Done():
-				return zero, ctx.Err()
-			case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
-			}
-			continue
+		rev.At, rev.By, rev.Action, rev.Changes = now, a.UserID, action, changes
+		m := meta(&rec)
+		rev.Around = func(ctx context.Context, write func(ctx context.Context) error) error {
+			return r.svc.stamped(ctx, a.DeviceID, m, changes, write)
 		}
-		if err != nil {
-			return zero, err
-		}
-		if r.h.after != nil {
-			if err := r.h.after(ctx, w); err != nil {
-				return *rec, fmt.Errorf("after %s of %s %s: %w", action, r.coll, id, err)
-			}
-		}
-		return r.viewFor(a, *rec), nil
+		return nil
+	})
+	if err != nil {
+		return zero, err
 	}
+	if !skipped && r.h.after != nil {
+		if err := r.h.after(ctx, w); err != nil {
+			return rec, fmt.Errorf("after %s of %s %s: %w", action, r.coll, id, err)
+		}
+	}
+	return r.viewFor(a, rec), nil
 }
 
 // stamped runs write with m stamped with the tenant's next sync number, on the
 // record and on each changed field. The number stays in flight until write
 // returns, and write must finish within the sequencer's lease (its context
 // says so), so no pull passes a number whose change could still commit.
-func (s *Service) stamped(ctx context.Context, device string, m *models.Meta, changes []store.Change, write func(ctx context.Context) error) error {
+func (s *Service) stamped(ctx context.Context, device string, m *models.Meta, changes []models.FieldChange, write func(ctx context.Context) error) error {
 	seq, done, err := s.seq.Begin(ctx, m.TenantID)
 	if err != nil {
 		return err
@@ -483,16 +478,16 @@ var sensitive = map[string]func(string) string{"national_id": models.MaskNationa
 
 // diff lists the top-level fields (by JSON name) whose values differ between
 // old and new; old is nil for a new record.
-func diff[R any](old, new *R) []store.Change {
+func diff[R any](old, new *R) []models.FieldChange {
 	before, after := jsonFields(old), jsonFields(new)
-	var changes []store.Change
+	var changes []models.FieldChange
 	for k, v := range after {
 		if slices.Contains(unaudited, k) || reflect.DeepEqual(before[k], v) {
 			continue
 		}
-		changes = append(changes, store.Change{Field: k, Old: masked(k, before[k]), New: masked(k, v)})
+		changes = append(changes, models.FieldChange{Field: k, Old: masked(k, before[k]), New: masked(k, v)})
 	}
-	slices.SortFunc(changes, func(a, b store.Change) int {
+	slices.SortFunc(changes, func(a, b models.FieldChange) int {
 		if a.Field < b.Field {
 			return -1
 		}
@@ -590,14 +585,14 @@ func (r *Records[R]) Each(ctx context.Context, a models.Actor, o ListOptions, fn
 }
 
 // listQuery turns list options into the store query (without its limit).
-func (r *Records[R]) listQuery(ctx context.Context, a models.Actor, o ListOptions) (store.Query, error) {
+func (r *Records[R]) listQuery(ctx context.Context, a models.Actor, o ListOptions) (models.Query, error) {
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
-		return store.Query{}, err
+		return models.Query{}, err
 	}
 	// The public pool is listed when asked for (?pool=), not mixed into "my customers".
 	_, askedForPool := o.Filters["pool"]
-	q := store.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool)}
+	q := models.Query{Tenant: a.TenantID, Scope: a.ListScope(r.coll == store.Customers && askedForPool)}
 	if r.h.scopeAssignee && !q.Scope.All {
 		q.OrAssignee = a.UserID
 	}
@@ -672,7 +667,7 @@ func encodePosition[R any](rec *R, field string) string {
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
-func decodePosition(s string) (*store.Position, error) {
+func decodePosition(s string) (*models.ListPosition, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, err
@@ -681,7 +676,7 @@ func decodePosition(s string) (*store.Position, error) {
 	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" {
 		return nil, errors.New("bad cursor")
 	}
-	p := &store.Position{ID: c.ID}
+	p := &models.ListPosition{ID: c.ID}
 	switch {
 	case c.Time != nil:
 		p.Value = *c.Time

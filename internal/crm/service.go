@@ -27,19 +27,23 @@ import (
 
 // recordStore is the persistence the service needs; *store.Store implements it.
 type recordStore interface {
-	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error
 	InsertUnaudited(ctx context.Context, coll string, meta *models.Meta, doc any) error
-	Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry store.AuditEntry) error
+	// Revise is the versioned read-modify-write of record id (see
+	// models.Revision): edit changes *rec, Revise writes it as the next
+	// version and starts again from a fresh read when another writer
+	// committed first.
+	Revise(ctx context.Context, coll, tenant, id string, rec any, edit func(rev *models.Revision) error) error
 	Get(ctx context.Context, coll, tenant, id string, out any) error
-	Find(ctx context.Context, coll string, q store.Query, out any) error
-	Each(ctx context.Context, coll string, q store.Query, each func(decode func(out any) error) error) error
+	Find(ctx context.Context, coll string, q models.Query, out any) error
+	Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error
-	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error)
-	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]store.AuditEntry, error)
+	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error)
+	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]models.AuditEntry, error)
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)
-	LogEvent(ctx context.Context, e store.AuditEntry) error
+	LogEvent(ctx context.Context, e models.AuditEntry) error
 	SaveImport(ctx context.Context, im models.Import) error
 	RunningImports(ctx context.Context) ([]models.Import, error)
 	InterruptImport(ctx context.Context, id, runner string, updatedAt time.Time, reason string, at time.Time) (bool, error)
@@ -55,7 +59,8 @@ type recordStore interface {
 	TenantsWithPoolReclaim(ctx context.Context) ([]string, error)
 	TenantIDs(ctx context.Context) ([]string, error)
 	User(ctx context.Context, tenant, id string) (models.User, error)
-	Users(ctx context.Context, tenant string, f store.UserFilter) ([]models.User, error)
+	Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error)
+	Team(ctx context.Context, tenant, id string) (models.Team, error)
 	Teams(ctx context.Context, tenant, managerID string) ([]models.Team, error)
 }
 
@@ -293,7 +298,7 @@ func (s *Service) PatchSettings(ctx context.Context, a models.Actor, apply func(
 }
 
 // Audit lists the tenant's audit entries, newest first (admins only).
-func (s *Service) Audit(ctx context.Context, a models.Actor, coll, recordID string, before *time.Time, limit int) ([]store.AuditEntry, error) {
+func (s *Service) Audit(ctx context.Context, a models.Actor, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error) {
 	if a.Role != models.RoleAdmin {
 		return nil, &models.ForbiddenError{Reason: "only admins read the audit log"}
 	}
@@ -304,7 +309,7 @@ func (s *Service) Audit(ctx context.Context, a models.Actor, coll, recordID stri
 // error naming support_team_id when the team does not exist.
 func (s *Service) teamMembers(ctx context.Context, tenant, teamID string) ([]models.User, error) {
 	active := true
-	users, err := s.store.Users(ctx, tenant, store.UserFilter{TeamIDs: []string{teamID}, Active: &active})
+	users, err := s.store.Users(ctx, tenant, models.UserFilter{TeamIDs: []string{teamID}, Active: &active})
 	if err != nil {
 		return nil, err
 	}
@@ -335,11 +340,11 @@ func (s *Service) MarkRead(ctx context.Context, a models.Actor, id string) (mode
 // half-way has still been recorded.
 func (s *Service) LogExport(ctx context.Context, a models.Actor, what string, details map[string]any) (string, error) {
 	id := models.NewID()
-	changes := make([]store.Change, 0, len(details))
+	changes := make([]models.FieldChange, 0, len(details))
 	for _, k := range slices.Sorted(maps.Keys(details)) {
-		changes = append(changes, store.Change{Field: k, New: details[k]})
+		changes = append(changes, models.FieldChange{Field: k, New: details[k]})
 	}
-	err := s.store.LogEvent(ctx, store.AuditEntry{TenantID: a.TenantID, Collection: "exports", RecordID: id,
+	err := s.store.LogEvent(ctx, models.AuditEntry{TenantID: a.TenantID, Collection: "exports", RecordID: id,
 		Action: "export " + what, ActorID: a.UserID, At: s.now().UTC(), Changes: changes})
 	return id, err
 }

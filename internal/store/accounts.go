@@ -66,22 +66,8 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (models.User, err
 	return u, nil
 }
 
-// UserFilter narrows a list of users. Zero values mean "no restriction".
-type UserFilter struct {
-	// TeamIDs keeps users in one of these teams; OrUserID also keeps that user.
-	TeamIDs  []string
-	OrUserID string
-	// OnlyUserID keeps just that user (a rep's view of the list).
-	OnlyUserID string
-	Role       models.Role
-	Active     *bool
-	Limit      int
-	// AfterID continues a listing after the last id of the previous page.
-	AfterID string
-}
-
 // Users lists users of tenant in id order, following f.
-func (s *Store) Users(ctx context.Context, tenant string, f UserFilter) ([]models.User, error) {
+func (s *Store) Users(ctx context.Context, tenant string, f models.UserFilter) ([]models.User, error) {
 	filter := bson.D{{Key: "tenant_id", Value: tenant}}
 	// Both the "only" and the paging condition are on _id: they must share one
 	// key, since a filter with _id twice means only one of them to MongoDB.
@@ -170,37 +156,14 @@ func (s *Store) Teams(ctx context.Context, tenant, managerID string) ([]models.T
 	return teams, nil
 }
 
-// Session is one signed-in device: the family of refresh tokens issued from one
-// login. Access tokens name it (claim "sid"), so revoking it ends them at once.
-type Session struct {
-	ID        string     `bson:"_id"`
-	TenantID  string     `bson:"tenant_id"`
-	UserID    string     `bson:"user_id"`
-	DeviceID  string     `bson:"device_id"`
-	CreatedAt time.Time  `bson:"created_at"`
-	RevokedAt *time.Time `bson:"revoked_at,omitempty"`
-	// RevokeReason says why: "logout", "refresh token reuse", "deactivated".
-	RevokeReason string `bson:"revoke_reason,omitempty"`
-}
-
-// RefreshToken is the stored form of an opaque refresh token: only its SHA-256.
-type RefreshToken struct {
-	Hash      string    `bson:"_id"`
-	TenantID  string    `bson:"tenant_id"`
-	UserID    string    `bson:"user_id"`
-	FamilyID  string    `bson:"family_id"`
-	IssuedAt  time.Time `bson:"issued_at"`
-	ExpiresAt time.Time `bson:"expires_at"`
-}
-
 // CreateSession stores a new session.
-func (s *Store) CreateSession(ctx context.Context, sess Session) error {
+func (s *Store) CreateSession(ctx context.Context, sess models.Session) error {
 	return s.insert(ctx, collSessions, sess)
 }
 
 // Session returns the session id, or models.ErrNotFound.
-func (s *Store) Session(ctx context.Context, id string) (Session, error) {
-	var sess Session
+func (s *Store) Session(ctx context.Context, id string) (models.Session, error) {
+	var sess models.Session
 	return sess, s.findByID(ctx, collSessions, id, &sess)
 }
 
@@ -230,13 +193,13 @@ func (s *Store) RevokeUserSessions(ctx context.Context, tenant, userID, except, 
 }
 
 // CreateRefreshToken stores a refresh token's hash.
-func (s *Store) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
+func (s *Store) CreateRefreshToken(ctx context.Context, t models.RefreshToken) error {
 	return s.insert(ctx, collRefreshTokens, t)
 }
 
 // RefreshToken returns the stored token with this hash, or models.ErrNotFound.
-func (s *Store) RefreshToken(ctx context.Context, hash string) (RefreshToken, error) {
-	var t RefreshToken
+func (s *Store) RefreshToken(ctx context.Context, hash string) (models.RefreshToken, error) {
+	var t models.RefreshToken
 	return t, s.findByID(ctx, collRefreshTokens, hash, &t)
 }
 

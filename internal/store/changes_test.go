@@ -73,7 +73,7 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 			Nested: map[string]any{"city": "上海", "geo": bson.D{{Key: "lat", Value: 31.2}, {Key: "lng", Value: 121.5}}, "none": nil},
 			Mixed:  bson.A{int32(1), "x", bson.D{{Key: "k", Value: false}, {Key: "empty", Value: bson.A{}}}, 2.5, when, nil},
 			OID:    primitive.NewObjectID(), Bytes: []byte{0, 1, 254, 255}}
-		if err := direct.Insert(ctx, store.Tasks, &m, doc, store.AuditEntry{Action: "create"}); err != nil {
+		if err := direct.Insert(ctx, store.Tasks, &m, doc, models.AuditEntry{Action: "create"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,7 +176,7 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 	}
 
 	v1 := doc("written directly <b>&amp;</b> 中文", 1)
-	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); err != nil {
+	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, models.AuditEntry{Action: "create"}); err != nil {
 		t.Fatal(err)
 	}
 	var written bson.D
@@ -189,36 +189,36 @@ func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 			t.Fatalf("%s reads a directly written document differently:\n%v\n%v", name, got, written)
 		}
 	}
-	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
+	if err := direct.Insert(ctx, store.Tasks, &v1.Meta, v1, models.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("second insert of one _id: %v, want ErrConflict", err)
 	}
-	if err := viaFerret.Insert(ctx, store.Tasks, &v1.Meta, v1, store.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
+	if err := viaFerret.Insert(ctx, store.Tasks, &v1.Meta, v1, models.AuditEntry{Action: "create"}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("FerretDB inserted an _id written directly: %v", err)
 	}
 
 	v2 := doc("written by FerretDB", 2)
-	if err := viaFerret.Commit(ctx, store.Tasks, &v2.Meta, v2, store.AuditEntry{Action: "update"}); err != nil {
+	if err := viaFerret.Commit(ctx, store.Tasks, &v2.Meta, v2, models.AuditEntry{Action: "update"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := read(direct), read(viaFerret); !reflect.DeepEqual(got, want) || got.Map()["text"] != "written by FerretDB" {
 		t.Fatalf("direct read of FerretDB's write:\n%v\n%v", got, want)
 	}
 	// Version 2 was claimed through FerretDB: a direct commit of it must lose.
-	if err := direct.Commit(ctx, store.Tasks, &v2.Meta, v2, store.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
+	if err := direct.Commit(ctx, store.Tasks, &v2.Meta, v2, models.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("direct commit of a claimed version: %v, want ErrConflict", err)
 	}
 	// A version of a record that does not exist: the claim goes with the
 	// failed write, in one transaction.
 	ghost := doc("ghost", 2)
 	ghost.ID = "ghost"
-	if err := direct.Commit(ctx, store.Tasks, &ghost.Meta, ghost, store.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
+	if err := direct.Commit(ctx, store.Tasks, &ghost.Meta, ghost, models.AuditEntry{Action: "update"}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("commit of a missing record: %v, want ErrConflict", err)
 	}
 	if entries, err := direct.Audit(ctx, "t1", store.Tasks, "ghost", nil, 10); err != nil || len(entries) != 0 {
 		t.Fatalf("a failed commit left its claim: %v %v", entries, err)
 	}
 	v3 := doc("third", 3)
-	if err := direct.Commit(ctx, store.Tasks, &v3.Meta, v3, store.AuditEntry{Action: "update"}); err != nil {
+	if err := direct.Commit(ctx, store.Tasks, &v3.Meta, v3, models.AuditEntry{Action: "update"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(viaFerret); got.Map()["text"] != "third" || got.Map()["version"] != int64(3) {
@@ -241,16 +241,16 @@ func TestLookupsFromTablesMatchTheQueryEngine(t *testing.T) {
 			m.DeletedAt = &at
 		}
 		pay := models.Payment{Meta: m, ChildFields: models.ChildFields{CustomerID: p.customer}, OrderID: p.order, Method: "cash", PaidAt: at, Amount: int64(100 * (i + 1))}
-		if err := direct.Insert(ctx, store.Payments, &pay.Meta, &pay, store.AuditEntry{Action: "create"}); err != nil {
+		if err := direct.Insert(ctx, store.Payments, &pay.Meta, &pay, models.AuditEntry{Action: "create"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []store.Query{
-		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}},
-		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "order_id", Op: store.Eq, Value: "o1"}}},
-		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "order_id", Op: store.Eq, Value: "o1"}}, WithDeleted: true},
-		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}, Limit: 2},
-		{Tenant: "t2", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c9"}}},
+	for _, q := range []models.Query{
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "customer_id", Op: models.OpEq, Value: "c1"}}},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "order_id", Op: models.OpEq, Value: "o1"}}},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "order_id", Op: models.OpEq, Value: "o1"}}, WithDeleted: true},
+		{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "customer_id", Op: models.OpEq, Value: "c1"}}, Limit: 2},
+		{Tenant: "t2", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "customer_id", Op: models.OpEq, Value: "c9"}}},
 	} {
 		var got, want []models.Payment
 		if err := direct.Find(ctx, store.Payments, q, &got); err != nil {
@@ -264,7 +264,7 @@ func TestLookupsFromTablesMatchTheQueryEngine(t *testing.T) {
 		}
 	}
 	var three []models.Payment
-	q := store.Query{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "customer_id", Op: store.Eq, Value: "c1"}}}
+	q := models.Query{Tenant: "t1", Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "customer_id", Op: models.OpEq, Value: "c1"}}}
 	if err := direct.Find(ctx, store.Payments, q, &three); err != nil || len(three) != 3 {
 		t.Fatalf("c1's live payments in t1: %d, %v", len(three), err)
 	}

@@ -14,7 +14,7 @@ func putCustomer(t *testing.T, st *store.Store, tenant, id string, keys ...strin
 	t.Helper()
 	c := models.Customer{Meta: models.Meta{ID: id, TenantID: tenant, Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, DedupeKeys: keys}
 	c.Name = id
-	if err := st.Insert(context.Background(), store.Customers, &c.Meta, c, store.AuditEntry{Action: "create"}); err != nil {
+	if err := st.Insert(context.Background(), store.Customers, &c.Meta, c, models.AuditEntry{Action: "create"}); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -9,8 +9,8 @@ import (
 // InsertAuditForTest inserts the claim of meta's version alone, as a writer
 // that crashed before writing the record would have left it.
 func (s *Store) InsertAuditForTest(ctx context.Context, coll string, meta *models.Meta) error {
-	e := AuditEntry{Action: "crashed"}
-	e.fill(coll, meta)
+	e := models.AuditEntry{Action: "crashed"}
+	fillEntry(&e, coll, meta)
 	return s.insert(ctx, collAudit, e)
 }
 

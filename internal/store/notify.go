@@ -23,39 +23,28 @@ const (
 	collDeliveries   = "deliveries"
 )
 
-// TokenOwner is the device of a tenant an FCM token belongs to now. Tokens
-// are owned per tenant: one tenant registering a token cannot take it from a
-// device of another (which would silence that tenant's reminders), so a phone
-// signed in to two tenants holds one registration in each.
-type TokenOwner struct {
-	Token    string `bson:"token"`
-	TenantID string `bson:"tenant_id"`
-	UserID   string `bson:"user_id"`
-	DeviceID string `bson:"device_id"`
-}
-
 // tokenOwnerID is the _id of a token's owner in a tenant.
 func tokenOwnerID(tenant, token string) string { return tenant + "/" + token }
 
 // TokenOwnerOf returns who holds token in tenant, or models.ErrNotFound.
-func (s *Store) TokenOwnerOf(ctx context.Context, tenant, token string) (TokenOwner, error) {
-	var o TokenOwner
+func (s *Store) TokenOwnerOf(ctx context.Context, tenant, token string) (models.TokenOwner, error) {
+	var o models.TokenOwner
 	err := s.findByID(ctx, collDeviceTokens, tokenOwnerID(tenant, token), &o)
 	return o, err
 }
 
 // SetTokenOwner records that o.Token now belongs to o's device in o's tenant.
-func (s *Store) SetTokenOwner(ctx context.Context, o TokenOwner) error {
+func (s *Store) SetTokenOwner(ctx context.Context, o models.TokenOwner) error {
 	id := tokenOwnerID(o.TenantID, o.Token)
 	return s.put(ctx, collDeviceTokens, id, struct {
-		ID         string `bson:"_id"`
-		TokenOwner `bson:",inline"`
+		ID                string `bson:"_id"`
+		models.TokenOwner `bson:",inline"`
 	}{id, o})
 }
 
 // DeleteTokenOwner forgets token in owner's tenant, but only while it still
 // belongs to owner's device: a token that moved on keeps its new owner.
-func (s *Store) DeleteTokenOwner(ctx context.Context, owner TokenOwner) error {
+func (s *Store) DeleteTokenOwner(ctx context.Context, owner models.TokenOwner) error {
 	current, err := s.TokenOwnerOf(ctx, owner.TenantID, owner.Token)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && current != owner) {
 		return nil
@@ -80,31 +69,21 @@ func (s *Store) PutReminder(ctx context.Context, r models.Reminder) error {
 	return s.put(ctx, collReminders, r.ID, r)
 }
 
-// Delivery records one push of one firing of a reminder to one device.
-type Delivery struct {
-	ID    string `bson:"_id" json:"id"`
-	State string `bson:"state" json:"state"` // claimed, sent or failed
-	// At is when the state was reached; a claim older than the worker lease
-	// belongs to a worker that died, and may be taken over.
-	At    int64  `bson:"at" json:"at"`
-	Error string `bson:"error,omitempty" json:"error,omitempty"`
-}
-
 // ClaimDelivery inserts d; models.ErrConflict means another worker (or an
 // earlier attempt) claimed the same push first.
-func (s *Store) ClaimDelivery(ctx context.Context, d Delivery) error {
+func (s *Store) ClaimDelivery(ctx context.Context, d models.Delivery) error {
 	return s.insert(ctx, collDeliveries, d)
 }
 
 // DeliveryOf returns the delivery with id, or models.ErrNotFound.
-func (s *Store) DeliveryOf(ctx context.Context, id string) (Delivery, error) {
-	var d Delivery
+func (s *Store) DeliveryOf(ctx context.Context, id string) (models.Delivery, error) {
+	var d models.Delivery
 	err := s.findByID(ctx, collDeliveries, id, &d)
 	return d, err
 }
 
 // PutDelivery replaces the stored delivery with d.
-func (s *Store) PutDelivery(ctx context.Context, d Delivery) error {
+func (s *Store) PutDelivery(ctx context.Context, d models.Delivery) error {
 	return s.put(ctx, collDeliveries, d.ID, d)
 }
 
@@ -166,7 +145,7 @@ func (s *Store) InsertReminders(ctx context.Context, rs []models.Reminder) error
 // RecordFiring stores what became of one firing of a reminder: its new state
 // and the outcome of each delivery, in one transaction where the store writes
 // directly (one sync to disk instead of one per document).
-func (s *Store) RecordFiring(ctx context.Context, r models.Reminder, deliveries []Delivery) error {
+func (s *Store) RecordFiring(ctx context.Context, r models.Reminder, deliveries []models.Delivery) error {
 	writes := []direct{{coll: collReminders, doc: r, replace: true}}
 	for _, d := range deliveries {
 		writes = append(writes, direct{coll: collDeliveries, doc: d, replace: true})

@@ -40,29 +40,6 @@ const (
 // ChildCollections hold records that belong to a customer (they carry customer_id).
 var ChildCollections = []string{Contacts, Interactions, Tasks, Orders, Payments, Tickets, Surveys, LoyaltyEntries}
 
-// Change is one field of a record that an audited write changed.
-type Change struct {
-	Field string `bson:"field" json:"field"`
-	Old   any    `bson:"old" json:"old"`
-	New   any    `bson:"new" json:"new"`
-}
-
-// AuditEntry records one write to a record: who, when, what changed. Its _id is
-// collection/record/version, so inserting it is also the claim on that version:
-// of two writers that read the same version, only one can insert the entry for
-// the next, on MongoDB and on FerretDB alike (see Commit).
-type AuditEntry struct {
-	ID         string    `bson:"_id" json:"id"`
-	TenantID   string    `bson:"tenant_id" json:"-"`
-	Collection string    `bson:"collection" json:"collection"`
-	RecordID   string    `bson:"record_id" json:"record_id"`
-	Version    int64     `bson:"version" json:"version"`
-	Action     string    `bson:"action" json:"action"`
-	ActorID    string    `bson:"actor_id" json:"actor_id"`
-	At         time.Time `bson:"at" json:"at"`
-	Changes    []Change  `bson:"changes" json:"changes"`
-}
-
 func auditID(coll, id string, version int64) string {
 	return coll + "/" + id + "/" + strconv.FormatInt(version, 10)
 }
@@ -73,8 +50,8 @@ func auditID(coll, id string, version int64) string {
 const staleClaimAge = time.Minute
 
 // Insert stores a new record at version 1 with its audit entry.
-func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
-	entry.fill(coll, meta)
+func (s *Store) Insert(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error {
+	fillEntry(&entry, coll, meta)
 	err := s.writeDirect(ctx, direct{coll: collAudit, doc: entry}, direct{coll: coll, doc: doc})
 	if !errors.Is(err, errors.ErrUnsupported) {
 		if err != nil {
@@ -107,12 +84,12 @@ func (s *Store) InsertUnaudited(ctx context.Context, coll string, meta *models.M
 // loads such as seeding a benchmark. It stops at the first failure, which may
 // leave part of the batch written; writes that need an outcome per record use
 // Insert.
-func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.Record, entry AuditEntry) error {
+func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.Record, entry models.AuditEntry) error {
 	entries := make([]any, len(records))
 	docs := make([]any, len(records))
 	for i, rec := range records {
 		e := entry
-		e.fill(coll, rec.Header())
+		fillEntry(&e, coll, rec.Header())
 		entries[i], docs[i] = e, rec
 	}
 	if err := s.insertMany(ctx, collAudit, entries); err != nil {
@@ -136,8 +113,8 @@ func (s *Store) insertMany(ctx context.Context, coll string, docs []any) error {
 // The audit entry is inserted first, under its unique _id: that insert is the
 // atomic decision FerretDB lacks for conditional updates. The replace that follows
 // is still filtered on the previous version, which MongoDB checks atomically.
-func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry AuditEntry) error {
-	entry.fill(coll, meta)
+func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc any, entry models.AuditEntry) error {
+	fillEntry(&entry, coll, meta)
 	// Where IDTables writes, claim and record go in one transaction.
 	commit := func() error {
 		return s.writeDirect(ctx, direct{coll: collAudit, doc: entry}, direct{coll: coll, doc: doc, replace: true})
@@ -181,7 +158,7 @@ func (s *Store) Commit(ctx context.Context, coll string, meta *models.Meta, doc 
 // clearStaleClaim removes a version claim left by a writer that died before
 // writing the record, and reports whether it did.
 func (s *Store) clearStaleClaim(ctx context.Context, coll string, meta *models.Meta, claimID string) bool {
-	var claim AuditEntry
+	var claim models.AuditEntry
 	if err := s.findByID(ctx, collAudit, claimID, &claim); err != nil || time.Since(claim.At) < staleClaimAge {
 		return false
 	}
@@ -196,7 +173,8 @@ func (s *Store) clearStaleClaim(ctx context.Context, coll string, meta *models.M
 	return err == nil && res.DeletedCount == 1
 }
 
-func (e *AuditEntry) fill(coll string, meta *models.Meta) {
+// fillEntry stamps e as the entry of meta's version of a record of coll.
+func fillEntry(e *models.AuditEntry, coll string, meta *models.Meta) {
 	e.ID = auditID(coll, meta.ID, meta.Version)
 	e.TenantID = meta.TenantID
 	e.Collection = coll
@@ -222,54 +200,8 @@ func (s *Store) Get(ctx context.Context, coll, tenant, id string, out any) error
 	return nil
 }
 
-// Cond is one condition of a Query on a stored field (bson name, dotted for
-// nested fields).
-type Cond struct {
-	Field string
-	Op    Op
-	Value any
-}
-
-// Op is a comparison of Cond.
-type Op string
-
-// Comparisons.
-const (
-	Eq       Op = "$eq"
-	Ne       Op = "$ne"
-	In       Op = "$in"
-	Gt       Op = "$gt"
-	Gte      Op = "$gte"
-	Lt       Op = "$lt"
-	Lte      Op = "$lte"
-	Contains Op = "contains" // case-insensitive substring of a string field
-	Missing  Op = "missing"  // field is null or absent (Value ignored)
-)
-
-// Query selects records of one tenant.
-type Query struct {
-	Tenant string
-	Scope  models.Scope
-	// OrAssignee also keeps records whose assignee_id is this user (tasks, tickets).
-	OrAssignee  string
-	Conds       []Cond
-	WithDeleted bool
-	// SortField is the stored field to order by, then _id; Desc reverses both.
-	SortField string
-	Desc      bool
-	// After continues after the record with this sort value and id.
-	After *Position
-	Limit int
-}
-
-// Position is where a listing stopped: the sort value and id of its last record.
-type Position struct {
-	Value any
-	ID    string
-}
-
 // Find runs q on coll and decodes the matching records into out (a pointer to a slice).
-func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
+func (s *Store) Find(ctx context.Context, coll string, q models.Query, out any) error {
 	if field, value, ok := lookupOf(coll, q); ok && s.tables != nil {
 		docs, err := s.tables.Equal(ctx, coll, q.Tenant, field, value, q.WithDeleted, cmp.Or(q.Limit, math.MaxInt32))
 		if err != nil {
@@ -289,7 +221,7 @@ func (s *Store) Find(ctx context.Context, coll string, q Query, out any) error {
 // pass, where paging would run the query once per page. With q.SortField
 // empty the records come in no particular order, which lets the engine stream
 // them instead of sorting first.
-func (s *Store) Each(ctx context.Context, coll string, q Query, each func(decode func(out any) error) error) error {
+func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error {
 	filter, opts := findArgs(q)
 	if q.SortField == "" {
 		opts.SetSort(nil)
@@ -311,7 +243,7 @@ func (s *Store) Each(ctx context.Context, coll string, q Query, each func(decode
 }
 
 // findArgs turns a Query into a filter and find options.
-func findArgs(q Query) (bson.D, *options.FindOptions) {
+func findArgs(q models.Query) (bson.D, *options.FindOptions) {
 	filter := bson.D{{Key: "tenant_id", Value: q.Tenant}}
 	if !q.WithDeleted {
 		filter = append(filter, bson.E{Key: "deleted_at", Value: nil})
@@ -336,7 +268,7 @@ func findArgs(q Query) (bson.D, *options.FindOptions) {
 		}
 	}
 	for _, c := range q.Conds {
-		if _, scalar := c.Value.(string); c.Op == Eq && scalar && topLevel(c.Field, c.Value) {
+		if _, scalar := c.Value.(string); c.Op == models.OpEq && scalar && topLevel(c.Field, c.Value) {
 			continue
 		}
 		and = append(and, condFilter(c))
@@ -397,16 +329,16 @@ func scopeFilter(sc models.Scope, orAssignee string) bson.D {
 	return bson.D{{Key: "$or", Value: or}}
 }
 
-func condFilter(c Cond) bson.D {
+func condFilter(c models.Cond) bson.D {
 	switch c.Op {
-	case Contains:
+	case models.OpContains:
 		s, _ := c.Value.(string)
 		// The services refuse text that is not UTF-8; should one reach here,
 		// the regexp engines (MongoDB's PCRE, FerretDB's Go regexp) fail on it,
 		// so it is made valid rather than turned into a server error.
 		s = strings.ToValidUTF8(s, "\uFFFD")
 		return bson.D{{Key: c.Field, Value: bson.D{{Key: "$regex", Value: regexp.QuoteMeta(s)}, {Key: "$options", Value: "i"}}}}
-	case Missing:
+	case models.OpMissing:
 		return bson.D{{Key: c.Field, Value: nil}}
 	default:
 		return bson.D{{Key: c.Field, Value: bson.D{{Key: string(c.Op), Value: c.Value}}}}
@@ -414,7 +346,7 @@ func condFilter(c Cond) bson.D {
 }
 
 // Audit lists audit entries of tenant, newest first; recordID and coll narrow it.
-func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]AuditEntry, error) {
+func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error) {
 	filter := bson.D{{Key: "tenant_id", Value: tenant}}
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "collection", Value: coll})
@@ -426,7 +358,7 @@ func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before
 		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: *before}}})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit))
-	entries := []AuditEntry{}
+	entries := []models.AuditEntry{}
 	if err := s.findAll(ctx, collAudit, filter, opts, &entries); err != nil {
 		return nil, fmt.Errorf("list audit of tenant %s: %w", tenant, err)
 	}
@@ -500,8 +432,8 @@ func (s *Store) TenantsWithPoolReclaim(ctx context.Context) ([]string, error) {
 // the query goes to MongoDB, which answers it from the tenant_seq index.
 func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error {
 	if s.tables == nil {
-		q := Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, SortField: "seq", Limit: limit,
-			Conds: []Cond{{Field: "seq", Op: Gt, Value: after}, {Field: "seq", Op: Lte, Value: upTo}}}
+		q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, SortField: "seq", Limit: limit,
+			Conds: []models.Cond{{Field: "seq", Op: models.OpGt, Value: after}, {Field: "seq", Op: models.OpLte, Value: upTo}}}
 		return s.Find(ctx, coll, q, out)
 	}
 	docs, err := s.tables.Changes(ctx, coll, tenant, after, upTo, limit)
@@ -539,13 +471,13 @@ var lookupFields = func() map[string][]string {
 // lookupOf reports whether q is one the embedded engine answers from a
 // lookup index: all of a tenant's records (no visibility scope) with one
 // indexed field equal to a string, in _id order from the start.
-func lookupOf(coll string, q Query) (field, value string, ok bool) {
+func lookupOf(coll string, q models.Query) (field, value string, ok bool) {
 	if len(q.Conds) != 1 || !q.Scope.All || q.OrAssignee != "" || (q.SortField != "" && q.SortField != "_id") || q.Desc || q.After != nil {
 		return "", "", false
 	}
 	c := q.Conds[0]
 	value, isString := c.Value.(string)
-	if c.Op != Eq || !isString || !slices.Contains(lookupFields[coll], c.Field) {
+	if c.Op != models.OpEq || !isString || !slices.Contains(lookupFields[coll], c.Field) {
 		return "", "", false
 	}
 	return c.Field, value, true
@@ -705,17 +637,17 @@ func (s *Store) RaiseSyncFloor(ctx context.Context, tenant string, floor int64) 
 
 // AuditOf returns every audit entry of the records with the given ids, oldest
 // first: the version history of one customer and its records (an access request).
-func (s *Store) AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]AuditEntry, error) {
-	entries := []AuditEntry{}
+func (s *Store) AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]models.AuditEntry, error) {
+	entries := []models.AuditEntry{}
 	for chunk := range slices.Chunk(recordIDs, 500) {
 		filter := bson.D{{Key: "tenant_id", Value: tenant}, {Key: "record_id", Value: bson.D{{Key: "$in", Value: chunk}}}}
-		var some []AuditEntry
+		var some []models.AuditEntry
 		if err := s.findAll(ctx, collAudit, filter, options.Find(), &some); err != nil {
 			return nil, fmt.Errorf("audit of %d records of tenant %s: %w", len(chunk), tenant, err)
 		}
 		entries = append(entries, some...)
 	}
-	slices.SortFunc(entries, func(a, b AuditEntry) int {
+	slices.SortFunc(entries, func(a, b models.AuditEntry) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
@@ -759,7 +691,7 @@ func (s *Store) ScrubAudit(ctx context.Context, tenant string, recordIDs []strin
 // LogEvent writes an audit entry for an action that is not a record write,
 // such as an export: coll names the kind of event and id the event, so the
 // entry's id is coll/id/1. It returns models.ErrConflict if that id was logged.
-func (s *Store) LogEvent(ctx context.Context, e AuditEntry) error {
+func (s *Store) LogEvent(ctx context.Context, e models.AuditEntry) error {
 	e.ID = auditID(e.Collection, e.RecordID, 1)
 	e.Version = 1
 	if _, err := s.coll(collAudit).InsertOne(ctx, e); err != nil {

@@ -28,7 +28,7 @@ func TestCommitOfOneVersionHasExactlyOneWinner(t *testing.T) {
 	ctx := context.Background()
 	st := env.Store(t)
 	n := newNote("t1", "v1")
-	if err := st.Insert(ctx, store.Tasks, &n.Meta, n, store.AuditEntry{Action: "create"}); err != nil {
+	if err := st.Insert(ctx, store.Tasks, &n.Meta, n, models.AuditEntry{Action: "create"}); err != nil {
 		t.Fatal(err)
 	}
 	const writers = 8
@@ -41,7 +41,7 @@ func TestCommitOfOneVersionHasExactlyOneWinner(t *testing.T) {
 			next := n
 			next.Version = 2
 			next.Text = fmt.Sprint("writer ", i)
-			results[i] = st.Commit(ctx, store.Tasks, &next.Meta, next, store.AuditEntry{Action: "update"})
+			results[i] = st.Commit(ctx, store.Tasks, &next.Meta, next, models.AuditEntry{Action: "update"})
 		}()
 	}
 	wg.Wait()
@@ -76,7 +76,7 @@ func TestCommitClearsAClaimLeftByACrashedWriter(t *testing.T) {
 	ctx := context.Background()
 	st := env.Store(t)
 	n := newNote("t1", "v1")
-	if err := st.Insert(ctx, store.Tasks, &n.Meta, n, store.AuditEntry{Action: "create"}); err != nil {
+	if err := st.Insert(ctx, store.Tasks, &n.Meta, n, models.AuditEntry{Action: "create"}); err != nil {
 		t.Fatal(err)
 	}
 	// The crashed writer's claim on version 2, two minutes old.
@@ -90,7 +90,7 @@ func TestCommitClearsAClaimLeftByACrashedWriter(t *testing.T) {
 	next.Version = 2
 	next.Text = "after the crash"
 	next.UpdatedAt = time.Now().UTC()
-	if err := st.Commit(ctx, store.Tasks, &next.Meta, next, store.AuditEntry{Action: "update"}); err != nil {
+	if err := st.Commit(ctx, store.Tasks, &next.Meta, next, models.AuditEntry{Action: "update"}); err != nil {
 		t.Fatalf("commit after a stale claim: %v", err)
 	}
 	// A fresh claim is respected.
@@ -100,7 +100,7 @@ func TestCommitClearsAClaimLeftByACrashedWriter(t *testing.T) {
 	if err := st.InsertAuditForTest(ctx, store.Tasks, &fresh.Meta); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Commit(ctx, store.Tasks, &fresh.Meta, fresh, store.AuditEntry{}); !errors.Is(err, models.ErrConflict) {
+	if err := st.Commit(ctx, store.Tasks, &fresh.Meta, fresh, models.AuditEntry{}); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("commit over a fresh claim: %v", err)
 	}
 }
@@ -117,11 +117,11 @@ func TestFindScopesSortsAndPages(t *testing.T) {
 			at := time.Now()
 			n.DeletedAt = &at
 		}
-		if err := st.Insert(ctx, store.Tasks, &n.Meta, n, store.AuditEntry{}); err != nil {
+		if err := st.Insert(ctx, store.Tasks, &n.Meta, n, models.AuditEntry{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	count := func(q store.Query) int {
+	count := func(q models.Query) int {
 		t.Helper()
 		q.Tenant = "t1"
 		var out []note
@@ -132,17 +132,17 @@ func TestFindScopesSortsAndPages(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		q    store.Query
+		q    models.Query
 		want int
 	}{
-		{"all live", store.Query{Scope: models.Scope{All: true}}, 4},
-		{"with tombstones", store.Query{Scope: models.Scope{All: true}, WithDeleted: true}, 5},
-		{"own", store.Query{Scope: models.Scope{OwnerIDs: []string{"rep-a"}}}, 2},
-		{"own and pool", store.Query{Scope: models.Scope{OwnerIDs: []string{"rep-a"}, Pool: true}}, 3},
-		{"team", store.Query{Scope: models.Scope{TeamIDs: []string{"team-1"}}}, 3},
-		{"nothing", store.Query{Scope: models.Scope{}}, 0},
-		{"contains", store.Query{Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "text", Op: store.Contains, Value: "NOTE 4"}}}, 1},
-		{"regex characters are literal", store.Query{Scope: models.Scope{All: true}, Conds: []store.Cond{{Field: "text", Op: store.Contains, Value: "note .*"}}}, 0},
+		{"all live", models.Query{Scope: models.Scope{All: true}}, 4},
+		{"with tombstones", models.Query{Scope: models.Scope{All: true}, WithDeleted: true}, 5},
+		{"own", models.Query{Scope: models.Scope{OwnerIDs: []string{"rep-a"}}}, 2},
+		{"own and pool", models.Query{Scope: models.Scope{OwnerIDs: []string{"rep-a"}, Pool: true}}, 3},
+		{"team", models.Query{Scope: models.Scope{TeamIDs: []string{"team-1"}}}, 3},
+		{"nothing", models.Query{Scope: models.Scope{}}, 0},
+		{"contains", models.Query{Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "text", Op: models.OpContains, Value: "NOTE 4"}}}, 1},
+		{"regex characters are literal", models.Query{Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "text", Op: models.OpContains, Value: "note .*"}}}, 0},
 	}
 	for _, c := range cases {
 		if got := count(c.q); got != c.want {
@@ -151,10 +151,10 @@ func TestFindScopesSortsAndPages(t *testing.T) {
 	}
 	// Page by text descending, two at a time.
 	var seen []string
-	var after *store.Position
+	var after *models.ListPosition
 	for range 3 {
 		var page []note
-		q := store.Query{Tenant: "t1", Scope: models.Scope{All: true}, SortField: "text", Desc: true, After: after, Limit: 2}
+		q := models.Query{Tenant: "t1", Scope: models.Scope{All: true}, SortField: "text", Desc: true, After: after, Limit: 2}
 		if err := st.Find(ctx, store.Tasks, q, &page); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestFindScopesSortsAndPages(t *testing.T) {
 			break
 		}
 		last := page[len(page)-1]
-		after = &store.Position{Value: last.Text, ID: last.ID}
+		after = &models.ListPosition{Value: last.Text, ID: last.ID}
 	}
 	if fmt.Sprint(seen) != "[note 4 note 3 note 2 note 1]" {
 		t.Fatalf("pages: %v", seen)

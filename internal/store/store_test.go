@@ -155,18 +155,18 @@ func TestUsersFilterByTeamsAndPage(t *testing.T) {
 	if err := st.CreateUser(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Users(ctx, "t1", store.UserFilter{TeamIDs: []string{"a"}, OrUserID: ids[3]})
+	got, err := st.Users(ctx, "t1", models.UserFilter{TeamIDs: []string{"a"}, OrUserID: ids[3]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 {
 		t.Fatalf("team a plus one user: got %d users", len(got))
 	}
-	page1, err := st.Users(ctx, "t1", store.UserFilter{Limit: 2})
+	page1, err := st.Users(ctx, "t1", models.UserFilter{Limit: 2})
 	if err != nil || len(page1) != 2 {
 		t.Fatalf("page 1: %d, %v", len(page1), err)
 	}
-	page2, err := st.Users(ctx, "t1", store.UserFilter{Limit: 2, AfterID: page1[1].ID})
+	page2, err := st.Users(ctx, "t1", models.UserFilter{Limit: 2, AfterID: page1[1].ID})
 	if err != nil || len(page2) != 2 || page2[0].ID <= page1[1].ID {
 		t.Fatalf("page 2: %+v, %v", page2, err)
 	}
@@ -205,7 +205,7 @@ func TestClaimRotationHasExactlyOneWinner(t *testing.T) {
 func TestRevokeSessionKeepsFirstReason(t *testing.T) {
 	ctx := context.Background()
 	st := env.Store(t)
-	sess := store.Session{ID: models.NewID(), TenantID: "t1", UserID: "u1", DeviceID: "d", CreatedAt: time.Now()}
+	sess := models.Session{ID: models.NewID(), TenantID: "t1", UserID: "u1", DeviceID: "d", CreatedAt: time.Now()}
 	if err := st.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +228,11 @@ func TestUsersOnlyOneUserStillPages(t *testing.T) {
 	if err := st.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	first, err := st.Users(ctx, "t1", store.UserFilter{OnlyUserID: u.ID, Limit: 1})
+	first, err := st.Users(ctx, "t1", models.UserFilter{OnlyUserID: u.ID, Limit: 1})
 	if err != nil || len(first) != 1 {
 		t.Fatalf("first page: %v %v", first, err)
 	}
-	next, err := st.Users(ctx, "t1", store.UserFilter{OnlyUserID: u.ID, AfterID: u.ID, Limit: 1})
+	next, err := st.Users(ctx, "t1", models.UserFilter{OnlyUserID: u.ID, AfterID: u.ID, Limit: 1})
 	if err != nil || len(next) != 0 {
 		t.Fatalf("page after the only user: %v %v", next, err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
-// fixture is the application's sync engine over a tenant of its own: desk
-// writes as a web console does (no device), phone syncs as the tenant's admin.
+// fixture is an engine over a tenant of its own: desk writes as the server
+// sees a web console (no device), phone syncs as the tenant's admin.
 type fixture struct {
 	engine      *watermelon.Engine
 	svc         *crm.Service
@@ -23,14 +23,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, pageSize int) *fixture {
 	t.Helper()
-	cfg := apptest.Config()
-	cfg.SyncPageSize = pageSize
-	a := apptest.New(t, cfg, env.Store(t), env.Redis(t))
+	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
 	tenant := models.Tenant{ID: models.NewID(), Name: "Protocol", CreatedAt: time.Now().UTC()}
 	if err := a.Store.CreateTenant(context.Background(), tenant); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{engine: a.Sync, svc: a.CRM,
+	return &fixture{engine: watermelon.New(a.CRM, a.Sequencer, a.Store, pageSize), svc: a.CRM,
 		desk:  models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin},
 		phone: models.Actor{UserID: "admin", TenantID: tenant.ID, Role: models.RoleAdmin, DeviceID: "phone"}}
 }
