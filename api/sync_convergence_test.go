@@ -242,9 +242,9 @@ func (p *simPhone) sync(run *simRun, lose bool) {
 			}
 		}
 	}
-	// The one reason a generated row may be refused: its parent was deleted
-	// by an acknowledged push (this one, or another device's), checked once
-	// this push's own deletes are counted.
+	// The reasons a generated row may be refused: its parent was deleted by
+	// an acknowledged push (this one, or another device's), checked once this
+	// push's own deletes are counted; or an overpayment.
 	type refusal struct{ row, reason, parent string }
 	var refusals []refusal
 	if byTable, ok := res["rejected"].(map[string]any); ok {
@@ -266,6 +266,11 @@ func (p *simPhone) sync(run *simRun, lose bool) {
 	}
 	defer func() {
 		for _, f := range refusals {
+			// Payments of one order from several devices may add up to
+			// more than it owes, which no device can see offline.
+			if strings.HasPrefix(f.row, "payments/") && strings.Contains(f.reason, "exceeds what the order still owes") {
+				continue
+			}
 			if f.parent == "" || !run.gone(f.parent) && !rejected[f.parent] {
 				t.Errorf("%s: %s refused (%s), and its parent %q was not deleted", p.name, f.row, f.reason, f.parent)
 			}
@@ -378,6 +383,9 @@ func (p *simPhone) remove(table, id string) {
 	}
 }
 
+// fixedSeeds run on every run of the test.
+func fixedSeeds() []uint64 { return []uint64{20261122, 7, 1993} }
+
 // simSeeds are the seeds run by default; FIELDCRM_SEED replays one (with -v,
 // logging every push), FIELDCRM_SEEDS=n runs n more drawn from the clock
 // (each is printed).
@@ -389,7 +397,7 @@ func simSeeds(t *testing.T) []uint64 {
 		}
 		return []uint64{seed}
 	}
-	seeds := []uint64{20261122, 7, 1993}
+	seeds := fixedSeeds()
 	if n, err := strconv.Atoi(os.Getenv("FIELDCRM_SEEDS")); err == nil {
 		base := uint64(time.Now().UnixNano())
 		for i := range n {
@@ -412,12 +420,14 @@ func TestRandomOfflineEditsConverge(t *testing.T) {
 	for _, seed := range simSeeds(t) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			t.Logf("replay with FIELDCRM_SEED=%d", seed)
-			runConvergence(t, seed, 160)
+			runConvergence(t, seed, 160, slices.Contains(fixedSeeds(), seed))
 		})
 	}
 }
 
-func runConvergence(t *testing.T, seed uint64, steps int) {
+// runConvergence runs one seed; a fixed seed must also make conflicts and
+// enough rows to be worth running (a random one may be tame).
+func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	w := newWorld(t)
 	h := w.h
@@ -510,7 +520,7 @@ func runConvergence(t *testing.T, seed uint64, steps int) {
 	}
 	t.Logf("%d acknowledged creations, %d deletions, %d records in conflict, %d rows refused, %d restarts",
 		len(run.created), len(run.deleted), len(run.conflicted), run.rejected, restarts)
-	if len(run.conflicted) == 0 || len(run.created) < 20 {
+	if fixedSeed && (len(run.conflicted) == 0 || len(run.created) < 20) {
 		t.Errorf("the run was too tame to prove anything (%d conflicts, %d creations); change the seed or the steps", len(run.conflicted), len(run.created))
 	}
 }
