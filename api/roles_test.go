@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -248,21 +247,12 @@ func TestOtherTenantCannotChangeAnything(t *testing.T) {
 		"POST /v1/notifications/{id}/read": {notification.ID, nil},
 		"DELETE /v1/devices/{id}":          {"phone-of-a", nil},
 	}
-	var doc struct {
-		Paths map[string]map[string]any `json:"paths"`
-	}
-	if err := json.Unmarshal(h.do("GET", "/v1/openapi.json", "", nil).body, &doc); err != nil {
-		t.Fatal(err)
-	}
 	var writes []string
-	for path, ops := range doc.Paths {
-		for method := range ops {
-			if m := strings.ToUpper(method); m != "GET" && strings.Contains(path, "{") {
-				writes = append(writes, m+" "+path)
-			}
+	for _, route := range documentedRoutes(t, h) {
+		if !strings.HasPrefix(route, "GET ") && strings.Contains(route, "{") {
+			writes = append(writes, route)
 		}
 	}
-	slices.Sort(writes)
 	if len(writes) == 0 {
 		t.Fatal("no write route with a path parameter in the OpenAPI document")
 	}

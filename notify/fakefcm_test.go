@@ -17,6 +17,9 @@ import (
 type fakeFCM struct {
 	t   *testing.T
 	srv *httptest.Server
+	// now stamps each arrival: the replicas' clock, so a test on a
+	// controlled clock sees at which of its instants a push was sent.
+	now func() time.Time
 	mu  sync.Mutex
 	got []pushed
 	// answers are queued per token: each request for the token takes the
@@ -43,7 +46,7 @@ type fcmAnswer struct {
 }
 
 func newFakeFCM(t *testing.T) *fakeFCM {
-	f := &fakeFCM{t: t, answers: map[string][]fcmAnswer{}}
+	f := &fakeFCM{t: t, now: time.Now, answers: map[string][]fcmAnswer{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -81,7 +84,7 @@ func (f *fakeFCM) serve(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("fake FCM: malformed message %+v", m)
 	}
 	f.mu.Lock()
-	f.got = append(f.got, pushed{At: time.Now(), Token: m.Token, Title: m.Notification.Title, Body: m.Notification.Body,
+	f.got = append(f.got, pushed{At: f.now(), Token: m.Token, Title: m.Notification.Title, Body: m.Notification.Body,
 		Data: m.Data, Collapse: m.Android.CollapseKey, Auth: r.Header.Get("Authorization")})
 	var answer *fcmAnswer
 	if q := f.answers[m.Token]; len(q) > 0 {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -207,19 +208,42 @@ func (e *Env) Store(t testing.TB) *store.Store {
 
 // Redis is a Redis server for one test: a client and a key prefix of its own.
 type Redis struct {
+	t      testing.TB
 	Client redis.UniversalClient
 	Prefix string
 	mini   *miniredis.Miniredis
 }
 
-// Advance lets d pass for key expiry: miniredis is told so, a real server is waited for.
+// Advance lets d pass for key expiry. miniredis is told so; on a real server
+// every key of the prefix that expires has its time to live shortened by d,
+// and is deleted when that runs it out. Either way the test states how much
+// time passes, and nothing waits: a test that sets a window of a minute and
+// advances past it behaves the same on a slow machine as on a fast one.
 func (r *Redis) Advance(d time.Duration) {
+	r.t.Helper()
 	if r.mini != nil {
 		r.mini.FastForward(d)
 		return
 	}
-	time.Sleep(d)
+	ctx := context.Background()
+	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := shortenTTL.Run(ctx, r.Client, []string{iter.Val()}, d.Milliseconds()).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			r.t.Fatalf("advance %s by %s: %v", iter.Val(), d, err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		r.t.Fatalf("advance by %s: %v", d, err)
+	}
 }
+
+// shortenTTL takes ARGV[1] ms off a key's time to live, deleting the key when
+// that leaves none; a key without one never expires and is left alone.
+var shortenTTL = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return 0 end
+if ttl <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ttl - tonumber(ARGV[1]))`)
 
 // Redis returns the test's Redis. With REDIS_URL set it is the real server (keys
 // under the prefix are deleted when t ends); otherwise a fresh miniredis.
@@ -233,13 +257,13 @@ func (e *Env) Redis(t testing.TB) *Redis {
 		}
 		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		t.Cleanup(func() { _ = client.Close(); mr.Close() })
-		return &Redis{Client: client, Prefix: prefix, mini: mr}
+		return &Redis{t: t, Client: client, Prefix: prefix, mini: mr}
 	}
 	opts, err := redis.ParseURL(e.redisURL)
 	if err != nil {
 		t.Fatalf("parse REDIS_URL: %v", err)
 	}
-	r := &Redis{Client: redis.NewClient(opts), Prefix: prefix}
+	r := &Redis{t: t, Client: redis.NewClient(opts), Prefix: prefix}
 	t.Cleanup(func() {
 		_ = r.deleteKeys(context.Background())
 		_ = r.Client.Close()
