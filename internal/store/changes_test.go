@@ -150,14 +150,7 @@ func TestChangesFromTablesMatchTheQueryEngine(t *testing.T) {
 func TestDirectWritesAndFerretDBReadEachOthersDocuments(t *testing.T) {
 	ctx := context.Background()
 	direct := env.Store(t)
-	cfg := env.StoreConfig(t)
-	cfg.Database = direct.DatabaseName()
-	cfg.Tables, cfg.ByID = nil, nil
-	viaFerret, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = viaFerret.Close(ctx) })
+	viaFerret := throughFerretDB(t, direct)
 
 	when := time.Date(2026, 3, 1, 8, 0, 0, 5e6, time.UTC)
 	doc := func(text string, version int64) everyType {
@@ -277,4 +270,21 @@ func TestLookupsFromTablesMatchTheQueryEngine(t *testing.T) {
 			t.Fatalf("payments of an order are not read from the (tenant_id, order_id) index:\n%s", plan)
 		}
 	}
+}
+
+// throughFerretDB opens direct's database a second time with the embedded
+// engine's direct reads and writes turned off, so that every query and write
+// goes through FerretDB: the two paths can then be compared or raced.
+func throughFerretDB(t *testing.T, direct *store.Store) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	cfg := env.StoreConfig(t)
+	cfg.Database = direct.DatabaseName()
+	cfg.Tables, cfg.ByID = nil, nil
+	viaFerret, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = viaFerret.Close(ctx) })
+	return viaFerret
 }

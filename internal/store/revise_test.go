@@ -20,14 +20,7 @@ import (
 func TestReviseTwoWritersLoseNoUpdate(t *testing.T) {
 	ctx := context.Background()
 	direct := env.Store(t)
-	cfg := env.StoreConfig(t)
-	cfg.Database = direct.DatabaseName()
-	cfg.Tables, cfg.ByID = nil, nil
-	viaFerret, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = viaFerret.Close(ctx) })
+	viaFerret := throughFerretDB(t, direct)
 
 	for name, st := range map[string]*store.Store{"direct": direct, "through FerretDB": viaFerret} {
 		t.Run(name, func(t *testing.T) {
