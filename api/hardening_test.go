@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,26 @@ func TestTicketsFollowTheDocumentedWorkflow(t *testing.T) {
 		h.call("PATCH", "/v1/tickets/"+id, w.r1, map[string]any{"status": step}, 200)
 	}
 	h.expect(h.do("PATCH", "/v1/tickets/"+id, w.r1.access, map[string]any{"status": "closed"}), 422, "in_progress → closed")
+
+	// A device's push takes the same path: a ticket created closed and a
+	// move from assigned straight to closed are rejected, each row alone.
+	fresh := h.call("POST", "/v1/tickets", w.r1, map[string]any{"customer_id": cust, "type": "question", "title": "Synced"}, 201)["id"].(string)
+	phone := h.device(w.r1, "phone-a")
+	res := phone.push(map[string]any{"tickets": map[string]any{
+		"created": []any{map[string]any{"id": "closedticket0001", "customer_id": cust, "type": "question", "title": "Born closed", "status": "closed"}},
+		"updated": []any{updated(fresh, map[string]any{"status": "closed"})},
+	}}, 200)
+	var rejected []string
+	for _, id := range res["experimentalRejectedIds"].(map[string]any)["tickets"].([]any) {
+		rejected = append(rejected, id.(string))
+	}
+	if want := []string{"closedticket0001", fresh}; !slices.Equal(slices.Sorted(slices.Values(rejected)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("pushed workflow skips: rejected %v, want %v (%v)", rejected, want, res)
+	}
+	h.call("GET", "/v1/tickets/closedticket0001", w.r1, nil, 404)
+	if got := h.call("GET", "/v1/tickets/"+fresh, w.r1, nil, 200); got["status"] != "assigned" || got["version"] != float64(1) {
+		t.Fatalf("a refused pushed move changed the ticket: %v", got)
+	}
 }
 
 // TestNullBodyIsRefusedAndChangesNothing sends the JSON body null, which

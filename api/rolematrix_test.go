@@ -111,7 +111,7 @@ type matrixRoute struct {
 	// make creates a fresh target owned by owner and returns the path
 	// parameter, the collection of the document a success changes, and its
 	// _id as the store keys it ("" collection: nothing to change).
-	make func(owner account) (param, collection, docID string)
+	make recordMaker
 	// body is the request body for the target (nil: none).
 	body func(owner account) any
 	// least is the least role that may use the route on a record it sees.
@@ -143,8 +143,8 @@ type matrixRoute struct {
 // team's, another tenant's), and checks the status and the stored data: a
 // success changed the named record; a refusal, or a read, changed no
 // document at all. A route of the document with no case here fails the test.
-// (Routes without a path parameter name no record; TestRoleMatrix and the
-// list tests cover them by role.)
+// (Routes without a path parameter name no record;
+// TestEveryCollectionRouteByRole tries them by role.)
 //
 // It checks rights, not concurrency, and snapshots the database around
 // hundreds of requests: under the race detector it takes minutes, so it runs
@@ -158,44 +158,9 @@ func TestEveryRouteByRoleAndTarget(t *testing.T) {
 	owners := map[matrixTarget]account{ownRecord: w.r1, otherTeamRecord: w.r2, otherTenantRecord: w.repB}
 	teams := map[string]string{w.r1.id: w.t1, w.r2.id: w.t2, w.repB.id: w.tB}
 	tenantOf := map[string]string{w.r1.id: w.admin.tenant, w.r2.id: w.admin.tenant, w.repB.id: w.adminB.tenant}
-	n := 0
-	unique := func(prefix string) string { n++; return fmt.Sprintf("%s %d", prefix, n) }
-	customer := func(owner account) string {
-		return h.newCustomer(owner, map[string]any{"name": unique("Matrix customer"), "kind": "company"})["id"].(string)
-	}
-	// child creates a record of a customer's collection.
-	child := func(coll string, body map[string]any) func(owner account) (string, string, string) {
-		return func(owner account) (string, string, string) {
-			b := map[string]any{"customer_id": customer(owner)}
-			for k, v := range body {
-				b[k] = v
-			}
-			id := h.call("POST", "/v1/"+coll, owner, b, 201)["id"].(string)
-			return id, coll, rawID(id)
-		}
-	}
-	order := func(owner account) string {
-		return h.call("POST", "/v1/orders", owner, map[string]any{"customer_id": customer(owner), "currency": "CNY",
-			"items": []any{map[string]any{"product": "Pump", "quantity": 2, "unit_price": 50000}}}, 201)["id"].(string)
-	}
-	ofCustomer := func(owner account) (string, string, string) {
-		id := customer(owner)
-		return id, "customers", rawID(id)
-	}
-	records := map[string]func(account) (string, string, string){
-		"customers":       ofCustomer,
-		"contacts":        child("contacts", map[string]any{"name": "Li Na"}),
-		"interactions":    child("interactions", map[string]any{"channel": "phone", "content": "call"}),
-		"tasks":           child("tasks", map[string]any{"title": "Call back", "due_at": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339)}),
-		"orders":          func(owner account) (string, string, string) { id := order(owner); return id, "orders", rawID(id) },
-		"tickets":         child("tickets", map[string]any{"type": "repair", "title": "Leaks"}),
-		"surveys":         child("surveys", map[string]any{"csat": 2, "comment": "slow"}),
-		"loyalty_entries": child("loyalty_entries", map[string]any{"kind": "earn", "points": 120, "reason": "gift"}),
-		"payments": func(owner account) (string, string, string) {
-			id := h.call("POST", "/v1/payments", owner, map[string]any{"order_id": order(owner), "method": "bank_transfer", "amount": 40000}, 201)["id"].(string)
-			return id, "payments", rawID(id)
-		},
-	}
+	f := newFixtures(t, h)
+	unique, customer, records := f.unique, f.customer, f.records()
+	ofCustomer := records["customers"]
 	edits := map[string]func(account) any{
 		"customers":       func(account) any { return map[string]any{"title": unique("title")} },
 		"contacts":        func(account) any { return map[string]any{"name": unique("name")} },
@@ -239,33 +204,14 @@ func TestEveryRouteByRoleAndTarget(t *testing.T) {
 	routes["PATCH /v1/users/{id}"] = matrixRoute{make: func(owner account) (string, string, string) { return owner.id, "users", rawID(owner.id) },
 		body: func(account) any { return map[string]any{"name": unique("Name")} }, least: models.RoleRep}
 	routes["GET /v1/teams/{id}"] = matrixRoute{make: readOnly(func(owner account) (string, string, string) { return teams[owner.id], "teams", "" }), least: models.RoleRep}
-	conflictOf := func(owner account) (string, string, string) {
-		id := customer(owner)
-		// Both phones pulled the customer before either pushes: their edits
-		// of one column conflict.
-		phones := []*device{h.device(owner, strings.ReplaceAll(unique("phone-x"), " ", "-")), h.device(owner, strings.ReplaceAll(unique("phone-y"), " ", "-"))}
-		for i, d := range phones {
-			d.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": fmt.Sprint("title ", i)})}}}, 200)
-		}
-		data := h.call("GET", "/v1/conflicts?record_id="+id, owner, nil, 200)["data"].([]any)
-		if len(data) == 0 {
-			t.Fatalf("no conflict on %s", id)
-		}
-		cid := data[0].(map[string]any)["id"].(string)
-		return cid, "conflicts", rawID(cid)
-	}
+	conflictOf := f.conflict
 	routes["GET /v1/conflicts/{id}"] = matrixRoute{make: readOnly(conflictOf), least: models.RoleRep}
 	routes["POST /v1/conflicts/{id}/resolve"] = matrixRoute{make: conflictOf, least: models.RoleRep,
 		body: func(account) any { return map[string]any{"action": "revert"} }}
 	routes["POST /v1/notifications/{id}/read"] = matrixRoute{personal: true, least: models.RoleRep,
 		make: func(owner account) (string, string, string) {
-			note := models.Notification{UserID: owner.id, Kind: models.NotifyTaskDue, Title: "Due", Body: "Call", CollapseKey: unique("task:")}
-			note.TenantID = tenantOf[owner.id]
-			got, err := h.crm.Notify(context.Background(), note, models.IDFor(unique("event")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return got.ID, "notifications", rawID(got.ID)
+			id := f.notification(owner, tenantOf[owner.id])
+			return id, "notifications", rawID(id)
 		}}
 	routes["DELETE /v1/devices/{id}"] = matrixRoute{personal: true, least: models.RoleRep, unseen: 204,
 		make: func(owner account) (string, string, string) {
@@ -375,8 +321,108 @@ func TestEveryRouteByRoleAndTarget(t *testing.T) {
 	}
 }
 
+// recordMaker creates a fresh record owned by owner and returns the path
+// parameter that names it, its collection and its _id.
+type recordMaker func(owner account) (param, collection, docID string)
+
+// fixtures makes the records the role matrices try routes on, each through
+// its owner's own requests, so that its owner, team and tenant are what the
+// server set.
+type fixtures struct {
+	t *testing.T
+	h *harness
+	n int
+}
+
+func newFixtures(t *testing.T, h *harness) *fixtures { return &fixtures{t: t, h: h} }
+
+// unique numbers prefix, so that no two fixtures match as duplicates.
+func (f *fixtures) unique(prefix string) string { f.n++; return fmt.Sprintf("%s %d", prefix, f.n) }
+
+func (f *fixtures) customer(owner account) string {
+	return f.h.newCustomer(owner, map[string]any{"name": f.unique("Matrix customer"), "kind": "company"})["id"].(string)
+}
+
+func (f *fixtures) order(owner account) string {
+	return f.h.call("POST", "/v1/orders", owner, map[string]any{"customer_id": f.customer(owner), "currency": "CNY",
+		"items": []any{map[string]any{"product": "Pump", "quantity": 2, "unit_price": 50000}}}, 201)["id"].(string)
+}
+
+// childBody is a valid body of a record of a customer's collection coll
+// (nil for a collection that is not one), without the customer_id.
+func childBody(coll string) map[string]any {
+	return map[string]map[string]any{
+		"contacts":        {"name": "Li Na"},
+		"interactions":    {"channel": "phone", "content": "call"},
+		"tasks":           {"title": "Call back", "due_at": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339)},
+		"tickets":         {"type": "repair", "title": "Leaks"},
+		"surveys":         {"csat": 2, "comment": "slow"},
+		"loyalty_entries": {"kind": "earn", "points": 120, "reason": "gift"},
+	}[coll]
+}
+
+// childCollections are the collections whose records hang off a customer.
+var childCollections = []string{"contacts", "interactions", "tasks", "tickets", "surveys", "loyalty_entries"}
+
+// records returns a maker for each CRM collection.
+func (f *fixtures) records() map[string]recordMaker {
+	h := f.h
+	child := func(coll string) recordMaker {
+		return func(owner account) (string, string, string) {
+			b := childBody(coll)
+			b["customer_id"] = f.customer(owner)
+			id := h.call("POST", "/v1/"+coll, owner, b, 201)["id"].(string)
+			return id, coll, rawID(id)
+		}
+	}
+	makers := map[string]recordMaker{
+		"customers": func(owner account) (string, string, string) {
+			id := f.customer(owner)
+			return id, "customers", rawID(id)
+		},
+		"orders": func(owner account) (string, string, string) { id := f.order(owner); return id, "orders", rawID(id) },
+		"payments": func(owner account) (string, string, string) {
+			id := h.call("POST", "/v1/payments", owner, map[string]any{"order_id": f.order(owner), "method": "bank_transfer", "amount": 40000}, 201)["id"].(string)
+			return id, "payments", rawID(id)
+		},
+	}
+	for _, coll := range childCollections {
+		makers[coll] = child(coll)
+	}
+	return makers
+}
+
+// conflict makes a sync conflict on a fresh customer of owner's.
+func (f *fixtures) conflict(owner account) (string, string, string) {
+	h := f.h
+	id := f.customer(owner)
+	// Both phones pulled the customer before either pushes: their edits
+	// of one column conflict.
+	phones := []*device{h.device(owner, strings.ReplaceAll(f.unique("phone-x"), " ", "-")), h.device(owner, strings.ReplaceAll(f.unique("phone-y"), " ", "-"))}
+	for i, d := range phones {
+		d.push(map[string]any{"customers": map[string]any{"updated": []any{updated(id, map[string]any{"title": fmt.Sprint("title ", i)})}}}, 200)
+	}
+	data := h.call("GET", "/v1/conflicts?record_id="+id, owner, nil, 200)["data"].([]any)
+	if len(data) == 0 {
+		f.t.Fatalf("no conflict on %s", id)
+	}
+	cid := data[0].(map[string]any)["id"].(string)
+	return cid, "conflicts", rawID(cid)
+}
+
+// notification puts a notification in owner's inbox (of tenant) and returns its id.
+func (f *fixtures) notification(owner account, tenant string) string {
+	note := models.Notification{UserID: owner.id, Kind: models.NotifyTaskDue, Title: "Due", Body: "Call", CollapseKey: f.unique("task:")}
+	note.TenantID = tenant
+	got, err := f.h.crm.Notify(context.Background(), note, models.IDFor(f.unique("event")))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return got.ID
+}
+
 // readOnly marks a maker whose route reads: its success must change nothing.
-func readOnly(make func(account) (string, string, string)) func(account) (string, string, string) {
+func readOnly(make recordMaker) recordMaker {
 	return func(owner account) (string, string, string) {
 		param, _, _ := make(owner)
 		return param, "", ""

@@ -27,6 +27,16 @@ type route struct {
 	handler  fiber.Handler
 }
 
+// isSystemPath tells the routes of the process itself, the only ones a
+// worker serves (Config.SystemOnly).
+func isSystemPath(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
+}
+
 func (s *Server) routeTable() []route {
 	const (
 		tagAuth    = "auth"

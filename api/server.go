@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -65,6 +66,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
 	ShutdownTimeout time.Duration
 	Version         string
+	// SystemOnly serves /healthz, /readyz and /metrics and nothing else: a
+	// worker process (reminders and background jobs) has no API to offer,
+	// yet its probes and its metrics must be reachable.
+	SystemOnly bool
 }
 
 // DefaultBodyLimit is 8 MiB: a sync push of a device that was offline for days
@@ -151,6 +156,9 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	// and types that do not compress (XLSX is a zip).
 	s.app.Use(s.requestContext, s.recoverPanics, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	s.routes = s.routeTable()
+	if cfg.SystemOnly {
+		s.routes = slices.DeleteFunc(s.routes, func(r route) bool { return !isSystemPath(r.path) })
+	}
 	for _, r := range s.routes {
 		handlers := []fiber.Handler{}
 		if r.auth {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -11,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // simTable is a synced table as the random devices write it: how to make a
@@ -23,7 +29,8 @@ type simTable struct {
 	// edit are the columns an offline edit changes; value makes a value.
 	edit  []string
 	value func(rng *rand.Rand, col, device string) any
-	// create returns the columns of a new row (the parent filled in later).
+	// create returns the columns of a new row (the parent filled in later);
+	// nil for a table only the server adds rows to (the inbox).
 	create func(rng *rand.Rand, device string) map[string]any
 	// deletable says devices delete rows of the table.
 	deletable bool
@@ -83,6 +90,11 @@ var simTables = []simTable{
 		create: func(rng *rand.Rand, device string) map[string]any {
 			return map[string]any{"kind": "earn", "points": 10 * (1 + rng.IntN(20)), "reason": "visit", "reference": ""}
 		}},
+	// The server adds notifications to a user's inbox; of their columns a
+	// device writes read_at only (sync/watermelon's schema marks the others
+	// read-only), marking one read offline.
+	{name: "notifications", edit: []string{"read_at"},
+		value: func(rng *rand.Rand, col, device string) any { return simEpoch + int64(rng.IntN(1e6))*1000 }},
 }
 
 // simEpoch is a fixed instant (ms) the generated times count from, so a
@@ -98,12 +110,23 @@ type simPhone struct {
 	d    *device
 	rows map[string]map[string]*simRow // table → id → row
 	next int
+	// unanswered is the push whose response the phone lost, until it sends
+	// its changes again.
+	unanswered *simPending
+	// shadowed are the server's values this sync's pull brought for columns
+	// the phone had changed (table/id/column → value): the phone keeps its
+	// own, and its push overwrites them.
+	shadowed map[string]any
 }
 
 type simRow struct {
 	cols    map[string]any
 	status  string // synced, created, updated, deleted
 	changed map[string]bool
+	// base holds the server's value of each column as the phone last knew
+	// it (pulled, or pushed and acknowledged): a pulled value unlike it is
+	// a change someone made on the server since.
+	base map[string]any
 }
 
 // simRun is one seed's run: what the server acknowledged, to check that
@@ -116,8 +139,27 @@ type simRun struct {
 	parentOf         map[string]string // table/id → parent table/id
 	conflicted       map[string]bool   // record ids a push reported in conflict
 	rejected         int
+	// writer is the phone whose push wrote each column's server value last
+	// (table/id/column); overwritten are the values a push wrote over
+	// another phone's that the pushing phone never accepted, each of which
+	// the conflicts table must hold.
+	writer      map[string]string
+	overwritten []simOverwrite
+	// restarts and pushes count the server's restarts and the pushes sent;
+	// lateResends the pushes resent after a lost response at a later sync,
+	// after a restart or after other devices' pushes.
+	restarts, pushes                                             int
+	lateResends, lateResendsAfterRestart, lateResendsAfterOthers int
 	// verbose logs every push and its answer (a replayed seed under -v).
 	verbose bool
+}
+
+// simOverwrite is a server value a push overwrote: the phone had changed
+// the column and kept its own value over the one its pull brought.
+type simOverwrite struct {
+	table, id, column string
+	server, device    any
+	by                string
 }
 
 // gone says an acknowledged delete took the row (table/id) or an ancestor.
@@ -165,14 +207,17 @@ func (p *simPhone) pull(t *testing.T) {
 				local := rows[id]
 				switch {
 				case local == nil:
-					rows[id] = &simRow{cols: rec, status: "synced", changed: map[string]bool{}}
+					rows[id] = &simRow{cols: rec, status: "synced", changed: map[string]bool{}, base: maps.Clone(rec)}
 				case local.status == "deleted":
 					// stays deleted; the push will tell the server
 				default:
 					for k, v := range rec {
 						if !local.changed[k] {
 							local.cols[k] = v
+						} else if jsonString(v) != jsonString(local.base[k]) && jsonString(v) != jsonString(local.cols[k]) {
+							p.shadowed[name+"/"+id+"/"+k] = v
 						}
+						local.base[k] = v
 					}
 				}
 			}
@@ -216,72 +261,60 @@ func (p *simPhone) changes() map[string]any {
 	return all
 }
 
-// sync pulls, then pushes everything local. When lose is set the push's
-// response is lost and the phone sends the same push again, as
-// synchronize() does on its next run: the server must apply it once.
-func (p *simPhone) sync(run *simRun, lose bool) {
+// loss is what happens to a push's response.
+type loss int
+
+const (
+	delivered loss = iota
+	// lostRetriedNow: the response is lost and the phone sends the same
+	// push again at once.
+	lostRetriedNow
+	// lostRetriedLater: the response is lost and the phone gives up until its
+	// next sync, whenever that is (after other devices' pushes and pulls,
+	// after a server restart), as synchronize() does when a push fails: its
+	// rows stay changed, more offline edits pile on them, and the next sync
+	// pulls (its own applied push among the changes) and pushes them again.
+	lostRetriedLater
+)
+
+// sync pulls, then pushes everything local, and the response meets lost.
+// The server must apply a push sent twice once.
+func (p *simPhone) sync(run *simRun, lost loss) {
 	t := run.t
 	t.Helper()
+	p.shadowed = map[string]any{}
 	p.pull(t)
 	changes := p.changes()
 	if len(changes) == 0 {
 		return
 	}
-	if lose {
+	if p.unanswered != nil {
+		// This push resends what the lost one sent, with what came since.
+		run.lateResends++
+		if run.restarts > p.unanswered.restarts {
+			run.lateResendsAfterRestart++
+		}
+		if run.pushes > p.unanswered.pushes+1 {
+			run.lateResendsAfterOthers++
+		}
+		p.unanswered = nil
+	}
+	if lost == lostRetriedNow {
 		p.d.push(changes, 200)
+		run.pushes++
 	}
 	res := p.d.push(changes, 200)
+	run.pushes++
 	if run.verbose {
-		t.Logf("%s push %s -> %s", p.name, jsonString(changes), jsonString(res))
+		t.Logf("%s push (lost %d) %s -> %s", p.name, lost, jsonString(changes), jsonString(res))
 	}
-	rejected := map[string]bool{}
-	if byTable, ok := res["experimentalRejectedIds"].(map[string]any); ok {
-		for table, ids := range byTable {
-			for _, id := range ids.([]any) {
-				rejected[table+"/"+id.(string)] = true
-			}
-		}
-	}
-	// The reasons a generated row may be refused: its parent was deleted by
-	// an acknowledged push (this one, or another device's), checked once this
-	// push's own deletes are counted; or an overpayment.
-	type refusal struct{ row, reason, parent string }
-	var refusals []refusal
-	if byTable, ok := res["rejected"].(map[string]any); ok {
-		for table, rows := range byTable {
-			for _, r := range rows.([]any) {
-				id, _ := r.(map[string]any)["id"].(string)
-				reason, _ := r.(map[string]any)["reason"].(string)
-				f := refusal{row: table + "/" + id, reason: reason}
-				if row := p.rows[table][id]; row != nil {
-					for col, parentTable := range map[string]string{"customer_id": "customers", "order_id": "orders"} {
-						if v, _ := row.cols[col].(string); v != "" && strings.Contains(reason, v) {
-							f.parent = parentTable + "/" + v
-						}
-					}
-				}
-				refusals = append(refusals, f)
-			}
-		}
-	}
-	defer func() {
-		for _, f := range refusals {
-			// Payments of one order from several devices may add up to
-			// more than it owes, which no device can see offline.
-			if strings.HasPrefix(f.row, "payments/") && strings.Contains(f.reason, "exceeds what the order still owes") {
-				continue
-			}
-			if f.parent == "" || !run.gone(f.parent) && !rejected[f.parent] {
-				t.Errorf("%s: %s refused (%s), and its parent %q was not deleted", p.name, f.row, f.reason, f.parent)
-			}
-		}
-	}()
-	if byTable, ok := res["conflicted"].(map[string]any); ok {
-		for _, ids := range byTable {
-			for _, id := range ids.([]any) {
-				run.conflicted[id.(string)] = true
-			}
-		}
+	rejected := run.applied(p, changes, res)
+	run.wrote(p, changes, rejected)
+	if lost == lostRetriedLater {
+		// The phone never learns what the server did: nothing of this
+		// push counts as acknowledged, and its rows stay as they are.
+		p.unanswered = &simPending{restarts: run.restarts, pushes: run.pushes}
+		return
 	}
 	resync := false
 	for table, rows := range p.rows {
@@ -307,17 +340,111 @@ func (p *simPhone) sync(run *simRun, lose bool) {
 					run.parentOf[key] = "orders/" + order.(string)
 				}
 			case "deleted":
-				run.deleted[key] = true
 				delete(rows, id)
 				continue
 			}
-			row.status, row.changed = "synced", map[string]bool{}
+			row.status, row.changed, row.base = "synced", map[string]bool{}, maps.Clone(row.cols)
 		}
 	}
 	if resync {
 		// Everything else was just pushed, so nothing unsynced is lost.
 		p.rows, p.d.cursor = map[string]map[string]*simRow{}, "null"
 	}
+}
+
+// wrote notes what the server holds after a push: for each column the push
+// wrote, the phone that wrote it; and each value of another phone it
+// overwrote that the pushing phone's pull had brought and it kept its own
+// over. A value the phone wrote itself (a push of it whose answer was lost)
+// is no conflict.
+func (run *simRun) wrote(p *simPhone, changes map[string]any, rejected map[string]bool) {
+	for table, tc := range changes {
+		push := tc.(map[string][]any)
+		for _, what := range []string{"created", "updated"} {
+			for _, r := range push[what] {
+				row := r.(map[string]any)
+				id := row["id"].(string)
+				if rejected[table+"/"+id] {
+					continue
+				}
+				cols := slices.Collect(maps.Keys(row))
+				if what == "updated" {
+					cols = strings.Split(row["_changed"].(string), ",")
+				}
+				for _, col := range cols {
+					if strings.HasPrefix(col, "_") || col == "id" {
+						continue
+					}
+					key := table + "/" + id + "/" + col
+					if server, ok := p.shadowed[key]; ok && run.writer[key] != p.name {
+						run.overwritten = append(run.overwritten, simOverwrite{table: table, id: id, column: col, server: server, device: row[col], by: p.name})
+					}
+					run.writer[key] = p.name
+				}
+			}
+		}
+	}
+}
+
+// simPending is a push whose response a phone lost: when it was sent.
+type simPending struct{ restarts, pushes int }
+
+// applied records what the server did with a push, whether or not the phone
+// hears of it: the deletions it applied and the records it reported in
+// conflict. It checks that every refused row has a reason a device could not
+// avoid, and returns the refused rows (table/id).
+func (run *simRun) applied(p *simPhone, changes, res map[string]any) map[string]bool {
+	t := run.t
+	t.Helper()
+	rejected := map[string]bool{}
+	if byTable, ok := res["experimentalRejectedIds"].(map[string]any); ok {
+		for table, ids := range byTable {
+			for _, id := range ids.([]any) {
+				rejected[table+"/"+id.(string)] = true
+			}
+		}
+	}
+	for table, tc := range changes {
+		for _, id := range tc.(map[string][]any)["deleted"] {
+			if key := table + "/" + id.(string); !rejected[key] {
+				run.deleted[key] = true
+			}
+		}
+	}
+	if byTable, ok := res["conflicted"].(map[string]any); ok {
+		for _, ids := range byTable {
+			for _, id := range ids.([]any) {
+				run.conflicted[id.(string)] = true
+			}
+		}
+	}
+	// The reasons a generated row may be refused: its parent was deleted by
+	// a push the server applied (this one, or another device's), or an
+	// overpayment.
+	byTable, _ := res["rejected"].(map[string]any)
+	for table, rows := range byTable {
+		for _, r := range rows.([]any) {
+			id, _ := r.(map[string]any)["id"].(string)
+			reason, _ := r.(map[string]any)["reason"].(string)
+			row, parent := table+"/"+id, ""
+			if local := p.rows[table][id]; local != nil {
+				for col, parentTable := range map[string]string{"customer_id": "customers", "order_id": "orders"} {
+					if v, _ := local.cols[col].(string); v != "" && strings.Contains(reason, v) {
+						parent = parentTable + "/" + v
+					}
+				}
+			}
+			// Payments of one order from several devices may add up to
+			// more than it owes, which no device can see offline.
+			if strings.HasPrefix(row, "payments/") && strings.Contains(reason, "exceeds what the order still owes") {
+				continue
+			}
+			if parent == "" || !run.gone(parent) && !rejected[parent] {
+				t.Errorf("%s: %s refused (%s), and its parent %q was not deleted", p.name, row, reason, parent)
+			}
+		}
+	}
+	return rejected
 }
 
 // act makes one random offline change.
@@ -338,7 +465,9 @@ func (p *simPhone) act(rng *rand.Rand) {
 	switch op := rng.IntN(10); {
 	case len(st.edit) == 0 && op >= 3:
 		return
-	case op < 3 || len(mine) == 0:
+	case st.create == nil && len(mine) == 0:
+		return
+	case st.create != nil && (op < 3 || len(mine) == 0):
 		cols := st.create(rng, p.name)
 		if st.parent != "" {
 			parents := live(p.table(st.parent))
@@ -349,7 +478,7 @@ func (p *simPhone) act(rng *rand.Rand) {
 		}
 		p.next++
 		id := fmt.Sprintf("%s%s%06d", p.name, st.name[:2], p.next)
-		rows[id] = &simRow{status: "created", changed: map[string]bool{}, cols: cols}
+		rows[id] = &simRow{status: "created", changed: map[string]bool{}, cols: cols, base: map[string]any{}}
 	case op < 9 || !st.deletable:
 		row := rows[mine[rng.IntN(len(mine))]]
 		col := st.edit[rng.IntN(len(st.edit))]
@@ -360,6 +489,13 @@ func (p *simPhone) act(rng *rand.Rand) {
 		row.changed[col] = true
 	default:
 		p.remove(st.name, mine[rng.IntN(len(mine))])
+	}
+}
+
+// changeSomething makes offline changes until the phone has one to push.
+func (p *simPhone) changeSomething(rng *rand.Rand) {
+	for i := 0; i < 100 && len(p.changes()) == 0; i++ {
+		p.act(rng)
 	}
 }
 
@@ -409,13 +545,18 @@ func simSeeds(t *testing.T) []uint64 {
 
 // TestRandomOfflineEditsConverge has four devices (three phones of a rep,
 // one of their manager) make random creates, edits and deletes offline in
-// every table a device writes, and sync in random order; some pushes lose
-// their response and are sent again, and the server restarts between
-// rounds (new services, sequencer and caches; Redis sometimes emptied, as an
-// in-process Redis loses it). In the end every device holds exactly what a
-// fresh full pull gives its user, every acknowledged creation is on the
-// server unless an acknowledged delete took it (or its parent), and every
-// record a push reported in conflict has entries in the conflicts table.
+// every table a device writes, the inbox included (the server adds
+// notifications; a device marks its user's read), and sync in random order.
+// Some pushes lose their response and are sent again, at once or only at the
+// phone's next sync; one always after every other device pushed and pulled
+// and the server restarted. The server restarts between rounds (new
+// services, sequencer and caches; Redis sometimes emptied, as an in-process
+// Redis loses it). In the end every device holds exactly what a fresh full
+// pull gives its user, every acknowledged creation is on the server unless an
+// acknowledged delete took it (or its parent), every record a push reported
+// in conflict has entries in the conflicts table, every value of another
+// device a push overwrote unseen is there with what the device sent, and no
+// device can mark another user's notification read.
 func TestRandomOfflineEditsConverge(t *testing.T) {
 	for _, seed := range simSeeds(t) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
@@ -431,7 +572,7 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	w := newWorld(t)
 	h := w.h
-	run := &simRun{t: t, verbose: testing.Verbose() && os.Getenv("FIELDCRM_SEED") != "", created: map[string]bool{}, deleted: map[string]bool{}, parentOf: map[string]string{}, conflicted: map[string]bool{}}
+	run := &simRun{t: t, verbose: testing.Verbose() && os.Getenv("FIELDCRM_SEED") != "", created: map[string]bool{}, deleted: map[string]bool{}, parentOf: map[string]string{}, conflicted: map[string]bool{}, writer: map[string]string{}}
 	var phones []*simPhone
 	for _, d := range []struct {
 		name string
@@ -439,29 +580,67 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 	}{{"pa", w.r1}, {"pb", w.r1}, {"pc", w.r1}, {"ma", w.m1}} {
 		phones = append(phones, &simPhone{name: d.name, d: h.device(d.as, d.name), rows: map[string]map[string]*simRow{}})
 	}
-	restarts := 0
+	restart := func() {
+		// The server restarts: a new process on the same database.
+		if rng.IntN(2) == 0 {
+			h.redis.Flush(t)
+		}
+		h = h.twin()
+		for _, p := range phones {
+			p.d.h = h
+		}
+		run.restarts++
+	}
+	// inboxes are the users whose inbox the server adds to: the devices'
+	// users, and r1b, whose notifications no device may write.
+	inboxes := []account{w.r1, w.m1, w.r1b}
+	notes := map[string]string{} // notification id → its user's id
+	notify := func() {
+		to := inboxes[rng.IntN(len(inboxes))]
+		note := models.Notification{UserID: to.id, Kind: models.NotifyTaskDue, Title: "Due", Body: "Call back",
+			CollapseKey: fmt.Sprint("sim:", len(notes))}
+		note.TenantID = w.admin.tenant
+		got, err := h.crm.Notify(context.Background(), note, models.IDFor(fmt.Sprint("sim event ", seed, " ", len(notes))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes[got.ID] = to.id
+	}
+	for range 3 {
+		notify()
+	}
 	for step := 0; step < steps; step++ {
 		p := phones[rng.IntN(len(phones))]
 		switch op := rng.IntN(40); {
 		case op == 0:
-			// The server restarts: a new process on the same database.
-			if rng.IntN(2) == 0 {
-				h.redis.Flush(t)
+			restart()
+		case op <= 2:
+			notify()
+		case op < 12:
+			lost := delivered
+			if rng.IntN(5) == 0 {
+				lost = lostRetriedNow + loss(rng.IntN(2))
 			}
-			h = h.twin()
-			for _, p := range phones {
-				p.d.h = h
-			}
-			restarts++
-		case op < 10:
-			p.sync(run, rng.IntN(5) == 0)
+			p.sync(run, lost)
 		default:
 			p.act(rng)
 		}
 	}
+	// Whatever the steps drew, one push's response is lost and resent only
+	// after every other device pushed and pulled and the server restarted.
+	late := phones[rng.IntN(len(phones))]
+	late.changeSomething(rng)
+	late.sync(run, lostRetriedLater)
+	for _, p := range phones {
+		if p != late {
+			p.changeSomething(rng)
+			p.sync(run, delivered)
+		}
+	}
+	restart()
 	for range 3 { // settle: everyone pushes, then everyone pulls the result
 		for _, p := range phones {
-			p.sync(run, false)
+			p.sync(run, delivered)
 		}
 	}
 
@@ -518,9 +697,93 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 			t.Errorf("a push reported %s conflicted, the conflicts table has nothing", id)
 		}
 	}
-	t.Logf("%d acknowledged creations, %d deletions, %d records in conflict, %d rows refused, %d restarts",
-		len(run.created), len(run.deleted), len(run.conflicted), run.rejected, restarts)
-	if fixedSeed && (len(run.conflicted) == 0 || len(run.created) < 20) {
-		t.Errorf("the run was too tame to prove anything (%d conflicts, %d creations); change the seed or the steps", len(run.conflicted), len(run.created))
+	// Every value a push overwrote unseen is in the conflicts table, with
+	// what the server held and what the device sent.
+	for _, o := range run.overwritten {
+		recorded := h.call("GET", "/v1/conflicts?record_id="+o.id, w.admin, nil, 200)["data"].([]any)
+		found := false
+		for _, c := range recorded {
+			c := c.(map[string]any)
+			if c["column"] == o.column && sameJSONValue(c["server_value"], o.server) && sameJSONValue(c["device_value"], o.device) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s's push overwrote %s/%s.%s = %v with %v; the conflicts table holds only %v", o.by, o.table, o.id, o.column, o.server, o.device, recorded)
+		}
 	}
+	// Notifications: a device marked its user's read; no device may write
+	// another user's. Each phone tries on a notification of another inbox:
+	// the row is refused and the notification stays as it was.
+	db := testDatabase(t, h)
+	read := 0
+	for id := range notes {
+		if readAt(t, db, id) != nil {
+			read++
+		}
+	}
+	for _, p := range phones {
+		for _, id := range slices.Sorted(maps.Keys(notes)) {
+			user := notes[id]
+			if user == p.d.as.id {
+				continue
+			}
+			before := readAt(t, db, id)
+			res := p.d.push(map[string]any{"notifications": map[string]any{"updated": []any{updated(id, map[string]any{"read_at": simEpoch})}}}, 200)
+			if ids, _ := res["experimentalRejectedIds"].(map[string]any)["notifications"].([]any); !slices.Contains(ids, any(id)) {
+				t.Errorf("%s (user %s) marked notification %s of user %s read: %v", p.name, p.d.as.id, id, user, jsonString(res))
+			}
+			if after := readAt(t, db, id); jsonString(after) != jsonString(before) {
+				t.Errorf("%s changed read_at of %s's notification %s: %v → %v", p.name, user, id, before, after)
+			}
+			break
+		}
+	}
+
+	t.Logf("%d acknowledged creations, %d deletions, %d records in conflict (%d values overwritten), %d rows refused, %d restarts, %d of %d notifications read, %d late resends (%d after a restart, %d after other pushes)",
+		len(run.created), len(run.deleted), len(run.conflicted), len(run.overwritten), run.rejected, run.restarts, read, len(notes),
+		run.lateResends, run.lateResendsAfterRestart, run.lateResendsAfterOthers)
+	if fixedSeed && (len(run.conflicted) == 0 || len(run.overwritten) == 0 || len(run.created) < 20 || read == 0 || run.lateResendsAfterRestart == 0 || run.lateResendsAfterOthers == 0) {
+		t.Errorf("the run was too tame to prove anything (%d conflicts, %d values overwritten, %d creations, %d notifications read, %d late resends after a restart, %d after other pushes); change the seed or the steps",
+			len(run.conflicted), len(run.overwritten), len(run.created), read, run.lateResendsAfterRestart, run.lateResendsAfterOthers)
+	}
+}
+
+// readAt is a notification's stored read_at (nil: unread).
+func readAt(t *testing.T, db *mongo.Database, id string) any {
+	t.Helper()
+	raw, err := db.Collection("notifications").FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Raw()
+	if err != nil {
+		t.Fatalf("notification %s: %v", id, err)
+	}
+	v := raw.Lookup("read_at")
+	if v.Type == bson.TypeNull || v.Type == 0 {
+		return nil
+	}
+	return v.String()
+}
+
+// sameJSONValue compares a conflict's stored value (JSON text) with a
+// column's value as a pull or push carries it, where a list column (tags) is
+// itself JSON text and a time is epoch milliseconds.
+func sameJSONValue(stored any, column any) bool {
+	text, _ := stored.(string)
+	var v any
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return false
+	}
+	if list, ok := column.(string); ok && strings.HasPrefix(list, "[") {
+		var items any
+		if json.Unmarshal([]byte(list), &items) == nil {
+			column = items
+		}
+	}
+	if at, ok := v.(string); ok {
+		var ms float64
+		if json.Unmarshal([]byte(jsonString(column)), &ms) == nil { // a number, of whatever Go type
+			parsed, err := time.Parse(time.RFC3339Nano, at)
+			return err == nil && float64(parsed.UnixMilli()) == ms
+		}
+	}
+	return jsonString(v) == jsonString(column)
 }

@@ -347,8 +347,20 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	pdb := only[policyv1.PodDisruptionBudget](t, ms, "PodDisruptionBudget")[0]
 	pdbSel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) || pdb.Spec.MinAvailable == nil {
+	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) {
 		t.Errorf("disruption budget %+v does not cover the pods", pdb.Spec)
+	}
+	if pdb.Spec.MinAvailable != nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("disruption budget %+v: want maxUnavailable 1, one pod at a time however many run", pdb.Spec)
+	}
+	spread := map[string]bool{}
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if s, err := metav1.LabelSelectorAsSelector(c.LabelSelector); err == nil && s.Matches(labels.Set(pod.Labels)) {
+			spread[c.TopologyKey] = true
+		}
+	}
+	if !spread["topology.kubernetes.io/zone"] || !spread["kubernetes.io/hostname"] {
+		t.Errorf("pods spread over %v, want zones and nodes", spread)
 	}
 	for _, m := range ms {
 		if ns := m.obj.(metav1.ObjectMetaAccessor).GetObjectMeta().GetNamespace(); m.kind != "Namespace" && ns != "fieldcrm" {

@@ -43,7 +43,7 @@ func FuzzNormalizePhone(f *testing.F) {
 }
 
 func FuzzCompanyKey(f *testing.F) {
-	for _, s := range []string{"Acme Co., Ltd.", "ACME Inc", "华为技术有限公司", "co co", "Ｓａｍｓｕｎｇ　Group", "inc", "a ltd co", ""} {
+	for _, s := range []string{"Acme Co., Ltd.", "ACME Inc", "华为技术有限公司", "co co", "Ｓａｍｓｕｎｇ　Group", "inc", "a ltd co", "000公 司", "公 司 ltd", "华为 co", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {

@@ -95,6 +95,7 @@ var nonWord = regexp.MustCompile(`[^\p{L}\p{N}]+`)
 func CompanyKey(name string) string {
 	s := strings.ToLower(NormalizeText(name))
 	s = strings.TrimSpace(nonWord.ReplaceAllString(s, " "))
+	s = dropSpacesBeforeHan(s)
 	for changed := true; changed; {
 		changed = false
 		for _, suf := range legalSuffixes {
@@ -112,6 +113,23 @@ func CompanyKey(name string) string {
 }
 
 func isLatin(s string) bool { return s != "" && s[0] < 0x80 }
+
+// dropSpacesBeforeHan removes each space followed by a Han character. Chinese
+// writes no spaces between words, so "华为 有限 公司" names the same company as
+// "华为有限公司"; joining them before the suffixes are cut keeps CompanyKey of its
+// own result unchanged (the result has no spaces, so a Han suffix must already
+// be visible to the first pass).
+func dropSpacesBeforeHan(s string) string {
+	var b strings.Builder
+	runes := []rune(s)
+	for i, r := range runes {
+		if r == ' ' && i+1 < len(runes) && unicode.Is(unicode.Han, runes[i+1]) {
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 var dateForms = regexp.MustCompile(`^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$`)
 

@@ -62,3 +62,27 @@ type UserFilter struct {
 	// AfterID continues a listing after the last id of the previous page.
 	AfterID string
 }
+
+// Tally counts the records a Query selects, grouped by the values of some
+// fields, and sums numeric fields per group: what a report asks of storage,
+// so that it reads index entries rather than every record. The Query's sort,
+// position and limit do not apply.
+type Tally struct {
+	Query
+	// By are the stored fields the records are grouped by.
+	By []string
+	// Days are the time fields among By grouped by their day (UTC): a
+	// group's value is that day's midnight.
+	Days []string
+	// Sum are integer fields added up per group.
+	Sum []string
+}
+
+// TallyGroup is one group of a Tally: the values of its By fields, in
+// order (a string, an int64 or float64, a time.Time, or nil for a missing
+// field), how many records hold them, and the sums of the Sum fields.
+type TallyGroup struct {
+	Values []any
+	Count  int64
+	Sums   []int64
+}

@@ -25,6 +25,9 @@ type fakeFCM struct {
 	// answers are queued per token: each request for the token takes the
 	// next one; with none left, it succeeds.
 	answers map[string][]fcmAnswer
+	// hold, when set, keeps each request waiting, once recorded, until it
+	// is closed; arrived is told of each such request.
+	hold, arrived chan struct{}
 }
 
 type pushed struct {
@@ -90,7 +93,12 @@ func (f *fakeFCM) serve(w http.ResponseWriter, r *http.Request) {
 	if q := f.answers[m.Token]; len(q) > 0 {
 		answer, f.answers[m.Token] = &q[0], q[1:]
 	}
+	hold, arrived := f.hold, f.arrived
 	f.mu.Unlock()
+	if hold != nil {
+		arrived <- struct{}{}
+		<-hold
+	}
 	if answer == nil {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"name": "projects/test-project/messages/%d"}`, time.Now().UnixNano())

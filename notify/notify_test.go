@@ -213,6 +213,56 @@ func TestWorkerLoopSendsADueReminderOnTheWallClock(t *testing.T) {
 	}
 }
 
+// A worker told to stop while a push is under way finishes that push and
+// records it sent before Run returns, so no other worker pushes it again
+// once its claim runs out.
+func TestStoppedWorkerFinishesThePushUnderWay(t *testing.T) {
+	w := newWorld(t)
+	w.device("phone", "token-phone")
+	hold := make(chan struct{})
+	var release sync.Once
+	answer := func() { release.Do(func() { close(hold) }) }
+	t.Cleanup(answer) // before the fake FCM closes, which waits for a held request
+	w.fcm.mu.Lock()
+	w.fcm.hold, w.fcm.arrived = hold, make(chan struct{}, 8)
+	w.fcm.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.worker.Run(ctx); close(done) }()
+	task := w.task("回访王芳", time.Now().Add(100*time.Millisecond))
+
+	select {
+	case <-w.fcm.arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reminder was never pushed")
+	}
+	cancel() // SIGTERM, with the push at FCM
+	select {
+	case <-done:
+		t.Fatal("Run returned with a push under way")
+	case <-time.After(100 * time.Millisecond):
+	}
+	answer() // FCM answers
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return once the push was answered")
+	}
+	if r := w.reminderState(task.ID); r.State != models.ReminderSent {
+		t.Fatalf("after the drained push the reminder is %+v, want sent", r)
+	}
+	// Another worker, later, finds nothing to send.
+	w.fcm.mu.Lock()
+	w.fcm.hold = nil
+	w.fcm.mu.Unlock()
+	if _, err := w.worker.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.fcm.pushes(); len(got) != 1 {
+		t.Fatalf("pushes %+v, want the one drained", got)
+	}
+}
+
 func TestReminderArrivesAtItsDueTimeAndLandsInTheInbox(t *testing.T) {
 	clock := testenv.NewClock(start)
 	w := newWorldAt(t, clock.Now)

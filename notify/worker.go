@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,11 @@ type Worker struct {
 	// share one commit the fewer commits a burst needs.
 	Batch, Parallel int
 	Idle            time.Duration
+	// Drain is how long the sends under way when Run's context ends may go
+	// on (default DefaultDrain): a push the process was told to stop in the
+	// middle of completes and is recorded, rather than failing and being
+	// pushed again by another worker once its claim runs out.
+	Drain time.Duration
 	// Alone says this worker's process is the only one that sends (embedded
 	// storage with in-process Redis): a push claimed before it started was
 	// claimed by a process that died, and is taken over at once rather than
@@ -117,9 +123,13 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 // idle). When a claim finds fewer due than it asked for, it waits Idle.
 func (w *Worker) Run(ctx context.Context) {
 	slots := make(chan struct{}, w.Parallel)
+	// Sends run on a context that outlives ctx by Drain: Run stops claiming
+	// when ctx ends and returns once the sends under way are done.
+	sends, stopSends := outliving(ctx, cmp.Or(w.Drain, DefaultDrain))
+	defer stopSends()
 	// The reminders sent in the next settingsFor share one read of each
 	// tenant's settings.
-	settingsCtx, settingsSince := ctx, time.Time{}
+	settingsCtx, settingsSince := sends, time.Time{}
 	var inFlight sync.WaitGroup
 	defer inFlight.Wait()
 	for ctx.Err() == nil {
@@ -134,7 +144,7 @@ func (w *Worker) Run(ctx context.Context) {
 			w.log.ErrorContext(ctx, "reminder worker", "err", err)
 		}
 		if time.Since(settingsSince) > settingsFor {
-			settingsCtx, settingsSince = crm.SettingsOnce(ctx), time.Now()
+			settingsCtx, settingsSince = crm.SettingsOnce(sends), time.Now()
 		}
 		sendCtx := settingsCtx // this claim's, for its goroutines
 		for i, id := range ids {
@@ -157,6 +167,20 @@ func (w *Worker) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// DefaultDrain is Worker.Drain's default: within the 20 s a process is
+// given to shut down (FIELDCRM_SHUTDOWN_TIMEOUT), with room for FCM's own
+// timeout of a send.
+const DefaultDrain = 15 * time.Second
+
+// outliving returns a context that is not cancelled with ctx but drain
+// after it, and a stop that cancels it at once (call it when done).
+func outliving(ctx context.Context, drain time.Duration) (context.Context, func()) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// A timer left pending by stop only cancels what stop cancelled already.
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	return out, func() { stopAfter(); cancel() }
 }
 
 // RunOnce claims what is due now (up to Batch) and sends it, Parallel at a

@@ -23,11 +23,12 @@ import (
 // customers. The restore, into a new data dir, holds every push acknowledged
 // before the backup began and none begun after it ended; the phone's cursor
 // from before the restore answers 410 resync-required, its push with that
-// cursor is accepted (blind), and a pull from null is complete. Backup
-// refuses a non-empty target; restore refuses a tampered backup, a data dir
-// a server runs on, and a non-empty one without --force (with it, the old
-// contents move aside). The commands are the ones docs/operations-backup.md
-// shows.
+// cursor is accepted (blind), and a pull from null is complete; the source's
+// tokens work and a national ID opens, as the generated JWT secret and data
+// key came with the backup. Backup refuses a non-empty target; restore
+// refuses a tampered backup, a data dir a server runs on, and a non-empty one
+// without --force (with it, the old contents move aside). The commands are
+// the ones docs/operations-backup.md shows.
 func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the server three times")
@@ -54,6 +55,10 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 	signup(t, source, "Backup Ltd", email)
 	p := newPhone(t, source, email, "backup-phone")
 	p.pull(t, source)
+	// A national ID, sealed with the data key the server generated in its
+	// data dir: the restore must bring the key too, or the number is lost.
+	const nationalID = "110101199003074514"
+	sealed := source.must(t, 201, "POST", "/v1/customers", p.token, map[string]any{"name": "王伟", "kind": "person", "national_id": nationalID})["id"].(string)
 
 	// A phone pushes batches of new customers until well after the backup,
 	// and notes when each push began and when its answer came.
@@ -141,6 +146,7 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 	if overlapping == 0 {
 		t.Fatal("no push overlapped the backup")
 	}
+	sent[sealed], ackedBefore[sealed] = true, true
 	t.Logf("backup in %v while pushing: %d customers acknowledged before it, %d pushes overlapping it, %d customers in all\n%s",
 		backupEnd.Sub(backupStart), len(ackedBefore), overlapping, len(sent), out)
 	p.pull(t, source) // the phone's cursor is now past the backup's
@@ -207,6 +213,12 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 		if fresh.local[id] == nil {
 			t.Fatalf("customer %s, acknowledged before the backup, is not restored (%d of %d there)", id, len(fresh.local), len(ackedBefore))
 		}
+	}
+
+	// The source's tokens (signed with the JWT secret the backup carried)
+	// still work, and the national ID opens with the data key it carried.
+	if c := target.must(t, 200, "GET", "/v1/customers/"+sealed, p.token, nil); c["national_id"] != nationalID {
+		t.Fatalf("the restored national ID reads %v", c["national_id"])
 	}
 
 	// The phone synced after the backup: its cursor answers 410, and the

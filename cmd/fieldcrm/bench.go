@@ -35,8 +35,11 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	if len(args) > 0 && args[0] == "import" {
 		return benchImport(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "api" {
+		return benchAPI(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "sync" {
-		return usageError{"usage: fieldcrm bench sync|reminders|import [flags]"}
+		return usageError{"usage: fieldcrm bench sync|reminders|import|api [flags]"}
 	}
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -44,6 +44,7 @@ func TestBenchCommandsRunAtATinySize(t *testing.T) {
 			`^customers report +\S+ +\d+ +\d+ KiB$`,
 			`^RFM report +\S+ +\d+ +\d+ KiB$`,
 		}},
+		{"api", []string{"bench", "api", "--customers", "100", "--interactions", "300", "--runs", "1", "--creates", "20", "--clients", "2"}, apiBenchRows},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,3 +66,41 @@ func TestBenchCommandsRunAtATinySize(t *testing.T) {
 		})
 	}
 }
+
+// apiBenchRows are the lines `bench api` must print: its scale, and a figure
+// (a time, a rate or TIMEOUT) and a verdict for every class.
+var apiBenchRows = func() []string {
+	rows := []string{
+		`^fieldcrm bench api: FerretDB on \w+, 100 customers \+ 300 interactions \+ 20 tasks, each read 1 times`,
+		`^seeded 100 customers in `, `^seeded 300 interactions in `, `^seeded 20 tasks in `,
+		`^class +p50 +p95 +plain p95 +ratio `,
+	}
+	latency := `\S+ ms +\S+ ms +`
+	compared := latency + `\S+ ms +\S+× +\d+/\d+ +p95 ≤ 50 ms, ≤ 3× plain +(PASS|MISS)$`
+	for _, class := range []string{`list page \(admin\)`, `next page, after= \(admin\)`, `list page \(manager\)`,
+		`next page, after= \(manager\)`, `list page \(rep\)`, `next page, after= \(rep\)`,
+		`filter stage`, `filter customer_type`, `filter source`, `filter region`, `filter industry`, `filter owner_id`,
+		`filter team_id`, `filter value_tier`, `filter credit_rating`, `filter number`, `filter tag`,
+		`filter duplicate=true`, `filter pool=true`, `filter updated_since`,
+		`sort=name`, `sort=-name`, `sort=number`, `sort=-number`, `sort=last_interaction_at`, `sort=-last_interaction_at`,
+		`next page, sort=name`, `search number fragment`, `search Chinese name fragment`, `search Chinese name fragment \(rep\)`,
+		`search Latin name fragment, any case`, `search e-mail, capitalised`, `search social handle`, `search phone, typed otherwise`} {
+		rows = append(rows, `^`+class+` +`+compared)
+	}
+	for _, class := range []string{`interactions channel`, `interactions user_id`, `interactions from/to \(a month\)`,
+		`interactions q= \(content\)`, `tasks assignee_id`, `tasks status`, `tasks due_from/due_to \(a month\)`} {
+		rows = append(rows, `^`+class+` +`+latency+`- +- +\d+ +p95 ≤ 50 ms +(PASS|MISS)$`)
+	}
+	rows = append(rows, `^duplicates +`+latency+`- +- +\d+ +p95 ≤ 100 ms +(PASS|MISS)$`)
+	for _, report := range []string{"customers", "funnel", "sales", "activity", "service", "loyalty", "rfm"} {
+		rows = append(rows, `^report `+report+` +`+latency+`- +- +- +p95 ≤ 1000 ms +(PASS|MISS)$`)
+	}
+	return append(rows,
+		`^export CSV, rows/s +\d+/s +- +- +- +100 +≥ 20,000/s +(PASS|MISS)$`,
+		`^first sync pull \(rep\), records/s +\d+/s +1 pages, \d+ KiB +- +- +\d+ +≥ 40,000/s +(PASS|MISS)$`,
+		`^create POST /v1/customers \(2 clients\) +\d+/s +each p95 \S+ ms +- +- +20 +≥ 1,000/s +(PASS|MISS)$`,
+		`^create POST /v1/sync/push \(1,000 a push\) +\d+/s +- +- +- +20 +≥ 1,000/s +(PASS|MISS)$`,
+		`^peak RSS \(VmHWM\) after seeding +\d+ MiB +`,
+		`^\d+ of 54 targets met$`,
+	)
+}()

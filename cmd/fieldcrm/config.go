@@ -23,7 +23,7 @@ import (
 // flags on top. The README's configuration table lists the same settings.
 type serveConfig struct {
 	// Role is all (HTTP, reminder worker and background jobs), api (HTTP
-	// only) or worker (no HTTP).
+	// only) or worker (the worker and jobs; HTTP for health and metrics only).
 	Role                string
 	Addr                string
 	DataDir             string
@@ -131,7 +131,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		fmt.Fprintln(stderr, "Usage: fieldcrm serve [flags]\n\nRuns the HTTP API. With no MONGODB_URI it starts FerretDB in-process (SQLite\nunder the data dir, or PostgreSQL with FERRETDB_POSTGRESQL_URL); with no\nREDIS_URL it starts an in-process Redis that keeps nothing across restarts.\n\nFlags (each defaults to the environment variable named):")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (no HTTP) (FIELDCRM_ROLE)")
+	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (reminders and jobs; HTTP serves only health and metrics) (FIELDCRM_ROLE)")
 	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", defaultAddr), "listen address (FIELDCRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and, with the embedded SQLite database only, the generated JWT secret and data key (FIELDCRM_DATA_DIR)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 var (
@@ -302,7 +304,7 @@ func crashRound(t *testing.T, r *replica, env []string, rng *rand.Rand, round in
 	// Every reminder due reaches every device; the pushes of one firing to
 	// one device beyond the first are what the kill cut off before its
 	// record, under one collapse key.
-	waitForReminders(t, round, fcm, w.reminds, roundTasks, killedAt, tokens, w.pushed)
+	waitForReminders(t, round, r, admin, fcm, w.reminds, roundTasks, killedAt, tokens, w.pushed)
 
 	// Everything together, as a new device sees it; and every device from
 	// the rounds before, the phone among them, pulls on with its cursor and
@@ -517,13 +519,15 @@ func checkCrashWorld(t *testing.T, round int, fresh *handset, w *crashWorld) {
 }
 
 // waitForReminders waits until every task's due reminder reached every
-// token, then checks that none of this round's reached a token twice but
-// those the kill cut off before their record: once before the kill, once
-// after, under one collapse key.
+// token and is recorded sent, then checks that none of this round's reached
+// a token twice but those the kill cut off before their record: once before
+// the kill, once after, under one collapse key. Once a reminder is recorded
+// sent no worker pushes it again (a worker that claims it later finds it
+// sent), so the count is final without a pause for a doubled push.
 //
 // seen holds how often each task was pushed to each token by the end of the
 // earlier rounds; it is brought up to date.
-func waitForReminders(t *testing.T, round int, fcm *crashFCM, tasks, roundTasks map[string]bool, killedAt time.Time, tokens []string, seen map[[2]string]int) {
+func waitForReminders(t *testing.T, round int, r *replica, admin string, fcm *crashFCM, tasks, roundTasks map[string]bool, killedAt time.Time, tokens []string, seen map[[2]string]int) {
 	t.Helper()
 	missing := func() []string {
 		got := fcm.byFiring()
@@ -544,7 +548,23 @@ func waitForReminders(t *testing.T, round int, fcm *crashFCM, tasks, roundTasks 
 	if miss := missing(); len(miss) > 0 {
 		t.Fatalf("round %d: reminders due never pushed: %v", round, miss)
 	}
-	time.Sleep(500 * time.Millisecond) // a doubled push has its chance to arrive
+	unsent := func() []string {
+		var open []string
+		for task := range roundTasks {
+			for _, rem := range r.must(t, 200, "GET", "/v1/tasks/"+task+"/reminders", admin, nil)["data"].([]any) {
+				if rem := rem.(map[string]any); rem["kind"] == models.NotifyTaskDue && rem["state"] != models.ReminderSent {
+					open = append(open, fmt.Sprintf("%s: %v", task, rem["state"]))
+				}
+			}
+		}
+		return open
+	}
+	for len(unsent()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if open := unsent(); len(open) > 0 {
+		t.Fatalf("round %d: reminders pushed but not recorded sent: %v", round, open)
+	}
 	for key, pushes := range fcm.byFiring() {
 		if len(pushes) < 2 {
 			continue

@@ -55,7 +55,7 @@ Usage:
 
 Commands:
   serve     run the HTTP API on embedded or real MongoDB and Redis
-  bench     measure: "bench sync" seeds a territory and times sync over loopback
+  bench     measure: bench sync, reminders, import, or api (every online read, issue #20)
   import    read customers from a CSV or Excel file (import --help)
   export    write a tenant's customers to CSV or Excel (export --help)
   seed      create a demo tenant with a year of records (seed --demo --help)

@@ -414,7 +414,8 @@ func TestImportCommandReadsRecordsOfCustomers(t *testing.T) {
 	}
 }
 
-// TestSharedDatabaseNeedsGivenSecrets: with MONGODB_URI set, a JWT secret or
+// TestSharedDatabaseNeedsGivenSecrets: with MONGODB_URI or
+// FERRETDB_POSTGRESQL_URL set (replicas share the database), a JWT secret or
 // data key that is missing, short or an example value stops start-up with a
 // message naming the setting, before any connection to the database is
 // tried and without generating anything in the data dir.
@@ -455,33 +456,41 @@ func TestSharedDatabaseNeedsGivenSecrets(t *testing.T) {
 		{"repeated data key", goodJWT, "", strings.Repeat("5a", 32), "FIELDCRM_DATA_KEY looks like a placeholder"},
 		{"data key not hex", goodJWT, "", "not-hex", "64 hex digits"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dataDir := t.TempDir()
-			vars := map[string]string{
-				"MONGODB_URI":         "mongodb://" + ln.Addr().String() + "/?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
-				"MONGODB_DATABASE":    testenv.UniqueName("secrets"),
-				"FIELDCRM_DATA_DIR":   dataDir,
-				"FIELDCRM_ADDR":       "127.0.0.1:0",
-				"FIELDCRM_JWT_SECRET": c.jwt,
-				"FIELDCRM_DATA_KEY":   c.key,
-			}
-			if c.jwtFile != "" {
-				path := filepath.Join(t.TempDir(), "jwt")
-				if err := os.WriteFile(path, []byte(c.jwtFile), 0o600); err != nil {
-					t.Fatal(err)
+	// Both settings that let replicas share the database, each pointing at
+	// the listener that counts dials.
+	shared := map[string]string{
+		"MONGODB_URI":             "mongodb://" + ln.Addr().String() + "/?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
+		"FERRETDB_POSTGRESQL_URL": "postgres://fieldcrm@" + ln.Addr().String() + "/fieldcrm?connect_timeout=1",
+	}
+	for setting, url := range shared {
+		for _, c := range cases {
+			t.Run(setting+"/"+c.name, func(t *testing.T) {
+				dataDir := t.TempDir()
+				vars := map[string]string{
+					setting:               url,
+					"MONGODB_DATABASE":    testenv.UniqueName("secrets"),
+					"FIELDCRM_DATA_DIR":   dataDir,
+					"FIELDCRM_ADDR":       "127.0.0.1:0",
+					"FIELDCRM_JWT_SECRET": c.jwt,
+					"FIELDCRM_DATA_KEY":   c.key,
 				}
-				vars["FIELDCRM_JWT_SECRET_FILE"] = path
-			}
-			var out bytes.Buffer
-			err := run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("got %v, want an error containing %q", err, c.want)
-			}
-			if entries, _ := os.ReadDir(dataDir); len(entries) > 0 {
-				t.Errorf("data dir holds %v: nothing may be generated", entries)
-			}
-		})
+				if c.jwtFile != "" {
+					path := filepath.Join(t.TempDir(), "jwt")
+					if err := os.WriteFile(path, []byte(c.jwtFile), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					vars["FIELDCRM_JWT_SECRET_FILE"] = path
+				}
+				var out bytes.Buffer
+				err := run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("got %v, want an error containing %q", err, c.want)
+				}
+				if entries, _ := os.ReadDir(dataDir); len(entries) > 0 {
+					t.Errorf("data dir holds %v: nothing may be generated", entries)
+				}
+			})
+		}
 	}
 	ln.Close()
 	dials.Wait()
@@ -501,5 +510,41 @@ func TestSignupOffAnswers403(t *testing.T) {
 	})
 	if status != 403 || body["type"] != "/problems/signup-closed" {
 		t.Fatalf("sign-up while off: %d %v", status, body)
+	}
+}
+
+// A worker process serves its health and metrics, and nothing of the API:
+// its probes (and the image's health check, `fieldcrm probe`) work, and a
+// request for the API finds nothing.
+func TestWorkerServesHealthAndMetricsOnly(t *testing.T) {
+	vars := isolatedVars(t, "worker")
+	vars["FIELDCRM_ROLE"] = "worker"
+	p := startServe(t, vars) // waits for /readyz
+	defer p.stop(t)
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200,
+		"/v1/auth/login": 404, "/v1/customers": 404, "/v1/openapi.json": 404} {
+		method := "GET"
+		if path == "/v1/auth/login" {
+			method = "POST"
+		}
+		req, _ := http.NewRequest(method, p.base+path, strings.NewReader(`{}`))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s %s on a worker: %d, want %d", method, path, res.StatusCode, want)
+		}
+	}
+	getenv := func(k string) string {
+		if k == "FIELDCRM_ADDR" {
+			return strings.TrimPrefix(p.base, "http://")
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"probe"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("probe of a worker: %v %s", err, errOut.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
@@ -22,6 +23,11 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log := newLogger(cfg, stdout)
 	log.Info("fieldcrm starting", "version", version, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+	// Before anything sizes itself by the limit (the password hashing gate).
+	if limit := softMemoryLimit(getenv, readSystemFile); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Info("Go heap soft limit set from the container's memory limit", "GOMEMLIMIT_bytes", limit)
+	}
 	a, err := startApp(ctx, cfg, log)
 	defer a.Close(ctx)
 	if err != nil {
@@ -35,15 +41,16 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		})
 		go jobs.every(ctx, "rfm-refresh", 24*time.Hour, "RFM value tiers refreshed", a.CRM.RefreshRFMAll)
 		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
-		// At start-up every replica reconciles, without a lease: it is what
-		// rebuilds a schedule that Redis lost, and it is safe to run twice.
-		if n, err := reconcile(ctx); err != nil {
-			log.Error("rebuild the reminder schedule", "err", err.Error())
-		} else {
-			log.Info("reminder schedule rebuilt from MongoDB", "subjects", n)
-		}
+		// At start-up a replica reconciles unless another one did within
+		// the period (see atStart): what rebuilds a schedule Redis lost.
+		jobs.atStart(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcile)
 		go jobs.every(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcile)
-		go a.Worker.Run(ctx)
+		drained := make(chan struct{})
+		go func() { a.Worker.Run(ctx); close(drained) }()
+		// Deferred after a.Close, so it runs before it: the pushes under way
+		// when the process was told to stop finish and are recorded, within
+		// notify.DefaultDrain, while the store and Redis are still open.
+		defer func() { <-drained }()
 	}
 	if cfg.Role != roleWorker {
 		// Imports run in the API processes. Those a stopped process left
@@ -58,9 +65,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		}
 	}
 	if cfg.Role == roleWorker {
-		log.Info("running as a worker only: reminders and background jobs, no HTTP")
-		<-ctx.Done()
-		return nil
+		log.Info("running as a worker only: reminders and background jobs; HTTP serves /healthz, /readyz and /metrics only")
 	}
 	log.Info("listening", "addr", cfg.Addr, "role", cfg.Role)
 	if err := a.Server.Listen(ctx, cfg.Addr); err != nil {
@@ -73,6 +78,19 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 type jobRunner struct {
 	leases *lease.Leases
 	log    *slog.Logger
+	// ticker, when set, replaces the wall clock's ticker (tests drive the
+	// runner tick by tick); it returns the ticks and a stop.
+	ticker func(every time.Duration) (<-chan time.Time, func())
+}
+
+// ticks returns when every runs next: each minute, or each period if shorter.
+func (r jobRunner) ticks(period time.Duration) (<-chan time.Time, func()) {
+	every := min(period, time.Minute)
+	if r.ticker != nil {
+		return r.ticker(every)
+	}
+	t := time.NewTicker(every)
+	return t.C, t.Stop
 }
 
 // every runs job once per period until ctx ends, logging what it did (done,
@@ -83,13 +101,13 @@ type jobRunner struct {
 // The lease lives in Redis, so restarts do not put a daily job off again and
 // again, as a timer of each process's own would.
 func (r jobRunner) every(ctx context.Context, name string, period time.Duration, done string, job func(context.Context) (int, error)) {
-	tick := time.NewTicker(min(period, time.Minute))
-	defer tick.Stop()
+	ticks, stop := r.ticks(period)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-ticks:
 		}
 		mine, err := r.leases.Take(ctx, name, lease.PeriodTTL(period))
 		if err != nil {
@@ -108,6 +126,29 @@ func (r jobRunner) every(ctx context.Context, name string, period time.Duration,
 			r.log.InfoContext(ctx, done, "job", name, "count", n)
 		}
 	}
+}
+
+// atStart runs job now, as the start of its period, unless another replica
+// holds the period's lease, and reports whether it ran. The lease lives in
+// the Redis that holds what the job rebuilds (the reminder schedule), so a
+// Redis that lost that lost the lease too and the first replica to start
+// runs the job, while a scale-out of ten replicas does not run it ten
+// times. (A failover that kept the lease but not the latest schedule is
+// mended by the periodic run.) When Redis does not answer it runs the job
+// anyway: the jobs are safe to run twice.
+func (r jobRunner) atStart(ctx context.Context, name string, period time.Duration, done string, job func(context.Context) (int, error)) bool {
+	mine, err := r.leases.Take(ctx, name, lease.PeriodTTL(period))
+	if err == nil && !mine {
+		r.log.InfoContext(ctx, "background job run by another replica this period: not run at start-up", "job", name)
+		return false
+	}
+	n, err := job(ctx)
+	if err != nil {
+		r.log.ErrorContext(ctx, "background job failed at start-up", "job", name, "err", err.Error())
+	} else {
+		r.log.InfoContext(ctx, done, "job", name, "count", n)
+	}
+	return true
 }
 
 // processName tells replicas apart in job leases: host name and process id.
@@ -144,7 +185,7 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		JWTSecret: jwtSecret,
 		DataKey:   dataKey,
 		HTTP: api.Config{BodyLimit: c.BodyLimit, ImportBodyLimit: c.ImportBodyLimit, TrustedProxies: c.trustedProxies(),
-			SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version},
+			SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version, SystemOnly: c.Role == roleWorker},
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"sort"
 	"time"
@@ -65,44 +64,74 @@ const CustomerReportDefinition = "Live customers the caller may see (admins: the
 // none labels an empty value in a breakdown.
 const none = "(none)"
 
-// reportPage is how many records a report reads at a time.
-const reportPage = 500
+// Reports read index entries, not records, wherever they count or add up
+// (store.Tally: a GROUP BY over an index that holds every field used), and
+// otherwise only the records of their period, through its index. Each
+// query is one models.Query, so the engines share its meaning: live
+// records, what the actor may see, the filter's team and owner.
 
-// eachVisible calls fn with every live record of r that the actor's list
-// scope covers (admins: the tenant; managers: their teams and their own; reps:
-// their own; not the public pool) and that f narrows to. It reads the
-// tenant's records in sync-number order, a page at a time: the one read
-// every engine answers from an index, (tenant_id, seq), so a report costs one
-// pass over the tenant's records whatever its size.
-func eachVisible[R any](ctx context.Context, r *Records[R], a models.Actor, f ReportFilter, fn func(*R)) error {
-	scope := a.ListScope(false)
-	var after int64
-	for {
-		var page []R
-		if err := r.svc.store.Changes(ctx, r.coll, a.TenantID, after, math.MaxInt64, reportPage, &page); err != nil {
-			return fmt.Errorf("report over %s: %w", r.coll, err)
-		}
-		for i := range page {
-			m := meta(&page[i])
-			if !m.Deleted() && inScope(scope, m) && f.covers(m) {
-				fn(&page[i])
-			}
-		}
-		if len(page) < reportPage {
-			return nil
-		}
-		after = meta(&page[len(page)-1]).Seq
+// reportQuery selects the live records of the actor's tenant a report
+// counts: what their list scope covers (admins: the tenant; managers: their
+// teams and their own; reps: their own; not the public pool), narrowed by
+// f's team and owner and by conds.
+func reportQuery(a models.Actor, f ReportFilter, conds ...models.Cond) models.Query {
+	q := models.Query{Tenant: a.TenantID, Scope: a.ListScope(false), Conds: conds}
+	if f.TeamID != "" {
+		q.Conds = append(q.Conds, models.Cond{Field: "team_id", Op: models.OpEq, Value: f.TeamID})
 	}
+	if f.OwnerID != "" {
+		q.Conds = append(q.Conds, models.Cond{Field: "owner_id", Op: models.OpEq, Value: f.OwnerID})
+	}
+	return q
 }
 
-// inScope reports whether a record's owner or team is in the scope.
-func inScope(sc models.Scope, m *models.Meta) bool {
-	return sc.All || slices.Contains(sc.OwnerIDs, m.OwnerID) || (m.TeamID != "" && slices.Contains(sc.TeamIDs, m.TeamID))
+// inPeriod are the conditions "field in [f.From, f.To)" on a time field.
+// Times are stored to the millisecond and the engines compare them so: a
+// bound within a millisecond moves up to the next, which keeps the meaning
+// (a record of 12:00:00.007 is before 12:00:00.007300).
+func (f ReportFilter) inPeriod(field string) []models.Cond {
+	return []models.Cond{{Field: field, Op: models.OpGte, Value: upToMilli(f.From)}, {Field: field, Op: models.OpLt, Value: upToMilli(f.To)}}
 }
 
-// covers applies the team and owner filters.
-func (f ReportFilter) covers(m *models.Meta) bool {
-	return (f.TeamID == "" || m.TeamID == f.TeamID) && (f.OwnerID == "" || m.OwnerID == f.OwnerID)
+func upToMilli(t time.Time) time.Time {
+	if m := t.Truncate(time.Millisecond); m.Before(t) {
+		return m.Add(time.Millisecond)
+	}
+	return t
+}
+
+// tally counts (and sums) coll's records as t asks.
+func (s *Service) tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error) {
+	groups, err := s.store.Tally(ctx, coll, t)
+	if err != nil {
+		return nil, fmt.Errorf("report over %s: %w", coll, err)
+	}
+	return groups, nil
+}
+
+// eachReported calls fn with every record q selects, as they are read.
+// Reports that need whole records (a stage history, two times of a task)
+// read this way only the records of their period, through its index: q
+// sorts by the period's field.
+func eachReported[R any](ctx context.Context, r *Records[R], q models.Query, fn func(*R)) error {
+	err := r.svc.store.Each(ctx, r.coll, q, func(decode func(out any) error) error {
+		var rec R
+		if err := decode(&rec); err != nil {
+			return err
+		}
+		fn(&rec)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("report over %s: %w", r.coll, err)
+	}
+	return nil
+}
+
+// text is a grouped value as a string ("" for a missing field).
+func text(v any) string {
+	s, _ := v.(string)
+	return s
 }
 
 // CustomerReport counts the customers the actor may see.
@@ -114,26 +143,32 @@ func (s *Service) CustomerReport(ctx context.Context, a models.Actor, f ReportFi
 	out := CustomerReport{Definition: CustomerReportDefinition, ByStage: map[string]int{}, ByCustomerType: map[string]int{},
 		BySource: map[string]int{}, ByRegion: map[string]int{}, ByIndustry: map[string]int{}, ByValueTier: map[string]int{}}
 	weeks, months := map[string]int{}, map[string]int{}
-	add := func(m map[string]int, v string) {
-		if v == "" {
-			v = none
+	add := func(m map[string]int, v any, n int64) {
+		label := text(v)
+		if label == "" {
+			label = none
 		}
-		m[v]++
+		m[label] += int(n)
 	}
-	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
-		out.Total++
-		add(out.ByStage, c.Stage)
-		add(out.ByCustomerType, c.CustomerType)
-		add(out.BySource, c.Source)
-		add(out.ByRegion, c.Region)
-		add(out.ByIndustry, c.Industry)
-		add(out.ByValueTier, c.ValueTier)
-		if created := c.CreatedAt.UTC(); !created.Before(f.From) && created.Before(f.To) {
-			y, w := created.ISOWeek()
-			weeks[fmt.Sprintf("%d-W%02d", y, w)]++
-			months[created.Format("2006-01")]++
+	groups, err := s.tally(ctx, s.Customers.coll, models.Tally{Query: reportQuery(a, f),
+		By: []string{"stage", "customer_type", "source", "region", "industry", "value_tier"}})
+	if err != nil {
+		return out, err
+	}
+	for _, g := range groups {
+		out.Total += int(g.Count)
+		for i, m := range []map[string]int{out.ByStage, out.ByCustomerType, out.BySource, out.ByRegion, out.ByIndustry, out.ByValueTier} {
+			add(m, g.Values[i], g.Count)
 		}
-	})
+	}
+	created, err := s.tally(ctx, s.Customers.coll, models.Tally{Query: reportQuery(a, f, f.inPeriod("created_at")...),
+		By: []string{"created_at"}, Days: []string{"created_at"}})
+	for _, g := range created {
+		day, _ := g.Values[0].(time.Time)
+		y, w := day.ISOWeek()
+		weeks[fmt.Sprintf("%d-W%02d", y, w)] += int(g.Count)
+		months[day.Format("2006-01")] += int(g.Count)
+	}
 	out.NewPerWeek, out.NewPerMonth = series(weeks), series(months)
 	return out, err
 }
@@ -170,26 +205,30 @@ func (s *Service) scoreTenant(ctx context.Context, tenant string) ([]models.RFMS
 	}
 	now := s.now().UTC()
 	since := now.AddDate(0, 0, -models.RFMWindowDays).Format(time.DateOnly)
-	system := models.SystemActor(tenant)
+	groups, err := s.tally(ctx, s.Orders.coll, models.Tally{
+		Query: models.Query{Tenant: tenant, Scope: models.Scope{All: true},
+			Conds: append(revenueConds(st.Currency), models.Cond{Field: "ordered_on", Op: models.OpGte, Value: since})},
+		By: []string{"customer_id", "ordered_on"}, Sum: []string{"amount"}})
+	if err != nil {
+		return nil, err
+	}
 	facts := map[string]*models.OrderFacts{}
-	err = eachVisible(ctx, s.Orders, system, ReportFilter{}, func(o *models.Order) {
-		day, ok := dayOf(o.OrderedOn)
-		if !ok || o.OrderedOn < since || !countingOrder(o, st.Currency) {
-			return
+	for _, g := range groups {
+		customer := text(g.Values[0])
+		day, ok := dayOf(text(g.Values[1]))
+		if !ok {
+			continue
 		}
-		f := facts[o.CustomerID]
+		f := facts[customer]
 		if f == nil {
-			f = &models.OrderFacts{CustomerID: o.CustomerID}
-			facts[o.CustomerID] = f
+			f = &models.OrderFacts{CustomerID: customer}
+			facts[customer] = f
 		}
-		f.Orders++
-		f.Amount += o.Amount
+		f.Orders += int(g.Count)
+		f.Amount += g.Sums[0]
 		if day.After(f.LastOrder) {
 			f.LastOrder = day
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
 	list := make([]models.OrderFacts, 0, len(facts))
 	for _, f := range facts {
@@ -209,9 +248,13 @@ func (s *Service) RFMReport(ctx context.Context, a models.Actor, f ReportFilter)
 	if err != nil {
 		return RFMReport{}, err
 	}
-	visible := map[string]bool{}
-	if err := eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) { visible[c.ID] = true }); err != nil {
+	ids, err := s.tally(ctx, s.Customers.coll, models.Tally{Query: reportQuery(a, f), By: []string{"_id"}})
+	if err != nil {
 		return RFMReport{}, err
+	}
+	visible := make(map[string]bool, len(ids))
+	for _, g := range ids {
+		visible[text(g.Values[0])] = true
 	}
 	out := RFMReport{Definition: RFMDefinition, AsOf: s.now().UTC(), Customers: []models.RFMScore{}}
 	for _, sc := range scores {
@@ -237,21 +280,31 @@ func (s *Service) RefreshRFM(ctx context.Context, tenant string) (int, error) {
 	for _, sc := range scores {
 		want[sc.CustomerID] = sc.Segment
 	}
-	// Customers holding an RFM tier that no longer applies lose it.
-	err = eachVisible(ctx, s.Customers, system, ReportFilter{}, func(c *models.Customer) {
-		if _, scored := want[c.ID]; !scored && slices.Contains(models.RFMSegments, c.ValueTier) {
-			want[c.ID] = ""
-		}
-	})
+	// Every customer's tier as stored: those whose tier is already the
+	// one wanted are not read or written, and customers holding an RFM tier
+	// that no longer applies lose it.
+	tiers, err := s.tally(ctx, s.Customers.coll, models.Tally{Query: models.Query{Tenant: tenant, Scope: models.Scope{All: true}},
+		By: []string{"_id", "value_tier"}})
 	if err != nil {
 		return 0, err
+	}
+	current := make(map[string]string, len(tiers))
+	for _, g := range tiers {
+		id, tier := text(g.Values[0]), text(g.Values[1])
+		current[id] = tier
+		if _, scored := want[id]; !scored && slices.Contains(models.RFMSegments, tier) {
+			want[id] = ""
+		}
 	}
 	changed := 0
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		tier := want[id]
+		if have, live := current[id]; !live || have == tier {
+			continue // deleted, or nothing to change
+		}
 		before, err := s.Customers.live(ctx, tenant, id)
 		if err != nil || before.ValueTier == tier {
-			continue // deleted since, or nothing to change
+			continue // deleted since, or changed since to what is wanted
 		}
 		if _, err := s.Customers.mutate(ctx, system, id, "rfm", func(w *write[models.Customer]) error {
 			w.rec.ValueTier = tier

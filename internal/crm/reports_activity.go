@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
 )
@@ -38,30 +39,42 @@ func (s *Service) ActivityReport(ctx context.Context, a models.Actor, f ReportFi
 		}
 		return reps[id]
 	}
-	err = eachVisible(ctx, s.Interactions, a, f, func(i *models.Interaction) {
-		if !f.within(i.OccurredAt) {
-			return
-		}
-		r := rep(i.CreatedBy)
-		y, w := i.OccurredAt.UTC().ISOWeek()
+	period := f.inPeriod("occurred_at")
+	logged, err := s.tally(ctx, s.Interactions.coll, models.Tally{Query: reportQuery(a, f, period...),
+		By: []string{"created_by", "occurred_at", "channel"}, Days: []string{"occurred_at"}})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range logged {
+		r := rep(text(g.Values[0]))
+		day, _ := g.Values[1].(time.Time)
+		y, w := day.ISOWeek()
 		week := fmt.Sprintf("%d-W%02d", y, w)
 		if r.PerWeek[week] == nil {
 			r.PerWeek[week] = map[string]int{}
 		}
-		r.PerWeek[week][i.Channel]++
-		if i.Channel == "visit" {
-			r.Visits++
-			if i.CheckIn != nil {
-				r.CheckedIn++
-			}
+		channel := text(g.Values[2])
+		r.PerWeek[week][channel] += int(g.Count)
+		if channel == "visit" {
+			r.Visits += int(g.Count)
 		}
-	})
+	}
+	// A check-in's latitude is always stored with it: visits that have one
+	// were checked in.
+	checkedIn, err := s.tally(ctx, s.Interactions.coll, models.Tally{Query: reportQuery(a, f, append(period,
+		models.Cond{Field: "channel", Op: models.OpEq, Value: "visit"},
+		models.Cond{Field: "check_in.lat", Op: models.OpNe, Value: nil})...), By: []string{"created_by"}})
 	if err != nil {
 		return nil, err
 	}
+	for _, g := range checkedIn {
+		rep(text(g.Values[0])).CheckedIn += int(g.Count)
+	}
 	now := s.now()
-	err = eachVisible(ctx, s.Tasks, a, f, func(t *models.Task) {
-		if !f.within(t.DueAt) || t.Status == models.TaskCancelled {
+	due := reportQuery(a, f, f.inPeriod("due_at")...)
+	due.SortField = "due_at"
+	err = eachReported(ctx, s.Tasks, due, func(t *models.Task) {
+		if t.Status == models.TaskCancelled {
 			return
 		}
 		r := rep(t.AssigneeID)

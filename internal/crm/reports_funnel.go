@@ -38,7 +38,12 @@ func (s *Service) FunnelReport(ctx context.Context, a models.Actor, f ReportFilt
 	}
 	entered, advanced := map[string]int{}, map[string]int{}
 	stayDays, stays := map[string]float64{}, map[string]int{}
-	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
+	// A stage change is written with the customer, so a customer whose
+	// history has a change in the period (an entry, or the end of a stay)
+	// was last changed at or after its start.
+	changed := reportQuery(a, f, models.Cond{Field: "updated_at", Op: models.OpGte, Value: f.From})
+	changed.SortField = "updated_at"
+	err = eachReported(ctx, s.Customers, changed, func(c *models.Customer) {
 		h := c.StageHistory
 		for i, t := range h {
 			if i+1 < len(h) && f.within(h[i+1].At) {

@@ -26,30 +26,30 @@ func (s *Service) LoyaltyReport(ctx context.Context, a models.Actor, f ReportFil
 		return LoyaltyReport{}, err
 	}
 	out := LoyaltyReport{Definition: LoyaltyDefinition, ByTier: map[string]int{}}
-	err = eachVisible(ctx, s.LoyaltyEntries, a, f, func(e *models.LoyaltyEntry) {
-		if !f.within(e.CreatedAt) {
-			return
-		}
-		switch e.Kind {
-		case models.PointsEarn:
-			out.Earned += e.Points
-		case models.PointsRedeem:
-			out.Redeemed += e.Points
-		case models.PointsExpire:
-			out.Expired += e.Points
-		default:
-			out.Adjusted += e.Points
-		}
-	})
+	entries, err := s.tally(ctx, s.LoyaltyEntries.coll, models.Tally{Query: reportQuery(a, f, f.inPeriod("created_at")...),
+		By: []string{"kind"}, Sum: []string{"points"}})
 	if err != nil {
 		return out, err
 	}
-	err = eachVisible(ctx, s.Customers, a, f, func(c *models.Customer) {
-		tier := c.Loyalty.Tier
+	for _, g := range entries {
+		switch points := g.Sums[0]; text(g.Values[0]) {
+		case models.PointsEarn:
+			out.Earned += points
+		case models.PointsRedeem:
+			out.Redeemed += points
+		case models.PointsExpire:
+			out.Expired += points
+		default:
+			out.Adjusted += points
+		}
+	}
+	members, err := s.tally(ctx, s.Customers.coll, models.Tally{Query: reportQuery(a, f), By: []string{"loyalty.tier"}})
+	for _, g := range members {
+		tier := text(g.Values[0])
 		if tier == "" {
 			tier = none
 		}
-		out.ByTier[tier]++
-	})
+		out.ByTier[tier] += int(g.Count)
+	}
 	return out, err
 }

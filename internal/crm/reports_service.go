@@ -86,10 +86,9 @@ func (s *Service) ServiceReport(ctx context.Context, a models.Actor, f ReportFil
 	now := s.now()
 	var resolvedHours float64
 	resolved := 0
-	err = eachVisible(ctx, s.Tickets, a, f, func(t *models.Ticket) {
-		if !f.within(t.CreatedAt) {
-			return
-		}
+	opened := reportQuery(a, f, f.inPeriod("created_at")...)
+	opened.SortField = "created_at"
+	err = eachReported(ctx, s.Tickets, opened, func(t *models.Ticket) {
 		out.ByType[t.Type]++
 		out.ByStatus[t.Status]++
 		if t.ResolvedAt != nil {
@@ -109,10 +108,9 @@ func (s *Service) ServiceReport(ctx context.Context, a models.Actor, f ReportFil
 	var all satisfaction
 	months := map[string]*satisfaction{}
 	topics := map[string][2]int{}
-	err = eachVisible(ctx, s.Surveys, a, f, func(sv *models.Survey) {
-		if !f.within(sv.TakenAt) {
-			return
-		}
+	taken := reportQuery(a, f, f.inPeriod("taken_at")...)
+	taken.SortField = "taken_at"
+	err = eachReported(ctx, s.Surveys, taken, func(sv *models.Survey) {
 		out.Surveys++
 		all.add(sv)
 		m := sv.TakenAt.UTC().Format("2006-01")

@@ -38,6 +38,9 @@ type recordStore interface {
 	Find(ctx context.Context, coll string, q models.Query, out any) error
 	Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
+	// Tally counts and sums records by the values of some fields, from
+	// index entries where the engine can (see store.Tally).
+	Tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error)
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error)

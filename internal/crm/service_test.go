@@ -10,6 +10,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -21,6 +22,14 @@ type people struct {
 
 // newTenant returns the application's CRM over a tenant of its own.
 func newTenant(t *testing.T) (*crm.Service, people) {
+	t.Helper()
+	svc, p, _ := newTenantWithStore(t)
+	return svc, p
+}
+
+// newTenantWithStore is newTenant, with the store under the CRM for tests
+// that must write what no CRM method writes.
+func newTenantWithStore(t *testing.T) (*crm.Service, people, *store.Store) {
 	t.Helper()
 	st := env.Store(t)
 	svc := apptest.New(t, apptest.Config(), st, env.Redis(t)).CRM
@@ -35,7 +44,7 @@ func newTenant(t *testing.T) (*crm.Service, people) {
 		rep:          models.Actor{UserID: "rep-1", TenantID: id, Role: models.RoleRep, TeamID: "team-1", DeviceID: "rep-1-phone"},
 		rep2:         models.Actor{UserID: "rep-2", TenantID: id, Role: models.RoleRep, TeamID: "team-1", DeviceID: "rep-2-phone"},
 		otherManager: models.Actor{UserID: "mgr-2", TenantID: id, Role: models.RoleManager, TeamID: "team-2", ManagedTeamIDs: []string{"team-2"}},
-	}
+	}, st
 }
 
 func person(name, phone string) models.Customer {
@@ -273,6 +282,69 @@ func TestRevertGoesThroughTheRecordsRules(t *testing.T) {
 	}
 	if _, err := svc.ResolveConflict(ctx, p.manager, conflict.ID, crm.ResolveKeep); !errors.Is(err, models.ErrConflict) {
 		t.Fatalf("resolving twice: %v; want a conflict error", err)
+	}
+}
+
+// A conflict row the server did not make (one a device pushed before the
+// conflicts table was read-only to devices, still stored) is reverted only
+// through the record's own rules: a server field (a customer's number), an
+// append-only record (a loyalty entry's points) or a record the resolver
+// cannot see (the row claiming the resolver's team) is refused, and nothing
+// changes. The attack this stops: a manager forged a conflict on another
+// team's customer and reverted it; the same two steps set a number to
+// HACKED-0001 and a loyalty entry's 390 points to 999999.
+func TestRevertOfAForgedConflictChangesNothing(t *testing.T) {
+	svc, p, st := newTenantWithStore(t)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.rep, person("Numbered", ""))
+	entry, err := svc.LoyaltyEntries.Create(ctx, p.rep, models.LoyaltyEntry{
+		ChildFields: models.ChildFields{CustomerID: c.ID}, Kind: models.PointsEarn, Points: 390, Reason: "order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := svc.Customers.Get(ctx, p.admin, c.ID)
+	forge := func(by models.Actor, table, record, column, value string) string {
+		t.Helper()
+		now := time.Now().UTC()
+		f := models.Conflict{Meta: models.Meta{ID: models.NewID(), TenantID: by.TenantID, OwnerID: by.UserID, TeamID: by.TeamID,
+			Version: 1, CreatedAt: now, CreatedBy: by.UserID, UpdatedAt: now, UpdatedBy: by.UserID},
+			Table: table, RecordID: record, Column: column, ServerValue: value, DeviceValue: `"x"`, Kept: "device", Policy: models.PolicyLastWriter}
+		if err := st.Insert(ctx, store.Conflicts, &f.Meta, f, models.AuditEntry{Action: "create"}); err != nil {
+			t.Fatal(err)
+		}
+		return f.ID
+	}
+	for _, tc := range []struct {
+		name   string
+		by     models.Actor
+		table  string
+		record string
+		column string
+		value  string
+	}{
+		{"a customer's number", p.manager, store.Customers, c.ID, "number", `"HACKED-0001"`},
+		{"a loyalty entry's points", p.manager, store.LoyaltyEntries, entry.ID, "points", "999999"},
+		{"the owner of another team's customer", p.otherManager, store.Customers, c.ID, "owner_id", `"mgr-2"`},
+		{"the name of another team's customer", p.otherManager, store.Customers, c.ID, "name", `"Taken"`},
+	} {
+		id := forge(tc.by, tc.table, tc.record, tc.column, tc.value)
+		if _, err := svc.ResolveConflict(ctx, tc.by, id, crm.ResolveRevert); err == nil {
+			t.Errorf("%s: a forged conflict was reverted", tc.name)
+		}
+		if got, _ := svc.Conflicts.Get(ctx, p.admin, id); got.Resolution != "" {
+			t.Errorf("%s: the refused revert resolved the conflict as %q", tc.name, got.Resolution)
+		}
+	}
+	after, _ := svc.Customers.Get(ctx, p.admin, c.ID)
+	if after.Version != before.Version || after.Number != before.Number || after.OwnerID != p.rep.UserID || after.Name != "Numbered" {
+		t.Fatalf("the customer changed: version %d → %d, number %q → %q, owner %q, name %q",
+			before.Version, after.Version, before.Number, after.Number, after.OwnerID, after.Name)
+	}
+	if got, _ := svc.LoyaltyEntries.Get(ctx, p.admin, entry.ID); got.Points != 390 || got.Version != entry.Version {
+		t.Fatalf("the loyalty entry changed: %d points, version %d", got.Points, got.Version)
+	}
+	if balance, sum := balanceAndLedger(t, svc, p.admin, c.ID); balance != 390 || sum != 390 {
+		t.Fatalf("balance %d, ledger %d; want 390", balance, sum)
 	}
 }
 

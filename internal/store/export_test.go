@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 
+	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -21,9 +22,22 @@ func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error)
 	}).ExplainChanges(ctx, coll)
 }
 
-// ExplainEqual returns the database's plan for a direct lookup.
-func (s *Store) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
+// ExplainFind returns the database's plan for a query answered from the
+// tables, or an error when the query does not translate.
+func (s *Store) ExplainFind(ctx context.Context, coll string, q models.Query) (string, error) {
 	return s.tables.(interface {
-		ExplainEqual(ctx context.Context, coll, field string) (string, error)
-	}).ExplainEqual(ctx, coll, field)
+		ExplainFind(ctx context.Context, coll string, fields embedded.Fields, q models.Query) (string, error)
+	}).ExplainFind(ctx, coll, queryFields[coll], q)
+}
+
+// ReadsTables says whether the store answers queries from the embedded
+// engine's tables (false on the driver path).
+func (s *Store) ReadsTables() bool { return s.tables != nil }
+
+// KeepsDocumentsInline reports whether the engine keeps coll's documents in
+// its table's pages (PostgreSQL; always true on SQLite).
+func (s *Store) KeepsDocumentsInline(ctx context.Context, coll string) (bool, error) {
+	return s.tables.(interface {
+		KeepsDocumentsInline(ctx context.Context, coll string) (bool, error)
+	}).KeepsDocumentsInline(ctx, coll)
 }

@@ -62,6 +62,44 @@ func TestConcurrentDirectWritesStayAllOrNothing(t *testing.T) {
 	}
 }
 
+// A caller's many inserts go to SQLite many rows a statement; a batch with
+// one refused row among them still stores none of them, and a batch
+// without stores every one.
+func TestABatchOfManyInsertsIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	_, tables := directTables(t)
+	if err := tables.Write(ctx, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, "taken", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(name string, n, refused int) []embedded.DocWrite {
+		var writes []embedded.DocWrite
+		for i := range n {
+			id := fmt.Sprintf("%s-%03d", name, i)
+			if i == refused {
+				id = "taken"
+			}
+			writes = append(writes, embedded.DocWrite{Coll: store.Tasks, Doc: taskDoc(t, id, i)})
+		}
+		return writes
+	}
+	if err := tables.Write(ctx, batch("refused", 150, 100)...); !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("a batch with an existing _id: %v", err)
+	}
+	for _, id := range []string{"refused-000", "refused-063", "refused-064", "refused-149"} {
+		if _, err := tables.Get(ctx, store.Tasks, id); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("%s of the refused batch: %v", id, err)
+		}
+	}
+	if err := tables.Write(ctx, batch("kept", 150, -1)...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		if raw, err := tables.Get(ctx, store.Tasks, fmt.Sprintf("kept-%03d", i)); err != nil || raw.Lookup("n").Int32() != int32(i) {
+			t.Fatalf("kept-%03d: %v, %v", i, raw, err)
+		}
+	}
+}
+
 // Reads by _id asked for at the same moment share one round trip on
 // PostgreSQL (embedded/pgreads.go): each caller still gets its own document,
 // a missing one is models.ErrNotFound, and a read that fails in the middle

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -80,10 +78,11 @@ func (s *Store) InsertUnaudited(ctx context.Context, coll string, meta *models.M
 }
 
 // InsertBatch stores new records at version 1 with one audit entry each (the
-// action of entry), in two round trips instead of two per record: for bulk
-// loads such as seeding a benchmark. It stops at the first failure, which may
-// leave part of the batch written; writes that need an outcome per record use
-// Insert.
+// action of entry): for bulk loads such as seeding a benchmark. On the
+// embedded engines the batch is one transaction, all or nothing; through the
+// driver it is two round trips that stop at the first failure, which may
+// leave part of the batch written. Writes that need an outcome per record
+// use Insert.
 func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.Record, entry models.AuditEntry) error {
 	entries := make([]any, len(records))
 	docs := make([]any, len(records))
@@ -91,6 +90,14 @@ func (s *Store) InsertBatch(ctx context.Context, coll string, records []models.R
 		e := entry
 		fillEntry(&e, coll, rec.Header())
 		entries[i], docs[i] = e, rec
+	}
+	// Where IDTables writes, the whole batch is one transaction.
+	writes := make([]direct, 0, 2*len(records))
+	for i := range records {
+		writes = append(writes, direct{coll: collAudit, doc: entries[i]}, direct{coll: coll, doc: docs[i]})
+	}
+	if err := s.writeDirect(ctx, writes...); !errors.Is(err, errors.ErrUnsupported) {
+		return err
 	}
 	if err := s.insertMany(ctx, collAudit, entries); err != nil {
 		return fmt.Errorf("audit new %s: %w", coll, err)
@@ -202,8 +209,11 @@ func (s *Store) Get(ctx context.Context, coll, tenant, id string, out any) error
 
 // Find runs q on coll and decodes the matching records into out (a pointer to a slice).
 func (s *Store) Find(ctx context.Context, coll string, q models.Query, out any) error {
-	if field, value, ok := lookupOf(coll, q); ok && s.tables != nil {
-		docs, err := s.tables.Equal(ctx, coll, q.Tenant, field, value, q.WithDeleted, cmp.Or(q.Limit, math.MaxInt32))
+	var docs []bson.Raw
+	if ok, err := s.findDirect(ctx, coll, q, func(doc bson.Raw) error {
+		docs = append(docs, doc)
+		return nil
+	}); ok {
 		if err != nil {
 			return err
 		}
@@ -222,6 +232,11 @@ func (s *Store) Find(ctx context.Context, coll string, q models.Query, out any) 
 // empty the records come in no particular order, which lets the engine stream
 // them instead of sorting first.
 func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error {
+	if ok, err := s.findDirect(ctx, coll, q, func(doc bson.Raw) error {
+		return each(func(out any) error { return bson.Unmarshal(doc, out) })
+	}); ok {
+		return err
+	}
 	filter, opts := findArgs(q)
 	if q.SortField == "" {
 		opts.SetSort(nil)
@@ -282,13 +297,27 @@ func findArgs(q models.Query) (bson.D, *options.FindOptions) {
 		dir, cmp = -1, "$lt"
 	}
 	if q.After != nil {
-		if sortField == "_id" {
+		switch {
+		case sortField == "_id":
 			and = append(and, bson.D{{Key: "_id", Value: bson.D{{Key: cmp, Value: q.After.ID}}}})
-		} else {
-			and = append(and, bson.D{{Key: "$or", Value: bson.A{
+		case q.After.Value == nil:
+			// A record without the sort field sorts first ascending and last
+			// descending: the next page goes on through those without it,
+			// and ascending then to every record that has it.
+			or := bson.A{bson.D{{Key: sortField, Value: nil}, {Key: "_id", Value: bson.D{{Key: cmp, Value: q.After.ID}}}}}
+			if !q.Desc {
+				or = append(or, bson.D{{Key: sortField, Value: bson.D{{Key: "$ne", Value: nil}}}})
+			}
+			and = append(and, bson.D{{Key: "$or", Value: or}})
+		default:
+			or := bson.A{
 				bson.D{{Key: sortField, Value: bson.D{{Key: cmp, Value: q.After.Value}}}},
 				bson.D{{Key: sortField, Value: q.After.Value}, {Key: "_id", Value: bson.D{{Key: cmp, Value: q.After.ID}}}},
-			}}})
+			}
+			if q.Desc {
+				or = append(or, bson.D{{Key: sortField, Value: nil}})
+			}
+			and = append(and, bson.D{{Key: "$or", Value: or}})
 		}
 	}
 	if len(and) > 0 {
@@ -381,6 +410,26 @@ func (s *Store) ClaimCustomerNumber(ctx context.Context, tenant string, seq int6
 	return nil
 }
 
+// ClaimCustomerNumbers claims sequences first, first+1… of tenant for
+// numbers[i] of customerIDs[i] in one round trip, as ClaimCustomerNumber
+// would one by one: for bulk loads such as a benchmark's seed. A sequence
+// claimed before makes it fail, possibly after part of the claims were stored.
+func (s *Store) ClaimCustomerNumbers(ctx context.Context, tenant string, first int64, numbers, customerIDs []string) error {
+	docs := make([]any, len(numbers))
+	for i, number := range numbers {
+		seq := first + int64(i)
+		docs[i] = bson.D{
+			{Key: "_id", Value: tenant + "/" + strconv.FormatInt(seq, 10)},
+			{Key: "tenant_id", Value: tenant}, {Key: "seq", Value: seq},
+			{Key: "number", Value: number}, {Key: "customer_id", Value: customerIDs[i]},
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	return s.insertMany(ctx, collCustomerNumbers, docs)
+}
+
 // HighestCustomerNumber returns the largest sequence claimed by tenant, or 0.
 // The allocator resumes from it when its counter was lost.
 func (s *Store) HighestCustomerNumber(ctx context.Context, tenant string) (int64, error) {
@@ -453,34 +502,6 @@ func decodeAll(docs []bson.Raw, out any, coll, tenant string) error {
 		}
 	}
 	return nil
-}
-
-// lookupFields are the fields the embedded engine indexes for Find: every
-// record of a customer (merges, cascades, credit, the timeline) and every
-// payment of an order. FerretDB on SQLite answers such a query by decoding
-// the whole collection; with these, an order's write costs the same at
-// 100 orders as at 100,000.
-var lookupFields = func() map[string][]string {
-	fields := map[string][]string{Payments: {"order_id"}}
-	for _, coll := range ChildCollections {
-		fields[coll] = append(fields[coll], "customer_id")
-	}
-	return fields
-}()
-
-// lookupOf reports whether q is one the embedded engine answers from a
-// lookup index: all of a tenant's records (no visibility scope) with one
-// indexed field equal to a string, in _id order from the start.
-func lookupOf(coll string, q models.Query) (field, value string, ok bool) {
-	if len(q.Conds) != 1 || !q.Scope.All || q.OrAssignee != "" || (q.SortField != "" && q.SortField != "_id") || q.Desc || q.After != nil {
-		return "", "", false
-	}
-	c := q.Conds[0]
-	value, isString := c.Value.(string)
-	if c.Op != models.OpEq || !isString || !slices.Contains(lookupFields[coll], c.Field) {
-		return "", "", false
-	}
-	return c.Field, value, true
 }
 
 // SyncedCollections are the record collections devices sync.

@@ -11,10 +11,17 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// maxRevisions bounds how often Revise reads a record again after another
-// writer committed a version first. The pauses between tries grow and are
-// jittered, under a second in all.
-const maxRevisions = 12
+// reviseBudget bounds how long Revise keeps reading a record again after
+// another writer committed a version first. It is a time, not a count of
+// tries: with dozens of writers on one record (a customer's points while a
+// team's phones push at once) one writer may lose many rounds in a row,
+// and a count that suffices on a quiet machine runs out on a loaded one.
+// The pauses between tries grow to maxReviseBackoff and are jittered, so
+// the losers do not collide again in step.
+const (
+	reviseBudget     = 10 * time.Second
+	maxReviseBackoff = 50 * time.Millisecond
+)
 
 // Revise is the versioned read-modify-write of one record, the one way
 // every collection changes a record it has read: CRM records and device
@@ -27,14 +34,18 @@ const maxRevisions = 12
 //
 // When another writer committed the version first (or created the record
 // first), Revise pauses and starts again from a fresh read, so no writer's
-// change is lost; after maxRevisions tries it returns the
-// models.ErrConflict. An error from edit ends Revise with that error.
+// change is lost. Losers in this process retry one at a time (turns), so a
+// crowd of writers on one record does not starve any of them. Once
+// reviseBudget has passed Revise returns the models.ErrConflict. An error
+// from edit ends Revise with that error.
 func (s *Store) Revise(ctx context.Context, coll, tenant, id string, rec any, edit func(rev *models.Revision) error) error {
 	record, ok := rec.(models.Record)
 	target := reflect.ValueOf(rec)
 	if !ok || target.Kind() != reflect.Pointer || target.IsNil() {
 		return fmt.Errorf("revise %s %s: %T is not a pointer to a record", coll, id, rec)
 	}
+	deadline := time.Now().Add(reviseBudget)
+	var queued bool
 	for attempt := 1; ; attempt++ {
 		// Decoding leaves fields the stored document lacks as they were:
 		// each try starts from nothing.
@@ -76,12 +87,26 @@ func (s *Store) Revise(ctx context.Context, coll, tenant, id string, rec any, ed
 		if !errors.Is(err, models.ErrConflict) {
 			return err
 		}
-		if attempt == maxRevisions {
-			return fmt.Errorf("%s %s keeps changing: %w", coll, id, err)
+		keepsChanging := fmt.Errorf("%s %s keeps changing (%d tries): %w", coll, id, attempt, err)
+		if time.Now().After(deadline) {
+			return keepsChanging
+		}
+		if !queued {
+			// Lost a round: retry in turn with this process's other losers.
+			release, terr := s.turns.take(ctx, coll+"/"+tenant+"/"+id, deadline)
+			if errors.Is(terr, errTurnTimedOut) {
+				return keepsChanging
+			}
+			if terr != nil {
+				return terr
+			}
+			defer release()
+			queued = true
+			continue // the turn came after the others' writes: read again at once
 		}
 		// The winner may not have written its version yet; reading again at
 		// once would find the same version again.
-		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff := min(time.Duration(attempt*attempt)*time.Millisecond, maxReviseBackoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -13,76 +13,81 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// Two writers that each add their devices to one set, starting before the
-// set exists, lose none of each other's: every edit is in the set, once,
-// with one version and one audit entry per edit. Both write paths are
-// raced: the embedded engine's direct writes and FerretDB's own.
-func TestReviseTwoWritersLoseNoUpdate(t *testing.T) {
+// Writers that each add their devices to one set, starting before the set
+// exists, lose none of each other's: every edit is in the set, once, with
+// one version and one audit entry per edit. Both write paths are raced:
+// the embedded engine's direct writes and FerretDB's own; two writers with
+// many edits each, and a crowd of 40 starting at once, where one writer
+// loses many rounds in a row and must still get its turn.
+func TestReviseWritersLoseNoUpdate(t *testing.T) {
 	ctx := context.Background()
 	direct := env.Store(t)
 	viaFerret := throughFerretDB(t, direct)
 
 	for name, st := range map[string]*store.Store{"direct": direct, "through FerretDB": viaFerret} {
-		t.Run(name, func(t *testing.T) {
-			const writers, edits = 2, 10
-			user := models.NewID()
-			id := models.DeviceSetID("t1", user)
-			var wg sync.WaitGroup
-			errs := make([]error, writers)
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for e := range edits {
-						var set models.DeviceSet
-						err := st.Revise(ctx, store.DeviceSets, "t1", id, &set, func(rev *models.Revision) error {
-							set.UserID = user
-							set.Devices = append(set.Devices, models.Device{DeviceID: fmt.Sprintf("w%d-%02d", w, e)})
-							rev.At, rev.By, rev.Action = time.Now().UTC(), user, "add device"
-							return nil
-						})
-						if err != nil {
-							errs[w] = err
-							return
+		for _, shape := range []struct{ writers, edits int }{{2, 10}, {40, 2}} {
+			t.Run(fmt.Sprintf("%s/%d writers", name, shape.writers), func(t *testing.T) {
+				writers, edits := shape.writers, shape.edits
+				user := models.NewID()
+				id := models.DeviceSetID("t1", user)
+				var wg sync.WaitGroup
+				errs := make([]error, writers)
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for e := range edits {
+							var set models.DeviceSet
+							err := st.Revise(ctx, store.DeviceSets, "t1", id, &set, func(rev *models.Revision) error {
+								set.UserID = user
+								set.Devices = append(set.Devices, models.Device{DeviceID: fmt.Sprintf("w%d-%02d", w, e)})
+								rev.At, rev.By, rev.Action = time.Now().UTC(), user, "add device"
+								return nil
+							})
+							if err != nil {
+								errs[w] = err
+								return
+							}
 						}
+					}()
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						t.Fatal(err)
 					}
-				}()
-			}
-			wg.Wait()
-			for _, err := range errs {
+				}
+				var set models.DeviceSet
+				if err := st.Get(ctx, store.DeviceSets, "t1", id, &set); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, d := range set.Devices {
+					got = append(got, d.DeviceID)
+				}
+				slices.Sort(got)
+				var want []string
+				for w := range writers {
+					for e := range edits {
+						want = append(want, fmt.Sprintf("w%d-%02d", w, e))
+					}
+				}
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("devices after %d edits:\n got %v\nwant %v", writers*edits, got, want)
+				}
+				if set.Version != int64(writers*edits) || set.CreatedBy != user {
+					t.Fatalf("version %d created by %q, want %d by %q", set.Version, set.CreatedBy, writers*edits, user)
+				}
+				audit, err := st.Audit(ctx, "t1", store.DeviceSets, id, nil, 100)
 				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			var set models.DeviceSet
-			if err := st.Get(ctx, store.DeviceSets, "t1", id, &set); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, d := range set.Devices {
-				got = append(got, d.DeviceID)
-			}
-			slices.Sort(got)
-			var want []string
-			for w := range writers {
-				for e := range edits {
-					want = append(want, fmt.Sprintf("w%d-%02d", w, e))
+				if len(audit) != writers*edits {
+					t.Fatalf("%d audit entries, want %d", len(audit), writers*edits)
 				}
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("devices after %d edits:\n got %v\nwant %v", writers*edits, got, want)
-			}
-			if set.Version != writers*edits || set.CreatedBy != user {
-				t.Fatalf("version %d created by %q, want %d by %q", set.Version, set.CreatedBy, writers*edits, user)
-			}
-			audit, err := st.Audit(ctx, "t1", store.DeviceSets, id, nil, 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(audit) != writers*edits {
-				t.Fatalf("%d audit entries, want %d", len(audit), writers*edits)
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ type Store struct {
 	tables    ChangeReader
 	byID      IDTables
 	log       *slog.Logger
+	turns     *turns
 }
 
 // IDTables reads and writes documents by _id without the query engine: what
@@ -94,13 +95,6 @@ type ChangeReader interface {
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error)
 	// HighestSeq returns the highest seq of tenant's documents in coll, or 0.
 	HighestSeq(ctx context.Context, coll, tenant string) (int64, error)
-	// IndexLookups indexes the tables of the collections by (tenant_id,
-	// field) for each of their fields, and says how many indexes it created.
-	IndexLookups(ctx context.Context, fields map[string][]string) (int, error)
-	// Equal returns, in _id order, at most limit documents of coll with
-	// tenant_id tenant and field equal to value, live ones only unless
-	// withDeleted.
-	Equal(ctx context.Context, coll, tenant, field, value string, withDeleted bool, limit int) ([]bson.Raw, error)
 }
 
 // Open connects to the database and checks that it answers. Close releases it.
@@ -125,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log}, nil
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.

@@ -120,3 +120,44 @@ func assertNoFilesLeft(t *testing.T, r *Runner) {
 		t.Fatalf("%d copies of imported files left in %s", len(left), r.tempDir)
 	}
 }
+
+// finishWatcher is the CRM, noting what the import's stored record said
+// while the CRM was refreshing after it.
+type finishWatcher struct {
+	*crm.Service
+	admin   models.Actor
+	stateAt []string
+}
+
+func (w *finishWatcher) ImportFinished(ctx context.Context, im models.Import) error {
+	stored, err := w.Import(ctx, w.admin, im.ID)
+	if err != nil {
+		return err
+	}
+	w.stateAt = append(w.stateAt, stored.State)
+	return w.Service.ImportFinished(ctx, im)
+}
+
+// TestAnImportSaysDoneOnlyAfterItsRefresh: a client polls the record until it
+// says done and then reads customers (an app's sync, a manager's report); the
+// RFM tiers the import changes must be in by then, not written under them.
+func TestAnImportSaysDoneOnlyAfterItsRefresh(t *testing.T) {
+	_, svc, _, admin := newRunner(t)
+	w := &finishWatcher{Service: svc, admin: admin}
+	r := New(w, testenv.DiscardLogger())
+	r.tempDir = t.TempDir()
+	ctx := context.Background()
+	job, err := r.Start(ctx, Request{Actor: admin, OnDuplicate: crm.OnDuplicateSkip, FileName: "customers.csv"},
+		strings.NewReader("客户名称,手机\n远景贸易,13800138000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := job.Wait(ctx)
+	if err != nil || final.State != models.ImportDone {
+		t.Fatalf("final %+v, %v", final, err)
+	}
+	if len(w.stateAt) != 1 || w.stateAt[0] != models.ImportRunning {
+		t.Fatalf("the stored record said %q while the CRM refreshed after the import; want one refresh, while it said %q",
+			w.stateAt, models.ImportRunning)
+	}
+}

@@ -19,6 +19,10 @@ import (
 
 const (
 	checkpointEvery = 250 * time.Millisecond
+	// optimizeEvery is how often the planner's statistics are refreshed
+	// where tables grew or shrank much since (PRAGMA optimize): which index
+	// a list reads first depends on them (see Tables.Analyze).
+	optimizeEvery = 10 * time.Minute
 	// writerCheckpointPages is the writer's own auto-checkpoint threshold
 	// (pages of 4 KiB): a backstop, not the usual path.
 	writerCheckpointPages = 16000
@@ -37,10 +41,16 @@ func startCheckpointer(db *sql.DB) *checkpointer {
 		defer close(c.done)
 		tick := time.NewTicker(checkpointEvery)
 		defer tick.Stop()
+		optimize := time.NewTicker(optimizeEvery)
+		defer optimize.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-optimize.C:
+				// Best effort, like the checkpoints: stale statistics make
+				// some lists slower, never wrong.
+				_, _ = db.ExecContext(ctx, "PRAGMA optimize")
 			case <-tick.C:
 				// A failed checkpoint (busy, or the file gone in a test's
 				// cleanup) is tried again at the next tick; the writer's own

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"sync"
@@ -52,12 +51,12 @@ type Tables struct {
 	// sqlitePath is the database file on SQLite, where db only reads; schema
 	// the database's schema on PostgreSQL.
 	sqlitePath, schema string
+	// schemas keeps the parsed schemas of the documents read.
+	schemas *schemaCache
 }
 
 // dialect is the SQL that differs between FerretDB's two backends.
 type dialect struct {
-	// fieldOf is the SQL expression of a top-level field as text.
-	fieldOf func(name string) string
 	// tableOf looks up the table of a collection (one parameter: its name).
 	tableOf string
 	// qualify quotes a table name, with its schema on PostgreSQL.
@@ -71,6 +70,15 @@ type dialect struct {
 	// lookup index); jsonParam the n-th parameter as JSON.
 	column, id string
 	jsonParam  func(n int) string
+	// sqlite tells the two apart where their SQL differs more than an
+	// expression; like is the case-insensitive LIKE (ASCII folding on both).
+	sqlite bool
+	like   string
+	// record, on PostgreSQL, names a jsonb_to_record row of the stored
+	// document's top-level fields that path reads from instead of the
+	// column: each read of the column unpacks the whole (compressed)
+	// document again, the row's fields unpack it once (see tallyOf).
+	record string
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files
@@ -89,14 +97,14 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 		conn.SetMaxOpenConns(maxPostgreSQLConns)
 		conn.SetMaxIdleConns(maxPostgreSQLConns)
 		schema := quoteIdent(db)
-		t := &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{},
+		t := &Tables{db: conn, writer: conn, schema: db, tables: map[string]string{}, schemas: &schemaCache{},
 			dialect: dialect{
 				column: "_jsonb", id: "(_jsonb->'_id')", jsonParam: func(n int) string { return fmt.Sprintf("$%d::jsonb", n) },
 				tableOf:  fmt.Sprintf(`SELECT _jsonb->>'table' FROM %s.%s WHERE _jsonb->>'_id' = $1`, schema, quoteIdent("_ferretdb_database_metadata")),
 				qualify:  func(table string) string { return schema + "." + quoteIdent(table) },
 				document: `_jsonb::text`, tenant: `(_jsonb->>'tenant_id')`, seq: `((_jsonb->'seq')::bigint)`,
-				fieldOf: func(name string) string { return `(_jsonb->>'` + name + `')` },
-				param:   func(n int) string { return fmt.Sprintf("$%d", n) },
+				param: func(n int) string { return fmt.Sprintf("$%d", n) },
+				like:  "ILIKE",
 			}}
 		t.group = newCommitter(t.pipelined)
 		t.readPipe = newReadPipeline(conn, readPipelines)
@@ -104,7 +112,10 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	}
 	path := filepath.Join(sqliteDir, db+".sqlite")
 	// mode=rw: never create the file; FerretDB creates it with the first collection.
-	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&_pragma=query_only(true)")
+	// Each reader keeps 8 MiB of pages (SQLite's default is 2 MiB): a list
+	// page or an export walks an index and the documents it names, and a
+	// page missed is a read from the file.
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&_pragma=query_only(true)&_pragma=cache_size(-8192)")
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite tables of %s: %w", db, err)
 	}
@@ -114,7 +125,13 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// for most reads.
 	conn.SetMaxIdleConns(maxSQLiteReaders)
 	conn.SetMaxOpenConns(maxSQLiteReaders)
-	writer, err := sql.Open("sqlite", fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(%d)&%s", path, writerCheckpointPages, pragmas))
+	// The writer keeps 64 MiB of pages: a record's write changes its table,
+	// each of its list indexes and its search tables, and with the default
+	// 2 MiB the cache filled with changed pages mid-transaction and spilled
+	// them to the log (a quarter of the time of seeding 10,000 customers).
+	// temp_store=memory keeps the statement journals, which every write
+	// that fires a trigger opens inside the transaction, off the disk.
+	writer, err := sql.Open("sqlite", fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(%d)&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&%s", path, writerCheckpointPages, pragmas))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("open SQLite tables of %s for writing: %w", db, err)
@@ -122,14 +139,14 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// One writer connection: SQLite takes one write at a time anyway, and
 	// waiting in the pool is cheaper than spinning on SQLITE_BUSY.
 	writer.SetMaxOpenConns(1)
-	t := &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{},
+	t := &Tables{db: conn, writer: writer, sqlitePath: path, tables: map[string]string{}, schemas: &schemaCache{},
 		reads: newStmtCache(conn), writes: newStmtCache(writer), dialect: dialect{
 			column: "_ferretdb_sjson", id: idExpression, jsonParam: func(int) string { return "?" },
 			tableOf:  `SELECT table_name FROM _ferretdb_collections WHERE name = ?`,
 			qualify:  quoteIdent,
 			document: `_ferretdb_sjson`, tenant: `(_ferretdb_sjson->>'$.tenant_id')`, seq: `(_ferretdb_sjson->>'$.seq')`,
-			fieldOf: func(name string) string { return `(_ferretdb_sjson->>'$.` + name + `')` },
-			param:   func(int) string { return "?" },
+			param:  func(n int) string { return fmt.Sprintf("?%d", n) },
+			sqlite: true, like: "LIKE",
 		}}
 	checkpoint, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&"+pragmas)
 	if err != nil {
@@ -242,42 +259,65 @@ func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, err
 	return t.ensureIndexes(ctx, specs)
 }
 
-// IndexLookups adds a (tenant_id, field) index for each collection and
-// field of fields (a customer's records by customer_id, an order's payments
-// by order_id), for Equal; it says how many it created.
-func (t *Tables) IndexLookups(ctx context.Context, fields map[string][]string) (int, error) {
-	var specs []indexSpec
-	for coll, names := range fields {
-		for _, f := range names {
-			expr, err := t.dialect.field(f)
-			if err != nil {
-				return 0, err
-			}
-			specs = append(specs, indexSpec{coll: coll, suffix: "_fieldcrm_" + f, exprs: []string{t.dialect.tenant, expr}})
-		}
-	}
-	return t.ensureIndexes(ctx, specs)
-}
-
 // indexSpec is an index of fieldcrm's on a collection's table.
 type indexSpec struct {
 	coll, suffix string
 	exprs        []string
+	// using is the index method on PostgreSQL ("" for the default, btree).
+	using string
 }
 
 // ensureIndexes creates the indexes that are missing on tables that exist.
 // On SQLite it opens a separate writable connection: Tables itself only
 // reads.
 func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, error) {
-	conn := t.db
-	if t.sqlitePath != "" {
-		w, err := sql.Open("sqlite", "file:"+t.sqlitePath+"?mode=rw&_pragma=busy_timeout(10000)")
-		if err != nil {
-			return 0, fmt.Errorf("open %s for indexing: %w", t.sqlitePath, err)
-		}
-		defer w.Close()
-		conn = w
+	if t.sqlitePath == "" {
+		return t.ensureIndexesOn(ctx, t.db, specs)
 	}
+	created := 0
+	err := t.sqliteDDL(ctx, func(tx execer) (err error) {
+		created, err = t.ensureIndexesOn(ctx, tx, specs)
+		return err
+	})
+	return created, err
+}
+
+// execer runs statements: a connection pool or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// sqliteDDL runs ddl in one transaction on a writable connection of its
+// own (Tables itself only reads on SQLite). One transaction matters: each
+// schema change committed alone makes every connection read the schema
+// again, and fieldcrm's indexes and triggers are over a hundred statements.
+func (t *Tables) sqliteDDL(ctx context.Context, ddl func(tx execer) error) error {
+	// BEGIN IMMEDIATE: a transaction that reads first and writes later
+	// cannot wait for another replica's (SQLite answers busy at once), so
+	// it takes the write lock first and waits its turn.
+	w, err := sql.Open("sqlite", "file:"+t.sqlitePath+"?mode=rw&_pragma=busy_timeout(10000)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open %s for indexing: %w", t.sqlitePath, err)
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index %s: %w", t.sqlitePath, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := ddl(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index %s: %w", t.sqlitePath, err)
+	}
+	return nil
+}
+
+// ensureIndexesOn creates the indexes of specs missing on tables that exist,
+// through ex.
+func (t *Tables) ensureIndexesOn(ctx context.Context, ex execer, specs []indexSpec) (int, error) {
 	created := 0
 	for _, spec := range specs {
 		table, err := t.table(ctx, spec.coll)
@@ -292,9 +332,9 @@ func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, err
 		q := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?`
 		if t.sqlitePath == "" {
 			q = `SELECT count(*) > 0 FROM pg_indexes WHERE indexname = $1 AND schemaname = $2`
-			err = conn.QueryRowContext(ctx, q, name, t.schema).Scan(&exists)
+			err = ex.QueryRowContext(ctx, q, name, t.schema).Scan(&exists)
 		} else {
-			err = conn.QueryRowContext(ctx, q, name).Scan(&exists)
+			err = ex.QueryRowContext(ctx, q, name).Scan(&exists)
 		}
 		if err != nil {
 			return created, fmt.Errorf("look up index %s: %w", name, err)
@@ -302,9 +342,13 @@ func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, err
 		if exists {
 			continue
 		}
-		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`,
-			quoteIdent(name), t.dialect.qualify(table), strings.Join(spec.exprs, ", "))
-		if _, err := conn.ExecContext(ctx, create); err != nil {
+		using := ""
+		if spec.using != "" {
+			using = " USING " + spec.using
+		}
+		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s%s (%s)`,
+			quoteIdent(name), t.dialect.qualify(table), using, strings.Join(spec.exprs, ", "))
+		if _, err := ex.ExecContext(ctx, create); err != nil {
 			return created, fmt.Errorf("create %s: %w", name, err)
 		}
 		created++
@@ -312,50 +356,26 @@ func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, err
 	return created, nil
 }
 
-// Equal returns, in _id order, at most limit documents of collection coll
-// with tenant_id tenant and the top-level string field equal to value,
-// without tombstones unless withDeleted: the one query of a customer's
-// records or an order's payments, answered from the index IndexLookups
-// made. (Without it, FerretDB on SQLite decodes every document of the
-// collection for such a query.)
-func (t *Tables) Equal(ctx context.Context, coll, tenant, field, value string, withDeleted bool, limit int) ([]bson.Raw, error) {
-	q, err := t.equalSQL(field, withDeleted)
-	if err != nil {
-		return nil, err
-	}
-	out, err := t.query(ctx, coll, q, tenant, value, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read %s of tenant %s by %s: %w", coll, tenant, field, err)
-	}
-	return out, nil
-}
-
-// equalSQL is Equal's query, with %s for the table: the one ExplainEqual
-// explains.
-func (t *Tables) equalSQL(field string, withDeleted bool) (string, error) {
-	d := t.dialect
-	expr, err := d.field(field)
-	if err != nil {
-		return "", err
-	}
-	live := ""
-	if !withDeleted {
-		deleted, _ := d.field("deleted_at")
-		live = " AND " + deleted + " IS NULL"
-	}
-	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s = %s AND %s = %s%s ORDER BY %s LIMIT %s`,
-		d.document, d.tenant, d.param(1), expr, d.param(2), live, d.id, d.param(3)), nil
-}
-
 // query runs q (with %s for the table) on coll's table and converts the
 // documents it returns.
 func (t *Tables) query(ctx context.Context, coll, q string, args ...any) ([]bson.Raw, error) {
 	var out []bson.Raw
-	err := t.retry(ctx, coll, func(table string) error {
+	err := t.each(ctx, coll, q, args, func(doc bson.Raw) error {
+		out = append(out, doc)
+		return nil
+	})
+	return out, err
+}
+
+// each runs q (with %s for the table, and the side tables' tokens) on
+// coll's table and calls fn with each document it returns, converted, as
+// the rows arrive.
+func (t *Tables) each(ctx context.Context, coll, q string, args []any, fn func(bson.Raw) error) error {
+	return t.retry(ctx, coll, func(table string) error {
 		if table == "" {
 			return nil
 		}
-		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(q, t.dialect.qualify(table)), args...)
+		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(sideTokens(q, table), t.dialect.qualify(table)), args...)
 		if err != nil {
 			return err
 		}
@@ -365,15 +385,16 @@ func (t *Tables) query(ctx context.Context, coll, q string, args ...any) ([]bson
 			if err := rows.Scan(&text); err != nil {
 				return err
 			}
-			doc, err := sjsonToBSON(text)
+			doc, err := sjsonToBSON(text, t.schemas)
 			if err != nil {
 				return fmt.Errorf("convert a stored record: %w", err)
 			}
-			out = append(out, doc)
+			if err := fn(doc); err != nil {
+				return err
+			}
 		}
 		return rows.Err()
 	})
-	return out, err
 }
 
 // Changes returns, in seq order, at most limit documents of collection coll
@@ -417,26 +438,35 @@ func (t *Tables) changesSQL() string {
 		d.document, d.tenant, d.param(1), d.seq, d.param(2), d.seq, d.param(3), d.seq, d.param(4))
 }
 
-// ExplainEqual returns the database's plan for Equal on coll and field (live
-// records only).
-func (t *Tables) ExplainEqual(ctx context.Context, coll, field string) (string, error) {
-	q, err := t.equalSQL(field, false)
-	if err != nil {
-		return "", err
-	}
-	return t.explain(ctx, coll, q, "t", "v", 10)
-}
-
 func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (string, error) {
 	table, err := t.table(ctx, coll)
 	if err != nil || table == "" {
 		return "", fmt.Errorf("no table for %s (%v)", coll, err)
 	}
 	explain := "EXPLAIN QUERY PLAN "
-	if t.sqlitePath == "" {
-		explain = "EXPLAIN "
+	tx, err := t.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
 	}
-	rows, err := t.db.QueryContext(ctx, explain+fmt.Sprintf(q, t.dialect.qualify(table)), args...)
+	defer func() { _ = tx.Rollback() }()
+	if t.sqlitePath != "" {
+		// An EXPLAIN reads no table, so SQLite would plan it on the schema
+		// the connection last loaded, without indexes created since; a
+		// read of the table first makes the connection load the current one.
+		var one int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+t.dialect.qualify(table)+" WHERE 0").Scan(&one); err != nil {
+			return "", fmt.Errorf("explain: %w", err)
+		}
+	} else {
+		// A test's table is small, and PostgreSQL reads a small table whole
+		// whatever its indexes; with sequential scans priced out, the plan
+		// shows whether an index can answer the query.
+		explain = "EXPLAIN "
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+			return "", fmt.Errorf("explain: %w", err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, explain+fmt.Sprintf(sideTokens(q, table), t.dialect.qualify(table)), args...)
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}
@@ -455,18 +485,6 @@ func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (stri
 		fmt.Fprintln(&plan, vals[len(vals)-1])
 	}
 	return plan.String(), rows.Err()
-}
-
-// plainField is what a field name in SQL built here may be.
-var plainField = regexp.MustCompile(`^[a-z][a-z_]*$`)
-
-// field is the expression of a top-level field, for names of fieldcrm's own
-// (never a client's: they become SQL text).
-func (d dialect) field(name string) (string, error) {
-	if !plainField.MatchString(name) {
-		return "", fmt.Errorf("embedded: %q is not a plain field name", name)
-	}
-	return d.fieldOf(name), nil
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -107,26 +107,29 @@ func (c *committer) commit(group []*writeRequest) {
 	}
 }
 
-// inTransaction returns a together for db that runs each request's writes
-// with apply, statement by statement, in one transaction.
+// inTransaction returns a together for db that runs the writes of every
+// request of a group with apply, all at once, in one transaction. Each
+// request's context is checked before the transaction starts; once it has,
+// the writes run to the end, as write promises its callers.
 func inTransaction(db *sql.DB, apply func(ctx context.Context, tx *sql.Tx, ops []preparedWrite) error) func(group []*writeRequest) error {
 	return func(group []*writeRequest) error {
 		if len(group) == 0 {
 			return nil
 		}
+		var ops []preparedWrite
+		for _, r := range group {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
+			ops = append(ops, r.ops...)
+		}
 		tx, err := db.BeginTx(context.Background(), nil)
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
-		for _, r := range group {
-			if err := r.ctx.Err(); err != nil {
-				_ = tx.Rollback()
-				return err
-			}
-			if err := apply(r.ctx, tx, r.ops); err != nil {
-				_ = tx.Rollback()
-				return err
-			}
+		if err := apply(context.Background(), tx, ops); err != nil {
+			_ = tx.Rollback()
+			return err
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit: %w", err)

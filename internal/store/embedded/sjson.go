@@ -42,36 +42,74 @@ type sjsonElem struct {
 	Options *string      `json:"o"`
 }
 
-// sjsonToBSON converts one stored document.
-func sjsonToBSON(text []byte) (bson.Raw, error) {
+// sjsonToBSON converts one stored document; schemas, when not nil, keeps
+// the parsed schemas of documents read before.
+func sjsonToBSON(text []byte, schemas *schemaCache) (bson.Raw, error) {
 	fields, err := membersOf(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse stored document: %w", err)
 	}
-	schema, err := parseSchema(fields["$s"])
+	schema, err := schemas.schema(fields.get("$s"))
 	if err != nil {
 		return nil, err
 	}
-	doc, err := appendDocument(nil, schema, fields)
+	// The BSON form is shorter than the text, which repeats the schema.
+	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields)
 	if err != nil {
 		return nil, err
 	}
 	return bson.Raw(doc), nil
 }
 
-// membersOf maps the keys of a JSON object to their raw values.
-func membersOf(raw []byte) (map[string][]byte, error) {
-	fields := map[string][]byte{}
-	err := eachMember(raw, func(key string, val []byte) error { fields[key] = val; return nil })
+// members are the keys and raw values of a JSON object, in their order.
+type members []member
+
+type member struct {
+	key, val []byte
+}
+
+// membersOf reads the members of a JSON object.
+func membersOf(raw []byte) (members, error) {
+	fields := make(members, 0, 16)
+	err := eachMemberBytes(raw, func(key, val []byte) error {
+		fields = append(fields, member{key, val})
+		return nil
+	})
 	return fields, err
 }
 
-func appendDocument(dst []byte, schema *sjsonSchema, fields map[string][]byte) ([]byte, error) {
+// get returns the value of key, or nil. As JSON decoders do, the last of
+// repeated keys wins.
+func (m members) get(key string) []byte {
+	for i := len(m) - 1; i >= 0; i-- {
+		if string(m[i].key) == key {
+			return m[i].val
+		}
+	}
+	return nil
+}
+
+// appendDocument writes fields as a BSON document in schema's key order.
+// FerretDB and bsonToSJSON write the values in that order after the
+// schema, so each key is found at the next member; another order, or a
+// repeated key, is read by looking each key up.
+func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, error) {
 	idx, dst := bsoncore.ReserveLength(dst)
+	inOrder := inSchemaOrder(schema.Keys, fields)
+	next := 0
 	for _, key := range schema.Keys {
 		elem, ok := schema.Props[key]
-		raw, present := fields[key]
-		if !ok || !present {
+		var raw []byte
+		if inOrder {
+			for string(fields[next].key) == "$s" {
+				next++
+			}
+			raw = fields[next].val
+			next++
+		} else {
+			raw = fields.get(key)
+		}
+		if !ok || raw == nil {
 			return nil, fmt.Errorf("stored document: field %q is missing from its schema or its values", key)
 		}
 		var err error
@@ -81,6 +119,22 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields map[string][]byte) (
 	}
 	dst = append(dst, 0x00)
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
+}
+
+// inSchemaOrder tells whether fields, leaving out schemas, are exactly
+// keys in that order.
+func inSchemaOrder(keys []string, fields members) bool {
+	k := 0
+	for _, f := range fields {
+		if string(f.key) == "$s" {
+			continue
+		}
+		if k == len(keys) || keys[k] != string(f.key) {
+			return false
+		}
+		k++
+	}
+	return k == len(keys)
 }
 
 func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, error) {

@@ -43,7 +43,7 @@ func FuzzStoredFormRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("store %v: %v", bson.Raw(raw), err)
 		}
-		back, err := sjsonToBSON(text)
+		back, err := sjsonToBSON(text, nil)
 		if err != nil {
 			t.Fatalf("read back %s: %v", text, err)
 		}
@@ -54,7 +54,8 @@ func FuzzStoredFormRoundTrip(f *testing.F) {
 }
 
 // Any text, however broken, is read as a valid document or refused with an
-// error; what is read is stored and read again unchanged.
+// error, the same with the schema cache as without; what is read is stored
+// and read again unchanged.
 func FuzzStoredFormScanner(f *testing.F) {
 	f.Add([]byte(`{"$s":{"p":{"_id":{"t":"string"},"at":{"t":"date"}},"$k":["_id","at"]},"_id":"a1","at":1767225600000}`))
 	f.Add([]byte(`{"$s":{"p":{"a":{"t":"array","i":[{"t":"object","$s":{"p":{"k":{"t":"int"}},"$k":["k"]}}]}},"$k":["a"]},"a":[{"k":1}]}`))
@@ -62,8 +63,15 @@ func FuzzStoredFormScanner(f *testing.F) {
 	f.Add([]byte(`{"$s":{"p":{"x":{"t":"double"}},"$k":["x","x"]},"x":1e400}`))
 	f.Add([]byte(`{"$s":{"p":{},"$k":["missing"]}}`))
 	f.Add([]byte(`{"$s":`))
+	// One cache across the inputs, as a reader keeps it: a schema parsed
+	// for one text must read every other text with the same schema alike.
+	schemas := &schemaCache{}
 	f.Fuzz(func(t *testing.T, text []byte) {
-		doc, err := sjsonToBSON(text)
+		doc, err := sjsonToBSON(text, nil)
+		cached, cerr := sjsonToBSON(text, schemas)
+		if (err == nil) != (cerr == nil) || !bytes.Equal(doc, cached) {
+			t.Fatalf("%s read without the schema cache as %v (%v), with it as %v (%v)", text, doc, err, bson.Raw(cached), cerr)
+		}
 		if err != nil {
 			return
 		}
@@ -74,7 +82,7 @@ func FuzzStoredFormScanner(f *testing.F) {
 		if err != nil {
 			return // a value the writer refuses, such as a non-finite double
 		}
-		back, err := sjsonToBSON(again)
+		back, err := sjsonToBSON(again, nil)
 		if err != nil {
 			t.Fatalf("read back %s (from %s): %v", again, text, err)
 		}

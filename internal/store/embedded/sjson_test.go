@@ -54,7 +54,7 @@ func TestStoredFormRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, form := range [][]byte{text, spaced.Bytes()} {
-			back, err := sjsonToBSON(form)
+			back, err := sjsonToBSON(form, nil)
 			if err != nil {
 				t.Fatalf("read back %s: %v", form, err)
 			}
@@ -63,7 +63,7 @@ func TestStoredFormRoundTrip(t *testing.T) {
 			}
 		}
 		for n := range len(text) {
-			if _, err := sjsonToBSON(text[:n]); err == nil {
+			if _, err := sjsonToBSON(text[:n], nil); err == nil {
 				t.Fatalf("a text cut off after %d bytes was read: %s", n, text[:n])
 			}
 		}

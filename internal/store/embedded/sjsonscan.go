@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,6 +21,12 @@ var errBadStoredJSON = errors.New("stored document is not the JSON expected")
 
 // eachMember calls fn with each key (decoded) and raw value of a JSON object.
 func eachMember(raw []byte, fn func(key string, val []byte) error) error {
+	return eachMemberBytes(raw, func(key, val []byte) error { return fn(string(key), val) })
+}
+
+// eachMemberBytes is eachMember with each key as bytes: a slice of raw
+// unless the key holds escapes, so reading a document allocates no key.
+func eachMemberBytes(raw []byte, fn func(key, val []byte) error) error {
 	i, err := firstIn(raw, '{', '}')
 	if err != nil || i < 0 {
 		return err
@@ -29,9 +36,13 @@ func eachMember(raw []byte, fn func(key string, val []byte) error) error {
 		if err != nil || raw[i] != '"' {
 			return errBadStoredJSON
 		}
-		key, err := jsonString(raw[i:keyEnd])
-		if err != nil {
-			return err
+		key := raw[i+1 : keyEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			decoded, err := jsonString(raw[i:keyEnd])
+			if err != nil {
+				return err
+			}
+			key = []byte(decoded)
 		}
 		i = skipSpace(raw, keyEnd)
 		if i >= len(raw) || raw[i] != ':' {

@@ -1,0 +1,356 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// queryFixture is a tenant of customers and tasks with every filtered field
+// varied, some fields missing, some records deleted, and a second tenant
+// whose records must never show.
+type queryFixture struct {
+	tenant             string
+	owners, teams      []string
+	start              time.Time
+	customers, records int
+}
+
+func seedQueryFixture(t *testing.T, st *store.Store, n int) queryFixture {
+	t.Helper()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, uint64(n)))
+	f := queryFixture{tenant: models.NewID(), owners: []string{"u1", "u2", "u3", ""}, teams: []string{"t1", "t2"},
+		start: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	names := []string{"Acme", "acme trading", "ACME_Co", "100% Tea", "张伟", "张三丰", "Zürich AG", "ÉCOLE", "Li_Na", "王芳"}
+	for _, tenant := range []string{f.tenant, models.NewID()} {
+		for i := range n {
+			at := f.start.Add(time.Duration(rng.IntN(90*24)) * time.Hour)
+			owner := pick(f.owners...)
+			m := models.Meta{ID: models.NewID(), TenantID: tenant, OwnerID: owner, TeamID: pick(f.teams...), Version: 1,
+				CreatedAt: at, UpdatedAt: at.Add(time.Duration(i) * time.Second)}
+			if i%17 == 0 {
+				d := at.Add(time.Hour)
+				m.DeletedAt = &d
+			}
+			c := models.Customer{Meta: m, Number: fmt.Sprintf("C2026-%06d-%d", i, i%10)}
+			c.Name = names[i%len(names)] + fmt.Sprint(i%7)
+			c.Stage, c.CustomerType, c.Source = pick(models.Stages...), pick(models.CustomerTypes...), pick(models.SourceChannels...)
+			c.Region, c.Industry, c.ValueTier = pick("华东", "华北", "west", ""), pick("retail", "tech"), pick("A", "B", "C")
+			c.Tags = []string{pick("vip", "new", "x_y"), pick("vip", "old")}
+			if i%5 == 0 {
+				c.Tags = nil
+			}
+			if i%3 == 0 {
+				last := at.Add(time.Duration(rng.IntN(100)) * time.Hour)
+				c.LastInteractionAt = &last
+			}
+			if i%4 == 0 {
+				c.Credit = &models.Credit{Rating: pick("A", "B", "unrated"), Outstanding: int64(rng.IntN(3) * 1500)}
+			}
+			if i%11 == 0 {
+				c.Duplicate = &models.DuplicateFlag{}
+			}
+			c.Phones = []models.Phone{{Number: fmt.Sprintf("+86138%08d", rng.IntN(1e8))}}
+			if i%13 == 0 {
+				c.Phones[0].Number = "+8613800000000"
+			}
+			c.RefreshSearchKeys()
+			if err := st.InsertUnaudited(ctx, store.Customers, &c.Meta, c); err != nil {
+				t.Fatal(err)
+			}
+			task := models.Task{Meta: m, Title: "call", DueAt: at.Add(48 * time.Hour), AssigneeID: pick("u1", "u2", "u9"),
+				Status: pick(models.TaskOpen, models.TaskDone)}
+			task.ID, task.CustomerID = models.NewID(), c.ID
+			if err := st.InsertUnaudited(ctx, store.Tasks, &task.Meta, task); err != nil {
+				t.Fatal(err)
+			}
+			visit := models.Interaction{Meta: m, Channel: pick(models.Channels...), OccurredAt: at,
+				Content: pick("Visited ACME about prices", "讨论价格 with 张伟", "100% sure, call back", "snake_case notes", "")}
+			visit.ID, visit.CustomerID = models.NewID(), c.ID
+			if i%3 == 0 {
+				visit.CheckIn = &models.CheckIn{Lat: float64(i % 2)} // a latitude of 0 is a check-in too
+			}
+			if err := st.InsertUnaudited(ctx, store.Interactions, &visit.Meta, visit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.customers, f.records = n, n
+	return f
+}
+
+// queryCase is one query of the API's kind, by name.
+type queryCase struct {
+	name string
+	coll string
+	q    models.Query
+	// broad marks a query most records pass (a manager's whole team, any
+	// stage but one, a range): walking an index in the list's order and
+	// testing each record until the page is full reads no more than
+	// reading the filter's index first and sorting all it finds.
+	broad bool
+}
+
+// queryCases are the lists, filters, sorts and lookups the CRM makes.
+func queryCases(f queryFixture) []queryCase {
+	all := models.Scope{All: true}
+	rep := models.Scope{OwnerIDs: []string{"u1"}}
+	manager := models.Scope{OwnerIDs: []string{"u3"}, TeamIDs: []string{"t1"}}
+	eq := func(field string, v any) []models.Cond {
+		return []models.Cond{{Field: field, Op: models.OpEq, Value: v}}
+	}
+	c := func(name string, q models.Query) queryCase {
+		q.Tenant = f.tenant
+		return queryCase{name: name, coll: store.Customers, q: q}
+	}
+	task := func(name string, q models.Query) queryCase {
+		q.Tenant = f.tenant
+		return queryCase{name: name, coll: store.Tasks, q: q}
+	}
+	broad := func(qc queryCase) queryCase { qc.broad = true; return qc }
+	visits := func(name string, q models.Query) queryCase {
+		q.Tenant = f.tenant
+		return queryCase{name: name, coll: store.Interactions, q: q}
+	}
+	cases := []queryCase{
+		c("list", models.Query{Scope: all}),
+		c("rep's list", models.Query{Scope: rep}),
+		broad(c("manager's list", models.Query{Scope: manager})),
+		c("pool", models.Query{Scope: models.Scope{Pool: true}, Conds: eq("owner_id", "")}),
+		c("stage", models.Query{Scope: all, Conds: eq("stage", models.Stages[1])}),
+		broad(c("stages", models.Query{Scope: all, Conds: []models.Cond{{Field: "stage", Op: models.OpIn, Value: []string{models.Stages[0], models.Stages[2]}}}})),
+		c("region", models.Query{Scope: rep, Conds: eq("region", "华东")}),
+		c("type", models.Query{Scope: all, Conds: eq("customer_type", models.CustomerTypes[0])}),
+		broad(c("source", models.Query{Scope: manager, Conds: eq("source", models.SourceChannels[0])})),
+		c("industry", models.Query{Scope: all, Conds: eq("industry", "tech")}),
+		c("tier", models.Query{Scope: all, Conds: eq("value_tier", "B")}),
+		c("credit", models.Query{Scope: all, Conds: eq("credit.rating", "A")}),
+		c("tag", models.Query{Scope: all, Conds: eq("tags", "vip")}),
+		c("tag with an underscore", models.Query{Scope: manager, Conds: eq("tags", "x_y")}),
+		c("duplicate", models.Query{Scope: all, Conds: []models.Cond{{Field: "duplicate", Op: models.OpNe, Value: nil}}}),
+		broad(c("not duplicate", models.Query{Scope: all, Conds: []models.Cond{{Field: "duplicate", Op: models.OpMissing}}})),
+		c("number", models.Query{Scope: all, Conds: eq("number", "C2026-000003-3")}),
+		broad(c("owned", models.Query{Scope: all, Conds: []models.Cond{{Field: "owner_id", Op: models.OpNe, Value: ""}}})),
+		broad(c("updated since", models.Query{Scope: all, Conds: []models.Cond{{Field: "updated_at", Op: models.OpGte, Value: f.start.Add(45 * 24 * time.Hour)}}})),
+		c("by name", models.Query{Scope: all, SortField: "name"}),
+		c("by name, descending", models.Query{Scope: rep, SortField: "name", Desc: true}),
+		c("by number", models.Query{Scope: all, SortField: "number"}),
+		c("by last interaction", models.Query{Scope: all, SortField: "last_interaction_at"}),
+		broad(c("by last interaction, descending", models.Query{Scope: manager, SortField: "last_interaction_at", Desc: true})),
+		c("stage by name", models.Query{Scope: all, SortField: "name", Conds: eq("stage", models.Stages[0])}),
+		c("search", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "acme"}}}),
+		c("search Chinese", models.Query{Scope: rep, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "张"}}}),
+		c("search with %", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "100%"}}}),
+		c("search with _", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "li_"}}}),
+		c("name contains", models.Query{Scope: all, Conds: []models.Cond{{Field: "name", Op: models.OpContains, Value: "ACME"}}}),
+		c("phone", models.Query{Scope: all, Conds: eq("search_keys", "+8613800000000")}),
+		broad(c("with deleted", models.Query{Scope: all, WithDeleted: true})),
+		broad(c("reclaim", models.Query{Scope: all, Conds: []models.Cond{{Field: "owner_id", Op: models.OpNe, Value: ""},
+			{Field: "created_at", Op: models.OpLt, Value: f.start.Add(30 * 24 * time.Hour)}}})),
+		task("tasks of an assignee", models.Query{Scope: all, Conds: eq("assignee_id", "u2")}),
+		broad(task("rep's tasks", models.Query{Scope: rep, OrAssignee: "u1"})),
+		broad(task("open tasks due", models.Query{Scope: all, Conds: []models.Cond{{Field: "status", Op: models.OpEq, Value: models.TaskOpen},
+			{Field: "assignee_id", Op: models.OpIn, Value: []string{"u1", "u9"}},
+			{Field: "due_at", Op: models.OpLt, Value: f.start.Add(40 * 24 * time.Hour)}}})),
+		task("tasks by due", models.Query{Scope: all, SortField: "due_at", Desc: true}),
+		task("nobody's", models.Query{Scope: models.Scope{}}),
+		visits("content", models.Query{Scope: all, Conds: []models.Cond{{Field: "content", Op: models.OpContains, Value: "acme"}}}),
+		visits("content, Chinese", models.Query{Scope: rep, Conds: []models.Cond{{Field: "content", Op: models.OpContains, Value: "价格"}}}),
+		visits("content with %", models.Query{Scope: all, Conds: []models.Cond{{Field: "content", Op: models.OpContains, Value: "100%"}}}),
+		visits("content with _", models.Query{Scope: all, Conds: []models.Cond{{Field: "content", Op: models.OpContains, Value: "e_c"}}}),
+		visits("channel", models.Query{Scope: manager, Conds: eq("channel", models.Channels[0])}),
+	}
+	return cases
+}
+
+// ids reads every page of q, pageSize at a time, as the API pages a list.
+func pagedIDs(t *testing.T, st *store.Store, coll string, q models.Query, pageSize int) []string {
+	t.Helper()
+	var out []string
+	q.Limit = pageSize
+	for range 1000 {
+		var page []struct {
+			models.Meta       `bson:",inline"`
+			Name              string     `bson:"name"`
+			Number            string     `bson:"number"`
+			LastInteractionAt *time.Time `bson:"last_interaction_at"`
+			DueAt             time.Time  `bson:"due_at"`
+		}
+		if err := st.Find(context.Background(), coll, q, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			out = append(out, r.ID)
+		}
+		if len(page) < pageSize {
+			return out
+		}
+		last := page[len(page)-1]
+		pos := &models.ListPosition{ID: last.ID}
+		switch q.SortField {
+		case "name":
+			pos.Value = last.Name
+		case "number":
+			pos.Value = last.Number
+		case "due_at":
+			pos.Value = last.DueAt
+		case "last_interaction_at":
+			if last.LastInteractionAt != nil {
+				pos.Value = *last.LastInteractionAt
+			}
+		}
+		q.After = pos
+	}
+	t.Fatal("paging never ended")
+	return nil
+}
+
+// Every list, filter and sort answered from the tables returns the records
+// FerretDB's own query engine returns, in the same order, page by page.
+func TestQueriesFromTablesMatchTheQueryEngine(t *testing.T) {
+	direct := env.Store(t)
+	if !direct.ReadsTables() {
+		t.Skip("the driver path has no tables to compare with")
+	}
+	viaFerret := throughFerretDB(t, direct)
+	f := seedQueryFixture(t, direct, 100)
+	for _, tc := range queryCases(f) {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, size := range []int{20, 1000} {
+				got := pagedIDs(t, direct, tc.coll, tc.q, size)
+				want := pagedIDs(t, viaFerret, tc.coll, tc.q, size)
+				if !slices.Equal(got, want) {
+					t.Fatalf("pages of %d: tables gave %d records, FerretDB %d\n got %v\nwant %v", size, len(got), len(want), got, want)
+				}
+				if tc.name != "nobody's" && len(want) == 0 {
+					t.Fatal("the fixture selects nothing: the comparison proves nothing")
+				}
+			}
+		})
+	}
+}
+
+// Every query shape of the API is answered from an index on one of the
+// fields it filters or sorts by (or on tenant and id, for a plain list),
+// never by reading the whole table or all of the tenant's records.
+func TestEveryQueryIsIndexBacked(t *testing.T) {
+	st := env.Store(t)
+	if !st.ReadsTables() {
+		t.Skip("on the driver path MongoDB plans the queries (migration 12 gives it the same indexes)")
+	}
+	f := seedQueryFixture(t, st, 300)
+	if err := st.Analyze(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range queryCases(f) {
+		if tc.name == "name contains" || tc.name == "nobody's" || strings.HasPrefix(tc.name, "content with") {
+			// A customer's name is searched through search_keys; FTS5 takes
+			// no LIKE with an escape, so a search for % or _ in an
+			// interaction walks the list.
+			continue
+		}
+		for _, desc := range []bool{false, true} {
+			q := tc.q
+			q.Limit = 51
+			if desc {
+				q.Desc = !q.Desc
+				q.After = &models.ListPosition{ID: "x"}
+			}
+			if bad := unindexed(t, st, tc.coll, q, tc.broad); bad != "" {
+				t.Errorf("%s (descending %v): %s", tc.name, desc, bad)
+			}
+		}
+	}
+}
+
+var indexInPlan = regexp.MustCompile(`(?:USING (?:COVERING )?INDEX|Index (?:Only )?Scan(?: Backward)? using|Bitmap Index Scan on) "?([A-Za-z0-9_]+)`)
+
+// unindexed says why the plan of q is not index-backed, or "".
+func unindexed(t *testing.T, st *store.Store, coll string, q models.Query, broad bool) string {
+	t.Helper()
+	plan, err := st.ExplainFind(context.Background(), coll, q)
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	for _, line := range strings.Split(plan, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.Contains(line, "Seq Scan") ||
+			(strings.HasPrefix(trimmed, "SCAN ") && !strings.Contains(line, "USING") && !strings.Contains(line, "VIRTUAL TABLE")) {
+			return "reads the whole table: " + trimmed + "\n" + plan
+		}
+		if strings.Contains(line, "_fieldcrm_terms USING PRIMARY KEY (tenant=? AND field=? AND term=?)") ||
+			strings.Contains(line, "VIRTUAL TABLE INDEX 0:G") || strings.Contains(line, "VIRTUAL TABLE INDEX 0:L") || strings.Contains(line, "_fieldcrm_gin_") ||
+			strings.Contains(line, "_fieldcrm_trgm_") {
+			return "" // the index of an array's items
+		}
+	}
+	if strings.Contains(plan, " on ") {
+		// PostgreSQL picks among usable indexes by its statistics, and on a
+		// test's few hundred records the tenant's index is as good as any;
+		// what it must never do, even here, is read the table whole.
+		// fieldcrm bench api measures its choices at 100,000 customers.
+		return ""
+	}
+	used := map[string]bool{}
+	for _, c := range q.Conds {
+		used[c.Field] = true
+	}
+	if q.SortField != "" {
+		used[q.SortField] = true
+	}
+	if !q.Scope.All {
+		used["owner_id"], used["team_id"], used["assignee_id"] = true, true, true
+	}
+	plain := len(q.Conds) == 0 && q.Scope.All && q.SortField == ""
+	shapes := store.QueryIndexes()[coll]
+	for _, m := range indexInPlan.FindAllStringSubmatch(plan, -1) {
+		name := m[1]
+		if _, lookup, ok := strings.Cut(name, "_fieldcrm_"); ok && used[lookup] {
+			return "" // a lookup index (tenant_id, field)
+		}
+		_, short, ok := strings.Cut(name, "_fieldcrm_q_")
+		if !ok {
+			continue
+		}
+		for _, ix := range shapes {
+			if ix.Name != short {
+				continue
+			}
+			if (plain || broad) && short == "all" {
+				return ""
+			}
+			for _, field := range ix.Fields[1:] {
+				if used[field] && field != "_id" {
+					return ""
+				}
+			}
+		}
+	}
+	return "no index on a field it filters or sorts by:\n" + plan
+}
+
+// The plan check itself fails on a query no index answers.
+func TestIndexCheckCatchesAScan(t *testing.T) {
+	st := env.Store(t)
+	if !st.ReadsTables() {
+		t.Skip("the driver path has no tables")
+	}
+	f := seedQueryFixture(t, st, 5)
+	q := models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "company_size", Op: models.OpEq, Value: "big"}}, SortField: "title"}
+	if plan, _ := st.ExplainFind(context.Background(), store.Customers, q); strings.Contains(plan, " on ") {
+		t.Skip("on PostgreSQL the check is only that no table is read whole (see unindexed)")
+	}
+	if unindexed(t, st, store.Customers, q, false) == "" {
+		t.Fatal("an unindexed filter and sort passed the check")
+	}
+}
