@@ -26,8 +26,8 @@ func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error)
 // tables, or an error when the query does not translate.
 func (s *Store) ExplainFind(ctx context.Context, coll string, q models.Query) (string, error) {
 	return s.tables.(interface {
-		ExplainFind(ctx context.Context, coll string, fields embedded.Fields, q models.Query) (string, error)
-	}).ExplainFind(ctx, coll, queryFields[coll], q)
+		ExplainFind(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, error)
+	}).ExplainFind(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
 }
 
 // ReadsTables says whether the store answers queries from the embedded
@@ -41,3 +41,31 @@ func (s *Store) KeepsDocumentsInline(ctx context.Context, coll string) (bool, er
 		KeepsDocumentsInline(ctx context.Context, coll string) (bool, error)
 	}).KeepsDocumentsInline(ctx, coll)
 }
+
+// IndexNames lists the names of coll's indexes on MongoDB.
+func (s *Store) IndexNames(ctx context.Context, coll string) ([]string, error) {
+	cur, err := s.coll(coll).Indexes().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var specs []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &specs); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(specs))
+	for i, spec := range specs {
+		names[i] = spec.Name
+	}
+	return names, nil
+}
+
+// CreateIndex creates an index on MongoDB, as an earlier version's
+// migration did.
+func (s *Store) CreateIndex(ctx context.Context, coll, name string, fields ...string) error {
+	return s.ensureIndexes(ctx, coll, index{name: name, keys: asc(fields...)})
+}
+
+// DropSpannedIndexes is migration 14's second step.
+func DropSpannedIndexes(ctx context.Context, s *Store) error { return dropSpannedIndexes(ctx, s) }

@@ -48,10 +48,11 @@ func migrations() []migration {
 		{11, "create the collection of sync number reservations", func(ctx context.Context, s *Store) error {
 			return s.ensureCollection(ctx, collSyncReservations)
 		}},
-		{12, "index every list, filter and sort", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, false) }},
+		{12, "index every list, filter and sort", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "") }},
 		// Apart from 12: FerretDB's createIndexes fails (its connection
 		// panics) when asked again for indexes a collection has.
-		{13, "index the reports' tallies", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, true) }},
+		{13, "index the reports' tallies", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "tally_") }},
+		{14, "index the ranges lists take with what their pages test", indexSpans},
 	}
 }
 

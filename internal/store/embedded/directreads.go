@@ -285,6 +285,7 @@ func (t *Tables) ensureIndexes(ctx context.Context, specs []indexSpec) (int, err
 // execer runs statements: a connection pool or a transaction.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
@@ -375,7 +376,7 @@ func (t *Tables) each(ctx context.Context, coll, q string, args []any, fn func(b
 		if table == "" {
 			return nil
 		}
-		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(sideTokens(q, table), t.dialect.qualify(table)), args...)
+		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(indexToken(sideTokens(q, table), table), t.dialect.qualify(table)), args...)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -98,7 +99,10 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 			}
 			n, err := t.ensureIndexesOn(ctx, tx, specs)
 			created += n
-			return err
+			if err != nil {
+				return err
+			}
+			return t.retireIndexesOn(ctx, tx, indexes)
 		})
 		if err != nil {
 			return created, err
@@ -118,10 +122,63 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 		if err != nil {
 			return created, err
 		}
+		if err := t.retireIndexesOn(ctx, t.db, indexes); err != nil {
+			return created, err
+		}
 	}
 	// 0x10002: analyze the tables that have no statistics or changed much
 	// since, as a long-lived connection should when it opens.
 	return created, t.sqliteStatistics(ctx, "PRAGMA optimize = 0x10002")
+}
+
+// retireIndexesOn drops the query indexes (named by IndexQueries) of the
+// collections of indexes that are no longer among them, such as one a
+// wider index replaced: each would only cost every write.
+func (t *Tables) retireIndexesOn(ctx context.Context, ex execer, indexes map[string][]Index) error {
+	for coll, list := range indexes {
+		table, err := t.table(ctx, coll)
+		if err != nil {
+			return err
+		}
+		if table == "" {
+			continue
+		}
+		prefix := table + "_fieldcrm_q_"
+		q, args := `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1`, []any{table}
+		if !t.dialect.sqlite {
+			q, args = `SELECT indexname FROM pg_indexes WHERE tablename = $1 AND schemaname = $2`, []any{table, t.schema}
+		}
+		rows, err := ex.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("list the indexes of %s: %w", table, err)
+		}
+		var retired []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return fmt.Errorf("list the indexes of %s: %w", table, err)
+			}
+			short, ours := strings.CutPrefix(name, prefix)
+			if ours && !slices.ContainsFunc(list, func(ix Index) bool { return ix.Name == short }) {
+				retired = append(retired, name)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list the indexes of %s: %w", table, err)
+		}
+		for _, name := range retired {
+			drop := "DROP INDEX IF EXISTS " + quoteIdent(name)
+			if !t.dialect.sqlite {
+				drop = "DROP INDEX IF EXISTS " + t.dialect.qualify(name)
+			}
+			if _, err := ex.ExecContext(ctx, drop); err != nil {
+				return fmt.Errorf("drop the retired index %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // keepInline has PostgreSQL keep coll's documents in the table's own pages
@@ -179,12 +236,21 @@ func listField(ix Index, fields Fields) string {
 // Find calls each with every document of coll that q selects, in q's order,
 // streaming them (memory stays flat however many match). It returns
 // ErrUntranslatable, before reading anything, for a query it cannot express.
-func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, each func(bson.Raw) error) error {
-	stmt, args, err := t.dialect.selectOf(fields, q)
+// index names an index of coll (one of IndexQueries') that holds every field
+// q uses, from whose entries SQLite reads the ids of q's page before any
+// document (see pageIDs); "" lets the database choose.
+func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) error {
+	stmt, args, err := t.dialect.selectOf(fields, q, index)
 	if err != nil {
 		return err
 	}
 	err = t.each(ctx, coll, stmt, args, each)
+	if err != nil && index != "" && strings.Contains(err.Error(), "no such index") {
+		// A table made after start-up has not got the index yet (SQLite
+		// refuses the statement before it reads anything): the answer is
+		// the same, read the long way.
+		return t.Find(ctx, coll, fields, q, "", each)
+	}
 	if err != nil {
 		return fmt.Errorf("query %s of tenant %s: %w", coll, q.Tenant, err)
 	}
@@ -193,12 +259,16 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 
 // ExplainFind returns the database's plan for Find, so that tests can check
 // that a query reads an index rather than the whole table.
-func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q models.Query) (string, error) {
-	stmt, args, err := t.dialect.selectOf(fields, q)
+func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, error) {
+	stmt, args, err := t.dialect.selectOf(fields, q, index)
 	if err != nil {
 		return "", err
 	}
-	return t.explain(ctx, coll, stmt, args...)
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return "", err
+	}
+	return t.explain(ctx, coll, indexToken(stmt, table), args...)
 }
 
 // sqlBuilder collects the conditions and parameters of one statement.
@@ -247,7 +317,9 @@ func (b *sqlBuilder) where(q models.Query) error {
 }
 
 // selectOf is the statement of q (with %s for the table) and its parameters.
-func (d dialect) selectOf(fields Fields, q models.Query) (string, []any, error) {
+// With an index, on SQLite, the statement starts from the ids of the page
+// (see pageIDs).
+func (d dialect) selectOf(fields Fields, q models.Query, index string) (string, []any, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
 	if err := b.where(q); err != nil {
 		return "", nil, err
@@ -255,6 +327,14 @@ func (d dialect) selectOf(fields Fields, q models.Query) (string, []any, error) 
 	order, err := b.order(q)
 	if err != nil {
 		return "", nil, err
+	}
+	if d.sqlite && index != "" && q.Limit > 0 && b.driver == "" {
+		ids, args, err := d.pageIDs(fields, q, index, b.args)
+		if err != nil {
+			return "", nil, err
+		}
+		b.args = args
+		b.conds = append(b.conds, b.drive(ids))
 	}
 	from := "%[1]s"
 	if b.driver != "" {
@@ -265,6 +345,28 @@ func (d dialect) selectOf(fields Fields, q models.Query) (string, []any, error) 
 		stmt += " LIMIT " + b.arg(q.Limit)
 	}
 	return stmt, b.args, nil
+}
+
+// pageIDs is the statement of the ids of q's page, in order, read from the
+// entries of index alone: every condition of q is tested on them, then they
+// are sorted, and the page's records are then read by id (selectOf tests
+// the conditions again on those). SQLite, left to itself with a range such
+// as a month of interactions listed by id, reads every record of the range
+// to test and sort them. Its parameters continue args.
+func (d dialect) pageIDs(fields Fields, q models.Query, index string, args []any) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, scopeUnindexed: true, args: args}
+	if err := b.where(q); err != nil {
+		return "", nil, err
+	}
+	order, err := b.order(q)
+	if err != nil {
+		return "", nil, err
+	}
+	if b.driver != "" {
+		return "", nil, fmt.Errorf("%w: a page of %s read from its index reads a side table too", ErrUntranslatable, index)
+	}
+	return fmt.Sprintf("SELECT %s AS id FROM %%[1]s INDEXED BY {index:%s} WHERE %s ORDER BY %s LIMIT %s",
+		d.value("_id", Text), index, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
 }
 
 // visibility is the SQL of what an actor may see ("" for everything).

@@ -70,3 +70,52 @@ func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 		t.Fatalf("a second document with _id a: %v", err)
 	}
 }
+
+// A query index no longer listed (one a wider index replaced) is dropped at
+// start-up; the listed ones are made, and other indexes stay.
+func TestRetiredQueryIndexesAreDropped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
+		`INSERT INTO _ferretdb_collections VALUES ('visits', 'visits_1')`,
+		`CREATE TABLE visits_1 (_ferretdb_sjson TEXT NOT NULL)`,
+		`CREATE INDEX visits_1_fieldcrm_q_occurred ON visits_1 ((_ferretdb_sjson->>'$.occurred_at'))`,
+		`CREATE INDEX visits_1_fieldcrm_customer_id ON visits_1 ((_ferretdb_sjson->>'$.customer_id'))`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	tables, err := OpenTables(dir, "", "", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tables.Close()
+	fields := map[string]Fields{"visits": {"occurred_at": Time, "deleted_at": Time}}
+	indexes := map[string][]Index{"visits": {{Name: "span_occurred", Fields: []string{"tenant_id", "occurred_at", "_id", "deleted_at"}}}}
+	if _, err := tables.IndexQueries(ctx, indexes, fields); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	rows, err := conn.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'visits_1'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		names[name] = true
+	}
+	rows.Close()
+	if names["visits_1_fieldcrm_q_occurred"] || !names["visits_1_fieldcrm_q_span_occurred"] || !names["visits_1_fieldcrm_customer_id"] {
+		t.Fatalf("indexes after start-up: %v; want span_occurred and customer_id, not occurred", names)
+	}
+}
