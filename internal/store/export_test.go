@@ -69,3 +69,11 @@ func (s *Store) CreateIndex(ctx context.Context, coll, name string, fields ...st
 
 // DropSpannedIndexes is migration 14's second step.
 func DropSpannedIndexes(ctx context.Context, s *Store) error { return dropSpannedIndexes(ctx, s) }
+
+// ExplainSearchWalk returns the database's plan for the first step of a
+// substring search on SQLite (see embedded.Tables.Find).
+func (s *Store) ExplainSearchWalk(ctx context.Context, coll string, q models.Query) (string, error) {
+	return s.tables.(interface {
+		ExplainWalk(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, error)
+	}).ExplainWalk(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
+}

@@ -88,6 +88,12 @@ var queryIndexes = func() map[string][]embedded.Index {
 	tally := func(name string, fields ...string) embedded.Index {
 		return embedded.Index{Name: "tally_" + name, Fields: append([]string{"tenant_id", "deleted_at"}, fields...)}
 	}
+	// The collections searched by substring list their records in id order
+	// from an index that holds what every list tests, so that a search for
+	// a common word reads the first records the actor sees in order and
+	// stops at a full page (see pageIndex).
+	liveAll := span("all", "_id")
+	liveAll.Fields = slices.Delete(liveAll.Fields, 2, 3) // _id once
 	return map[string][]embedded.Index{
 		Customers: with(without(owned, "updated"), span("updated", "updated_at"),
 			tally("base", "owner_id", "team_id", "stage", "customer_type", "source", "region", "industry", "value_tier",
@@ -101,8 +107,8 @@ var queryIndexes = func() map[string][]embedded.Index {
 			// index from migration 2); the embedded engines keep theirs by
 			// the fields' kinds (see embedded.Terms).
 			embedded.Index{Name: "tags", Fields: []string{"tenant_id", "tags"}}),
-		Contacts: child,
-		Interactions: with(child, ix("channel", "channel"), ix("author", "created_by"),
+		Contacts: with(without(child, "all"), liveAll),
+		Interactions: with(without(child, "all"), liveAll, ix("channel", "channel"), ix("author", "created_by"),
 			span("occurred", "occurred_at", "channel", "created_by", "customer_id"),
 			tally("occurred", "occurred_at", "owner_id", "team_id", "created_by", "channel", "check_in.lat")),
 		Tasks: with(child, ix("assignee", "assignee_id"), ix("status", "status"),
@@ -244,11 +250,19 @@ func pageIndex(coll string, q models.Query) string {
 	ranged := ""
 	used := []string{"tenant_id", "_id"}
 	for _, c := range q.Conds {
-		switch c.Op {
-		case models.OpGt, models.OpGte, models.OpLt, models.OpLte:
+		switch {
+		case c.Op == models.OpGt || c.Op == models.OpGte || c.Op == models.OpLt || c.Op == models.OpLte:
 			ranged = c.Field
+		case c.Op == models.OpContains && queryFields[coll][c.Field] == embedded.SearchText:
+			continue // tested on the record (see embedded.Tables.Find)
 		}
 		used = append(used, c.Field)
+	}
+	if searched(coll, q) {
+		if q.SortField != "" && q.SortField != "_id" {
+			return ""
+		}
+		ranged = "_id" // the search reads the list in id order (span_all)
 	}
 	if ranged == "" || ranged == q.SortField {
 		return "" // no range, or one read in its index's order
@@ -272,6 +286,13 @@ func pageIndex(coll string, q models.Query) string {
 		}
 	}
 	return ""
+}
+
+// searched tells a query with a substring search of a SearchText field.
+func searched(coll string, q models.Query) bool {
+	return slices.ContainsFunc(q.Conds, func(c models.Cond) bool {
+		return c.Op == models.OpContains && queryFields[coll][c.Field] == embedded.SearchText
+	})
 }
 
 // indexQueries is migration 12: every query shape of queryIndexes gets its
@@ -320,7 +341,7 @@ func indexGroup(name string) string {
 // spannedIndexes are the indexes of migration 12 that the span indexes of
 // migration 14 took the place of, by collection.
 var spannedIndexes = map[string][]string{
-	Customers: {"q_updated"}, Interactions: {"q_occurred"}, Tasks: {"q_due"}, Orders: {"q_ordered"},
+	Customers: {"q_updated"}, Interactions: {"q_occurred", "q_all"}, Contacts: {"q_all"}, Tasks: {"q_due"}, Orders: {"q_ordered"},
 	Payments: {"q_paid"}, Tickets: {"q_sla"}, Surveys: {"q_taken"},
 }
 

@@ -240,6 +240,18 @@ func listField(ix Index, fields Fields) string {
 // q uses, from whose entries SQLite reads the ids of q's page before any
 // document (see pageIDs); "" lets the database choose.
 func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) error {
+	if t.dialect.sqlite && index != "" && q.Limit > 0 && searchesText(fields, q) {
+		filled, err := t.findByWalk(ctx, coll, fields, q, index, each)
+		if err != nil && strings.Contains(err.Error(), "no such index") {
+			index, err = "", nil
+		}
+		if err != nil {
+			return fmt.Errorf("search %s of tenant %s: %w", coll, q.Tenant, err)
+		}
+		if filled {
+			return nil
+		}
+	}
 	stmt, args, err := t.dialect.selectOf(fields, q, index)
 	if err != nil {
 		return err
@@ -255,6 +267,100 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 		return fmt.Errorf("query %s of tenant %s: %w", coll, q.Tenant, err)
 	}
 	return nil
+}
+
+// walkedPerRecord is how many records a search by substring examines, in
+// list order, for each record of its page before it turns to the index of
+// the searched text (see findByWalk): a word one record in forty holds
+// fills a page this way.
+const walkedPerRecord = 40
+
+// searchesText tells a query with a substring search of a SearchText field.
+func searchesText(fields Fields, q models.Query) bool {
+	for _, c := range q.Conds {
+		if c.Op == models.OpContains && fields[c.Field] == SearchText {
+			return true
+		}
+	}
+	return false
+}
+
+// findByWalk answers a substring search from the first records, in id
+// order, that the rest of q selects (read from index's entries), testing
+// the text of each: a common word (报价 is in one interaction in eight)
+// fills a page within a few hundred, where the index of the text would
+// name every record that holds it, all to be read and sorted. It says
+// whether the page was filled, and calls each only then; a rarer word is
+// left to the index of the text.
+func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) (bool, error) {
+	stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
+	if err != nil {
+		return false, err
+	}
+	var page []bson.Raw
+	err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
+		page = append(page, slices.Clone(doc))
+		return nil
+	})
+	if err != nil || len(page) < q.Limit {
+		return false, err
+	}
+	for _, doc := range page {
+		if err := each(doc); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// walkOf is the statement of findByWalk: q's page among the first walk
+// records, in q's order, that q without its substring searches selects,
+// those read from index's entries alone.
+func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, exactSearch: true}
+	if err := b.where(q); err != nil {
+		return "", nil, err
+	}
+	order, err := b.order(q)
+	if err != nil {
+		return "", nil, err
+	}
+	rest := q
+	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool {
+		return c.Op == models.OpContains && fields[c.Field] == SearchText
+	})
+	first := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, scopeUnindexed: true, args: b.args}
+	if err := first.where(rest); err != nil {
+		return "", nil, err
+	}
+	firstOrder, err := first.order(rest)
+	if err != nil {
+		return "", nil, err
+	}
+	if first.driver != "" {
+		return "", nil, fmt.Errorf("%w: a walk of %s that reads a side table too", ErrUntranslatable, index)
+	}
+	ids := fmt.Sprintf("SELECT %s AS id FROM %%[1]s INDEXED BY {index:%s} WHERE %s ORDER BY %s LIMIT %s",
+		d.value("_id", Text), index, strings.Join(first.conds, " AND "), firstOrder, first.arg(walk))
+	b.args = first.args
+	b.conds = append(b.conds, b.drive(ids))
+	stmt := fmt.Sprintf("SELECT %s FROM (%s) AS m CROSS JOIN %%[1]s WHERE %s ORDER BY %s LIMIT %s",
+		d.document, b.driver, strings.Join(b.conds, " AND "), order, b.arg(q.Limit))
+	return stmt, b.args, nil
+}
+
+// ExplainWalk returns the database's plan for the walk a substring search
+// starts with on SQLite (see findByWalk).
+func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, error) {
+	stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
+	if err != nil {
+		return "", err
+	}
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return "", err
+	}
+	return t.explain(ctx, coll, indexToken(stmt, table), args...)
 }
 
 // ExplainFind returns the database's plan for Find, so that tests can check
@@ -280,6 +386,9 @@ type sqlBuilder struct {
 	// scopeUnindexed tests what the actor may see on the entries of the
 	// index the statement reads, rather than seeking by it (a tally).
 	scopeUnindexed bool
+	// exactSearch tests a substring search on the record alone, without
+	// the index of the searched text (a walk of the list, see walkOf).
+	exactSearch bool
 	// seek, when set, is the dialect of range conditions: those an index on
 	// the stored column serves, where d reads from a record (a tally on
 	// PostgreSQL).
@@ -490,7 +599,7 @@ func (b *sqlBuilder) cond(c models.Cond) (string, error) {
 			return "", err
 		}
 		exact := e + " " + b.d.like + " " + b.arg(pattern) + ` ESCAPE '\'`
-		if k != SearchText {
+		if k != SearchText || b.exactSearch {
 			return exact, nil
 		}
 		needle, _ := c.Value.(string)
