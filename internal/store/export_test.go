@@ -26,8 +26,8 @@ func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error)
 // tables, or an error when the query does not translate.
 func (s *Store) ExplainFind(ctx context.Context, coll string, q models.Query) (string, error) {
 	return s.tables.(interface {
-		ExplainFind(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, error)
-	}).ExplainFind(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
+		ExplainFind(ctx context.Context, coll string, fields embedded.Fields, q models.Query, hints embedded.Hints) (string, error)
+	}).ExplainFind(ctx, coll, queryFields[coll], q, hintsFor(coll, q))
 }
 
 // ReadsTables says whether the store answers queries from the embedded

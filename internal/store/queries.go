@@ -22,10 +22,9 @@ import (
 type QueryReader interface {
 	// Find calls each with every document q selects, in q's order; it
 	// returns embedded.ErrUntranslatable, having read nothing, for a query
-	// it cannot express. index names an index of coll (see pageIndex) from
-	// whose entries alone the ids of q's page can be read; "" lets the
-	// engine choose.
-	Find(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string, each func(bson.Raw) error) error
+	// it cannot express. hints name the indexes that answer it (see
+	// hintsFor); none lets the engine choose.
+	Find(ctx context.Context, coll string, fields embedded.Fields, q models.Query, hints embedded.Hints, each func(bson.Raw) error) error
 	// IndexQueries creates the indexes of queryIndexes it lacks and says
 	// how many it created.
 	IndexQueries(ctx context.Context, indexes map[string][]embedded.Index, fields map[string]embedded.Fields) (int, error)
@@ -88,14 +87,14 @@ var queryIndexes = func() map[string][]embedded.Index {
 	tally := func(name string, fields ...string) embedded.Index {
 		return embedded.Index{Name: "tally_" + name, Fields: append([]string{"tenant_id", "deleted_at"}, fields...)}
 	}
-	// The collections searched by substring list their records in id order
-	// from an index that holds what every list tests, so that a search for
-	// a common word reads the first records the actor sees in order and
-	// stops at a full page (see pageIndex).
+	// The collections searched by substring or by tag list their records in
+	// id order from an index that holds what every list tests, so that a
+	// search for a common word reads the first records the actor sees in
+	// order and stops at a full page (see pageIndex).
 	liveAll := span("all", "_id")
 	liveAll.Fields = slices.Delete(liveAll.Fields, 2, 3) // _id once
 	return map[string][]embedded.Index{
-		Customers: with(without(owned, "updated"), span("updated", "updated_at"),
+		Customers: with(without(without(owned, "updated"), "all"), liveAll, span("updated", "updated_at"),
 			tally("base", "owner_id", "team_id", "stage", "customer_type", "source", "region", "industry", "value_tier",
 				"credit.rating", "loyalty.tier", "last_interaction_at", "credit.outstanding", "number", "name", "_id"),
 			tally("created", "created_at", "owner_id", "team_id"),
@@ -232,12 +231,38 @@ func (s *Store) findDirect(ctx context.Context, coll string, q models.Query, eac
 	if !isReader || !known {
 		return false, nil
 	}
-	err = direct.Find(ctx, coll, fields, q, pageIndex(coll, q), each)
+	err = direct.Find(ctx, coll, fields, q, hintsFor(coll, q), each)
 	if errors.Is(err, embedded.ErrUntranslatable) {
 		return false, nil
 	}
 	return true, err
 }
+
+// hintsFor names the indexes the embedded engines read q through (see
+// embedded.Hints).
+func hintsFor(coll string, q models.Query) embedded.Hints {
+	return embedded.Hints{Page: pageIndex(coll, q), Flags: flagIndexes[coll]}
+}
+
+// flagIndexes are, by collection and field, the indexes of the flags: the
+// objects (a customer's duplicate mark) listed by whether a record has them.
+var flagIndexes = func() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for coll, list := range queryIndexes {
+		for _, ix := range list {
+			if len(ix.Fields) != 3 || ix.Fields[2] != "_id" {
+				continue
+			}
+			if queryFields[coll][ix.Fields[1]] == embedded.Object {
+				if out[coll] == nil {
+					out[coll] = map[string]string{}
+				}
+				out[coll][ix.Fields[1]] = ix.Name
+			}
+		}
+	}
+	return out
+}()
 
 // pageIndex names the span index of coll (see queryIndexes) that holds every
 // field a page of q uses, when q takes a range of the index's field and is
@@ -253,7 +278,7 @@ func pageIndex(coll string, q models.Query) string {
 		switch {
 		case c.Op == models.OpGt || c.Op == models.OpGte || c.Op == models.OpLt || c.Op == models.OpLte:
 			ranged = c.Field
-		case c.Op == models.OpContains && queryFields[coll][c.Field] == embedded.SearchText:
+		case embedded.Walked(queryFields[coll], c):
 			continue // tested on the record (see embedded.Tables.Find)
 		}
 		used = append(used, c.Field)
@@ -288,11 +313,10 @@ func pageIndex(coll string, q models.Query) string {
 	return ""
 }
 
-// searched tells a query with a substring search of a SearchText field.
+// searched tells a query the embedded engines may answer by walking the
+// list in order (a substring search, a tag; see embedded.Walked).
 func searched(coll string, q models.Query) bool {
-	return slices.ContainsFunc(q.Conds, func(c models.Cond) bool {
-		return c.Op == models.OpContains && queryFields[coll][c.Field] == embedded.SearchText
-	})
+	return slices.ContainsFunc(q.Conds, func(c models.Cond) bool { return embedded.Walked(queryFields[coll], c) })
 }
 
 // indexQueries is migration 12: every query shape of queryIndexes gets its
@@ -341,7 +365,7 @@ func indexGroup(name string) string {
 // spannedIndexes are the indexes of migration 12 that the span indexes of
 // migration 14 took the place of, by collection.
 var spannedIndexes = map[string][]string{
-	Customers: {"q_updated"}, Interactions: {"q_occurred", "q_all"}, Contacts: {"q_all"}, Tasks: {"q_due"}, Orders: {"q_ordered"},
+	Customers: {"q_updated", "q_all"}, Interactions: {"q_occurred", "q_all"}, Contacts: {"q_all"}, Tasks: {"q_due"}, Orders: {"q_ordered"},
 	Payments: {"q_paid"}, Tickets: {"q_sla"}, Surveys: {"q_taken"},
 }
 

@@ -233,17 +233,35 @@ func listField(ix Index, fields Fields) string {
 	return ""
 }
 
+// Hints name the indexes a statement reads where SQLite's planner, with
+// the statistics of a whole tenant, chose worse: it weighs reading records
+// in an index's order against reading the table in its own, and a page
+// needs the first 51 in order, which its estimates do not see.
+type Hints struct {
+	// Page names an index of the collection (one of IndexQueries') that
+	// holds every field q uses, from whose entries the ids of q's page are
+	// read before any record (see pageIDs, findByWalk).
+	Page string
+	// Flags names, by field, the index of a flag (an object set on few
+	// records, such as a customer's duplicate mark) that a query for the
+	// records that have it starts from.
+	Flags map[string]string
+}
+
+// named tells hints that name any index.
+func (h Hints) named() bool { return h.Page != "" || len(h.Flags) > 0 }
+
 // Find calls each with every document of coll that q selects, in q's order,
 // streaming them (memory stays flat however many match). It returns
 // ErrUntranslatable, before reading anything, for a query it cannot express.
 // index names an index of coll (one of IndexQueries') that holds every field
 // q uses, from whose entries SQLite reads the ids of q's page before any
 // document (see pageIDs); "" lets the database choose.
-func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) error {
-	if t.dialect.sqlite && index != "" && q.Limit > 0 && searchesText(fields, q) {
-		filled, err := t.findByWalk(ctx, coll, fields, q, index, each)
+func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints, each func(bson.Raw) error) error {
+	if t.dialect.sqlite && hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
+		filled, err := t.findByWalk(ctx, coll, fields, q, hints.Page, each)
 		if err != nil && strings.Contains(err.Error(), "no such index") {
-			index, err = "", nil
+			hints, err = Hints{}, nil
 		}
 		if err != nil {
 			return fmt.Errorf("search %s of tenant %s: %w", coll, q.Tenant, err)
@@ -252,16 +270,16 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 			return nil
 		}
 	}
-	stmt, args, err := t.dialect.selectOf(fields, q, index)
+	stmt, args, err := t.dialect.selectOf(fields, q, hints)
 	if err != nil {
 		return err
 	}
 	err = t.each(ctx, coll, stmt, args, each)
-	if err != nil && index != "" && strings.Contains(err.Error(), "no such index") {
+	if err != nil && hints.named() && strings.Contains(err.Error(), "no such index") {
 		// A table made after start-up has not got the index yet (SQLite
 		// refuses the statement before it reads anything): the answer is
 		// the same, read the long way.
-		return t.Find(ctx, coll, fields, q, "", each)
+		return t.Find(ctx, coll, fields, q, Hints{}, each)
 	}
 	if err != nil {
 		return fmt.Errorf("query %s of tenant %s: %w", coll, q.Tenant, err)
@@ -275,10 +293,18 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 // fills a page this way.
 const walkedPerRecord = 40
 
-// searchesText tells a query with a substring search of a SearchText field.
+// Walked tells the conditions a page may be found by walking the list in
+// order (see findByWalk): substring searches and an array holding a value
+// (a tag), which may match one record in five or one in a hundred thousand.
+func Walked(fields Fields, c models.Cond) bool {
+	k := fields[c.Field]
+	return (c.Op == models.OpContains && (k == SearchText || k == SearchTerms)) || (c.Op == models.OpEq && k == Terms)
+}
+
+// searchesText tells a query with a condition Walked.
 func searchesText(fields Fields, q models.Query) bool {
 	for _, c := range q.Conds {
-		if c.Op == models.OpContains && fields[c.Field] == SearchText {
+		if Walked(fields, c) {
 			return true
 		}
 	}
@@ -318,9 +344,7 @@ func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q m
 // those read from index's entries alone.
 func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (string, []any, error) {
 	rest := q
-	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool {
-		return c.Op == models.OpContains && fields[c.Field] == SearchText
-	})
+	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool { return Walked(fields, c) })
 	first := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, scopeUnindexed: true}
 	if err := first.where(rest); err != nil {
 		return "", nil, err
@@ -338,7 +362,7 @@ func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, exactSearch: true, args: first.args}
 	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant), b.drive(ids))
 	for _, c := range q.Conds {
-		if c.Op == models.OpContains && fields[c.Field] == SearchText {
+		if Walked(fields, c) {
 			cond, err := b.cond(c)
 			if err != nil {
 				return "", nil, err
@@ -371,8 +395,8 @@ func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q 
 
 // ExplainFind returns the database's plan for Find, so that tests can check
 // that a query reads an index rather than the whole table.
-func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, error) {
-	stmt, args, err := t.dialect.selectOf(fields, q, index)
+func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints) (string, error) {
+	stmt, args, err := t.dialect.selectOf(fields, q, hints)
 	if err != nil {
 		return "", err
 	}
@@ -392,6 +416,8 @@ type sqlBuilder struct {
 	// scopeUnindexed tests what the actor may see on the entries of the
 	// index the statement reads, rather than seeking by it (a tally).
 	scopeUnindexed bool
+	// flags are Hints.Flags.
+	flags map[string]string
 	// exactSearch tests a substring search on the record alone, without
 	// the index of the searched text (a walk of the list, see walkOf).
 	exactSearch bool
@@ -434,8 +460,8 @@ func (b *sqlBuilder) where(q models.Query) error {
 // selectOf is the statement of q (with %s for the table) and its parameters.
 // With an index, on SQLite, the statement starts from the ids of the page
 // (see pageIDs).
-func (d dialect) selectOf(fields Fields, q models.Query, index string) (string, []any, error) {
-	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
+func (d dialect) selectOf(fields Fields, q models.Query, hints Hints) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, flags: hints.Flags}
 	if err := b.where(q); err != nil {
 		return "", nil, err
 	}
@@ -443,8 +469,8 @@ func (d dialect) selectOf(fields Fields, q models.Query, index string) (string, 
 	if err != nil {
 		return "", nil, err
 	}
-	if d.sqlite && index != "" && q.Limit > 0 && b.driver == "" {
-		return d.pageOf(fields, q, index)
+	if d.sqlite && hints.Page != "" && q.Limit > 0 && b.driver == "" {
+		return d.pageOf(fields, q, hints.Page)
 	}
 	from := "%[1]s"
 	if b.driver != "" {
@@ -578,8 +604,15 @@ func (b *sqlBuilder) cond(c models.Cond) (string, error) {
 			if k == Object && b.d.sqlite {
 				// A flag such as a customer's duplicate mark, set on few:
 				// start from the index of it.
-				return b.drive(fmt.Sprintf("SELECT %s AS id FROM %%[1]s WHERE %s = %s AND %s IS NOT NULL",
-					b.d.value("_id", Text), b.d.tenant, b.arg(b.tenant), e)), nil
+				from := "%[1]s"
+				if name := b.flags[c.Field]; name != "" {
+					from += " INDEXED BY {index:" + name + "}"
+				}
+				// An object is JSON text here: ">= ''" holds for every one
+				// and, unlike IS NOT NULL, seeks the index past the records
+				// without it.
+				return b.drive(fmt.Sprintf("SELECT %s AS id FROM %s WHERE %s = %s AND %s >= ''",
+					b.d.value("_id", Text), from, b.d.tenant, b.arg(b.tenant), e)), nil
 			}
 			return e + " IS NOT NULL", nil
 		}
@@ -707,6 +740,9 @@ func (b *sqlBuilder) drive(ids string) string {
 // the condition on the document decides.
 func (b *sqlBuilder) searchCond(field, needle string) string {
 	d := b.d
+	if d.sqlite && b.exactSearch {
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '$.%s') WHERE instr(value, %s) > 0)", d.document, field, b.arg(needle))
+	}
 	if d.sqlite {
 		glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(needle)
 		ids := fmt.Sprintf("SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s",

@@ -87,12 +87,14 @@ func (t *Tables) ExplainTally(ctx context.Context, coll string, fields Fields, t
 // indexToken names the index {index:name} stands for: IndexQueries' name
 // of it on table.
 func indexToken(stmt, table string) string {
-	i := strings.Index(stmt, "{index:")
-	if i < 0 {
-		return stmt
+	for {
+		i := strings.Index(stmt, "{index:")
+		if i < 0 {
+			return stmt
+		}
+		j := strings.IndexByte(stmt[i:], '}')
+		stmt = stmt[:i] + quoteIdent(table+"_fieldcrm_q_"+stmt[i+7:i+j]) + stmt[i+j+1:]
 	}
-	j := strings.IndexByte(stmt[i:], '}')
-	return stmt[:i] + quoteIdent(table+"_fieldcrm_q_"+stmt[i+7:i+j]) + stmt[i+j+1:]
 }
 
 // tallyOf is the statement of a tally (with %s for the table, {index:…}
