@@ -294,11 +294,14 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 const walkedPerRecord = 40
 
 // Walked tells the conditions a page may be found by walking the list in
-// order (see findByWalk): substring searches and an array holding a value
-// (a tag), which may match one record in five or one in a hundred thousand.
+// order (see findByWalk): a substring search of text and an array holding a
+// value (a tag), which may match one record in five or one in a hundred
+// thousand. A customer search (SearchTerms) is not walked: most name a few
+// customers (a number, an e-mail), and a walk that finds none of them read
+// 2,000 records first (70 ms at 20,000 customers).
 func Walked(fields Fields, c models.Cond) bool {
 	k := fields[c.Field]
-	return (c.Op == models.OpContains && (k == SearchText || k == SearchTerms)) || (c.Op == models.OpEq && k == Terms)
+	return (c.Op == models.OpContains && k == SearchText) || (c.Op == models.OpEq && k == Terms)
 }
 
 // searchesText tells a query with a condition Walked.
