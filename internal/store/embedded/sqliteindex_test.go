@@ -119,3 +119,42 @@ func TestRetiredQueryIndexesAreDropped(t *testing.T) {
 		t.Fatalf("indexes after start-up: %v; want span_occurred and customer_id, not occurred", names)
 	}
 }
+
+// A refresh of the planner's statistics changes the schema, so that every
+// reading connection, which loaded the statistics with the schema when it
+// opened, loads the new ones before its next statement.
+func TestStatisticsRefreshReachesTheReaders(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := OpenTables(dir, "", "", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tables.Close()
+	version := func() int {
+		var v int
+		if err := tables.db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := version()
+	if err := tables.Analyze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := version(); after == before {
+		t.Fatalf("schema version %d before and after the refresh: readers keep their statistics", before)
+	}
+	var left int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'fieldcrm_statistics_refreshed'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("the marker table is left behind (%d, %v)", left, err)
+	}
+}
