@@ -52,8 +52,9 @@ func (s *Store) Analyze(ctx context.Context) error {
 // offers, and the lookups of jobs: one description for every engine.
 // MongoDB gets them as compound indexes (migration 12); the embedded engines
 // as expression indexes over the same fields, created at every start-up.
-// Each ends in _id, the order of ties, so that a filtered page in the
-// default order is read straight off the index.
+// The plain ones end in _id, the order of ties, so that a filtered page in
+// the default order is read straight off the index; the span and tally
+// indexes hold more after it (see below).
 var queryIndexes = func() map[string][]embedded.Index {
 	ix := func(name string, fields ...string) embedded.Index {
 		return embedded.Index{Name: name, Fields: append(append([]string{"tenant_id"}, fields...), "_id")}

@@ -50,7 +50,9 @@ func startCheckpointer(db *sql.DB) *checkpointer {
 			case <-optimize.C:
 				// Best effort, like the checkpoints: stale statistics make
 				// some lists slower, never wrong.
-				_, _ = db.ExecContext(ctx, "PRAGMA optimize")
+				if _, err := db.ExecContext(ctx, "PRAGMA optimize"); err == nil {
+					_ = reloadStatistics(ctx, db)
+				}
 			case <-tick.C:
 				// A failed checkpoint (busy, or the file gone in a test's
 				// cleanup) is tried again at the next tick; the writer's own

@@ -171,7 +171,9 @@ func (t *Tables) retireIndexesOn(ctx context.Context, ex execer, indexes map[str
 		for _, name := range retired {
 			drop := "DROP INDEX IF EXISTS " + quoteIdent(name)
 			if !t.dialect.sqlite {
-				drop = "DROP INDEX IF EXISTS " + t.dialect.qualify(name)
+				// CONCURRENTLY: without it the drop waits for every read of
+				// the table and holds up those that come after.
+				drop = "DROP INDEX CONCURRENTLY IF EXISTS " + t.dialect.qualify(name)
 			}
 			if _, err := ex.ExecContext(ctx, drop); err != nil {
 				return fmt.Errorf("drop the retired index %s: %w", name, err)
@@ -254,9 +256,8 @@ func (h Hints) named() bool { return h.Page != "" || len(h.Flags) > 0 }
 // Find calls each with every document of coll that q selects, in q's order,
 // streaming them (memory stays flat however many match). It returns
 // ErrUntranslatable, before reading anything, for a query it cannot express.
-// index names an index of coll (one of IndexQueries') that holds every field
-// q uses, from whose entries SQLite reads the ids of q's page before any
-// document (see pageIDs); "" lets the database choose.
+// hints name the indexes SQLite reads (see Hints); none lets the database
+// choose.
 func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints, each func(bson.Raw) error) error {
 	if t.dialect.sqlite && hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
 		filled, err := t.findByWalk(ctx, coll, fields, q, hints.Page, each)
@@ -269,6 +270,9 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 		if filled {
 			return nil
 		}
+		// A rarer word or tag: its own index names the records (the span
+		// index would walk the whole list).
+		hints.Page = ""
 	}
 	stmt, args, err := t.dialect.selectOf(fields, q, hints)
 	if err != nil {
@@ -323,6 +327,9 @@ func searchesText(fields Fields, q models.Query) bool {
 // left to the index of the text.
 func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) (bool, error) {
 	stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
+	if errors.Is(err, ErrUntranslatable) {
+		return false, nil // the statement without a walk may still translate
+	}
 	if err != nil {
 		return false, err
 	}
@@ -399,6 +406,9 @@ func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q 
 // ExplainFind returns the database's plan for Find, so that tests can check
 // that a query reads an index rather than the whole table.
 func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints) (string, error) {
+	if searchesText(fields, q) {
+		hints.Page = "" // the statement after a walk (see ExplainWalk) that did not fill the page
+	}
 	stmt, args, err := t.dialect.selectOf(fields, q, hints)
 	if err != nil {
 		return "", err
@@ -508,8 +518,7 @@ func (d dialect) pageOf(fields Fields, q models.Query, index string) (string, []
 
 // pageIDs is the statement of the ids of q's page, in order, read from the
 // entries of index alone: every condition of q is tested on them, then they
-// are sorted, and the page's records are then read by id (selectOf tests
-// the conditions again on those). SQLite, left to itself with a range such
+// are sorted, and the page's records are then read by id (see pageOf). SQLite, left to itself with a range such
 // as a month of interactions listed by id, reads every record of the range
 // to test and sort them. Its parameters continue args.
 func (d dialect) pageIDs(fields Fields, q models.Query, index string, args []any) (string, []any, error) {
@@ -607,15 +616,15 @@ func (b *sqlBuilder) cond(c models.Cond) (string, error) {
 			if k == Object && b.d.sqlite {
 				// A flag such as a customer's duplicate mark, set on few:
 				// start from the index of it.
-				from := "%[1]s"
+				from, set := "%[1]s", e+" IS NOT NULL"
 				if name := b.flags[c.Field]; name != "" {
-					from += " INDEXED BY {index:" + name + "}"
+					// A flag's object is JSON text here: ">= ''" holds for
+					// every one and, unlike IS NOT NULL, seeks the index
+					// past the records without it.
+					from, set = from+" INDEXED BY {index:"+name+"}", e+" >= ''"
 				}
-				// An object is JSON text here: ">= ''" holds for every one
-				// and, unlike IS NOT NULL, seeks the index past the records
-				// without it.
-				return b.drive(fmt.Sprintf("SELECT %s AS id FROM %s WHERE %s = %s AND %s >= ''",
-					b.d.value("_id", Text), from, b.d.tenant, b.arg(b.tenant), e)), nil
+				return b.drive(fmt.Sprintf("SELECT %s AS id FROM %s WHERE %s = %s AND %s",
+					b.d.value("_id", Text), from, b.d.tenant, b.arg(b.tenant), set)), nil
 			}
 			return e + " IS NOT NULL", nil
 		}
@@ -1015,14 +1024,19 @@ func (t *Tables) sqliteStatistics(ctx context.Context, stmt string) error {
 	if _, err := w.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("refresh planner statistics: %w", err)
 	}
-	// Each connection loads the statistics with the schema and keeps them
-	// until the schema changes: the readers, open since start-up, planned
-	// with the statistics of empty tables after a bulk load (a month of
-	// 200,000 interactions read its index once per row of the page, 36 s).
-	// A change of the schema makes each read it again, with them, before
-	// its next statement.
-	for _, ddl := range []string{"CREATE TABLE IF NOT EXISTS fieldcrm_statistics_refreshed (at INTEGER)", "DROP TABLE fieldcrm_statistics_refreshed"} {
-		if _, err := w.ExecContext(ctx, ddl); err != nil {
+	return reloadStatistics(ctx, w)
+}
+
+// reloadStatistics has every connection to the database load the planner's
+// statistics again. Each loads them with the schema and keeps them until
+// the schema changes: the readers, open since start-up, planned with the
+// statistics of empty tables after a bulk load (a month of 200,000
+// interactions read its index once per row of the page, 36 s). A change of
+// the schema (a table made and dropped) makes each read it again, with
+// them, before its next statement.
+func reloadStatistics(ctx context.Context, db execer) error {
+	for _, ddl := range []string{"CREATE TABLE IF NOT EXISTS fieldcrm_statistics_refreshed (at INTEGER)", "DROP TABLE IF EXISTS fieldcrm_statistics_refreshed"} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("have the readers load the new statistics: %w", err)
 		}
 	}
