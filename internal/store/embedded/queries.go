@@ -355,21 +355,13 @@ func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q m
 func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (string, []any, error) {
 	rest := q
 	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool { return Walked(fields, c) })
-	first := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, scopeUnindexed: true}
-	if err := first.where(rest); err != nil {
-		return "", nil, err
-	}
-	firstOrder, err := first.order(rest)
+	rest.Limit = walk
+	ids, args, err := d.pageIDs(fields, rest, index, nil)
 	if err != nil {
 		return "", nil, err
 	}
-	if first.driver != "" {
-		return "", nil, fmt.Errorf("%w: a walk of %s that reads a side table too", ErrUntranslatable, index)
-	}
-	ids := fmt.Sprintf("SELECT %s AS id FROM %%[1]s INDEXED BY {index:%s} WHERE %s ORDER BY %s LIMIT %s",
-		d.value("_id", Text), index, strings.Join(first.conds, " AND "), firstOrder, first.arg(walk))
 	// The records: by tenant and id, tested for the searches alone (see pageOf).
-	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, exactSearch: true, args: first.args}
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, exactSearch: true, args: args}
 	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant), b.drive(ids))
 	for _, c := range q.Conds {
 		if Walked(fields, c) {
