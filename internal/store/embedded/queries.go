@@ -381,6 +381,16 @@ func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (
 	return stmt, b.args, nil
 }
 
+// explainNamed returns the database's plan for stmt, whose {index:…}
+// tokens name indexes of coll's table.
+func (t *Tables) explainNamed(ctx context.Context, coll, stmt string, args []any) (string, error) {
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return "", err
+	}
+	return t.explain(ctx, coll, indexToken(stmt, table), args...)
+}
+
 // ExplainWalk returns the database's plan for the walk a substring search
 // starts with on SQLite (see findByWalk).
 func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, error) {
@@ -388,11 +398,7 @@ func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q 
 	if err != nil {
 		return "", err
 	}
-	table, err := t.table(ctx, coll)
-	if err != nil {
-		return "", err
-	}
-	return t.explain(ctx, coll, indexToken(stmt, table), args...)
+	return t.explainNamed(ctx, coll, stmt, args)
 }
 
 // ExplainFind returns the database's plan for Find, so that tests can check
@@ -405,11 +411,7 @@ func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q 
 	if err != nil {
 		return "", err
 	}
-	table, err := t.table(ctx, coll)
-	if err != nil {
-		return "", err
-	}
-	return t.explain(ctx, coll, indexToken(stmt, table), args...)
+	return t.explainNamed(ctx, coll, stmt, args)
 }
 
 // sqlBuilder collects the conditions and parameters of one statement.

@@ -77,11 +77,7 @@ func (t *Tables) ExplainTally(ctx context.Context, coll string, fields Fields, t
 	if err != nil {
 		return "", err
 	}
-	table, err := t.table(ctx, coll)
-	if err != nil {
-		return "", err
-	}
-	return t.explain(ctx, coll, indexToken(stmt, table), args...)
+	return t.explainNamed(ctx, coll, stmt, args)
 }
 
 // indexToken names the index {index:name} stands for: IndexQueries' name
