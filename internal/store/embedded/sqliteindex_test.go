@@ -13,24 +13,14 @@ import (
 // starting together both succeed.
 func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for _, q := range []string{
+	dir, conn := sqliteFixture(t,
 		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
 		`INSERT INTO _ferretdb_collections VALUES ('old', 'old_1'), ('fresh', 'fresh_2')`,
 		`CREATE TABLE old_1 (_ferretdb_sjson TEXT NOT NULL)`,
 		`CREATE TABLE fresh_2 (_ferretdb_sjson TEXT NOT NULL)`,
 		`INSERT INTO old_1 VALUES ('{"_id":"a"}'), ('{"_id":"b"}')`,
-		`CREATE INDEX old_1` + oldIDIndexSuffix + ` ON old_1 (` + idExpression + `)`,
-	} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+		`CREATE INDEX old_1`+oldIDIndexSuffix+` ON old_1 (`+idExpression+`)`,
+	)
 	created, err := IndexIDLookups(ctx, dir, "db")
 	if err != nil || created != 2 {
 		t.Fatalf("first run: created %d, %v; want 2", created, err)
@@ -75,23 +65,13 @@ func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 // start-up; the listed ones are made, and other indexes stay.
 func TestRetiredQueryIndexesAreDropped(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for _, q := range []string{
+	dir, conn := sqliteFixture(t,
 		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
 		`INSERT INTO _ferretdb_collections VALUES ('visits', 'visits_1')`,
 		`CREATE TABLE visits_1 (_ferretdb_sjson TEXT NOT NULL)`,
 		`CREATE INDEX visits_1_fieldcrm_q_occurred ON visits_1 ((_ferretdb_sjson->>'$.occurred_at'))`,
 		`CREATE INDEX visits_1_fieldcrm_customer_id ON visits_1 ((_ferretdb_sjson->>'$.customer_id'))`,
-	} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	tables, err := OpenTables(dir, "", "", "db")
 	if err != nil {
 		t.Fatal(err)
@@ -125,15 +105,7 @@ func TestRetiredQueryIndexesAreDropped(t *testing.T) {
 // opened, loads the new ones before its next statement.
 func TestStatisticsRefreshReachesTheReaders(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	dir, conn := sqliteFixture(t, `CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`)
 	tables, err := OpenTables(dir, "", "", "db")
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +134,22 @@ func TestStatisticsRefreshReachesTheReaders(t *testing.T) {
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'fieldcrm_statistics_refreshed'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("the marker table is left behind (%d, %v)", left, err)
 	}
+}
+
+// sqliteFixture makes a SQLite database (db.sqlite in a directory of its
+// own) with stmts run on it, as FerretDB would have left it.
+func sqliteFixture(t *testing.T, stmts ...string) (string, *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	for _, stmt := range stmts {
+		if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	return dir, conn
 }
