@@ -71,6 +71,7 @@ func problemFor(err error) Problem {
 		fbe *fiber.Error
 		ae  *accounts.AuthError
 		de  *models.DuplicateError
+		ue  *models.UnavailableError
 	)
 	switch {
 	case errors.As(err, &pe):
@@ -98,6 +99,9 @@ func problemFor(err error) Problem {
 	case errors.As(err, &rl):
 		return Problem{Type: typeRateLimited, Title: "Too many attempts", Status: fiber.StatusTooManyRequests,
 			Detail: "wait " + strconv.Itoa(rl.RetryAfterSeconds) + " seconds (Retry-After) before trying again"}
+	case errors.As(err, &ue):
+		return Problem{Type: typeUnavailable, Title: "Unavailable for a moment", Status: fiber.StatusServiceUnavailable,
+			Detail: ue.Reason + "; nothing of this request was applied: send it again after " + strconv.Itoa(ue.RetryAfterSeconds) + " seconds (Retry-After)"}
 	case errors.Is(err, models.ErrUnauthenticated):
 		detail := "send a valid access token: Authorization: Bearer <token>"
 		if errors.As(err, &ae) {
@@ -146,9 +150,15 @@ func fiberProblem(e *fiber.Error) Problem {
 // errorHandler renders every error returned by a handler or middleware.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	p := problemFor(err).withRequest(c)
-	var rl *models.RateLimitedError
+	var (
+		rl *models.RateLimitedError
+		ue *models.UnavailableError
+	)
 	if errors.As(err, &rl) {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(rl.RetryAfterSeconds))
+	}
+	if errors.As(err, &ue) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(ue.RetryAfterSeconds))
 	}
 	if p.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="fieldcrm"`)

@@ -73,6 +73,17 @@ func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("too many attempts, retry after %d s", e.RetryAfterSeconds)
 }
 
+// UnavailableError says a service the request needs cannot answer for a
+// while (Reason says why); the caller retries after RetryAfterSeconds.
+type UnavailableError struct {
+	RetryAfterSeconds int
+	Reason            string
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("%s; retry after %d s", e.Reason, e.RetryAfterSeconds)
+}
+
 // DuplicateError refuses a new customer that matches existing ones. It matches
 // ErrConflict; the candidates let the client offer "open the existing one" or
 // "create anyway".

@@ -94,17 +94,23 @@ type App struct {
 	opts    options
 	log     *slog.Logger
 	closers []func(context.Context)
+	// redisWatch sees the Redis named by URL become another server;
+	// ownRedis says Redis is the in-process one (see cursor.Sequencer).
+	redisWatch *cursor.Watch
+	ownRedis   bool
 }
 
 // Option replaces a part of the application, for tests and benchmarks.
 type Option func(*options)
 
 type options struct {
-	now    func() time.Time
-	store  *store.Store
-	redis  redis.UniversalClient
-	log    *slog.Logger
-	checks []api.Check
+	now   func() time.Time
+	store *store.Store
+	redis redis.UniversalClient
+	// soleRedis says no other process shares redis (see WithSoleRedis).
+	soleRedis bool
+	log       *slog.Logger
+	checks    []api.Check
 }
 
 // WithClock makes now the application's clock: token expiry, reminders,
@@ -121,6 +127,13 @@ func WithStore(st *store.Store) Option { return func(o *options) { o.store = st 
 func WithRedis(client redis.UniversalClient) Option {
 	return func(o *options) { o.redis = client }
 }
+
+// WithSoleRedis says that no other process shares the Redis given by
+// WithRedis, as none shares the in-process one of the default deployment: a
+// test's application stands for that deployment. After Redis lost its data
+// the sync sequencer then knows every write still holding a number (see
+// cursor.Sequencer.SoleProcess).
+func WithSoleRedis() Option { return func(o *options) { o.soleRedis = true } }
 
 // WithLogger sets the logger of the application (default slog.Default()).
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
@@ -158,6 +171,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*App, error) {
 		return a, err
 	}
 	a.Alone = ownSQLite && inProcessRedis
+	a.ownRedis = inProcessRedis || (a.opts.redis != nil && a.opts.soleRedis)
 	if err := a.build(ctx); err != nil {
 		return a, err
 	}
@@ -168,7 +182,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*App, error) {
 // configuration and options and then opts, as another process sharing them
 // would be: its own services, sequencer, caches and worker.
 func (a *App) Replica(ctx context.Context, opts ...Option) (*App, error) {
-	shared := []Option{func(o *options) { *o = a.opts }, WithStore(a.Store), WithRedis(a.Redis)}
+	shared := []Option{func(o *options) { *o = a.opts; o.soleRedis = false }, WithStore(a.Store), WithRedis(a.Redis)}
 	return New(ctx, a.cfg, append(shared, opts...)...)
 }
 
@@ -242,6 +256,12 @@ func (a *App) build(ctx context.Context) error {
 	}
 	// The wall clock, whatever WithClock says: see WithClock.
 	a.Sequencer = cursor.New(a.Redis, prefix+"sync:", cursor.DefaultLease, time.Now, a.Store)
+	if a.redisWatch != nil {
+		a.Sequencer.WatchServer(a.redisWatch)
+	}
+	if a.ownRedis {
+		a.Sequencer.SoleProcess()
+	}
 	claim := cfg.ReminderClaim
 	if claim <= 0 {
 		claim = notify.DefaultClaim

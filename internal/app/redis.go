@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fieldcrm/fieldcrm/sync/cursor"
 )
 
 // Redis says where Redis is: URL (see RedisOptions), or with no URL an
@@ -41,6 +43,8 @@ func (a *App) openRedis(ctx context.Context) (inProcess bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		a.redisWatch = cursor.NewWatch()
+		opts.OnConnect = a.redisWatch.OnConnect
 		client := redis.NewUniversalClient(opts)
 		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

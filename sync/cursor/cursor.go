@@ -38,11 +38,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // DefaultLease bounds how long a write may hold its number in flight.
@@ -63,6 +64,10 @@ type Store interface {
 	// HighestSeq returns the highest number stored in any record of tenant; it
 	// seeds tenants whose numbers were handed out before reservations existed.
 	HighestSeq(ctx context.Context, tenant string) (int64, error)
+	// SyncRounds and PutSyncRounds keep the rounds of a device's latest
+	// pulls (see RememberPull).
+	SyncRounds(ctx context.Context, tenant, user, device string) ([]models.SyncRound, error)
+	PutSyncRounds(ctx context.Context, tenant, user, device string, rounds []models.SyncRound) error
 }
 
 // Sequencer hands out sync numbers per tenant.
@@ -75,9 +80,24 @@ type Sequencer struct {
 	store Store
 	// process names this Sequencer among the tenant's writers in Redis.
 	process string
+	// watch, when set, tells a change of Redis server (see Watch); sole says
+	// no other process shares this Redis (the in-process one), so none can
+	// hold numbers this one does not know of.
+	watch   *Watch
+	sole    bool
 	mu      sync.Mutex
 	tenants map[string]*flight
 }
+
+// WatchServer makes the Sequencer check the counter again after w sees Redis
+// become another server. Call it before the Sequencer serves.
+func (s *Sequencer) WatchServer(w *Watch) { s.watch = w }
+
+// SoleProcess tells the Sequencer that no other process shares its Redis
+// (the in-process one of the default deployment): after Redis lost its
+// data, no write of another process can still hold a number, so pulls need
+// not settle (see settleScript). Call it before the Sequencer serves.
+func (s *Sequencer) SoleProcess() { s.sole = true }
 
 // New returns a Sequencer keeping its keys under prefix and its reservations
 // in store.
@@ -106,12 +126,13 @@ type tenantKeys struct {
 	seeded  string // set once the counter holds at least what MongoDB holds
 	floors  string // sorted set: process → its floor
 	seen    string // hash: process → when it last wrote its floor (ms)
+	settle  string // until when (ms) pulls wait after Redis lost its data
 }
 
 func (s *Sequencer) keys(tenant string) tenantKeys {
 	tag := ":{" + tenant + "}"
 	return tenantKeys{counter: s.prefix + "seq" + tag, seeded: s.prefix + "seeded" + tag,
-		floors: s.prefix + "floors" + tag, seen: s.prefix + "seen" + tag}
+		floors: s.prefix + "floors" + tag, seen: s.prefix + "seen" + tag, settle: s.prefix + "settle" + tag}
 }
 
 // flight is what this process holds of one tenant's numbers.
@@ -129,9 +150,11 @@ type flight struct {
 	toldAt time.Time
 
 	// reserving guards reserved, the tenant's reservation as this process
-	// last read or wrote it (0: not checked yet in this process).
+	// last read or wrote it (0: not checked yet in this process), and
+	// watched, the Watch's count of server changes when it was checked.
 	reserving sync.Mutex
 	reserved  int64
+	watched   uint64
 }
 
 type bound struct {
@@ -157,21 +180,35 @@ func (s *Sequencer) flightOf(tenant string) *flight {
 }
 
 // raiseScript raises the counter to at least ARGV[1] and marks it seeded,
-// then answers it. Raising is always safe: numbers may be skipped, never reused.
+// then answers it and whether it was there. Raising is always safe: numbers
+// may be skipped, never reused. With ARGV[2] set (the time, in ms, until
+// which pulls must settle), it also writes that, for ARGV[3] ms.
 var raiseScript = redis.NewScript(`
+local found = redis.call('EXISTS', KEYS[1])
 local value = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
 redis.call('SET', KEYS[1], value)
 redis.call('SET', KEYS[2], 1)
-return value`)
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
+return {value, found}`)
 
 // check raises tenant's counter in Redis to the tenant's reservation (and to
 // every number this process was given), and reserves past the counter when
 // the counter is above the reservation. It runs the first time this process
 // serves the tenant, and whenever Redis turns out to have lost or rewound the
-// counter. It answers the counter after the raise.
-func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f *flight) (int64, error) {
+// counter (lost), or became another server. It answers the counter after the
+// raise.
+//
+// After a loss, unless this process is the only one (SoleProcess), the
+// counter is raised a block past the reservation: another process may hold
+// a number it took from the old counter and has not reserved yet (Begin
+// reserves after taking), at most a few past the reservation. And pulls
+// settle for a lease (see Watermark): Redis lost the floors of other
+// processes' writes in flight with the counter, so no watermark can vouch
+// for them until those writes committed or expired.
+func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f *flight, lost bool) (int64, error) {
 	f.reserving.Lock()
 	defer f.reserving.Unlock()
+	watched := s.watch.Changes()
 	reserved, err := s.store.SyncReserved(ctx, tenant)
 	if err != nil {
 		return 0, err
@@ -184,33 +221,51 @@ func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f
 			return 0, err
 		}
 	}
+	if f.reserved == 0 && !lost && least > 0 {
+		// The first check of this process: a counter missing now, where
+		// numbers were handed out, is a loss too (a restart of Redis or of
+		// the whole deployment). Look before raising.
+		found, err := s.client.Exists(ctx, keys.counter).Result()
+		if err != nil {
+			return 0, err
+		}
+		lost = found == 0
+	}
 	f.mu.Lock()
 	least = max(least, f.given)
 	f.mu.Unlock()
+	var settleUntil int64
+	if lost && !s.sole {
+		least += ReserveBlock
+		settleUntil = s.now().Add(s.lease).UnixMilli()
+	}
 	// Numbers start at 2: a WatermelonDB client insists on a non-zero
 	// timestamp, so an empty tenant's pulls answer 1, below every number.
-	counter, err := raiseScript.Run(ctx, s.client, []string{keys.counter, keys.seeded}, max(least, 1)).Int64()
+	raised, err := raiseScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.settle},
+		max(least, 1), settleUntil, (2 * s.lease).Milliseconds()).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
+	counter := raised[0]
 	if counter > reserved {
 		if reserved, err = s.store.ReserveSync(ctx, tenant, counter+ReserveBlock); err != nil {
 			return 0, err
 		}
 	}
-	f.reserved = reserved
+	f.reserved, f.watched = reserved, watched
 	return counter, nil
 }
 
-// checked runs check unless this process already did for tenant.
+// checked runs check unless this process already did for tenant since
+// Redis last became another server.
 func (s *Sequencer) checked(ctx context.Context, tenant string, keys tenantKeys, f *flight) error {
 	f.reserving.Lock()
-	done := f.reserved != 0
+	first, moved := f.reserved == 0, f.watched != s.watch.Changes()
 	f.reserving.Unlock()
-	if done {
+	if !first && !moved {
 		return nil
 	}
-	_, err := s.check(ctx, tenant, keys, f)
+	_, err := s.check(ctx, tenant, keys, f, moved)
 	return err
 }
 
@@ -258,7 +313,7 @@ func (s *Sequencer) Begin(ctx context.Context, tenant string) (seq int64, done f
 		seq, err = s.take(ctx, tenant, keys, f, id)
 	}
 	if err == nil && seq < 0 { // registered below a number given before: Redis went back
-		if _, err = s.check(ctx, tenant, keys, f); err == nil {
+		if _, err = s.check(ctx, tenant, keys, f, true); err == nil {
 			s.finish(context.WithoutCancel(ctx), keys, f, -seq)
 			return s.Begin(ctx, tenant)
 		}
@@ -280,6 +335,7 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var seeded, next *redis.IntCmd
+		watched := s.watch.Changes()
 		_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			seeded = p.Exists(ctx, keys.seeded)
 			next = p.Incr(ctx, keys.counter)
@@ -290,8 +346,9 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 		}
 		f.mu.Lock()
 		// The INCR was sent after this process was given every number below
-		// the bound: an answer below it means Redis went back.
-		rewound := next.Val() < f.taking[id].min
+		// the bound: an answer below it means Redis went back. So may one
+		// from a server that replaced the old while the INCR was sent.
+		rewound := next.Val() < f.taking[id].min || s.watch.Changes() != watched
 		if seeded.Val() == 1 && !rewound {
 			delete(f.taking, id)
 			f.hold(next.Val(), s.now())
@@ -302,7 +359,7 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 		// No counter, one recreated from nothing, or one gone back: that
 		// number is void.
 		var from int64
-		if from, err = s.check(ctx, tenant, keys, f); err != nil {
+		if from, err = s.check(ctx, tenant, keys, f, true); err != nil {
 			break
 		}
 		if err = s.reseeded(ctx, keys, f, from); err != nil {
@@ -339,14 +396,16 @@ func (s *Sequencer) startTaking(ctx context.Context, keys tenantKeys, f *flight)
 	defer f.mu.Unlock()
 	if f.told == 0 {
 		now := s.now()
+		watched := s.watch.Changes()
 		seq, err = registerScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.floors, keys.seen},
 			s.process, now.UnixMilli()).Int64()
 		if err != nil {
 			return 0, 0, err
 		}
-		if seq > 0 && seq <= f.given {
-			// Redis went back: answer the void number negated, so the caller
-			// checks the counter and takes another.
+		if seq > 0 && (seq <= f.given || s.watch.Changes() != watched) {
+			// Redis went back, or may have (another server answered): answer
+			// the void number negated, so the caller checks the counter and
+			// takes another.
 			f.told, f.toldAt = seq, now
 			return -seq, 0, nil
 		}
@@ -435,9 +494,12 @@ func (s *Sequencer) tell(ctx context.Context, keys tenantKeys, f *flight, floor 
 
 // watermarkScript drops the floors of processes that have not written theirs
 // for longer than the lease (they died) and answers one below the lowest
-// floor left, or the counter when none is; and the counter itself.
+// floor left, or the counter when none is; and the counter itself. While
+// pulls settle (see check) it answers -1 and how many ms remain.
 var watermarkScript = redis.NewScript(`
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local settle = tonumber(redis.call('GET', KEYS[4]) or '0')
+if settle > now then return {-1, settle - now} end
 local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floors = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #floors, 2 do
@@ -455,7 +517,9 @@ return {counter, counter}`)
 // Watermark returns the highest number of tenant below which every write has
 // committed (or will never commit): a pull may return changes up to it and no
 // further, and may then set the device's cursor to it. It is at least 1, and
-// never above the tenant's reservation.
+// never above the tenant's reservation. For a lease after Redis lost its
+// data it answers a models.UnavailableError: no watermark can be vouched
+// for until the writes other processes had in flight are over.
 func (s *Sequencer) Watermark(ctx context.Context, tenant string) (int64, error) {
 	w, err := s.watermark(ctx, tenant)
 	if err != nil {
@@ -471,16 +535,20 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 		return 0, err
 	}
 	for attempt := 0; ; attempt++ {
-		got, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64Slice()
+		got, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen, k.settle}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64Slice()
 		if err != nil {
 			return 0, err
 		}
 		w, counter := got[0], got[1]
+		if w < 0 {
+			return 0, &models.UnavailableError{RetryAfterSeconds: int((counter + 999) / 1000),
+				Reason: "the server lost its sync state and is waiting for the writes under way to finish"}
+		}
 		f.mu.Lock()
 		rewound := counter < f.given
 		f.mu.Unlock()
 		if rewound && attempt == 0 { // Redis lost or rewound the counter
-			if _, err := s.check(ctx, tenant, k, f); err != nil {
+			if _, err := s.check(ctx, tenant, k, f, true); err != nil {
 				return 0, err
 			}
 			continue
@@ -493,91 +561,4 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 		}
 		return max(min(w, reserved), 1), nil
 	}
-}
-
-// baseTTL is how long the server remembers where a device stood before a pull;
-// a device that pushes later than that gets its conflicts judged from the
-// cursor it pushes with.
-const baseTTL = 7 * 24 * time.Hour
-
-func (s *Sequencer) baseKey(kind, tenant, user, device string, cursor int64) string {
-	return fmt.Sprintf("%sbase:%s:%s:%s:%s:%d", s.prefix, kind, tenant, user, device, cursor)
-}
-
-// RememberPull records that a device pulled from `from` and got `to`, so that
-// its next push (sent with last_pulled_at = to) is judged against what the
-// device had before this round's pull. WatermelonDB applies a pull under the
-// device's own changes, so only the cursor before the round tells a concurrent
-// server edit from one the device had seen. Pages of one round share its start.
-func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error {
-	base := from
-	if v, err := s.client.Get(ctx, s.baseKey("page", tenant, user, device, from)).Int64(); err == nil {
-		base = v
-	}
-	start := s.RoundBase(ctx, tenant, user, device, from)
-	if more {
-		if err := s.client.Set(ctx, s.baseKey("start", tenant, user, device, to), start, baseTTL).Err(); err != nil {
-			return fmt.Errorf("remember pull of device %s: %w", device, err)
-		}
-	}
-	if start == 0 {
-		// A first sync: the device held none of the server's records before,
-		// so it can only have edited what this round brought it, on every
-		// page of it (each page's records are numbered after the one before).
-		base = to
-	}
-	kind := "round"
-	if more {
-		kind = "page"
-	}
-	if err := s.client.Set(ctx, s.baseKey(kind, tenant, user, device, to), base, baseTTL).Err(); err != nil {
-		return fmt.Errorf("remember pull of device %s: %w", device, err)
-	}
-	return nil
-}
-
-// RoundBase returns where the device stood when the sync round that `from`
-// belongs to began: `from` itself, unless `from` is a page cursor of a round
-// still paging (0 for a first sync that is paging).
-func (s *Sequencer) RoundBase(ctx context.Context, tenant, user, device string, from int64) int64 {
-	if v, err := s.client.Get(ctx, s.baseKey("start", tenant, user, device, from)).Int64(); err == nil {
-		return v
-	}
-	return from
-}
-
-// RememberNewTables records, for the next page of a migration pull that
-// stopped at `to`, the tables the device's schema gained: their records are
-// new to it on every page of the round, whatever their age.
-func (s *Sequencer) RememberNewTables(ctx context.Context, tenant, user, device string, to int64, tables []string) error {
-	if len(tables) == 0 {
-		return nil
-	}
-	if err := s.client.Set(ctx, s.baseKey("new-tables", tenant, user, device, to), strings.Join(tables, ","), baseTTL).Err(); err != nil {
-		return fmt.Errorf("remember migration of device %s: %w", device, err)
-	}
-	return nil
-}
-
-// NewTables returns what RememberNewTables recorded for a pull from `from`.
-func (s *Sequencer) NewTables(ctx context.Context, tenant, user, device string, from int64) []string {
-	v, err := s.client.Get(ctx, s.baseKey("new-tables", tenant, user, device, from)).Result()
-	if err != nil || v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
-}
-
-// PushBase returns the cursor a device stood at before the pull that gave it
-// pushedAt, or pushedAt itself when the server does not know. pushedAt may be
-// a page cursor of a round still paging: WatermelonDB pages by calling
-// synchronize() again while has_more, and each call pushes after its pull,
-// having kept its own edits over what the earlier pages brought.
-func (s *Sequencer) PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64 {
-	for _, kind := range []string{"round", "page"} {
-		if v, err := s.client.Get(ctx, s.baseKey(kind, tenant, user, device, pushedAt)).Int64(); err == nil {
-			return v
-		}
-	}
-	return pushedAt
 }

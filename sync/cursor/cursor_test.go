@@ -2,11 +2,20 @@ package cursor_test
 
 import (
 	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
+	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 )
 
@@ -27,11 +36,28 @@ func (c *clock) add(d time.Duration) {
 }
 
 // database stands in for the durable side: the highest number stored in
-// records, and the reservations.
+// records, the reservations and the devices' rounds.
 type database struct {
 	mu       sync.Mutex
 	highest  int64
 	reserved map[string]int64
+	rounds   map[string][]models.SyncRound
+}
+
+func (d *database) SyncRounds(_ context.Context, tenant, user, device string) ([]models.SyncRound, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.rounds[tenant+"/"+user+"/"+device]), nil
+}
+
+func (d *database) PutSyncRounds(_ context.Context, tenant, user, device string, rounds []models.SyncRound) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rounds == nil {
+		d.rounds = map[string][]models.SyncRound{}
+	}
+	d.rounds[tenant+"/"+user+"/"+device] = slices.Clone(rounds)
+	return nil
 }
 
 func (d *database) HighestSeq(context.Context, string) (int64, error) {
@@ -109,6 +135,7 @@ func TestAbandonedNumberExpiresAfterTheLease(t *testing.T) {
 func TestCounterStartsAboveWhatMongoDBHolds(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newSequencer(t, 500) // Redis empty, records up to 500 stored
+	s.SoleProcess()              // another process might hold numbers it has not reserved
 	seq, done, err := s.Begin(ctx, "t1")
 	if err != nil || seq != 501 {
 		t.Fatalf("first number after seeding: %d, %v", seq, err)
@@ -156,41 +183,109 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 // A push is judged against where its device stood before the round's pull.
 // A first sync held nothing before, so every page of it counts as seen; a
 // later round stands where it began, however many pages it took, also for
-// a push between its pages.
+// a push between its pages. What the server keeps of the rounds outlives
+// the process and its Redis.
 func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newSequencer(t, 0)
+	rd := env.Redis(t)
+	db := &database{}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
 	pull := func(device string, from, to int64, more bool) {
 		t.Helper()
-		if err := s.RememberPull(ctx, "t1", "u1", device, from, to, more); err != nil {
+		if err := s.RememberPull(ctx, "t1", "u1", device, from, to, more, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	pushBase := func(device string, at int64) (int64, bool) {
+		t.Helper()
+		base, known, err := s.PushBase(ctx, "t1", "u1", device, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base, known
 	}
 	// First sync in three pages: 0 → 100 → 200 → 300.
 	pull("phone", 0, 100, true)
 	pull("phone", 100, 200, true)
 	pull("phone", 200, 300, false)
-	if b := s.PushBase(ctx, "t1", "u1", "phone", 300); b != 300 {
+	if b, _ := pushBase("phone", 300); b != 300 {
 		t.Fatalf("push after a first sync in pages: base %d, want 300", b)
 	}
 	// A later round in two pages: 300 → 350 → 400.
 	pull("phone", 300, 350, true)
 	// WatermelonDB pushes between pages too (synchronize() again while has_more).
-	if b := s.PushBase(ctx, "t1", "u1", "phone", 350); b != 300 {
+	if b, _ := pushBase("phone", 350); b != 300 {
 		t.Fatalf("push between the pages of a later round: base %d, want 300", b)
 	}
-	pull("phone", 350, 400, false)
-	if b := s.PushBase(ctx, "t1", "u1", "phone", 400); b != 300 {
-		t.Fatalf("push after a later round in pages: base %d, want 300", b)
+	// The server restarts with an empty Redis between two pages.
+	empty := env.Redis(t)
+	s = cursor.New(empty.Client, empty.Prefix, 10*time.Second, nil, db)
+	if start, _, err := s.RoundOf(ctx, "t1", "u1", "phone", 350); err != nil || start != 300 {
+		t.Fatalf("the round of page cursor 350 after a restart: start %d (%v), want 300", start, err)
 	}
-	// One page: the round began where it pulled from. Unknown: the cursor.
+	pull("phone", 350, 400, false)
+	if b, _ := pushBase("phone", 400); b != 300 {
+		t.Fatalf("push after a later round in pages, across a restart: base %d, want 300", b)
+	}
+	// One page: the round began where it pulled from.
 	pull("tablet", 0, 400, false)
 	pull("tablet", 400, 450, false)
-	if b := s.PushBase(ctx, "t1", "u1", "tablet", 450); b != 400 {
+	if b, _ := pushBase("tablet", 450); b != 400 {
 		t.Fatalf("push after a one-page round: base %d, want 400", b)
 	}
-	if b := s.PushBase(ctx, "t1", "u1", "laptop", 450); b != 450 {
-		t.Fatalf("push of a device the server does not know: base %d, want 450", b)
+	// A pull the server kept nothing of is not vouched for.
+	if b, known := pushBase("laptop", 450); known {
+		t.Fatalf("push of a device the server does not know: base %d, known", b)
+	}
+}
+
+// A migration pull brings its new tables whole on every page of its round,
+// also after a restart between two pages.
+func TestNewTablesOfAMigrationRoundOutliveARestart(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	if err := s.RememberPull(ctx, "t1", "u1", "phone", 500, 600, true, []string{"surveys"}); err != nil {
+		t.Fatal(err)
+	}
+	empty := env.Redis(t)
+	s = cursor.New(empty.Client, empty.Prefix, 10*time.Second, nil, db)
+	start, tables, err := s.RoundOf(ctx, "t1", "u1", "phone", 600)
+	if err != nil || start != 500 || !slices.Equal(tables, []string{"surveys"}) {
+		t.Fatalf("round of the migration's page cursor: start %d, tables %v (%v); want 500, [surveys]", start, tables, err)
+	}
+	if start, tables, _ := s.RoundOf(ctx, "t1", "u1", "phone", 500); start != 500 || tables != nil {
+		t.Fatalf("a round's own start is not a page cursor: start %d, tables %v", start, tables)
+	}
+}
+
+// A device's pulls that find nothing new write nothing more, and only its
+// latest rounds are kept.
+func TestRoundsKeptPerDeviceStayFew(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	for i := int64(1); i <= 50; i++ {
+		if err := s.RememberPull(ctx, "t1", "u1", "phone", i*10, i*10+10, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rounds, _ := db.SyncRounds(ctx, "t1", "u1", "phone")
+	if len(rounds) > 10 || rounds[len(rounds)-1].To != 510 {
+		t.Fatalf("%d rounds kept, the last to %d; want a few, the last to 510", len(rounds), rounds[len(rounds)-1].To)
+	}
+	if err := s.RememberPull(ctx, "t1", "u1", "phone", 510, 510, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := db.SyncRounds(ctx, "t1", "u1", "phone")
+	if err := s.RememberPull(ctx, "t1", "u1", "phone", 510, 510, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := db.SyncRounds(ctx, "t1", "u1", "phone")
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("an idle pull wrote its round again: %v then %v", before, after)
 	}
 }
 
@@ -240,15 +335,26 @@ func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
 		t.Fatalf("watermark %d after the dead process's lease, want %d", w, after)
 	}
 	// Redis loses everything (this test's keys: the Redis may be shared):
-	// numbers start again above the reservation, above every number given.
+	// numbers start again above the reservation, above every number given,
+	// and pulls wait a lease for the writes Redis no longer knows of.
 	reserved, _ := db.SyncReserved(ctx, "t1")
 	flush(t, rd)
 	seq, done, err := a.Begin(ctx, "t1")
-	if err != nil || seq <= after || seq != reserved+1 {
+	if err != nil || seq <= after || seq <= reserved {
 		t.Fatalf("first number after Redis lost its data: %d, %v (given before: up to %d, reserved %d)", seq, err, after, reserved)
 	}
-	if w, _ := b.Watermark(ctx, "t1"); w != seq-1 {
-		t.Fatalf("watermark %d while %d is in flight after the loss", w, seq)
+	var unavailable *models.UnavailableError
+	if w, err := b.Watermark(ctx, "t1"); !errors.As(err, &unavailable) {
+		t.Fatalf("watermark %d, %v right after the loss", w, err)
+	}
+	done()
+	clk.add(11 * time.Second)
+	next, done, err := a.Begin(ctx, "t1")
+	if err != nil || next <= seq {
+		t.Fatalf("number after %d: %d, %v", seq, next, err)
+	}
+	if w, err := b.Watermark(ctx, "t1"); w != next-1 {
+		t.Fatalf("watermark %d, %v while %d is in flight, a lease after the loss", w, err, next)
 	}
 	done()
 }
@@ -287,6 +393,7 @@ func TestRestartWithEmptyRedisKeepsEveryCursorValid(t *testing.T) {
 	}
 	flush(t, rd)
 	after := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	after.SoleProcess() // the in-process Redis of the default deployment
 	w, err := after.Watermark(ctx, "t1")
 	if err != nil || w < cursorHeld {
 		t.Fatalf("watermark after the restart %d, %v: below the cursor %d a device holds", w, err, cursorHeld)
@@ -306,7 +413,8 @@ func TestRewoundRedisReusesNoNumber(t *testing.T) {
 	ctx := context.Background()
 	rd := env.Redis(t)
 	db := &database{}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	clk := &clock{t: time.Now()}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, db)
 	given := map[int64]bool{}
 	take := func(s *cursor.Sequencer) int64 {
 		t.Helper()
@@ -331,18 +439,133 @@ func TestRewoundRedisReusesNoNumber(t *testing.T) {
 	for range 10 {
 		take(s)
 	}
-	if w, _ := s.Watermark(ctx, "t1"); w < 20 {
-		t.Fatalf("watermark %d after 20 numbers", w)
+	clk.add(11 * time.Second) // pulls wait a lease after a rewind
+	if w, err := s.Watermark(ctx, "t1"); w < 20 {
+		t.Fatalf("watermark %d, %v after 20 numbers", w, err)
 	}
 	if err := rd.Client.Set(ctx, rd.Prefix+counter, 3, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	fresh := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
-	if w, _ := fresh.Watermark(ctx, "t1"); w < 20 {
+	fresh := cursor.New(rd.Client, rd.Prefix, 10*time.Second, clk.now, db)
+	if w, err := fresh.Watermark(ctx, "t1"); w < 20 && err == nil {
 		t.Fatalf("a fresh process's watermark %d over a rewound Redis, below numbers given", w)
 	}
 	for range 10 {
 		take(fresh)
 		take(s)
+	}
+}
+
+// Redis replaced by another server with an older counter (a replica promoted
+// behind its master, a restart that lost the AOF's last second) while its
+// "seeded" mark survives: a process that never held the numbers the old
+// server gave must not hand them out again. Each notices the new server on
+// its new connections and moves past the reservation first.
+func TestAnotherRedisServerReusesNoNumberInAnyProcess(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	var server atomic.Value
+	server.Store("first")
+	db := &database{}
+	given := map[int64]string{}
+	process := func(name string) *cursor.Sequencer {
+		w := cursor.WatchNamedBy(func() string { return server.Load().(string) })
+		client := redis.NewClient(&redis.Options{Addr: mr.Addr(), OnConnect: w.OnConnect})
+		t.Cleanup(func() { _ = client.Close() })
+		s := cursor.New(client, "p:", 10*time.Second, nil, db)
+		s.WatchServer(w)
+		return s
+	}
+	a, b := process("a"), process("b")
+	take := func(s *cursor.Sequencer, name string) int64 {
+		t.Helper()
+		seq, done, err := s.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+		if by, ok := given[seq]; ok {
+			t.Fatalf("number %d handed out to %s and again to %s", seq, by, name)
+		}
+		given[seq] = name
+		return seq
+	}
+	take(b, "b")
+	var first int64
+	for range 20 {
+		seq := take(a, "a") // a takes numbers b never held
+		if first == 0 {
+			first = seq
+		}
+	}
+	// The new server's counter stands among a's numbers.
+	server.Store("second")
+	mr.Close()
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	mr.Set("p:seq:{t1}", strconv.FormatInt(first+4, 10))
+	for range 10 {
+		take(b, "b")
+		take(a, "a")
+	}
+}
+
+// Redis lost its data while a write of another process held a number: no
+// process can know of that number any more, so pulls wait (503 with
+// Retry-After) for a lease, after which the write has committed or can no
+// longer. The default deployment's only process knows its own writes and
+// does not wait.
+func TestWritesInFlightWhenRedisIsLostHoldPullsBack(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	clk := &clock{t: time.Now()}
+	db := &database{}
+	lease := 10 * time.Second
+	a := cursor.New(rd.Client, rd.Prefix, lease, clk.now, db)
+	b := cursor.New(rd.Client, rd.Prefix, lease, clk.now, db)
+	for range 5 {
+		_, done, err := b.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+	}
+	held, finish, err := a.Begin(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, rd)
+	_, done, err := b.Begin(ctx, "t1") // b finds the counter gone
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	var unavailable *models.UnavailableError
+	w, err := b.Watermark(ctx, "t1")
+	if !errors.As(err, &unavailable) || unavailable.RetryAfterSeconds < 1 {
+		t.Fatalf("watermark %d, %v while number %d of another process may be in flight; want it unavailable", w, err, held)
+	}
+	fresh := cursor.New(rd.Client, rd.Prefix, lease, clk.now, db)
+	if _, err := fresh.Watermark(ctx, "t1"); !errors.As(err, &unavailable) {
+		t.Fatalf("a process started after the loss answered a watermark: %v", err)
+	}
+	finish()
+	clk.add(lease + time.Second)
+	if w, err := b.Watermark(ctx, "t1"); err != nil || w < held {
+		t.Fatalf("watermark %d, %v a lease after the loss: below number %d, committed", w, err, held)
+	}
+
+	sole := env.Redis(t)
+	alone := cursor.New(sole.Client, sole.Prefix, lease, clk.now, db)
+	alone.SoleProcess()
+	if _, done, err := alone.Begin(ctx, "t2"); err == nil {
+		done()
+	}
+	flush(t, sole)
+	restarted := cursor.New(sole.Client, sole.Prefix, lease, clk.now, db)
+	restarted.SoleProcess()
+	if _, err := restarted.Watermark(ctx, "t2"); err != nil {
+		t.Fatalf("the only process waited after its in-process Redis was lost: %v", err)
 	}
 }

@@ -11,11 +11,9 @@ import (
 // pull (see package cursor).
 type sequencer interface {
 	Watermark(ctx context.Context, tenant string) (int64, error)
-	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool) error
-	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) int64
-	RoundBase(ctx context.Context, tenant, user, device string, from int64) int64
-	RememberNewTables(ctx context.Context, tenant, user, device string, to int64, tables []string) error
-	NewTables(ctx context.Context, tenant, user, device string, from int64) []string
+	RememberPull(ctx context.Context, tenant, user, device string, from, to int64, more bool, newTables []string) error
+	PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) (base int64, known bool, err error)
+	RoundOf(ctx context.Context, tenant, user, device string, from int64) (start int64, newTables []string, err error)
 }
 
 // tombstoneStore is what purging old deletions needs (see Purge).

@@ -65,12 +65,14 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		out.Changes[t.schema().Name] = &TableChanges{Created: []map[string]any{}, Updated: []map[string]any{}, Deleted: []string{}}
 	}
 	if lastPulledAt == upTo && mig == nil {
-		return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, upTo, false) // nothing new: no query
+		return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, upTo, false, nil) // nothing new: no query
 	}
 	// Pages after the first of a round report what the device lacked at the
 	// round's start as created, as WatermelonDB expects of a first sync.
-	start := e.seq.RoundBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
-	newTables := e.seq.NewTables(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	start, newTables, err := e.seq.RoundOf(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	if err != nil {
+		return PullResult{}, err
+	}
 	if mig != nil {
 		newTables = mig.Tables
 	}
@@ -118,12 +120,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 			tc.Updated = append(tc.Updated, c.record)
 		}
 	}
-	if out.HasMore {
-		if err := e.seq.RememberNewTables(ctx, a.TenantID, a.UserID, a.DeviceID, out.Timestamp, newTables); err != nil {
-			return PullResult{}, err
-		}
-	}
-	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore)
+	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore, newTables)
 }
 
 // lateCreations returns the records a round ending at upTo would otherwise

@@ -129,7 +129,15 @@ func (e *Engine) pushBase(ctx context.Context, a models.Actor, lastPulledAt int6
 	if lastPulledAt > upTo || lastPulledAt < floor {
 		return 0, nil
 	}
-	return e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt), nil
+	base, known, err := e.seq.PushBase(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt)
+	if err != nil || !known {
+		// A pull the server kept no record of (older than the rounds it
+		// keeps per device): where the device stood before it is unknown,
+		// so the push is blind too rather than judged as if the device had
+		// seen everything up to its cursor.
+		return 0, err
+	}
+	return base, nil
 }
 
 func (e *Engine) validatePush(lastPulledAt int64, req PushRequest) error {

@@ -29,12 +29,13 @@ func Config() app.Config {
 
 // New builds the application with cfg on st and rd (under rd's key prefix),
 // logging nowhere unless opts say otherwise, and closes it when t ends
-// (before st and rd, which testenv closes).
+// (before st and rd, which testenv closes). No other process shares rd
+// (app.WithSoleRedis) but the replicas of Replica.
 func New(t testing.TB, cfg app.Config, st *store.Store, rd *testenv.Redis, opts ...app.Option) *app.App {
 	t.Helper()
 	cfg.Redis.Prefix = rd.Prefix
 	opts = append([]app.Option{app.WithLogger(testenv.DiscardLogger())}, opts...)
-	a, err := app.New(context.Background(), cfg, append(opts, app.WithStore(st), app.WithRedis(rd.Client))...)
+	a, err := app.New(context.Background(), cfg, append(opts, app.WithStore(st), app.WithRedis(rd.Client), app.WithSoleRedis())...)
 	t.Cleanup(func() { a.Close(context.Background()) })
 	if err != nil {
 		t.Fatalf("build the application: %v", err)
