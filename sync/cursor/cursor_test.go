@@ -3,6 +3,7 @@ package cursor_test
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -567,5 +568,42 @@ func TestWritesInFlightWhenRedisIsLostHoldPullsBack(t *testing.T) {
 	restarted.SoleProcess()
 	if _, err := restarted.Watermark(ctx, "t2"); err != nil {
 		t.Fatalf("the only process waited after its in-process Redis was lost: %v", err)
+	}
+}
+
+// The watch names a real Redis by its run_id, the same on every connection
+// to one server; the in-process Redis has none, and its connections are
+// not refused for it.
+func TestWatchNamesTheRedisServer(t *testing.T) {
+	ctx := context.Background()
+	opts := &redis.Options{}
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		parsed, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = parsed
+	} else {
+		opts.Addr = miniredis.RunT(t).Addr()
+	}
+	w := cursor.NewWatch()
+	for range 2 {
+		o := *opts
+		o.OnConnect = w.OnConnect
+		client := redis.NewClient(&o)
+		if err := client.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_ = client.Close()
+	}
+	real := os.Getenv("REDIS_URL") != ""
+	if real && len(w.Server()) != 40 {
+		t.Fatalf("a real Redis named %q, want its 40-character run_id", w.Server())
+	}
+	if !real && w.Server() != "" {
+		t.Fatalf("the in-process Redis named %q", w.Server())
+	}
+	if w.Changes() != 0 {
+		t.Fatalf("two connections to one server counted %d changes", w.Changes())
 	}
 }
