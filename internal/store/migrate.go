@@ -53,6 +53,7 @@ func migrations() []migration {
 		// panics) when asked again for indexes a collection has.
 		{13, "index the reports' tallies", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "tally_") }},
 		{14, "index the ranges lists take with what their pages test", indexSpans},
+		{15, "index the customers holding points", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "flag_") }},
 	}
 }
 
