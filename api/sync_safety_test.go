@@ -1,15 +1,19 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // The conflicts table is the server's: a device that pushes a forged conflict
-// (naming another team's customer, a server-only column) has it rejected,
-// and nothing it names changes. Found by an attacker: a manager forged a
+// (naming another team's customer, a server-only column) has it rejected
+// alone, the valid customer in the same push is accepted, and nothing the
+// forged row names changes. Found by an attacker: a manager forged a
 // conflict on owner_id, reverted it, and the customer became theirs.
 func TestConflictsAreReadOnlyToDevices(t *testing.T) {
 	w := newWorld(t)
@@ -18,11 +22,18 @@ func TestConflictsAreReadOnlyToDevices(t *testing.T) {
 	m1 := h.device(w.m1, "m1-phone")
 	forged := map[string]any{"id": "forgedconflict01", "table": "customers", "record_id": theirs, "column": "owner_id",
 		"server_value": `"` + w.m1.id + `"`, "device_value": `"x"`, "kept": "device", "policy": "last_writer_wins"}
-	res := m1.push(map[string]any{"conflicts": map[string]any{"created": []any{forged}, "updated": []any{forged}, "deleted": []any{"someconflict0001"}}}, 200)
-	rejected := fmt.Sprint(res["experimentalRejectedIds"].(map[string]any)["conflicts"])
-	if rejected != "[forgedconflict01 forgedconflict01 someconflict0001]" {
+	res := m1.push(map[string]any{
+		"conflicts": map[string]any{"created": []any{forged}, "updated": []any{forged}, "deleted": []any{"someconflict0001"}},
+		"customers": map[string]any{"created": []any{map[string]any{"id": "besideforged0001", "name": "Beside Co"}}},
+	}, 200)
+	rejected := res["experimentalRejectedIds"].(map[string]any)
+	if fmt.Sprint(rejected["conflicts"]) != "[forgedconflict01 forgedconflict01 someconflict0001]" || rejected["customers"] != nil {
 		t.Fatalf("push to conflicts: %v", res)
 	}
+	if fmt.Sprint(res["accepted"].(map[string]any)["customers"]) != "[besideforged0001]" {
+		t.Fatalf("the customer pushed beside the forged conflict: %v", res)
+	}
+	h.call("GET", "/v1/customers/besideforged0001", w.m1, nil, 200)
 	h.call("GET", "/v1/conflicts/forgedconflict01", w.admin, nil, 404)
 	h.call("POST", "/v1/conflicts/forgedconflict01/resolve", w.m1, map[string]any{"action": "revert"}, 404)
 	if c := h.call("GET", "/v1/customers/"+theirs, w.admin, nil, 200); c["owner_id"] != w.r2.id {
@@ -70,6 +81,20 @@ func TestNationalIDsInConflictsAreMaskedAndMaskedValuesChangeNothing(t *testing.
 	admin := h.call("GET", "/v1/conflicts?record_id="+id, w.admin, nil, 200)["data"].([]any)[0].(map[string]any)
 	if admin["server_value"] != `"`+second+`"` {
 		t.Fatalf("the admin's conflict: %v", admin)
+	}
+	// As stored: both values sealed, neither number in clear.
+	var stored []map[string]any
+	q := models.Query{Tenant: w.admin.tenant, Scope: models.Scope{All: true}, Conds: []models.Cond{{Field: "record_id", Op: models.OpEq, Value: id}}}
+	if err := h.store.Find(context.Background(), "conflicts", q, &stored); err != nil || len(stored) != 1 {
+		t.Fatalf("stored conflicts of %s: %d, %v", id, len(stored), err)
+	}
+	for _, col := range []string{"server_value", "device_value"} {
+		if v, _ := stored[0][col].(string); !strings.HasPrefix(v, "v1:") {
+			t.Fatalf("stored conflict's %s is not sealed: %q", col, v)
+		}
+	}
+	if raw := fmt.Sprint(stored[0]); strings.Contains(raw, second) || strings.Contains(raw, "110101199901011234") {
+		t.Fatalf("the stored conflict holds a number in clear: %v", raw)
 	}
 	personal := h.do("GET", "/v1/customers/"+id+"/personal-data", w.admin.access, nil)
 	h.expect(personal, 200, "access request")
@@ -145,10 +170,12 @@ func TestPushedTimesOutOfRangeRejectTheirRowAlone(t *testing.T) {
 	h.call("GET", "/v1/interactions/badcall000000001", w.r1, nil, 404)
 }
 
-// When what the server stores differs from what a device pushed, and the
-// push gave the record no new version, the device still receives the stored
-// value: X's tags ["c"] union the stored ["a","b","c"] is the stored list, so
-// nothing is written, yet X must end with ["a","b","c"].
+// When what the server stores differs from what a device pushed, the device
+// receives the stored value on its next pull: also when the push gave the
+// record no new version (X's tags ["c"] union the stored ["a","b","c"] is the
+// stored list, so nothing is written, yet X must end with ["a","b","c"]), and
+// when the server normalized what was pushed (a phone number in another
+// format). A push equal to the stored value does not come back.
 func TestADeviceReceivesTheValueItsPushMergedInto(t *testing.T) {
 	w := newWorld(t)
 	h := w.h
@@ -164,11 +191,21 @@ func TestADeviceReceivesTheValueItsPushMergedInto(t *testing.T) {
 	if got := records["tagcust000000001"]["tags"]; got != jsonString([]string{"a", "b", "c"}) {
 		t.Fatalf("phone X holds tags %v, the server %v", got, h.call("GET", "/v1/customers/tagcust000000001", w.r1, nil, 200)["tags"])
 	}
-	// A phone pushing a format the server normalizes receives the stored form.
+	// A push equal to the stored value changes nothing and does not come back.
 	x.push(map[string]any{"customers": map[string]any{"updated": []any{updated("tagcust000000001", map[string]any{"tags": jsonString([]string{"a", "b", "c"})})}}}, 200)
 	kinds, _ := x.pull()
 	if slices.Contains(kinds["customers/updated"], "tagcust000000001") {
 		t.Fatalf("a push equal to the stored value came back: %v", kinds)
+	}
+	// A phone number pushed in another format comes back in the stored,
+	// normalized form.
+	spaced := jsonString([]map[string]string{{"label": "mobile", "number": "138 0013 8000"}})
+	x.push(map[string]any{"customers": map[string]any{"updated": []any{updated("tagcust000000001", map[string]any{"phones": spaced})}}}, 200)
+	kinds, records = x.pull()
+	stored := jsonString(h.call("GET", "/v1/customers/tagcust000000001", w.r1, nil, 200)["phones"])
+	if got := records["tagcust000000001"]["phones"]; !slices.Contains(kinds["customers/updated"], "tagcust000000001") ||
+		got != stored || !strings.Contains(stored, `"+8613800138000"`) {
+		t.Fatalf("phone X pushed %s and holds %v, the server %s (%v)", spaced, got, stored, kinds)
 	}
 }
 

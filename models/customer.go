@@ -167,10 +167,12 @@ type Loyalty struct {
 	// last loyalty write to the customer (see Settled).
 	Balance int64  `bson:"balance" json:"balance"`
 	Tier    string `bson:"tier" json:"tier"`
-	// Held are points that entries being written take from the balance
-	// (redemptions, expiries, negative adjustments): spoken for, so that two
-	// of them cannot both take the last points, but not yet out of Balance,
-	// which counts only stored entries.
+	// Held are the entries being written, with the points they take from
+	// the balance (redemptions, expiries, negative adjustments; 0 for an
+	// entry that adds points): spoken for, so that two of them cannot both
+	// take the last points, but not yet out of Balance, which counts only
+	// stored entries. A hold stays until a settle counts its entry, so a
+	// customer whose balance may not count one of its entries has one.
 	Held []PointsHold `bson:"held,omitempty" json:"held,omitempty"`
 }
 

@@ -290,14 +290,14 @@ func advanceSyncEpochCommand(ctx context.Context, args []string, getenv func(str
 }
 
 // advanceSyncEpoch opens the database as serve does and starts a new sync
-// epoch in every tenant (store.AdvanceSyncEpoch).
+// epoch in every tenant (store.AdvanceSyncEpoch), from the wall clock.
 func advanceSyncEpoch(ctx context.Context, cfg serveConfig) (int, error) {
 	st, closeStore, err := app.OpenStorage(ctx, cfg.storage(), newLogger(cfg, io.Discard))
 	defer closeStore(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return st.AdvanceSyncEpoch(ctx)
+	return st.AdvanceSyncEpoch(ctx, time.Now())
 }
 
 // checkBackup reads the manifest of the backup in dir and checks every file

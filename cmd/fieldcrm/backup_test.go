@@ -13,9 +13,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 )
+
+// command runs a fieldcrm command in-process on dataDir, with the same
+// configuration as the test's servers: fieldcrm's variables unset but the
+// data dir. It returns what the command printed.
+func command(dataDir string, args ...string) (string, error) {
+	var out bytes.Buffer
+	err := run(context.Background(), args, func(k string) string {
+		if k == "FIELDCRM_DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}, &out, &out)
+	return out.String(), err
+}
 
 // TestBackupWhileServingAndRestoreStartsANewSyncEpoch runs the default
 // deployment (embedded SQLite, in-process Redis) as a process of its own,
@@ -33,20 +46,7 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the server three times")
 	}
-	ctx := context.Background()
 	env := defaultDeploymentEnv()
-	// The in-process commands see the same configuration as the server:
-	// fieldcrm's variables unset but the data dir.
-	command := func(dataDir string, args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(ctx, args, func(k string) string {
-			if k == "FIELDCRM_DATA_DIR" {
-				return dataDir
-			}
-			return ""
-		}, &out, &out)
-		return out.String(), err
-	}
 
 	source := &replica{name: "source", dataDir: t.TempDir()}
 	source.start(t, env)
@@ -156,6 +156,7 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 		t.Fatalf("a second backup into the same directory: %v\n%s", err, out)
 	}
 	restored := t.TempDir()
+	restoredAt := time.Now()
 	if out, err := command(restored, "restore", "--from", backupDir); err != nil || !strings.Contains(out, "new sync epoch in 1 tenants") {
 		t.Fatalf("restore into a new data dir: %v\n%s", err, out)
 	}
@@ -243,9 +244,10 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 		t.Fatalf("pull from null after the blind push: %d customers (%d before it), unpushed-1 %v, %s %v",
 			len(p.local), len(fresh.local), p.local["unpushed-1"], someID, p.local[someID])
 	}
-	before, _ := strconv.ParseInt(oldCursor, 10, 64)
-	if after, _ := strconv.ParseInt(p.cursor, 10, 64); after < before+store.RestoreGap {
-		t.Fatalf("cursor after the restore %d, before %d: want the new epoch %d past it", after, before, store.RestoreGap)
+	// The new epoch is the restore's time in microseconds (see
+	// store.AdvanceSyncEpoch).
+	if after := mustInt(t, p.cursor); after < restoredAt.UnixMicro() || after <= mustInt(t, oldCursor) {
+		t.Fatalf("cursor after the restore %d, before %s: want the new epoch, at least %d", after, oldCursor, restoredAt.UnixMicro())
 	}
 	p.pull(t, target) // the new cursor is good
 
@@ -262,6 +264,107 @@ func TestBackupWhileServingAndRestoreStartsANewSyncEpoch(t *testing.T) {
 	if status, m := target.call(t, "GET", "/v1/sync/pull?last_pulled_at="+p.cursor+"&schema_version=2&migration=null", p.token, nil); status != 410 {
 		t.Fatalf("pull after advance-sync-epoch: %d %v", status, m)
 	}
+}
+
+// TestRestoringABackupAgainStartsAnotherSyncEpoch restores one backup twice
+// onto the same data dir: a phone syncs (and pushes) on the first restore,
+// the backup is restored again with --force, and new writes pass the
+// phone's cursor. Its cursor belongs to the first restore's lineage, which
+// handed out numbers the second one hands out again for other changes: its
+// pull answers 410, not a page that skips what was written under those
+// numbers, and after the documented flow (a blind push with that cursor,
+// then a pull from null) it holds everything the server has, its unpushed
+// edits among it.
+func TestRestoringABackupAgainStartsAnotherSyncEpoch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the server three times")
+	}
+	env := defaultDeploymentEnv()
+	source := &replica{name: "source", dataDir: t.TempDir()}
+	source.start(t, env)
+	t.Cleanup(func() { source.kill(t) })
+	email := "again@default.test"
+	admin := signup(t, source, "Again Ltd", email)["access_token"].(string)
+	for i := range 10 {
+		source.must(t, 201, "POST", "/v1/customers", admin, map[string]any{"name": fmt.Sprintf("Backed up %d", i), "kind": "company"})
+	}
+	// The phone signs in before the backup: its session is in it.
+	p := newPhone(t, source, email, "again-phone")
+	backupDir := filepath.Join(t.TempDir(), "backup")
+	if out, err := command(source.dataDir, "backup", "--to", backupDir); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	source.stop(t)
+
+	dataDir := t.TempDir()
+	if out, err := command(dataDir, "restore", "--from", backupDir); err != nil {
+		t.Fatalf("first restore: %v\n%s", err, out)
+	}
+	first := &replica{name: "first restore", dataDir: dataDir}
+	first.start(t, env)
+	t.Cleanup(func() { first.kill(t) })
+	p.pull(t, first)
+	if status, m := p.push(t, first, []map[string]any{newCustomerRow("first-lineage")}, nil, nil); status != 200 {
+		t.Fatalf("push on the first restore: %d %v", status, m)
+	}
+	p.pull(t, first)
+	cursor := p.cursor
+	first.stop(t)
+
+	if out, err := command(dataDir, "restore", "--from", backupDir, "--force"); err != nil {
+		t.Fatalf("second restore: %v\n%s", err, out)
+	}
+	second := &replica{name: "second restore", dataDir: dataDir}
+	second.start(t, env)
+	t.Cleanup(func() { second.kill(t) })
+	// Another device writes 20 customers: the server's changes pass the
+	// phone's cursor.
+	for i := range 20 {
+		second.must(t, 201, "POST", "/v1/customers", admin, map[string]any{"name": fmt.Sprintf("After %d", i), "kind": "company"})
+	}
+	probe := newPhone(t, second, email, "again-probe")
+	probe.pull(t, second)
+	if mustInt(t, probe.cursor) <= mustInt(t, cursor) {
+		t.Fatalf("the server's changes (%s) are not past the phone's cursor %s", probe.cursor, cursor)
+	}
+
+	status, m := second.call(t, "GET", "/v1/sync/pull?last_pulled_at="+cursor+"&schema_version=2&migration=null", p.token, nil)
+	if status != 410 || m["type"] != "/problems/resync-required" {
+		customers, _ := m["changes"].(map[string]any)["customers"].(map[string]any)
+		created, _ := customers["created"].([]any)
+		t.Fatalf("pull with a cursor of the first restore after the second: %d %v with %d of the 20 new customers, want 410 resync-required",
+			status, m["type"], len(created))
+	}
+	// The documented flow: push what is unpushed with the old cursor, reset,
+	// pull from null.
+	if status, m := p.push(t, second, []map[string]any{newCustomerRow("unpushed")}, nil, nil); status != 200 {
+		t.Fatalf("blind push with the cursor of the first restore: %d %v", status, m)
+	}
+	p.cursor, p.local = "null", map[string]map[string]any{}
+	p.pull(t, second)
+	fresh := newPhone(t, second, email, "again-check")
+	fresh.pull(t, second)
+	if p.local["unpushed"] == nil {
+		t.Fatal("the edit pushed blind is not on the phone after its pull from null")
+	}
+	if len(p.local) != len(fresh.local) || len(fresh.local) < 10+20+1 {
+		t.Fatalf("the phone holds %d customers after its pull from null, the server %d (want at least 31)", len(p.local), len(fresh.local))
+	}
+	for id := range fresh.local {
+		if p.local[id] == nil {
+			t.Fatalf("customer %s is on the server, not on the phone", id)
+		}
+	}
+}
+
+// mustInt parses a cursor.
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("cursor %q: %v", s, err)
+	}
+	return n
 }
 
 // A manifest names only files a backup writes, so restoring cannot write

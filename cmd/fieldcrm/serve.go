@@ -33,6 +33,20 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	// Before the first request, in every role (a process of any role may
+	// have been killed mid-write): the customers a stopped process left
+	// holding loyalty entries are settled, so every balance is its ledger's
+	// sum again. Alone on its database, this process's start is after every
+	// write that could still hold anything (see crm.Service.SettleHolds).
+	var deadBefore time.Time
+	if a.Alone {
+		deadBefore = time.Now()
+	}
+	if n, err := a.CRM.SettleHolds(ctx, deadBefore); err != nil {
+		log.Error("settle the loyalty balances a stopped process left", "err", err.Error())
+	} else if n > 0 {
+		log.Warn("customers a stopped process left holding loyalty entries settled", "count", n)
+	}
 	if cfg.Role != roleAPI {
 		jobs := jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
 		go jobs.every(ctx, "pool-reclaim", cfg.PoolReclaimEvery, "pool reclaim: customers returned to the pool", a.CRM.ReclaimAll)
@@ -40,6 +54,10 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 			return a.Sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
 		})
 		go jobs.every(ctx, "rfm-refresh", 24*time.Hour, "RFM value tiers refreshed", a.CRM.RefreshRFMAll)
+		// For API replicas killed mid-write that do not come back.
+		go jobs.every(ctx, "loyalty-settle", 10*time.Minute, "customers holding loyalty entries settled", func(ctx context.Context) (int, error) {
+			return a.CRM.SettleHolds(ctx, time.Time{})
+		})
 		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
 		// At start-up a replica reconciles unless another one did within
 		// the period (see atStart): what rebuilds a schedule Redis lost.

@@ -141,6 +141,80 @@ func TestLoyaltyCrashMidWriteIsSettledByTheNextWrite(t *testing.T) {
 	}
 }
 
+// Writes cut off between storing their entry and settling the balance
+// (earns as well as redemptions) leave a hold on the customer, and
+// SettleHolds, what start-up runs, makes the balance the ledger's sum
+// without waiting for the customer's next loyalty write. It touches only
+// the customers holding something; holds of entries never stored stay
+// until they expire, or go at once when the caller knows their writers are
+// gone.
+func TestLoyaltyWritesCutOffAreSettledBySettleHolds(t *testing.T) {
+	svc, st, clock, rep := crashTenant(t)
+	ctx := context.Background()
+	c, err := svc.Customers.Create(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Member"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := svc.Customers.Create(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Settled"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	earner, err := svc.Customers.Create(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: "Earner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{c.ID, other.ID, earner.ID} {
+		if err := points(svc, rep, id, models.PointsEarn, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In this order, as a redemption's hold sums the ledger.
+	st.mode.Store(crashBeforeInsert)
+	if err := points(svc, rep, c.ID, models.PointsRedeem, 30); !errors.Is(err, errCrash) {
+		t.Fatalf("redemption never stored: %v", err)
+	}
+	st.mode.Store(crashAfterInsert)
+	if err := points(svc, rep, c.ID, models.PointsRedeem, 90); !errors.Is(err, errCrash) {
+		t.Fatalf("redemption: %v", err)
+	}
+	for _, id := range []string{c.ID, earner.ID} { // the earner's only write cut off is an earn
+		if err := points(svc, rep, id, models.PointsEarn, 50); !errors.Is(err, errCrash) {
+			t.Fatalf("earn: %v", err)
+		}
+	}
+	st.mode.Store(noCrash)
+	if balance, sum := balanceAndLedger(t, svc, rep, c.ID); balance != 1000 || sum != 960 {
+		t.Fatalf("after the crashes: balance %d, ledger sum %d, want 1000 and 960", balance, sum)
+	}
+	untouched, _ := svc.Customers.Get(ctx, rep, other.ID)
+
+	n, err := svc.SettleHolds(ctx, time.Time{})
+	if err != nil || n != 2 {
+		t.Fatalf("settle holds: %d customers, %v; want 2", n, err)
+	}
+	if balance, sum := balanceAndLedger(t, svc, rep, earner.ID); balance != 1050 || sum != 1050 {
+		t.Fatalf("the earner after settling: balance %d, ledger sum %d, want 1050", balance, sum)
+	}
+	got, _ := svc.Customers.Get(ctx, rep, c.ID)
+	if balance, sum := balanceAndLedger(t, svc, rep, c.ID); balance != 960 || sum != 960 || got.Loyalty.Available() != 930 {
+		t.Fatalf("after settling: balance %d, ledger sum %d, available %d; want 960, 960, 930 (30 held)", balance, sum, got.Loyalty.Available())
+	}
+	if o, _ := svc.Customers.Get(ctx, rep, other.ID); o.Version != untouched.Version {
+		t.Fatalf("a customer holding nothing was written: version %d, was %d", o.Version, untouched.Version)
+	}
+	// The writer of the unstored redemption is known gone: its hold goes.
+	clock.Advance(time.Second)
+	if n, err := svc.SettleHolds(ctx, clock.Now()); err != nil || n != 1 {
+		t.Fatalf("settle holds of writers gone: %d customers, %v; want 1", n, err)
+	}
+	if got, _ := svc.Customers.Get(ctx, rep, c.ID); len(got.Loyalty.Held) != 0 || got.Loyalty.Available() != 960 {
+		t.Fatalf("holds of writers gone: %+v", got.Loyalty)
+	}
+	if n, err := svc.SettleHolds(ctx, clock.Now()); err != nil || n != 0 {
+		t.Fatalf("settle holds with none left: %d customers, %v", n, err)
+	}
+}
+
 func TestLoyaltyConcurrentRetriedEarnsAndRedemptionsKeepBalanceAndLedgerEqual(t *testing.T) {
 	svc, _, _, rep := crashTenant(t)
 	ctx := context.Background()

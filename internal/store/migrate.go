@@ -56,6 +56,7 @@ func migrations() []migration {
 		{15, "create the collection of devices' sync rounds", func(ctx context.Context, s *Store) error {
 			return s.ensureCollection(ctx, collSyncRounds)
 		}},
+		{16, "index the customers holding points", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "flag_") }},
 	}
 }
 

@@ -60,6 +60,9 @@ func seedQueryFixture(t *testing.T, st *store.Store, n int) queryFixture {
 			if i%11 == 0 {
 				c.Duplicate = &models.DuplicateFlag{}
 			}
+			if i%23 == 0 {
+				c.Loyalty.Held = []models.PointsHold{{EntryID: fmt.Sprint("entry-", i), Points: int64(i % 3), At: at}}
+			}
 			c.Phones = []models.Phone{{Number: fmt.Sprintf("+86138%08d", rng.IntN(1e8))}}
 			if i%13 == 0 {
 				c.Phones[0].Number = "+8613800000000"
@@ -138,6 +141,7 @@ func queryCases(f queryFixture) []queryCase {
 		c("tag", models.Query{Scope: all, Conds: eq("tags", "vip")}),
 		c("tag with an underscore", models.Query{Scope: manager, Conds: eq("tags", "x_y")}),
 		c("duplicate", models.Query{Scope: all, Conds: []models.Cond{{Field: "duplicate", Op: models.OpNe, Value: nil}}}),
+		c("holding points", models.Query{Scope: all, Conds: []models.Cond{{Field: "loyalty.held", Op: models.OpNe, Value: nil}}}),
 		broad(c("not duplicate", models.Query{Scope: all, Conds: []models.Cond{{Field: "duplicate", Op: models.OpMissing}}})),
 		c("number", models.Query{Scope: all, Conds: eq("number", "C2026-000003-3")}),
 		broad(c("owned", models.Query{Scope: all, Conds: []models.Cond{{Field: "owner_id", Op: models.OpNe, Value: ""}}})),

@@ -756,22 +756,45 @@ func (s *Store) ReserveSync(ctx context.Context, tenant string, upTo int64) (int
 	return s.SyncReserved(ctx, tenant)
 }
 
-// RestoreGap is how far AdvanceSyncEpoch moves every tenant's sync numbers:
-// further than any tenant's numbers can have moved between a backup and its
-// restore (a trillion changes), and small enough that cursors stay exact in
-// a JavaScript number (2^53) after thousands of restores.
-const RestoreGap = int64(1) << 40
-
 // AdvanceSyncEpoch starts a new sync epoch in every tenant, after the
-// database was restored from a backup (or otherwise rewound): the sync floor
-// and the reservation move RestoreGap past the reservation, so every cursor a
-// device holds from before is below the floor and gets 410 (resync), and new
-// numbers start above it. It answers how many tenants it moved.
-func (s *Store) AdvanceSyncEpoch(ctx context.Context) (int, error) {
+// database was restored from a backup (or otherwise rewound), and answers how
+// many tenants it moved. now is the wall clock at the restore.
+//
+// A device's cursor is a plain number (what WatermelonDB requires), with no
+// epoch of its own: a pull answers 410 when the cursor is below the tenant's
+// sync floor or above its watermark. So the new epoch is a floor, and it must
+// be above every number any earlier lineage of the database handed out: not
+// only the backup's, but those of every earlier restore of the same backup,
+// which handed out numbers the backup never saw and which devices still hold.
+// The database cannot know those (each restore starts from the same files),
+// so a floor derived from the backup alone (its reservation plus a gap, as
+// before) came out the same on a second restore of it, and a device of the
+// first restore's lineage was served an incomplete page once new writes
+// passed its cursor.
+//
+// The floor is the restore's time in microseconds since 1970. Numbers grow
+// by one a change, and by at most a reservation block (1,024) a restart,
+// which takes longer than 1,024 µs; so a lineage started at a floor taken
+// from the clock stays below the clock unless it makes a million changes a
+// second for as long as it runs, and one started from small numbers (a
+// database never restored, or restored by the earlier rule, 2^40 a restore)
+// is far below it. Every number handed out before now, by any lineage, is
+// then below now, and two restores at different times get different floors,
+// the later one higher.
+// (Skewed clocks cost only margin: a restore whose clock is an hour behind
+// an earlier one's is still above that lineage until it made 3.6·10^9
+// changes.) Microseconds since 1970 stay below 2^53, where a JavaScript
+// number stops being exact, until the year 2255.
+//
+// A tenant whose reservation is at or above now (a clock set far back) is
+// refused: the restore cannot pick a floor that is above what that
+// reservation's lineages may have handed out.
+func (s *Store) AdvanceSyncEpoch(ctx context.Context, now time.Time) (int, error) {
 	tenants, err := s.TenantIDs(ctx)
 	if err != nil {
 		return 0, err
 	}
+	epoch := now.UnixMicro()
 	for _, tenant := range tenants {
 		reserved, err := s.SyncReserved(ctx, tenant)
 		if err != nil {
@@ -782,7 +805,10 @@ func (s *Store) AdvanceSyncEpoch(ctx context.Context) (int, error) {
 				return 0, err
 			}
 		}
-		epoch := reserved + RestoreGap
+		if reserved >= epoch {
+			return 0, fmt.Errorf("new sync epoch of tenant %s: the clock (%s, %d µs) is behind its sync numbers (%d): set the clock right and run it again",
+				tenant, now.UTC().Format(time.RFC3339), epoch, reserved)
+		}
 		if _, err := s.ReserveSync(ctx, tenant, epoch); err != nil {
 			return 0, err
 		}

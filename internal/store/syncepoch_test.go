@@ -2,15 +2,17 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // Reservations only rise, and a new sync epoch moves every tenant's floor
-// and reservation past every number handed out before it.
+// and reservation to the restore's time in microseconds, past every number
+// handed out before it; a later epoch (a second restore of the same backup)
+// is higher again, and a clock behind the numbers is refused.
 func TestReservationsRiseAndANewEpochPassesThem(t *testing.T) {
 	ctx := context.Background()
 	st := env.Store(t)
@@ -30,18 +32,24 @@ func TestReservationsRiseAndANewEpochPassesThem(t *testing.T) {
 			t.Fatalf("reserve up to %d: %d, %v; want %d", step.ask, r, err, step.want)
 		}
 	}
-	n, err := st.AdvanceSyncEpoch(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("advance: %d tenants, %v", n, err)
+	restore := time.Date(2030, 3, 14, 9, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{restore, restore.Add(time.Second)} {
+		n, err := st.AdvanceSyncEpoch(ctx, at)
+		if err != nil || n != 2 {
+			t.Fatalf("advance at %s: %d tenants, %v", at, n, err)
+		}
+		for _, tenant := range []string{"tenant-a", "tenant-b"} {
+			floor, err := st.SyncFloor(ctx, tenant)
+			if err != nil || floor != at.UnixMicro() {
+				t.Fatalf("%s after an epoch at %s: floor %d, %v; want %d", tenant, at, floor, err, at.UnixMicro())
+			}
+			if r, _ := st.SyncReserved(ctx, tenant); r != floor {
+				t.Fatalf("%s: reservation %d, floor %d", tenant, r, floor)
+			}
+		}
 	}
-	for tenant, before := range map[string]int64{"tenant-a": 3000, "tenant-b": 0} {
-		floor, err := st.SyncFloor(ctx, tenant)
-		if err != nil || floor != before+store.RestoreGap {
-			t.Fatalf("%s: floor %d, %v; want %d", tenant, floor, err, before+store.RestoreGap)
-		}
-		if r, _ := st.SyncReserved(ctx, tenant); r != floor {
-			t.Fatalf("%s: reservation %d, floor %d", tenant, r, floor)
-		}
+	if _, err := st.AdvanceSyncEpoch(ctx, restore); err == nil || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("an epoch from a clock behind the numbers: %v", err)
 	}
 }
 
