@@ -1,7 +1,5 @@
 package models
 
-import "time"
-
 // SyncRound is what the server keeps of one pull a device made (see package
 // sync/cursor): the push that follows it, and the next page of a round
 // still paging, depend on where the device stood before the round, which
@@ -18,8 +16,7 @@ type SyncRound struct {
 	// More says the round is still paging; Start is then where it began
 	// (0: a first sync) and NewTables the tables a migration pull brings
 	// whole on every page of it.
-	More      bool      `bson:"more"`
-	Start     int64     `bson:"start"`
-	NewTables []string  `bson:"new_tables,omitempty"`
-	At        time.Time `bson:"at"`
+	More      bool     `bson:"more"`
+	Start     int64    `bson:"start"`
+	NewTables []string `bson:"new_tables,omitempty"`
 }

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -96,7 +97,7 @@ func (s *Sequencer) WatchServer(w *Watch) { s.watch = w }
 // SoleProcess tells the Sequencer that no other process shares its Redis
 // (the in-process one of the default deployment): after Redis lost its
 // data, no write of another process can still hold a number, so pulls need
-// not settle (see settleScript). Call it before the Sequencer serves.
+// not settle (see check). Call it before the Sequencer serves.
 func (s *Sequencer) SoleProcess() { s.sole = true }
 
 // New returns a Sequencer keeping its keys under prefix and its reservations
@@ -126,13 +127,15 @@ type tenantKeys struct {
 	seeded  string // set once the counter holds at least what MongoDB holds
 	floors  string // sorted set: process → its floor
 	seen    string // hash: process → when it last wrote its floor (ms)
-	settle  string // until when (ms) pulls wait after Redis lost its data
+	settle  string // set while pulls wait after Redis lost its data
+	server  string // the server (run_id) the last check ran on
 }
 
 func (s *Sequencer) keys(tenant string) tenantKeys {
 	tag := ":{" + tenant + "}"
 	return tenantKeys{counter: s.prefix + "seq" + tag, seeded: s.prefix + "seeded" + tag,
-		floors: s.prefix + "floors" + tag, seen: s.prefix + "seen" + tag, settle: s.prefix + "settle" + tag}
+		floors: s.prefix + "floors" + tag, seen: s.prefix + "seen" + tag,
+		settle: s.prefix + "settle" + tag, server: s.prefix + "server" + tag}
 }
 
 // flight is what this process holds of one tenant's numbers.
@@ -150,11 +153,13 @@ type flight struct {
 	toldAt time.Time
 
 	// reserving guards reserved, the tenant's reservation as this process
-	// last read or wrote it (0: not checked yet in this process), and
-	// watched, the Watch's count of server changes when it was checked.
+	// last read or wrote it (0: not checked yet in this process).
 	reserving sync.Mutex
 	reserved  int64
-	watched   uint64
+	// watched is the Watch's count of server changes the last check
+	// covered: a number or watermark read while the count differs may come
+	// from a server not checked yet.
+	watched atomic.Uint64
 }
 
 type bound struct {
@@ -179,24 +184,39 @@ func (s *Sequencer) flightOf(tenant string) *flight {
 	return f
 }
 
-// raiseScript raises the counter to at least ARGV[1] and marks it seeded,
-// then answers it and whether it was there. Raising is always safe: numbers
-// may be skipped, never reused. With ARGV[2] set (the time, in ms, until
-// which pulls must settle), it also writes that, for ARGV[3] ms.
+// raiseScript raises the counter to at least ARGV[1] and marks it seeded;
+// it answers the counter and whether Redis lost it. Raising is always
+// safe: numbers may be skipped, never reused. Redis lost it (also when
+// ARGV[5] says so) when the counter is missing where numbers were handed
+// out (ARGV[6]), or when the last check ran on another server than ARGV[4]
+// names: the counter is then raised ARGV[2] further and pulls settle for
+// ARGV[3] ms. Deciding in one script, a flush or a change of server cannot
+// fall between the look and the raise.
 var raiseScript = redis.NewScript(`
-local found = redis.call('EXISTS', KEYS[1])
-local value = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+local counter = redis.call('GET', KEYS[1])
+local lost = ARGV[5] == '1' or (counter == false and ARGV[6] == '1')
+if ARGV[4] ~= '' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen and seen ~= ARGV[4] then lost = true end
+  redis.call('SET', KEYS[4], ARGV[4])
+end
+local least = tonumber(ARGV[1])
+if lost then
+  least = least + tonumber(ARGV[2])
+  if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], 1, 'PX', ARGV[3]) end
+end
+local value = math.max(tonumber(counter or '0'), least)
 redis.call('SET', KEYS[1], value)
 redis.call('SET', KEYS[2], 1)
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
-return {value, found}`)
+if lost then return {value, 1} end
+return {value, 0}`)
 
 // check raises tenant's counter in Redis to the tenant's reservation (and to
 // every number this process was given), and reserves past the counter when
 // the counter is above the reservation. It runs the first time this process
-// serves the tenant, and whenever Redis turns out to have lost or rewound the
-// counter (lost), or became another server. It answers the counter after the
-// raise.
+// serves the tenant, whenever Redis turns out to have lost or rewound the
+// counter (lost), and after Redis became another server. It answers the
+// counter after the raise.
 //
 // After a loss, unless this process is the only one (SoleProcess), the
 // counter is raised a block past the reservation: another process may hold
@@ -221,28 +241,30 @@ func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f
 			return 0, err
 		}
 	}
-	if f.reserved == 0 && !lost && least > 0 {
-		// The first check of this process: a counter missing now, where
-		// numbers were handed out, is a loss too (a restart of Redis or of
-		// the whole deployment). Look before raising.
-		found, err := s.client.Exists(ctx, keys.counter).Result()
-		if err != nil {
-			return 0, err
-		}
-		lost = found == 0
-	}
 	f.mu.Lock()
 	least = max(least, f.given)
 	f.mu.Unlock()
-	var settleUntil int64
-	if lost && !s.sole {
-		least += ReserveBlock
-		settleUntil = s.now().Add(s.lease).UnixMilli()
+	var block, settle int64
+	if !s.sole {
+		block, settle = ReserveBlock, s.lease.Milliseconds()
+	}
+	if s.watch != nil && s.watch.Server() == "" {
+		// A process that has not talked to Redis yet: its first connection
+		// names the server the check compares with.
+		if err := s.client.Ping(ctx).Err(); err != nil {
+			return 0, err
+		}
+	}
+	flag := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
 	}
 	// Numbers start at 2: a WatermelonDB client insists on a non-zero
 	// timestamp, so an empty tenant's pulls answer 1, below every number.
-	raised, err := raiseScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.settle},
-		max(least, 1), settleUntil, (2 * s.lease).Milliseconds()).Int64Slice()
+	raised, err := raiseScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.settle, keys.server},
+		max(least, 1), block, settle, s.watch.Server(), flag(lost), flag(least > 0)).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -252,7 +274,13 @@ func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f
 			return 0, err
 		}
 	}
-	f.reserved, f.watched = reserved, watched
+	f.mu.Lock()
+	// Every number up to the counter was given by someone: a counter found
+	// below it later went back, also in a process that only serves pulls.
+	f.given = max(f.given, counter)
+	f.mu.Unlock()
+	f.reserved = reserved
+	f.watched.Store(watched)
 	return counter, nil
 }
 
@@ -260,12 +288,12 @@ func (s *Sequencer) check(ctx context.Context, tenant string, keys tenantKeys, f
 // Redis last became another server.
 func (s *Sequencer) checked(ctx context.Context, tenant string, keys tenantKeys, f *flight) error {
 	f.reserving.Lock()
-	first, moved := f.reserved == 0, f.watched != s.watch.Changes()
+	first := f.reserved == 0
 	f.reserving.Unlock()
-	if !first && !moved {
+	if !first && f.watched.Load() == s.watch.Changes() {
 		return nil
 	}
-	_, err := s.check(ctx, tenant, keys, f, moved)
+	_, err := s.check(ctx, tenant, keys, f, false)
 	return err
 }
 
@@ -335,7 +363,6 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var seeded, next *redis.IntCmd
-		watched := s.watch.Changes()
 		_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			seeded = p.Exists(ctx, keys.seeded)
 			next = p.Incr(ctx, keys.counter)
@@ -346,10 +373,11 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 		}
 		f.mu.Lock()
 		// The INCR was sent after this process was given every number below
-		// the bound: an answer below it means Redis went back. So may one
-		// from a server that replaced the old while the INCR was sent.
-		rewound := next.Val() < f.taking[id].min || s.watch.Changes() != watched
-		if seeded.Val() == 1 && !rewound {
+		// the bound: an answer below it means Redis went back. An answer
+		// from a server the last check did not cover may have too.
+		rewound := next.Val() < f.taking[id].min
+		unchecked := s.watch.Changes() != f.watched.Load()
+		if seeded.Val() == 1 && !rewound && !unchecked {
 			delete(f.taking, id)
 			f.hold(next.Val(), s.now())
 			f.mu.Unlock()
@@ -359,7 +387,7 @@ func (s *Sequencer) take(ctx context.Context, tenant string, keys tenantKeys, f 
 		// No counter, one recreated from nothing, or one gone back: that
 		// number is void.
 		var from int64
-		if from, err = s.check(ctx, tenant, keys, f, true); err != nil {
+		if from, err = s.check(ctx, tenant, keys, f, rewound || seeded.Val() != 1); err != nil {
 			break
 		}
 		if err = s.reseeded(ctx, keys, f, from); err != nil {
@@ -396,13 +424,12 @@ func (s *Sequencer) startTaking(ctx context.Context, keys tenantKeys, f *flight)
 	defer f.mu.Unlock()
 	if f.told == 0 {
 		now := s.now()
-		watched := s.watch.Changes()
 		seq, err = registerScript.Run(ctx, s.client, []string{keys.counter, keys.seeded, keys.floors, keys.seen},
 			s.process, now.UnixMilli()).Int64()
 		if err != nil {
 			return 0, 0, err
 		}
-		if seq > 0 && (seq <= f.given || s.watch.Changes() != watched) {
+		if seq > 0 && (seq <= f.given || s.watch.Changes() != f.watched.Load()) {
 			// Redis went back, or may have (another server answered): answer
 			// the void number negated, so the caller checks the counter and
 			// takes another.
@@ -495,11 +522,12 @@ func (s *Sequencer) tell(ctx context.Context, keys tenantKeys, f *flight, floor 
 // watermarkScript drops the floors of processes that have not written theirs
 // for longer than the lease (they died) and answers one below the lowest
 // floor left, or the counter when none is; and the counter itself. While
-// pulls settle (see check) it answers -1 and how many ms remain.
+// pulls settle (see check) it answers -1 and how many ms remain: by Redis's
+// clock, the one all processes share.
 var watermarkScript = redis.NewScript(`
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local settle = tonumber(redis.call('GET', KEYS[4]) or '0')
-if settle > now then return {-1, settle - now} end
+local settle = redis.call('PTTL', KEYS[4])
+if settle > 0 then return {-1, settle} end
 local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floors = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #floors, 2 do
@@ -547,8 +575,9 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 		f.mu.Lock()
 		rewound := counter < f.given
 		f.mu.Unlock()
-		if rewound && attempt == 0 { // Redis lost or rewound the counter
-			if _, err := s.check(ctx, tenant, k, f, true); err != nil {
+		unchecked := s.watch.Changes() != f.watched.Load()
+		if (rewound || unchecked) && attempt == 0 { // Redis lost, rewound or replaced the counter
+			if _, err := s.check(ctx, tenant, k, f, rewound); err != nil {
 				return 0, err
 			}
 			continue

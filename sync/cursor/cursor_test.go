@@ -234,9 +234,17 @@ func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 	if b, _ := pushBase("tablet", 450); b != 400 {
 		t.Fatalf("push after a one-page round: base %d, want 400", b)
 	}
-	// A pull the server kept nothing of is not vouched for.
-	if b, known := pushBase("laptop", 450); known {
-		t.Fatalf("push of a device the server does not know: base %d, known", b)
+	// A pull dropped from the few rounds kept is not vouched for.
+	for at := int64(500); at < 520; at++ {
+		pull("tablet", at, at+1, false)
+	}
+	if b, known := pushBase("tablet", 450); known {
+		t.Fatalf("push with a pull the server no longer keeps: base %d, known", b)
+	}
+	// A device of which the server keeps nothing last pulled where rounds
+	// lived in Redis alone: judged from its cursor, as there.
+	if b, known := pushBase("laptop", 450); !known || b != 450 {
+		t.Fatalf("push of a device with no rounds kept: base %d, known %v; want 450, known", b, known)
 	}
 }
 
@@ -350,6 +358,7 @@ func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
 	}
 	done()
 	clk.add(11 * time.Second)
+	rd.Advance(11 * time.Second)
 	next, done, err := a.Begin(ctx, "t1")
 	if err != nil || next <= seq {
 		t.Fatalf("number after %d: %d, %v", seq, next, err)
@@ -441,6 +450,7 @@ func TestRewoundRedisReusesNoNumber(t *testing.T) {
 		take(s)
 	}
 	clk.add(11 * time.Second) // pulls wait a lease after a rewind
+	rd.Advance(11 * time.Second)
 	if w, err := s.Watermark(ctx, "t1"); w < 20 {
 		t.Fatalf("watermark %d, %v after 20 numbers", w, err)
 	}
@@ -499,6 +509,11 @@ func TestAnotherRedisServerReusesNoNumberInAnyProcess(t *testing.T) {
 			first = seq
 		}
 	}
+	held, finish, err := a.Begin(ctx, "t1") // a write under way across the change
+	if err != nil {
+		t.Fatal(err)
+	}
+	given[held] = "a"
 	// The new server's counter stands among a's numbers.
 	server.Store("second")
 	mr.Close()
@@ -506,9 +521,50 @@ func TestAnotherRedisServerReusesNoNumberInAnyProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	mr.Set("p:seq:{t1}", strconv.FormatInt(first+4, 10))
+	// A process started after the change knows the tenant's counter was
+	// last checked on another server: it waits for a's write too.
+	fresh := process("fresh")
+	var unavailable *models.UnavailableError
+	if w, err := fresh.Watermark(ctx, "t1"); !errors.As(err, &unavailable) {
+		t.Fatalf("a process started after the change answered watermark %d, %v while %d may be in flight", w, err, held)
+	}
+	finish()
 	for range 10 {
 		take(b, "b")
 		take(a, "a")
+		take(fresh, "fresh")
+	}
+}
+
+// A process that only served pulls knows the counter it saw: after Redis
+// lost it, its watermark neither answers 1 (every phone would be told to
+// start over) nor passes writes other processes may have under way.
+func TestPullOnlyProcessAfterRedisLostNeitherResetsPhonesNorPassesWrites(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	writer := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	for range 30 {
+		_, done, err := writer.Begin(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+	}
+	reader := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	held, err := reader.Watermark(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, rd)
+	w, err := reader.Watermark(ctx, "t1")
+	var unavailable *models.UnavailableError
+	if !errors.As(err, &unavailable) {
+		t.Fatalf("watermark %d, %v after Redis lost the counter; a phone holds %d", w, err, held)
+	}
+	rd.Advance(11 * time.Second)
+	if w, err := reader.Watermark(ctx, "t1"); err != nil || w < held {
+		t.Fatalf("watermark %d, %v a lease after the loss, below the cursor %d a phone holds", w, err, held)
 	}
 }
 
@@ -553,6 +609,7 @@ func TestWritesInFlightWhenRedisIsLostHoldPullsBack(t *testing.T) {
 	}
 	finish()
 	clk.add(lease + time.Second)
+	rd.Advance(lease + time.Second)
 	if w, err := b.Watermark(ctx, "t1"); err != nil || w < held {
 		t.Fatalf("watermark %d, %v a lease after the loss: below number %d, committed", w, err, held)
 	}

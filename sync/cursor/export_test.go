@@ -11,10 +11,3 @@ import (
 func WatchNamedBy(name func() string) *Watch {
 	return &Watch{identify: func(context.Context, *redis.Conn) string { return name() }}
 }
-
-// Server is the name of the server w saw last ("" when it could not tell).
-func (w *Watch) Server() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.server
-}

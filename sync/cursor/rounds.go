@@ -27,7 +27,7 @@ func (s *Sequencer) RememberPull(ctx context.Context, tenant, user, device strin
 	if err != nil {
 		return fmt.Errorf("remember pull of device %s: %w", device, err)
 	}
-	r := models.SyncRound{To: to, Base: from, More: more, At: s.now()}
+	r := models.SyncRound{To: to, Base: from, More: more}
 	start := from
 	if prev, ok := roundAt(rounds, from); ok && prev.More {
 		r.Base, start = prev.Base, prev.Start
@@ -74,12 +74,18 @@ func (s *Sequencer) RoundOf(ctx context.Context, tenant, user, device string, fr
 // pushedAt. pushedAt may be a page cursor of a round still paging:
 // WatermelonDB pages by calling synchronize() again while has_more, and each
 // call pushes after its pull, having kept its own edits over what the
-// earlier pages brought. known is false when the server kept no such pull:
-// the push is then judged blind (see watermelon's pushBase).
+// earlier pages brought. known is false when the server kept rounds of the
+// device but not that one (dropped from the few kept): the push is then
+// judged blind (see watermelon's pushBase). A device with no rounds kept at
+// all last pulled from a server that kept them in Redis only (before they
+// moved to the database): its push is judged from its cursor, as then.
 func (s *Sequencer) PushBase(ctx context.Context, tenant, user, device string, pushedAt int64) (base int64, known bool, err error) {
 	rounds, err := s.store.SyncRounds(ctx, tenant, user, device)
 	if err != nil {
 		return 0, false, fmt.Errorf("push base of device %s: %w", device, err)
+	}
+	if len(rounds) == 0 {
+		return pushedAt, true, nil
 	}
 	r, ok := roundAt(rounds, pushedAt)
 	return r.Base, ok, nil
@@ -94,7 +100,7 @@ func roundAt(rounds []models.SyncRound, to int64) (models.SyncRound, bool) {
 	return rounds[i], true
 }
 
-// sameRound tells two records of one pull apart from their time.
+// sameRound tells whether two records of a pull say the same.
 func sameRound(a, b models.SyncRound) bool {
 	return a.To == b.To && a.Base == b.Base && a.More == b.More && a.Start == b.Start && slices.Equal(a.NewTables, b.NewTables)
 }
