@@ -53,6 +53,9 @@ func (a *App) openRedis(ctx context.Context) (inProcess bool, err error) {
 			return false, fmt.Errorf("ping Redis: %w", err)
 		}
 		a.log.Info("redis: connected", "addrs", opts.Addrs, "sentinel_master", opts.MasterName)
+		if cluster := len(opts.Addrs) > 1 && opts.MasterName == ""; !cluster && a.redisWatch.Server() == "" {
+			a.log.Warn("redis: cannot read the server's run_id (INFO server refused?): a Redis restart or failover that takes the sync counter back is noticed only by the replica that held the higher numbers; allow INFO for this user")
+		}
 		a.closers = append(a.closers, func(context.Context) { _ = client.Close() })
 		a.Redis = client
 	}
