@@ -55,6 +55,7 @@ func newFuzzTenant(f *testing.F) func(t *testing.T) (*harness, *fuzzTenant) {
 				records[coll], _, _ = maker(admin)
 			}
 			records["conflicts"], _, _ = fx.conflict(admin)
+			records["notifications"] = fx.notification(admin, admin.tenant)
 			ft = &fuzzTenant{base: base, snap: snap, admin: admin, phone: *h.device(admin, "fuzz-phone"),
 				customer: customer, order: order, records: records}
 		}
@@ -109,11 +110,96 @@ func (ft *fuzzTenant) unchanged(t *testing.T, before map[string]string, what str
 	ft.stored = after
 }
 
-var fuzzTables = []string{"customers", "interactions"}
+// fuzzTables are the tables a device writes (those of the sync schema with
+// a column that is not read-only: FuzzPush checks), each with a valid row: a
+// new record's, parents the tenant's customer and order; for the inbox, to
+// which only the server adds, an update of the tenant's notification. The
+// first two keep their place: seeds name tables by index.
+var fuzzTables = []fuzzTable{
+	{name: "customers", row: func(*fuzzTenant, float64) map[string]any { return map[string]any{"name": "Fuzz", "kind": "company"} }},
+	{name: "interactions", row: func(ft *fuzzTenant, now float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "channel": "visit", "occurred_at": now, "content": "fuzz"}
+	}},
+	{name: "contacts", row: func(ft *fuzzTenant, _ float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "name": "Li Na", "title": "Buyer"}
+	}},
+	{name: "tasks", row: func(ft *fuzzTenant, now float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "title": "Call back", "due_at": now + 3*86400000}
+	}},
+	{name: "orders", row: func(ft *fuzzTenant, _ float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "ordered_on": "2026-11-20", "payment_term_days": 30,
+			"items": `[{"product":"Pump","quantity":1,"unit_price":12500}]`}
+	}},
+	// A payment of one cent: the order's 1,000 yuan take 100,000 of them.
+	{name: "payments", row: func(ft *fuzzTenant, now float64) map[string]any {
+		return map[string]any{"order_id": ft.order, "method": "cash", "amount": 1, "paid_at": now}
+	}},
+	{name: "tickets", row: func(ft *fuzzTenant, _ float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "type": "repair", "priority": "high", "title": "Pump leaks"}
+	}},
+	{name: "surveys", row: func(ft *fuzzTenant, now float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "taken_at": now, "csat": 4, "nps": 9}
+	}},
+	{name: "loyalty_entries", row: func(ft *fuzzTenant, _ float64) map[string]any {
+		return map[string]any{"customer_id": ft.customer, "kind": "earn", "points": 10, "reason": "visit"}
+	}},
+	{name: "notifications", row: func(_ *fuzzTenant, now float64) map[string]any { return map[string]any{"read_at": now} }, inbox: true},
+}
 
-// FuzzPush sends a push of one valid new customer and one row made from the
-// fuzzer's values (any table, column, value of any JSON type, _changed, id,
-// created, updated or deleted). Whatever the row: the answer is 200 or 4xx,
+// fuzzTable is a table a device writes, and how to make a valid row of it
+// (its id aside).
+type fuzzTable struct {
+	name string
+	row  func(ft *fuzzTenant, now float64) map[string]any
+	// inbox says only the server adds records: a valid row updates the
+	// tenant's record of the table.
+	inbox bool
+}
+
+// checkFuzzTables fails t unless fuzzTables lists every table of the sync
+// schema a device writes, and each valid row is accepted.
+func checkFuzzTables(t *testing.T, h *harness, ft *fuzzTenant) {
+	t.Helper()
+	var schema struct {
+		Tables []struct {
+			Name    string
+			Columns []struct {
+				ReadOnly bool `json:"readOnly"`
+			}
+		}
+	}
+	if err := json.Unmarshal(h.do("GET", "/v1/sync/schema", ft.admin.access, nil).body, &schema); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range schema.Tables {
+		writable := false
+		for _, c := range table.Columns {
+			writable = writable || !c.ReadOnly
+		}
+		if listed := slices.ContainsFunc(fuzzTables, func(ft fuzzTable) bool { return ft.name == table.Name }); writable != listed {
+			t.Fatalf("table %s: a device writes it: %v; FuzzPush's fuzzTables list it: %v", table.Name, writable, listed)
+		}
+	}
+	changes := map[string]any{}
+	for _, tbl := range fuzzTables {
+		row := tbl.row(ft, float64(h.clock.Now().UnixMilli()))
+		row["id"] = ft.nextID("valid")
+		what := "created"
+		if tbl.inbox {
+			row["id"], row["_status"], what = ft.records[tbl.name], "updated", "updated"
+		}
+		changes[tbl.name] = map[string]any{what: []any{row}}
+	}
+	res := ft.phone.push(changes, 200)
+	if rejected, _ := res["rejected"].(map[string]any); len(rejected) > 0 {
+		t.Fatalf("FuzzPush's valid rows were refused: %v", rejected)
+	}
+}
+
+// FuzzPush sends a push of one valid new customer and one row of any table a
+// device writes, made from a valid one with the fuzzer's values (any column,
+// value of any JSON type, _changed, id; created, updated — the tenant's
+// record of the table unless the id is fuzzed — or deleted). Whatever the row: the answer is 200 or 4xx,
 // never 5xx; after a 4xx nothing of the push is stored; in a 200 the valid
 // customer is accepted (a row refused is refused alone), every accepted new
 // record is stored and every rejected one is not.
@@ -129,20 +215,39 @@ func FuzzPush(f *testing.F) {
 	f.Add(uint8(1), uint8(0), "customer_id", "nobody", 0.0, uint8(0), "", "")
 	f.Add(uint8(0), uint8(0), "tags", `{"a":1}`, 0.0, uint8(4), "", "")
 	f.Add(uint8(0), uint8(0), "name", "", 0.0, uint8(5), "", "")
+	// The other tables, by their index in fuzzTables.
+	f.Add(uint8(2), uint8(0), "customer_id", "", 0.0, uint8(5), "", "")
+	f.Add(uint8(2), uint8(1), "name", "", 0.0, uint8(0), "name", "")
+	f.Add(uint8(3), uint8(0), "due_at", "", 1e300, uint8(1), "", "")
+	f.Add(uint8(3), uint8(1), "assignee_id", "nobody", 0.0, uint8(0), "assignee_id", "")
+	f.Add(uint8(4), uint8(0), "items", "[{", 0.0, uint8(0), "", "")
+	f.Add(uint8(4), uint8(1), "items", `[{"product":"Pump","quantity":-1,"unit_price":1}]`, 0.0, uint8(0), "items", "")
+	f.Add(uint8(5), uint8(0), "amount", "", 1e300, uint8(1), "", "")
+	f.Add(uint8(5), uint8(0), "order_id", "nobody", 0.0, uint8(0), "", "")
+	f.Add(uint8(5), uint8(1), "amount", "", -1.0, uint8(1), "amount", "")
+	f.Add(uint8(6), uint8(0), "priority", "whenever", 0.0, uint8(0), "", "")
+	f.Add(uint8(7), uint8(0), "csat", "", 11.0, uint8(1), "", "")
+	f.Add(uint8(8), uint8(1), "points", "", 5.0, uint8(1), "points", "")
+	f.Add(uint8(8), uint8(2), "", "", 0.0, uint8(0), "", "")
+	f.Add(uint8(9), uint8(1), "read_at", "", 1e300, uint8(1), "read_at", "")
+	f.Add(uint8(9), uint8(0), "read_at", "", 0.0, uint8(3), "", "")
 	tenant := newFuzzTenant(f)
+	checked := false
 	f.Fuzz(func(t *testing.T, table, kind uint8, field, value string, num float64, typ uint8, changed, id string) {
 		h, ft := tenant(t)
-		tbl := fuzzTables[int(table)%len(fuzzTables)]
+		if !checked {
+			checkFuzzTables(t, h, ft)
+			checked = true
+		}
+		base := fuzzTables[int(table)%len(fuzzTables)]
+		tbl := base.name
 		good := ft.nextID("good")
 		fuzzedID := id != ""
 		if !fuzzedID {
 			id = ft.nextID("row")
 		}
-		row := map[string]any{"id": id, "name": "Fuzz"}
-		if tbl == "interactions" {
-			row = map[string]any{"id": id, "customer_id": ft.customer, "channel": "visit",
-				"occurred_at": float64(time.Now().UnixMilli()), "summary": "fuzz"}
-		}
+		row := base.row(ft, float64(h.clock.Now().UnixMilli()))
+		row["id"] = id
 		switch typ % 6 {
 		case 0:
 			row[field] = value
@@ -181,8 +286,8 @@ func FuzzPush(f *testing.F) {
 			tc["created"] = append(tc["created"], row)
 			created = true
 		case 1:
-			if !fuzzedID && tbl == "customers" {
-				row["id"] = ft.customer
+			if !fuzzedID {
+				row["id"] = ft.records[tbl]
 			}
 			row["_status"] = "updated"
 			tc["updated"] = append(tc["updated"], row)
