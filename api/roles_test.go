@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,10 +106,16 @@ func TestUserListPagesWithAfterCursor(t *testing.T) {
 	}
 }
 
-// TestRoleMatrix checks every route against every kind of caller and target:
-// same team, other team, other tenant, self.
-func TestRoleMatrix(t *testing.T) {
+// TestUserTeamAndProfileRoutesByCallerAndTarget tries the user, team and
+// /me routes as callers of each role on targets in their own team, another
+// team, another tenant and themselves, and checks the status and the stored
+// data: a refusal or a read changes no document, a success changes the user
+// or team it names (a create adds one). The matrices of every route of the
+// OpenAPI document are TestEveryRouteByRoleAndTarget and
+// TestEveryCollectionRouteByRole (rolematrix*_test.go).
+func TestUserTeamAndProfileRoutesByCallerAndTarget(t *testing.T) {
 	w := newWorld(t)
+	snap := newSnapshots(t, w.h)
 	n := 0
 	newRep := func(team string) map[string]any {
 		n++
@@ -179,7 +186,24 @@ func TestRoleMatrix(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := w.h.with(t)
+			before := snap.take(t)
 			h.expect(h.do(c.method, c.path, c.as.access, c.body), c.want, c.name)
+			changed := changedDocuments(before, snap.take(t))
+			if c.want >= 300 || c.method == "GET" {
+				if len(changed) > 0 {
+					t.Fatalf("%s: answered %d and changed %v", c.name, c.want, changed)
+				}
+				return
+			}
+			// /v1/users/{id} changes that user; /v1/users and /v1/teams
+			// add one.
+			coll, id, _ := strings.Cut(strings.TrimPrefix(c.path, "/v1/"), "/")
+			if !slices.ContainsFunc(changed, func(k string) bool {
+				_, had := before[k]
+				return k == coll+"/"+strconv.Quote(id) || id == "" && !had && strings.HasPrefix(k, coll+"/")
+			}) {
+				t.Fatalf("%s: succeeded, and changed no document of %s %s (changed %v)", c.name, coll, id, changed)
+			}
 		})
 	}
 }

@@ -145,6 +145,11 @@ type simRun struct {
 	// the conflicts table must hold.
 	writer      map[string]string
 	overwritten []simOverwrite
+	// acked is the last acknowledged value of each column a push wrote
+	// (table/id/column): an updated row's changed columns and a created
+	// row's editable ones, set when the push's answer reached the phone and
+	// did not refuse the row.
+	acked map[string]simAck
 	// restarts and pushes count the server's restarts and the pushes sent;
 	// lateResends the pushes resent after a lost response at a later sync,
 	// after a restart or after other devices' pushes.
@@ -152,6 +157,13 @@ type simRun struct {
 	lateResends, lateResendsAfterRestart, lateResendsAfterOthers int
 	// verbose logs every push and its answer (a replayed seed under -v).
 	verbose bool
+}
+
+// simAck is a column's value as a push the server acknowledged wrote it,
+// and the phone that pushed it.
+type simAck struct {
+	value any
+	by    string
 }
 
 // simOverwrite is a server value a push overwrote: the phone had changed
@@ -316,6 +328,7 @@ func (p *simPhone) sync(run *simRun, lost loss) {
 		p.unanswered = &simPending{restarts: run.restarts, pushes: run.pushes}
 		return
 	}
+	run.acknowledged(p, changes, rejected)
 	resync := false
 	for table, rows := range p.rows {
 		for id, row := range rows {
@@ -380,6 +393,35 @@ func (run *simRun) wrote(p *simPhone, changes map[string]any, rejected map[strin
 						run.overwritten = append(run.overwritten, simOverwrite{table: table, id: id, column: col, server: server, device: row[col], by: p.name})
 					}
 					run.writer[key] = p.name
+				}
+			}
+		}
+	}
+}
+
+// acknowledged notes the value of each column of changes the server
+// acknowledged writing: the columns an updated row changed, and a created
+// row's editable ones (the others the server may fill in or normalize).
+func (run *simRun) acknowledged(p *simPhone, changes map[string]any, rejected map[string]bool) {
+	for _, st := range simTables {
+		tc, ok := changes[st.name]
+		if !ok {
+			continue
+		}
+		push := tc.(map[string][]any)
+		for _, what := range []string{"created", "updated"} {
+			for _, r := range push[what] {
+				row := r.(map[string]any)
+				id := row["id"].(string)
+				if rejected[st.name+"/"+id] {
+					continue
+				}
+				cols := st.edit
+				if what == "updated" {
+					cols = strings.Split(row["_changed"].(string), ",")
+				}
+				for _, col := range cols {
+					run.acked[st.name+"/"+id+"/"+col] = simAck{value: row[col], by: p.name}
 				}
 			}
 		}
@@ -553,10 +595,13 @@ func simSeeds(t *testing.T) []uint64 {
 // services, sequencer and caches; Redis sometimes emptied, as an in-process
 // Redis loses it). In the end every device holds exactly what a fresh full
 // pull gives its user, every acknowledged creation is on the server unless an
-// acknowledged delete took it (or its parent), every record a push reported
-// in conflict has entries in the conflicts table, every value of another
-// device a push overwrote unseen is there with what the device sent, and no
-// device can mark another user's notification read.
+// acknowledged delete took it (or its parent), every column of a record still
+// stored holds the last value an acknowledged push wrote to it (a tag list,
+// each of its tags) or the conflicts table holds that value as overwritten,
+// every record a push reported in conflict has entries in the conflicts
+// table, every value of another device a push overwrote unseen is there with
+// what the device sent, and no device can mark another user's notification
+// read.
 func TestRandomOfflineEditsConverge(t *testing.T) {
 	for _, seed := range simSeeds(t) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
@@ -572,7 +617,7 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	w := newWorld(t)
 	h := w.h
-	run := &simRun{t: t, verbose: testing.Verbose() && os.Getenv("FIELDCRM_SEED") != "", created: map[string]bool{}, deleted: map[string]bool{}, parentOf: map[string]string{}, conflicted: map[string]bool{}, writer: map[string]string{}}
+	run := &simRun{t: t, verbose: testing.Verbose() && os.Getenv("FIELDCRM_SEED") != "", created: map[string]bool{}, deleted: map[string]bool{}, parentOf: map[string]string{}, conflicted: map[string]bool{}, writer: map[string]string{}, acked: map[string]simAck{}}
 	var phones []*simPhone
 	for _, d := range []struct {
 		name string
@@ -644,6 +689,7 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 		}
 	}
 
+	stored := map[string]map[string]any{} // table/id → record, of every device's fresh pull
 	for _, p := range phones {
 		kinds, all, _ := h.pullAll(p.d.as, "null")
 		server := map[string]map[string]any{} // table/id → record
@@ -654,6 +700,7 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 			}
 			for _, id := range ids {
 				server[table+"/"+id] = all[id]
+				stored[table+"/"+id] = all[id]
 			}
 		}
 		held := 0
@@ -690,6 +737,37 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 		_, id, _ := strings.Cut(key, "/")
 		if adminView[id] == nil && !run.gone(key) {
 			t.Errorf("%s was acknowledged and is gone, with no acknowledged delete", key)
+		}
+	}
+	// No acknowledged edit is lost: each column of a record still stored
+	// holds the last value a push the server acknowledged wrote to it, or
+	// that value is in the conflicts table as the one a later push
+	// overwrote. (Tags merge: each acknowledged tag stays.)
+	conflictsOf := map[string][]any{}
+	ackedStored := 0 // acknowledged values of records still stored
+	for _, key := range slices.Sorted(maps.Keys(run.acked)) {
+		ack := run.acked[key]
+		i := strings.LastIndex(key, "/")
+		record, col := key[:i], key[i+1:]
+		rec := stored[record]
+		if rec == nil {
+			continue
+		}
+		ackedStored++
+		if jsonString(rec[col]) == jsonString(ack.value) || col == "tags" && holdsTags(rec[col], ack.value) {
+			continue
+		}
+		_, id, _ := strings.Cut(record, "/")
+		if conflictsOf[id] == nil {
+			conflictsOf[id] = h.call("GET", "/v1/conflicts?record_id="+id, w.admin, nil, 200)["data"].([]any)
+		}
+		overwritten := false
+		for _, c := range conflictsOf[id] {
+			c := c.(map[string]any)
+			overwritten = overwritten || c["column"] == col && sameJSONValue(c["server_value"], ack.value)
+		}
+		if !overwritten {
+			t.Errorf("%s's acknowledged %s = %v is lost: the server holds %v, and no conflict of the column records it overwritten", ack.by, key, ack.value, rec[col])
 		}
 	}
 	for id := range run.conflicted {
@@ -740,13 +818,30 @@ func runConvergence(t *testing.T, seed uint64, steps int, fixedSeed bool) {
 		}
 	}
 
-	t.Logf("%d acknowledged creations, %d deletions, %d records in conflict (%d values overwritten), %d rows refused, %d restarts, %d of %d notifications read, %d late resends (%d after a restart, %d after other pushes)",
-		len(run.created), len(run.deleted), len(run.conflicted), len(run.overwritten), run.rejected, run.restarts, read, len(notes),
+	t.Logf("%d acknowledged values (%d of stored records), %d acknowledged creations, %d deletions, %d records in conflict (%d values overwritten), %d rows refused, %d restarts, %d of %d notifications read, %d late resends (%d after a restart, %d after other pushes)",
+		len(run.acked), ackedStored, len(run.created), len(run.deleted), len(run.conflicted), len(run.overwritten), run.rejected, run.restarts, read, len(notes),
 		run.lateResends, run.lateResendsAfterRestart, run.lateResendsAfterOthers)
-	if fixedSeed && (len(run.conflicted) == 0 || len(run.overwritten) == 0 || len(run.created) < 20 || read == 0 || run.lateResendsAfterRestart == 0 || run.lateResendsAfterOthers == 0) {
-		t.Errorf("the run was too tame to prove anything (%d conflicts, %d values overwritten, %d creations, %d notifications read, %d late resends after a restart, %d after other pushes); change the seed or the steps",
-			len(run.conflicted), len(run.overwritten), len(run.created), read, run.lateResendsAfterRestart, run.lateResendsAfterOthers)
+	if fixedSeed && (ackedStored < 30 || len(run.conflicted) == 0 || len(run.overwritten) == 0 || len(run.created) < 20 || read == 0 || run.lateResendsAfterRestart == 0 || run.lateResendsAfterOthers == 0) {
+		t.Errorf("the run was too tame to prove anything (%d acknowledged values of stored records, %d conflicts, %d values overwritten, %d creations, %d notifications read, %d late resends after a restart, %d after other pushes); change the seed or the steps",
+			ackedStored, len(run.conflicted), len(run.overwritten), len(run.created), read, run.lateResendsAfterRestart, run.lateResendsAfterOthers)
 	}
+}
+
+// holdsTags says the stored tags (a JSON list as text) hold every tag of
+// the list acked.
+func holdsTags(stored, acked any) bool {
+	var have, want []string
+	s, _ := stored.(string)
+	a, _ := acked.(string)
+	if json.Unmarshal([]byte(s), &have) != nil || json.Unmarshal([]byte(a), &want) != nil {
+		return false
+	}
+	for _, tag := range want {
+		if !slices.Contains(have, tag) {
+			return false
+		}
+	}
+	return true
 }
 
 // readAt is a notification's stored read_at (nil: unread).

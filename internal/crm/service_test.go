@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -28,11 +32,12 @@ func newTenant(t *testing.T) (*crm.Service, people) {
 }
 
 // newTenantWithStore is newTenant, with the store under the CRM for tests
-// that must write what no CRM method writes.
-func newTenantWithStore(t *testing.T) (*crm.Service, people, *store.Store) {
+// that must write what no CRM method writes; opts change the application
+// (its clock).
+func newTenantWithStore(t *testing.T, opts ...app.Option) (*crm.Service, people, *store.Store) {
 	t.Helper()
 	st := env.Store(t)
-	svc := apptest.New(t, apptest.Config(), st, env.Redis(t)).CRM
+	svc := apptest.New(t, apptest.Config(), st, env.Redis(t), opts...).CRM
 	tenant := models.Tenant{ID: models.NewID(), Name: "Rules", CreatedAt: time.Now().UTC()}
 	if err := st.CreateTenant(context.Background(), tenant); err != nil {
 		t.Fatal(err)
@@ -466,4 +471,293 @@ func TestImportCustomerOutcomes(t *testing.T) {
 func isValidation(err error) bool {
 	var v *models.ValidationError
 	return errors.As(err, &v)
+}
+
+// TestMergeMovesTheRecordsToTheSurvivorAndTombstonesTheOthersNamingIt: the
+// records of the customers merged away (a payment through its order too)
+// move to the survivor and its owner; the others become tombstones naming it
+// in merged_into; the same merge again changes nothing. A merge naming the
+// survivor, no one, too many, a customer the actor does not see or one
+// merged into another is refused and moves nothing.
+func TestMergeMovesTheRecordsToTheSurvivorAndTombstonesTheOthersNamingIt(t *testing.T) {
+	svc, p, st := newTenantWithStore(t)
+	storeUsers(t, st, p)
+	ctx := context.Background()
+	survivor := mustCreate(t, svc, p.rep2, company("Survivor"))
+	// children are the records of the customers merged away, by collection.
+	children := map[string][]string{}
+	var from []string
+	for _, name := range []string{"Merged A", "Merged B"} {
+		o := mustCreate(t, svc, p.rep, company(name))
+		from = append(from, o.ID)
+		parent := models.ChildFields{CustomerID: o.ID}
+		contact, err := svc.Contacts.Create(ctx, p.rep, models.Contact{ChildFields: parent, Name: "Li Na"})
+		must(t, err)
+		task, err := svc.Tasks.Create(ctx, p.rep, models.Task{ChildFields: parent, Title: "Call back", DueAt: time.Now().Add(72 * time.Hour)})
+		must(t, err)
+		order, err := svc.Orders.Create(ctx, p.rep, models.Order{ChildFields: parent, Items: []models.LineItem{{Product: "Kit", Quantity: 1, UnitPrice: 900}}})
+		must(t, err)
+		payment, err := svc.Payments.Create(ctx, p.rep, models.Payment{OrderID: order.ID, Method: "cash", Amount: 400})
+		must(t, err)
+		children["contacts"] = append(children["contacts"], contact.ID)
+		children["tasks"] = append(children["tasks"], task.ID)
+		children["orders"] = append(children["orders"], order.ID)
+		children["payments"] = append(children["payments"], payment.ID)
+	}
+	// state is each record's customer and owner, and each customer's
+	// merged_into and whether it is deleted, by id.
+	state := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		meta := func(id string, m *models.Meta, parent string) { out[id] = parent + " " + m.OwnerID }
+		for _, id := range children["contacts"] {
+			c, err := svc.Contacts.Get(ctx, p.admin, id)
+			must(t, err)
+			meta(id, &c.Meta, c.CustomerID)
+		}
+		for _, id := range children["tasks"] {
+			c, err := svc.Tasks.Get(ctx, p.admin, id)
+			must(t, err)
+			meta(id, &c.Meta, c.CustomerID)
+		}
+		for _, id := range children["orders"] {
+			c, err := svc.Orders.Get(ctx, p.admin, id)
+			must(t, err)
+			meta(id, &c.Meta, c.CustomerID)
+		}
+		for _, id := range children["payments"] {
+			c, err := svc.Payments.Get(ctx, p.admin, id)
+			must(t, err)
+			meta(id, &c.Meta, c.CustomerID)
+		}
+		for _, id := range append([]string{survivor.ID}, from...) {
+			c, err := svc.Customers.Get(ctx, p.admin, id)
+			must(t, err)
+			out[id] = fmt.Sprintf("merged into %q, deleted %v", c.MergedInto, c.Deleted())
+		}
+		return out
+	}
+	before := state()
+
+	merged := mustCreate(t, svc, p.rep, company("Merged elsewhere"))
+	elsewhere := mustCreate(t, svc, p.rep, company("Elsewhere"))
+	if _, err := svc.Merge(ctx, p.manager, elsewhere.ID, []string{merged.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		as   models.Actor
+		from []string
+		want string // "validation" or "not found"
+	}{
+		{"the survivor itself", p.manager, append(slices.Clone(from), survivor.ID), "validation"},
+		{"no one", p.manager, nil, "validation"},
+		{"21 customers", p.manager, slices.Repeat(from[:1], 21), "validation"},
+		{"an unknown id", p.manager, append(slices.Clone(from), "nobody"), "validation"},
+		{"a customer merged into another", p.manager, append(slices.Clone(from), merged.ID), "validation"},
+		{"by a rep who does not see the survivor", p.rep, from, "not found"},
+		{"by another team's manager", p.otherManager, from, "not found"},
+	} {
+		_, err := svc.Merge(ctx, c.as, survivor.ID, c.from)
+		var ve *models.ValidationError
+		if c.want == "validation" && !errors.As(err, &ve) || c.want == "not found" && !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("merge of %s: %v, want a %s error", c.what, err, c.want)
+		}
+		if now := state(); !maps.Equal(now, before) {
+			t.Fatalf("the refused merge of %s changed %v to %v", c.what, before, now)
+		}
+	}
+
+	if _, err := svc.Merge(ctx, p.manager, survivor.ID, from); err != nil {
+		t.Fatal(err)
+	}
+	after := state()
+	for coll, ids := range children {
+		for _, id := range ids {
+			if want := survivor.ID + " " + survivor.OwnerID; after[id] != want {
+				t.Errorf("%s %s after the merge: customer and owner %q, want %q", coll, id, after[id], want)
+			}
+		}
+	}
+	for _, id := range from {
+		if want := fmt.Sprintf("merged into %q, deleted true", survivor.ID); after[id] != want {
+			t.Errorf("customer %s after the merge: %s, want %s", id, after[id], want)
+		}
+	}
+	if want := `merged into "", deleted false`; after[survivor.ID] != want {
+		t.Errorf("the survivor after the merge: %s", after[survivor.ID])
+	}
+	if _, err := svc.Merge(ctx, p.manager, survivor.ID, from); err != nil {
+		t.Fatalf("the same merge again: %v", err)
+	}
+	if again := state(); !maps.Equal(again, after) {
+		t.Fatalf("the same merge again changed %v to %v", after, again)
+	}
+}
+
+// storeUsers stores the users that assignments look up: the people's reps,
+// a rep of team-2 and an inactive rep of team-1.
+func storeUsers(t *testing.T, st *store.Store, p people) {
+	t.Helper()
+	for _, u := range []models.User{
+		{ID: p.rep.UserID, TeamID: "team-1", Active: true}, {ID: p.rep2.UserID, TeamID: "team-1", Active: true},
+		{ID: "rep-3", TeamID: "team-2", Active: true}, {ID: "gone", TeamID: "team-1"},
+	} {
+		u.TenantID, u.Role, u.Email, u.Name = p.admin.TenantID, models.RoleRep, u.ID+"@rules.test", u.ID
+		if err := st.CreateUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPoolRulesByRole: an admin assigns a customer to any active user, a
+// manager to an active user of a team they manage and only a customer they
+// see, a rep never; its open task and its records follow the new owner. A
+// rep claims a customer of the pool (a second claim conflicts) and releases
+// their own; nobody releases what they do not see, nor a customer already in
+// the pool. Every refusal leaves the customer as it was.
+func TestPoolRulesByRole(t *testing.T) {
+	svc, p, st := newTenantWithStore(t)
+	storeUsers(t, st, p)
+	ctx := context.Background()
+	c := mustCreate(t, svc, p.rep, company("Pooled"))
+	task, err := svc.Tasks.Create(ctx, p.rep, models.Task{ChildFields: models.ChildFields{CustomerID: c.ID}, Title: "Call back", DueAt: time.Now().Add(72 * time.Hour)})
+	must(t, err)
+	contact, err := svc.Contacts.Create(ctx, p.rep, models.Contact{ChildFields: models.ChildFields{CustomerID: c.ID}, Name: "Li Na"})
+	must(t, err)
+	owner := func() string {
+		t.Helper()
+		got, err := svc.Customers.Get(ctx, p.admin, c.ID)
+		must(t, err)
+		return got.OwnerID + "/" + got.TeamID
+	}
+	type step struct {
+		what string
+		do   func() (models.Customer, error)
+		// want is the error (nil: success) and owner the customer's
+		// owner/team afterwards.
+		want  error
+		owner string
+	}
+	assign := func(a models.Actor, to string) func() (models.Customer, error) {
+		return func() (models.Customer, error) { return svc.Assign(ctx, a, c.ID, to) }
+	}
+	var forbidden *models.ForbiddenError
+	var invalid *models.ValidationError
+	for _, s := range []step{
+		{"a rep assigns", assign(p.rep, p.rep2.UserID), forbidden, "rep-1/team-1"},
+		{"a manager assigns to another team's rep", assign(p.manager, "rep-3"), invalid, "rep-1/team-1"},
+		{"a manager assigns to an inactive rep", assign(p.manager, "gone"), invalid, "rep-1/team-1"},
+		{"a manager assigns to nobody", assign(p.manager, "nobody"), invalid, "rep-1/team-1"},
+		{"another team's manager assigns to their rep", assign(p.otherManager, "rep-3"), models.ErrNotFound, "rep-1/team-1"},
+		{"a manager assigns within the team", assign(p.manager, p.rep2.UserID), nil, "rep-2/team-1"},
+		{"an admin assigns to another team", assign(p.admin, "rep-3"), nil, "rep-3/team-2"},
+		{"the manager of the former team releases it", func() (models.Customer, error) { return svc.Release(ctx, p.manager, c.ID) }, models.ErrNotFound, "rep-3/team-2"},
+		{"a rep releases another's", func() (models.Customer, error) { return svc.Release(ctx, p.rep, c.ID) }, models.ErrNotFound, "rep-3/team-2"},
+		{"its rep releases it", func() (models.Customer, error) {
+			return svc.Release(ctx, models.Actor{UserID: "rep-3", TenantID: p.admin.TenantID, Role: models.RoleRep, TeamID: "team-2"}, c.ID)
+		}, nil, "/"},
+		{"a rep releases it again", func() (models.Customer, error) { return svc.Release(ctx, p.rep, c.ID) }, models.ErrConflict, "/"},
+		{"a rep claims it", func() (models.Customer, error) { return svc.Claim(ctx, p.rep2, c.ID) }, nil, "rep-2/team-1"},
+		{"another rep claims it", func() (models.Customer, error) { return svc.Claim(ctx, p.rep, c.ID) }, models.ErrConflict, "rep-2/team-1"},
+	} {
+		_, err := s.do()
+		switch want := s.want.(type) {
+		case nil:
+			if err != nil {
+				t.Fatalf("%s: %v", s.what, err)
+			}
+		case *models.ForbiddenError:
+			if !errors.As(err, &forbidden) {
+				t.Fatalf("%s: %v, want a forbidden error", s.what, err)
+			}
+		case *models.ValidationError:
+			if !errors.As(err, &invalid) {
+				t.Fatalf("%s: %v, want a validation error", s.what, err)
+			}
+		default:
+			if !errors.Is(err, want) {
+				t.Fatalf("%s: %v, want %v", s.what, err, want)
+			}
+		}
+		if got := owner(); got != s.owner {
+			t.Fatalf("%s: the customer's owner/team is %s, want %s", s.what, got, s.owner)
+		}
+	}
+	gotTask, err := svc.Tasks.Get(ctx, p.admin, task.ID)
+	must(t, err)
+	gotContact, err := svc.Contacts.Get(ctx, p.admin, contact.ID)
+	must(t, err)
+	if gotTask.AssigneeID != p.rep2.UserID || gotTask.OwnerID != p.rep2.UserID || gotContact.OwnerID != p.rep2.UserID || gotContact.TeamID != "team-1" {
+		t.Fatalf("the records did not follow the customer to rep-2: task assignee %s owner %s, contact owner %s team %s",
+			gotTask.AssigneeID, gotTask.OwnerID, gotContact.OwnerID, gotContact.TeamID)
+	}
+}
+
+// TestReclaimIdleReturnsCustomersIdleForTheTenantsDays: with
+// pool_reclaim_days 30, a customer whose owner logged no interaction for 30
+// days since it was assigned goes back to the pool, with the reason in its
+// history; one with a later interaction and one assigned since stay; at 29
+// days none goes, nor with the rule off.
+func TestReclaimIdleReturnsCustomersIdleForTheTenantsDays(t *testing.T) {
+	clk := testenv.NewClock(time.Now().UTC())
+	svc, p, st := newTenantWithStore(t, app.WithClock(clk.Now))
+	storeUsers(t, st, p)
+	ctx := context.Background()
+	idle := mustCreate(t, svc, p.rep, person("Idle", ""))
+	visited := mustCreate(t, svc, p.rep, person("Visited", ""))
+	reassigned := mustCreate(t, svc, p.rep, person("Reassigned", ""))
+	reclaim := func(want int) {
+		t.Helper()
+		if n, err := svc.ReclaimIdle(ctx, p.admin.TenantID); err != nil || n != want {
+			t.Fatalf("at day %.0f: reclaimed %d (%v), want %d", clk.Now().Sub(idle.CreatedAt).Hours()/24, n, err, want)
+		}
+	}
+	reclaimAfter := func(days int) {
+		t.Helper()
+		if _, err := svc.PatchSettings(ctx, p.admin, func(dst any) error { dst.(*models.Settings).PoolReclaimDays = days; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reclaimAfter(30)
+	clk.Advance(29 * 24 * time.Hour)
+	reclaim(0)
+	if _, err := svc.Interactions.Create(ctx, p.rep, models.Interaction{ChildFields: models.ChildFields{CustomerID: visited.ID}, Channel: "phone", OccurredAt: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Assign(ctx, p.manager, reassigned.ID, p.rep2.UserID); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * 24 * time.Hour)
+	reclaimAfter(0)
+	reclaim(0) // the rule is off
+	reclaimAfter(30)
+	reclaim(1)
+	for _, c := range []struct {
+		id, owner string
+	}{{idle.ID, ""}, {visited.ID, p.rep.UserID}, {reassigned.ID, p.rep2.UserID}} {
+		got, err := svc.Customers.Get(ctx, p.admin, c.id)
+		must(t, err)
+		if got.OwnerID != c.owner {
+			t.Errorf("%s: owner %q, want %q", got.Name, got.OwnerID, c.owner)
+		}
+		if c.owner == "" {
+			last := got.OwnerHistory[len(got.OwnerHistory)-1]
+			if last.From != p.rep.UserID || last.Reason != "no interaction for 30 days" {
+				t.Errorf("%s went to the pool with the history entry %+v", got.Name, last)
+			}
+		}
+	}
+	reclaim(0) // nothing more is idle
+}
+
+func company(name string) models.Customer {
+	return models.Customer{CustomerFields: models.CustomerFields{Name: name, Kind: models.KindCompany}}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

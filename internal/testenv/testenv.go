@@ -31,11 +31,13 @@ import (
 // Env is the servers one test package shares. Create it in TestMain with Main.
 type Env struct {
 	// ferret is the embedded FerretDB; nil when mongoURI names a server.
-	ferret   *embedded.Ferret
-	mongoURI string
-	dir      string
-	dropPG   func()
-	redisURL string
+	ferret *embedded.Ferret
+	// postgreSQLURL is the database of FerretDB's tables on PostgreSQL.
+	postgreSQLURL string
+	mongoURI      string
+	dir           string
+	dropPG        func()
+	redisURL      string
 }
 
 // Start launches the embedded FerretDB. Call Stop when the package's tests end.
@@ -63,7 +65,7 @@ func Start() (*Env, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Env{ferret: f, dir: dir, dropPG: dropPG, redisURL: os.Getenv("REDIS_URL")}, nil
+	return &Env{ferret: f, postgreSQLURL: cfg.PostgreSQLURL, dir: dir, dropPG: dropPG, redisURL: os.Getenv("REDIS_URL")}, nil
 }
 
 // NewPostgreSQLDatabase creates an empty PostgreSQL database next to the one

@@ -211,7 +211,10 @@ async function holdSame(x, y) {
   }
 }
 
-async function waitFor(what, fn, ms = 10000) {
+// waitFor polls fn until it returns something. It returns as soon as the
+// state is reached; the bound, 60 s like the Go tests' state polls, is for a
+// machine many times slower than ours, never a pace the test relies on.
+async function waitFor(what, fn, ms = 60000) {
   const deadline = Date.now() + ms
   for (;;) {
     const v = await fn()
