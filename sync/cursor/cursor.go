@@ -563,6 +563,11 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 		return 0, err
 	}
 	for attempt := 0; ; attempt++ {
+		// Numbers this process is given while the script runs may be above
+		// the counter it reads: only those given before can tell a rewind.
+		f.mu.Lock()
+		givenBefore := f.given
+		f.mu.Unlock()
 		got, err := watermarkScript.Run(ctx, s.client, []string{k.counter, k.floors, k.seen, k.settle}, s.now().UnixMilli(), s.lease.Milliseconds()).Int64Slice()
 		if err != nil {
 			return 0, err
@@ -572,9 +577,7 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 			return 0, &models.UnavailableError{RetryAfterSeconds: int((counter + 999) / 1000),
 				Reason: "the server lost its sync state and is waiting for the writes under way to finish"}
 		}
-		f.mu.Lock()
-		rewound := counter < f.given
-		f.mu.Unlock()
+		rewound := counter < givenBefore
 		unchecked := s.watch.Changes() != f.watched.Load()
 		if (rewound || unchecked) && attempt == 0 { // Redis lost, rewound or replaced the counter
 			if _, err := s.check(ctx, tenant, k, f, rewound); err != nil {

@@ -664,3 +664,43 @@ func TestWatchNamesTheRedisServer(t *testing.T) {
 		t.Fatalf("two connections to one server counted %d changes", w.Changes())
 	}
 }
+
+// A process's own numbers, taken while its watermark is read, are above the
+// counter the watermark saw: that is no rewind, and pulls never wait for it.
+func TestWatermarksBesideWritesNeverTakeThemForARewind(t *testing.T) {
+	ctx := context.Background()
+	rd := env.Redis(t)
+	db := &database{}
+	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	if _, err := s.Watermark(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				if w < 4 {
+					_, done, err := s.Begin(ctx, "t1")
+					if err != nil {
+						errs <- err
+						return
+					}
+					done()
+					continue
+				}
+				if _, err := s.Watermark(ctx, "t1"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("writes and pulls of one process, nothing lost: %v", err)
+	}
+}
