@@ -188,9 +188,7 @@ func TestConcurrentBeginsGetDistinctNumbers(t *testing.T) {
 // the process and its Redis.
 func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 	ctx := context.Background()
-	rd := env.Redis(t)
-	db := &database{}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	_, db, s := onFreshDatabase(t)
 	pull := func(device string, from, to int64, more bool) {
 		t.Helper()
 		if err := s.RememberPull(ctx, "t1", "u1", device, from, to, more, nil); err != nil {
@@ -252,9 +250,7 @@ func TestPushBaseIsWhereTheRoundBegan(t *testing.T) {
 // also after a restart between two pages.
 func TestNewTablesOfAMigrationRoundOutliveARestart(t *testing.T) {
 	ctx := context.Background()
-	rd := env.Redis(t)
-	db := &database{}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	_, db, s := onFreshDatabase(t)
 	if err := s.RememberPull(ctx, "t1", "u1", "phone", 500, 600, true, []string{"surveys"}); err != nil {
 		t.Fatal(err)
 	}
@@ -273,9 +269,7 @@ func TestNewTablesOfAMigrationRoundOutliveARestart(t *testing.T) {
 // latest rounds are kept.
 func TestRoundsKeptPerDeviceStayFew(t *testing.T) {
 	ctx := context.Background()
-	rd := env.Redis(t)
-	db := &database{}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	_, db, s := onFreshDatabase(t)
 	for i := int64(1); i <= 50; i++ {
 		if err := s.RememberPull(ctx, "t1", "u1", "phone", i*10, i*10+10, false, nil); err != nil {
 			t.Fatal(err)
@@ -367,6 +361,14 @@ func TestProcessesHoldPullsBackUntilTheirWritesFinish(t *testing.T) {
 		t.Fatalf("watermark %d, %v while %d is in flight, a lease after the loss", w, err, next)
 	}
 	done()
+}
+
+// onFreshDatabase returns a Redis of the test's own, an empty database and
+// a Sequencer over both.
+func onFreshDatabase(t *testing.T) (*testenv.Redis, *database, *cursor.Sequencer) {
+	rd := env.Redis(t)
+	db := &database{}
+	return rd, db, cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
 }
 
 func flush(t *testing.T, rd *testenv.Redis) {
@@ -669,9 +671,7 @@ func TestWatchNamesTheRedisServer(t *testing.T) {
 // counter the watermark saw: that is no rewind, and pulls never wait for it.
 func TestWatermarksBesideWritesNeverTakeThemForARewind(t *testing.T) {
 	ctx := context.Background()
-	rd := env.Redis(t)
-	db := &database{}
-	s := cursor.New(rd.Client, rd.Prefix, 10*time.Second, nil, db)
+	_, _, s := onFreshDatabase(t)
 	if _, err := s.Watermark(ctx, "t1"); err != nil {
 		t.Fatal(err)
 	}
