@@ -22,7 +22,23 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 		// A customer's kind, names, phones and e-mails make its duplicate
 		// keys, checked against the tenant's other customers when they change.
 		serial: []string{"kind", "name", "company_name", "phones", "emails"},
+		// A new customer's keys are stored with it (see InsertCustomer).
+		insert: func(ctx context.Context, w *write[models.Customer], entry models.AuditEntry) error {
+			err := s.store.InsertCustomer(ctx, w.rec, entry, liveKeys(w.rec), w.numberSeq)
+			if errors.Is(err, store.ErrNumberTaken) {
+				// The counter was behind the claims (Redis lost it): move it
+				// past them, and the create starts again with a new number.
+				if err := s.counterPastClaims(ctx, w.rec.TenantID); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: %w", errCreateAgain, err)
+			}
+			return err
+		},
 		after: func(ctx context.Context, w *write[models.Customer]) error {
+			if w.old == nil {
+				return nil
+			}
 			if err := s.store.IndexCustomerKeys(ctx, w.rec.TenantID, w.rec.ID, liveKeys(w.old), liveKeys(w.rec)); err != nil {
 				return err
 			}
@@ -204,16 +220,21 @@ func candidate(m models.Customer, keys []string) models.DuplicateCandidate {
 // assignNumber gives the customer the tenant's next customer number. The Redis
 // counter makes it fast; the claim under a unique id in MongoDB makes it safe:
 // if Redis lost the counter, the claim fails, the counter is moved past the
-// highest number ever claimed and the next one is tried.
+// highest number ever claimed and the next one is tried. A new customer's
+// claim is written with the customer (w.numberSeq, see InsertCustomer),
+// where a refused claim makes the create start again.
 func (s *Service) assignNumber(ctx context.Context, w *write[models.Customer]) error {
 	tenant := w.rec.TenantID
-	counter := "customer-number:" + tenant
 	for attempt := 0; attempt < 5; attempt++ {
-		seq, err := s.counters.Next(ctx, counter)
+		seq, err := s.counters.Next(ctx, customerCounter(tenant))
 		if err != nil {
 			return err
 		}
 		number := w.settings.CustomerNumber.Format(seq, w.now)
+		if w.old == nil {
+			w.rec.Number, w.numberSeq = number, seq
+			return nil
+		}
 		err = s.store.ClaimCustomerNumber(ctx, tenant, seq, number, w.rec.ID)
 		if err == nil {
 			w.rec.Number = number
@@ -222,16 +243,24 @@ func (s *Service) assignNumber(ctx context.Context, w *write[models.Customer]) e
 		if !errors.Is(err, models.ErrConflict) {
 			return err
 		}
-		highest, err := s.store.HighestCustomerNumber(ctx, tenant)
-		if err != nil {
-			return err
-		}
-		s.log.WarnContext(ctx, "customer-number counter was behind; resuming after the highest claimed", "tenant", tenant, "highest", highest)
-		if err := s.counters.AtLeast(ctx, counter, highest); err != nil {
+		if err := s.counterPastClaims(ctx, tenant); err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("assign customer number for tenant %s: no free number after 5 attempts", tenant)
+}
+
+func customerCounter(tenant string) string { return "customer-number:" + tenant }
+
+// counterPastClaims moves tenant's customer-number counter past the highest
+// number ever claimed, after a claim found the counter behind.
+func (s *Service) counterPastClaims(ctx context.Context, tenant string) error {
+	highest, err := s.store.HighestCustomerNumber(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "customer-number counter was behind; resuming after the highest claimed", "tenant", tenant, "highest", highest)
+	return s.counters.AtLeast(ctx, customerCounter(tenant), highest)
 }
 
 // Assign moves a customer to another owner, with its records and open tasks.

@@ -33,6 +33,9 @@ type write[R any] struct {
 	// resend stores a new version even when nothing changed, so that the
 	// record gets a new sync number and devices pull it again.
 	resend bool
+	// numberSeq is the sequence of a new customer's number, claimed with
+	// the customer (see assignNumber).
+	numberSeq int64
 }
 
 // hooks are what one collection adds to the generic record logic. Every hook is
@@ -43,6 +46,10 @@ type hooks[R any] struct {
 	prepare func(ctx context.Context, w *write[R]) error
 	// after runs once w.rec is stored: effects on other records.
 	after func(ctx context.Context, w *write[R]) error
+	// insert stores a new record in place of the store's Insert, for a
+	// collection whose new records bring writes of their own to make in
+	// the same transaction (a customer's duplicate keys).
+	insert func(ctx context.Context, w *write[R], entry models.AuditEntry) error
 	// loaded runs on every record read from the store (decrypting fields).
 	loaded func(r *R)
 	// view adapts a record for the actor before it is returned (masking).
@@ -158,6 +165,23 @@ func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagD
 // it got); a failed check returns no write. A create sent again of a stored
 // append-only record (see hooks.same) returns the stored record.
 func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
+	for attempt := 1; ; attempt++ {
+		w, err := r.createOnce(ctx, a, in, flagDuplicates, id)
+		if !errors.Is(err, errCreateAgain) {
+			return w, err
+		}
+		if attempt == 5 {
+			return nil, fmt.Errorf("create %s %s: %w", r.coll, id, err)
+		}
+	}
+}
+
+// errCreateAgain is an insert hook's refusal that prepared what it refused
+// anew: the create starts again from its input (see customers' insert).
+var errCreateAgain = errors.New("create again")
+
+// createOnce is one attempt of createWrite.
+func (r *Records[R]) createOnce(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
 	w, err := r.prepareNew(ctx, a, in, flagDuplicates, id)
 	if err != nil {
 		return nil, err
@@ -183,10 +207,14 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 	m := meta(w.rec)
 	changes := diff(nil, w.rec)
 	err = r.svc.stamped(ctx, a.DeviceID, m, changes, func(ctx context.Context) error {
-		if r.h.unauditedCreate {
+		entry := models.AuditEntry{Action: "create", Changes: changes}
+		switch {
+		case r.h.unauditedCreate:
 			return r.svc.store.InsertUnaudited(ctx, r.coll, m, w.rec)
+		case r.h.insert != nil:
+			return r.h.insert(ctx, w, entry)
 		}
-		return r.svc.store.Insert(ctx, r.coll, m, w.rec, models.AuditEntry{Action: "create", Changes: changes})
+		return r.svc.store.Insert(ctx, r.coll, m, w.rec, entry)
 	})
 	if errors.Is(err, models.ErrConflict) && r.h.same != nil {
 		// The id was taken between the check above and the insert: by the

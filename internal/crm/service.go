@@ -43,6 +43,7 @@ type recordStore interface {
 	Tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error)
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error
+	InsertCustomer(ctx context.Context, c *models.Customer, entry models.AuditEntry, keys []string, numberSeq int64) error
 	Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error)
 	AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]models.AuditEntry, error)
 	ScrubAudit(ctx context.Context, tenant string, recordIDs []string, fields map[string][]string, replacement any) (int, error)

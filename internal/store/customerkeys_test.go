@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +63,53 @@ func TestCustomerKeyIndexFindsOnlyLiveHolders(t *testing.T) {
 	}
 	if got, _ := st.CustomersSharingKeys(ctx, "t1", []string{"phone +861"}, "", 1); len(got) != 1 {
 		t.Fatalf("limit: %s", names(got))
+	}
+}
+
+// Customers created at the same moment with a key in common are all listed
+// under it: the read and write of a key document are one writer's at a time.
+func TestCustomersCreatedTogetherAllHoldTheirSharedKey(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("c%02d", i)
+			c := models.Customer{Meta: models.Meta{ID: id, TenantID: "t1", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()},
+				DedupeKeys: []string{"phone +8613800000000", "email " + id + "@x"}}
+			errs <- st.InsertCustomer(ctx, &c, models.AuditEntry{Action: "create"}, c.LookupKeys(), 0)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	holders, err := st.KeyHolders(ctx, "t1", "phone +8613800000000")
+	if err != nil || len(holders) != n {
+		t.Fatalf("the shared key lists %d of %d customers (%v): %v", len(holders), n, err, holders)
+	}
+}
+
+// A customer whose id is taken is refused with models.ErrConflict, and its
+// keys are not indexed: the record and its keys are one write.
+func TestCustomerWithATakenIDIndexesNoKey(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	putCustomer(t, st, "t1", "a", "phone +861")
+	c := models.Customer{Meta: models.Meta{ID: "a", TenantID: "t1", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()},
+		DedupeKeys: []string{"email other@x"}}
+	err := st.InsertCustomer(ctx, &c, models.AuditEntry{Action: "create"}, c.LookupKeys(), 0)
+	if !errors.Is(err, models.ErrConflict) {
+		t.Fatalf("a taken id: %v, want a conflict", err)
+	}
+	if holders, err := st.KeyHolders(ctx, "t1", "email other@x"); err != nil || holders != nil {
+		t.Fatalf("the refused customer's key lists %v (%v)", holders, err)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -76,4 +77,15 @@ func (s *Store) ExplainSearchWalk(ctx context.Context, coll string, q models.Que
 	return s.tables.(interface {
 		ExplainWalk(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, error)
 	}).ExplainWalk(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
+}
+
+// KeyHolders returns the customers the key document of tenant's key lists,
+// nil when there is none.
+func (s *Store) KeyHolders(ctx context.Context, tenant, key string) ([]string, error) {
+	var doc customerKeyDoc
+	err := s.findByID(ctx, collCustomerKeys, customerKeyID(tenant, key), &doc)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, nil
+	}
+	return doc.CustomerIDs, err
 }

@@ -399,15 +399,25 @@ func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before
 // uniqueness guarantee of customer numbers, and claims are never deleted, so a
 // number is never reused, also after its customer is deleted or merged away.
 func (s *Store) ClaimCustomerNumber(ctx context.Context, tenant string, seq int64, number, customerID string) error {
-	doc := bson.D{
-		{Key: "_id", Value: tenant + "/" + strconv.FormatInt(seq, 10)},
-		{Key: "tenant_id", Value: tenant}, {Key: "seq", Value: seq},
-		{Key: "number", Value: number}, {Key: "customer_id", Value: customerID},
-	}
-	if err := s.insert(ctx, collCustomerNumbers, doc); err != nil {
+	if err := s.insert(ctx, collCustomerNumbers, numberClaim(tenant, seq, number, customerID)); err != nil {
 		return fmt.Errorf("claim customer number %s: %w", number, err)
 	}
 	return nil
+}
+
+// numberClaimID is the _id of the claim of sequence seq of tenant.
+func numberClaimID(tenant string, seq int64) string {
+	return tenant + "/" + strconv.FormatInt(seq, 10)
+}
+
+// numberClaim is the document claiming sequence seq of tenant for number of
+// customerID.
+func numberClaim(tenant string, seq int64, number, customerID string) bson.D {
+	return bson.D{
+		{Key: "_id", Value: numberClaimID(tenant, seq)},
+		{Key: "tenant_id", Value: tenant}, {Key: "seq", Value: seq},
+		{Key: "number", Value: number}, {Key: "customer_id", Value: customerID},
+	}
 }
 
 // ClaimCustomerNumbers claims sequences first, first+1… of tenant for
@@ -417,12 +427,7 @@ func (s *Store) ClaimCustomerNumber(ctx context.Context, tenant string, seq int6
 func (s *Store) ClaimCustomerNumbers(ctx context.Context, tenant string, first int64, numbers, customerIDs []string) error {
 	docs := make([]any, len(numbers))
 	for i, number := range numbers {
-		seq := first + int64(i)
-		docs[i] = bson.D{
-			{Key: "_id", Value: tenant + "/" + strconv.FormatInt(seq, 10)},
-			{Key: "tenant_id", Value: tenant}, {Key: "seq", Value: seq},
-			{Key: "number", Value: number}, {Key: "customer_id", Value: customerIDs[i]},
-		}
+		docs[i] = numberClaim(tenant, first+int64(i), number, customerIDs[i])
 	}
 	if len(docs) == 0 {
 		return nil

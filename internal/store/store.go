@@ -67,6 +67,9 @@ type Store struct {
 	byID      IDTables
 	log       *slog.Logger
 	turns     *turns
+	// keyLocks serializes this process's writes of each customer key
+	// document (see collCustomerKeys).
+	keyLocks keyLocks
 }
 
 // IDTables reads and writes documents by _id without the query engine: what

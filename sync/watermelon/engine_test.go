@@ -21,7 +21,7 @@ type fixture struct {
 	desk, phone models.Actor
 }
 
-func newFixture(t *testing.T, pageSize int) *fixture {
+func newFixture(t testing.TB, pageSize int) *fixture {
 	t.Helper()
 	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
 	tenant := models.Tenant{ID: models.NewID(), Name: "Protocol", CreatedAt: time.Now().UTC()}
@@ -52,7 +52,7 @@ func (f *fixture) retitle(t *testing.T, id, title string) {
 	}
 }
 
-func (f *fixture) pull(t *testing.T, from int64, mig *watermelon.Migration) watermelon.PullResult {
+func (f *fixture) pull(t testing.TB, from int64, mig *watermelon.Migration) watermelon.PullResult {
 	t.Helper()
 	got, err := f.engine.Pull(context.Background(), f.phone, from, mig)
 	if err != nil {
