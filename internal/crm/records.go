@@ -730,9 +730,26 @@ type Change[R any] struct {
 // change has a sync number in (after, upTo], in number order, tombstones
 // included. Visibility is decided per record, so that a record moved away from
 // the actor (reassignment) still comes back, marked not visible.
-func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int) ([]Change[R], error) {
+//
+// With seenOnly, deleted records and records the actor may not see are left
+// out by the store (some of the latter may still come, marked not visible):
+// what a first sync needs, which sends neither.
+func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, seenOnly bool) ([]Change[R], error) {
 	var recs []R
-	if err := r.svc.store.Changes(ctx, r.coll, a.TenantID, after, upTo, limit, &recs); err != nil {
+	var err error
+	if seenOnly {
+		scope, orAssignee := a.ListScope(false), ""
+		if r.h.visible != nil && !scope.All {
+			orAssignee = a.UserID
+		}
+		if r.h.ownOnly {
+			scope = models.Scope{OwnerIDs: []string{a.UserID}}
+		}
+		err = r.svc.store.LiveChangesSeen(ctx, r.coll, a.TenantID, after, upTo, limit, scope, orAssignee, &recs)
+	} else {
+		err = r.svc.store.Changes(ctx, r.coll, a.TenantID, after, upTo, limit, &recs)
+	}
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Change[R], len(recs))

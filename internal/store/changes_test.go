@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +290,79 @@ func throughFerretDB(t *testing.T, direct *store.Store) *store.Store {
 	}
 	t.Cleanup(func() { _ = viaFerret.Close(ctx) })
 	return viaFerret
+}
+
+// A first sync reads the live records an actor sees, in sync-number order,
+// from the (tenant_id, seq) index: the same records, in the same order, as
+// the query engine gives for the same conditions, and as a filter in Go of
+// every change gives.
+func TestLiveChangesSeenAreTheLiveRecordsTheActorSees(t *testing.T) {
+	ctx := context.Background()
+	direct := env.Store(t)
+	viaFerret := throughFerretDB(t, direct)
+	gone := time.Now().UTC()
+	var all []models.Task
+	for i := range 40 {
+		m := models.Meta{ID: fmt.Sprintf("task-%02d", i), TenantID: "t1", Version: 1, Seq: int64(10 + i),
+			OwnerID: []string{"rep1", "rep2", "rep3", ""}[i%4], TeamID: []string{"east", "east", "west", ""}[i%4]}
+		if i%7 == 3 {
+			m.DeletedAt = &gone
+		}
+		task := models.Task{Meta: m, AssigneeID: []string{"rep1", "rep3", "rep2"}[i%3]}
+		if err := direct.Insert(ctx, store.Tasks, &task.Meta, task, models.AuditEntry{Action: "create"}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, task)
+	}
+	other := models.Task{Meta: models.Meta{ID: "elsewhere", TenantID: "t2", Version: 1, Seq: 15, OwnerID: "rep1"}}
+	if err := direct.Insert(ctx, store.Tasks, &other.Meta, other, models.AuditEntry{Action: "create"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(tasks []models.Task) []string {
+		var out []string
+		for _, task := range tasks {
+			out = append(out, task.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name       string
+		scope      models.Scope
+		orAssignee string
+		after      int64
+		limit      int
+	}{
+		{"a rep", models.Scope{OwnerIDs: []string{"rep1"}}, "", 0, 100},
+		{"a rep and what is assigned to them", models.Scope{OwnerIDs: []string{"rep3"}}, "rep3", 0, 100},
+		{"a manager", models.Scope{OwnerIDs: []string{"boss"}, TeamIDs: []string{"east"}}, "", 12, 100},
+		{"an admin, a page of 5", models.Scope{All: true}, "", 0, 5},
+		{"a rep, a page of 3 after 20", models.Scope{OwnerIDs: []string{"rep2"}}, "rep2", 20, 3},
+	} {
+		var want []models.Task
+		for _, task := range all {
+			sees := c.scope.All || slices.Contains(c.scope.OwnerIDs, task.OwnerID) || slices.Contains(c.scope.TeamIDs, task.TeamID) ||
+				(c.orAssignee != "" && task.AssigneeID == c.orAssignee)
+			if task.Seq > c.after && !task.Deleted() && sees && len(want) < c.limit {
+				want = append(want, task)
+			}
+		}
+		for name, st := range map[string]*store.Store{"direct": direct, "through FerretDB": viaFerret} {
+			var got []models.Task
+			if err := st.LiveChangesSeen(ctx, store.Tasks, "t1", c.after, 100, c.limit, c.scope, c.orAssignee, &got); err != nil {
+				t.Fatalf("%s, %s: %v", c.name, name, err)
+			}
+			if !slices.Equal(ids(got), ids(want)) {
+				t.Fatalf("%s, %s: %v, want %v", c.name, name, ids(got), ids(want))
+			}
+		}
+		if env.SQLiteDir() != "" {
+			plan, err := direct.ExplainLiveChangesSeen(ctx, store.Tasks, c.scope, c.orAssignee)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(plan, "_fieldcrm_sync") || strings.Contains(plan, "TEMP B-TREE") {
+				t.Fatalf("%s: not read from the (tenant_id, seq) index:\n%s", c.name, plan)
+			}
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -491,6 +492,35 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 		return s.Find(ctx, coll, q, out)
 	}
 	docs, err := s.tables.Changes(ctx, coll, tenant, after, upTo, limit)
+	if err != nil {
+		return err
+	}
+	return decodeAll(docs, out, coll, tenant)
+}
+
+// liveChangesReader reads what LiveChangesSeen asks without the query
+// engine (embedded.Tables).
+type liveChangesReader interface {
+	LiveChangesSeen(ctx context.Context, coll string, fields embedded.Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) ([]bson.Raw, error)
+}
+
+// LiveChangesSeen is Changes narrowed to the live records that sc (or, with
+// orAssignee, an assignment) lets an actor see: a first sync's read, which
+// sends nothing else. On the embedded engines the (tenant_id, seq) index is
+// read in order and each entry's record tested before it is decoded;
+// through the driver MongoDB filters the same index's records.
+func (s *Store) LiveChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, out any) error {
+	if s.tables == nil {
+		q := models.Query{Tenant: tenant, Scope: sc, OrAssignee: orAssignee, SortField: "seq", Limit: limit,
+			Conds: []models.Cond{{Field: "seq", Op: models.OpGt, Value: after}, {Field: "seq", Op: models.OpLte, Value: upTo}}}
+		return s.Find(ctx, coll, q, out)
+	}
+	reader, ok := s.tables.(liveChangesReader)
+	fields, known := queryFields[coll]
+	if !ok || !known {
+		return s.Changes(ctx, coll, tenant, after, upTo, limit, out)
+	}
+	docs, err := reader.LiveChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package watermelon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -343,5 +344,42 @@ func TestPushAppliesEditsOfDuplicateKeysInOrder(t *testing.T) {
 	b, _ := f.svc.Customers.Get(ctx, f.desk, second.ID)
 	if b.Duplicate == nil || !slices.Contains(b.Duplicate.CandidateIDs, first.ID) {
 		t.Fatalf("the second customer given the first's phone in the same push is not flagged: first %+v, second %+v", a.Duplicate, b.Duplicate)
+	}
+}
+
+// A page holds the first changes of all tables together, in the order they
+// were made, however the tables' changes interleave: each table is read a
+// chunk at a time and merged.
+func TestPullPagesMergeTheTablesInTheOrderOfTheirChanges(t *testing.T) {
+	f := newFixture(t, 4)
+	var want []string // customer, its visit, the next customer…
+	for i := range 6 {
+		c := f.customer(t, fmt.Sprintf("Merged %d", i))
+		visit, err := f.svc.Interactions.Create(context.Background(), f.desk, models.Interaction{
+			ChildFields: models.ChildFields{CustomerID: c.ID}, Channel: "visit", OccurredAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c.ID, visit.ID)
+	}
+	var got [][]string
+	for from, more := int64(0), true; more; {
+		page := f.pull(t, from, nil)
+		var ids []string
+		for _, table := range []string{"customers", "interactions"} {
+			for _, row := range page.Changes[table].Created {
+				ids = append(ids, row["id"].(string))
+			}
+		}
+		got = append(got, ids)
+		from, more = page.Timestamp, page.HasMore
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d pages of 12 records in pages of 4: %v", len(got), got)
+	}
+	for p, ids := range got {
+		if !slices.Equal(sorted(ids...), sorted(want[4*p:4*p+4]...)) {
+			t.Fatalf("page %d holds %v, want the changes %v", p+1, ids, want[4*p:4*p+4])
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package watermelon
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -76,19 +75,10 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 	if mig != nil {
 		newTables = mig.Tables
 	}
-	var all []change
-	for _, t := range e.tables {
-		after := lastPulledAt
-		if mig.names(t.schema().Name) {
-			after = 0
-		}
-		found, err := t.changes(ctx, a, after, upTo, e.pageSize+1)
-		if err != nil {
-			return PullResult{}, err
-		}
-		all = append(all, found...)
+	all, err := e.firstChanges(ctx, a, lastPulledAt, upTo, mig, e.pageSize+1)
+	if err != nil {
+		return PullResult{}, err
 	}
-	slices.SortFunc(all, func(x, y change) int { return cmp.Compare(x.seq, y.seq) })
 	if len(all) > e.pageSize {
 		all = all[:e.pageSize]
 		out.HasMore = true
@@ -123,6 +113,55 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 	return out, e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, lastPulledAt, out.Timestamp, out.HasMore, newTables)
 }
 
+// firstChanges returns the first want changes of every table, in sync
+// number order, after lastPulledAt (after 0 for a migration's tables) up to
+// upTo. It merges the tables' changes as it reads them, a chunk at a time, so
+// that a page reads about want records in all and a few chunks beyond: read
+// whole, every table gave a page's worth, most of them decoded and dropped
+// (a first sync of three large tables read three times what it sent). A
+// first sync reads only live records the actor sees: it sends no other.
+func (e *Engine) firstChanges(ctx context.Context, a models.Actor, lastPulledAt, upTo int64, mig *Migration, want int) ([]change, error) {
+	chunk := max(want/4, 1)
+	type source struct {
+		t     table
+		after int64
+		read  []change // read and not yet merged
+		done  bool     // nothing left to read
+	}
+	sources := make([]*source, len(e.tables))
+	for i, t := range e.tables {
+		sources[i] = &source{t: t, after: lastPulledAt}
+		if mig.names(t.schema().Name) {
+			sources[i].after = 0
+		}
+	}
+	var out []change
+	for len(out) < want {
+		var next *source
+		for _, s := range sources {
+			if len(s.read) == 0 && !s.done {
+				found, err := s.t.changes(ctx, a, s.after, upTo, chunk, lastPulledAt == 0)
+				if err != nil {
+					return nil, err
+				}
+				s.read, s.done = found, len(found) < chunk
+				if len(found) > 0 {
+					s.after = found[len(found)-1].seq
+				}
+			}
+			if len(s.read) > 0 && (next == nil || s.read[0].seq < next.read[0].seq) {
+				next = s
+			}
+		}
+		if next == nil {
+			break
+		}
+		out = append(out, next.read[0])
+		next.read = next.read[1:]
+	}
+	return out, nil
+}
+
 // lateCreations returns the records a round ending at upTo would otherwise
 // miss for good: created within the round (after start, at or below upTo, or
 // of a table new to the device) but changed again above upTo between the
@@ -137,7 +176,7 @@ func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo 
 		isNew := slices.Contains(newTables, t.schema().Name)
 		after := upTo
 		for {
-			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize)
+			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize, false)
 			if err != nil {
 				return nil, err
 			}

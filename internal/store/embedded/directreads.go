@@ -12,6 +12,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // Tables reads fieldcrm's sync changes straight from the SQL tables under an
@@ -406,6 +408,46 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
 	}
 	return out, nil
+}
+
+// LiveChangesSeen is Changes narrowed to the live documents that sc (or,
+// with orAssignee, an assignment) lets an actor see, tested on each entry of
+// the (tenant_id, seq) index as it is read in order. A rep's first sync so
+// decodes the records it receives, not the whole tenant's.
+func (t *Tables) LiveChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) ([]bson.Raw, error) {
+	stmt, args, err := t.dialect.liveChangesSeenSQL(fields, tenant, after, upTo, limit, sc, orAssignee)
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.query(ctx, coll, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+	}
+	return out, nil
+}
+
+// ExplainLiveChangesSeen returns the database's plan for LiveChangesSeen.
+func (t *Tables) ExplainLiveChangesSeen(ctx context.Context, coll string, fields Fields, sc models.Scope, orAssignee string) (string, error) {
+	stmt, args, err := t.dialect.liveChangesSeenSQL(fields, "t", 0, 1, 10, sc, orAssignee)
+	if err != nil {
+		return "", err
+	}
+	return t.explain(ctx, coll, stmt, args...)
+}
+
+// liveChangesSeenSQL is LiveChangesSeen's statement, with %s for the table.
+func (d dialect) liveChangesSeenSQL(fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: tenant, scopeUnindexed: true}
+	conds := []string{d.tenant + " = " + b.arg(tenant), d.seq + " > " + b.arg(after), d.seq + " <= " + b.arg(upTo),
+		d.path("deleted_at") + " IS NULL"}
+	vis, err := b.visibility(sc, orAssignee)
+	if err != nil {
+		return "", nil, err
+	}
+	if vis != "" {
+		conds = append(conds, vis)
+	}
+	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s ORDER BY %s LIMIT %s`, d.document, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
 }
 
 // HighestSeq returns the highest seq of tenant's documents in coll, or 0,
