@@ -726,18 +726,36 @@ type Change[R any] struct {
 	Visible, WasVisible bool
 }
 
+// Narrowing says which changes ChangesSince may leave out.
+type Narrowing int
+
+// Narrowings.
+const (
+	// AllChanges leaves none out.
+	AllChanges Narrowing = iota
+	// MayHold leaves out records the actor does not see that never had an
+	// earlier owner: no device of the actor's can hold them.
+	MayHold
+	// LiveSeen leaves out, also, deleted records and those the actor does
+	// not see: a device pulling from nothing holds none of them.
+	LiveSeen
+)
+
 // ChangesSince returns up to limit records of the actor's tenant whose last
 // change has a sync number in (after, upTo], in number order, tombstones
 // included. Visibility is decided per record, so that a record moved away from
 // the actor (reassignment) still comes back, marked not visible.
 //
-// With seenOnly, deleted records and records the actor may not see are left
-// out by the store (some of the latter may still come, marked not visible):
-// what a first sync needs, which sends neither.
-func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, seenOnly bool) ([]Change[R], error) {
+// Narrowed, the store leaves out records that the actor does not see and
+// no device of theirs may hold (some may still come, marked not visible):
+// a pull sends none of them. Narrowed to LiveSeen, also deleted records and
+// every record the actor does not see now: a first sync sends neither.
+func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, narrow Narrowing) ([]Change[R], error) {
 	var recs []R
 	var err error
-	if seenOnly {
+	if narrow == AllChanges {
+		err = r.svc.store.Changes(ctx, r.coll, a.TenantID, after, upTo, limit, &recs)
+	} else {
 		scope, orAssignee := a.ListScope(false), ""
 		if r.h.visible != nil && !scope.All {
 			orAssignee = a.UserID
@@ -745,9 +763,7 @@ func (r *Records[R]) ChangesSince(ctx context.Context, a models.Actor, after, up
 		if r.h.ownOnly {
 			scope = models.Scope{OwnerIDs: []string{a.UserID}}
 		}
-		err = r.svc.store.LiveChangesSeen(ctx, r.coll, a.TenantID, after, upTo, limit, scope, orAssignee, &recs)
-	} else {
-		err = r.svc.store.Changes(ctx, r.coll, a.TenantID, after, upTo, limit, &recs)
+		err = r.svc.store.ChangesSeen(ctx, r.coll, a.TenantID, after, upTo, limit, scope, orAssignee, narrow == LiveSeen, &recs)
 	}
 	if err != nil {
 		return nil, err

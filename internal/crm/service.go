@@ -38,7 +38,7 @@ type recordStore interface {
 	Find(ctx context.Context, coll string, q models.Query, out any) error
 	Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int, out any) error
-	LiveChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, out any) error
+	ChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool, out any) error
 	// Tally counts and sums records by the values of some fields, from
 	// index entries where the engine can (see store.Tally).
 	Tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error)

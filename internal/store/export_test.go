@@ -90,9 +90,9 @@ func (s *Store) KeyHolders(ctx context.Context, tenant, key string) ([]string, e
 	return doc.CustomerIDs, err
 }
 
-// ExplainLiveChangesSeen returns the database's plan for LiveChangesSeen.
-func (s *Store) ExplainLiveChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string) (string, error) {
+// ExplainChangesSeen returns the database's plan for ChangesSeen.
+func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string, live bool) (string, error) {
 	return s.tables.(interface {
-		ExplainLiveChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string) (string, error)
-	}).ExplainLiveChangesSeen(ctx, coll, queryFields[coll], sc, orAssignee)
+		ExplainChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string, live bool) (string, error)
+	}).ExplainChangesSeen(ctx, coll, queryFields[coll], sc, orAssignee, live)
 }

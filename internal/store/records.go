@@ -498,29 +498,32 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 	return decodeAll(docs, out, coll, tenant)
 }
 
-// liveChangesReader reads what LiveChangesSeen asks without the query
-// engine (embedded.Tables).
-type liveChangesReader interface {
-	LiveChangesSeen(ctx context.Context, coll string, fields embedded.Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) ([]bson.Raw, error)
+// seenChangesReader reads what ChangesSeen asks without the query engine
+// (embedded.Tables).
+type seenChangesReader interface {
+	ChangesSeen(ctx context.Context, coll string, fields embedded.Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) ([]bson.Raw, error)
 }
 
-// LiveChangesSeen is Changes narrowed to the live records that sc (or, with
-// orAssignee, an assignment) lets an actor see: a first sync's read, which
-// sends nothing else. On the embedded engines the (tenant_id, seq) index is
-// read in order and each entry's record tested before it is decoded;
-// through the driver MongoDB filters the same index's records.
-func (s *Store) LiveChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, out any) error {
-	if s.tables == nil {
+// ChangesSeen is Changes narrowed to what an actor's pull may send: with
+// live, the live records that sc (or, with orAssignee, an assignment) lets
+// them see (a first sync sends nothing else); without, also deleted ones and
+// those that had an earlier owner. It may return more (a caller decides
+// each record's fate), never fewer. On the embedded engines the (tenant_id,
+// seq) index is read in order and each entry's record tested before it is
+// decoded; through the driver, MongoDB filters that index's records (live)
+// or returns them all.
+func (s *Store) ChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool, out any) error {
+	if s.tables == nil && live {
 		q := models.Query{Tenant: tenant, Scope: sc, OrAssignee: orAssignee, SortField: "seq", Limit: limit,
 			Conds: []models.Cond{{Field: "seq", Op: models.OpGt, Value: after}, {Field: "seq", Op: models.OpLte, Value: upTo}}}
 		return s.Find(ctx, coll, q, out)
 	}
-	reader, ok := s.tables.(liveChangesReader)
+	reader, ok := s.tables.(seenChangesReader)
 	fields, known := queryFields[coll]
 	if !ok || !known {
 		return s.Changes(ctx, coll, tenant, after, upTo, limit, out)
 	}
-	docs, err := reader.LiveChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee)
+	docs, err := reader.ChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee, live)
 	if err != nil {
 		return err
 	}

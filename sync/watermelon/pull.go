@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -118,10 +119,15 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 // upTo. It merges the tables' changes as it reads them, a chunk at a time, so
 // that a page reads about want records in all and a few chunks beyond: read
 // whole, every table gave a page's worth, most of them decoded and dropped
-// (a first sync of three large tables read three times what it sent). A
-// first sync reads only live records the actor sees: it sends no other.
+// (a first sync of three large tables read three times what it sent). It
+// reads only records the pull may send (see crm.Narrowing): a rep's pull
+// read, and decoded, the records of the whole tenant.
 func (e *Engine) firstChanges(ctx context.Context, a models.Actor, lastPulledAt, upTo int64, mig *Migration, want int) ([]change, error) {
 	chunk := max(want/4, 1)
+	narrow := crm.MayHold
+	if lastPulledAt == 0 {
+		narrow = crm.LiveSeen
+	}
 	type source struct {
 		t     table
 		after int64
@@ -140,7 +146,7 @@ func (e *Engine) firstChanges(ctx context.Context, a models.Actor, lastPulledAt,
 		var next *source
 		for _, s := range sources {
 			if len(s.read) == 0 && !s.done {
-				found, err := s.t.changes(ctx, a, s.after, upTo, chunk, lastPulledAt == 0)
+				found, err := s.t.changes(ctx, a, s.after, upTo, chunk, narrow)
 				if err != nil {
 					return nil, err
 				}
@@ -176,7 +182,7 @@ func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo 
 		isNew := slices.Contains(newTables, t.schema().Name)
 		after := upTo
 		for {
-			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize, false)
+			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize, crm.AllChanges)
 			if err != nil {
 				return nil, err
 			}

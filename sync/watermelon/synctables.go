@@ -14,9 +14,8 @@ import (
 type table interface {
 	schema() Table
 	// changes returns the flat records changed in (after, upTo], in number
-	// order; with seenOnly, without deleted records nor (most of) those the
-	// actor may not see (see crm.Records.ChangesSince).
-	changes(ctx context.Context, a models.Actor, after, upTo int64, limit int, seenOnly bool) ([]change, error)
+	// order, narrowed as crm.Records.ChangesSince says.
+	changes(ctx context.Context, a models.Actor, after, upTo int64, limit int, narrow crm.Narrowing) ([]change, error)
 	// push applies a device's changes to the table (see Engine.Push).
 	// parallel bounds the rows applied at the same time.
 	push(ctx context.Context, a models.Actor, from pushCursor, tc PushTable, parallel int, res *PushResult) error
@@ -28,7 +27,7 @@ type table interface {
 // policies, duplicate checks, what is recorded.
 type collection[R any] interface {
 	Collection() string
-	ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, seenOnly bool) ([]crm.Change[R], error)
+	ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, narrow crm.Narrowing) ([]crm.Change[R], error)
 	ApplyDeviceEdit(ctx context.Context, a models.Actor, e crm.DeviceEdit) (crm.DeviceOutcome, error)
 	ApplyDeviceDelete(ctx context.Context, a models.Actor, id string, base int64) (crm.DeviceOutcome, error)
 	// EditReadsOthers reports whether an edit of these columns must be
@@ -75,8 +74,8 @@ func serverTable[R any](r collection[R]) *records[R] {
 
 func (t *records[R]) schema() Table { return Table{Name: t.r.Collection(), Columns: t.cols} }
 
-func (t *records[R]) changes(ctx context.Context, a models.Actor, after, upTo int64, limit int, seenOnly bool) ([]change, error) {
-	found, err := t.r.ChangesSince(ctx, a, after, upTo, limit, seenOnly)
+func (t *records[R]) changes(ctx context.Context, a models.Actor, after, upTo int64, limit int, narrow crm.Narrowing) ([]change, error) {
+	found, err := t.r.ChangesSince(ctx, a, after, upTo, limit, narrow)
 	if err != nil {
 		return nil, err
 	}

@@ -410,12 +410,14 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 	return out, nil
 }
 
-// LiveChangesSeen is Changes narrowed to the live documents that sc (or,
-// with orAssignee, an assignment) lets an actor see, tested on each entry of
-// the (tenant_id, seq) index as it is read in order. A rep's first sync so
-// decodes the records it receives, not the whole tenant's.
-func (t *Tables) LiveChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) ([]bson.Raw, error) {
-	stmt, args, err := t.dialect.liveChangesSeenSQL(fields, tenant, after, upTo, limit, sc, orAssignee)
+// ChangesSeen is Changes narrowed to what an actor's pull may send, tested
+// on each entry of the (tenant_id, seq) index as it is read in order, before
+// any document is decoded: with live, the live documents sc (or, with
+// orAssignee, an assignment) lets them see; without, also the deleted ones,
+// and those with an earlier owner (a device of theirs may hold them). A
+// rep's pull so decodes about the records it sends, not the whole tenant's.
+func (t *Tables) ChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) ([]bson.Raw, error) {
+	stmt, args, err := t.dialect.changesSeenSQL(fields, tenant, after, upTo, limit, sc, orAssignee, live)
 	if err != nil {
 		return nil, err
 	}
@@ -426,26 +428,32 @@ func (t *Tables) LiveChangesSeen(ctx context.Context, coll string, fields Fields
 	return out, nil
 }
 
-// ExplainLiveChangesSeen returns the database's plan for LiveChangesSeen.
-func (t *Tables) ExplainLiveChangesSeen(ctx context.Context, coll string, fields Fields, sc models.Scope, orAssignee string) (string, error) {
-	stmt, args, err := t.dialect.liveChangesSeenSQL(fields, "t", 0, 1, 10, sc, orAssignee)
+// ExplainChangesSeen returns the database's plan for ChangesSeen.
+func (t *Tables) ExplainChangesSeen(ctx context.Context, coll string, fields Fields, sc models.Scope, orAssignee string, live bool) (string, error) {
+	stmt, args, err := t.dialect.changesSeenSQL(fields, "t", 0, 1, 10, sc, orAssignee, live)
 	if err != nil {
 		return "", err
 	}
 	return t.explain(ctx, coll, stmt, args...)
 }
 
-// liveChangesSeenSQL is LiveChangesSeen's statement, with %s for the table.
-func (d dialect) liveChangesSeenSQL(fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string) (string, []any, error) {
+// changesSeenSQL is ChangesSeen's statement, with %s for the table.
+func (d dialect) changesSeenSQL(fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) (string, []any, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: tenant, scopeUnindexed: true}
-	conds := []string{d.tenant + " = " + b.arg(tenant), d.seq + " > " + b.arg(after), d.seq + " <= " + b.arg(upTo),
-		d.path("deleted_at") + " IS NULL"}
+	conds := []string{d.tenant + " = " + b.arg(tenant), d.seq + " > " + b.arg(after), d.seq + " <= " + b.arg(upTo)}
+	if live {
+		conds = append(conds, d.path("deleted_at")+" IS NULL")
+	}
 	vis, err := b.visibility(sc, orAssignee)
 	if err != nil {
 		return "", nil, err
 	}
-	if vis != "" {
+	switch {
+	case vis != "" && live:
 		conds = append(conds, vis)
+	case vis != "":
+		// models.Meta.Former: an empty list is stored as [], none as null.
+		conds = append(conds, "("+vis+" OR coalesce("+d.path("former")+", '[]') <> '[]')")
 	}
 	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s ORDER BY %s LIMIT %s`, d.document, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
 }
