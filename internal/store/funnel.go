@@ -68,14 +68,15 @@ func (s *Store) Funnel(ctx context.Context, f models.Funnel) ([]models.FunnelCou
 }
 
 // funnelOfHistories counts the moves from the histories of the customers
-// with one in the period: a move into a stage in it, or the next move,
-// which ends the stay, in it.
+// with a move at or after the period's start: every move into a stage in
+// the period, and every move ending a stay in it, is one.
 func (s *Store) funnelOfHistories(ctx context.Context, f models.Funnel) ([]models.FunnelCount, error) {
 	filter, _ := findArgs(f.Query)
 	// Stored dates are milliseconds: bounds within one move up to the next.
 	from, to := upToMilli(f.From), upToMilli(f.To)
-	filter = append(filter, bson.E{Key: "stage_history", Value: bson.D{{Key: "$elemMatch", Value: bson.D{
-		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}}}}}})
+	// A move counted, and the move that ends a stay counted, are at or after
+	// from. (Bounded above too with $elemMatch, FerretDB found nothing.)
+	filter = append(filter, bson.E{Key: "stage_history.at", Value: bson.D{{Key: "$gte", Value: from}}})
 	cur, err := s.coll(Customers).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "stage_history", Value: 1}}))
 	if err != nil {
 		return nil, err
