@@ -54,6 +54,7 @@ type movesDDL struct {
 	name                   string
 }
 
+// movesDDL returns the statements of m's side table on table.
 func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 	d := t.dialect
 	sideTable := side(table, "moves")
@@ -71,8 +72,10 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 	}
 	columns := "tenant, id, n, owner_id, team_id, stage, at, ended, rank, later"
 	// rows is the SELECT of the rows of the record row (NEW, or d for the
-	// fill), one per item of its array that is an object.
+	// fill), one per item of its array that is an object; ended is the
+	// next item's time, later the best rank among the items after it.
 	var rows func(row, from string) string
+	fillFrom := d.qualify(table) + " AS d, "
 	var create []string
 	if d.sqlite {
 		create = []string{fmt.Sprintf(`CREATE TABLE %s (tenant TEXT NOT NULL, id TEXT NOT NULL, n INTEGER NOT NULL, owner_id TEXT, team_id TEXT,
@@ -87,6 +90,7 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 				doc, item("h", m.To), item("h", m.At), m.Array, m.At, rank(item("h", m.To)), rank(item("l", m.To)), from)
 		}
 	} else {
+		fillFrom = d.qualify(table) + " AS d CROSS JOIN LATERAL "
 		create = []string{fmt.Sprintf(`CREATE TABLE %s (tenant text NOT NULL, id text NOT NULL, n bigint NOT NULL, owner_id text, team_id text,
 			stage text, at bigint, ended bigint, rank int NOT NULL, later int NOT NULL, PRIMARY KEY (tenant, id, n))`, sideTable)}
 		rows = func(row, from string) string {
@@ -119,11 +123,12 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 	}
 	remove := fmt.Sprintf("DELETE FROM %s WHERE tenant = OLD.%s%s AND id = OLD.%s%s", sideTable, doc, tenant, doc, id)
 	insert := fmt.Sprintf("INSERT INTO %s (%s) %s", sideTable, columns, rows("NEW", ""))
+	// What the rows hold of a record (its tenant and id never change).
 	var when []string
-	for _, f := range []string{m.Array, "owner_id", "team_id", "deleted_at", "tenant_id", "_id"} {
+	for _, f := range []string{m.Array, "owner_id", "team_id", "deleted_at"} {
 		when = append(when, changed(f))
 	}
-	out := movesDDL{create: create, fill: []string{fmt.Sprintf("INSERT INTO %s (%s) %s", sideTable, columns, rows("d", d.qualify(table)+" AS d, "))}}
+	out := movesDDL{create: create, fill: []string{fmt.Sprintf("INSERT INTO %s (%s) %s", sideTable, columns, rows("d", fillFrom))}}
 	if d.sqlite {
 		out.triggers = []string{
 			"CREATE TRIGGER \"{name}_insert\" AFTER INSERT ON " + quoteIdent(table) + " BEGIN\n" + insert + ";\nEND",
@@ -132,7 +137,8 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 				" BEGIN\n" + remove + ";\n" + insert + ";\nEND",
 		}
 	} else {
-		out.fill[0] = strings.Replace(out.fill[0], d.qualify(table)+" AS d, ", d.qualify(table)+" AS d CROSS JOIN LATERAL ", 1)
+		// One function for both triggers: on an update, OLD's rows go
+		// and NEW's come.
 		out.triggers = []string{
 			"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fieldcrm$\nBEGIN\n" +
 				"IF TG_OP <> 'INSERT' THEN " + remove + "; END IF;\n" +
