@@ -31,11 +31,11 @@ func customerMoves() embedded.Moves {
 }
 
 // movesIndex is migration 17's index on MongoDB: the customers with a move
-// in a period (multikey on the moves' times).
+// since a time (multikey on the moves' times).
 var movesIndex = index{name: "q_moves", keys: asc("tenant_id", "stage_history.at", "deleted_at")}
 
 // indexMoves is migration 17: on MongoDB the index of the customers with
-// a move in a period. The embedded engines keep a side table instead,
+// a move since a time. The embedded engines keep a side table instead,
 // made at start-up (see Migrate).
 func indexMoves(ctx context.Context, s *Store) error {
 	if s.tables != nil {
@@ -48,7 +48,7 @@ func indexMoves(ctx context.Context, s *Store) error {
 // in f's period and those of them that advanced later, and the stays in it
 // that ended in the period. On the embedded engines it is one statement
 // over the side table of moves, two GROUP BYs each reading one range of an
-// index's entries; on MongoDB the customers with a move in the period come
+// index's entries; on MongoDB the customers with a move since the period's start come
 // from the multikey index of migration 17, and only their histories are
 // read and counted here (MongoDB's $group cannot see an item's neighbours:
 // when a stay ended, and whether a later move advanced). Stages come in
