@@ -141,3 +141,29 @@ func BenchmarkUpdateCustomer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChangeStage measures a stage change, a write that appends to the
+// customer's stage history (and, on the embedded engines, rewrites its rows
+// of the side table of moves the funnel counts): each iteration moves
+// another customer from lead to prospect.
+func BenchmarkChangeStage(b *testing.B) {
+	svc, rep, _ := benchTenant(b, 2000)
+	ctx := context.Background()
+	ids := make([]string, b.N)
+	for i := range ids {
+		c, err := svc.CreateCustomer(ctx, rep, models.Customer{CustomerFields: models.CustomerFields{Name: fmt.Sprint("Lead ", i), Stage: "lead"}}, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	b.ResetTimer()
+	for _, id := range ids {
+		if _, err := svc.Customers.Mutate(ctx, rep, id, func(c *models.Customer) error {
+			c.Stage = "prospect"
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -42,6 +42,9 @@ type recordStore interface {
 	// Tally counts and sums records by the values of some fields, from
 	// index entries where the engine can (see store.Tally).
 	Tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error)
+	// Funnel counts the moves of customers' stage histories in a period,
+	// from an index of the moves (see store.Funnel).
+	Funnel(ctx context.Context, f models.Funnel) ([]models.FunnelCount, error)
 	CustomersSharingKeys(ctx context.Context, tenant string, keys []string, exceptID string, limit int) ([]models.Customer, error)
 	IndexCustomerKeys(ctx context.Context, tenant, id string, before, now []string) error
 	InsertCustomer(ctx context.Context, c *models.Customer, entry models.AuditEntry, keys []string, numberSeq int64) error

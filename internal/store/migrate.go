@@ -57,6 +57,7 @@ func migrations() []migration {
 			return s.ensureCollection(ctx, collSyncRounds)
 		}},
 		{16, "index the customers holding points", func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "flag_") }},
+		{17, "index the customers by the times of their stage changes", indexMoves},
 	}
 }
 
@@ -134,6 +135,15 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 			}
 			if n > 0 {
 				s.log.InfoContext(ctx, "embedded engine: added the indexes of lists, filters and sorts", "count", n)
+			}
+		}
+		if direct, ok := s.tables.(FunnelReader); ok {
+			built, err := direct.IndexMoves(ctx, customerMoves())
+			if err != nil {
+				return status, fmt.Errorf("index the customers' stage changes on the embedded engine: %w", err)
+			}
+			if built {
+				s.log.InfoContext(ctx, "embedded engine: built the side table of the customers' stage changes")
 			}
 		}
 	}
