@@ -379,3 +379,43 @@ func TestChangesSeenAreWhatAPullMaySend(t *testing.T) {
 		}
 	}
 }
+
+// Each hands over every record q selects, in q's order, and stops at the
+// first error its callback returns (the reader runs ahead in a goroutine of
+// its own on the embedded engines).
+func TestEachHandsOverEveryRecordInOrderAndStopsAtAnError(t *testing.T) {
+	ctx := context.Background()
+	st := env.Store(t)
+	var want []string
+	for i := range 600 {
+		task := models.Task{Meta: models.Meta{ID: fmt.Sprintf("task-%03d", i), TenantID: "t1", Version: 1, Seq: int64(i + 1), OwnerID: "rep1"}}
+		if err := st.Insert(ctx, store.Tasks, &task.Meta, task, models.AuditEntry{Action: "create"}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, task.ID)
+	}
+	q := models.Query{Tenant: "t1", Scope: models.Scope{All: true}, SortField: "_id"}
+	var got []string
+	err := st.Each(ctx, store.Tasks, q, func(decode func(out any) error) error {
+		var task models.Task
+		if err := decode(&task); err != nil {
+			return err
+		}
+		got = append(got, task.ID)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("each: %d records (%v), want %d in order", len(got), err, len(want))
+	}
+	stop := errors.New("enough")
+	calls := 0
+	err = st.Each(ctx, store.Tasks, q, func(func(out any) error) error {
+		if calls++; calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 3 {
+		t.Fatalf("an error from the third record: %v after %d calls", err, calls)
+	}
+}

@@ -233,9 +233,7 @@ func (s *Store) Find(ctx context.Context, coll string, q models.Query, out any) 
 // empty the records come in no particular order, which lets the engine stream
 // them instead of sorting first.
 func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) error {
-	if ok, err := s.findDirect(ctx, coll, q, func(doc bson.Raw) error {
-		return each(func(out any) error { return bson.Unmarshal(doc, out) })
-	}); ok {
+	if ok, err := s.eachDirect(ctx, coll, q, each); ok {
 		return err
 	}
 	filter, opts := findArgs(q)
@@ -256,6 +254,42 @@ func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func
 		return fmt.Errorf("read %s of tenant %s: %w", coll, q.Tenant, err)
 	}
 	return nil
+}
+
+// eachDirect is Each on the embedded engines, in two goroutines: one reads
+// the stored documents and converts them to BSON, this one decodes them and
+// calls each, a few hundred documents apart at most. The two halves cost
+// about the same (an export's rows went at the speed of both one after the
+// other). ok is false when the query did not translate and nothing was read.
+func (s *Store) eachDirect(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) (ok bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	docs := make(chan bson.Raw, 256)
+	var readErr error
+	go func() {
+		defer close(docs)
+		ok, readErr = s.findDirect(ctx, coll, q, func(doc bson.Raw) error {
+			select {
+			case docs <- doc:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	var eachErr error
+	for doc := range docs {
+		if eachErr == nil {
+			if eachErr = each(func(out any) error { return bson.Unmarshal(doc, out) }); eachErr != nil {
+				cancel() // the reader stops at its next document
+			}
+		}
+	}
+	// docs is closed: the reader has returned, and ok and readErr are set.
+	if eachErr != nil {
+		return true, eachErr
+	}
+	return ok, readErr
 }
 
 // findArgs turns a Query into a filter and find options.
