@@ -1,0 +1,269 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/fieldcrm/fieldcrm/models"
+)
+
+// A substring search of a SearchTerms field (a customer's search keys) on
+// SQLite answers each query one of two ways, chosen per query:
+//
+//   - few candidates (a number, an e-mail, a rare name): the trigram index
+//     names them, their entries in the collection's span_all index are
+//     tested for what the actor may see and the position, sorted by id, and
+//     only the page's records are read;
+//   - many (a common surname, "ltd", "2026"): the list the actor sees is
+//     walked in id order from span_all's entries, each tested on the
+//     search table's text of the record (a lookup by number, no record
+//     read), until the page is full.
+//
+// Reading every candidate costs in proportion to how many there are, the
+// walk in proportion to how rare they are, so neither serves both: the
+// first took 158 ms for a Chinese fragment at 100,000 customers, the second
+// 70 ms for a number at 20,000 (it then read 2,000 records). The choice
+// counts the actor's candidates, from index entries alone and up to the
+// length of a walk: more than a walk examines and the walk fills its page
+// sooner than the candidates are read. FTS5 cannot find a needle shorter
+// than a trigram from its index (it would read its whole table to count),
+// so one or two characters, which most records hold, walk first; a walk
+// that does not fill its page (a rare short needle, or candidates the
+// actor mostly may not see) ends with the candidates, which then are
+// the answer.
+
+// termsBranch is how a search of a SearchTerms field was answered.
+type termsBranch string
+
+const (
+	// byCandidates read the ids the trigram index names.
+	byCandidates termsBranch = "candidates"
+	// byWalk walked the list in id order and filled the page.
+	byWalk termsBranch = "walk"
+	// byWalkThenCandidates walked without filling the page, then read
+	// the candidates.
+	byWalkThenCandidates termsBranch = "walk, then candidates"
+)
+
+// termsSearch is a query's substring search of a SearchTerms field.
+type termsSearch struct {
+	field, needle string
+}
+
+// termsSearchOf returns q's search of a SearchTerms field when it is the
+// only condition q tests on records (the rest are on span_all's entries,
+// which pageIndex checked when it named the index).
+func termsSearchOf(fields Fields, q models.Query) (termsSearch, bool) {
+	var found []models.Cond
+	for _, c := range q.Conds {
+		if Walked(fields, c) {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 || found[0].Op != models.OpContains || fields[found[0].Field] != SearchTerms {
+		return termsSearch{}, false
+	}
+	needle, ok := found[0].Value.(string)
+	// The search table holds a record's keys joined by newlines: a needle
+	// without one is in that text exactly when it is in one of the keys.
+	if !ok || needle == "" || strings.Contains(needle, "\n") {
+		return termsSearch{}, false
+	}
+	return termsSearch{field: found[0].Field, needle: strings.ToLower(needle)}, true
+}
+
+// indexed tells a needle the trigram index finds: three characters or more,
+// none of them special to GLOB (FTS5 then reads its whole table).
+func (s termsSearch) indexed() bool {
+	return utf8.RuneCountInString(s.needle) >= 3 && !strings.ContainsAny(s.needle, "*?[")
+}
+
+// findTerms answers q, a search of a SearchTerms field, with the branch
+// chooseTerms picks (see above); ok is false, with nothing read, when q is
+// not such a search.
+func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) (bool, error) {
+	s, ok := termsSearchOf(fields, q)
+	if !ok {
+		return false, nil
+	}
+	branch, err := t.chooseTerms(ctx, coll, fields, q, s, index)
+	if err != nil {
+		return true, err
+	}
+	if branch == byWalk {
+		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+		if err != nil {
+			return true, err
+		}
+		var page []bson.Raw
+		err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
+			page = append(page, slices.Clone(doc))
+			return nil
+		})
+		if err != nil {
+			return true, err
+		}
+		if len(page) == q.Limit {
+			// Every record before the last one walked was tested.
+			for _, doc := range page {
+				if err := each(doc); err != nil {
+					return true, err
+				}
+			}
+			return true, nil
+		}
+	}
+	stmt, args, err := t.dialect.termsCandidatesOf(fields, q, s, index, false)
+	if err != nil {
+		return true, err
+	}
+	return true, t.each(ctx, coll, stmt, args, each)
+}
+
+// chooseTerms picks how to answer q's search s: by its candidates when the
+// trigram index names no more of them, visible to the actor and after q's
+// position, than a walk would examine; otherwise by a walk.
+func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q models.Query, s termsSearch, index string) (termsBranch, error) {
+	if !s.indexed() {
+		return byWalk, nil
+	}
+	walk := q.Limit * walkedPerRecord
+	stmt, args, err := t.dialect.termsCandidatesOf(fields, q, s, index, true)
+	if err != nil {
+		return "", err
+	}
+	// Counting stops one past the walk's length: the entries read are the
+	// index's, at most that many.
+	stmt = fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d)", stmt, walk+1)
+	var n int
+	err = t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
+		}
+		return t.db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&n)
+	})
+	if err != nil {
+		return "", fmt.Errorf("count the candidates of a search of %s: %w", coll, err)
+	}
+	if n > walk {
+		return byWalk, nil
+	}
+	return byCandidates, nil
+}
+
+// termsCandidatesOf is the statement of q's page read from the candidates
+// of its search s: the ids the trigram index names for the tenant, each
+// looked up in index (span_all) to test what the actor may see, the
+// position and deletion on the entry, then sorted, and the page's records
+// read by id. With count set it is the ids alone, unsorted, for counting.
+func (d dialect) termsCandidatesOf(fields Fields, q models.Query, s termsSearch, index string, count bool) (string, []any, error) {
+	rest := withoutWalked(fields, q)
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
+	glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(s.needle)
+	// The candidates' join is fixed (CROSS JOIN): the search table's
+	// entries first, each record's entry then sought by tenant and id.
+	from := fmt.Sprintf("(SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s) AS c CROSS JOIN %%[1]s INDEXED BY {index:%s}",
+		s.field, b.arg("*"+glob+"*"), b.arg(q.Tenant), index)
+	ids, args, err := d.entryIDs(fields, rest, entries{from: from, index: index, match: "c.id", unordered: count}, b.args)
+	if err != nil || count {
+		return ids, args, err
+	}
+	return d.recordsOf(fields, q, ids, args)
+}
+
+// termsWalkOf is the statement of the walk of q's search s: the first
+// Limit×walkedPerRecord entries of index (span_all) in q's order that the
+// rest of q selects, each tested on the search table's text of its record
+// (found by number, no record read), the first Limit of those that hold
+// the needle, and then their records.
+func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index string) (string, []any, error) {
+	rest := withoutWalked(fields, q)
+	rest.Limit = q.Limit * walkedPerRecord
+	walk, args, err := d.pageIDs(fields, rest, index, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, args: args}
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	ids := fmt.Sprintf("SELECT w.id FROM (%s) AS w CROSS JOIN {rows} AS r CROSS JOIN {fts:%s} AS f WHERE r.id = w.id AND f.rowid = r.n AND instr(f.items, %s) > 0 ORDER BY w.id %s LIMIT %s",
+		walk, s.field, b.arg(s.needle), dir, b.arg(q.Limit))
+	return d.recordsOf(fields, q, ids, b.args)
+}
+
+// withoutWalked is q without the conditions tested on records (see Walked).
+func withoutWalked(fields Fields, q models.Query) models.Query {
+	rest := q
+	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool { return Walked(fields, c) })
+	return rest
+}
+
+// recordsOf is the statement of the records of the ids a statement selects
+// (a page's, already tested and in q's order), read by tenant and id; its
+// parameters continue args.
+func (d dialect) recordsOf(fields Fields, q models.Query, ids string, args []any) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, args: args}
+	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant), b.drive(ids))
+	order, err := b.order(q)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("SELECT %s FROM (%s) AS m CROSS JOIN %%[1]s WHERE %s ORDER BY %s LIMIT %s",
+		d.document, b.driver, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
+}
+
+// ExplainSearch returns, for a search of a SearchTerms field on SQLite,
+// the branch Find takes for q (see findTerms) and the plans of the
+// statements that branch runs: the count that chose it, then the page's.
+func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, []string, error) {
+	s, ok := termsSearchOf(fields, q)
+	if !ok || !t.dialect.sqlite || index == "" || q.Limit <= 0 {
+		return "", nil, fmt.Errorf("%w: not a search of search terms read from %q", ErrUntranslatable, index)
+	}
+	branch, err := t.chooseTerms(ctx, coll, fields, q, s, index)
+	if err != nil {
+		return "", nil, err
+	}
+	var stmts []func() (string, []any, error)
+	if s.indexed() {
+		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, true) })
+	}
+	if branch == byWalk {
+		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsWalkOf(fields, q, s, index) })
+		// Find reads the candidates after a walk that did not fill the page.
+		var page int
+		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := t.each(ctx, coll, stmt, args, func(bson.Raw) error { page++; return nil }); err != nil {
+			return "", nil, err
+		}
+		if page < q.Limit {
+			branch = byWalkThenCandidates
+		}
+	}
+	if branch != byWalk {
+		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, false) })
+	}
+	var plans []string
+	for _, stmt := range stmts {
+		sql, args, err := stmt()
+		if err != nil {
+			return "", nil, err
+		}
+		plan, err := t.explainNamed(ctx, coll, sql, args)
+		if err != nil {
+			return "", nil, err
+		}
+		plans = append(plans, plan)
+	}
+	return string(branch), plans, nil
+}
