@@ -169,7 +169,8 @@ func (d dialect) termsCandidatesOf(fields Fields, q models.Query, s termsSearch,
 	// entries first, each record's entry then sought by tenant and id.
 	from := fmt.Sprintf("(SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s) AS c CROSS JOIN %%[1]s INDEXED BY {index:%s}",
 		s.field, b.arg("*"+glob+"*"), b.arg(q.Tenant), index)
-	ids, args, err := d.entryIDs(fields, rest, entries{from: from, index: index, match: "c.id", unordered: count}, b.args)
+	// +: without affinity, as the index's expression, so the id seeks it.
+	ids, args, err := d.entryIDs(fields, rest, entries{from: from, index: index, match: "+c.id", unordered: count}, b.args)
 	if err != nil || count {
 		return ids, args, err
 	}
