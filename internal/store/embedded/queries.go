@@ -259,9 +259,11 @@ func (h Hints) named() bool { return h.Page != "" || len(h.Flags) > 0 }
 // hints name the indexes SQLite reads (see Hints); none lets the database
 // choose.
 func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints, each func(bson.Raw) error) error {
-	if t.dialect.sqlite && hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
+	if hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
+		// A customer search chooses, on either engine (see findTerms);
+		// the other searches walk first on SQLite.
 		filled, err := t.findTerms(ctx, coll, fields, q, hints.Page, each)
-		if !filled && err == nil {
+		if !filled && err == nil && t.dialect.sqlite {
 			filled, err = t.findByWalk(ctx, coll, fields, q, hints.Page, each)
 		}
 		if err != nil && strings.Contains(err.Error(), "no such index") {
@@ -531,7 +533,10 @@ func (d dialect) entryIDs(fields Fields, q models.Query, e entries, args []any) 
 		return "", nil, err
 	}
 	id := d.value("_id", Text)
-	from := "%[1]s INDEXED BY {index:" + e.index + "}"
+	from := "%[1]s"
+	if d.sqlite {
+		from += " INDEXED BY {index:" + e.index + "}"
+	}
 	if e.match != "" {
 		from = e.from
 		b.conds = append(b.conds, id+" = "+e.match)

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,10 +78,17 @@ func termsSearchOf(fields Fields, q models.Query) (termsSearch, bool) {
 	return termsSearch{field: found[0].Field, needle: strings.ToLower(needle)}, true
 }
 
-// indexed tells a needle the trigram index finds: three characters or more,
-// none of them special to GLOB (FTS5 then reads its whole table).
-func (s termsSearch) indexed() bool {
-	return utf8.RuneCountInString(s.needle) >= 3 && !strings.ContainsAny(s.needle, "*?[")
+// trigrams tells a needle the trigram index finds: three characters or
+// more, none of them special to GLOB on SQLite (FTS5 then reads its whole
+// table), none that JSON text escapes on PostgreSQL (see searchCond).
+func (d dialect) trigrams(s termsSearch) bool {
+	if utf8.RuneCountInString(s.needle) < 3 {
+		return false
+	}
+	if d.sqlite {
+		return !strings.ContainsAny(s.needle, "*?[")
+	}
+	return !strings.ContainsAny(s.needle, `"\`) && !hasControl(s.needle)
 }
 
 // findTerms answers q, a search of a SearchTerms field, with the branch
@@ -92,16 +100,22 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 		return false, nil
 	}
 	branch, err := t.chooseTerms(ctx, coll, fields, q, s, index)
+	if errors.Is(err, ErrUntranslatable) {
+		return false, nil // the statements without a choice may still translate
+	}
 	if err != nil {
 		return true, err
 	}
 	if branch == byWalk {
 		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+		if errors.Is(err, ErrUntranslatable) {
+			return false, nil
+		}
 		if err != nil {
 			return true, err
 		}
 		var page []bson.Raw
-		err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
+		err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
 			page = append(page, slices.Clone(doc))
 			return nil
 		})
@@ -129,32 +143,59 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 // trigram index names no more of them, visible to the actor and after q's
 // position, than a walk would examine; otherwise by a walk.
 func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q models.Query, s termsSearch, index string) (termsBranch, error) {
-	if !s.indexed() {
+	if !t.dialect.trigrams(s) {
 		return byWalk, nil
 	}
-	walk := q.Limit * walkedPerRecord
+	most := t.dialect.candidatesRead(q)
 	stmt, args, err := t.dialect.termsCandidatesOf(fields, q, s, index, true)
 	if err != nil {
 		return "", err
 	}
-	// Counting stops one past the walk's length: the entries read are the
-	// index's, at most that many.
-	stmt = fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d)", stmt, walk+1)
+	// Counting stops one past the most worth reading.
+	stmt = fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d) AS counted", stmt, most+1)
 	var n int
 	err = t.retry(ctx, coll, func(table string) error {
 		if table == "" {
 			return nil
 		}
-		return t.db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&n)
+		return t.planned(ctx, countPlanner(), func(db querier) error {
+			return db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&n)
+		})
 	})
 	if err != nil {
 		return "", fmt.Errorf("count the candidates of a search of %s: %w", coll, err)
 	}
-	if n > walk {
+	if n > most {
 		return byWalk, nil
 	}
 	return byCandidates, nil
 }
+
+// candidatesRead is the most candidates of a search worth reading rather
+// than walking the list. On SQLite both read index entries, a walk's
+// about as costly as a candidate's, so the most is the walk's length. On
+// PostgreSQL both read records, a candidate through the trigram index
+// (40 µs each at 20,000 customers: a random read of a whole document)
+// several times a record walked in order (8 µs): 10 per row of the page
+// (510, 20 ms), past which a needle is common enough (1 customer in 40 at
+// 20,000, in 200 at 100,000) to fill a walk's page sooner.
+func (d dialect) candidatesRead(q models.Query) int {
+	if d.sqlite {
+		return q.Limit * walkedPerRecord
+	}
+	return q.Limit * 10
+}
+
+// countPlanner and walkPlanner are the plans PostgreSQL's planner may not
+// choose (see eachPlanned) for the count of a search's candidates, which
+// must read the trigram index (a scan of the table, stopping at the
+// count's limit, reads the whole table for a rarer needle), and for the
+// walk, which must read the list's index in order (its estimate of how
+// common a needle is made it read and sort every candidate, or the
+// table).
+func countPlanner() []string { return []string{"seqscan", "indexscan"} }
+
+func walkPlanner() []string { return []string{"seqscan", "bitmapscan", "sort"} }
 
 // termsCandidatesOf is the statement of q's page read from the candidates
 // of its search s: the ids the trigram index names for the tenant, each
@@ -162,6 +203,20 @@ func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q 
 // position and deletion on the entry, then sorted, and the page's records
 // read by id. With count set it is the ids alone, unsorted, for counting.
 func (d dialect) termsCandidatesOf(fields Fields, q models.Query, s termsSearch, index string, count bool) (string, []any, error) {
+	if !d.sqlite {
+		// pg_trgm's index names the candidates; each is a record.
+		if !count {
+			return d.selectOf(fields, q, Hints{})
+		}
+		b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
+		if err := b.where(q); err != nil {
+			return "", nil, err
+		}
+		if _, err := b.order(q); err != nil {
+			return "", nil, err
+		}
+		return "SELECT 1 FROM %[1]s WHERE " + strings.Join(b.conds, " AND "), b.args, nil
+	}
 	rest := withoutWalked(fields, q)
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
 	glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(s.needle)
@@ -185,6 +240,9 @@ func (d dialect) termsCandidatesOf(fields Fields, q models.Query, s termsSearch,
 func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index string) (string, []any, error) {
 	rest := withoutWalked(fields, q)
 	rest.Limit = q.Limit * walkedPerRecord
+	if !d.sqlite {
+		return d.termsWalkOfRecords(fields, q, rest, index)
+	}
 	walk, args, err := d.pageIDs(fields, rest, index, nil)
 	if err != nil {
 		return "", nil, err
@@ -197,6 +255,35 @@ func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index
 	ids := fmt.Sprintf("SELECT w.id FROM (%s) AS w CROSS JOIN {rows} AS r CROSS JOIN {fts:%s} AS f WHERE r.id = w.id AND f.rowid = r.n AND instr(f.items, %s) > 0 ORDER BY w.id %s LIMIT %s",
 		walk, s.field, b.arg(s.needle), dir, b.arg(q.Limit))
 	return d.recordsOf(fields, q, ids, b.args)
+}
+
+// termsWalkOfRecords is the walk on PostgreSQL, where the searched text is
+// in the record alone: q's page among the records, in id order, up to the
+// last of the first rest.Limit ids of the list (read from index's
+// entries), testing each record as the list's index names it.
+func (d dialect) termsWalkOfRecords(fields Fields, q, rest models.Query, index string) (string, []any, error) {
+	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
+	if err := b.where(q); err != nil {
+		return "", nil, err
+	}
+	order, err := b.order(q)
+	if err != nil {
+		return "", nil, err
+	}
+	walk, args, err := d.pageIDs(fields, rest, index, b.args)
+	if err != nil {
+		return "", nil, err
+	}
+	b.args = args
+	// The walk's end, a bound on the id the index seeks to: none if the
+	// list has no record left (then no record passes).
+	end, cmp := "max", "<="
+	if q.Desc {
+		end, cmp = "min", ">="
+	}
+	b.conds = append(b.conds, fmt.Sprintf("%s %s (SELECT %s(w.id) FROM (%s) AS w)", d.value("_id", Text), cmp, end, walk))
+	return fmt.Sprintf("SELECT %s FROM %%[1]s WHERE %s ORDER BY %s LIMIT %s",
+		d.document, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
 }
 
 // withoutWalked is q without the conditions tested on records (see Walked).
@@ -225,26 +312,30 @@ func (d dialect) recordsOf(fields Fields, q models.Query, ids string, args []any
 // statements that branch runs: the count that chose it, then the page's.
 func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, []string, error) {
 	s, ok := termsSearchOf(fields, q)
-	if !ok || !t.dialect.sqlite || index == "" || q.Limit <= 0 {
+	if !ok || index == "" || q.Limit <= 0 {
 		return "", nil, fmt.Errorf("%w: not a search of search terms read from %q", ErrUntranslatable, index)
 	}
 	branch, err := t.chooseTerms(ctx, coll, fields, q, s, index)
 	if err != nil {
 		return "", nil, err
 	}
-	var stmts []func() (string, []any, error)
-	if s.indexed() {
-		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, true) })
+	type step struct {
+		off  []string
+		stmt func() (string, []any, error)
+	}
+	var steps []step
+	if t.dialect.trigrams(s) {
+		steps = append(steps, step{countPlanner(), func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, true) }})
 	}
 	if branch == byWalk {
-		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsWalkOf(fields, q, s, index) })
+		steps = append(steps, step{walkPlanner(), func() (string, []any, error) { return t.dialect.termsWalkOf(fields, q, s, index) }})
 		// Find reads the candidates after a walk that did not fill the page.
 		var page int
 		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
 		if err != nil {
 			return "", nil, err
 		}
-		if err := t.each(ctx, coll, stmt, args, func(bson.Raw) error { page++; return nil }); err != nil {
+		if err := t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(bson.Raw) error { page++; return nil }); err != nil {
 			return "", nil, err
 		}
 		if page < q.Limit {
@@ -252,15 +343,19 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 		}
 	}
 	if branch != byWalk {
-		stmts = append(stmts, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, false) })
+		steps = append(steps, step{nil, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, false) }})
+	}
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return "", nil, err
 	}
 	var plans []string
-	for _, stmt := range stmts {
-		sql, args, err := stmt()
+	for _, st := range steps {
+		stmt, args, err := st.stmt()
 		if err != nil {
 			return "", nil, err
 		}
-		plan, err := t.explainNamed(ctx, coll, sql, args)
+		plan, err := t.explainPlanned(ctx, coll, indexToken(stmt, table), st.off, args)
 		if err != nil {
 			return "", nil, err
 		}
