@@ -485,8 +485,11 @@ func TestCustomerSearchChoosesCandidatesOrAWalk(t *testing.T) {
 		// Too short for a trigram: the walk first, and it fills the page.
 		{"one common letter", "e", models.Scope{All: true}, 2, "walk"},
 		// One name in ten, a page of 20: the walk reads the whole list
-		// (fewer than 800 records) without filling it.
-		{"two rarer characters", "张三", models.Scope{All: true}, 20, "walk, then candidates"},
+		// (fewer than 800 records), which is the answer.
+		{"two rarer characters", "张三", models.Scope{All: true}, 20, "walk"},
+		// In no key: a page of 2 walks 80 of the tenant's 94 live
+		// customers without filling it.
+		{"two characters nobody has", "zq", models.Scope{All: true}, 2, "walk, then candidates"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := models.Query{Tenant: f.tenant, Scope: tc.scope, Limit: tc.limit,

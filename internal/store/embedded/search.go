@@ -44,10 +44,11 @@ type termsBranch string
 const (
 	// byCandidates read the ids the trigram index names.
 	byCandidates termsBranch = "candidates"
-	// byWalk walked the list in id order and filled the page.
+	// byWalk walked the list in id order and filled the page, or read
+	// the whole list.
 	byWalk termsBranch = "walk"
-	// byWalkThenCandidates walked without filling the page, then read
-	// the candidates.
+	// byWalkThenCandidates walked without filling the page or reaching
+	// the end of the list, then read the candidates.
 	byWalkThenCandidates termsBranch = "walk, then candidates"
 )
 
@@ -107,23 +108,14 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 		return true, err
 	}
 	if branch == byWalk {
-		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+		page, complete, err := t.walkTerms(ctx, coll, fields, q, s, index)
 		if errors.Is(err, ErrUntranslatable) {
 			return false, nil
 		}
 		if err != nil {
 			return true, err
 		}
-		var page []bson.Raw
-		err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
-			page = append(page, slices.Clone(doc))
-			return nil
-		})
-		if err != nil {
-			return true, err
-		}
-		if len(page) == q.Limit {
-			// Every record before the last one walked was tested.
+		if complete {
 			for _, doc := range page {
 				if err := each(doc); err != nil {
 					return true, err
@@ -137,6 +129,47 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 		return true, err
 	}
 	return true, t.each(ctx, coll, stmt, args, each)
+}
+
+// walkTerms walks the list for q's search s (see termsWalkOf) and says
+// whether the page it found is the answer: when it is full (every record
+// before the last one walked was tested) or the walk reached the end of
+// the list (a rep's few hundred customers: every record was tested).
+func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q models.Query, s termsSearch, index string) ([]bson.Raw, bool, error) {
+	stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+	if err != nil {
+		return nil, false, err
+	}
+	var page []bson.Raw
+	err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
+		page = append(page, slices.Clone(doc))
+		return nil
+	})
+	if err != nil || len(page) == q.Limit {
+		return page, err == nil, err
+	}
+	// A short page: did the walk read the whole list? Its entries alone
+	// say (on SQLite; PostgreSQL reads the records' deletion mark too).
+	rest := withoutWalked(fields, q)
+	rest.Limit = q.Limit * walkedPerRecord
+	ids, args, err := t.dialect.pageIDs(fields, rest, index, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	stmt = "SELECT count(*) FROM (" + ids + ") AS walked"
+	var walked int
+	err = t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
+		}
+		return t.planned(ctx, walkPlanner(), func(db querier) error {
+			return db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&walked)
+		})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("measure the walk of a search of %s: %w", coll, err)
+	}
+	return page, walked < rest.Limit, nil
 }
 
 // chooseTerms picks how to answer q's search s: by its candidates when the
@@ -329,16 +362,13 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 	}
 	if branch == byWalk {
 		steps = append(steps, step{walkPlanner(), func() (string, []any, error) { return t.dialect.termsWalkOf(fields, q, s, index) }})
-		// Find reads the candidates after a walk that did not fill the page.
-		var page int
-		stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
+		// Find reads the candidates after a walk that neither filled the
+		// page nor read the whole list.
+		_, complete, err := t.walkTerms(ctx, coll, fields, q, s, index)
 		if err != nil {
 			return "", nil, err
 		}
-		if err := t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(bson.Raw) error { page++; return nil }); err != nil {
-			return "", nil, err
-		}
-		if page < q.Limit {
+		if !complete {
 			branch = byWalkThenCandidates
 		}
 	}
