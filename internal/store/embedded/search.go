@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -136,6 +137,9 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 // before the last one walked was tested) or the walk reached the end of
 // the list (a rep's few hundred customers: every record was tested).
 func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q models.Query, s termsSearch, index string) ([]bson.Raw, bool, error) {
+	if !t.dialect.sqlite {
+		return t.walkRecords(ctx, coll, fields, q, index)
+	}
 	stmt, args, err := t.dialect.termsWalkOf(fields, q, s, index)
 	if err != nil {
 		return nil, false, err
@@ -170,6 +174,51 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 		return nil, false, fmt.Errorf("measure the walk of a search of %s: %w", coll, err)
 	}
 	return page, walked < rest.Limit, nil
+}
+
+// walkRecords is walkTerms on PostgreSQL: the walk's last id and length
+// are read from the list's index first, then the records up to that id
+// are tested in order, as the index names them, until the page is full.
+// (A bound in the statement itself, as a subquery, made a rep's short list
+// be read a third time to learn whether the walk had reached its end.)
+func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q models.Query, index string) ([]bson.Raw, bool, error) {
+	rest := withoutWalked(fields, q)
+	rest.Limit = q.Limit * walkedPerRecord
+	ids, args, err := t.dialect.pageIDs(fields, rest, index, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	end := "max"
+	if q.Desc {
+		end = "min"
+	}
+	stmt := fmt.Sprintf("SELECT %s(w.id), count(*) FROM (%s) AS w", end, ids)
+	var bound sql.NullString
+	var walked int
+	err = t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
+		}
+		return t.planned(ctx, walkPlanner(), func(db querier) error {
+			return db.QueryRowContext(ctx, fmt.Sprintf(stmt, t.dialect.qualify(table)), args...).Scan(&bound, &walked)
+		})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("find the end of the walk of a search of %s: %w", coll, err)
+	}
+	if walked == 0 {
+		return nil, true, nil // nothing left to list
+	}
+	stmt, args, err = t.dialect.termsWalkOfRecords(fields, q, bound.String)
+	if err != nil {
+		return nil, false, err
+	}
+	var page []bson.Raw
+	err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
+		page = append(page, slices.Clone(doc))
+		return nil
+	})
+	return page, err == nil && (len(page) == q.Limit || walked < rest.Limit), err
 }
 
 // chooseTerms picks how to answer q's search s: by its candidates when the
@@ -274,7 +323,13 @@ func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index
 	rest := withoutWalked(fields, q)
 	rest.Limit = q.Limit * walkedPerRecord
 	if !d.sqlite {
-		return d.termsWalkOfRecords(fields, q, rest, index)
+		// The shape of the statement walkRecords runs; its bound here
+		// passes every id.
+		bound := "\U0010FFFF"
+		if q.Desc {
+			bound = ""
+		}
+		return d.termsWalkOfRecords(fields, q, bound)
 	}
 	walk, args, err := d.pageIDs(fields, rest, index, nil)
 	if err != nil {
@@ -291,10 +346,10 @@ func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index
 }
 
 // termsWalkOfRecords is the walk on PostgreSQL, where the searched text is
-// in the record alone: q's page among the records, in id order, up to the
-// last of the first rest.Limit ids of the list (read from index's
-// entries), testing each record as the list's index names it.
-func (d dialect) termsWalkOfRecords(fields Fields, q, rest models.Query, index string) (string, []any, error) {
+// in the record alone: q's page among the records, in q's order, up to
+// bound, the last id of the walk (see walkRecords), testing each record as
+// the list's index names it.
+func (d dialect) termsWalkOfRecords(fields Fields, q models.Query, bound string) (string, []any, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
 	if err := b.where(q); err != nil {
 		return "", nil, err
@@ -303,18 +358,11 @@ func (d dialect) termsWalkOfRecords(fields Fields, q, rest models.Query, index s
 	if err != nil {
 		return "", nil, err
 	}
-	walk, args, err := d.pageIDs(fields, rest, index, b.args)
-	if err != nil {
-		return "", nil, err
-	}
-	b.args = args
-	// The walk's end, a bound on the id the index seeks to: none if the
-	// list has no record left (then no record passes).
-	end, cmp := "max", "<="
+	cmp := "<="
 	if q.Desc {
-		end, cmp = "min", ">="
+		cmp = ">="
 	}
-	b.conds = append(b.conds, fmt.Sprintf("%s %s (SELECT %s(w.id) FROM (%s) AS w)", d.value("_id", Text), cmp, end, walk))
+	b.conds = append(b.conds, d.value("_id", Text)+" "+cmp+" "+b.arg(bound))
 	return fmt.Sprintf("SELECT %s FROM %%[1]s WHERE %s ORDER BY %s LIMIT %s",
 		d.document, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
 }
