@@ -14,8 +14,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// A substring search of a SearchTerms field (a customer's search keys) on
-// SQLite answers each query one of two ways, chosen per query:
+// A substring search of a SearchTerms field (a customer's search keys)
+// answers each query one of two ways, chosen per query (as on SQLite):
 //
 //   - few candidates (a number, an e-mail, a rare name): the trigram index
 //     names them, their entries in the collection's span_all index are
@@ -34,10 +34,15 @@ import (
 // length of a walk: more than a walk examines and the walk fills its page
 // sooner than the candidates are read. FTS5 cannot find a needle shorter
 // than a trigram from its index (it would read its whole table to count),
-// so one or two characters, which most records hold, walk first; a walk
-// that does not fill its page (a rare short needle, or candidates the
-// actor mostly may not see) ends with the candidates, which then are
-// the answer.
+// so one or two characters, which most records hold, walk first. A walk
+// that fills its page, or reaches the end of the list (a rep's few
+// hundred customers), is the answer; one that does neither (a rare short
+// needle, or candidates the actor mostly may not see) ends with the
+// candidates.
+//
+// PostgreSQL makes the same choice with its own costs (see candidatesRead):
+// pg_trgm names the candidates, and the walk reads records in the list's
+// index order, its planner kept from the plans its estimates preferred.
 
 // termsBranch is how a search of a SearchTerms field was answered.
 type termsBranch string
