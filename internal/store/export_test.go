@@ -77,11 +77,3 @@ func (s *Store) ExplainSearchWalk(ctx context.Context, coll string, q models.Que
 		ExplainWalk(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, error)
 	}).ExplainWalk(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
 }
-
-// ExplainSearch returns the branch a search of a customer's keys takes on
-// SQLite and the plans of its statements (see embedded.Tables.ExplainSearch).
-func (s *Store) ExplainSearch(ctx context.Context, coll string, q models.Query) (string, []string, error) {
-	return s.tables.(interface {
-		ExplainSearch(ctx context.Context, coll string, fields embedded.Fields, q models.Query, index string) (string, []string, error)
-	}).ExplainSearch(ctx, coll, queryFields[coll], q, pageIndex(coll, q))
-}
