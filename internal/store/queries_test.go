@@ -121,6 +121,9 @@ func queryCases(f queryFixture) []queryCase {
 		return queryCase{name: name, coll: store.Tasks, q: q}
 	}
 	broad := func(qc queryCase) queryCase { qc.broad = true; return qc }
+	search := func(needle string) []models.Cond {
+		return []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: needle}}
+	}
 	visits := func(name string, q models.Query) queryCase {
 		q.Tenant = f.tenant
 		return queryCase{name: name, coll: store.Interactions, q: q}
@@ -155,6 +158,20 @@ func queryCases(f queryFixture) []queryCase {
 		c("search", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "acme"}}}),
 		c("search Chinese", models.Query{Scope: rep, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "张"}}}),
 		c("search with %", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "100%"}}}),
+		// Needles the trigram index finds (three characters or more) and
+		// those it cannot, each common and rare, for an admin and a rep:
+		// paged by 2 and 20, a search takes each branch (see
+		// TestCustomerSearchChoosesCandidatesOrAWalk).
+		c("search, a common fragment", models.Query{Scope: all, Conds: search("2026")}),
+		c("search, a common fragment, rep's", models.Query{Scope: rep, Conds: search("c2026-")}),
+		c("search, a rare fragment", models.Query{Scope: all, Conds: search("000031")}),
+		c("search, a rare Chinese name", models.Query{Scope: manager, Conds: search("张三丰")}),
+		c("search, one letter", models.Query{Scope: all, Conds: search("e")}),
+		c("search, one rare letter", models.Query{Scope: rep, Conds: search("ü")}),
+		c("search, two letters, any case", models.Query{Scope: all, Conds: search("Ac")}),
+		c("search, two rare digits", models.Query{Scope: all, Conds: search("-5")}),
+		c("search, one Chinese character", models.Query{Scope: manager, Conds: search("芳")}),
+		c("search, two Chinese characters", models.Query{Scope: all, Conds: search("张伟")}),
 		c("search with _", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "li_"}}}),
 		c("name contains", models.Query{Scope: all, Conds: []models.Cond{{Field: "name", Op: models.OpContains, Value: "ACME"}}}),
 		c("phone", models.Query{Scope: all, Conds: eq("search_keys", "+8613800000000")}),
@@ -414,6 +431,111 @@ func TestSearchesWalkTheListFromIndexEntries(t *testing.T) {
 		if !regexp.MustCompile(`USING COVERING INDEX \S+_fieldcrm_q_span_all`).MatchString(plan) || strings.Contains(plan, "fts") {
 			t.Errorf("scope %+v: the walk does not read span_all's entries alone:\n%s", scope, plan)
 		}
+	}
+}
+
+// A search of a customer's keys counts its candidates from the trigram
+// index first (when the needle is long enough for it): few are read by
+// id, many make it walk the list in id order, which fills a page sooner.
+// Each branch reads index entries (SQLite) or the list's index in order
+// (PostgreSQL), never a whole table; the choice is what tells them apart
+// here, so a build without it fails.
+func TestCustomerSearchChoosesCandidatesOrAWalk(t *testing.T) {
+	st := env.Store(t)
+	if !st.ReadsTables() {
+		t.Skip("the driver path has no tables")
+	}
+	f := seedQueryFixture(t, st, 100)
+	ctx := context.Background()
+	probe := models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, Limit: 2,
+		Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "acme"}}}
+	plan, err := st.ExplainFind(ctx, store.Customers, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	postgres := strings.Contains(plan, " on ")
+	// SQLite: the count and the candidates read the trigram index by the
+	// GLOB pattern and seek each candidate's span_all entry by tenant and
+	// id; the walk reads span_all's entries and the search table by
+	// number alone. PostgreSQL: the count reads pg_trgm's index, the walk
+	// the list's index in order.
+	trigrams := regexp.MustCompile(`VIRTUAL TABLE INDEX 0:G`)
+	byNumber := regexp.MustCompile(`SCAN f VIRTUAL TABLE INDEX 0:=`)
+	walked := regexp.MustCompile(`USING COVERING INDEX \S+_fieldcrm_q_span_all \(<expr>=\?\)`)
+	sought := regexp.MustCompile(`COVERING INDEX \S+_fieldcrm_q_span_all \(<expr>=\? AND <expr>=\?`)
+	if postgres {
+		trigrams = regexp.MustCompile(`Bitmap Index Scan on \S+_fieldcrm_trgm_search_keys`)
+		walked = regexp.MustCompile(`Index Scan using \S+_fieldcrm_q_span_all`)
+	}
+	rep := models.Scope{OwnerIDs: []string{"u1"}}
+	for _, tc := range []struct {
+		name, needle string
+		scope        models.Scope
+		limit        int
+		want         string
+	}{
+		// 1 customer of 100: the count stops at it.
+		{"a rare number", "000031", models.Scope{All: true}, 2, "candidates"},
+		// Every customer: more than a page of 2 reads (80 on SQLite, 20 on
+		// PostgreSQL).
+		{"a common fragment", "2026", models.Scope{All: true}, 2, "walk"},
+		// The rep sees a quarter of them: fewer than a page of 3 reads
+		// (120, 30).
+		{"a common fragment a rep sees little of", "2026", rep, 3, "candidates"},
+		// Too short for a trigram: the walk first, and it fills the page.
+		{"one common letter", "e", models.Scope{All: true}, 2, "walk"},
+		// One name in ten, a page of 20: the walk reads the whole list
+		// (fewer than 800 records), which is the answer.
+		{"two rarer characters", "张三", models.Scope{All: true}, 20, "walk"},
+		// In no key: a page of 2 walks 80 of the tenant's 94 live
+		// customers without filling it.
+		{"two characters nobody has", "zq", models.Scope{All: true}, 2, "walk, then candidates"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := models.Query{Tenant: f.tenant, Scope: tc.scope, Limit: tc.limit,
+				Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: tc.needle}}}
+			branch, plans, err := st.ExplainSearch(ctx, store.Customers, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if branch != tc.want {
+				t.Fatalf("took %q, want %q", branch, tc.want)
+			}
+			all := strings.Join(plans, "\n")
+			for _, line := range strings.Split(all, "\n") {
+				trimmed := strings.TrimSpace(line)
+				if strings.Contains(line, "Seq Scan") || (strings.HasPrefix(trimmed, "SCAN ") && !strings.Contains(line, "USING") &&
+					!strings.Contains(line, "VIRTUAL TABLE") && !regexp.MustCompile(`^SCAN (m|c|w)\b`).MatchString(trimmed)) {
+					t.Errorf("reads a table whole: %s\n%s", trimmed, all)
+				}
+			}
+			counted := len([]rune(tc.needle)) >= 3
+			// PostgreSQL's planner may read a rep's records through the
+			// owner's index instead, as good on a test's few hundred.
+			trigramsOnly := !postgres || tc.scope.All
+			if counted && trigramsOnly && !trigrams.MatchString(plans[0]) {
+				t.Errorf("the count does not read the trigram index:\n%s", plans[0])
+			}
+			if strings.HasPrefix(branch, "walk") {
+				walk := plans[map[bool]int{true: 1, false: 0}[counted]]
+				if !walked.MatchString(walk) || trigrams.MatchString(walk) || strings.Contains(walk, "Bitmap") ||
+					(!postgres && !byNumber.MatchString(walk)) {
+					t.Errorf("the walk does not read the list's index in order:\n%s", walk)
+				}
+			}
+			last := plans[len(plans)-1]
+			if strings.HasSuffix(branch, "candidates") && (counted || !postgres) && trigramsOnly && !trigrams.MatchString(last) {
+				t.Errorf("the candidates are not read from the trigram index:\n%s", last)
+			}
+			for i, plan := range plans {
+				if !postgres && trigrams.MatchString(plan) && !sought.MatchString(plan) {
+					t.Errorf("statement %d does not seek each candidate's entry by tenant and id:\n%s", i, plan)
+				}
+			}
+			for _, plan := range plans {
+				t.Log(plan)
+			}
+		})
 	}
 }
 

@@ -374,30 +374,65 @@ func (t *Tables) query(ctx context.Context, coll, q string, args ...any) ([]bson
 // coll's table and calls fn with each document it returns, converted, as
 // the rows arrive.
 func (t *Tables) each(ctx context.Context, coll, q string, args []any, fn func(bson.Raw) error) error {
+	return t.eachPlanned(ctx, coll, q, args, nil, fn)
+}
+
+// eachPlanned is each with PostgreSQL's planner kept, for q alone, from the
+// kinds of plan off names ("seqscan", "bitmapscan": SET LOCAL enable_… =
+// off, in a read-only transaction of q's own), where its estimates pick a
+// worse one (see findTerms). SQLite is told by the statement itself.
+func (t *Tables) eachPlanned(ctx context.Context, coll, q string, args []any, off []string, fn func(bson.Raw) error) error {
 	return t.retry(ctx, coll, func(table string) error {
 		if table == "" {
 			return nil
 		}
-		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(indexToken(sideTokens(q, table), table), t.dialect.qualify(table)), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var text []byte
-		for rows.Next() {
-			if err := rows.Scan(&text); err != nil {
-				return err
-			}
-			doc, err := sjsonToBSON(text, t.schemas)
+		return t.planned(ctx, off, func(db querier) error {
+			rows, err := db.QueryContext(ctx, fmt.Sprintf(indexToken(sideTokens(q, table), table), t.dialect.qualify(table)), args...)
 			if err != nil {
-				return fmt.Errorf("convert a stored record: %w", err)
-			}
-			if err := fn(doc); err != nil {
 				return err
 			}
-		}
-		return rows.Err()
+			defer rows.Close()
+			var text []byte
+			for rows.Next() {
+				if err := rows.Scan(&text); err != nil {
+					return err
+				}
+				doc, err := sjsonToBSON(text, t.schemas)
+				if err != nil {
+					return fmt.Errorf("convert a stored record: %w", err)
+				}
+				if err := fn(doc); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
 	})
+}
+
+// querier is a connection pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// planned runs fn on the pool, or, when off names kinds of plan, in a
+// read-only transaction whose planner may not use them (PostgreSQL).
+func (t *Tables) planned(ctx context.Context, off []string, fn func(db querier) error) error {
+	if len(off) == 0 || t.dialect.sqlite {
+		return fn(t.db)
+	}
+	tx, err := t.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, kind := range off {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_"+kind+" = off"); err != nil {
+			return fmt.Errorf("leave %s plans out: %w", kind, err)
+		}
+	}
+	return fn(tx)
 }
 
 // Changes returns, in seq order, at most limit documents of collection coll
@@ -490,6 +525,11 @@ func (t *Tables) changesSQL() string {
 }
 
 func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (string, error) {
+	return t.explainPlanned(ctx, coll, q, nil, args)
+}
+
+// explainPlanned is explain of a statement run with eachPlanned's off.
+func (t *Tables) explainPlanned(ctx context.Context, coll, q string, off []string, args []any) (string, error) {
 	table, err := t.table(ctx, coll)
 	if err != nil || table == "" {
 		return "", fmt.Errorf("no table for %s (%v)", coll, err)
@@ -513,8 +553,10 @@ func (t *Tables) explain(ctx context.Context, coll, q string, args ...any) (stri
 		// whatever its indexes; with sequential scans priced out, the plan
 		// shows whether an index can answer the query.
 		explain = "EXPLAIN "
-		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-			return "", fmt.Errorf("explain: %w", err)
+		for _, kind := range append([]string{"seqscan"}, off...) {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_"+kind+" = off"); err != nil {
+				return "", fmt.Errorf("explain: %w", err)
+			}
 		}
 	}
 	rows, err := tx.QueryContext(ctx, explain+fmt.Sprintf(sideTokens(q, table), t.dialect.qualify(table)), args...)

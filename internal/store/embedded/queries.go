@@ -259,8 +259,13 @@ func (h Hints) named() bool { return h.Page != "" || len(h.Flags) > 0 }
 // hints name the indexes SQLite reads (see Hints); none lets the database
 // choose.
 func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints, each func(bson.Raw) error) error {
-	if t.dialect.sqlite && hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
-		filled, err := t.findByWalk(ctx, coll, fields, q, hints.Page, each)
+	if hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
+		// A customer search chooses, on either engine (see findTerms);
+		// the other searches walk first on SQLite.
+		filled, err := t.findTerms(ctx, coll, fields, q, hints.Page, each)
+		if !filled && err == nil && t.dialect.sqlite {
+			filled, err = t.findByWalk(ctx, coll, fields, q, hints.Page, each)
+		}
 		if err != nil && strings.Contains(err.Error(), "no such index") {
 			hints, err = Hints{}, nil
 		}
@@ -300,12 +305,13 @@ const walkedPerRecord = 40
 // Walked tells the conditions a page may be found by walking the list in
 // order (see findByWalk): a substring search of text and an array holding a
 // value (a tag), which may match one record in five or one in a hundred
-// thousand. A customer search (SearchTerms) is not walked: most name a few
-// customers (a number, an e-mail), and a walk that finds none of them read
-// 2,000 records first (70 ms at 20,000 customers).
+// thousand. A search of a customer's keys (SearchTerms) walks only when its
+// candidates are many (see findTerms): most name a few customers (a number,
+// an e-mail), and a walk that found none of them read 2,000 records first
+// (70 ms at 20,000 customers).
 func Walked(fields Fields, c models.Cond) bool {
 	k := fields[c.Field]
-	return (c.Op == models.OpContains && k == SearchText) || (c.Op == models.OpEq && k == Terms)
+	return (c.Op == models.OpContains && (k == SearchText || k == SearchTerms)) || (c.Op == models.OpEq && k == Terms)
 }
 
 // searchesText tells a query with a condition Walked.
@@ -353,8 +359,7 @@ func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q m
 // records, in q's order, that q without its substring searches selects,
 // those read from index's entries alone.
 func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (string, []any, error) {
-	rest := q
-	rest.Conds = slices.DeleteFunc(slices.Clone(q.Conds), func(c models.Cond) bool { return Walked(fields, c) })
+	rest := withoutWalked(fields, q)
 	rest.Limit = walk
 	ids, args, err := d.pageIDs(fields, rest, index, nil)
 	if err != nil {
@@ -500,14 +505,7 @@ func (d dialect) pageOf(fields Fields, q models.Query, index string) (string, []
 	if err != nil {
 		return "", nil, err
 	}
-	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, args: args}
-	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant), b.drive(ids))
-	order, err := b.order(q)
-	if err != nil {
-		return "", nil, err
-	}
-	return fmt.Sprintf("SELECT %s FROM (%s) AS m CROSS JOIN %%[1]s WHERE %s ORDER BY %s LIMIT %s",
-		d.document, b.driver, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
+	return d.recordsOf(fields, q, ids, args)
 }
 
 // pageIDs is the statement of the ids of q's page, in order, read from the
@@ -516,19 +514,45 @@ func (d dialect) pageOf(fields Fields, q models.Query, index string) (string, []
 // as a month of interactions listed by id, reads every record of the range
 // to test and sort them. Its parameters continue args.
 func (d dialect) pageIDs(fields Fields, q models.Query, index string, args []any) (string, []any, error) {
+	return d.entryIDs(fields, q, entries{index: index}, args)
+}
+
+// entries says where entryIDs reads: the entries of index, alone or each
+// sought by the id match names in the subquery from joins before them
+// (from then names the index too); unordered leaves the ids unsorted and
+// unlimited, for a count.
+type entries struct {
+	from, index, match string
+	unordered          bool
+}
+
+// entryIDs is pageIDs, reading the entries e says.
+func (d dialect) entryIDs(fields Fields, q models.Query, e entries, args []any) (string, []any, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, scopeUnindexed: true, args: args}
 	if err := b.where(q); err != nil {
 		return "", nil, err
+	}
+	id := d.value("_id", Text)
+	from := "%[1]s"
+	if d.sqlite {
+		from += " INDEXED BY {index:" + e.index + "}"
+	}
+	if e.match != "" {
+		from = e.from
+		b.conds = append(b.conds, id+" = "+e.match)
 	}
 	order, err := b.order(q)
 	if err != nil {
 		return "", nil, err
 	}
 	if b.driver != "" {
-		return "", nil, fmt.Errorf("%w: a page of %s read from its index reads a side table too", ErrUntranslatable, index)
+		return "", nil, fmt.Errorf("%w: a page of %s read from its index reads a side table too", ErrUntranslatable, e.index)
 	}
-	return fmt.Sprintf("SELECT %s AS id FROM %%[1]s INDEXED BY {index:%s} WHERE %s ORDER BY %s LIMIT %s",
-		d.value("_id", Text), index, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
+	stmt := fmt.Sprintf("SELECT %s AS id FROM %s WHERE %s", id, from, strings.Join(b.conds, " AND "))
+	if e.unordered {
+		return stmt, b.args, nil
+	}
+	return fmt.Sprintf("%s ORDER BY %s LIMIT %s", stmt, order, b.arg(q.Limit)), b.args, nil
 }
 
 // visibility is the SQL of what an actor may see ("" for everything).
