@@ -46,6 +46,10 @@ type Column struct {
 	ReadOnly bool `json:"readOnly,omitempty"`
 
 	goType reflect.Type
+	// field is the index sequence of the column's struct field, omitEmpty
+	// its json tag's option: where flatten reads the value.
+	field     []int
+	omitEmpty bool
 }
 
 // Table is one synced table and its columns (id, _status and _changed are
@@ -73,17 +77,18 @@ var notSynced = []string{"id", "deleted_at"}
 func columnsOf(rec any) []Column {
 	server := models.ServerFields(rec)
 	var cols []Column
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+	var walk func(t reflect.Type, at []int)
+	walk = func(t reflect.Type, at []int) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag := f.Tag.Get("json")
-			name, _, _ := strings.Cut(tag, ",")
+			name, options, _ := strings.Cut(tag, ",")
 			if tag == "-" || (!f.IsExported() && !f.Anonymous) {
 				continue
 			}
+			index := append(slices.Clone(at), i)
 			if f.Anonymous && name == "" {
-				walk(f.Type)
+				walk(f.Type, index)
 				continue
 			}
 			if slices.Contains(notSynced, name) {
@@ -92,10 +97,11 @@ func columnsOf(rec any) []Column {
 			c := columnFor(name, f.Type)
 			c.IsIndexed = slices.Contains(indexed, name)
 			c.ReadOnly = slices.Contains(server, name)
+			c.field, c.omitEmpty = index, slices.Contains(strings.Split(options, ","), "omitempty")
 			cols = append(cols, c)
 		}
 	}
-	walk(reflect.TypeOf(rec).Elem())
+	walk(reflect.TypeOf(rec).Elem(), nil)
 	return cols
 }
 

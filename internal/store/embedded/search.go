@@ -167,14 +167,7 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 	}
 	stmt = "SELECT count(*) FROM (" + ids + ") AS walked"
 	var walked int
-	err = t.retry(ctx, coll, func(table string) error {
-		if table == "" {
-			return nil
-		}
-		return t.planned(ctx, walkPlanner(), func(db querier) error {
-			return db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&walked)
-		})
-	})
+	err = t.scanPlanned(ctx, coll, stmt, args, walkPlanner(), &walked)
 	if err != nil {
 		return nil, false, fmt.Errorf("measure the walk of a search of %s: %w", coll, err)
 	}
@@ -200,14 +193,7 @@ func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q 
 	stmt := fmt.Sprintf("SELECT %s(w.id), count(*) FROM (%s) AS w", end, ids)
 	var bound sql.NullString
 	var walked int
-	err = t.retry(ctx, coll, func(table string) error {
-		if table == "" {
-			return nil
-		}
-		return t.planned(ctx, walkPlanner(), func(db querier) error {
-			return db.QueryRowContext(ctx, fmt.Sprintf(stmt, t.dialect.qualify(table)), args...).Scan(&bound, &walked)
-		})
-	})
+	err = t.scanPlanned(ctx, coll, stmt, args, walkPlanner(), &bound, &walked)
 	if err != nil {
 		return nil, false, fmt.Errorf("find the end of the walk of a search of %s: %w", coll, err)
 	}
@@ -241,14 +227,7 @@ func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q 
 	// Counting stops one past the most worth reading.
 	stmt = fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d) AS counted", stmt, most+1)
 	var n int
-	err = t.retry(ctx, coll, func(table string) error {
-		if table == "" {
-			return nil
-		}
-		return t.planned(ctx, countPlanner(), func(db querier) error {
-			return db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(&n)
-		})
-	})
+	err = t.scanPlanned(ctx, coll, stmt, args, countPlanner(), &n)
 	if err != nil {
 		return "", fmt.Errorf("count the candidates of a search of %s: %w", coll, err)
 	}
@@ -280,6 +259,19 @@ func (d dialect) candidatesRead(q models.Query) int {
 // walk, which must read the list's index in order (its estimate of how
 // common a needle is made it read and sort every candidate, or the
 // table).
+// scanPlanned reads the one row of stmt (with %s for the table, and the
+// side tables' tokens) into dest, with the plans off turned off (see planned).
+func (t *Tables) scanPlanned(ctx context.Context, coll, stmt string, args []any, off []string, dest ...any) error {
+	return t.retry(ctx, coll, func(table string) error {
+		if table == "" {
+			return nil
+		}
+		return t.planned(ctx, off, func(db querier) error {
+			return db.QueryRowContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...).Scan(dest...)
+		})
+	})
+}
+
 func countPlanner() []string { return []string{"seqscan", "indexscan"} }
 
 func walkPlanner() []string { return []string{"seqscan", "bitmapscan", "sort"} }
