@@ -149,19 +149,13 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 	if err != nil {
 		return nil, false, err
 	}
-	var page []bson.Raw
-	err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
-		page = append(page, slices.Clone(doc))
-		return nil
-	})
+	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner())
 	if err != nil || len(page) == q.Limit {
 		return page, err == nil, err
 	}
 	// A short page: did the walk read the whole list? Its entries alone
 	// say (on SQLite; PostgreSQL reads the records' deletion mark too).
-	rest := withoutWalked(fields, q)
-	rest.Limit = q.Limit * walkedPerRecord
-	ids, args, err := t.dialect.pageIDs(fields, rest, index, nil)
+	ids, args, most, err := t.dialect.walkedIDs(fields, q, index)
 	if err != nil {
 		return nil, false, err
 	}
@@ -171,7 +165,26 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 	if err != nil {
 		return nil, false, fmt.Errorf("measure the walk of a search of %s: %w", coll, err)
 	}
-	return page, walked < rest.Limit, nil
+	return page, walked < most, nil
+}
+
+// walkedIDs is the statement of the ids a walk of q's list examines, in
+// list order, and how many it examines at most.
+func (d dialect) walkedIDs(fields Fields, q models.Query, index string) (string, []any, int, error) {
+	rest := withoutWalked(fields, q)
+	rest.Limit = q.Limit * walkedPerRecord
+	ids, args, err := d.pageIDs(fields, rest, index, nil)
+	return ids, args, rest.Limit, err
+}
+
+// pagePlanned collects the documents stmt reads (see eachPlanned).
+func (t *Tables) pagePlanned(ctx context.Context, coll, stmt string, args []any, off []string) ([]bson.Raw, error) {
+	var page []bson.Raw
+	err := t.eachPlanned(ctx, coll, stmt, args, off, func(doc bson.Raw) error {
+		page = append(page, slices.Clone(doc))
+		return nil
+	})
+	return page, err
 }
 
 // walkRecords is walkTerms on PostgreSQL: the walk's last id and length
@@ -180,9 +193,7 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 // (A bound in the statement itself, as a subquery, made a rep's short list
 // be read a third time to learn whether the walk had reached its end.)
 func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q models.Query, index string) ([]bson.Raw, bool, error) {
-	rest := withoutWalked(fields, q)
-	rest.Limit = q.Limit * walkedPerRecord
-	ids, args, err := t.dialect.pageIDs(fields, rest, index, nil)
+	ids, args, most, err := t.dialect.walkedIDs(fields, q, index)
 	if err != nil {
 		return nil, false, err
 	}
@@ -204,12 +215,8 @@ func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q 
 	if err != nil {
 		return nil, false, err
 	}
-	var page []bson.Raw
-	err = t.eachPlanned(ctx, coll, stmt, args, walkPlanner(), func(doc bson.Raw) error {
-		page = append(page, slices.Clone(doc))
-		return nil
-	})
-	return page, err == nil && (len(page) == q.Limit || walked < rest.Limit), err
+	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner())
+	return page, err == nil && (len(page) == q.Limit || walked < most), err
 }
 
 // chooseTerms picks how to answer q's search s: by its candidates when the
