@@ -347,7 +347,10 @@ func TestChangesSeenAreWhatAPullMaySend(t *testing.T) {
 				sees := c.scope.All || slices.Contains(c.scope.OwnerIDs, task.OwnerID) || slices.Contains(c.scope.TeamIDs, task.TeamID) ||
 					(c.orAssignee != "" && task.AssigneeID == c.orAssignee)
 				sends := sees && !task.Deleted()
-				if !live {
+				switch {
+				case !live && env.DriverOnly(): // MongoDB returns every change (see ChangesSeen)
+					sends = true
+				case !live:
 					sends = sees || len(task.Former) > 0
 				}
 				if task.Seq > c.after && sends && len(want) < c.limit {
