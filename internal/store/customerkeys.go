@@ -58,18 +58,15 @@ func (s *Store) IndexCustomerKeys(ctx context.Context, tenant, id string, before
 			return err
 		}
 	}
-	for _, k := range now {
-		if !slices.Contains(before, k) {
-			if err := s.changeKeyDoc(ctx, tenant, k, func(ids []string) []string { return withID(ids, id) }); err != nil {
-				return err
-			}
-		}
+	// Through the driver, one key document after another.
+	writes, err := s.keyWrites(ctx, tenant, id, before, now)
+	if err != nil {
+		return err
 	}
-	for _, k := range before {
-		if !slices.Contains(now, k) {
-			if err := s.changeKeyDoc(ctx, tenant, k, func(ids []string) []string { return withoutID(ids, id) }); err != nil {
-				return err
-			}
+	for _, w := range writes {
+		doc := w.doc.(customerKeyDoc)
+		if err := s.put(ctx, collCustomerKeys, doc.ID, doc); err != nil {
+			return fmt.Errorf("customer key %s: %w", doc.ID, err)
 		}
 	}
 	return nil
@@ -293,22 +290,6 @@ func (s *Store) InsertCustomerKeys(ctx context.Context, tenant string, ids map[s
 		return nil
 	}
 	return s.insertMany(ctx, collCustomerKeys, docs)
-}
-
-func (s *Store) changeKeyDoc(ctx context.Context, tenant, key string, change func([]string) []string) error {
-	doc := customerKeyDoc{ID: customerKeyID(tenant, key), TenantID: tenant}
-	if err := s.findByID(ctx, collCustomerKeys, doc.ID, &doc); err != nil && !errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("customer key %s: %w", key, err)
-	}
-	before := len(doc.CustomerIDs)
-	doc.CustomerIDs = change(doc.CustomerIDs)
-	if len(doc.CustomerIDs) == before && before > 0 {
-		return nil
-	}
-	if err := s.put(ctx, collCustomerKeys, doc.ID, doc); err != nil {
-		return fmt.Errorf("customer key %s: %w", key, err)
-	}
-	return nil
 }
 
 // CustomersSharingKeys returns up to limit live customers of tenant, other
