@@ -260,10 +260,10 @@ func (h Hints) named() bool { return h.Page != "" || len(h.Flags) > 0 }
 // choose.
 func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.Query, hints Hints, each func(bson.Raw) error) error {
 	if hints.Page != "" && q.Limit > 0 && searchesText(fields, q) {
-		// A customer search chooses, on either engine (see findTerms);
-		// the other searches walk first on SQLite.
+		// A customer search chooses (see findTerms); the other searches
+		// walk first.
 		filled, err := t.findTerms(ctx, coll, fields, q, hints.Page, each)
-		if !filled && err == nil && t.dialect.sqlite {
+		if !filled && err == nil {
 			filled, err = t.findByWalk(ctx, coll, fields, q, hints.Page, each)
 		}
 		if err != nil && strings.Contains(err.Error(), "no such index") {
@@ -329,23 +329,41 @@ func searchesText(fields Fields, q models.Query) bool {
 // the text of each: a common word (报价 is in one interaction in eight)
 // fills a page within a few hundred, where the index of the text would
 // name every record that holds it, all to be read and sorted. It says
-// whether the page was filled, and calls each only then; a rarer word is
-// left to the index of the text.
+// whether the walk answered q, and calls each only then: when it filled
+// the page, or (on PostgreSQL, whose walk counts what it examined, see
+// walkRecords) read the whole list. A rarer word is left to the index of
+// the text.
 func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string, each func(bson.Raw) error) (bool, error) {
-	stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
-	if errors.Is(err, ErrUntranslatable) {
-		return false, nil // the statement without a walk may still translate
-	}
-	if err != nil {
-		return false, err
-	}
 	var page []bson.Raw
-	err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
-		page = append(page, slices.Clone(doc))
-		return nil
-	})
-	if err != nil || len(page) < q.Limit {
-		return false, err
+	var answered bool
+	if t.dialect.sqlite {
+		stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
+		if errors.Is(err, ErrUntranslatable) {
+			return false, nil // the statement without a walk may still translate
+		}
+		if err != nil {
+			return false, err
+		}
+		err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
+			page = append(page, slices.Clone(doc))
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		answered = len(page) >= q.Limit
+	} else {
+		var err error
+		page, answered, err = t.walkRecords(ctx, coll, fields, q, index)
+		if errors.Is(err, ErrUntranslatable) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if !answered {
+		return false, nil
 	}
 	for _, doc := range page {
 		if err := each(doc); err != nil {
@@ -397,8 +415,20 @@ func (t *Tables) explainNamed(ctx context.Context, coll, stmt string, args []any
 }
 
 // ExplainWalk returns the database's plan for the walk a substring search
-// starts with on SQLite (see findByWalk).
+// starts with (see findByWalk); on PostgreSQL that of its records' read,
+// with a bound that passes every id.
 func (t *Tables) ExplainWalk(ctx context.Context, coll string, fields Fields, q models.Query, index string) (string, error) {
+	if !t.dialect.sqlite {
+		stmt, args, err := t.dialect.termsWalkOfRecords(fields, q, unbounded(q))
+		if err != nil {
+			return "", err
+		}
+		table, err := t.table(ctx, coll)
+		if err != nil {
+			return "", err
+		}
+		return t.explainPlanned(ctx, coll, indexToken(stmt, table), walkPlanner(), args)
+	}
 	stmt, args, err := t.dialect.walkOf(fields, q, index, q.Limit*walkedPerRecord)
 	if err != nil {
 		return "", err
