@@ -157,6 +157,10 @@ func queryCases(f queryFixture) []queryCase {
 		c("stage by name", models.Query{Scope: all, SortField: "name", Conds: eq("stage", models.Stages[0])}),
 		c("search", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "acme"}}}),
 		c("search Chinese", models.Query{Scope: rep, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "张"}}}),
+		// One live customer of each tenant (张三丰3): a page of 2 walks
+		// without filling it, then reads the candidates (on PostgreSQL from
+		// the index of short substrings).
+		c("search two rare characters", models.Query{Scope: all, Conds: search("丰3")}),
 		c("search with %", models.Query{Scope: all, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "100%"}}}),
 		// Needles the trigram index finds (three characters or more) and
 		// those it cannot, each common and rare, for an admin and a rep:
@@ -546,6 +550,12 @@ func TestCustomerSearchChoosesCandidatesOrAWalk(t *testing.T) {
 			last := plans[len(plans)-1]
 			if strings.HasSuffix(branch, "candidates") && (counted || !postgres) && trigramsOnly && !trigrams.MatchString(last) {
 				t.Errorf("the candidates are not read from the trigram index:\n%s", last)
+			}
+			// A needle too short for a trigram: PostgreSQL reads its
+			// candidates from the index of the items' short substrings.
+			grams := regexp.MustCompile(`Bitmap Index Scan on \S+_fieldcrm_grams_search_keys`)
+			if strings.HasSuffix(branch, "candidates") && !counted && postgres && !grams.MatchString(last) {
+				t.Errorf("the candidates of a short needle are not read from the index of short substrings:\n%s", last)
 			}
 			for i, plan := range plans {
 				if !postgres && trigrams.MatchString(plan) && !sought.MatchString(plan) {

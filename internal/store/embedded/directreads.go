@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"sync"
+	"sync/atomic"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"go.mongodb.org/mongo-driver/bson"
@@ -55,6 +56,9 @@ type Tables struct {
 	sqlitePath, schema string
 	// schemas keeps the parsed schemas of the documents read.
 	schemas *schemaCache
+	// shortGramsReady tells that the function of short needles' index is
+	// in the schema (PostgreSQL, see grams.go).
+	shortGramsReady atomic.Bool
 }
 
 // dialect is the SQL that differs between FerretDB's two backends.
@@ -81,6 +85,10 @@ type dialect struct {
 	// column: each read of the column unpacks the whole (compressed)
 	// document again, the row's fields unpack it once (see tallyOf).
 	record string
+	// shortGrams, on PostgreSQL, is the function whose index finds a
+	// search's needle of one or two characters (see grams.go), when a
+	// statement reads a search's candidates through it.
+	shortGrams string
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files

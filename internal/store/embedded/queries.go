@@ -111,8 +111,15 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 		// pg_trgm ships with PostgreSQL; a role that may not add it gets
 		// substring searches without their index (slower, same answers).
 		_, err := t.db.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS pg_trgm")
+		grams, gramsErr := t.ensureShortGrams(ctx)
+		if gramsErr != nil {
+			return created, gramsErr
+		}
 		for coll, f := range fields {
 			specs = append(specs, t.listSpecs(coll, f, err == nil)...)
+			if grams {
+				specs = append(specs, t.shortGramsSpecs(coll, f)...)
+			}
 			if err := t.keepInline(ctx, coll); err != nil {
 				return created, err
 			}
@@ -125,6 +132,7 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 		if err := t.retireIndexesOn(ctx, t.db, indexes); err != nil {
 			return created, err
 		}
+		t.shortGramsReady.Store(grams)
 	}
 	// 0x10002: analyze the tables that have no statistics or changed much
 	// since, as a long-lived connection should when it opens.
@@ -811,6 +819,10 @@ func (b *sqlBuilder) searchCond(field, needle string) string {
 			b.drive(ids), d.document, field, b.arg(needle))
 	}
 	exact := fmt.Sprintf("EXISTS (SELECT 1 FROM jsonb_array_elements_text(%s->'%s') AS item WHERE strpos(item, %s) > 0)", d.column, field, b.arg(needle))
+	if d.shortGrams != "" && shortNeedle(needle) {
+		// The index of the items' short substrings (see grams.go).
+		return fmt.Sprintf("(%s(%s->'%s') @> ARRAY[%s::text] AND %s)", d.shortGrams, d.column, field, b.arg(needle), exact)
+	}
 	if strings.ContainsAny(needle, `"\`) || hasControl(needle) {
 		return exact // JSON text escapes these: the index of that text cannot find them
 	}
