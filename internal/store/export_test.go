@@ -92,10 +92,11 @@ func (s *Store) KeyHolders(ctx context.Context, tenant, key string) ([]string, e
 	return doc.CustomerIDs, err
 }
 
-// ExplainChangesSeen returns the database's plan for ChangesSeen.
-func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string, live bool) (string, error) {
+// ExplainChangesSeen returns the database's plan for ChangesSeen, and that
+// of a count of what it selects (see embedded.Tables.ExplainChangesSeen).
+func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string, live bool) (plan, count string, err error) {
 	return s.tables.(interface {
-		ExplainChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string, live bool) (string, error)
+		ExplainChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string, live bool) (string, string, error)
 	}).ExplainChangesSeen(ctx, coll, queryFields[coll], sc, orAssignee, live)
 }
 
