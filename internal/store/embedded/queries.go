@@ -291,7 +291,7 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 	if err != nil {
 		return err
 	}
-	err = t.each(ctx, coll, stmt, args, each)
+	err = t.eachPlanned(ctx, coll, stmt, args, t.dialect.streamPlanner(q), each)
 	if err != nil && hints.named() && strings.Contains(err.Error(), "no such index") {
 		// A table made after start-up has not got the index yet (SQLite
 		// refuses the statement before it reads anything): the answer is
@@ -454,7 +454,25 @@ func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q 
 	if err != nil {
 		return "", err
 	}
-	return t.explainNamed(ctx, coll, stmt, args)
+	table, err := t.table(ctx, coll)
+	if err != nil {
+		return "", err
+	}
+	return t.explainPlanned(ctx, coll, indexToken(stmt, table), t.dialect.streamPlanner(q), args)
+}
+
+// streamPlanner is the plans PostgreSQL's planner may not choose for q (see
+// eachPlanned): for a stream of every record q selects (an export, no
+// limit), a sort. The records come in q's order from an index instead, as
+// they are read: sorted, a tenant's customers were all read, converted to
+// text and written to disk before the first was sent (a sort of 160 MB for
+// 30,000 customers, 1.7 s, where the planner's estimate of the tenant's
+// size was 150 records). SQLite reads in an index's order by itself.
+func (d dialect) streamPlanner(q models.Query) []string {
+	if d.sqlite || q.Limit > 0 {
+		return nil
+	}
+	return []string{"sort"}
 }
 
 // sqlBuilder collects the conditions and parameters of one statement.
