@@ -556,7 +556,15 @@ func (d dialect) changesSeenSQL(what string, fields Fields, tenant string, after
 		// models.Meta.Former: an empty list is stored as [], none as null.
 		conds = append(conds, "("+vis+" OR coalesce("+d.path("former")+", '[]') <> '[]')")
 	}
-	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s ORDER BY %s LIMIT %s`, what, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
+	if d.sqlite || what != d.document {
+		return fmt.Sprintf(`SELECT %s FROM %%[1]s WHERE %s ORDER BY %s LIMIT %s`, what, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
+	}
+	// PostgreSQL: the page's ids first, sorted with their numbers alone,
+	// then its documents by id. In one statement it turned every record
+	// the conditions passed into text and sorted those (a rep's 9,500
+	// customers, 52 MB on disk, at 30,000), for each chunk of a page.
+	return fmt.Sprintf(`SELECT %[1]s FROM (SELECT %[2]s AS id, %[3]s AS seq FROM %%[1]s WHERE %[4]s ORDER BY 2 LIMIT %[5]s) AS p CROSS JOIN %%[1]s WHERE %[2]s = p.id ORDER BY p.seq`,
+		what, d.id, d.seq, strings.Join(conds, " AND "), b.arg(limit)), b.args, nil
 }
 
 // HighestSeq returns the highest seq of tenant's documents in coll, or 0,
