@@ -127,6 +127,10 @@ func (r *Records[R]) applyDeviceEdit(ctx context.Context, a models.Actor, e Devi
 	if e.Created && r.h.same != nil {
 		return DeviceOutcome{}, r.createFromDevice(ctx, a, e, seq)
 	}
+	if e.Created && seq != 0 {
+		// Found new when it took its number (see ApplyDeviceCreates).
+		return DeviceOutcome{}, r.createFromDevice(ctx, a, e, seq)
+	}
 	if e.Created {
 		// Checked first: a customer's create claims a customer number, which
 		// a create sent again must not waste.
@@ -135,7 +139,7 @@ func (r *Records[R]) applyDeviceEdit(ctx context.Context, a models.Actor, e Devi
 			return DeviceOutcome{}, err
 		}
 		if !exists {
-			return DeviceOutcome{}, r.createFromDevice(ctx, a, e, seq)
+			return DeviceOutcome{}, r.createFromDevice(ctx, a, e, 0)
 		}
 	}
 	values := e.Columns
