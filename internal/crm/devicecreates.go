@@ -70,10 +70,11 @@ func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edi
 		}
 		finished[i] = make(chan struct{})
 		seq, after, err := r.enterCreate(ctx, a, e, st, last, i)
-		if faulted(err) != nil {
-			close(finished[i])
+		if err != nil {
+			faulted(err) // a fault ends the loop above
 			errs[i] = err
-			continue // the loop ends above
+			close(finished[i])
+			continue
 		}
 		var waits []chan struct{}
 		for _, j := range after {
