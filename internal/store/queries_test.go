@@ -654,3 +654,42 @@ func TestStreamsReadAnIndexInOrder(t *testing.T) {
 		t.Fatalf("only %d cases checked", checked)
 	}
 }
+
+// A page that PostgreSQL sorts turns only its own records into text, after
+// the sort and the limit (see embedded's pgfunctions.go): before, every
+// record the sort read was turned into text first.
+func TestSortedPagesTurnOnlyTheirRecordsIntoText(t *testing.T) {
+	st := env.Store(t)
+	if !st.ReadsTables() || env.SQLiteDir() != "" {
+		t.Skip("PostgreSQL's plans")
+	}
+	f := seedQueryFixture(t, st, 300)
+	if err := st.Analyze(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sorted := 0
+	for _, tc := range queryCases(f) {
+		for _, desc := range []bool{false, true} {
+			q := tc.q
+			q.Limit, q.Desc = 51, desc != q.Desc
+			plan, err := st.ExplainFind(context.Background(), tc.coll, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort := regexp.MustCompile(`(?m)^\s*(->\s*)?Sort\b`).FindStringIndex(plan)
+			if sort == nil || !strings.HasPrefix(strings.TrimSpace(plan), "Limit") {
+				continue
+			}
+			sorted++
+			// The output computed above the sort: a Result between the
+			// limit and the sort.
+			if result := strings.Index(plan, "Result"); result < 0 || result > sort[0] {
+				t.Errorf("%s (descending %v): the records are turned into text before the sort:\n%s", tc.name, desc, plan)
+			}
+		}
+	}
+	t.Logf("%d sorted pages", sorted)
+	if sorted == 0 {
+		t.Fatal("no page was sorted: the test proves nothing")
+	}
+}
