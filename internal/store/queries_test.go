@@ -397,10 +397,7 @@ func TestRangePagesReadIndexEntriesFirst(t *testing.T) {
 		q := tc.q
 		q.Limit = 51
 		q.After = &models.ListPosition{ID: "x"}
-		plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		plan := explainFind(t, st, tc.coll, q)
 		if strings.Contains(plan, " on ") {
 			t.Skip("PostgreSQL reads rows, not index entries, from an index on expressions")
 		}
@@ -435,12 +432,8 @@ func TestSearchesWalkTheListFromIndexEntries(t *testing.T) {
 		for _, scope := range []models.Scope{{All: true}, {OwnerIDs: []string{"u1"}, TeamIDs: []string{"t2"}}} {
 			q := models.Query{Tenant: f.tenant, Scope: scope, Limit: 51, After: &models.ListPosition{ID: "x"},
 				Conds: []models.Cond{tc.cond}}
-			plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			postgres := strings.Contains(plan, " on ")
-			plan, err = st.ExplainSearchWalk(context.Background(), tc.coll, q)
+			postgres := strings.Contains(explainFind(t, st, tc.coll, q), " on ")
+			plan, err := st.ExplainSearchWalk(context.Background(), tc.coll, q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -641,10 +634,7 @@ func TestStreamsReadAnIndexInOrder(t *testing.T) {
 		}
 		q := tc.q
 		q.Limit = 0
-		plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		plan := explainFind(t, st, tc.coll, q)
 		if regexp.MustCompile(`(?m)^\s*(->\s*)?(Incremental )?Sort\b|TEMP B-TREE`).MatchString(plan) {
 			t.Errorf("%s: the stream is sorted, not read in order:\n%s", tc.name, plan)
 		}
@@ -672,10 +662,7 @@ func TestSortedPagesTurnOnlyTheirRecordsIntoText(t *testing.T) {
 		for _, desc := range []bool{false, true} {
 			q := tc.q
 			q.Limit, q.Desc = 51, desc != q.Desc
-			plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan := explainFind(t, st, tc.coll, q)
 			sort := regexp.MustCompile(`(?m)^\s*(->\s*)?Sort\b`).FindStringIndex(plan)
 			if sort == nil || !strings.HasPrefix(strings.TrimSpace(plan), "Limit") {
 				continue
@@ -692,4 +679,14 @@ func TestSortedPagesTurnOnlyTheirRecordsIntoText(t *testing.T) {
 	if sorted == 0 {
 		t.Fatal("no page was sorted: the test proves nothing")
 	}
+}
+
+// explainFind is the plan of q (see Store.ExplainFind).
+func explainFind(t *testing.T, st *store.Store, coll string, q models.Query) string {
+	t.Helper()
+	plan, err := st.ExplainFind(context.Background(), coll, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
