@@ -81,6 +81,10 @@ type dialect struct {
 	// column: each read of the column unpacks the whole (compressed)
 	// document again, the row's fields unpack it once (see tallyOf).
 	record string
+	// columns, on PostgreSQL, reads each field from a column of the
+	// field's name and kind's type rather than from the document: the
+	// side table of tallies (see IndexTallies).
+	columns bool
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files

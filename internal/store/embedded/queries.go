@@ -923,6 +923,9 @@ func (d dialect) path(name string) string {
 	if d.sqlite {
 		return `(_ferretdb_sjson->>'$.` + name + `')`
 	}
+	if d.columns {
+		return quoteIdent(name)
+	}
 	if d.record != "" {
 		top, rest, _ := strings.Cut(name, ".")
 		return `(` + d.record + `.` + quoteIdent(top) + `#>>'{` + strings.ReplaceAll(rest, ".", ",") + `}')`
@@ -938,8 +941,8 @@ func (d dialect) value(name string, k Kind) string {
 		return d.tenant
 	}
 	p := d.path(name)
-	if d.sqlite {
-		return p
+	if d.sqlite || d.columns {
+		return p // a column holds its kind's type (see tallyColumn)
 	}
 	switch k {
 	case Text, SearchText:
