@@ -188,8 +188,16 @@ func (t *Tables) buildSide(ctx context.Context, table, what string, ddl sideDDL)
 	built := false
 	build := func(tx execer) error {
 		current, old, err := t.sideTriggers(ctx, tx, table, what, ddl.name)
-		if err != nil || current {
+		if err != nil {
 			return err
+		}
+		if current != "" {
+			// The triggers of a dropped table would fail every write.
+			there, err := t.sideThere(ctx, tx, table, what)
+			if err != nil || there {
+				return err
+			}
+			old = append(old, current)
 		}
 		var stmts []string
 		if t.dialect.sqlite {
@@ -236,9 +244,22 @@ func (t *Tables) buildSide(ctx context.Context, table, what string, ddl sideDDL)
 	return built, err
 }
 
-// sideTriggers says whether table has the triggers of side tables of kind
-// what named by name, and names the other triggers of that kind it has.
-func (t *Tables) sideTriggers(ctx context.Context, tx execer, table, what, name string) (current bool, old []string, err error) {
+// sideThere says whether table's side table of kind what exists.
+func (t *Tables) sideThere(ctx context.Context, tx execer, table, what string) (bool, error) {
+	q, name := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`, table+"_fieldcrm_"+what
+	if !t.dialect.sqlite {
+		q, name = `SELECT to_regclass($1) IS NOT NULL`, t.dialect.qualify(name)
+	}
+	var there bool
+	if err := tx.QueryRowContext(ctx, q, name).Scan(&there); err != nil {
+		return false, fmt.Errorf("look up the %s of %s: %w", what, table, err)
+	}
+	return there, nil
+}
+
+// sideTriggers names a trigger of table of side tables of kind what named
+// by name, if it has one, and the other triggers of that kind it has.
+func (t *Tables) sideTriggers(ctx context.Context, tx execer, table, what, name string) (current string, old []string, err error) {
 	q := `SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND substr(name, 1, length(?2)) = ?2`
 	prefix := table + "_" + sidePrefix(what)
 	if !t.dialect.sqlite {
@@ -252,16 +273,16 @@ func (t *Tables) sideTriggers(ctx context.Context, tx execer, table, what, name 
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return false, nil, fmt.Errorf("list the triggers of %s: %w", table, err)
+		return "", nil, fmt.Errorf("list the triggers of %s: %w", table, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			return false, nil, fmt.Errorf("list the triggers of %s: %w", table, err)
+			return "", nil, fmt.Errorf("list the triggers of %s: %w", table, err)
 		}
-		if strings.HasPrefix(strings.TrimPrefix(n, table+"_"), name+"_") {
-			current = true
+		if strings.HasPrefix(strings.TrimPrefix(n, table+"_"), name+"_") && current == "" {
+			current = n
 		} else {
 			old = append(old, n)
 		}
