@@ -228,7 +228,9 @@ func (d dialect) day(e string) string {
 		// formatted again with its table.
 		return fmt.Sprintf("(%[1]s / %[2]d - (%[1]s < 0 AND %[1]s %%%% %[2]d <> 0))", e, dayMillis)
 	}
-	return fmt.Sprintf("floor(%s / %d.0)::bigint", e, dayMillis)
+	// Whole numbers: floor() of a numeric division took a third of a
+	// tally of 300,000 interactions by day.
+	return fmt.Sprintf("(%[1]s / %[2]d - (%[1]s %%%% %[2]d < 0)::int)", e, dayMillis)
 }
 
 // scanGroup reads one row of a tally into its group, turning each value

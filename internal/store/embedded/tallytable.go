@@ -119,7 +119,10 @@ func (t *Tables) tallyDDL(table string, indexes []Index, fields Fields) (sideDDL
 			"CREATE TRIGGER \"{name}_update\" AFTER UPDATE ON " + d.qualify(table) + " FOR EACH ROW WHEN (" + strings.Join(changed, " OR ") +
 				") EXECUTE FUNCTION {function}()",
 		},
-		fill: []string{fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS d WHERE %s", sideTable, columns, values("d"), d.qualify(table), keyed("d"))},
+		// Statistics at once: without them the planner sorted 100,000
+		// rows for a GROUP BY it hashes in a quarter of the time.
+		fill: []string{fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS d WHERE %s", sideTable, columns, values("d"), d.qualify(table), keyed("d")),
+			"ANALYZE " + sideTable},
 	}
 	return out.named("tally"), nil
 }
