@@ -16,10 +16,10 @@ import (
 //
 // PostgreSQL cannot answer a tally from an expression index on the
 // documents' jsonb: it reads each record the index names and unpacks its
-// document, about 8 µs a record, a second for a quarter of 500,000
-// interactions. From this table's copy of the index it reads the index's
-// range and narrow rows of plain values: 125,000 interactions grouped in
-// about 0.1 s (docs/benchmarks.md). An update that leaves the tallied
+// document, about 10 µs a record, 3 s for the 300,000 interactions of 90
+// days in the bench's data. From this table it reads narrow rows of plain
+// values (or its copy of the index alone): the same tally in about 0.2 s
+// (docs/benchmarks.md). An update that leaves the tallied
 // fields alone (most do) touches nothing here.
 //
 // A date or number field holding another JSON type is NULL here: a tally
