@@ -22,6 +22,16 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 		// A customer's kind, names, phones and e-mails make its duplicate
 		// keys, checked against the tenant's other customers when they change.
 		serial: []string{"kind", "name", "company_name", "phones", "emails"},
+		enter: func(ctx context.Context, c *models.Customer, st models.Settings) ([]string, int64, error) {
+			if c.Prepare(st) != nil {
+				return nil, 0, nil // refused by its prepare, before it takes a number
+			}
+			if c.Number != "" {
+				return c.LookupKeys(), 0, nil
+			}
+			seq, err := s.counters.Next(ctx, customerCounter(c.TenantID))
+			return c.LookupKeys(), seq, err
+		},
 		// A new customer's keys are stored with it (see InsertCustomer).
 		insert: func(ctx context.Context, w *write[models.Customer], entry models.AuditEntry) error {
 			err := s.store.InsertCustomer(ctx, w.rec, entry, liveKeys(w.rec), w.numberSeq)
@@ -226,16 +236,19 @@ func candidate(m models.Customer, keys []string) models.DuplicateCandidate {
 func (s *Service) assignNumber(ctx context.Context, w *write[models.Customer]) error {
 	tenant := w.rec.TenantID
 	for attempt := 0; attempt < 5; attempt++ {
-		seq, err := s.counters.Next(ctx, customerCounter(tenant))
-		if err != nil {
-			return err
+		seq := w.numberSeq // taken already in a push's order (see enter)
+		if seq == 0 {
+			var err error
+			if seq, err = s.counters.Next(ctx, customerCounter(tenant)); err != nil {
+				return err
+			}
 		}
 		number := w.settings.CustomerNumber.Format(seq, w.now)
 		if w.old == nil {
 			w.rec.Number, w.numberSeq = number, seq
 			return nil
 		}
-		err = s.store.ClaimCustomerNumber(ctx, tenant, seq, number, w.rec.ID)
+		err := s.store.ClaimCustomerNumber(ctx, tenant, seq, number, w.rec.ID)
 		if err == nil {
 			w.rec.Number = number
 			return nil

@@ -118,8 +118,18 @@ func (r *Records[R]) EditReadsOthers(columns []string) bool {
 // ErrNotFound, ErrConflict) refuse this record alone and leave it unchanged;
 // any other error is a fault.
 func (r *Records[R]) ApplyDeviceEdit(ctx context.Context, a models.Actor, e DeviceEdit) (DeviceOutcome, error) {
+	return r.applyDeviceEdit(ctx, a, e, 0)
+}
+
+// applyDeviceEdit is ApplyDeviceEdit; a create it makes takes number
+// sequence seq, if not 0 (see createWrite).
+func (r *Records[R]) applyDeviceEdit(ctx context.Context, a models.Actor, e DeviceEdit, seq int64) (DeviceOutcome, error) {
 	if e.Created && r.h.same != nil {
-		return DeviceOutcome{}, r.createFromDevice(ctx, a, e)
+		return DeviceOutcome{}, r.createFromDevice(ctx, a, e, seq)
+	}
+	if e.Created && seq != 0 {
+		// Found new when it took its number (see ApplyDeviceCreates).
+		return DeviceOutcome{}, r.createFromDevice(ctx, a, e, seq)
 	}
 	if e.Created {
 		// Checked first: a customer's create claims a customer number, which
@@ -129,7 +139,7 @@ func (r *Records[R]) ApplyDeviceEdit(ctx context.Context, a models.Actor, e Devi
 			return DeviceOutcome{}, err
 		}
 		if !exists {
-			return DeviceOutcome{}, r.createFromDevice(ctx, a, e)
+			return DeviceOutcome{}, r.createFromDevice(ctx, a, e, 0)
 		}
 	}
 	values := e.Columns
@@ -175,7 +185,7 @@ func (r *Records[R]) ApplyDeviceEdit(ctx context.Context, a models.Actor, e Devi
 			return DeviceOutcome{}, xerr
 		}
 		if !exists { // updated on a device that never pushed its create
-			return DeviceOutcome{}, r.createFromDevice(ctx, a, e)
+			return DeviceOutcome{}, r.createFromDevice(ctx, a, e, 0)
 		}
 	}
 	return DeviceOutcome{}, err
@@ -216,12 +226,12 @@ func (r *Records[R]) ApplyDeviceDelete(ctx context.Context, a models.Actor, id s
 // createFromDevice creates the record under the device's id with every column
 // it sent. Customers matching others are created flagged, never refused: the
 // rep was offline.
-func (r *Records[R]) createFromDevice(ctx context.Context, a models.Actor, e DeviceEdit) error {
+func (r *Records[R]) createFromDevice(ctx context.Context, a models.Actor, e DeviceEdit, seq int64) error {
 	var in R
 	if err := decodeColumns(&in, e.Columns); err != nil {
 		return err
 	}
-	_, err := r.createAs(ctx, a, in, true, e.ID)
+	_, err := r.createWrite(ctx, a, in, true, e.ID, seq)
 	return err
 }
 

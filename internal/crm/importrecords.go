@@ -145,9 +145,9 @@ func importRecord[R any](ctx context.Context, r *Records[R], a models.Actor, id 
 	}
 	var w *write[R]
 	if dryRun {
-		w, err = r.prepareNew(ctx, a, rec, false, id)
+		w, err = r.prepareNew(ctx, a, rec, false, id, 0)
 	} else {
-		w, err = r.createWrite(ctx, a, rec, false, id)
+		w, err = r.createWrite(ctx, a, rec, false, id, 0)
 	}
 	if err != nil {
 		return RowOutcome{}, err

@@ -34,7 +34,8 @@ type write[R any] struct {
 	// record gets a new sync number and devices pull it again.
 	resend bool
 	// numberSeq is the sequence of a new customer's number, claimed with
-	// the customer (see assignNumber).
+	// the customer (see assignNumber); set before prepare, it is the one
+	// to take.
 	numberSeq int64
 }
 
@@ -95,6 +96,14 @@ type hooks[R any] struct {
 	// serial are the fields whose write reads the collection's other
 	// records (see EditReadsOthers).
 	serial []string
+	// enter readies new record rec of a push for being applied side by side
+	// with the push's other creates (see ApplyDeviceCreates), in the push's
+	// order: it returns the keys by which the create reads and writes the
+	// collection's other records (a customer's duplicate and lookup keys, as
+	// its prepare under settings st will make them), and takes in that
+	// order what must follow it (a new customer's number sequence, 0 for
+	// none). Without enter, a push's creates are applied one after another.
+	enter func(ctx context.Context, rec *R, st models.Settings) (keys []string, seq int64, err error)
 }
 
 // Records serves one collection of CRM records.
@@ -125,7 +134,7 @@ func (r *Records[R]) create(ctx context.Context, a models.Actor, in R, flagDupli
 }
 
 func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (R, error) {
-	w, err := r.createWrite(ctx, a, in, flagDuplicates, id)
+	w, err := r.createWrite(ctx, a, in, flagDuplicates, id, 0)
 	if err != nil {
 		var zero R
 		if w != nil {
@@ -140,7 +149,7 @@ func (r *Records[R]) createAs(ctx context.Context, a models.Actor, in R, flagDup
 // hook: the record is normalized and checked, nothing is stored. (A dry run
 // of an import stops here; of the hooks only the customer's takes a number,
 // which import dry runs do not call.)
-func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
+func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string, seq int64) (*write[R], error) {
 	st, err := r.svc.settings(ctx, a.TenantID)
 	if err != nil {
 		return nil, err
@@ -151,7 +160,7 @@ func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagD
 		ID: id, TenantID: a.TenantID, Version: 1,
 		CreatedAt: now, CreatedBy: a.UserID, UpdatedAt: now, UpdatedBy: a.UserID,
 	}
-	w := &write[R]{actor: a, settings: st, now: now, rec: &rec, flagDuplicates: flagDuplicates}
+	w := &write[R]{actor: a, settings: st, now: now, rec: &rec, flagDuplicates: flagDuplicates, numberSeq: seq}
 	if r.h.prepare != nil {
 		if err := r.h.prepare(ctx, w); err != nil {
 			return nil, err
@@ -163,10 +172,14 @@ func (r *Records[R]) prepareNew(ctx context.Context, a models.Actor, in R, flagD
 // createWrite stores a new record under id and runs its after hook. After a
 // failed store the write is returned with the error (the record as far as
 // it got); a failed check returns no write. A create sent again of a stored
-// append-only record (see hooks.same) returns the stored record.
-func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
+// append-only record (see hooks.same) returns the stored record. seq, if
+// not 0, is the number sequence its first attempt gives a new customer
+// (taken in a push's order, see ApplyDeviceCreates); an attempt started
+// again takes the next.
+func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string, seq int64) (*write[R], error) {
 	for attempt := 1; ; attempt++ {
-		w, err := r.createOnce(ctx, a, in, flagDuplicates, id)
+		w, err := r.createOnce(ctx, a, in, flagDuplicates, id, seq)
+		seq = 0
 		if !errors.Is(err, errCreateAgain) {
 			return w, err
 		}
@@ -181,8 +194,8 @@ func (r *Records[R]) createWrite(ctx context.Context, a models.Actor, in R, flag
 var errCreateAgain = errors.New("create again")
 
 // createOnce is one attempt of createWrite.
-func (r *Records[R]) createOnce(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string) (*write[R], error) {
-	w, err := r.prepareNew(ctx, a, in, flagDuplicates, id)
+func (r *Records[R]) createOnce(ctx context.Context, a models.Actor, in R, flagDuplicates bool, id string, seq int64) (*write[R], error) {
+	w, err := r.prepareNew(ctx, a, in, flagDuplicates, id, seq)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"go.mongodb.org/mongo-driver/bson"
+
 	"github.com/fieldcrm/fieldcrm/internal/store/embedded"
 	"github.com/fieldcrm/fieldcrm/models"
 )
@@ -90,9 +92,16 @@ func (s *Store) KeyHolders(ctx context.Context, tenant, key string) ([]string, e
 	return doc.CustomerIDs, err
 }
 
-// ExplainChangesSeen returns the database's plan for ChangesSeen.
-func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string, live bool) (string, error) {
+// ExplainChangesSeen returns the database's plan for ChangesSeen, and that
+// of a count of what it selects (see embedded.Tables.ExplainChangesSeen).
+func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.Scope, orAssignee string, live bool) (plan, count string, err error) {
 	return s.tables.(interface {
-		ExplainChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string, live bool) (string, error)
+		ExplainChangesSeen(ctx context.Context, coll string, fields embedded.Fields, sc models.Scope, orAssignee string, live bool) (string, string, error)
 	}).ExplainChangesSeen(ctx, coll, queryFields[coll], sc, orAssignee, live)
+}
+
+// RawDocument returns the stored document of coll with _id id, as the
+// database keeps it.
+func (s *Store) RawDocument(ctx context.Context, coll, id string) (bson.Raw, error) {
+	return s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 }

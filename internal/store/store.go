@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsoncodec"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
@@ -70,6 +71,8 @@ type Store struct {
 	// keyLocks serializes this process's writes of each customer key
 	// document (see collCustomerKeys).
 	keyLocks keyLocks
+	// registry encodes the documents the store writes (see newRegistry).
+	registry *bsoncodec.Registry
 }
 
 // IDTables reads and writes documents by _id without the query engine: what
@@ -105,7 +108,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Database == "" {
 		return nil, errors.New("open store: database name is empty")
 	}
-	opts := options.Client().ApplyURI(cfg.URI).
+	registry, err := newRegistry()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	opts := options.Client().ApplyURI(cfg.URI).SetRegistry(registry).
 		SetServerSelectionTimeout(10 * time.Second).
 		SetConnectTimeout(10 * time.Second)
 	client, err := mongo.Connect(ctx, opts)
@@ -122,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}}, nil
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}, registry: registry}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.
@@ -204,7 +211,7 @@ func (s *Store) writeDirect(ctx context.Context, writes ...direct) error {
 	}
 	docs := make([]embedded.DocWrite, len(writes))
 	for i, w := range writes {
-		raw, err := bson.Marshal(w.doc)
+		raw, err := s.marshal(w.doc)
 		if err != nil {
 			return fmt.Errorf("encode a %s document: %w", w.coll, err)
 		}

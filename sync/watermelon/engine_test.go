@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -380,6 +382,144 @@ func TestPullPagesMergeTheTablesInTheOrderOfTheirChanges(t *testing.T) {
 	for p, ids := range got {
 		if !slices.Equal(sorted(ids...), sorted(want[4*p:4*p+4]...)) {
 			t.Fatalf("page %d holds %v, want the changes %v", p+1, ids, want[4*p:4*p+4])
+		}
+	}
+}
+
+// numberSeq is the sequence a customer number was formatted from: the
+// digits before its check digit.
+func numberSeq(t *testing.T, number string) int {
+	t.Helper()
+	body := strings.TrimRightFunc(number[:max(len(number)-2, 0)], func(r rune) bool { return r >= '0' && r <= '9' })
+	n, err := strconv.Atoi(number[len(body) : len(number)-2])
+	if err != nil {
+		t.Fatalf("customer number %q: %v", number, err)
+	}
+	return n
+}
+
+func TestPushCreatesSideBySideKeepTheirOrderNumbersAndSharedKeys(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	cursor := f.pull(t, 0, nil).Timestamp
+	const shared = `[{"number":"13900139000"}]`
+	var rows []map[string]any
+	var sharing []string
+	for i := range 40 {
+		id := fmt.Sprintf("c-%02d", i)
+		row := map[string]any{"id": id, "name": "Customer " + id, "phones": fmt.Sprintf(`[{"number":"138%08d"}]`, i), "_status": "created"}
+		if i%5 == 0 {
+			row["phones"] = shared
+			sharing = append(sharing, id)
+		}
+		if i == 7 {
+			row["name"] = "" // refused alone
+		}
+		rows = append(rows, row)
+	}
+	// The same record sent twice in one push: the second is an update.
+	rows = append(rows, map[string]any{"id": "c-03", "name": "Customer c-03, renamed", "_status": "created"})
+	got := f.push(t, cursor, map[string]watermelon.PushTable{"customers": {Created: rows}})
+
+	if len(got.Rejected["customers"]) != 1 || got.Rejected["customers"][0].ID != "c-07" {
+		t.Fatalf("rejected %+v; want c-07 alone", got.Rejected["customers"])
+	}
+	if n := len(got.Accepted["customers"]) + len(got.Conflicted["customers"]); n != 40 {
+		t.Fatalf("%d rows applied; want 40 (39 created, one updated)", n)
+	}
+	prev := 0
+	for i, row := range rows[:40] {
+		id := row["id"].(string)
+		c, err := f.svc.Customers.Get(ctx, f.desk, id)
+		if i == 7 {
+			if !errors.Is(err, models.ErrNotFound) {
+				t.Fatalf("the rejected row is stored: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Numbers follow the push's order, with none taken by the refused row.
+		if seq := numberSeq(t, c.Number); prev != 0 && seq != prev+1 {
+			t.Fatalf("%s has number %s after sequence %d: numbers must follow the push's order", id, c.Number, prev)
+		} else {
+			prev = seq
+		}
+		if id == "c-03" && c.Name != "Customer c-03, renamed" {
+			t.Errorf("c-03 sent again in the push: name %q", c.Name)
+		}
+		// Each customer with the shared phone sees every one before it.
+		if k := slices.Index(sharing, id); k > 0 {
+			if c.Duplicate == nil {
+				t.Fatalf("%s shares a phone with %v and is not flagged", id, sharing[:k])
+			}
+			for _, earlier := range sharing[:k] {
+				if !slices.Contains(c.Duplicate.CandidateIDs, earlier) {
+					t.Fatalf("%s is flagged with %v; want every earlier customer with its phone, %v", id, c.Duplicate.CandidateIDs, sharing[:k])
+				}
+			}
+		}
+	}
+	// The phone's key holds every customer that has it.
+	late, err := f.svc.CreateCustomer(ctx, f.desk, models.Customer{CustomerFields: models.CustomerFields{Name: "Late",
+		ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: "13900139000"}}}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late.Duplicate == nil || !slices.Equal(sorted(late.Duplicate.CandidateIDs...), sorted(sharing...)) {
+		t.Fatalf("a later customer with the shared phone is flagged with %+v; want %v", late.Duplicate, sharing)
+	}
+}
+
+func TestConcurrentPushesOfCustomersSharingAPhoneKeepItsKeyComplete(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	cursor := f.pull(t, 0, nil).Timestamp
+	var want []string
+	pushes := make([][]map[string]any, 3)
+	for p := range pushes {
+		for i := range 30 {
+			id := fmt.Sprintf("p%d-%02d", p, i)
+			row := map[string]any{"id": id, "name": "Customer " + id, "phones": fmt.Sprintf(`[{"number":"137%02d%06d"}]`, p, i), "_status": "created"}
+			if i%6 == 0 {
+				row["phones"] = `[{"number":"13900139001"}]`
+				want = append(want, id)
+			}
+			pushes[p] = append(pushes[p], row)
+		}
+	}
+	errs := make(chan error, len(pushes))
+	for _, rows := range pushes {
+		go func() {
+			_, err := f.engine.Push(ctx, f.phone, cursor, watermelon.PushRequest{Changes: map[string]watermelon.PushTable{"customers": {Created: rows}}})
+			errs <- err
+		}()
+	}
+	for range pushes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, err := f.svc.CreateCustomer(ctx, f.desk, models.Customer{CustomerFields: models.CustomerFields{Name: "Late",
+		ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: "13900139001"}}}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late.Duplicate == nil || !slices.Equal(sorted(late.Duplicate.CandidateIDs...), sorted(want...)) {
+		t.Fatalf("a later customer with the shared phone is flagged with %+v; want %v", late.Duplicate, want)
+	}
+	numbers := map[string]string{}
+	for _, rows := range pushes {
+		for _, row := range rows {
+			c, err := f.svc.Customers.Get(ctx, f.desk, row["id"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other, taken := numbers[c.Number]; taken {
+				t.Fatalf("%s and %s have number %s", other, c.ID, c.Number)
+			}
+			numbers[c.Number] = c.ID
 		}
 	}
 }

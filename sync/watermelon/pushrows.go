@@ -26,12 +26,8 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, from pushCursor, 
 		}
 		return nil
 	}
-	// Creates one after another: a customer's create claims the next customer
-	// number, and numbers should follow the order the rep created them in.
-	for _, row := range tc.Created {
-		if err := t.pushOne(ctx, a, from, pushedRow{row: row, created: true}, out); err != nil {
-			return err
-		}
+	if err := t.pushCreates(ctx, a, from, tc.Created, parallel, out); err != nil {
+		return err
 	}
 	rows := t.edits(tc)
 	outcomes := make([]pushOutcome, len(rows))
@@ -55,12 +51,11 @@ func (t *records[R]) push(ctx context.Context, a models.Actor, from pushCursor, 
 	return nil
 }
 
-// pushedRow is one created or updated row, or (row nil) one deleted id.
+// pushedRow is one updated row, or (row nil) one deleted id.
 // alone means it is applied after the others, one after another in the
 // push's order.
 type pushedRow struct {
 	row      map[string]any
-	created  bool
 	deleteID string
 	alone    bool
 }
@@ -135,6 +130,40 @@ func (t *records[R]) pushSideBySide(ctx context.Context, a models.Actor, from pu
 	return first
 }
 
+// pushCreates hands a table's created rows to the CRM together: it applies
+// them as one after another in the push's order (a customer's create claims
+// the next customer number, and numbers follow the order the rep created
+// them in), up to parallel under way at once (see crm ApplyDeviceCreates).
+// Outcomes are filed in the push's order.
+func (t *records[R]) pushCreates(ctx context.Context, a models.Actor, from pushCursor, rows []map[string]any, parallel int, out *pushOutcome) error {
+	edits := make([]crm.DeviceEdit, 0, len(rows))
+	bad := make([]error, len(rows))
+	for i, row := range rows {
+		values, err := writable(row, t.cols)
+		if err != nil {
+			bad[i] = err
+			continue
+		}
+		edits = append(edits, crm.DeviceEdit{ID: row["id"].(string), Columns: values, Created: true, Base: from.base, Pulled: from.pulled})
+	}
+	outcomes, errs := t.r.ApplyDeviceCreates(ctx, a, edits, parallel)
+	next := 0
+	for i, row := range rows {
+		id := row["id"].(string)
+		if bad[i] != nil {
+			if err := settle(bad[i], id, crm.DeviceOutcome{}, out); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := settle(errs[next], id, outcomes[next], out); err != nil {
+			return err
+		}
+		next++
+	}
+	return nil
+}
+
 // pushOne hands one row to the CRM, once, and files its outcome.
 func (t *records[R]) pushOne(ctx context.Context, a models.Actor, from pushCursor, r pushedRow, out *pushOutcome) error {
 	if r.row == nil {
@@ -146,10 +175,7 @@ func (t *records[R]) pushOne(ctx context.Context, a models.Actor, from pushCurso
 	if err != nil {
 		return settle(err, id, crm.DeviceOutcome{}, out)
 	}
-	e := crm.DeviceEdit{ID: id, Columns: values, Created: r.created, Base: from.base, Pulled: from.pulled}
-	if !r.created {
-		e.Changed = changedColumns(r.row)
-	}
+	e := crm.DeviceEdit{ID: id, Columns: values, Changed: changedColumns(r.row), Base: from.base, Pulled: from.pulled}
 	o, err := t.r.ApplyDeviceEdit(ctx, a, e)
 	return settle(err, id, o, out)
 }

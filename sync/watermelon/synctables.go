@@ -31,6 +31,9 @@ type collection[R any] interface {
 	ChangesSince(ctx context.Context, a models.Actor, after, upTo int64, limit int, narrow crm.Narrowing) ([]crm.Change[R], error)
 	ApplyDeviceEdit(ctx context.Context, a models.Actor, e crm.DeviceEdit) (crm.DeviceOutcome, error)
 	ApplyDeviceDelete(ctx context.Context, a models.Actor, id string, base int64) (crm.DeviceOutcome, error)
+	// ApplyDeviceCreates applies rows pushed as created, as
+	// ApplyDeviceEdit one after another in their order would.
+	ApplyDeviceCreates(ctx context.Context, a models.Actor, edits []crm.DeviceEdit, parallel int) ([]crm.DeviceOutcome, []error)
 	// EditReadsOthers reports whether an edit of these columns must be
 	// applied in order with the push's other edits.
 	EditReadsOthers(columns []string) bool

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"sync"
+	"sync/atomic"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"go.mongodb.org/mongo-driver/bson"
@@ -55,6 +56,9 @@ type Tables struct {
 	sqlitePath, schema string
 	// schemas keeps the parsed schemas of the documents read.
 	schemas *schemaCache
+	// shortGramsReady tells that the function of short needles' index is
+	// in the schema (PostgreSQL, see grams.go).
+	shortGramsReady atomic.Bool
 }
 
 // dialect is the SQL that differs between FerretDB's two backends.
@@ -85,6 +89,10 @@ type dialect struct {
 	// field's name and kind's type rather than from the document: the
 	// side table of tallies (see IndexTallies).
 	columns bool
+	// shortGrams, on PostgreSQL, is the function whose index finds a
+	// search's needle of one or two characters (see grams.go), when a
+	// statement reads a search's candidates through it.
+	shortGrams string
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files
@@ -252,17 +260,60 @@ const readPipelines = 2
 // (WAL: they read alongside the writer).
 const maxSQLiteReaders = 32
 
-// syncIndexSuffix names the (tenant_id, seq) index of a table.
-const syncIndexSuffix = "_fieldcrm_sync"
+// syncIndexSuffix names the (tenant_id, seq) index of a table; on SQLite
+// seenIndexSuffix names the index that replaces it there.
+const (
+	syncIndexSuffix = "_fieldcrm_sync"
+	seenIndexSuffix = "_fieldcrm_sync_seen"
+)
 
 // IndexSyncChanges adds the (tenant_id, seq) index to the tables of colls that
 // exist and lack it, and says how many it created.
+//
+// On SQLite the index also holds what a pull tests before it sends a record
+// (see ChangesSeen): its deletion, owner, team, assignee and earlier owners.
+// SQLite tests those on each entry, as the pull reads the index in order,
+// and reads a record only when it passes: with (tenant_id, seq) alone it
+// read and parsed every record's JSON to test them, a third of a first
+// pull's time, and all the records of a tenant for a rep who sees a tenth
+// of them. The narrower index, if there, is dropped once this one is made.
 func (t *Tables) IndexSyncChanges(ctx context.Context, colls []string) (int, error) {
 	var specs []indexSpec
 	for _, coll := range colls {
-		specs = append(specs, indexSpec{coll: coll, suffix: syncIndexSuffix, exprs: []string{t.dialect.tenant, t.dialect.seq}})
+		spec := indexSpec{coll: coll, suffix: syncIndexSuffix, exprs: []string{t.dialect.tenant, t.dialect.seq}}
+		if t.dialect.sqlite {
+			spec.suffix = seenIndexSuffix
+			spec.exprs = append(spec.exprs, t.dialect.seenExprs()...)
+		}
+		specs = append(specs, spec)
 	}
-	return t.ensureIndexes(ctx, specs)
+	created, err := t.ensureIndexes(ctx, specs)
+	if err != nil || !t.dialect.sqlite {
+		return created, err
+	}
+	err = t.sqliteDDL(ctx, func(tx execer) error {
+		for _, coll := range colls {
+			table, err := t.table(ctx, coll)
+			if err != nil {
+				return err
+			}
+			if table == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+quoteIdent(table+syncIndexSuffix)); err != nil {
+				return fmt.Errorf("drop the index %s replaced: %w", table+syncIndexSuffix, err)
+			}
+		}
+		return nil
+	})
+	return created, err
+}
+
+// seenExprs are the expressions, after tenant and seq, of the SQLite index
+// ChangesSeen reads: the ones its conditions test (changesSeenSQL), written
+// the same way, so that SQLite reads them from the index's entries.
+func (d dialect) seenExprs() []string {
+	return []string{d.path("deleted_at"), d.value("owner_id", Text), d.value("team_id", Text), d.value("assignee_id", Text), d.path("former")}
 }
 
 // indexSpec is an index of fieldcrm's on a collection's table.
@@ -456,7 +507,7 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 // and those with an earlier owner (a device of theirs may hold them). A
 // rep's pull so decodes about the records it sends, not the whole tenant's.
 func (t *Tables) ChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) ([]bson.Raw, error) {
-	stmt, args, err := t.dialect.changesSeenSQL(fields, tenant, after, upTo, limit, sc, orAssignee, live)
+	stmt, args, err := t.dialect.changesSeenSQL(t.dialect.document, fields, tenant, after, upTo, limit, sc, orAssignee, live)
 	if err != nil {
 		return nil, err
 	}
@@ -467,17 +518,32 @@ func (t *Tables) ChangesSeen(ctx context.Context, coll string, fields Fields, te
 	return out, nil
 }
 
-// ExplainChangesSeen returns the database's plan for ChangesSeen.
-func (t *Tables) ExplainChangesSeen(ctx context.Context, coll string, fields Fields, sc models.Scope, orAssignee string, live bool) (string, error) {
-	stmt, args, err := t.dialect.changesSeenSQL(fields, "t", 0, 1, 10, sc, orAssignee, live)
-	if err != nil {
-		return "", err
+// ExplainChangesSeen returns the database's plan for ChangesSeen, and that
+// of a count of the records it selects (which on SQLite reads the index's
+// entries alone when they hold everything its conditions test).
+func (t *Tables) ExplainChangesSeen(ctx context.Context, coll string, fields Fields, sc models.Scope, orAssignee string, live bool) (plan, count string, err error) {
+	plans := make([]string, 2)
+	for i, what := range []string{t.dialect.document, "count(*)"} {
+		stmt, args, err := t.dialect.changesSeenSQL(what, fields, "t", 0, 1, 10, sc, orAssignee, live)
+		if err != nil {
+			return "", "", err
+		}
+		if what != t.dialect.document {
+			// The count's order would name a record's seq: SQLite reads
+			// the record for it, but not to test the conditions.
+			stmt, _, _ = strings.Cut(stmt, " ORDER BY ")
+			args = args[:len(args)-1]
+		}
+		if plans[i], err = t.explain(ctx, coll, stmt, args...); err != nil {
+			return "", "", err
+		}
 	}
-	return t.explain(ctx, coll, stmt, args...)
+	return plans[0], plans[1], nil
 }
 
-// changesSeenSQL is ChangesSeen's statement, with %s for the table.
-func (d dialect) changesSeenSQL(fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) (string, []any, error) {
+// changesSeenSQL is ChangesSeen's statement, selecting what, with %s for
+// the table.
+func (d dialect) changesSeenSQL(what string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) (string, []any, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: tenant, scopeUnindexed: true}
 	conds := []string{d.tenant + " = " + b.arg(tenant), d.seq + " > " + b.arg(after), d.seq + " <= " + b.arg(upTo)}
 	if live {
@@ -494,7 +560,15 @@ func (d dialect) changesSeenSQL(fields Fields, tenant string, after, upTo int64,
 		// models.Meta.Former: an empty list is stored as [], none as null.
 		conds = append(conds, "("+vis+" OR coalesce("+d.path("former")+", '[]') <> '[]')")
 	}
-	return fmt.Sprintf(`SELECT %s FROM %%s WHERE %s ORDER BY %s LIMIT %s`, d.document, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
+	if d.sqlite || what != d.document {
+		return fmt.Sprintf(`SELECT %s FROM %%[1]s WHERE %s ORDER BY %s LIMIT %s`, what, strings.Join(conds, " AND "), d.seq, b.arg(limit)), b.args, nil
+	}
+	// PostgreSQL: the page's ids first, sorted with their numbers alone,
+	// then its documents by id. In one statement it turned every record
+	// the conditions passed into text and sorted those (a rep's 9,500
+	// customers, 52 MB on disk, at 30,000), for each chunk of a page.
+	return fmt.Sprintf(`SELECT %[1]s FROM (SELECT %[2]s AS id, %[3]s AS seq FROM %%[1]s WHERE %[4]s ORDER BY 2 LIMIT %[5]s) AS p CROSS JOIN %%[1]s WHERE %[2]s = p.id ORDER BY p.seq`,
+		what, d.id, d.seq, strings.Join(conds, " AND "), b.arg(limit)), b.args, nil
 }
 
 // HighestSeq returns the highest seq of tenant's documents in coll, or 0,

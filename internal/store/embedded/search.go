@@ -130,7 +130,7 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 			return true, nil
 		}
 	}
-	stmt, args, err := t.dialect.termsCandidatesOf(fields, q, s, index, false)
+	stmt, args, err := t.candidates().termsCandidatesOf(fields, q, s, index, false)
 	if err != nil {
 		return true, err
 	}
@@ -327,13 +327,8 @@ func (d dialect) termsWalkOf(fields Fields, q models.Query, s termsSearch, index
 	rest := withoutWalked(fields, q)
 	rest.Limit = q.Limit * walkedPerRecord
 	if !d.sqlite {
-		// The shape of the statement walkRecords runs; its bound here
-		// passes every id.
-		bound := "\U0010FFFF"
-		if q.Desc {
-			bound = ""
-		}
-		return d.termsWalkOfRecords(fields, q, bound)
+		// The shape of the statement walkRecords runs.
+		return d.termsWalkOfRecords(fields, q, unbounded(q))
 	}
 	walk, args, err := d.pageIDs(fields, rest, index, nil)
 	if err != nil {
@@ -369,6 +364,15 @@ func (d dialect) termsWalkOfRecords(fields Fields, q models.Query, bound string)
 	b.conds = append(b.conds, d.value("_id", Text)+" "+cmp+" "+b.arg(bound))
 	return fmt.Sprintf("SELECT %s FROM %%[1]s WHERE %s ORDER BY %s LIMIT %s",
 		d.document, strings.Join(b.conds, " AND "), order, b.arg(q.Limit)), b.args, nil
+}
+
+// unbounded is a bound of termsWalkOfRecords that passes every id in q's
+// order.
+func unbounded(q models.Query) string {
+	if q.Desc {
+		return ""
+	}
+	return "\U0010FFFF"
 }
 
 // withoutWalked is q without the conditions tested on records (see Walked).
@@ -425,7 +429,7 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 		}
 	}
 	if branch != byWalk {
-		steps = append(steps, step{nil, func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, false) }})
+		steps = append(steps, step{nil, func() (string, []any, error) { return t.candidates().termsCandidatesOf(fields, q, s, index, false) }})
 	}
 	table, err := t.table(ctx, coll)
 	if err != nil {
