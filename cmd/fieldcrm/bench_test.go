@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchCommandsRunAtATinySize runs each `fieldcrm bench` command on a
@@ -104,3 +105,35 @@ var apiBenchRows = func() []string {
 		`^\d+ of 54 targets met$`,
 	)
 }()
+
+// A percentile is the nearest rank: the p95 of three reads is the slowest,
+// their p50 the middle one, and of a hundred the 95th.
+func TestPercentileIsTheNearestRank(t *testing.T) {
+	ms := func(xs ...int) []time.Duration {
+		out := make([]time.Duration, len(xs))
+		for i, x := range xs {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i
+	}
+	for _, tc := range []struct {
+		reads []time.Duration
+		p     int
+		want  time.Duration
+	}{
+		{ms(30, 10, 20), 95, 30 * time.Millisecond},
+		{ms(30, 10, 20), 50, 20 * time.Millisecond},
+		{ms(7), 95, 7 * time.Millisecond},
+		{ms(hundred...), 95, 95 * time.Millisecond},
+		{ms(hundred...), 50, 50 * time.Millisecond},
+		{ms(5, 1), 50, 1 * time.Millisecond},
+	} {
+		if got := percentile(tc.reads, tc.p); got != tc.want {
+			t.Errorf("p%d of %v = %v, want %v", tc.p, tc.reads, got, tc.want)
+		}
+	}
+}

@@ -396,6 +396,26 @@ func childMeta(s *apiSeed, owner *apiUser, at time.Time) models.Meta {
 	return m
 }
 
+// stampAsCreated gives rec the sync numbers a create through the API gives
+// it: seq on the record and on each of its fields (by JSON name), each
+// written by no device. A pull and an export read those too.
+func stampAsCreated(rec models.Record, seq int64) error {
+	text, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("stamp a seeded record: %w", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(text, &fields); err != nil {
+		return fmt.Errorf("stamp a seeded record: %w", err)
+	}
+	m := rec.Header()
+	m.Seq, m.FieldSeqs, m.FieldDevices = seq, map[string]int64{"id": seq}, map[string]string{"id": ""}
+	for name := range fields {
+		m.FieldSeqs[name], m.FieldDevices[name] = seq, ""
+	}
+	return nil
+}
+
 // seedBatches stores n records made by build, 500 at a time, each with a
 // sync number and a new id unless build gave it one; flush, when set, runs
 // after each batch.
@@ -418,7 +438,9 @@ func seedBatches(ctx context.Context, a *app.App, tenant, coll string, n int, bu
 			if m.ID == "" {
 				m.ID = models.NewID()
 			}
-			m.Seq, m.FieldSeqs = seq, map[string]int64{"id": seq}
+			if err := stampAsCreated(rec, seq); err != nil {
+				return err
+			}
 			recs = append(recs, rec)
 		}
 		err := a.Store.InsertBatch(ctx, coll, recs, models.AuditEntry{Action: "seed"})

@@ -48,8 +48,7 @@ func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edi
 		fault    error
 		slots    = make(chan struct{}, max(parallel, 1))
 		finished = make([]chan struct{}, len(edits))
-		// last is the latest create holding each key (and each id).
-		last = map[string]int{}
+		order    = &pushOrder{last: map[string]int{}}
 	)
 	faulted := func(err error) error {
 		faultMu.Lock()
@@ -69,7 +68,7 @@ func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edi
 			break
 		}
 		finished[i] = make(chan struct{})
-		seq, after, err := r.enterCreate(ctx, a, e, st, last, i)
+		seq, after, err := r.enterCreate(ctx, a, e, st, order, i)
 		if err != nil {
 			faulted(err) // a fault ends the loop above
 			errs[i] = err
@@ -97,15 +96,24 @@ func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edi
 	return outs, errs
 }
 
+// pushOrder is what ApplyDeviceCreates knows of the creates entered so far.
+type pushOrder struct {
+	// last is the latest create holding each key (and each id).
+	last map[string]int
+	// since are the creates entered since the latest barrier (see below).
+	since []int
+}
+
 // enterCreate enters create e, number i of a push (see ApplyDeviceCreates):
 // it returns the number sequence the create takes (0 for none) and the
-// earlier creates it must wait for, and records in last the keys it holds.
+// earlier creates it must wait for, and records in order the keys it holds.
 // A record stored already (a push sent again) is applied as an update,
 // which takes no number, and one refused by its prepare takes none either.
-func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEdit, st models.Settings, last map[string]int, i int) (seq int64, after []int, err error) {
+func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEdit, st models.Settings, order *pushOrder, i int) (seq int64, after []int, err error) {
 	// An update (and a row that cannot be read) waits for every create
 	// before it, and every create after it waits for it: its keys, old and
-	// new, are not known here.
+	// new, are not known here. It waits for the latest barrier and the
+	// creates since, which waited for the ones before.
 	names := []string{"id\x00" + e.ID, barrier}
 	var rec R
 	if decodeColumns(&rec, e.Columns) == nil {
@@ -113,7 +121,7 @@ func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEd
 		if err != nil {
 			return 0, nil, err
 		}
-		_, sentBefore := last[names[0]]
+		_, sentBefore := order.last[names[0]]
 		if !exists && !sentBefore {
 			meta(&rec).TenantID = a.TenantID
 			keys, s, err := r.h.enter(ctx, &rec, st)
@@ -121,21 +129,21 @@ func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEd
 				return 0, nil, err
 			}
 			names, seq = append(names[:1], keys...), s
-			if j, ok := last[barrier]; ok {
-				after = append(after, j)
-			}
-		}
-	}
-	if slices.Contains(names, barrier) {
-		for j := range i {
-			after = append(after, j)
 		}
 	}
 	for _, name := range names {
-		if j, ok := last[name]; ok {
+		if j, ok := order.last[name]; ok {
 			after = append(after, j)
 		}
-		last[name] = i
+		order.last[name] = i
+	}
+	if slices.Contains(names, barrier) {
+		after, order.since = append(after, order.since...), nil
+	} else {
+		if j, ok := order.last[barrier]; ok {
+			after = append(after, j)
+		}
+		order.since = append(order.since, i)
 	}
 	return seq, after, nil
 }

@@ -397,10 +397,7 @@ func TestRangePagesReadIndexEntriesFirst(t *testing.T) {
 		q := tc.q
 		q.Limit = 51
 		q.After = &models.ListPosition{ID: "x"}
-		plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		plan := explainFind(t, st, tc.coll, q)
 		if strings.Contains(plan, " on ") {
 			t.Skip("PostgreSQL reads rows, not index entries, from an index on expressions")
 		}
@@ -435,12 +432,8 @@ func TestSearchesWalkTheListFromIndexEntries(t *testing.T) {
 		for _, scope := range []models.Scope{{All: true}, {OwnerIDs: []string{"u1"}, TeamIDs: []string{"t2"}}} {
 			q := models.Query{Tenant: f.tenant, Scope: scope, Limit: 51, After: &models.ListPosition{ID: "x"},
 				Conds: []models.Cond{tc.cond}}
-			plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			postgres := strings.Contains(plan, " on ")
-			plan, err = st.ExplainSearchWalk(context.Background(), tc.coll, q)
+			postgres := strings.Contains(explainFind(t, st, tc.coll, q), " on ")
+			plan, err := st.ExplainSearchWalk(context.Background(), tc.coll, q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -641,10 +634,7 @@ func TestStreamsReadAnIndexInOrder(t *testing.T) {
 		}
 		q := tc.q
 		q.Limit = 0
-		plan, err := st.ExplainFind(context.Background(), tc.coll, q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		plan := explainFind(t, st, tc.coll, q)
 		if regexp.MustCompile(`(?m)^\s*(->\s*)?(Incremental )?Sort\b|TEMP B-TREE`).MatchString(plan) {
 			t.Errorf("%s: the stream is sorted, not read in order:\n%s", tc.name, plan)
 		}
@@ -653,4 +643,50 @@ func TestStreamsReadAnIndexInOrder(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d cases checked", checked)
 	}
+}
+
+// A page that PostgreSQL sorts turns only its own records into text, after
+// the sort and the limit (see embedded's pgfunctions.go): before, every
+// record the sort read was turned into text first.
+func TestSortedPagesTurnOnlyTheirRecordsIntoText(t *testing.T) {
+	st := env.Store(t)
+	if !st.ReadsTables() || env.SQLiteDir() != "" {
+		t.Skip("PostgreSQL's plans")
+	}
+	f := seedQueryFixture(t, st, 300)
+	if err := st.Analyze(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sorted := 0
+	for _, tc := range queryCases(f) {
+		for _, desc := range []bool{false, true} {
+			q := tc.q
+			q.Limit, q.Desc = 51, desc != q.Desc
+			plan := explainFind(t, st, tc.coll, q)
+			sort := regexp.MustCompile(`(?m)^\s*(->\s*)?Sort\b`).FindStringIndex(plan)
+			if sort == nil || !strings.HasPrefix(strings.TrimSpace(plan), "Limit") {
+				continue
+			}
+			sorted++
+			// The output computed above the sort: a Result between the
+			// limit and the sort.
+			if result := strings.Index(plan, "Result"); result < 0 || result > sort[0] {
+				t.Errorf("%s (descending %v): the records are turned into text before the sort:\n%s", tc.name, desc, plan)
+			}
+		}
+	}
+	t.Logf("%d sorted pages", sorted)
+	if sorted == 0 {
+		t.Fatal("no page was sorted: the test proves nothing")
+	}
+}
+
+// explainFind is the plan of q (see Store.ExplainFind).
+func explainFind(t *testing.T, st *store.Store, coll string, q models.Query) string {
+	t.Helper()
+	plan, err := st.ExplainFind(context.Background(), coll, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

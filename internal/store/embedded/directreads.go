@@ -56,9 +56,9 @@ type Tables struct {
 	sqlitePath, schema string
 	// schemas keeps the parsed schemas of the documents read.
 	schemas *schemaCache
-	// shortGramsReady tells that the function of short needles' index is
-	// in the schema (PostgreSQL, see grams.go).
-	shortGramsReady atomic.Bool
+	// functionsReady tells that fieldcrm's functions are in the schema
+	// (PostgreSQL, see pgfunctions.go).
+	functionsReady atomic.Bool
 }
 
 // dialect is the SQL that differs between FerretDB's two backends.
@@ -89,10 +89,11 @@ type dialect struct {
 	// field's name and kind's type rather than from the document: the
 	// side table of tallies (see IndexTallies).
 	columns bool
-	// shortGrams, on PostgreSQL, is the function whose index finds a
-	// search's needle of one or two characters (see grams.go), when a
-	// statement reads a search's candidates through it.
-	shortGrams string
+	// shortGrams and pageDocument, on PostgreSQL, are the functions whose
+	// index finds a search's needle of one or two characters, and that
+	// turns a page's documents into text after the page is cut (see
+	// pgfunctions.go), once they are there.
+	shortGrams, pageDocument string
 }
 
 // OpenTables connects to the SQL tables of FerretDB database db: SQLite files

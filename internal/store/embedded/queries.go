@@ -111,7 +111,7 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 		// pg_trgm ships with PostgreSQL; a role that may not add it gets
 		// substring searches without their index (slower, same answers).
 		_, err := t.db.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS pg_trgm")
-		grams, gramsErr := t.ensureShortGrams(ctx)
+		grams, gramsErr := t.ensureFunctions(ctx)
 		if gramsErr != nil {
 			return created, gramsErr
 		}
@@ -132,7 +132,7 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 		if err := t.retireIndexesOn(ctx, t.db, indexes); err != nil {
 			return created, err
 		}
-		t.shortGramsReady.Store(grams)
+		t.functionsReady.Store(grams)
 	}
 	// 0x10002: analyze the tables that have no statistics or changed much
 	// since, as a long-lived connection should when it opens.
@@ -287,7 +287,7 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 		// index would walk the whole list).
 		hints.Page = ""
 	}
-	stmt, args, err := t.dialect.selectOf(fields, q, hints)
+	stmt, args, err := t.withFunctions().selectOf(fields, q, hints)
 	if err != nil {
 		return err
 	}
@@ -450,7 +450,7 @@ func (t *Tables) ExplainFind(ctx context.Context, coll string, fields Fields, q 
 	if searchesText(fields, q) {
 		hints.Page = "" // the statement after a walk (see ExplainWalk) that did not fill the page
 	}
-	stmt, args, err := t.dialect.selectOf(fields, q, hints)
+	stmt, args, err := t.withFunctions().selectOf(fields, q, hints)
 	if err != nil {
 		return "", err
 	}
@@ -544,7 +544,11 @@ func (d dialect) selectOf(fields Fields, q models.Query, hints Hints) (string, [
 	if b.driver != "" {
 		from = "(" + b.driver + ") AS m CROSS JOIN %[1]s"
 	}
-	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", d.document, from, strings.Join(b.conds, " AND "), order)
+	document := d.document
+	if q.Limit > 0 && d.pageDocument != "" {
+		document = d.pageDocument + "(" + d.column + ")" // after the sort (see pgfunctions.go)
+	}
+	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", document, from, strings.Join(b.conds, " AND "), order)
 	if q.Limit > 0 {
 		stmt += " LIMIT " + b.arg(q.Limit)
 	}
@@ -838,7 +842,7 @@ func (b *sqlBuilder) searchCond(field, needle string) string {
 	}
 	exact := fmt.Sprintf("EXISTS (SELECT 1 FROM jsonb_array_elements_text(%s->'%s') AS item WHERE strpos(item, %s) > 0)", d.column, field, b.arg(needle))
 	if d.shortGrams != "" && shortNeedle(needle) {
-		// The index of the items' short substrings (see grams.go).
+		// The index of the items' short substrings (see pgfunctions.go).
 		return fmt.Sprintf("(%s(%s->'%s') @> ARRAY[%s::text] AND %s)", d.shortGrams, d.column, field, b.arg(needle), exact)
 	}
 	if strings.ContainsAny(needle, `"\`) || hasControl(needle) {

@@ -130,7 +130,7 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 			return true, nil
 		}
 	}
-	stmt, args, err := t.candidates().termsCandidatesOf(fields, q, s, index, false)
+	stmt, args, err := t.withFunctions().termsCandidatesOf(fields, q, s, index, false)
 	if err != nil {
 		return true, err
 	}
@@ -429,7 +429,7 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 		}
 	}
 	if branch != byWalk {
-		steps = append(steps, step{nil, func() (string, []any, error) { return t.candidates().termsCandidatesOf(fields, q, s, index, false) }})
+		steps = append(steps, step{nil, func() (string, []any, error) { return t.withFunctions().termsCandidatesOf(fields, q, s, index, false) }})
 	}
 	table, err := t.table(ctx, coll)
 	if err != nil {
