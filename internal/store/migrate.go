@@ -137,6 +137,15 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 				s.log.InfoContext(ctx, "embedded engine: added the indexes of lists, filters and sorts", "count", n)
 			}
 		}
+		if direct, ok := s.tables.(tallyIndexer); ok {
+			built, err := indexTallies(ctx, direct)
+			if err != nil {
+				return status, fmt.Errorf("index the reports' tallies on the embedded engine: %w", err)
+			}
+			if len(built) > 0 {
+				s.log.InfoContext(ctx, "embedded engine: built the side tables of tallies", "collections", built)
+			}
+		}
 		if direct, ok := s.tables.(FunnelReader); ok {
 			built, err := direct.IndexMoves(ctx, customerMoves())
 			if err != nil {

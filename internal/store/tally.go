@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -62,6 +63,35 @@ func TallyIndex(coll string, t models.Tally) string {
 		}
 	}
 	return ""
+}
+
+// tallyIndexer keeps, on PostgreSQL, the side table a collection's tallies
+// read (see embedded.Tables.IndexTallies).
+type tallyIndexer interface {
+	IndexTallies(ctx context.Context, coll string, indexes []embedded.Index, fields embedded.Fields) (bool, error)
+}
+
+// indexTallies builds the side tables of tallies of every collection with
+// tally indexes, unless they are there as the code makes them; it returns
+// the collections whose table it built.
+func indexTallies(ctx context.Context, direct tallyIndexer) ([]string, error) {
+	var built []string
+	for _, coll := range slices.Sorted(maps.Keys(queryIndexes)) {
+		var tallies []embedded.Index
+		for _, ix := range queryIndexes[coll] {
+			if indexGroup(ix.Name) == "tally_" {
+				tallies = append(tallies, ix)
+			}
+		}
+		ok, err := direct.IndexTallies(ctx, coll, tallies, queryFields[coll])
+		if err != nil {
+			return built, err
+		}
+		if ok {
+			built = append(built, coll)
+		}
+	}
+	return built, nil
 }
 
 // tallyByAggregation asks MongoDB for the groups: $match with the filter

@@ -86,6 +86,10 @@ type dialect struct {
 	// column: each read of the column unpacks the whole (compressed)
 	// document again, the row's fields unpack it once (see tallyOf).
 	record string
+	// columns, on PostgreSQL, reads each field from a column of the
+	// field's name and kind's type rather than from the document: the
+	// side table of tallies (see IndexTallies).
+	columns bool
 	// shortGrams and pageDocument, on PostgreSQL, are the functions whose
 	// index finds a search's needle of one or two characters, and that
 	// turns a page's documents into text after the page is cut (see

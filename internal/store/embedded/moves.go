@@ -44,18 +44,35 @@ type Moves struct {
 	Order []string
 }
 
-// movesDDL are the statements of m's side table on table: the table and its
-// indexes, the triggers (and on PostgreSQL their function) and the fill
-// from the records already there; name is the triggers' prefix, which
+// sideDDL are the statements of a side table kept by triggers: the table
+// and its indexes, the triggers (and on PostgreSQL their function) and the
+// fill from the records already there; name is the triggers' prefix, which
 // carries a digest of the statements, so that a change to them (a stage
-// added to the funnel) makes start-up build the table again.
-type movesDDL struct {
+// added to the funnel, a field to a tally) makes start-up build the table
+// again.
+type sideDDL struct {
 	create, triggers, fill []string
 	name                   string
 }
 
+// named sets ddl's name: the prefix of side tables of kind what, then a
+// digest of its statements.
+func (ddl sideDDL) named(what string) sideDDL {
+	sum := sha256.New()
+	for _, s := range append(append(append([]string{}, ddl.create...), ddl.triggers...), ddl.fill...) {
+		sum.Write([]byte(s))
+	}
+	ddl.name = sidePrefix(what) + hex.EncodeToString(sum.Sum(nil))[:10]
+	return ddl
+}
+
+// sidePrefix starts the names of the triggers of side tables of kind what
+// (on SQLite after the table's name, unique in the database; on PostgreSQL
+// names of triggers are the table's own).
+func sidePrefix(what string) string { return "fieldcrm_" + what + "_" }
+
 // movesDDL returns the statements of m's side table on table.
-func (t *Tables) movesDDL(table string, m Moves) movesDDL {
+func (t *Tables) movesDDL(table string, m Moves) sideDDL {
 	d := t.dialect
 	sideTable := side(table, "moves")
 	if !d.sqlite {
@@ -128,7 +145,7 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 	for _, f := range []string{m.Array, "owner_id", "team_id", "deleted_at"} {
 		when = append(when, changed(f))
 	}
-	out := movesDDL{create: create, fill: []string{fmt.Sprintf("INSERT INTO %s (%s) %s", sideTable, columns, rows("d", fillFrom))}}
+	out := sideDDL{create: create, fill: []string{fmt.Sprintf("INSERT INTO %s (%s) %s", sideTable, columns, rows("d", fillFrom))}}
 	if d.sqlite {
 		out.triggers = []string{
 			"CREATE TRIGGER \"{name}_insert\" AFTER INSERT ON " + quoteIdent(table) + " BEGIN\n" + insert + ";\nEND",
@@ -148,18 +165,8 @@ func (t *Tables) movesDDL(table string, m Moves) movesDDL {
 				") EXECUTE FUNCTION {function}()",
 		}
 	}
-	sum := sha256.New()
-	for _, s := range append(append(append([]string{}, out.create...), out.triggers...), out.fill...) {
-		sum.Write([]byte(s))
-	}
-	out.name = movesPrefix + hex.EncodeToString(sum.Sum(nil))[:10]
-	return out
+	return out.named("moves")
 }
-
-// movesPrefix starts the names of the moves' triggers (on SQLite after
-// the table's name, unique in the database; on PostgreSQL names of
-// triggers are the table's own).
-const movesPrefix = "fieldcrm_moves_"
 
 // IndexMoves creates m's side table, its indexes and triggers, filled from
 // the records already there, in one transaction, unless the table has
@@ -171,28 +178,42 @@ func (t *Tables) IndexMoves(ctx context.Context, m Moves) (bool, error) {
 	if err != nil || table == "" {
 		return false, err
 	}
-	ddl := t.movesDDL(table, m)
+	return t.buildSide(ctx, table, "moves", t.movesDDL(table, m))
+}
+
+// buildSide creates table's side table of kind what from ddl, unless the
+// table has ddl's triggers; a side table of that kind made by other code
+// is dropped with its triggers first. It says whether it built the table.
+func (t *Tables) buildSide(ctx context.Context, table, what string, ddl sideDDL) (bool, error) {
 	built := false
 	build := func(tx execer) error {
-		current, old, err := t.movesTriggers(ctx, tx, table, ddl.name)
-		if err != nil || current {
+		current, old, err := t.sideTriggers(ctx, tx, table, what, ddl.name)
+		if err != nil {
 			return err
+		}
+		if current != "" {
+			// The triggers of a dropped table would fail every write.
+			there, err := t.sideThere(ctx, tx, table, what)
+			if err != nil || there {
+				return err
+			}
+			old = append(old, current)
 		}
 		var stmts []string
 		if t.dialect.sqlite {
 			for _, name := range old {
 				stmts = append(stmts, "DROP TRIGGER IF EXISTS "+quoteIdent(name))
 			}
-			stmts = append(stmts, "DROP TABLE IF EXISTS "+side(table, "moves"))
+			stmts = append(stmts, "DROP TABLE IF EXISTS "+side(table, what))
 		} else {
 			for _, name := range old {
 				stmts = append(stmts, "DROP TRIGGER IF EXISTS "+quoteIdent(name)+" ON "+t.dialect.qualify(table))
 			}
-			stmts = append(stmts, "DROP TABLE IF EXISTS "+t.dialect.qualify(table+"_fieldcrm_moves"))
+			stmts = append(stmts, "DROP TABLE IF EXISTS "+t.dialect.qualify(table+"_fieldcrm_"+what))
 			// The functions of older triggers: no longer called.
 			for _, name := range old {
-				if prefix, _, ok := strings.Cut(name[len(movesPrefix):], "_"); ok {
-					stmts = append(stmts, "DROP FUNCTION IF EXISTS "+t.dialect.qualify(table+"_"+movesPrefix+prefix)+"()")
+				if prefix, _, ok := strings.Cut(name[len(sidePrefix(what)):], "_"); ok {
+					stmts = append(stmts, "DROP FUNCTION IF EXISTS "+t.dialect.qualify(table+"_"+sidePrefix(what)+prefix)+"()")
 				}
 			}
 		}
@@ -208,29 +229,43 @@ func (t *Tables) IndexMoves(ctx context.Context, m Moves) (bool, error) {
 		stmts = append(stmts, ddl.fill...)
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
-				return fmt.Errorf("index the moves of %s: %w\n%s", m.Coll, err, s)
+				return fmt.Errorf("index the %s of %s: %w\n%s", what, table, err, s)
 			}
 		}
 		built = true
 		return nil
 	}
+	var err error
 	if t.dialect.sqlite {
 		err = t.sqliteDDL(ctx, build)
 	} else {
-		err = t.postgresDDL(ctx, table, build)
+		err = t.postgresDDL(ctx, table, what, build)
 	}
 	return built, err
 }
 
-// movesTriggers says whether table has the moves triggers named by name,
-// and names the other moves triggers it has.
-func (t *Tables) movesTriggers(ctx context.Context, tx execer, table, name string) (current bool, old []string, err error) {
+// sideThere says whether table's side table of kind what exists.
+func (t *Tables) sideThere(ctx context.Context, tx execer, table, what string) (bool, error) {
+	q, name := `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`, table+"_fieldcrm_"+what
+	if !t.dialect.sqlite {
+		q, name = `SELECT to_regclass($1) IS NOT NULL`, t.dialect.qualify(name)
+	}
+	var there bool
+	if err := tx.QueryRowContext(ctx, q, name).Scan(&there); err != nil {
+		return false, fmt.Errorf("look up the %s of %s: %w", what, table, err)
+	}
+	return there, nil
+}
+
+// sideTriggers names a trigger of table of side tables of kind what named
+// by name, if it has one, and the other triggers of that kind it has.
+func (t *Tables) sideTriggers(ctx context.Context, tx execer, table, what, name string) (current string, old []string, err error) {
 	q := `SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND substr(name, 1, length(?2)) = ?2`
-	prefix := table + "_" + movesPrefix
+	prefix := table + "_" + sidePrefix(what)
 	if !t.dialect.sqlite {
 		q = `SELECT tg.tgname FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace
 			WHERE c.relname = $1 AND left(tg.tgname, length($2)) = $2 AND ns.nspname = $3`
-		prefix = movesPrefix
+		prefix = sidePrefix(what)
 	}
 	args := []any{table, prefix}
 	if !t.dialect.sqlite {
@@ -238,16 +273,16 @@ func (t *Tables) movesTriggers(ctx context.Context, tx execer, table, name strin
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return false, nil, fmt.Errorf("list the triggers of %s: %w", table, err)
+		return "", nil, fmt.Errorf("list the triggers of %s: %w", table, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			return false, nil, fmt.Errorf("list the triggers of %s: %w", table, err)
+			return "", nil, fmt.Errorf("list the triggers of %s: %w", table, err)
 		}
-		if strings.HasPrefix(strings.TrimPrefix(n, table+"_"), name+"_") {
-			current = true
+		if strings.HasPrefix(strings.TrimPrefix(n, table+"_"), name+"_") && current == "" {
+			current = n
 		} else {
 			old = append(old, n)
 		}
@@ -259,13 +294,13 @@ func (t *Tables) movesTriggers(ctx context.Context, tx execer, table, name strin
 // replica starting at the same moment waits for (it then finds the work
 // done). Creating a trigger locks out the table's writers until the
 // commit, so the fill sees every record and misses no write.
-func (t *Tables) postgresDDL(ctx context.Context, table string, ddl func(tx execer) error) error {
+func (t *Tables) postgresDDL(ctx context.Context, table, what string, ddl func(tx execer) error) error {
 	tx, err := t.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index %s: %w", table, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", t.schema+"."+table+".moves"); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", t.schema+"."+table+"."+what); err != nil {
 		return fmt.Errorf("lock %s for indexing: %w", table, err)
 	}
 	if err := ddl(tx); err != nil {

@@ -18,8 +18,10 @@ import (
 // index's entries and no document (see tallyOf): 100,000 customers grouped
 // by six fields take about 0.1 s, against seconds for a pass over the
 // documents. PostgreSQL reads index entries alone only from indexes on
-// columns, not on expressions: there the index narrows the rows (the tenant,
-// a period) and each row is unpacked once.
+// columns, not on expressions, and unpacking each document's jsonb cost
+// about 10 µs a record (3 s for 300,000 interactions): there a tally
+// reads the side table of tallies instead (see IndexTallies), whose
+// columns are the tally indexes' fields, through its copy of the index.
 
 // dayMillis is a day in the epoch milliseconds dates are stored as.
 const dayMillis = 24 * 60 * 60 * 1000
@@ -29,9 +31,10 @@ const dayMillis = 24 * 60 * 60 * 1000
 // tally uses; "" lets the database choose.
 func (t *Tables) Tally(ctx context.Context, coll string, fields Fields, tally models.Tally, index string) ([]models.TallyGroup, error) {
 	out, err := t.tally(ctx, coll, fields, tally, index)
-	if err != nil && index != "" && strings.Contains(err.Error(), "no such index") {
-		// A table made after start-up has not got the index yet: the
-		// answer is the same, read the long way.
+	if err != nil && index != "" && (strings.Contains(err.Error(), "no such index") || !t.dialect.sqlite && isMissingTable(err)) {
+		// A table made after start-up has not got the index (on
+		// PostgreSQL the side table) yet: the answer is the same, read
+		// the long way.
 		out, err = t.tally(ctx, coll, fields, tally, "")
 	}
 	if err != nil {
@@ -51,7 +54,7 @@ func (t *Tables) tally(ctx context.Context, coll string, fields Fields, tally mo
 		if table == "" {
 			return nil
 		}
-		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.dialect.qualify(table)), args...)
+		rows, err := t.db.QueryContext(ctx, fmt.Sprintf(indexToken(sideTokens(stmt, table), table), t.tallied(table, index)), args...)
 		if err != nil {
 			return err
 		}
@@ -77,7 +80,25 @@ func (t *Tables) ExplainTally(ctx context.Context, coll string, fields Fields, t
 	if err != nil {
 		return "", err
 	}
+	if !t.dialect.sqlite && index != "" {
+		table, err := t.table(ctx, coll)
+		if err != nil {
+			return "", err
+		}
+		// explain formats the statement with the collection's table: a
+		// comment takes it.
+		stmt = strings.ReplaceAll(stmt, "%[1]s", t.tallied(table, index)) + " /* %[1]s */"
+	}
 	return t.explainNamed(ctx, coll, stmt, args)
+}
+
+// tallied is the table a tally reads: on PostgreSQL with an index, the
+// side table of tallies of table; otherwise table.
+func (t *Tables) tallied(table, index string) string {
+	if !t.dialect.sqlite && index != "" {
+		return t.dialect.qualify(table + tallySuffix)
+	}
+	return t.dialect.qualify(table)
 }
 
 // indexToken names the index {index:name} stands for: IndexQueries' name
@@ -94,10 +115,15 @@ func indexToken(stmt, table string) string {
 }
 
 // tallyOf is the statement of a tally (with %s for the table, {index:…}
-// for its index), its parameters, and the kinds of its By fields.
+// for its index), its parameters, and the kinds of its By fields. On
+// PostgreSQL with an index, the table is the side table of tallies (see
+// Tables.tallied), whose columns hold the index's fields.
 func (d dialect) tallyOf(fields Fields, tally models.Tally, index string) (string, []any, []Kind, error) {
 	b := &sqlBuilder{d: d, fields: fields, tenant: tally.Tenant, scopeUnindexed: true}
-	if !d.sqlite {
+	switch {
+	case !d.sqlite && index != "":
+		b.d.columns, b.d.tenant = true, quoteIdent("tenant_id")
+	case !d.sqlite:
 		// Values and conditions come from one unpacking of each document
 		// (a record of its top-level fields); the tenant and the period
 		// still seek the index.
@@ -163,7 +189,7 @@ func (d dialect) tallyOf(fields Fields, tally models.Tally, index string) (strin
 		from = "(" + b.driver + ") AS m CROSS JOIN %[1]s"
 	case index != "" && d.sqlite:
 		from += " INDEXED BY {index:" + index + "}"
-	case !d.sqlite:
+	case !d.sqlite && !b.d.columns:
 		from += " CROSS JOIN LATERAL jsonb_to_record(_jsonb) AS x(" + recordColumns(tally) + ")"
 	}
 	unmerged := "LIMIT -1"
@@ -202,7 +228,9 @@ func (d dialect) day(e string) string {
 		// formatted again with its table.
 		return fmt.Sprintf("(%[1]s / %[2]d - (%[1]s < 0 AND %[1]s %%%% %[2]d <> 0))", e, dayMillis)
 	}
-	return fmt.Sprintf("floor(%s / %d.0)::bigint", e, dayMillis)
+	// Whole numbers: floor() of a numeric division took a third of a
+	// tally of 300,000 interactions by day.
+	return fmt.Sprintf("(%[1]s / %[2]d - (%[1]s %%%% %[2]d < 0)::int)", e, dayMillis)
 }
 
 // scanGroup reads one row of a tally into its group, turning each value
