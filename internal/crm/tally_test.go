@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/store"
@@ -33,13 +32,13 @@ func tallyByHand(t *testing.T, st *store.Store, coll string, tl models.Tally) []
 	}
 	groups := map[string]*group{}
 	for _, r := range records {
-		if !tl.WithDeleted && plainValue(r, "deleted_at") != nil || !seenBy(r, tl.Scope) ||
+		if !tl.WithDeleted && testenv.Field(r, "deleted_at") != nil || !seenBy(r, tl.Scope) ||
 			slices.ContainsFunc(tl.Conds, func(c models.Cond) bool { return !holds(r, c) }) {
 			continue
 		}
 		var key []string
 		for _, f := range tl.By {
-			v := plainValue(r, f)
+			v := testenv.Field(r, f)
 			if tm, ok := v.(time.Time); ok && slices.Contains(tl.Days, f) {
 				v = tm.Truncate(24 * time.Hour)
 			}
@@ -51,7 +50,7 @@ func tallyByHand(t *testing.T, st *store.Store, coll string, tl models.Tally) []
 		}
 		groups[k].count++
 		for i, f := range tl.Sum {
-			switch x := plainValue(r, f).(type) {
+			switch x := testenv.Field(r, f).(type) {
 			case int64:
 				groups[k].sums[i] += x
 			case float64:
@@ -86,26 +85,6 @@ func printedTally(t *testing.T, st *store.Store, coll string, tl models.Tally) [
 	return out
 }
 
-// plainValue is a (dotted) field of a decoded record, nil when missing;
-// dates as time.Time, whole numbers as int64.
-func plainValue(r bson.M, field string) any {
-	var v any = r
-	for _, part := range strings.Split(field, ".") {
-		m, ok := v.(bson.M)
-		if !ok {
-			return nil
-		}
-		v = m[part]
-	}
-	switch x := v.(type) {
-	case primitive.DateTime:
-		return x.Time().UTC()
-	case int32:
-		return int64(x)
-	}
-	return v
-}
-
 // printValue prints a group's value alike whatever the engine returned.
 func printValue(v any) string {
 	switch x := v.(type) {
@@ -122,14 +101,14 @@ func printValue(v any) string {
 }
 
 func seenBy(r bson.M, sc models.Scope) bool {
-	owner, _ := plainValue(r, "owner_id").(string)
-	team, _ := plainValue(r, "team_id").(string)
+	owner, _ := testenv.Field(r, "owner_id").(string)
+	team, _ := testenv.Field(r, "team_id").(string)
 	return sc.All || slices.Contains(sc.OwnerIDs, owner) || slices.Contains(sc.TeamIDs, team) || sc.Pool && owner == ""
 }
 
 // holds tells whether r meets c, for the conditions of the tallies below.
 func holds(r bson.M, c models.Cond) bool {
-	v := plainValue(r, c.Field)
+	v := testenv.Field(r, c.Field)
 	compare := func(want any) int {
 		switch w := want.(type) {
 		case time.Time:

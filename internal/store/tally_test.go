@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
@@ -79,14 +79,14 @@ func TestTalliesMatchTheRecords(t *testing.T) {
 			for _, r := range records {
 				values := make([]any, len(tc.t.By))
 				for i, field := range tc.t.By {
-					values[i] = fieldOf(r, field)
+					values[i] = testenv.Field(r, field)
 					if tm, ok := values[i].(time.Time); ok && slices.Contains(tc.t.Days, field) {
 						values[i] = tm.Truncate(24 * time.Hour)
 					}
 				}
 				var sum int64
 				for _, field := range tc.t.Sum {
-					sum += asInt(fieldOf(r, field))
+					sum += asInt(testenv.Field(r, field))
 				}
 				w := want[groupKey(values)]
 				want[groupKey(values)] = [2]int64{w[0] + 1, w[1] + sum}
@@ -110,25 +110,6 @@ func TestTalliesMatchTheRecords(t *testing.T) {
 			}
 		})
 	}
-}
-
-// fieldOf is a (dotted) field of a decoded record, nil when missing.
-func fieldOf(doc bson.M, field string) any {
-	var v any = doc
-	for _, part := range strings.Split(field, ".") {
-		m, ok := v.(bson.M)
-		if !ok {
-			return nil
-		}
-		v = m[part]
-	}
-	switch x := v.(type) {
-	case primitive.DateTime:
-		return x.Time().UTC()
-	case int32:
-		return int64(x)
-	}
-	return v
 }
 
 func asInt(v any) int64 {
