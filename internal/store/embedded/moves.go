@@ -154,18 +154,24 @@ func (t *Tables) movesDDL(table string, m Moves) sideDDL {
 				" BEGIN\n" + remove + ";\n" + insert + ";\nEND",
 		}
 	} else {
-		// One function for both triggers: on an update, OLD's rows go
-		// and NEW's come.
-		out.triggers = []string{
-			"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fieldcrm$\nBEGIN\n" +
-				"IF TG_OP <> 'INSERT' THEN " + remove + "; END IF;\n" +
-				"IF TG_OP <> 'DELETE' THEN " + insert + "; END IF;\nRETURN NULL;\nEND\n$fieldcrm$",
-			"CREATE TRIGGER \"{name}_write\" AFTER INSERT OR DELETE ON " + d.qualify(table) + " FOR EACH ROW EXECUTE FUNCTION {function}()",
-			"CREATE TRIGGER \"{name}_update\" AFTER UPDATE ON " + d.qualify(table) + " FOR EACH ROW WHEN (" + strings.Join(when, " OR ") +
-				") EXECUTE FUNCTION {function}()",
-		}
+		out.triggers = pgSideTriggers(d.qualify(table), remove, insert, when)
 	}
 	return out.named("moves")
+}
+
+// pgSideTriggers are the PostgreSQL triggers that keep a side table of
+// table (qualified) in step: one function for both, which on an update
+// removes OLD's rows (remove) and adds NEW's (insert), run on an update
+// only when one of when holds (a field the side table copies changed).
+func pgSideTriggers(table, remove, insert string, when []string) []string {
+	return []string{
+		"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fieldcrm$\nBEGIN\n" +
+			"IF TG_OP <> 'INSERT' THEN " + remove + "; END IF;\n" +
+			"IF TG_OP <> 'DELETE' THEN " + insert + "; END IF;\nRETURN NULL;\nEND\n$fieldcrm$",
+		"CREATE TRIGGER \"{name}_write\" AFTER INSERT OR DELETE ON " + table + " FOR EACH ROW EXECUTE FUNCTION {function}()",
+		"CREATE TRIGGER \"{name}_update\" AFTER UPDATE ON " + table + " FOR EACH ROW WHEN (" + strings.Join(when, " OR ") +
+			") EXECUTE FUNCTION {function}()",
+	}
 }
 
 // IndexMoves creates m's side table, its indexes and triggers, filled from

@@ -108,17 +108,8 @@ func (t *Tables) tallyDDL(table string, indexes []Index, fields Fields) (sideDDL
 	remove := fmt.Sprintf("DELETE FROM %s WHERE tenant_id = OLD._jsonb->>'tenant_id' AND _id = OLD._jsonb->>'_id'", sideTable)
 	insert := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s WHERE %s", sideTable, columns, values("NEW"), keyed("NEW"))
 	out := sideDDL{
-		create: create,
-		// One function for both triggers: on an update, OLD's row goes
-		// and NEW's comes.
-		triggers: []string{
-			"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fieldcrm$\nBEGIN\n" +
-				"IF TG_OP <> 'INSERT' THEN " + remove + "; END IF;\n" +
-				"IF TG_OP <> 'DELETE' THEN " + insert + "; END IF;\nRETURN NULL;\nEND\n$fieldcrm$",
-			"CREATE TRIGGER \"{name}_write\" AFTER INSERT OR DELETE ON " + d.qualify(table) + " FOR EACH ROW EXECUTE FUNCTION {function}()",
-			"CREATE TRIGGER \"{name}_update\" AFTER UPDATE ON " + d.qualify(table) + " FOR EACH ROW WHEN (" + strings.Join(changed, " OR ") +
-				") EXECUTE FUNCTION {function}()",
-		},
+		create:   create,
+		triggers: pgSideTriggers(d.qualify(table), remove, insert, changed),
 		// Statistics at once: without them the planner sorted 100,000
 		// rows for a GROUP BY it hashes in a quarter of the time.
 		fill: []string{fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS d WHERE %s", sideTable, columns, values("d"), d.qualify(table), keyed("d")),
