@@ -45,6 +45,21 @@ type sjsonElem struct {
 // sjsonToBSON converts one stored document; schemas, when not nil, keeps
 // the parsed schemas of documents read before.
 func sjsonToBSON(text []byte, schemas *schemaCache) (bson.Raw, error) {
+	return sjsonToBSONKeeping(text, schemas, nil)
+}
+
+// pulledMaps names the members of a record's per-field maps (models.Meta's
+// field_seqs and field_devices) that a pull reads: those of the id, which
+// say when and by which device the record was created. The maps hold an
+// entry per field, and converting and decoding them was half of a pulled
+// record's decoding.
+func pulledMaps() map[string]string {
+	return map[string]string{"field_seqs": "id", "field_devices": "id"}
+}
+
+// sjsonToBSONKeeping is sjsonToBSON with each top-level object that keep
+// names cut to the one member keep gives for it (none when it lacks it).
+func sjsonToBSONKeeping(text []byte, schemas *schemaCache, keep map[string]string) (bson.Raw, error) {
 	fields, err := membersOf(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse stored document: %w", err)
@@ -54,7 +69,7 @@ func sjsonToBSON(text []byte, schemas *schemaCache) (bson.Raw, error) {
 		return nil, err
 	}
 	// The BSON form is shorter than the text, which repeats the schema.
-	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields)
+	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +108,7 @@ func (m members) get(key string) []byte {
 // FerretDB and bsonToSJSON write the values in that order after the
 // schema, so each key is found at the next member; another order, or a
 // repeated key, is read by looking each key up.
-func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, error) {
+func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[string]string) ([]byte, error) {
 	idx, dst := bsoncore.ReserveLength(dst)
 	inOrder := inSchemaOrder(schema.Keys, fields)
 	next := 0
@@ -113,7 +128,12 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, er
 			return nil, fmt.Errorf("stored document: field %q is missing from its schema or its values", key)
 		}
 		var err error
-		if dst, err = appendValue(dst, key, elem, raw); err != nil {
+		if member, cut := keep[key]; cut && elem.Type == "object" && elem.Schema != nil {
+			dst, err = appendOneMember(dst, key, elem.Schema, raw, member)
+		} else {
+			dst, err = appendValue(dst, key, elem, raw)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("field %q: %w", key, err)
 		}
 	}
@@ -122,6 +142,25 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, er
 }
 
 // inSchemaOrder tells whether fields, leaving out schemas, are exactly
+
+// appendOneMember writes the object raw (of schema) as a document holding
+// its member named member alone, or nothing when it has none.
+func appendOneMember(dst []byte, key string, schema *sjsonSchema, raw []byte, member string) ([]byte, error) {
+	fields, err := membersOf(raw)
+	if err != nil {
+		return nil, err
+	}
+	dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
+	idx, dst := bsoncore.ReserveLength(dst)
+	if val, elem := fields.get(member), schema.Props[member]; val != nil && elem != nil {
+		if dst, err = appendValue(dst, member, elem, val); err != nil {
+			return nil, fmt.Errorf("member %q: %w", member, err)
+		}
+	}
+	dst = append(dst, 0x00)
+	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
+}
+
 // keys in that order.
 func inSchemaOrder(keys []string, fields members) bool {
 	k := 0
@@ -191,7 +230,7 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, e
 			return nil, err
 		}
 		dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
-		return appendDocument(dst, elem.Schema, fields)
+		return appendDocument(dst, elem.Schema, fields, nil)
 	case "array":
 		var items [][]byte
 		if err := eachItem(raw, func(item []byte) error { items = append(items, item); return nil }); err != nil {
