@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -53,8 +54,13 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	body, err := out.AppendJSON(make([]byte, 0, 64<<10))
+	if err != nil {
+		return fmt.Errorf("encode a pull: %w", err)
+	}
 	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
-	return c.JSON(out)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
 }
 
 // syncPush serves WatermelonDB's pushChanges.

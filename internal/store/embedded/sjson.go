@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/fieldcrm/fieldcrm/internal/jsontext"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -295,9 +295,7 @@ func appendMembers(dst []byte, elems []bson.RawElement, value func([]byte, bson.
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = appendJSONString(dst, e.Key()); err != nil {
-			return nil, err
-		}
+		dst = jsontext.AppendString(dst, e.Key())
 		dst = append(dst, ':')
 		if dst, err = value(dst, e.Value()); err != nil {
 			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
@@ -324,9 +322,7 @@ func appendSchema(dst []byte, doc bson.Raw) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = appendJSONString(dst, e.Key()); err != nil {
-			return nil, err
-		}
+		dst = jsontext.AppendString(dst, e.Key())
 	}
 	return append(dst, "]}"...), nil
 }
@@ -391,7 +387,7 @@ func sjsonTypeName(t bsontype.Type) string {
 func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 	switch v.Type {
 	case bsontype.String:
-		return appendJSONString(dst, v.StringValue())
+		return jsontext.AppendString(dst, v.StringValue()), nil
 	case bsontype.Int64:
 		return strconv.AppendInt(dst, v.Int64(), 10), nil
 	case bsontype.Int32:
@@ -406,10 +402,10 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 	case bsontype.Null:
 		return append(dst, "null"...), nil
 	case bsontype.ObjectID:
-		return appendJSONString(dst, v.ObjectID().Hex())
+		return jsontext.AppendString(dst, v.ObjectID().Hex()), nil
 	case bsontype.Binary:
 		_, data := v.Binary()
-		return appendJSONString(dst, base64.StdEncoding.EncodeToString(data))
+		return jsontext.AppendString(dst, base64.StdEncoding.EncodeToString(data)), nil
 	case bsontype.EmbeddedDocument:
 		elems, err := v.Document().Elements()
 		if err != nil {
@@ -436,20 +432,4 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 		return append(dst, ']'), nil
 	}
 	return dst, fmt.Errorf("unsupported BSON type %s", v.Type)
-}
-
-// appendJSONString writes s as encoding/json does (FerretDB's encoder). Most
-// strings need no escaping and are copied as they are; the rest go through
-// encoding/json, which also escapes <, > and & and invalid UTF-8 its own way.
-func appendJSONString(dst []byte, s string) ([]byte, error) {
-	for _, r := range s {
-		if r < 0x20 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&' ||
-			r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
-			b, err := json.Marshal(s)
-			return append(dst, b...), err
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"'), nil
 }

@@ -113,18 +113,3 @@ func TestPulledMapsKeepTheIdsMembers(t *testing.T) {
 	}
 }
 
-// Strings are written exactly as encoding/json writes them, since FerretDB's
-// unique _id index compares the text.
-func TestStringsAreWrittenAsEncodingJSONDoes(t *testing.T) {
-	for _, s := range []string{"", "plain id-42_x", "张伟 Zhāng", "a\"b", `back\slash`, "<b>&amp;", "tab\there\n",
-		"\x00\x1f", "line\u2028sep\u2029", "bad \xff utf-8", "replacement \ufffd char", "emoji 😀"} {
-		got, err := appendJSONString([]byte("x"), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.Marshal(s)
-		if string(got) != "x"+string(want) {
-			t.Fatalf("%q written as %s, encoding/json writes %s", s, got[1:], want)
-		}
-	}
-}
