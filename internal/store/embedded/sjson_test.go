@@ -112,4 +112,3 @@ func TestPulledMapsKeepTheIdsMembers(t *testing.T) {
 		}
 	}
 }
-
