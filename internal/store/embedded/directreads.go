@@ -450,7 +450,8 @@ func (t *Tables) eachPlanned(ctx context.Context, coll, q string, args []any, of
 }
 
 // eachKeeping is eachPlanned with the documents' top-level maps that keep
-// names cut, as they are converted, to the one member keep gives for each.
+// names cut, as they are converted, to the one member keep gives for each,
+// or left out where it gives "".
 func (t *Tables) eachKeeping(ctx context.Context, coll, q string, args []any, off []string, keep map[string]string, fn func(bson.Raw) error) error {
 	return t.retry(ctx, coll, func(table string) error {
 		if table == "" {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/fieldcrm/fieldcrm/internal/jsontext"
+	"github.com/fieldcrm/fieldcrm/models"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -57,8 +58,18 @@ func pulledMaps() map[string]string {
 	return map[string]string{"field_seqs": "id", "field_devices": "id"}
 }
 
+// shownCut is what a query of records to be shown (models.Query.Shown)
+// leaves out of them: the per-field maps, which they never show.
+func shownCut(q models.Query) map[string]string {
+	if !q.Shown {
+		return nil
+	}
+	return map[string]string{"field_seqs": "", "field_devices": ""}
+}
+
 // sjsonToBSONKeeping is sjsonToBSON with each top-level object that keep
-// names cut to the one member keep gives for it (none when it lacks it).
+// names cut to the one member keep gives for it (none when it lacks it), or
+// left out where keep gives "".
 func sjsonToBSONKeeping(text []byte, schemas *schemaCache, keep map[string]string) (bson.Raw, error) {
 	fields, err := membersOf(text)
 	if err != nil {
@@ -128,9 +139,13 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[st
 			return nil, fmt.Errorf("stored document: field %q is missing from its schema or its values", key)
 		}
 		var err error
-		if member, cut := keep[key]; cut && elem.Type == "object" && elem.Schema != nil {
+		member, cut := keep[key]
+		switch {
+		case cut && member == "":
+			continue
+		case cut && elem.Type == "object" && elem.Schema != nil:
 			dst, err = appendOneMember(dst, key, elem.Schema, raw, member)
-		} else {
+		default:
 			dst, err = appendValue(dst, key, elem, raw)
 		}
 		if err != nil {
