@@ -66,6 +66,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
 	ShutdownTimeout time.Duration
 	Version         string
+	// CORSOrigins are the exact origins (https://console.example.com) whose
+	// browser apps may call the API; empty sends no CORS headers, so
+	// browsers allow same-origin calls only (see cors.go).
+	CORSOrigins []string
 	// SystemOnly serves /healthz, /readyz and /metrics and nothing else: a
 	// worker process (reminders and background jobs) has no API to offer,
 	// yet its probes and its metrics must be reachable.
@@ -104,7 +108,8 @@ type Server struct {
 }
 
 // New builds the API. Nothing listens until Listen is called. It fails only on
-// a TrustedProxies entry that is neither an address nor a CIDR.
+// a TrustedProxies entry that is neither an address nor a CIDR, or a
+// CORSOrigins entry that is not an origin.
 func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *imports.Runner, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -154,8 +159,16 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	// level, which keeps most of the gain for a fraction of the CPU.
 	// fasthttp leaves alone bodies under 200 bytes, already encoded ones
 	// and types that do not compress (XLSX is a zip).
-	s.app.Use(s.requestContext, s.recoverPanics, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	s.routes = s.routeTable()
+	methods := make([]string, 0, len(s.routes))
+	for _, r := range s.routes {
+		methods = append(methods, r.method)
+	}
+	cors, err := newCORSPolicy(cfg.CORSOrigins, methods)
+	if err != nil {
+		return nil, err
+	}
+	s.app.Use(s.requestContext, s.recoverPanics, cors.handle, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	if cfg.SystemOnly {
 		s.routes = slices.DeleteFunc(s.routes, func(r route) bool { return !isSystemPath(r.path) })
 	}
