@@ -548,4 +548,43 @@ func TestWorkerServesHealthAndMetricsOnly(t *testing.T) {
 	if err := run(context.Background(), []string{"probe"}, getenv, &out, &errOut); err != nil {
 		t.Fatalf("probe of a worker: %v %s", err, errOut.String())
 	}
+	// As the image's health check runs in a worker's container: the role
+	// sends the probe to the health and metrics address.
+	workerEnv := func(k string) string {
+		switch k {
+		case "FIELDCRM_ROLE":
+			return "worker"
+		case "FIELDCRM_METRICS_ADDR":
+			return strings.TrimPrefix(p.base, "http://")
+		case "FIELDCRM_ADDR":
+			return "127.0.0.1:1" // nothing listens there
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"probe"}, workerEnv, &out, &errOut); err != nil {
+		t.Fatalf("probe in a worker's container: %v %s", err, errOut.String())
+	}
+}
+
+func TestProbeAddressFollowsTheRole(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	for _, c := range []struct {
+		role, given string
+		vars        map[string]string
+		want        string
+	}{
+		{role: "all", want: ":8080"},
+		{role: "api", vars: map[string]string{"FIELDCRM_ADDR": ":8181", "FIELDCRM_METRICS_ADDR": ":9191"}, want: ":8181"},
+		{role: "worker", vars: map[string]string{"FIELDCRM_ADDR": ":8181"}, want: ":9090"},
+		{role: "worker", vars: map[string]string{"FIELDCRM_ADDR": ":8181", "FIELDCRM_METRICS_ADDR": "127.0.0.1:9191"}, want: "127.0.0.1:9191"},
+		{role: "worker", given: "10.1.2.3:7000", want: "10.1.2.3:7000"},
+	} {
+		got, err := probeAddr(c.role, c.given, env(c.vars))
+		if err != nil || got != c.want {
+			t.Errorf("role %s, --addr %q, %v: %q %v, want %q", c.role, c.given, c.vars, got, err, c.want)
+		}
+	}
+	if _, err := probeAddr("boss", "", env(nil)); exitCode(err) != 2 {
+		t.Errorf("unknown role: %v", err)
+	}
 }
