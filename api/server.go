@@ -85,8 +85,17 @@ const DefaultBodyLimit = 8 << 20
 // 10 to 30 MB as CSV, less as XLSX.
 const DefaultImportBodyLimit = 128 << 20
 
-// importReadTimeout is how long a client may take to send a spreadsheet.
-const importReadTimeout = 10 * time.Minute
+// ImportReadTimeout is how long a client may take to send a spreadsheet.
+const ImportReadTimeout = 10 * time.Minute
+
+// ReadTimeout is how long a client may take to send any other request, and
+// WriteTimeout how long the server may take to write a response (a large
+// first-sync page, a streamed export). A proxy in front must allow at least
+// as much (deploy/nginx.conf, the Ingress; go test ./deploy checks them).
+const (
+	ReadTimeout  = 30 * time.Second
+	WriteTimeout = 60 * time.Second
+)
 
 // Server is the HTTP API.
 type Server struct {
@@ -136,8 +145,8 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 		// as the client sent it. The client's address is s.clientIP(c).
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
-		ReadTimeout:             30 * time.Second,
-		WriteTimeout:            60 * time.Second,
+		ReadTimeout:             ReadTimeout,
+		WriteTimeout:            WriteTimeout,
 		IdleTimeout:             120 * time.Second,
 		JSONEncoder:             json.Marshal,
 		JSONDecoder:             json.Unmarshal,
@@ -149,7 +158,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
 		if string(h.Method()) == fiber.MethodPost && string(path) == "/v1/imports" {
-			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.ImportBodyLimit, ReadTimeout: importReadTimeout}
+			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.ImportBodyLimit, ReadTimeout: ImportReadTimeout}
 		}
 		return fasthttp.RequestConfig{}
 	}
