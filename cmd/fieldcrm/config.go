@@ -235,6 +235,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			}
 		}
 	}
+	// Read by softMemoryLimit before anything else; checked here so that a
+	// wrong value stops start-up instead of being ignored.
+	if raw := getenv("FIELDCRM_MEMORY_LIMIT"); raw != "" {
+		if n, err := strconv.ParseInt(raw, 10, 64); err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("FIELDCRM_MEMORY_LIMIT=%q: want the container's memory limit in bytes", raw))
+		}
+	}
 	if cfg.LoginMaxFailures < 1 {
 		errs = append(errs, errors.New("FIELDCRM_LOGIN_MAX_FAILURES must be at least 1"))
 	}
