@@ -192,6 +192,27 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if fs.NArg() > 0 {
 		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
+	// The connection strings may carry passwords: a container platform
+	// gives them as files (compose secrets, Kubernetes Secret volumes).
+	for _, conn := range []struct {
+		value *string
+		key   string
+	}{{&cfg.MongoURI, "MONGODB_URI"}, {&cfg.RedisURL, "REDIS_URL"}} {
+		file := getenv(conn.key + "_FILE")
+		if file == "" {
+			continue
+		}
+		if *conn.value != "" {
+			errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: keep one", conn.key, conn.key))
+			continue
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s_FILE: %w", conn.key, err))
+			continue
+		}
+		*conn.value = strings.TrimSpace(string(raw))
+	}
 	switch cfg.LogFormat {
 	case "json", "text":
 	default:
