@@ -195,20 +195,20 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	// The connection strings may carry passwords: a container platform
 	// gives them as files (compose secrets, Kubernetes Secret volumes).
 	for _, conn := range []struct {
-		value *string
-		key   string
-	}{{&cfg.MongoURI, "MONGODB_URI"}, {&cfg.RedisURL, "REDIS_URL"}} {
-		file := getenv(conn.key + "_FILE")
+		value     *string
+		key, file string
+	}{{&cfg.MongoURI, "MONGODB_URI", "MONGODB_URI_FILE"}, {&cfg.RedisURL, "REDIS_URL", "REDIS_URL_FILE"}} {
+		file := getenv(conn.file)
 		if file == "" {
 			continue
 		}
 		if *conn.value != "" {
-			errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: keep one", conn.key, conn.key))
+			errs = append(errs, fmt.Errorf("%s and %s are both set: keep one", conn.key, conn.file))
 			continue
 		}
 		raw, err := os.ReadFile(file)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read %s_FILE: %w", conn.key, err))
+			errs = append(errs, fmt.Errorf("read %s: %w", conn.file, err))
 			continue
 		}
 		*conn.value = strings.TrimSpace(string(raw))
