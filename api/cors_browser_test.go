@@ -120,3 +120,20 @@ func TestBrowserAppOnAnAllowedOriginCallsTheAPI(t *testing.T) {
 		t.Fatal("the browser took too long")
 	}
 }
+
+// TestPreflightIsAnsweredBeforeTheRouter: on the real server, a preflight
+// of a route that has no OPTIONS method is the CORS policy's to answer, not
+// the router's 405, for an allowed origin and for another.
+func TestPreflightIsAnsweredBeforeTheRouter(t *testing.T) {
+	h := newHarnessWith(t, func(c *harnessConfig) { c.api.CORSOrigins = []string{"https://console.example.com"} })
+	for origin, want := range map[string]int{"https://console.example.com": 204, "https://stranger.example": 403} {
+		r := h.do("OPTIONS", "/v1/customers/c1", "", nil, "Origin", origin, "Access-Control-Request-Method", "PATCH")
+		if r.status != want {
+			t.Errorf("preflight from %s: %d %s, want %d", origin, r.status, r.body, want)
+		}
+	}
+	r := h.do("OPTIONS", "/v1/customers/c1", "", nil)
+	if r.status != 405 {
+		t.Errorf("OPTIONS without a preflight's headers: %d, want the router's 405", r.status)
+	}
+}
