@@ -33,6 +33,14 @@ func (s *Store) ExplainFind(ctx context.Context, coll string, q models.Query) (s
 	}).ExplainFind(ctx, coll, queryFields[coll], q, hintsFor(coll, q))
 }
 
+// ExplainFindCount returns SQLite's plan for a count of what q selects (see
+// embedded.Tables.ExplainFindCount).
+func (s *Store) ExplainFindCount(ctx context.Context, coll string, q models.Query) (string, error) {
+	return s.tables.(interface {
+		ExplainFindCount(ctx context.Context, coll string, fields embedded.Fields, q models.Query) (string, error)
+	}).ExplainFindCount(ctx, coll, queryFields[coll], q)
+}
+
 // ReadsTables says whether the store answers queries from the embedded
 // engine's tables (false on the driver path).
 func (s *Store) ReadsTables() bool { return s.tables != nil }

@@ -406,6 +406,20 @@ func (t *Tables) ensureIndexesOn(ctx context.Context, ex execer, specs []indexSp
 		if err != nil {
 			return created, fmt.Errorf("look up index %s: %w", name, err)
 		}
+		if exists && t.sqlitePath != "" {
+			// An index of an earlier version with other columns is made
+			// again (the columns of an index are its expressions).
+			var columns int
+			if err := ex.QueryRowContext(ctx, `SELECT count(*) FROM pragma_index_info(?)`, name).Scan(&columns); err != nil {
+				return created, fmt.Errorf("read the columns of index %s: %w", name, err)
+			}
+			if columns != len(spec.exprs) {
+				if _, err := ex.ExecContext(ctx, "DROP INDEX "+quoteIdent(name)); err != nil {
+					return created, fmt.Errorf("drop index %s of an earlier version: %w", name, err)
+				}
+				exists = false
+			}
+		}
 		if exists {
 			continue
 		}

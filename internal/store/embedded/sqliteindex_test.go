@@ -153,3 +153,35 @@ func sqliteFixture(t *testing.T, stmts ...string) (string, *sql.DB) {
 	}
 	return dir, conn
 }
+
+// A query index made by an earlier version without deleted_at after the id
+// is made again with it; a second start-up changes nothing.
+func TestQueryIndexesOfAnEarlierVersionAreMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	dir, conn := sqliteFixture(t,
+		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
+		`INSERT INTO _ferretdb_collections VALUES ('visits', 'visits_1')`,
+		`CREATE TABLE visits_1 (_ferretdb_sjson TEXT NOT NULL)`,
+		`CREATE INDEX visits_1_fieldcrm_q_owner ON visits_1 ((_ferretdb_sjson->>'$.tenant_id'), (_ferretdb_sjson->>'$.owner_id'), (_ferretdb_sjson->>'$._id'))`,
+	)
+	tables, err := OpenTables(dir, "", "", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tables.Close()
+	fields := map[string]Fields{"visits": {"owner_id": Text, "deleted_at": Time}}
+	indexes := map[string][]Index{"visits": {{Name: "owner", Fields: []string{"tenant_id", "owner_id", "_id"}}}}
+	columns := func() int {
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM pragma_index_info('visits_1_fieldcrm_q_owner')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if created, err := tables.IndexQueries(ctx, indexes, fields); err != nil || created != 1 || columns() != 4 {
+		t.Fatalf("first start-up: created %d (%v), the index has %d columns; want 1 made again with 4", created, err, columns())
+	}
+	if created, err := tables.IndexQueries(ctx, indexes, fields); err != nil || created != 0 || columns() != 4 {
+		t.Fatalf("second start-up: created %d (%v), the index has %d columns; want none made, 4 columns", created, err, columns())
+	}
+}
