@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
@@ -65,6 +66,10 @@ type serveConfig struct {
 	Signup              string
 	SignupMaxPerAddress int
 	SignupWindow        time.Duration
+	// Migrate is auto (serve runs the pending migrations at start) or skip
+	// (`fieldcrm migrate` runs them; serve checks the schema and waits for
+	// them on a shared database): FIELDCRM_MIGRATE, see app.MigrateSkip.
+	Migrate string
 	// dataDirLocked says this process holds the lock of DataDir already
 	// (restore does, across its copy and the opening of the store).
 	dataDirLocked bool
@@ -145,6 +150,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
 	fs.StringVar(&cfg.Signup, "signup", env("FIELDCRM_SIGNUP", signupOpen), "open: anyone may create an organisation with POST /v1/auth/signup; off: that answers 403 (FIELDCRM_SIGNUP)")
+	fs.StringVar(&cfg.Migrate, "migrate", env("FIELDCRM_MIGRATE", app.MigrateAuto), "auto: run the pending database migrations at start; skip: leave them to `fieldcrm migrate` and wait for them (FIELDCRM_MIGRATE)")
 	fs.StringVar(&cfg.DataKeyFile, "data-key-file", env("FIELDCRM_DATA_KEY_FILE", ""), "file holding the key (64 hex digits) that encrypts national ID numbers (FIELDCRM_DATA_KEY_FILE)")
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
@@ -187,6 +193,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	case roleAll, roleAPI, roleWorker:
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want all, api or worker", cfg.Role))
+	}
+	switch cfg.Migrate {
+	case app.MigrateAuto, app.MigrateSkip:
+	default:
+		errs = append(errs, fmt.Errorf("FIELDCRM_MIGRATE=%q: want auto or skip", cfg.Migrate))
 	}
 	switch cfg.SQLiteSynchronous {
 	case "full", "normal":

@@ -240,7 +240,7 @@ func commandConfig(getenv func(string) string, stderr io.Writer) (serveConfig, e
 // storage is where serve's configuration puts the database.
 func (c serveConfig) storage() app.Storage {
 	return app.Storage{MongoURI: c.MongoURI, Database: c.MongoDatabase, DataDir: c.DataDir, PostgreSQLURL: c.FerretPostgreSQLURL,
-		SQLiteSynchronous: c.SQLiteSynchronous, DataDirLocked: c.dataDirLocked}
+		SQLiteSynchronous: c.SQLiteSynchronous, DataDirLocked: c.dataDirLocked, Migrate: c.Migrate}
 }
 
 // ipFailureFactor sets the per-address limit of failed sign-ins (and of
