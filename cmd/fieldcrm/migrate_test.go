@@ -155,7 +155,10 @@ func TestTwoMigrateCommandsAtOnceRunASlowStepOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	migrate := func(i int) {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = runMigrations(context.Background(), storage, testenv.DiscardLogger(), &outs[i]) }()
+		go func() {
+			defer wg.Done()
+			errs[i] = runMigrations(context.Background(), storage, testenv.DiscardLogger(), &outs[i])
+		}()
 	}
 	migrate(0)
 	select {

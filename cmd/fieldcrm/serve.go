@@ -67,7 +67,8 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		go func() { a.Worker.Run(ctx); close(drained) }()
 		// Deferred after a.Close, so it runs before it: the pushes under way
 		// when the process was told to stop finish and are recorded, within
-		// notify.DefaultDrain, while the store and Redis are still open.
+		// reminderDrain of the shutdown timeout, while the store and Redis
+		// are still open. The worker claims nothing once ctx ends.
 		defer func() { <-drained }()
 	}
 	if cfg.Role != roleWorker {
@@ -169,6 +170,16 @@ func (r jobRunner) atStart(ctx context.Context, name string, period time.Duratio
 	return true
 }
 
+// reminderDrain is how long the pushes under way at SIGTERM may take to
+// finish: three quarters of the shutdown timeout (FIELDCRM_SHUTDOWN_TIMEOUT),
+// leaving the rest to record the last of them and close the store and
+// Redis, so the process is done within the time it was given. A push still
+// unanswered then is cancelled, its claim runs out, and it is sent again by
+// whichever worker claims it next: sent twice, rather than lost.
+func reminderDrain(shutdownTimeout time.Duration) time.Duration {
+	return shutdownTimeout - shutdownTimeout/4
+}
+
 // processName tells replicas apart in job leases: host name and process id.
 func processName() string {
 	host, err := os.Hostname()
@@ -207,8 +218,9 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},
-		SyncPageSize: c.SyncPageSize,
-		FCM:          notify.FCMConfig{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile, Endpoint: c.FCMEndpoint},
+		SyncPageSize:  c.SyncPageSize,
+		ReminderDrain: reminderDrain(c.ShutdownTimeout),
+		FCM:           notify.FCMConfig{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile, Endpoint: c.FCMEndpoint},
 	}
 }
 
