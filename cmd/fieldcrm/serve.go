@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
@@ -47,8 +49,17 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	} else if n > 0 {
 		log.Warn("customers a stopped process left holding loyalty entries settled", "count", n)
 	}
+	// What runs beside the HTTP server is waited for before a.Close (this
+	// defer runs first), so none of it meets a closed store or Redis.
+	var background sync.WaitGroup
+	defer background.Wait()
+	// Ended on every return, so the background stops also when serve
+	// fails rather than being told to stop.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var jobs jobRunner
 	if cfg.Role != roleAPI {
-		jobs := jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
+		jobs = newJobRunner(a, cfg, log)
 		go jobs.every(ctx, "pool-reclaim", cfg.PoolReclaimEvery, "pool reclaim: customers returned to the pool", a.CRM.ReclaimAll)
 		go jobs.every(ctx, "tombstone-purge", time.Hour, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
 			return a.Sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
@@ -58,18 +69,12 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		go jobs.every(ctx, "loyalty-settle", 10*time.Minute, "customers holding loyalty entries settled", func(ctx context.Context) (int, error) {
 			return a.CRM.SettleHolds(ctx, time.Time{})
 		})
-		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
-		// At start-up a replica reconciles unless another one did within
-		// the period (see atStart): what rebuilds a schedule Redis lost.
-		jobs.atStart(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcile)
-		go jobs.every(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcile)
-		drained := make(chan struct{})
-		go func() { a.Worker.Run(ctx); close(drained) }()
-		// Deferred after a.Close, so it runs before it: the pushes under way
-		// when the process was told to stop finish and are recorded, within
-		// reminderDrain of the shutdown timeout, while the store and Redis
-		// are still open. The worker claims nothing once ctx ends.
-		defer func() { <-drained }()
+		go jobs.every(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcileReminders(a))
+		// The pushes under way when the process is told to stop finish and
+		// are recorded, within reminderDrain of the shutdown timeout, while
+		// the store and Redis are still open. The worker claims nothing once
+		// ctx ends.
+		background.Go(func() { a.Worker.Run(ctx) })
 	}
 	if cfg.Role != roleWorker {
 		// Imports run in the API processes. Those a stopped process left
@@ -86,11 +91,42 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if cfg.Role == roleWorker {
 		log.Info("running as a worker only: reminders and background jobs; HTTP serves /healthz, /readyz and /metrics only")
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve HTTP: listen on %s: %w", cfg.Addr, err)
+	}
 	log.Info("listening", "addr", cfg.Addr, "role", cfg.Role)
-	if err := a.Server.Listen(ctx, cfg.Addr); err != nil {
+	if cfg.Role != roleAPI {
+		// After listening, so the probes answer while it runs: a scan of
+		// every open task takes time linear in them, and readiness need not
+		// wait for it (the schedule in Redis usually survived; if it did
+		// not, the reminders it rebuilds go out late by the scan's time).
+		// Unless another replica ran it this period (see atStart): a
+		// scale-out does not rescan everything.
+		background.Go(func() {
+			jobs.atStart(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcileReminders(a))
+		})
+	}
+	if err := a.Server.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
 	}
 	return nil
+}
+
+// reconcileJob names the reminder reconciliation's lease: the run at
+// start-up and the periodic runs share it, so one run per period in all.
+const reconcileJob = "reminder-reconcile"
+
+// reconcileReminders checks the reminder schedule in Redis against the
+// tasks in the database, rebuilding what Redis lost.
+func reconcileReminders(a *app.App) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
+}
+
+// newJobRunner is the runner of a's background jobs, with leases in a's
+// Redis.
+func newJobRunner(a *app.App, cfg serveConfig, log *slog.Logger) jobRunner {
+	return jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
 }
 
 // jobRunner runs the background jobs of a worker process.
