@@ -66,6 +66,10 @@ type serveConfig struct {
 	Signup              string
 	SignupMaxPerAddress int
 	SignupWindow        time.Duration
+	// ReadyDependencyGrace is how long MongoDB or Redis may fail before
+	// /readyz makes this process unready; 0 (FIELDCRM_READY_DEPENDENCY_GRACE
+	// =never, the default) never does: see api.Readiness.
+	ReadyDependencyGrace time.Duration
 	// Migrate is auto (serve runs the pending migrations at start) or skip
 	// (`fieldcrm migrate` runs them; serve checks the schema and waits for
 	// them on a shared database): FIELDCRM_MIGRATE, see app.MigrateSkip.
@@ -164,6 +168,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
 	cfg.ImportBodyLimit = envInt("FIELDCRM_IMPORT_BODY_LIMIT", api.DefaultImportBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
+	if raw := env("FIELDCRM_READY_DEPENDENCY_GRACE", "never"); raw != "never" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("FIELDCRM_READY_DEPENDENCY_GRACE=%q: want never or a duration such as 30s or 2m", raw))
+		}
+		cfg.ReadyDependencyGrace = d
+	}
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)
 	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)
 	cfg.PasswordMemoryKiB = envInt("FIELDCRM_PASSWORD_MEMORY_KIB", int(accounts.DefaultPasswordParams.MemoryKiB))

@@ -197,7 +197,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml",
 		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never",
 		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1",
-		"FIELDCRM_MIGRATE": "sometimes"}
+		"FIELDCRM_MIGRATE": "sometimes", "FIELDCRM_READY_DEPENDENCY_GRACE": "soon"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {

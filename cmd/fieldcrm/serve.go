@@ -75,6 +75,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		// the store and Redis are still open. The worker claims nothing once
 		// ctx ends.
 		background.Go(func() { a.Worker.Run(ctx) })
+		a.Server.WatchLoop("reminder-worker", a.Worker.LastTurn, workerStuckAfter)
 	}
 	if cfg.Role != roleWorker {
 		// Imports run in the API processes. Those a stopped process left
@@ -112,6 +113,12 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	return nil
 }
+
+// workerStuckAfter is how long the reminder worker's loop may go without a
+// turn before /healthz fails and the process is restarted: far longer than
+// any one push may take (FCM's client gives up within a minute), so only a
+// loop whose sends all hang trips it.
+const workerStuckAfter = 3 * time.Minute
 
 // reconcileJob names the reminder reconciliation's lease: the run at
 // start-up and the periodic runs share it, so one run per period in all.
@@ -250,7 +257,7 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		JWTSecret: jwtSecret,
 		DataKey:   dataKey,
 		HTTP: api.Config{BodyLimit: c.BodyLimit, ImportBodyLimit: c.ImportBodyLimit, TrustedProxies: c.trustedProxies(),
-			SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version, SystemOnly: c.Role == roleWorker},
+			SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, DependencyGrace: c.ReadyDependencyGrace, Version: version, SystemOnly: c.Role == roleWorker},
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},

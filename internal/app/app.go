@@ -298,6 +298,9 @@ func (a *App) build(ctx context.Context) error {
 		}
 	}
 	a.Imports = imports.New(a.CRM, a.log)
+	if cfg.HTTP.Now == nil {
+		cfg.HTTP.Now = now
+	}
 	a.Server, err = api.New(cfg.HTTP, a.Accounts, a.CRM, a.Imports, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
 	if err != nil {
 		return fmt.Errorf("HTTP server: %w", err)
