@@ -176,7 +176,7 @@ func openStorageOnce(ctx context.Context, cfg Storage, log *slog.Logger) (st *st
 		if err != nil {
 			return nil, closeStore, status, err
 		}
-		log.Info("database schema ready", "version", status.Current, "applied_now", status.Applied)
+		log.Info("database schema ready", "version", status.Current, "binary", status.Binary, "applied_now", status.Applied)
 	}
 	return st, closeStore, status, nil
 }

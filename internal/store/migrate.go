@@ -92,6 +92,7 @@ type migrationRecord struct {
 type MigrationStatus struct {
 	Applied      []int // versions run by this call
 	Current      int   // highest version now recorded
+	Binary       int   // newest version this binary knows
 	IDIndexesNew int   // embedded SQLite _id lookup indexes created
 }
 
@@ -193,7 +194,7 @@ func (s *Store) migrateSteps(ctx context.Context) (MigrationStatus, error) {
 	if err != nil {
 		return status, err
 	}
-	status.Current = schema.Database
+	status.Current, status.Binary = schema.Database, schema.Binary
 	pending := map[int]bool{}
 	for _, v := range schema.Pending {
 		pending[v] = true
