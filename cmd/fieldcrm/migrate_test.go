@@ -125,8 +125,8 @@ func TestServeRefusesADatabaseMigratedByANewerBinary(t *testing.T) {
 	}
 }
 
-// Two `fieldcrm migrate` runs at once, with a step that takes several of
-// the migration lock's leases: the step runs once. On a shared database
+// Two `fieldcrm migrate` runs at once, with a step that takes longer than
+// the migration lock's lease: the step runs once. On a shared database
 // the second run waits its turn and then finds nothing to do; on the
 // embedded SQLite engine, which one process owns, it stops at once and
 // says the data dir is in use.
@@ -139,7 +139,7 @@ func TestTwoMigrateCommandsAtOnceRunASlowStepOnce(t *testing.T) {
 	var runs atomic.Int32
 	started, finish := make(chan struct{}, 2), make(chan struct{})
 	storage := cfg.storage()
-	storage.MigrationLease = 300 * time.Millisecond
+	storage.MigrationLease = time.Second
 	storage.ExtraMigrations = []store.Migration{{Version: 1000, Name: "a slow step", Up: func(ctx context.Context, _ *store.Store) error {
 		runs.Add(1)
 		started <- struct{}{}
@@ -167,8 +167,8 @@ func TestTwoMigrateCommandsAtOnceRunASlowStepOnce(t *testing.T) {
 		t.Fatal("the slow step never started")
 	}
 	migrate(1)
-	// Several leases pass while the first run holds the lock.
-	time.Sleep(4 * storage.MigrationLease)
+	// More than a lease passes while the first run holds the lock.
+	time.Sleep(storage.MigrationLease + storage.MigrationLease/2)
 	close(finish)
 	wg.Wait()
 	if errs[0] != nil {

@@ -172,21 +172,25 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 	}
 	defer lock.release()
 	// Steps run on the lock's context: it ends when the lock is lost, so a
-	// runner that can no longer renew it stops rather than racing the one
-	// that took it over.
-	ctx = lock.ctx
-	status, err := s.migrateSteps(ctx)
-	if err == nil {
-		err = s.ensureEngineIndexes(ctx, &status)
-	}
+	// runner that finds another holding it stops rather than racing that one.
+	status, err := s.migrateSteps(lock.ctx)
 	if err != nil && lock.lost() {
 		return status, fmt.Errorf("%w (%w)", errMigrationLockLost, err)
 	}
+	if err != nil {
+		return status, err
+	}
+	// Still under the lock, but not ended by its loss: every step is
+	// recorded, and what follows only ensures what the embedded engines
+	// keep beside FerretDB's tables, which serve does without the lock too
+	// (see EnsureEngineIndexes). On SQLite its DDL can hold the database for
+	// longer than a short lease, holding the renewals up behind it.
+	err = s.ensureEngineIndexes(ctx, &status)
 	return status, err
 }
 
 // errMigrationLockLost ends a migration whose lock another runner took.
-var errMigrationLockLost = errors.New("migration stopped: this runner lost the migration lock (it could not renew it in time, and another runner may have taken over)")
+var errMigrationLockLost = errors.New("migration stopped: this runner lost the migration lock (it could not renew it in time, and another runner took it over)")
 
 func (s *Store) migrateSteps(ctx context.Context) (MigrationStatus, error) {
 	var status MigrationStatus
@@ -341,7 +345,10 @@ func (s *Store) lockMigrations(ctx context.Context) (*migrationLock, error) {
 	}
 }
 
-// holdMigrationLock renews the lock owner took until release is called.
+// holdMigrationLock renews the lock owner took until release is called. A
+// renewal the database does not answer is tried again at the next tick; the
+// lock is lost when a renewal finds it gone or someone else's (it expired
+// unrenewed and another runner took it).
 func (s *Store) holdMigrationLock(parent context.Context, owner string, lease time.Duration) *migrationLock {
 	ctx, cancel := context.WithCancelCause(parent)
 	var lost atomic.Bool
@@ -357,8 +364,6 @@ func (s *Store) holdMigrationLock(parent context.Context, owner string, lease ti
 				return
 			case <-tick.C:
 			}
-			// The deadline is the lease: a renewal that takes longer than
-			// that has let the lock expire anyway.
 			renewCtx, cancelRenew := context.WithTimeout(context.WithoutCancel(ctx), lease)
 			res, err := s.coll(collMigrations).UpdateOne(renewCtx,
 				bson.D{{Key: "_id", Value: migrationLockID}, {Key: "owner", Value: owner}},
@@ -368,10 +373,14 @@ func (s *Store) holdMigrationLock(parent context.Context, owner string, lease ti
 			case err == nil && res.MatchedCount == 1:
 				s.log.DebugContext(ctx, "migration lock renewed", "owner", owner)
 				continue
-			case err == nil:
-				err = errors.New("the lock is gone or another runner's")
+			case err != nil:
+				// The database did not answer in time (busy, or away): the
+				// lock may expire meanwhile, but only a renewal that finds
+				// it taken says another runner has it.
+				s.log.WarnContext(ctx, "migration lock not renewed; trying again", "owner", owner, "err", err.Error())
+				continue
 			}
-			s.log.ErrorContext(ctx, "migration lock lost", "owner", owner, "err", err.Error())
+			s.log.ErrorContext(ctx, "migration lock lost: it is gone or another runner's", "owner", owner)
 			lost.Store(true)
 			cancel(errMigrationLockLost)
 			return

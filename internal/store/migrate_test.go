@@ -52,15 +52,16 @@ func binarySchema(t *testing.T, st *store.Store) int {
 // Two runners migrate one database while a step takes several times the
 // lock's lease: the holder renews the lock, so the second runner waits
 // instead of taking it over, the step runs once, and the second runner
-// finds nothing left to do. The lease is short (300 ms) and the step ends
-// when the test says so, once the lock has outlived its first lease.
+// finds nothing left to do. The lease is short (a second) and the step ends
+// when the test says so, once the lock has outlived its first lease by a
+// whole lease.
 func TestSlowMigrationRunsOnceWhileItsLockIsRenewed(t *testing.T) {
 	ctx := context.Background()
 	cfg := env.StoreConfig(t)
 	base := openMigrated(t, cfg)
 	next := binarySchema(t, base) + 1
 
-	const lease = 300 * time.Millisecond
+	const lease = time.Second
 	var runs atomic.Int32
 	started := make(chan struct{}, 2)
 	finish := make(chan struct{})
@@ -141,7 +142,7 @@ func TestMigrationStopsWhenItLosesItsLock(t *testing.T) {
 	base := openMigrated(t, cfg)
 	next := binarySchema(t, base) + 1
 	started := make(chan struct{}, 1)
-	cfg.MigrationLease = 300 * time.Millisecond
+	cfg.MigrationLease = time.Second
 	cfg.ExtraMigrations = []store.Migration{{Version: next, Name: "a step that waits", Up: func(ctx context.Context, _ *store.Store) error {
 		started <- struct{}{}
 		<-ctx.Done() // only the lost lock ends it
