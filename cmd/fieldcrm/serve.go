@@ -116,8 +116,9 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 
 // workerStuckAfter is how long the reminder worker's loop may go without a
 // turn before /healthz fails and the process is restarted: far longer than
-// any one push may take (FCM's client gives up within a minute), so only a
-// loop whose sends all hang trips it.
+// a push or a database call takes even while a dependency fails over (those
+// fail within seconds and free their slot), so only a loop whose sends all
+// hang trips it.
 const workerStuckAfter = 3 * time.Minute
 
 // reconcileJob names the reminder reconciliation's lease: the run at
