@@ -188,7 +188,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), "serve") {
 		t.Fatalf("--help: %v %s", err, out.String())
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}, {"migrate", "extra"}, {"migrate", "--no-such-flag"}} {
 		err := run(context.Background(), args, getenv, &out, &errOut)
 		if exitCode(err) != 2 {
 			t.Errorf("%v: exit code %d (%v), want 2", args, exitCode(err), err)
