@@ -115,6 +115,7 @@ func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv
 		opts = append(opts, app.WithHealthChecks(checks...))
 	}
 	a := apptest.New(t, ac, st, rd, opts...)
+	a.Server.MarkStarted() // served through app.Test, not Serve
 	ht, _ := t.(*testing.T)
 	return &harness{t: ht, server: a.Server, store: st, clock: clk, redis: rd, crm: a.CRM, sync: a.Sync,
 		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg}

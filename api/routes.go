@@ -81,8 +81,8 @@ func (s *Server) routeTable() []route {
 			auth: true, response: page[models.Team]{}, status: 200, handler: s.listTeams},
 		{method: "GET", path: "/v1/teams/:id", tag: tagTeams, summary: "One team",
 			auth: true, response: models.Team{}, status: 200, errors: []int{404}, handler: readOne(s.accounts.Team)},
-		{method: "GET", path: "/healthz", tag: tagSystem, summary: "The process is up", response: healthResponse{}, status: 200, handler: s.healthz},
-		{method: "GET", path: "/readyz", tag: tagSystem, summary: "MongoDB and Redis answer", response: healthResponse{}, status: 200, errors: []int{503}, handler: s.readyz},
+		{method: "GET", path: "/healthz", tag: tagSystem, summary: "Liveness: the process serves and its loops turn", response: healthResponse{}, status: 200, handler: s.healthz},
+		{method: "GET", path: "/readyz", tag: tagSystem, summary: "Readiness: started and not shutting down; each dependency's state (a failing one makes it unready only past FIELDCRM_READY_DEPENDENCY_GRACE)", response: healthResponse{}, status: 200, errors: []int{503}, handler: s.readyz},
 		{method: "GET", path: "/metrics", tag: tagSystem, summary: "Prometheus metrics (text exposition format)", status: 200, handler: s.metricsHandler()},
 		{method: "GET", path: "/v1/openapi.json", tag: tagSystem, summary: "This OpenAPI 3.1 document", status: 200, handler: s.openAPI},
 

@@ -70,6 +70,12 @@ type Config struct {
 	// browser apps may call the API; empty sends no CORS headers, so
 	// browsers allow same-origin calls only (see cors.go).
 	CORSOrigins []string
+	// DependencyGrace is how long a dependency (MongoDB, Redis) may fail
+	// before /readyz makes this process unready; 0 never does (see
+	// Readiness).
+	DependencyGrace time.Duration
+	// Now is the clock of the dependency grace (nil: time.Now).
+	Now func() time.Time
 	// SystemOnly serves /healthz, /readyz and /metrics and nothing else: a
 	// worker process (reminders and background jobs) has no API to offer,
 	// yet its probes and its metrics must be reachable.
@@ -114,6 +120,8 @@ type Server struct {
 	routes   []route
 	cfg      Config
 	proxies  proxies
+	// life is what /healthz and /readyz answer from.
+	life *lifecycle
 }
 
 // New builds the API. Nothing listens until Listen is called. It fails only on
@@ -136,6 +144,11 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	s := &Server{accounts: acc, crm: crmService, imports: importRunner, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
 		registry: prometheus.NewRegistry(), proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.life = newLifecycle(s.registry, now, cfg.DependencyGrace)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldcrm",
 		BodyLimit:             cfg.BodyLimit,
@@ -212,11 +225,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	quiet := newQuietListener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(quiet) }()
+	s.MarkStarted()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	// Unready at once, before anything else stops: the probes on every
+	// port say so while in-flight requests finish.
+	s.life.stopping.Store(true)
 	s.log.Info("shutting down HTTP server", "timeout", s.cfg.ShutdownTimeout.String())
 	shut := make(chan error, 1)
 	go func() { shut <- s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout) }()

@@ -1,9 +1,6 @@
 package api
 
 import (
-	"context"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,25 +11,20 @@ type healthResponse struct {
 	Checks map[string]string `json:"checks,omitempty"`
 }
 
+// healthz is the liveness probe (see Liveness).
 func (s *Server) healthz(c *fiber.Ctx) error {
-	return c.JSON(healthResponse{Status: "ok"})
+	alive, loops := s.Liveness()
+	if !alive {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(healthResponse{Status: "stuck", Checks: loops})
+	}
+	return c.JSON(healthResponse{Status: "ok", Checks: loops})
 }
 
-// readyz answers 200 only when every dependency answers within 2 seconds, so a
-// load balancer stops sending traffic to a replica that lost MongoDB or Redis.
+// readyz is the readiness probe (see Readiness).
 func (s *Server) readyz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-	defer cancel()
-	out := healthResponse{Status: "ok", Checks: map[string]string{}}
-	for _, check := range s.checks {
-		if err := check.Ping(ctx); err != nil {
-			out.Status = "unavailable"
-			out.Checks[check.Name] = "error: " + err.Error()
-			continue
-		}
-		out.Checks[check.Name] = "ok"
-	}
-	if out.Status != "ok" {
+	r := s.Readiness(c.UserContext())
+	out := healthResponse{Status: r.Status, Checks: r.Checks}
+	if !r.Ready {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(out)
 	}
 	return c.JSON(out)

@@ -3,15 +3,22 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fieldcrm/fieldcrm/api"
+	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
+	"github.com/fieldcrm/fieldcrm/internal/testenv"
 )
 
 // Every route Fiber serves must be in the OpenAPI document, with its method.
@@ -98,20 +105,118 @@ func TestMetricsCountRequestsByRouteTemplate(t *testing.T) {
 	}
 }
 
-func TestReadyzReportsFailingDependency(t *testing.T) {
-	ok := api.Check{Name: "mongodb", Ping: func(context.Context) error { return nil }}
-	down := api.Check{Name: "redis", Ping: func(context.Context) error { return errors.New("connection refused") }}
-	h := newHarness(t, ok, down)
+// readyzWith is a harness whose /readyz pings a Redis of its own (mr) and
+// a database that answers, with the given dependency grace.
+func readyzWith(t *testing.T, grace time.Duration) (*harness, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	cfg := defaultHarnessConfig()
+	cfg.api.DependencyGrace = grace
+	checks := []api.Check{
+		{Name: "mongodb", Ping: func(context.Context) error { return nil }},
+		{Name: "redis", Ping: func(ctx context.Context) error { return client.Ping(ctx).Err() }},
+	}
+	return buildHarness(t, env.Store(t), env.Redis(t), testenv.NewClock(time.Now().UTC()), cfg, checks...), mr
+}
+
+// expectReady checks /readyz's status code and status, and returns its checks.
+func (h *harness) expectReady(code int, status string) map[string]any {
+	h.t.Helper()
 	r := h.do("GET", "/readyz", "", nil)
-	if r.status != 503 || !strings.Contains(string(r.body), "connection refused") {
-		t.Fatalf("readyz: %d %s", r.status, r.body)
+	body := r.json(h.t)
+	if r.status != code || body["status"] != status {
+		h.t.Fatalf("readyz: %d %s, want %d %s", r.status, r.body, code, status)
 	}
-	if r := h.do("GET", "/healthz", "", nil); r.status != 200 {
-		t.Fatalf("healthz: %d", r.status)
+	checks, _ := body["checks"].(map[string]any)
+	return checks
+}
+
+// A Redis that stops answering for a while is reported by /readyz and by
+// fieldcrm_dependency_up, but does not make the process unready: every
+// replica shares it, and taking them all out helps nobody. Only past the
+// configured grace does it; with none configured, never.
+func TestReadinessSurvivesADependencyBlip(t *testing.T) {
+	h, mr := readyzWith(t, time.Minute)
+	if checks := h.expectReady(200, "ok"); checks["redis"] != "ok" {
+		t.Fatalf("checks %v", checks)
 	}
-	healthy := newHarness(t, ok)
-	if r := healthy.do("GET", "/readyz", "", nil); r.status != 200 {
-		t.Fatalf("readyz healthy: %d %s", r.status, r.body)
+	mr.Close() // Redis stops answering
+	if checks := h.expectReady(200, "degraded"); !strings.HasPrefix(fmt.Sprint(checks["redis"]), "error for 0s") {
+		t.Fatalf("the failing Redis is not reported: %v", checks)
+	}
+	if metrics := string(h.do("GET", "/metrics", "", nil).body); !strings.Contains(metrics, `fieldcrm_dependency_up{dependency="redis"} 0`) ||
+		!strings.Contains(metrics, `fieldcrm_dependency_up{dependency="mongodb"} 1`) {
+		t.Fatalf("metrics do not show the failing Redis:\n%s", metrics)
+	}
+	h.clock.Advance(50 * time.Second)
+	if checks := h.expectReady(200, "degraded"); !strings.HasPrefix(fmt.Sprint(checks["redis"]), "error for 50s") {
+		t.Fatalf("checks %v", checks)
+	}
+	if err := mr.Restart(); err != nil { // back within the grace
+		t.Fatal(err)
+	}
+	h.expectReady(200, "ok")
+
+	mr.Close() // and away for longer than the grace
+	h.expectReady(200, "degraded")
+	h.clock.Advance(time.Minute + time.Second)
+	h.expectReady(503, "unavailable")
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	h.expectReady(200, "ok")
+
+	// With no grace (the default), a dependency outage never flips it.
+	never, mr := readyzWith(t, 0)
+	mr.Close()
+	never.clock.Advance(24 * time.Hour)
+	never.expectReady(200, "degraded")
+	never.clock.Advance(24 * time.Hour)
+	never.expectReady(200, "degraded")
+}
+
+// A process is not ready before it serves, and stops being ready the moment
+// it is told to shut down, while its dependencies all answer.
+func TestReadinessFlipsAtOnceOnShutdown(t *testing.T) {
+	unstarted := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t)).Server
+	if r := unstarted.Readiness(context.Background()); r.Ready || r.Status != api.StatusStarting {
+		t.Fatalf("before Serve: %+v, want starting", r)
+	}
+	h, _ := readyzWith(t, 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- h.server.Serve(ctx, ln) }()
+	if r := h.server.Readiness(context.Background()); !r.Ready || r.Status != api.StatusOK {
+		t.Fatalf("serving: %+v", r)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if r := h.server.Readiness(context.Background()); r.Ready || r.Status != api.StatusShuttingDown {
+		t.Fatalf("after the stop: %+v, want shutting down", r)
+	}
+}
+
+// /healthz fails when a watched loop stops turning, and only then.
+func TestLivenessFailsWhenAWatchedLoopIsStuck(t *testing.T) {
+	h, mr := readyzWith(t, 0)
+	mr.Close() // a dependency outage does not matter to liveness
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	h.server.WatchLoop("reminder-worker", func() time.Time { return time.Unix(0, last.Load()) }, time.Minute)
+	if r := h.do("GET", "/healthz", "", nil); r.status != 200 || r.json(t)["checks"].(map[string]any)["reminder-worker"] != "ok" {
+		t.Fatalf("healthz: %d %s", r.status, r.body)
+	}
+	last.Store(time.Now().Add(-2 * time.Minute).UnixNano())
+	if r := h.do("GET", "/healthz", "", nil); r.status != 503 || !strings.Contains(string(r.body), "stuck") {
+		t.Fatalf("healthz with a stuck loop: %d %s", r.status, r.body)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
@@ -83,7 +84,15 @@ type Worker struct {
 	started time.Time
 	// zones are the recipients' time zones, each loaded once.
 	zones zones
+	// lastTurn is when Run last went round its loop (Unix nanoseconds, wall
+	// clock); see LastTurn.
+	lastTurn atomic.Int64
 }
+
+// LastTurn is when Run last went round its loop: at least every Idle when
+// there is nothing to send, and whenever a send frees a slot. A worker whose
+// sends all hang turns no more; /healthz watches this.
+func (w *Worker) LastTurn() time.Time { return time.Unix(0, w.lastTurn.Load()) }
 
 // settingsFor is how long the streaming worker goes on using the tenant
 // settings it read: claims under load are of a reminder or two, and reading
@@ -112,8 +121,10 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 	if now == nil {
 		now = time.Now
 	}
-	return &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
+	w := &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
 		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now()}
+	w.lastTurn.Store(time.Now().UnixNano())
+	return w
 }
 
 // Run sends reminders as they fall due until ctx ends. It keeps up to
@@ -133,6 +144,7 @@ func (w *Worker) Run(ctx context.Context) {
 	var inFlight sync.WaitGroup
 	defer inFlight.Wait()
 	for ctx.Err() == nil {
+		w.lastTurn.Store(time.Now().UnixNano())
 		select {
 		case slots <- struct{}{}: // at least one slot is free
 		case <-ctx.Done():

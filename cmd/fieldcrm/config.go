@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
@@ -52,9 +53,6 @@ type serveConfig struct {
 	// CORSOrigins is the comma-separated list of exact origins whose
 	// browser apps may call the API; empty allows same-origin calls only.
 	CORSOrigins string
-	// Migrate is auto (serve runs the migrations at start, under a lock) or
-	// skip (they were run before, by `fieldcrm migrate`).
-	Migrate            string
 	ShutdownTimeout    time.Duration
 	LogFormat          string
 	LogLevel           string
@@ -71,6 +69,14 @@ type serveConfig struct {
 	Signup              string
 	SignupMaxPerAddress int
 	SignupWindow        time.Duration
+	// ReadyDependencyGrace is how long MongoDB or Redis may fail before
+	// /readyz makes this process unready; 0 (FIELDCRM_READY_DEPENDENCY_GRACE
+	// =never, the default) never does: see api.Readiness.
+	ReadyDependencyGrace time.Duration
+	// Migrate is auto (serve runs the pending migrations at start) or skip
+	// (`fieldcrm migrate` runs them; serve checks the schema and waits for
+	// them on a shared database): FIELDCRM_MIGRATE, see app.MigrateSkip.
+	Migrate string
 	// dataDirLocked says this process holds the lock of DataDir already
 	// (restore does, across its copy and the opening of the store).
 	dataDirLocked bool
@@ -87,12 +93,6 @@ const (
 const (
 	jwtSecretName = "jwt-secret"
 	dataKeyName   = "data-key"
-)
-
-// Migration settings (FIELDCRM_MIGRATE).
-const (
-	migrateAuto = "auto"
-	migrateSkip = "skip"
 )
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
@@ -155,10 +155,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", env("FIELDCRM_JWT_SECRET_FILE", ""), "file holding the JWT signing secret (FIELDCRM_JWT_SECRET_FILE)")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
 	fs.StringVar(&cfg.CORSOrigins, "cors-origins", env("FIELDCRM_CORS_ORIGINS", ""), "comma-separated origins (https://console.example.com) whose browser apps may call the API; empty: same-origin only (FIELDCRM_CORS_ORIGINS)")
-	fs.StringVar(&cfg.Migrate, "migrate", env("FIELDCRM_MIGRATE", migrateAuto), "auto: run the migrations at start-up, under a lock; skip: they were run by `fieldcrm migrate` (FIELDCRM_MIGRATE)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
 	fs.StringVar(&cfg.Signup, "signup", env("FIELDCRM_SIGNUP", signupOpen), "open: anyone may create an organisation with POST /v1/auth/signup; off: that answers 403 (FIELDCRM_SIGNUP)")
+	fs.StringVar(&cfg.Migrate, "migrate", env("FIELDCRM_MIGRATE", app.MigrateAuto), "auto: run the pending database migrations at start; skip: leave them to `fieldcrm migrate` and wait for them (FIELDCRM_MIGRATE)")
 	fs.StringVar(&cfg.DataKeyFile, "data-key-file", env("FIELDCRM_DATA_KEY_FILE", ""), "file holding the key (64 hex digits) that encrypts national ID numbers (FIELDCRM_DATA_KEY_FILE)")
 	cfg.JWTSecret = getenv("FIELDCRM_JWT_SECRET") // never a flag: it would show in ps
 	cfg.DataKey = getenv("FIELDCRM_DATA_KEY")
@@ -172,6 +172,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.BodyLimit = envInt("FIELDCRM_BODY_LIMIT", api.DefaultBodyLimit)
 	cfg.ImportBodyLimit = envInt("FIELDCRM_IMPORT_BODY_LIMIT", api.DefaultImportBodyLimit)
 	cfg.ShutdownTimeout = envDuration("FIELDCRM_SHUTDOWN_TIMEOUT", 20*time.Second)
+	if raw := env("FIELDCRM_READY_DEPENDENCY_GRACE", "never"); raw != "never" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("FIELDCRM_READY_DEPENDENCY_GRACE=%q: want never or a duration such as 30s or 2m", raw))
+		}
+		cfg.ReadyDependencyGrace = d
+	}
 	cfg.LoginMaxFailures = envInt("FIELDCRM_LOGIN_MAX_FAILURES", 5)
 	cfg.LoginFailureWindow = envDuration("FIELDCRM_LOGIN_FAILURE_WINDOW", 15*time.Minute)
 	cfg.PasswordMemoryKiB = envInt("FIELDCRM_PASSWORD_MEMORY_KIB", int(accounts.DefaultPasswordParams.MemoryKiB))
@@ -224,7 +231,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		errs = append(errs, fmt.Errorf("role %q: want all, api or worker", cfg.Role))
 	}
 	switch cfg.Migrate {
-	case migrateAuto, migrateSkip:
+	case app.MigrateAuto, app.MigrateSkip:
 	default:
 		errs = append(errs, fmt.Errorf("FIELDCRM_MIGRATE=%q: want auto or skip", cfg.Migrate))
 	}

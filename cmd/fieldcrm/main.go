@@ -58,6 +58,7 @@ Commands:
   bench     measure: bench sync, reminders, import, or api (every online read, issue #20)
   import    read customers from a CSV or Excel file (import --help)
   export    write a tenant's customers to CSV or Excel (export --help)
+  migrate   run the pending database migrations, then exit (a Job before a rollout)
   seed      create a demo tenant with a year of records (seed --demo --help)
   backup    copy the embedded SQLite engine, also while serve runs (backup --to DIR)
   restore   put a backup in the data dir, with no server on it (restore --from DIR)
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return importCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrateCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "seed":
 		return seedCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":

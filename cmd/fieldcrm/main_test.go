@@ -188,7 +188,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), "serve") {
 		t.Fatalf("--help: %v %s", err, out.String())
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "extra"}, {"migrate", "extra"}, {"migrate", "--no-such-flag"}} {
 		err := run(context.Background(), args, getenv, &out, &errOut)
 		if exitCode(err) != 2 {
 			t.Errorf("%v: exit code %d (%v), want 2", args, exitCode(err), err)
@@ -198,7 +198,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never",
 		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1",
 		"FIELDCRM_CORS_ORIGINS": "https://console.example.com/", "FIELDCRM_MIGRATE": "later", "FIELDCRM_MEMORY_LIMIT": "768Mi",
-		"MONGODB_URI_FILE": "/nonexistent/mongodb-uri", "REDIS_URL_FILE": "/nonexistent/redis-url"}
+		"MONGODB_URI_FILE": "/nonexistent/mongodb-uri", "REDIS_URL_FILE": "/nonexistent/redis-url", "FIELDCRM_READY_DEPENDENCY_GRACE": "soon"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/api"
@@ -47,8 +49,17 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	} else if n > 0 {
 		log.Warn("customers a stopped process left holding loyalty entries settled", "count", n)
 	}
+	// What runs beside the HTTP server is waited for before a.Close (this
+	// defer runs first), so none of it meets a closed store or Redis.
+	var background sync.WaitGroup
+	defer background.Wait()
+	// Ended on every return, so the background stops also when serve
+	// fails rather than being told to stop.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var jobs jobRunner
 	if cfg.Role != roleAPI {
-		jobs := jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
+		jobs = newJobRunner(a, cfg, log)
 		go jobs.every(ctx, "pool-reclaim", cfg.PoolReclaimEvery, "pool reclaim: customers returned to the pool", a.CRM.ReclaimAll)
 		go jobs.every(ctx, "tombstone-purge", time.Hour, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
 			return a.Sync.Purge(ctx, time.Now().Add(-cfg.TombstoneRetention))
@@ -58,17 +69,13 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		go jobs.every(ctx, "loyalty-settle", 10*time.Minute, "customers holding loyalty entries settled", func(ctx context.Context) (int, error) {
 			return a.CRM.SettleHolds(ctx, time.Time{})
 		})
-		reconcile := func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
-		// At start-up a replica reconciles unless another one did within
-		// the period (see atStart): what rebuilds a schedule Redis lost.
-		jobs.atStart(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcile)
-		go jobs.every(ctx, "reminder-reconcile", cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcile)
-		drained := make(chan struct{})
-		go func() { a.Worker.Run(ctx); close(drained) }()
-		// Deferred after a.Close, so it runs before it: the pushes under way
-		// when the process was told to stop finish and are recorded, within
-		// notify.DefaultDrain, while the store and Redis are still open.
-		defer func() { <-drained }()
+		go jobs.every(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule reconciled with MongoDB", reconcileReminders(a))
+		// The pushes under way when the process is told to stop finish and
+		// are recorded, within reminderDrain of the shutdown timeout, while
+		// the store and Redis are still open. The worker claims nothing once
+		// ctx ends.
+		background.Go(func() { a.Worker.Run(ctx) })
+		a.Server.WatchLoop("reminder-worker", a.Worker.LastTurn, workerStuckAfter)
 	}
 	if cfg.Role != roleWorker {
 		// Imports run in the API processes. Those a stopped process left
@@ -85,11 +92,49 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if cfg.Role == roleWorker {
 		log.Info("running as a worker only: reminders and background jobs; HTTP serves /healthz, /readyz and /metrics only")
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve HTTP: listen on %s: %w", cfg.Addr, err)
+	}
 	log.Info("listening", "addr", cfg.Addr, "role", cfg.Role)
-	if err := a.Server.Listen(ctx, cfg.Addr); err != nil {
+	if cfg.Role != roleAPI {
+		// After listening, so the probes answer while it runs: a scan of
+		// every open task takes time linear in them, and readiness need not
+		// wait for it (the schedule in Redis usually survived; if it did
+		// not, the reminders it rebuilds go out late by the scan's time).
+		// Unless another replica ran it this period (see atStart): a
+		// scale-out does not rescan everything.
+		background.Go(func() {
+			jobs.atStart(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcileReminders(a))
+		})
+	}
+	if err := a.Server.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
 	}
 	return nil
+}
+
+// workerStuckAfter is how long the reminder worker's loop may go without a
+// turn before /healthz fails and the process is restarted: far longer than
+// a push or a database call takes even while a dependency fails over (those
+// fail within seconds and free their slot), so only a loop whose sends all
+// hang trips it.
+const workerStuckAfter = 3 * time.Minute
+
+// reconcileJob names the reminder reconciliation's lease: the run at
+// start-up and the periodic runs share it, so one run per period in all.
+const reconcileJob = "reminder-reconcile"
+
+// reconcileReminders checks the reminder schedule in Redis against the
+// tasks in the database, rebuilding what Redis lost.
+func reconcileReminders(a *app.App) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) { return a.Scheduler.Reconcile(ctx, a.CRM) }
+}
+
+// newJobRunner is the runner of a's background jobs, with leases in a's
+// Redis.
+func newJobRunner(a *app.App, cfg serveConfig, log *slog.Logger) jobRunner {
+	return jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
 }
 
 // jobRunner runs the background jobs of a worker process.
@@ -169,6 +214,16 @@ func (r jobRunner) atStart(ctx context.Context, name string, period time.Duratio
 	return true
 }
 
+// reminderDrain is how long the pushes under way at SIGTERM may take to
+// finish: three quarters of the shutdown timeout (FIELDCRM_SHUTDOWN_TIMEOUT),
+// leaving the rest to record the last of them and close the store and
+// Redis, so the process is done within the time it was given. A push still
+// unanswered then is cancelled, its claim runs out, and it is sent again by
+// whichever worker claims it next: sent twice, rather than lost.
+func reminderDrain(shutdownTimeout time.Duration) time.Duration {
+	return shutdownTimeout - shutdownTimeout/4
+}
+
 // processName tells replicas apart in job leases: host name and process id.
 func processName() string {
 	host, err := os.Hostname()
@@ -203,12 +258,14 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		JWTSecret: jwtSecret,
 		DataKey:   dataKey,
 		HTTP: api.Config{BodyLimit: c.BodyLimit, ImportBodyLimit: c.ImportBodyLimit, TrustedProxies: c.trustedProxies(),
-			CORSOrigins: c.corsOrigins(), SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version, SystemOnly: c.Role == roleWorker},
+			CORSOrigins: c.corsOrigins(), SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, DependencyGrace: c.ReadyDependencyGrace,
+			Version: version, SystemOnly: c.Role == roleWorker},
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},
-		SyncPageSize: c.SyncPageSize,
-		FCM:          notify.FCMConfig{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile, Endpoint: c.FCMEndpoint},
+		SyncPageSize:  c.SyncPageSize,
+		ReminderDrain: reminderDrain(c.ShutdownTimeout),
+		FCM:           notify.FCMConfig{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile, Endpoint: c.FCMEndpoint},
 	}
 }
 
@@ -240,7 +297,7 @@ func commandConfig(getenv func(string) string, stderr io.Writer) (serveConfig, e
 // storage is where serve's configuration puts the database.
 func (c serveConfig) storage() app.Storage {
 	return app.Storage{MongoURI: c.MongoURI, Database: c.MongoDatabase, DataDir: c.DataDir, PostgreSQLURL: c.FerretPostgreSQLURL,
-		SQLiteSynchronous: c.SQLiteSynchronous, DataDirLocked: c.dataDirLocked}
+		SQLiteSynchronous: c.SQLiteSynchronous, DataDirLocked: c.dataDirLocked, Migrate: c.Migrate}
 }
 
 // ipFailureFactor sets the per-address limit of failed sign-ins (and of

@@ -42,6 +42,9 @@ type Config struct {
 	// ReminderClaim is how long a worker holds a due reminder it claimed
 	// before another may take it (0: notify.DefaultClaim).
 	ReminderClaim time.Duration
+	// ReminderDrain is how long the pushes under way when the worker is told
+	// to stop may go on (0: notify.DefaultDrain); see notify.Worker.Drain.
+	ReminderDrain time.Duration
 	// FCM is where pushes go; with neither a project nor a credentials file,
 	// reminders reach the in-app inbox and the log only.
 	FCM notify.FCMConfig
@@ -284,6 +287,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.Worker = notify.NewWorker(a.Store, a.CRM, a.Devices, a.Scheduler, pusher, now, a.log)
 	a.Worker.Alone = a.Alone
+	a.Worker.Drain = cfg.ReminderDrain
 	a.Sync = watermelon.New(a.CRM, a.Sequencer, a.Store, cfg.SyncPageSize)
 	checks := a.opts.checks
 	if checks == nil {
@@ -294,6 +298,9 @@ func (a *App) build(ctx context.Context) error {
 		}
 	}
 	a.Imports = imports.New(a.CRM, a.log)
+	if cfg.HTTP.Now == nil {
+		cfg.HTTP.Now = now
+	}
 	a.Server, err = api.New(cfg.HTTP, a.Accounts, a.CRM, a.Imports, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
 	if err != nil {
 		return fmt.Errorf("HTTP server: %w", err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 
@@ -112,4 +113,24 @@ func (s *Store) ExplainChangesSeen(ctx context.Context, coll string, sc models.S
 // database keeps it.
 func (s *Store) RawDocument(ctx context.Context, coll, id string) (bson.Raw, error) {
 	return s.coll(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+}
+
+// MigrationLockForTest reads the migration lock: its holder and expiry, or
+// models.ErrNotFound when nobody holds it.
+func (s *Store) MigrationLockForTest(ctx context.Context) (owner string, expiresAt time.Time, err error) {
+	var held struct {
+		Owner     string    `bson:"owner"`
+		ExpiresAt time.Time `bson:"expires_at"`
+	}
+	if err := s.findByID(ctx, collMigrations, migrationLockID, &held); err != nil {
+		return "", time.Time{}, err
+	}
+	return held.Owner, held.ExpiresAt, nil
+}
+
+// BreakMigrationLockForTest deletes the migration lock, as a runner that
+// found it expired would.
+func (s *Store) BreakMigrationLockForTest(ctx context.Context) error {
+	_, err := s.coll(collMigrations).DeleteOne(ctx, bson.D{{Key: "_id", Value: migrationLockID}})
+	return err
 }

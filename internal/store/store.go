@@ -57,6 +57,12 @@ type Config struct {
 	ByID IDTables
 	// Logger receives migration progress; nil means slog.Default().
 	Logger *slog.Logger
+	// MigrationLease is how long the migration lock lasts unless its holder
+	// renews it (0: DefaultMigrationLease); tests shorten it.
+	MigrationLease time.Duration
+	// ExtraMigrations are steps after the shipped ones, for tests: they stand
+	// for the steps of a newer binary.
+	ExtraMigrations []Migration
 }
 
 // Store reads and writes fieldcrm's documents. It is safe for concurrent use.
@@ -73,6 +79,9 @@ type Store struct {
 	keyLocks keyLocks
 	// registry encodes the documents the store writes (see newRegistry).
 	registry *bsoncodec.Registry
+	// migrationLease and extraMigrations: see Config.
+	migrationLease  time.Duration
+	extraMigrations []Migration
 }
 
 // IDTables reads and writes documents by _id without the query engine: what
@@ -129,7 +138,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}, registry: registry}, nil
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}, registry: registry,
+		migrationLease: cfg.MigrationLease, extraMigrations: cfg.ExtraMigrations}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.
