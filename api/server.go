@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
@@ -66,10 +67,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
 	ShutdownTimeout time.Duration
 	Version         string
-	// SystemOnly serves /healthz, /readyz and /metrics and nothing else: a
-	// worker process (reminders and background jobs) has no API to offer,
-	// yet its probes and its metrics must be reachable.
-	SystemOnly bool
+	// Metrics is the application's registry: the server adds its series
+	// (requests, sync) to it, and SystemHandler serves it. Nil makes one of
+	// the server's own.
+	Metrics *prometheus.Registry
+	// Tracer, when set, makes a span of each request, named by its route.
+	Tracer trace.Tracer
 }
 
 // DefaultBodyLimit is 8 MiB: a sync push of a device that was offline for days
@@ -97,7 +100,9 @@ type Server struct {
 	checks   []Check
 	log      *slog.Logger
 	metrics  *httpMetrics
+	syncm    *syncMetrics
 	registry *prometheus.Registry
+	tracer   trace.Tracer
 	routes   []route
 	cfg      Config
 	proxies  proxies
@@ -119,9 +124,16 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("fieldcrm")
+	}
 	s := &Server{accounts: acc, crm: crmService, imports: importRunner, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
-		registry: prometheus.NewRegistry(), proxies: trusted}
+		registry: cfg.Metrics, tracer: cfg.Tracer, proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
+	s.syncm = newSyncMetrics(s.registry)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldcrm",
 		BodyLimit:             cfg.BodyLimit,
@@ -156,9 +168,6 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	// and types that do not compress (XLSX is a zip).
 	s.app.Use(s.requestContext, s.recoverPanics, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	s.routes = s.routeTable()
-	if cfg.SystemOnly {
-		s.routes = slices.DeleteFunc(s.routes, func(r route) bool { return !isSystemPath(r.path) })
-	}
 	for _, r := range s.routes {
 		handlers := []fiber.Handler{}
 		if r.auth {

@@ -13,7 +13,9 @@ import (
 
 // probeCommand asks a running server whether it is ready (or, with --path
 // /healthz, alive). Container images built FROM scratch have no curl or wget,
-// so compose health checks run the binary itself.
+// so compose health checks run the binary itself. It asks the API's port,
+// or, for a worker (FIELDCRM_ROLE=worker), which has none, the metrics
+// port: the same image's health check suits either role.
 func probeCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -21,7 +23,12 @@ func probeCommand(ctx context.Context, args []string, getenv func(string) string
 	if addr == "" {
 		addr = defaultAddr
 	}
-	fs.StringVar(&addr, "addr", addr, "the server's listen address (FIELDCRM_ADDR)")
+	if getenv("FIELDCRM_ROLE") == roleWorker {
+		if addr = getenv("FIELDCRM_METRICS_ADDR"); addr == "" {
+			addr = defaultMetricsAddr
+		}
+	}
+	fs.StringVar(&addr, "addr", addr, "the server's listen address (FIELDCRM_ADDR; for FIELDCRM_ROLE=worker, FIELDCRM_METRICS_ADDR)")
 	path := fs.String("path", "/readyz", "what to ask: /readyz (ready for traffic) or /healthz (alive)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {

@@ -45,6 +45,12 @@ func SQLiteDir(dataDir string) string { return filepath.Join(dataDir, "ferretdb"
 // that need the store alone. closeStore releases everything, also after an
 // error.
 func OpenStorage(ctx context.Context, cfg Storage, log *slog.Logger) (st *store.Store, closeStore func(context.Context), err error) {
+	return openObservedStorage(ctx, cfg, log, nil)
+}
+
+// openObservedStorage is OpenStorage with the store's calls told to calls
+// (nil: to no one).
+func openObservedStorage(ctx context.Context, cfg Storage, log *slog.Logger, calls store.CallObserver) (st *store.Store, closeStore func(context.Context), err error) {
 	var closers []func(context.Context)
 	closeStore = func(ctx context.Context) {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -65,6 +71,7 @@ func OpenStorage(ctx context.Context, cfg Storage, log *slog.Logger) (st *store.
 		return nil, closeStore, err
 	}
 	closers = append(closers, closeEngine)
+	storeCfg.Calls = calls
 	st, err = store.Open(ctx, storeCfg)
 	if err != nil {
 		return nil, closeStore, fmt.Errorf("open the store: %w", err)
@@ -134,7 +141,7 @@ func (a *App) openStorage(ctx context.Context) (ownSQLite bool, err error) {
 		a.Store = a.opts.store
 		return false, nil
 	}
-	st, closeStore, err := OpenStorage(ctx, a.cfg.Storage, a.log)
+	st, closeStore, err := openObservedStorage(ctx, a.cfg.Storage, a.log, a.Telemetry.Database)
 	a.closers = append(a.closers, closeStore)
 	if err != nil {
 		return false, err
