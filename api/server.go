@@ -134,6 +134,12 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 		registry: cfg.Metrics, tracer: cfg.Tracer, proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.syncm = newSyncMetrics(s.registry)
+	if syncEngine != nil {
+		for _, t := range syncEngine.Schema().Tables {
+			s.syncm.conflicts.WithLabelValues(t.Name)
+			s.syncm.rejections.WithLabelValues(t.Name)
+		}
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldcrm",
 		BodyLimit:             cfg.BodyLimit,

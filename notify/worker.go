@@ -82,9 +82,9 @@ func (noMetrics) Push(ctx context.Context, _ string) (context.Context, func(stri
 	return ctx, func(string) {}
 }
 
-// providerOf names p's provider for the metrics: its Provider method's
+// ProviderOf names p's provider for the metrics: its Provider method's
 // answer, or "other".
-func providerOf(p Pusher) string {
+func ProviderOf(p Pusher) string {
 	if named, ok := p.(interface{ Provider() string }); ok {
 		return named.Provider()
 	}
@@ -165,7 +165,7 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 		now = time.Now
 	}
 	return &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
-		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now(), Metrics: noMetrics{}, provider: providerOf(push)}
+		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now(), Metrics: noMetrics{}, provider: ProviderOf(push)}
 }
 
 // Run sends reminders as they fall due until ctx ends. It keeps up to

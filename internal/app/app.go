@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/internal/telemetry"
+	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
@@ -299,6 +301,7 @@ func (a *App) build(ctx context.Context) error {
 	a.Worker = notify.NewWorker(a.Store, a.CRM, a.Devices, a.Scheduler, pusher, now, a.log)
 	a.Worker.Alone = a.Alone
 	a.Worker.Metrics = a.Telemetry.Reminders
+	a.Telemetry.Reminders.Expect(notify.ProviderOf(pusher), slices.Concat(models.TaskReminderKinds, models.TicketReminderKinds, []string{models.NotifyDigest}))
 	a.Sync = watermelon.New(a.CRM, a.Sequencer, a.Store, cfg.SyncPageSize)
 	checks := a.opts.checks
 	if checks == nil {
@@ -310,6 +313,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.Imports = imports.New(a.CRM, a.log)
 	a.Imports.Metrics = a.Telemetry.Imports
+	a.Telemetry.Imports.Expect(crm.ImportKinds)
 	a.Telemetry.Gauge("fieldcrm_password_hash_queue", "Callers waiting for a password-hashing slot (sign-ins, sign-ups, password changes); 429 beyond the queue's bound.",
 		func() float64 { return float64(a.Accounts.PasswordHashesWaiting()) })
 	a.Telemetry.Gauge("fieldcrm_password_hashes_running", "Password hashes running now (at most the hashing limit's concurrency).",

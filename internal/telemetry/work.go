@@ -57,6 +57,19 @@ func newReminders(reg prometheus.Registerer, tracer trace.Tracer) *Reminders {
 	return r
 }
 
+// Expect starts the series of provider and of kinds at 0, so that a rate or
+// a ratio over them is 0 rather than missing before the first event.
+func (r *Reminders) Expect(provider string, kinds []string) {
+	for _, outcome := range []string{"sent", "invalid_token", "retried", "failed"} {
+		r.pushes.WithLabelValues(provider, outcome)
+	}
+	for _, kind := range kinds {
+		r.sent.WithLabelValues(kind)
+		r.failed.WithLabelValues(kind)
+		r.escalations.WithLabelValues(kind)
+	}
+}
+
 // ReminderSent implements notify.Metrics.
 func (r *Reminders) ReminderSent(kind string, lateness time.Duration) {
 	r.sent.WithLabelValues(kind).Inc()
@@ -103,6 +116,13 @@ func newImports(reg prometheus.Registerer) *Imports {
 	}
 	reg.MustRegister(i.running, i.rows)
 	return i
+}
+
+// Expect starts the row counters of kinds at 0 (see Reminders.Expect).
+func (i *Imports) Expect(kinds []string) {
+	for _, kind := range kinds {
+		i.rows.WithLabelValues(kind)
+	}
 }
 
 // ImportStarted implements imports.Metrics.
