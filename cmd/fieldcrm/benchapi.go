@@ -171,7 +171,7 @@ func benchAPI(ctx context.Context, args []string, getenv func(string) string, st
 
 // apiBench holds what the measured part of `bench api` shares.
 type apiBench struct {
-	c       *benchClient
+	c *benchClient
 	// metrics is the server's registry, which counts the requests it answered.
 	metrics prometheus.Gatherer
 	plain   *plainDB

@@ -25,9 +25,9 @@ type serveProcess struct {
 	base string
 	// metrics is the base URL of the metrics port.
 	metrics string
-	cancel context.CancelFunc
-	done   chan error
-	logs   *syncWriter
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncWriter
 }
 
 // isolatedVars is the environment of a serve run with its own data dir,

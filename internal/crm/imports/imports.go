@@ -80,7 +80,7 @@ type Metrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) ImportStarted() func()     { return func() {} }
+func (noMetrics) ImportStarted() func()    { return func() {} }
 func (noMetrics) RowsImported(string, int) {}
 
 // Request is what one import is asked to do.
