@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -82,17 +84,28 @@ func (o *otlpReceiver) received() []*tracepb.Span {
 
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, a request makes a server span named
 // by its route, with the database calls it made as child spans in the same
-// trace, and the spans reach the collector by the time serve has stopped
-// (the provider is flushed on shutdown).
+// trace; a push to FCM makes a span; and the spans reach the collector by
+// the time serve has stopped (the provider is flushed on shutdown).
 func TestRequestsAreTracedWithTheirDatabaseCalls(t *testing.T) {
 	otlp := newOTLPReceiver(t)
+	fcm := newBenchFCM()
+	t.Cleanup(fcm.srv.Close)
 	vars := isolatedVars(t, "tracing")
 	vars["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.srv.URL
+	vars["FCM_PROJECT_ID"], vars["FCM_ENDPOINT"] = "tracing", fcm.srv.URL
 	p := startServe(t, vars)
 	r := &replica{name: "tracing", base: p.base}
 	admin := signup(t, r, "Traced Ltd", "ops@traced.test")["access_token"].(string)
 	customer := crashCustomer(t, r, admin, "Traced Co")
 	r.must(t, 200, "GET", "/v1/customers/"+customer, admin, nil)
+	r.must(t, 200, "POST", "/v1/devices", admin, map[string]any{"device_id": "traced-phone", "fcm_token": "traced-token", "platform": "ios"})
+	r.must(t, 201, "POST", "/v1/tasks", admin, map[string]any{"customer_id": customer, "title": "Call",
+		"due_at": time.Now().Add(100 * time.Millisecond).UTC().Format(time.RFC3339Nano)})
+	waitFor(t, "the reminder pushed", func() bool {
+		fcm.mu.Lock()
+		defer fcm.mu.Unlock()
+		return len(fcm.got) > 0
+	})
 	p.stop(t)
 
 	spans := otlp.received()
@@ -123,5 +136,10 @@ func TestRequestsAreTracedWithTheirDatabaseCalls(t *testing.T) {
 	}
 	if children == 0 {
 		t.Errorf("the request's span has no database call under it")
+	}
+	if !slices.ContainsFunc(spans, func(s *tracepb.Span) bool {
+		return s.GetName() == "push fcm" && s.GetKind() == tracepb.Span_SPAN_KIND_CLIENT
+	}) {
+		t.Errorf("no span of the push to FCM")
 	}
 }
