@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"net"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,9 +13,8 @@ func (c *Calls) RedisHook() redis.Hook { return redisHook{c} }
 
 type redisHook struct{ calls *Calls }
 
-func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
+// DialHook leaves dialling alone: connections are not calls.
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
