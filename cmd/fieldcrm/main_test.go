@@ -588,3 +588,21 @@ func TestMetricsAddrOffIsRefusedForAWorker(t *testing.T) {
 		}
 	}
 }
+
+// A metrics port another process holds stops start-up with a message that
+// names the setting, rather than a server nobody can scrape or probe.
+func TestServeStopsWhenTheMetricsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	vars := isolatedVars(t, "metricstaken")
+	vars["FIELDCRM_ADDR"], vars["FIELDCRM_METRICS_ADDR"] = freeAddress(t), taken.Addr().String()
+	vars["FIELDCRM_PASSWORD_MEMORY_KIB"], vars["FIELDCRM_PASSWORD_TIME"] = "64", "1"
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "FIELDCRM_METRICS_ADDR") {
+		t.Fatalf("serve with its metrics port taken: %v", err)
+	}
+}
