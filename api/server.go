@@ -73,6 +73,10 @@ type Config struct {
 	Metrics *prometheus.Registry
 	// Tracer, when set, makes a span of each request, named by its route.
 	Tracer trace.Tracer
+	// CORSOrigins are the exact origins (https://console.example.com) whose
+	// browser apps may call the API; empty sends no CORS headers, so
+	// browsers allow same-origin calls only (see cors.go).
+	CORSOrigins []string
 }
 
 // DefaultBodyLimit is 8 MiB: a sync push of a device that was offline for days
@@ -84,8 +88,17 @@ const DefaultBodyLimit = 8 << 20
 // 10 to 30 MB as CSV, less as XLSX.
 const DefaultImportBodyLimit = 128 << 20
 
-// importReadTimeout is how long a client may take to send a spreadsheet.
-const importReadTimeout = 10 * time.Minute
+// ImportReadTimeout is how long a client may take to send a spreadsheet.
+const ImportReadTimeout = 10 * time.Minute
+
+// ReadTimeout is how long a client may take to send any other request, and
+// WriteTimeout how long the server may take to write a response (a large
+// first-sync page, a streamed export). A proxy in front must allow at least
+// as much (deploy/nginx.conf, the Ingress; go test ./deploy checks them).
+const (
+	ReadTimeout  = 30 * time.Second
+	WriteTimeout = 60 * time.Second
+)
 
 // Server is the HTTP API.
 type Server struct {
@@ -109,7 +122,8 @@ type Server struct {
 }
 
 // New builds the API. Nothing listens until Listen is called. It fails only on
-// a TrustedProxies entry that is neither an address nor a CIDR.
+// a TrustedProxies entry that is neither an address nor a CIDR, or a
+// CORSOrigins entry that is not an origin.
 func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *imports.Runner, syncEngine *watermelon.Engine, notifications notifyService, checks []Check, log *slog.Logger) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
@@ -149,8 +163,8 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 		// as the client sent it. The client's address is s.clientIP(c).
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
-		ReadTimeout:             30 * time.Second,
-		WriteTimeout:            60 * time.Second,
+		ReadTimeout:             ReadTimeout,
+		WriteTimeout:            WriteTimeout,
 		IdleTimeout:             120 * time.Second,
 		JSONEncoder:             json.Marshal,
 		JSONDecoder:             json.Unmarshal,
@@ -162,7 +176,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
 		if string(h.Method()) == fiber.MethodPost && string(path) == "/v1/imports" {
-			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.ImportBodyLimit, ReadTimeout: importReadTimeout}
+			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.ImportBodyLimit, ReadTimeout: ImportReadTimeout}
 		}
 		return fasthttp.RequestConfig{}
 	}
@@ -172,8 +186,16 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	// level, which keeps most of the gain for a fraction of the CPU.
 	// fasthttp leaves alone bodies under 200 bytes, already encoded ones
 	// and types that do not compress (XLSX is a zip).
-	s.app.Use(s.requestContext, s.recoverPanics, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	s.routes = s.routeTable()
+	methods := make([]string, 0, len(s.routes))
+	for _, r := range s.routes {
+		methods = append(methods, r.method)
+	}
+	cors, err := newCORSPolicy(cfg.CORSOrigins, methods)
+	if err != nil {
+		return nil, err
+	}
+	s.app.Use(s.requestContext, s.recoverPanics, cors.handle, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
 	for _, r := range s.routes {
 		handlers := []fiber.Handler{}
 		if r.auth {

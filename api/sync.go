@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -61,12 +62,14 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 		records += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
 	}
 	s.syncm.pullRecords.Observe(float64(records))
-	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
-	if err := c.JSON(out); err != nil {
-		return err
+	body, err := out.AppendJSON(make([]byte, 0, 64<<10))
+	if err != nil {
+		return fmt.Errorf("encode a pull: %w", err)
 	}
-	s.syncm.pullBytes.Observe(float64(len(c.Response().Body())))
-	return nil
+	s.syncm.pullBytes.Observe(float64(len(body)))
+	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
 }
 
 // syncPush serves WatermelonDB's pushChanges.

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -19,18 +18,12 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/yaml"
 )
 
 // settings are the environment variables fieldcrm reads, taken from the
@@ -51,8 +44,10 @@ func settings(t *testing.T) map[string]bool {
 	return keys
 }
 
-func TestComposeFile(t *testing.T) {
-	// The secrets files are the operator's to create; make them for the load.
+// loadCompose loads compose.yaml through compose-go, with the secret files
+// the operator creates made up in a copy of this folder.
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
 	dir := t.TempDir()
 	for _, name := range []string{"compose.yaml", "nginx.conf"} {
 		raw, err := os.ReadFile(name)
@@ -66,7 +61,7 @@ func TestComposeFile(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"jwt-secret", "data-key"} {
+	for _, s := range []string{"jwt-secret", "data-key", "mongo-root-password", "mongo-fieldcrm-password", "mongodb-uri", "redis-password", "redis-url"} {
 		if err := os.WriteFile(filepath.Join(dir, "secrets", s), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -79,26 +74,67 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compose.yaml does not load: %v", err)
 	}
+	return project
+}
 
-	// MongoDB: a three-member replica set, initiated by a one-shot service
-	// that waits for all members.
+func mountsSecret(svc types.ServiceConfig, name string) bool {
+	return slices.ContainsFunc(svc.Secrets, func(s types.ServiceSecretConfig) bool { return s.Source == name })
+}
+
+func mountsVolume(svc types.ServiceConfig, source, target string) bool {
+	return slices.ContainsFunc(svc.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return strings.HasSuffix(v.Source, source) && v.Target == target
+	})
+}
+
+// TestComposeMongoDBAndRedisRequireAuthentication: the replica set's
+// members authenticate each other with a keyfile made by a one-shot, the
+// root user comes from a secret, Redis has a password from a secret and an
+// append-only file.
+func TestComposeMongoDBAndRedisRequireAuthentication(t *testing.T) {
+	project := loadCompose(t)
 	var members []string
 	for name, svc := range project.Services {
-		if svc.Image == "mongo:7" && slices.Contains(svc.Command, "--replSet") {
+		if slices.Contains(svc.Command, "--replSet") {
 			members = append(members, name)
-			if svc.HealthCheck == nil {
-				t.Errorf("%s has no health check", name)
-			}
 		}
 	}
 	slices.Sort(members)
 	if !slices.Equal(members, []string{"mongo1", "mongo2", "mongo3"}) {
 		t.Fatalf("replica set members %v", members)
 	}
+	keyfile := project.Services["mongo-keyfile"]
+	script := strings.Join(keyfile.Command, " ")
+	if keyfile.Restart != "no" || !strings.Contains(script, "chmod 0400 /keyfile/keyfile") || !strings.Contains(script, "chown 999:999 /keyfile/keyfile") ||
+		!strings.Contains(script, "/dev/urandom") || !mountsVolume(keyfile, "mongo-keyfile", "/keyfile") {
+		t.Errorf("mongo-keyfile must write a random keyfile once, mode 0400, owned by mongod's uid 999: %q", script)
+	}
+	for _, m := range members {
+		svc := project.Services[m]
+		i := slices.Index(svc.Command, "--keyFile")
+		if i < 0 || i+1 >= len(svc.Command) || !strings.HasPrefix(svc.Command[i+1], "/keyfile/") || !mountsVolume(svc, "mongo-keyfile", "/keyfile") {
+			t.Errorf("%s runs %v without the keyfile volume's keyfile", m, svc.Command)
+		}
+		if svc.DependsOn["mongo-keyfile"].Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s may start before its keyfile exists", m)
+		}
+		if svc.HealthCheck == nil {
+			t.Errorf("%s has no health check", m)
+		}
+		if _, plain := svc.Environment["MONGO_INITDB_ROOT_PASSWORD"]; plain {
+			t.Errorf("%s has the root password in its environment", m)
+		}
+	}
+	first := project.Services["mongo1"]
+	if pw := first.Environment["MONGO_INITDB_ROOT_PASSWORD_FILE"]; pw == nil || *pw != "/run/secrets/mongo_root_password" || !mountsSecret(first, "mongo_root_password") {
+		t.Errorf("mongo1's root user is not from the mongo_root_password secret")
+	}
+
 	initSvc := project.Services["mongo-init"]
-	script := strings.Join(initSvc.Command, " ")
-	if initSvc.Restart != "no" || !strings.Contains(script, "rs.initiate") {
-		t.Errorf("mongo-init is not a one-shot initiation: restart %q, command %q", initSvc.Restart, script)
+	script = strings.Join(initSvc.Command, " ") + " " + *initSvc.Environment["MONGO_INIT_SCRIPT"]
+	if initSvc.Restart != "no" || !strings.Contains(script, "rs.initiate") || !strings.Contains(script, "/run/secrets/mongo_root_password") ||
+		!strings.Contains(script, `createUser({user: "fieldcrm"`) || !mountsSecret(initSvc, "mongo_fieldcrm_password") {
+		t.Errorf("mongo-init must initiate the set as root and create fieldcrm's user: %q", script)
 	}
 	for _, m := range members {
 		if initSvc.DependsOn[m].Condition != types.ServiceConditionHealthy {
@@ -109,14 +145,31 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 
-	// Two fieldcrm replicas from the Dockerfile, on the replica set and Redis.
+	redis := project.Services["redis"]
+	cmd := strings.Join(redis.Command, " ")
+	if !strings.Contains(cmd, "requirepass") || !strings.Contains(cmd, "/run/secrets/redis_password") || !mountsSecret(redis, "redis_password") {
+		t.Errorf("redis has no password from the redis_password secret: %q", cmd)
+	}
+	if !strings.Contains(cmd, "--appendonly yes") || !strings.Contains(cmd, "--maxmemory-policy noeviction") {
+		t.Errorf("redis: want AOF and noeviction: %q", cmd)
+	}
+	if redis.HealthCheck == nil || !strings.Contains(strings.Join(redis.HealthCheck.Test, " "), "REDISCLI_AUTH") {
+		t.Errorf("redis health check does not authenticate: %v", redis.HealthCheck)
+	}
+}
+
+// TestComposeFieldcrmServices: the migrations run once before the API
+// replicas and the worker start; each role is where it should be; settings
+// are ones fieldcrm reads; connection strings with passwords are secrets;
+// the proxy balances over the API replicas only, with TLS.
+func TestComposeFieldcrmServices(t *testing.T) {
+	project := loadCompose(t)
 	known := settings(t)
-	var replicas []string
+	roles := map[string][]string{}
 	for name, svc := range project.Services {
 		if svc.Build == nil {
 			continue
 		}
-		replicas = append(replicas, name)
 		if svc.Build.Dockerfile != "deploy/Dockerfile" {
 			t.Errorf("%s builds %q", name, svc.Build.Dockerfile)
 		}
@@ -128,273 +181,128 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s sets %s, which fieldcrm does not read", name, key)
 			}
 		}
-		uri := *svc.Environment["MONGODB_URI"]
-		for _, m := range members {
-			if !strings.Contains(uri, m+":27017") {
-				t.Errorf("%s's MONGODB_URI %q lacks %s", name, uri, m)
+		for key, secret := range map[string]string{"MONGODB_URI_FILE": "mongodb_uri", "REDIS_URL_FILE": "redis_url", "FIELDCRM_JWT_SECRET_FILE": "jwt_secret", "FIELDCRM_DATA_KEY_FILE": "data_key"} {
+			if v := svc.Environment[key]; v == nil || *v != "/run/secrets/"+secret || !mountsSecret(svc, secret) {
+				t.Errorf("%s: %s is not the %s secret", name, key, secret)
 			}
 		}
-		if !strings.Contains(uri, "replicaSet=rs0") || *svc.Environment["REDIS_URL"] != "redis://redis:6379/0" {
-			t.Errorf("%s: MONGODB_URI %q, REDIS_URL %q", name, uri, *svc.Environment["REDIS_URL"])
+		for _, plain := range []string{"MONGODB_URI", "REDIS_URL"} {
+			if _, ok := svc.Environment[plain]; ok {
+				t.Errorf("%s has %s in its environment: it carries a password", name, plain)
+			}
 		}
-		if svc.DependsOn["mongo-init"].Condition != types.ServiceConditionCompletedSuccessfully {
-			t.Errorf("%s starts before the replica set is initiated", name)
+		if slices.Equal(svc.Command, []string{"migrate"}) {
+			roles["migrate"] = append(roles["migrate"], name)
+			continue
+		}
+		role := ""
+		if r := svc.Environment["FIELDCRM_ROLE"]; r != nil {
+			role = *r
+		}
+		roles[role] = append(roles[role], name)
+		if svc.DependsOn["migrate"].Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s starts before the migrations have run", name)
+		}
+		if m := svc.Environment["FIELDCRM_MIGRATE"]; m == nil || *m != "skip" {
+			t.Errorf("%s migrates at start-up too", name)
 		}
 		if svc.HealthCheck == nil || !slices.Equal(svc.HealthCheck.Test, []string{"CMD", "/fieldcrm", "probe"}) {
 			t.Errorf("%s health check %v", name, svc.HealthCheck)
 		}
+		if len(svc.Ports) > 0 {
+			t.Errorf("%s publishes ports %v: only the proxy does", name, svc.Ports)
+		}
 	}
-	slices.Sort(replicas)
-	if len(replicas) != 2 {
-		t.Fatalf("fieldcrm replicas %v, want two", replicas)
+	for r := range roles {
+		slices.Sort(roles[r])
+	}
+	if len(roles["migrate"]) != 1 || len(roles["api"]) != 2 || len(roles["worker"]) != 1 || len(roles) != 3 {
+		t.Fatalf("fieldcrm services by role %v: want one migrate, two api and one worker", roles)
+	}
+	migrate := project.Services[roles["migrate"][0]]
+	if migrate.Restart != "no" || migrate.DependsOn["mongo-init"].Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("migrate must run once, after the replica set is initiated: restart %q, depends on %v", migrate.Restart, migrate.DependsOn)
 	}
 
-	// The proxy balances over exactly those replicas.
+	// The proxy balances over exactly the API replicas, with TLS.
 	proxy := project.Services["proxy"]
 	conf, err := os.ReadFile("nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	upstreams := regexp.MustCompile(`(?m)^\s*server\s+([a-z0-9-]+):8080`).FindAllStringSubmatch(string(conf), -1)
 	var balanced []string
-	for _, u := range upstreams {
+	for _, u := range regexp.MustCompile(`(?m)^\s*server\s+([a-z0-9-]+):8080`).FindAllStringSubmatch(string(conf), -1) {
 		balanced = append(balanced, u[1])
 	}
 	slices.Sort(balanced)
-	if !slices.Equal(balanced, replicas) {
-		t.Errorf("nginx balances %v, the replicas are %v", balanced, replicas)
+	if !slices.Equal(balanced, roles["api"]) {
+		t.Errorf("nginx balances %v, the API replicas are %v", balanced, roles["api"])
 	}
-	for _, r := range replicas {
+	for _, r := range roles["api"] {
 		if proxy.DependsOn[r].Condition != types.ServiceConditionHealthy {
 			t.Errorf("the proxy does not wait for %s", r)
 		}
 	}
-	if len(proxy.Ports) != 1 || proxy.Ports[0].Target != 80 {
-		t.Errorf("proxy ports %v", proxy.Ports)
+	var targets []uint32
+	for _, p := range proxy.Ports {
+		targets = append(targets, p.Target)
 	}
-	if redis := project.Services["redis"]; !slices.Contains(redis.Command, "--appendonly") {
-		t.Errorf("redis keeps nothing on disk: %v", redis.Command)
+	slices.Sort(targets)
+	if !slices.Equal(targets, []uint32{80, 443}) {
+		t.Errorf("proxy ports %v, want 80 (redirect) and 443", proxy.Ports)
+	}
+	if !mountsVolume(proxy, "nginx.conf", "/etc/nginx/conf.d/default.conf") || !mountsVolume(proxy, "tls", "/etc/nginx/tls") {
+		t.Errorf("the proxy mounts %v: want nginx.conf and the certificate directory", proxy.Volumes)
 	}
 }
 
-// manifest is one decoded Kubernetes object.
-type manifest struct {
-	file string
-	kind string
-	obj  any
-}
-
-// loadManifests decodes every document of every YAML file in k8s/ strictly
-// into its API type.
-func loadManifests(t *testing.T) []manifest {
-	t.Helper()
-	types := map[string]func() any{
-		"Namespace":               func() any { return &corev1.Namespace{} },
-		"ConfigMap":               func() any { return &corev1.ConfigMap{} },
-		"Secret":                  func() any { return &corev1.Secret{} },
-		"Service":                 func() any { return &corev1.Service{} },
-		"Deployment":              func() any { return &appsv1.Deployment{} },
-		"HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-		"PodDisruptionBudget":     func() any { return &policyv1.PodDisruptionBudget{} },
-	}
-	files, err := filepath.Glob("k8s/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
-	}
-	var out []manifest
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
+// TestComposeImagesArePinnedByDigest: every image not built here names its
+// digest, so every start runs the same bits.
+func TestComposeImagesArePinnedByDigest(t *testing.T) {
+	project := loadCompose(t)
+	pinned := regexp.MustCompile(`^[a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$`)
+	for name, svc := range project.Services {
+		if svc.Build != nil {
 			continue
 		}
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(raw), -1) {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
-			var head metav1.TypeMeta
-			if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
-				t.Fatalf("%s document %d: %v", f, i, err)
-			}
-			newObj, ok := types[head.Kind]
-			if !ok {
-				t.Fatalf("%s document %d: kind %q has no check here", f, i, head.Kind)
-			}
-			obj := newObj()
-			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
-				t.Fatalf("%s document %d (%s) does not match the Kubernetes API: %v", f, i, head.Kind, err)
-			}
-			out = append(out, manifest{file: f, kind: head.Kind, obj: obj})
+		if !pinned.MatchString(svc.Image) {
+			t.Errorf("%s runs image %q: want name:tag@sha256:<64 hex>", name, svc.Image)
 		}
 	}
-	return out
 }
 
-func only[T any](t *testing.T, ms []manifest, kind string) []T {
-	t.Helper()
-	var out []T
-	for _, m := range ms {
-		if m.kind == kind {
-			out = append(out, *(m.obj.(*T)))
+// TestComposeBacksUpEveryDay: a backup service dumps the replica set with
+// its oplog on a schedule into a volume and deletes dumps older than
+// BACKUP_KEEP_DAYS.
+func TestComposeBacksUpEveryDay(t *testing.T) {
+	project := loadCompose(t)
+	backup, ok := project.Services["backup"]
+	if !ok {
+		t.Fatal("no backup service")
+	}
+	script := strings.Join(backup.Command, " ")
+	for _, want := range []string{"mongodump", "--oplog", `--archive="/backups/`, "while true", `sleep "$BACKUP_EVERY_SECONDS"`,
+		`-mtime "+$BACKUP_KEEP_DAYS"`, "-delete", "/run/secrets/mongo_root_password"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("backup script lacks %q:\n%s", want, script)
 		}
 	}
-	if len(out) == 0 {
-		t.Fatalf("no %s manifest", kind)
-	}
-	return out
-}
-
-func TestKubernetesManifests(t *testing.T) {
-	ms := loadManifests(t)
-	deploy := only[appsv1.Deployment](t, ms, "Deployment")[0]
-	pod := deploy.Spec.Template
-	sel, err := metav1.LabelSelectorAsSelector(deploy.Spec.Selector)
-	if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
-		t.Fatalf("the Deployment's selector %v does not select its pods %v: %v", deploy.Spec.Selector, pod.Labels, err)
-	}
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%d containers", len(pod.Spec.Containers))
-	}
-	c := pod.Spec.Containers[0]
-
-	// Probes on the endpoints the server has, on the port it listens on.
-	port := c.Ports[0]
-	listen := ""
-	for _, e := range c.Env {
-		if e.Name == "FIELDCRM_ADDR" {
-			listen = e.Value
-		}
-	}
-	if listen != fmt.Sprintf(":%d", port.ContainerPort) {
-		t.Errorf("FIELDCRM_ADDR %q, container port %d", listen, port.ContainerPort)
-	}
-	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe, "startup": c.StartupProbe} {
-		if p == nil || p.HTTPGet == nil {
-			t.Errorf("no %s probe", name)
+	for _, key := range []string{"BACKUP_KEEP_DAYS", "BACKUP_EVERY_SECONDS"} {
+		v := backup.Environment[key]
+		if v == nil {
+			t.Errorf("backup: %s unset", key)
 			continue
 		}
-		want := map[string]string{"readiness": "/readyz", "startup": "/readyz", "liveness": "/healthz"}[name]
-		if p.HTTPGet.Path != want || p.HTTPGet.Port.String() != port.Name {
-			t.Errorf("%s probe %s on %s, want %s on %s", name, p.HTTPGet.Path, p.HTTPGet.Port.String(), want, port.Name)
+		if n, err := strconv.Atoi(*v); err != nil || n < 1 {
+			t.Errorf("backup: %s=%q", key, *v)
 		}
 	}
-	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
-		t.Errorf("resources %v", c.Resources)
+	if backup.Restart != "unless-stopped" || !mountsSecret(backup, "mongo_root_password") || !mountsVolume(backup, "backups", "/backups") ||
+		backup.DependsOn["mongo-init"].Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("backup service: restart %q, secrets %v, volumes %v, depends on %v", backup.Restart, backup.Secrets, backup.Volumes, backup.DependsOn)
 	}
-	ru := deploy.Spec.Strategy.RollingUpdate
-	if deploy.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil || ru.MaxUnavailable.IntValue() != 0 {
-		t.Errorf("strategy %+v: a rollout must keep every ready replica", deploy.Spec.Strategy)
-	}
-	sc := pod.Spec.SecurityContext
-	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || c.SecurityContext == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
-		t.Errorf("pod must run as non-root on a read-only root")
-	}
-	if grace := *pod.Spec.TerminationGracePeriodSeconds; grace < 30 {
-		t.Errorf("termination grace %ds is shorter than the drain (20 s) plus preStop", grace)
-	}
-
-	// Settings: every key of the ConfigMap and Secret is one fieldcrm reads,
-	// and they reach the container.
-	known := settings(t)
-	for _, cm := range only[corev1.ConfigMap](t, ms, "ConfigMap") {
-		for key := range cm.Data {
-			if !known[key] {
-				t.Errorf("ConfigMap %s sets %s, which fieldcrm does not read", cm.Name, key)
-			}
-		}
-		if !slices.ContainsFunc(c.EnvFrom, func(e corev1.EnvFromSource) bool { return e.ConfigMapRef != nil && e.ConfigMapRef.Name == cm.Name }) {
-			t.Errorf("ConfigMap %s is not used", cm.Name)
-		}
-	}
-	secrets := map[string]corev1.Secret{}
-	for _, s := range only[corev1.Secret](t, ms, "Secret") {
-		secrets[s.Name] = s
-	}
-	for _, e := range c.EnvFrom {
-		if e.SecretRef == nil {
-			continue
-		}
-		s, ok := secrets[e.SecretRef.Name]
-		if !ok {
-			t.Fatalf("envFrom names Secret %s, which secret.example.yaml lacks", e.SecretRef.Name)
-		}
-		for key := range s.StringData {
-			if !known[key] {
-				t.Errorf("Secret %s sets %s, which fieldcrm does not read", s.Name, key)
-			}
-		}
-	}
-	for _, v := range pod.Spec.Volumes {
-		if v.Secret != nil {
-			if _, ok := secrets[v.Secret.SecretName]; !ok {
-				t.Errorf("volume %s mounts Secret %s, which secret.example.yaml lacks", v.Name, v.Secret.SecretName)
-			}
-		}
-	}
-
-	// The Service, the autoscaler and the disruption budget all point at
-	// these pods.
-	for _, svc := range only[corev1.Service](t, ms, "Service") {
-		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) || svc.Spec.Ports[0].TargetPort.String() != port.Name {
-			t.Errorf("Service %s selects %v on %s", svc.Name, svc.Spec.Selector, svc.Spec.Ports[0].TargetPort.String())
-		}
-	}
-	hpa := only[autoscalingv2.HorizontalPodAutoscaler](t, ms, "HorizontalPodAutoscaler")[0]
-	if ref := hpa.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != deploy.Name || *hpa.Spec.MinReplicas < 2 {
-		t.Errorf("autoscaler targets %s/%s from %d replicas", ref.Kind, ref.Name, *hpa.Spec.MinReplicas)
-	}
-	pdb := only[policyv1.PodDisruptionBudget](t, ms, "PodDisruptionBudget")[0]
-	pdbSel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) {
-		t.Errorf("disruption budget %+v does not cover the pods", pdb.Spec)
-	}
-	if pdb.Spec.MinAvailable != nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
-		t.Errorf("disruption budget %+v: want maxUnavailable 1, one pod at a time however many run", pdb.Spec)
-	}
-	spread := map[string]bool{}
-	for _, c := range pod.Spec.TopologySpreadConstraints {
-		if s, err := metav1.LabelSelectorAsSelector(c.LabelSelector); err == nil && s.Matches(labels.Set(pod.Labels)) {
-			spread[c.TopologyKey] = true
-		}
-	}
-	if !spread["topology.kubernetes.io/zone"] || !spread["kubernetes.io/hostname"] {
-		t.Errorf("pods spread over %v, want zones and nodes", spread)
-	}
-	for _, m := range ms {
-		if ns := m.obj.(metav1.ObjectMetaAccessor).GetObjectMeta().GetNamespace(); m.kind != "Namespace" && ns != "fieldcrm" {
-			t.Errorf("%s %s is in namespace %q", m.file, m.kind, ns)
-		}
-	}
-}
-
-func TestKustomizationListsEveryManifest(t *testing.T) {
-	raw, err := os.ReadFile("k8s/kustomization.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Namespace  string   `json:"namespace"`
-		Labels     []any    `json:"labels"`
-		Resources  []string `json:"resources"`
-	}
-	if err := yaml.UnmarshalStrict(raw, &k); err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob("k8s/*.yaml")
-	var want []string
-	for _, f := range files {
-		// The Secret is an example: the real one comes from the operator.
-		if b := filepath.Base(f); b != "kustomization.yaml" && b != "secret.example.yaml" {
-			want = append(want, b)
-		}
-	}
-	got := slices.Sorted(slices.Values(k.Resources))
-	if k.Kind != "Kustomization" || !slices.Equal(got, want) {
-		t.Fatalf("kustomization resources %v, manifests %v", got, want)
+	if _, ok := project.Volumes["backups"]; !ok {
+		t.Error("no backups volume")
 	}
 }
 
@@ -408,7 +316,7 @@ func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
 	}
 	text := regexp.MustCompile(`\\\n\s*`).ReplaceAllString(string(raw), " ")
 	var froms, users []string
-	var build string
+	var build, health string
 	for _, line := range strings.Split(text, "\n") {
 		fields := strings.Fields(line)
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
@@ -419,6 +327,8 @@ func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
 			froms = append(froms, fields[1])
 		case "USER":
 			users = append(users, fields[1])
+		case "HEALTHCHECK":
+			health = line
 		case "RUN":
 			if strings.Contains(line, "go build") {
 				build = line
@@ -430,6 +340,11 @@ func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
 	}
 	if len(users) == 0 || strings.HasPrefix(users[len(users)-1], "0") || strings.HasPrefix(users[len(users)-1], "root") {
 		t.Fatalf("the image runs as %v", users)
+	}
+	// One health check for every role: probe finds the port from
+	// FIELDCRM_ROLE, so it must not be given an address.
+	if !strings.HasSuffix(health, `CMD ["/fieldcrm", "probe"]`) {
+		t.Errorf("HEALTHCHECK %q: want CMD [\"/fieldcrm\", \"probe\"], which follows the container's role", health)
 	}
 	if !strings.Contains(build, "CGO_ENABLED=0") || !strings.Contains(build, "./cmd/fieldcrm") {
 		t.Fatalf("build command %q", build)

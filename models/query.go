@@ -16,6 +16,10 @@ type Query struct {
 	// After continues after the record with this sort value and id.
 	After *ListPosition
 	Limit int
+	// Shown says the records are read to be shown or exported, never
+	// written back: the store may leave out their per-field sync stamps
+	// (Meta.FieldSeqs and FieldDevices, an entry per field each).
+	Shown bool
 }
 
 // Cond is one condition of a Query on a stored field (its bson name, dotted

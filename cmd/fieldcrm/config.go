@@ -55,13 +55,19 @@ type serveConfig struct {
 	BodyLimit              int
 	ImportBodyLimit        int
 	TrustedProxies         string
-	ShutdownTimeout        time.Duration
-	LogFormat              string
-	LogLevel               string
-	LoginMaxFailures       int
-	LoginFailureWindow     time.Duration
-	PasswordMemoryKiB      int
-	PasswordTime           int
+	// CORSOrigins is the comma-separated list of exact origins whose
+	// browser apps may call the API; empty allows same-origin calls only.
+	CORSOrigins string
+	// Migrate is auto (serve runs the migrations at start, under a lock) or
+	// skip (they were run before, by `fieldcrm migrate`).
+	Migrate            string
+	ShutdownTimeout    time.Duration
+	LogFormat          string
+	LogLevel           string
+	LoginMaxFailures   int
+	LoginFailureWindow time.Duration
+	PasswordMemoryKiB  int
+	PasswordTime       int
 	// PasswordConcurrency and PasswordQueue bound the password hashes run at
 	// once and the callers waiting for one; 0 chooses them from the CPUs and
 	// memory (accounts.DefaultHashLimit).
@@ -87,6 +93,12 @@ const (
 const (
 	jwtSecretName = "jwt-secret"
 	dataKeyName   = "data-key"
+)
+
+// Migration settings (FIELDCRM_MIGRATE).
+const (
+	migrateAuto = "auto"
+	migrateSkip = "skip"
 )
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
@@ -156,6 +168,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("FIELDCRM_REDIS_PREFIX", "fieldcrm:"), "prefix of every Redis key (FIELDCRM_REDIS_PREFIX)")
 	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", env("FIELDCRM_JWT_SECRET_FILE", ""), "file holding the JWT signing secret (FIELDCRM_JWT_SECRET_FILE)")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("FIELDCRM_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (FIELDCRM_TRUSTED_PROXIES)")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", env("FIELDCRM_CORS_ORIGINS", ""), "comma-separated origins (https://console.example.com) whose browser apps may call the API; empty: same-origin only (FIELDCRM_CORS_ORIGINS)")
+	fs.StringVar(&cfg.Migrate, "migrate", env("FIELDCRM_MIGRATE", migrateAuto), "auto: run the migrations at start-up, under a lock; skip: they were run by `fieldcrm migrate` (FIELDCRM_MIGRATE)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("FIELDCRM_LOG_FORMAT", "json"), "json or text (FIELDCRM_LOG_FORMAT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("FIELDCRM_LOG_LEVEL", "info"), "debug, info, warn or error (FIELDCRM_LOG_LEVEL)")
 	fs.StringVar(&cfg.Signup, "signup", env("FIELDCRM_SIGNUP", signupOpen), "open: anyone may create an organisation with POST /v1/auth/signup; off: that answers 403 (FIELDCRM_SIGNUP)")
@@ -193,6 +207,27 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if fs.NArg() > 0 {
 		return cfg, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
+	// The connection strings may carry passwords: a container platform
+	// gives them as files (compose secrets, Kubernetes Secret volumes).
+	for _, conn := range []struct {
+		value     *string
+		key, file string
+	}{{&cfg.MongoURI, "MONGODB_URI", "MONGODB_URI_FILE"}, {&cfg.RedisURL, "REDIS_URL", "REDIS_URL_FILE"}} {
+		file := getenv(conn.file)
+		if file == "" {
+			continue
+		}
+		if *conn.value != "" {
+			errs = append(errs, fmt.Errorf("%s and %s are both set: keep one", conn.key, conn.file))
+			continue
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", conn.file, err))
+			continue
+		}
+		*conn.value = strings.TrimSpace(string(raw))
+	}
 	switch cfg.LogFormat {
 	case "json", "text":
 	default:
@@ -216,6 +251,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			errs = append(errs, err)
 		}
 	}
+	switch cfg.Migrate {
+	case migrateAuto, migrateSkip:
+	default:
+		errs = append(errs, fmt.Errorf("FIELDCRM_MIGRATE=%q: want auto or skip", cfg.Migrate))
+	}
+	for _, o := range cfg.corsOrigins() {
+		if err := api.CheckOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("FIELDCRM_CORS_ORIGINS: %w", err))
+		}
+	}
 	switch cfg.SQLiteSynchronous {
 	case "full", "normal":
 	default:
@@ -237,6 +282,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			if _, err := netip.ParseAddr(p); err != nil {
 				errs = append(errs, fmt.Errorf("FIELDCRM_TRUSTED_PROXIES: %q is neither an address nor a CIDR", p))
 			}
+		}
+	}
+	// Read by softMemoryLimit before anything else; checked here so that a
+	// wrong value stops start-up instead of being ignored.
+	if raw := getenv("FIELDCRM_MEMORY_LIMIT"); raw != "" {
+		if n, err := strconv.ParseInt(raw, 10, 64); err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("FIELDCRM_MEMORY_LIMIT=%q: want the container's memory limit in bytes", raw))
 		}
 	}
 	if cfg.LoginMaxFailures < 1 {
@@ -270,6 +322,17 @@ func (c serveConfig) trustedProxies() []string {
 	for _, p := range strings.Split(c.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// corsOrigins is the list in CORSOrigins.
+func (c serveConfig) corsOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
 		}
 	}
 	return out

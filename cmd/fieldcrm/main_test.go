@@ -211,7 +211,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	}
 	bad := map[string]string{"FIELDCRM_SHUTDOWN_TIMEOUT": "soon", "FIELDCRM_BODY_LIMIT": "-1", "FIELDCRM_LOG_FORMAT": "xml",
 		"FIELDCRM_ROLE": "boss", "FIELDCRM_SQLITE_SYNCHRONOUS": "off", "FIELDCRM_REMINDER_RECONCILE_EVERY": "never",
-		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1"}
+		"FIELDCRM_SIGNUP": "maybe", "FIELDCRM_TRUSTED_PROXIES": "10.0.0.0/33", "FIELDCRM_PASSWORD_CONCURRENCY": "-1",
+		"FIELDCRM_CORS_ORIGINS": "https://console.example.com/", "FIELDCRM_MIGRATE": "later", "FIELDCRM_MEMORY_LIMIT": "768Mi",
+		"MONGODB_URI_FILE": "/nonexistent/mongodb-uri", "REDIS_URL_FILE": "/nonexistent/redis-url"}
 	for k, v := range bad {
 		err := run(context.Background(), []string{"serve"}, func(key string) string {
 			if key == k {
@@ -604,5 +606,48 @@ func TestServeStopsWhenTheMetricsPortIsTaken(t *testing.T) {
 	err = run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "FIELDCRM_METRICS_ADDR") {
 		t.Fatalf("serve with its metrics port taken: %v", err)
+	}
+}
+
+func TestConnectionStringsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	mongoFile, redisFile := filepath.Join(dir, "mongodb-uri"), filepath.Join(dir, "redis-url")
+	if err := os.WriteFile(mongoFile, []byte("mongodb://fieldcrm:s3cret@mongo1:27017/?replicaSet=rs0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(redisFile, []byte("redis://:s3cret@redis:6379/0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"MONGODB_URI_FILE": mongoFile, "REDIS_URL_FILE": redisFile}
+	cfg, err := parseServeConfig(nil, func(k string) string { return vars[k] }, io.Discard)
+	if err != nil || cfg.MongoURI != "mongodb://fieldcrm:s3cret@mongo1:27017/?replicaSet=rs0" || cfg.RedisURL != "redis://:s3cret@redis:6379/0" {
+		t.Fatalf("from files: %q %q %v", cfg.MongoURI, cfg.RedisURL, err)
+	}
+	vars["MONGODB_URI"] = "mongodb://elsewhere:27017"
+	if _, err := parseServeConfig(nil, func(k string) string { return vars[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), "keep one") {
+		t.Errorf("MONGODB_URI and its file both set: %v", err)
+	}
+}
+
+func TestProbeAddressFollowsTheRole(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	for _, c := range []struct {
+		role, given string
+		vars        map[string]string
+		want        string
+	}{
+		{role: "all", want: ":8080"},
+		{role: "api", vars: map[string]string{"FIELDCRM_ADDR": ":8181", "FIELDCRM_METRICS_ADDR": ":9191"}, want: ":8181"},
+		{role: "worker", vars: map[string]string{"FIELDCRM_ADDR": ":8181"}, want: ":9090"},
+		{role: "worker", vars: map[string]string{"FIELDCRM_ADDR": ":8181", "FIELDCRM_METRICS_ADDR": "127.0.0.1:9191"}, want: "127.0.0.1:9191"},
+		{role: "worker", given: "10.1.2.3:7000", want: "10.1.2.3:7000"},
+	} {
+		got, err := probeAddr(c.role, c.given, env(c.vars))
+		if err != nil || got != c.want {
+			t.Errorf("role %s, --addr %q, %v: %q %v, want %q", c.role, c.given, c.vars, got, err, c.want)
+		}
+	}
+	if _, err := probeAddr("boss", "", env(nil)); exitCode(err) != 2 {
+		t.Errorf("unknown role: %v", err)
 	}
 }

@@ -28,6 +28,12 @@ func TestSoftMemoryLimitIsNinetyPercentOfTheContainersUnlessSet(t *testing.T) {
 		{"cgroup v1 without a limit", noEnv, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, 0},
 		{"not in a container", noEnv, nil, 0},
 		{"garbage", noEnv, map[string]string{"/sys/fs/cgroup/memory.max": "a lot\n"}, 0},
+		{"FIELDCRM_MEMORY_LIMIT from the manifest's limits.memory", func(k string) string {
+			if k == "FIELDCRM_MEMORY_LIMIT" {
+				return "805306368"
+			}
+			return ""
+		}, map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, 724775731},
 		{"GOMEMLIMIT set by the operator", func(k string) string {
 			if k == "GOMEMLIMIT" {
 				return "300MiB"

@@ -13,22 +13,19 @@ import (
 
 // probeCommand asks a running server whether it is ready (or, with --path
 // /healthz, alive). Container images built FROM scratch have no curl or wget,
-// so compose health checks run the binary itself. It asks the API's port,
-// or, for a worker (FIELDCRM_ROLE=worker), which has none, the metrics
-// port: the same image's health check suits either role.
+// so health checks run the binary itself; it reads the role the container
+// runs (FIELDCRM_ROLE), so that one HEALTHCHECK line serves both: an API
+// process is asked on its API port, a worker (which has none) on its
+// health and metrics port.
 func probeCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := getenv("FIELDCRM_ADDR")
-	if addr == "" {
-		addr = defaultAddr
+	role := getenv("FIELDCRM_ROLE")
+	if role == "" {
+		role = roleAll
 	}
-	if getenv("FIELDCRM_ROLE") == roleWorker {
-		if addr = getenv("FIELDCRM_METRICS_ADDR"); addr == "" {
-			addr = defaultMetricsAddr
-		}
-	}
-	fs.StringVar(&addr, "addr", addr, "the server's listen address (FIELDCRM_ADDR; for FIELDCRM_ROLE=worker, FIELDCRM_METRICS_ADDR)")
+	fs.StringVar(&role, "role", role, "the server's role: all or api are asked on FIELDCRM_ADDR, worker on FIELDCRM_METRICS_ADDR (FIELDCRM_ROLE)")
+	addrFlag := fs.String("addr", "", "ask this address instead of the one the role listens on")
 	path := fs.String("path", "/readyz", "what to ask: /readyz (ready for traffic) or /healthz (alive)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {
@@ -36,6 +33,10 @@ func probeCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	if *path != "/readyz" && *path != "/healthz" {
 		return usageError{"--path must be /readyz or /healthz"}
+	}
+	addr, err := probeAddr(role, *addrFlag, getenv)
+	if err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -64,4 +65,25 @@ func probeCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", url, strings.TrimSpace(string(body)))
 	return nil
+}
+
+// probeAddr is the address to ask: the one given, else where the role
+// serves its probes.
+func probeAddr(role, given string, getenv func(string) string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	var key, def string
+	switch role {
+	case roleAll, roleAPI:
+		key, def = "FIELDCRM_ADDR", defaultAddr
+	case roleWorker:
+		key, def = "FIELDCRM_METRICS_ADDR", defaultMetricsAddr
+	default:
+		return "", usageError{fmt.Sprintf("--role %q: want all, api or worker", role)}
+	}
+	if v := getenv(key); v != "" {
+		return v, nil
+	}
+	return def, nil
 }

@@ -268,7 +268,7 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		JWTSecret: jwtSecret,
 		DataKey:   dataKey,
 		HTTP: api.Config{BodyLimit: c.BodyLimit, ImportBodyLimit: c.ImportBodyLimit, TrustedProxies: c.trustedProxies(),
-			SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version},
+			CORSOrigins: c.corsOrigins(), SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, Version: version},
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},

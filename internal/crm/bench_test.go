@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -166,4 +167,63 @@ func BenchmarkChangeStage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkListCustomers measures a page of 50 of a rep's 2,000 customers and
+// an export of all of them, each customer stamped per field as a create
+// through the sync push stamps it (a sync number and a device for every
+// field).
+func BenchmarkListCustomers(b *testing.B) {
+	svc, rep, st := benchTenant(b, 0)
+	ctx := context.Background()
+	settings := models.Settings{}.WithDefaults()
+	for i := range 2000 {
+		c := models.Customer{CustomerFields: models.CustomerFields{
+			Name: fmt.Sprintf("上海华泰机械%d有限公司", i), Region: "华东", Stage: "prospect", Tags: []string{"vip", "华东"},
+			Address: models.Address{Province: "上海", City: "上海", Street: "浦东新区张江路 88 号"},
+			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("139%08d", i)}},
+				Emails: []models.Email{{Address: fmt.Sprintf("c%d@example.com", i)}}},
+		}}
+		if err := c.Prepare(settings); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now().UTC()
+		seq := int64(i + 1)
+		c.Meta = models.Meta{ID: models.NewID(), TenantID: rep.TenantID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now,
+			Seq: seq, FieldSeqs: map[string]int64{}, FieldDevices: map[string]string{}}
+		c.Number = settings.CustomerNumber.Format(seq, now)
+		c.RefreshSearchKeys()
+		text, err := json.Marshal(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(text, &fields); err != nil {
+			b.Fatal(err)
+		}
+		for name := range fields {
+			c.FieldSeqs[name], c.FieldDevices[name] = seq, "phone-0123456789abcd"
+		}
+		if err := st.Insert(ctx, store.Customers, &c.Meta, &c, models.AuditEntry{Action: "create"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("page", func(b *testing.B) {
+		for range b.N {
+			page, err := svc.Customers.List(ctx, rep, crm.ListOptions{Limit: 50})
+			if err != nil || len(page.Data) != 50 {
+				b.Fatalf("listed %d, %v", len(page.Data), err)
+			}
+		}
+	})
+	b.Run("export", func(b *testing.B) {
+		rows := 0
+		for range b.N {
+			err := svc.Customers.Each(ctx, rep, crm.ListOptions{}, func(models.Customer) error { rows++; return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	})
 }

@@ -573,13 +573,16 @@ type Page[R any] struct {
 	NextAfter *string `json:"next_after"`
 }
 
-// List returns a page of the records the actor may see.
+// List returns a page of the records the actor may see, without their
+// per-field sync stamps (models.Query.Shown): a page is shown, never written
+// back.
 func (r *Records[R]) List(ctx context.Context, a models.Actor, o ListOptions) (Page[R], error) {
 	q, err := r.listQuery(ctx, a, o)
 	if err != nil {
 		return Page[R]{}, err
 	}
 	q.Limit = o.Limit + 1
+	q.Shown = true
 	var recs []R
 	if err := r.svc.store.Find(ctx, r.coll, q, &recs); err != nil {
 		return Page[R]{}, err
@@ -606,13 +609,15 @@ func (r *Records[R]) CheckList(ctx context.Context, a models.Actor, o ListOption
 }
 
 // Each calls fn with every record List would return over all its pages, as
-// the actor sees them, reading them in one query (an export): paging would
-// run the query, a scan on the embedded engines, once per page.
+// the actor sees them (without their sync stamps, as List), reading them in
+// one query (an export): paging would run the query, a scan on the embedded
+// engines, once per page.
 func (r *Records[R]) Each(ctx context.Context, a models.Actor, o ListOptions, fn func(R) error) error {
 	q, err := r.listQuery(ctx, a, o)
 	if err != nil {
 		return err
 	}
+	q.Shown = true
 	return r.svc.store.Each(ctx, r.coll, q, func(decode func(any) error) error {
 		var rec R
 		if err := decode(&rec); err != nil {

@@ -311,6 +311,10 @@ func TestChangesSeenAreWhatAPullMaySend(t *testing.T) {
 		if i%5 == 2 {
 			m.Former = []models.Ownership{{OwnerID: "rep9", TeamID: "north"}}
 		}
+		if i%2 == 0 { // the others have no per-field maps
+			m.FieldSeqs = map[string]int64{"assignee_id": m.Seq, "id": m.Seq - 5, "title": m.Seq - 1}
+			m.FieldDevices = map[string]string{"assignee_id": "phone-b", "id": fmt.Sprintf("phone-%d", i)}
+		}
 		task := models.Task{Meta: m, AssigneeID: []string{"rep1", "rep3", "rep2"}[i%3]}
 		if err := direct.Insert(ctx, store.Tasks, &task.Meta, task, models.AuditEntry{Action: "create"}); err != nil {
 			t.Fatal(err)
@@ -368,6 +372,14 @@ func TestChangesSeenAreWhatAPullMaySend(t *testing.T) {
 				}
 				if !slices.Equal(ids(got), ids(want)) {
 					t.Fatalf("%s (live %t), %s: %v, want %v", c.name, live, name, ids(got), ids(want))
+				}
+				// What a pull reads of the per-field maps (the embedded
+				// engines leave out the rest).
+				for i, task := range got {
+					if task.FieldSeqs["id"] != want[i].FieldSeqs["id"] || task.FieldDevices["id"] != want[i].FieldDevices["id"] {
+						t.Fatalf("%s (live %t), %s: %s created at %d by %q, want %d by %q", c.name, live, name, task.ID,
+							task.FieldSeqs["id"], task.FieldDevices["id"], want[i].FieldSeqs["id"], want[i].FieldDevices["id"])
+					}
 				}
 			}
 			if env.SQLiteDir() != "" {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/fieldcrm/fieldcrm/internal/store"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -41,6 +44,10 @@ func seedQueryFixture(t *testing.T, st *store.Store, n int) queryFixture {
 			if i%17 == 0 {
 				d := at.Add(time.Hour)
 				m.DeletedAt = &d
+			}
+			if i%2 == 0 { // sync stamps, which a read to be shown leaves out
+				m.FieldSeqs = map[string]int64{"id": int64(i + 1), "name": int64(i + 2)}
+				m.FieldDevices = map[string]string{"id": "phone-1", "name": "phone-2"}
 			}
 			c := models.Customer{Meta: m, Number: fmt.Sprintf("C2026-%06d-%d", i, i%10)}
 			c.Name = names[i%len(names)] + fmt.Sprint(i%7)
@@ -268,11 +275,77 @@ func TestQueriesFromTablesMatchTheQueryEngine(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("pages of %d: tables gave %d records, FerretDB %d\n got %v\nwant %v", size, len(got), len(want), got, want)
 				}
+				shown := tc.q
+				shown.Shown = true
+				if got := pagedIDs(t, direct, tc.coll, shown, size); !slices.Equal(got, want) {
+					t.Fatalf("pages of %d, to be shown: tables gave %d records, FerretDB %d\n got %v\nwant %v", size, len(got), len(want), got, want)
+				}
 				if tc.name != "nobody's" && len(want) == 0 {
 					t.Fatal("the fixture selects nothing: the comparison proves nothing")
 				}
 			}
 		})
+	}
+}
+
+// A read of records to be shown (models.Query.Shown) gives the records a
+// plain read gives, with their sync stamps left out on the embedded engines,
+// whichever way the query is answered (a page, a walk, a search's
+// candidates, a stream).
+func TestShownRecordsLackTheirStampsAlone(t *testing.T) {
+	direct := env.Store(t)
+	if !direct.ReadsTables() {
+		t.Skip("the driver path reads whole documents")
+	}
+	f := seedQueryFixture(t, direct, 60)
+	admin := models.Scope{All: true}
+	for _, q := range []models.Query{
+		{Scope: admin, Limit: 20},
+		{Scope: admin, SortField: "name", Desc: true, Limit: 20},
+		{Scope: admin, Conds: []models.Cond{{Field: "search_keys", Op: models.OpContains, Value: "acme"}}, Limit: 20},
+		{Scope: admin, Conds: []models.Cond{{Field: "tags", Op: models.OpEq, Value: "vip"}}, Limit: 5},
+		{Scope: admin},
+	} {
+		q.Tenant = f.tenant
+		var plain, shown []bson.M
+		read := func(q models.Query, out *[]bson.M) {
+			if q.Limit > 0 {
+				if err := direct.Find(context.Background(), store.Customers, q, out); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			err := direct.Each(context.Background(), store.Customers, q, func(decode func(any) error) error {
+				var doc bson.M
+				*out = append(*out, doc)
+				return decode(&(*out)[len(*out)-1])
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		read(q, &plain)
+		q.Shown = true
+		read(q, &shown)
+		stamped := 0
+		for _, doc := range plain {
+			if doc["field_seqs"] != nil {
+				stamped++
+			}
+			delete(doc, "field_seqs")
+			delete(doc, "field_devices")
+		}
+		if len(plain) == 0 || stamped == 0 {
+			t.Fatalf("%+v: %d records, %d stamped: the comparison proves nothing", q.Conds, len(plain), stamped)
+		}
+		if len(shown) != len(plain) {
+			t.Fatalf("%+v: %d records to be shown, %d plain", q.Conds, len(shown), len(plain))
+		}
+		for i := range plain {
+			if !reflect.DeepEqual(shown[i], plain[i]) {
+				t.Fatalf("%+v: record %d to be shown\n%v\nplain, without stamps\n%v", q.Conds, i, shown[i], plain[i])
+			}
+		}
 	}
 }
 

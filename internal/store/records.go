@@ -256,19 +256,30 @@ func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func
 	return nil
 }
 
-// eachDirect is Each on the embedded engines, in two goroutines: one reads
-// the stored documents and converts them to BSON, this one decodes them and
-// calls each, a few hundred documents apart at most. The two halves cost
-// about the same (an export's rows went at the speed of both one after the
-// other). ok is false when the query did not translate and nothing was read.
+// eachDirect is Each on the embedded engines (see readDecoding). ok is
+// false when the query did not translate and nothing was read.
 func (s *Store) eachDirect(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) (ok bool, err error) {
+	err = readDecoding(ctx, func(fn func(bson.Raw) error) error {
+		var readErr error
+		ok, readErr = s.findDirect(ctx, coll, q, fn)
+		return readErr
+	}, each)
+	return ok, err
+}
+
+// readDecoding runs read, which calls fn with each stored document it
+// converts to BSON, in a goroutine of its own, and calls each with a decoder
+// of every document in this one, a few hundred documents apart at most. The
+// two halves cost about the same (an export's rows, and a pull's, went at
+// the speed of both one after the other); on two cores they overlap.
+func readDecoding(ctx context.Context, read func(fn func(bson.Raw) error) error, each func(decode func(out any) error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	docs := make(chan bson.Raw, 256)
 	var readErr error
 	go func() {
 		defer close(docs)
-		ok, readErr = s.findDirect(ctx, coll, q, func(doc bson.Raw) error {
+		readErr = read(func(doc bson.Raw) error {
 			select {
 			case docs <- doc:
 				return nil
@@ -285,11 +296,11 @@ func (s *Store) eachDirect(ctx context.Context, coll string, q models.Query, eac
 			}
 		}
 	}
-	// docs is closed: the reader has returned, and ok and readErr are set.
+	// docs is closed: the reader has returned, and readErr is set.
 	if eachErr != nil {
-		return true, eachErr
+		return eachErr
 	}
-	return ok, readErr
+	return readErr
 }
 
 // findArgs turns a Query into a filter and find options.
@@ -535,7 +546,7 @@ func (s *Store) Changes(ctx context.Context, coll, tenant string, after, upTo in
 // seenChangesReader reads what ChangesSeen asks without the query engine
 // (embedded.Tables).
 type seenChangesReader interface {
-	ChangesSeen(ctx context.Context, coll string, fields embedded.Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) ([]bson.Raw, error)
+	ChangesSeen(ctx context.Context, coll string, fields embedded.Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool, fn func(bson.Raw) error) error
 }
 
 // ChangesSeen is Changes narrowed to what an actor's pull may send: with
@@ -545,7 +556,9 @@ type seenChangesReader interface {
 // each record's fate), never fewer. On the embedded engines the (tenant_id,
 // seq) index is read in order and each entry's record tested before it is
 // decoded; through the driver, MongoDB filters that index's records (live)
-// or returns them all.
+// or returns them all. A record's field_seqs and field_devices may hold the
+// id's entries alone, all a pull reads of them: the embedded engines leave
+// out the rest as they read.
 func (s *Store) ChangesSeen(ctx context.Context, coll, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool, out any) error {
 	if s.tables == nil && live {
 		q := models.Query{Tenant: tenant, Scope: sc, OrAssignee: orAssignee, SortField: "seq", Limit: limit,
@@ -557,11 +570,17 @@ func (s *Store) ChangesSeen(ctx context.Context, coll, tenant string, after, upT
 	if !ok || !known {
 		return s.Changes(ctx, coll, tenant, after, upTo, limit, out)
 	}
-	docs, err := reader.ChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee, live)
-	if err != nil {
-		return err
-	}
-	return decodeAll(docs, out, coll, tenant)
+	list := reflect.ValueOf(out).Elem()
+	list.Set(reflect.MakeSlice(list.Type(), 0, min(limit, 1024)))
+	return readDecoding(ctx, func(fn func(bson.Raw) error) error {
+		return reader.ChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee, live, fn)
+	}, func(decode func(out any) error) error {
+		list.Set(reflect.Append(list, reflect.New(list.Type().Elem()).Elem()))
+		if err := decode(list.Index(list.Len() - 1).Addr().Interface()); err != nil {
+			return fmt.Errorf("decode a %s record of tenant %s: %w", coll, tenant, err)
+		}
+		return nil
+	})
 }
 
 // decodeAll decodes docs into out, a pointer to a slice.

@@ -2,7 +2,6 @@ package watermelon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -67,7 +66,7 @@ func BenchmarkFirstPull(b *testing.B) {
 		var from int64
 		for {
 			page := f.pull(b, from, nil)
-			body, err := json.Marshal(page)
+			body, err := page.AppendJSON(nil)
 			if err != nil {
 				b.Fatal(err)
 			}

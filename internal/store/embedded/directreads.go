@@ -446,6 +446,13 @@ func (t *Tables) each(ctx context.Context, coll, q string, args []any, fn func(b
 // off, in a read-only transaction of q's own), where its estimates pick a
 // worse one (see findTerms). SQLite is told by the statement itself.
 func (t *Tables) eachPlanned(ctx context.Context, coll, q string, args []any, off []string, fn func(bson.Raw) error) error {
+	return t.eachKeeping(ctx, coll, q, args, off, nil, fn)
+}
+
+// eachKeeping is eachPlanned with the documents' top-level maps that keep
+// names cut, as they are converted, to the one member keep gives for each,
+// or left out where it gives "".
+func (t *Tables) eachKeeping(ctx context.Context, coll, q string, args []any, off []string, keep map[string]string, fn func(bson.Raw) error) error {
 	return t.retry(ctx, coll, func(table string) error {
 		if table == "" {
 			return nil
@@ -461,7 +468,7 @@ func (t *Tables) eachPlanned(ctx context.Context, coll, q string, args []any, of
 				if err := rows.Scan(&text); err != nil {
 					return err
 				}
-				doc, err := sjsonToBSON(text, t.schemas)
+				doc, err := sjsonToBSONKeeping(text, t.schemas, keep)
 				if err != nil {
 					return fmt.Errorf("convert a stored record: %w", err)
 				}
@@ -515,16 +522,17 @@ func (t *Tables) Changes(ctx context.Context, coll, tenant string, after, upTo i
 // orAssignee, an assignment) lets them see; without, also the deleted ones,
 // and those with an earlier owner (a device of theirs may hold them). A
 // rep's pull so decodes about the records it sends, not the whole tenant's.
-func (t *Tables) ChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool) ([]bson.Raw, error) {
+// fn is called with each document, converted, as the rows arrive, with its
+// per-field maps cut to what a pull reads of them (pulledMaps).
+func (t *Tables) ChangesSeen(ctx context.Context, coll string, fields Fields, tenant string, after, upTo int64, limit int, sc models.Scope, orAssignee string, live bool, fn func(bson.Raw) error) error {
 	stmt, args, err := t.dialect.changesSeenSQL(t.dialect.document, fields, tenant, after, upTo, limit, sc, orAssignee, live)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out, err := t.query(ctx, coll, stmt, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
+	if err := t.eachKeeping(ctx, coll, stmt, args, nil, pulledMaps(), fn); err != nil {
+		return fmt.Errorf("read %s changes of tenant %s: %w", coll, tenant, err)
 	}
-	return out, nil
+	return nil
 }
 
 // ExplainChangesSeen returns the database's plan for ChangesSeen, and that

@@ -291,7 +291,7 @@ func (t *Tables) Find(ctx context.Context, coll string, fields Fields, q models.
 	if err != nil {
 		return err
 	}
-	err = t.eachPlanned(ctx, coll, stmt, args, t.dialect.streamPlanner(q), each)
+	err = t.eachKeeping(ctx, coll, stmt, args, t.dialect.streamPlanner(q), shownCut(q), each)
 	if err != nil && hints.named() && strings.Contains(err.Error(), "no such index") {
 		// A table made after start-up has not got the index yet (SQLite
 		// refuses the statement before it reads anything): the answer is
@@ -352,7 +352,7 @@ func (t *Tables) findByWalk(ctx context.Context, coll string, fields Fields, q m
 		if err != nil {
 			return false, err
 		}
-		err = t.each(ctx, coll, stmt, args, func(doc bson.Raw) error {
+		err = t.eachKeeping(ctx, coll, stmt, args, nil, shownCut(q), func(doc bson.Raw) error {
 			page = append(page, slices.Clone(doc))
 			return nil
 		})

@@ -134,7 +134,7 @@ func (t *Tables) findTerms(ctx context.Context, coll string, fields Fields, q mo
 	if err != nil {
 		return true, err
 	}
-	return true, t.each(ctx, coll, stmt, args, each)
+	return true, t.eachKeeping(ctx, coll, stmt, args, nil, shownCut(q), each)
 }
 
 // walkTerms walks the list for q's search s (see termsWalkOf) and says
@@ -149,7 +149,7 @@ func (t *Tables) walkTerms(ctx context.Context, coll string, fields Fields, q mo
 	if err != nil {
 		return nil, false, err
 	}
-	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner())
+	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner(), shownCut(q))
 	if err != nil || len(page) == q.Limit {
 		return page, err == nil, err
 	}
@@ -177,10 +177,10 @@ func (d dialect) walkedIDs(fields Fields, q models.Query, index string) (string,
 	return ids, args, rest.Limit, err
 }
 
-// pagePlanned collects the documents stmt reads (see eachPlanned).
-func (t *Tables) pagePlanned(ctx context.Context, coll, stmt string, args []any, off []string) ([]bson.Raw, error) {
+// pagePlanned collects the documents stmt reads (see eachKeeping).
+func (t *Tables) pagePlanned(ctx context.Context, coll, stmt string, args []any, off []string, keep map[string]string) ([]bson.Raw, error) {
 	var page []bson.Raw
-	err := t.eachPlanned(ctx, coll, stmt, args, off, func(doc bson.Raw) error {
+	err := t.eachKeeping(ctx, coll, stmt, args, off, keep, func(doc bson.Raw) error {
 		page = append(page, slices.Clone(doc))
 		return nil
 	})
@@ -215,7 +215,7 @@ func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q 
 	if err != nil {
 		return nil, false, err
 	}
-	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner())
+	page, err := t.pagePlanned(ctx, coll, stmt, args, walkPlanner(), shownCut(q))
 	return page, err == nil && (len(page) == q.Limit || walked < most), err
 }
 

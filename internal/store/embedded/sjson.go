@@ -8,8 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/fieldcrm/fieldcrm/internal/jsontext"
+	"github.com/fieldcrm/fieldcrm/models"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -45,6 +46,31 @@ type sjsonElem struct {
 // sjsonToBSON converts one stored document; schemas, when not nil, keeps
 // the parsed schemas of documents read before.
 func sjsonToBSON(text []byte, schemas *schemaCache) (bson.Raw, error) {
+	return sjsonToBSONKeeping(text, schemas, nil)
+}
+
+// pulledMaps names the members of a record's per-field maps (models.Meta's
+// field_seqs and field_devices) that a pull reads: those of the id, which
+// say when and by which device the record was created. The maps hold an
+// entry per field, and converting and decoding them was half of a pulled
+// record's decoding.
+func pulledMaps() map[string]string {
+	return map[string]string{"field_seqs": "id", "field_devices": "id"}
+}
+
+// shownCut is what a query of records to be shown (models.Query.Shown)
+// leaves out of them: the per-field maps, which they never show.
+func shownCut(q models.Query) map[string]string {
+	if !q.Shown {
+		return nil
+	}
+	return map[string]string{"field_seqs": "", "field_devices": ""}
+}
+
+// sjsonToBSONKeeping is sjsonToBSON with each top-level object that keep
+// names cut to the one member keep gives for it (none when it lacks it), or
+// left out where keep gives "".
+func sjsonToBSONKeeping(text []byte, schemas *schemaCache, keep map[string]string) (bson.Raw, error) {
 	fields, err := membersOf(text)
 	if err != nil {
 		return nil, fmt.Errorf("parse stored document: %w", err)
@@ -54,7 +80,7 @@ func sjsonToBSON(text []byte, schemas *schemaCache) (bson.Raw, error) {
 		return nil, err
 	}
 	// The BSON form is shorter than the text, which repeats the schema.
-	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields)
+	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +119,7 @@ func (m members) get(key string) []byte {
 // FerretDB and bsonToSJSON write the values in that order after the
 // schema, so each key is found at the next member; another order, or a
 // repeated key, is read by looking each key up.
-func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, error) {
+func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[string]string) ([]byte, error) {
 	idx, dst := bsoncore.ReserveLength(dst)
 	inOrder := inSchemaOrder(schema.Keys, fields)
 	next := 0
@@ -113,7 +139,16 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, er
 			return nil, fmt.Errorf("stored document: field %q is missing from its schema or its values", key)
 		}
 		var err error
-		if dst, err = appendValue(dst, key, elem, raw); err != nil {
+		member, cut := keep[key]
+		switch {
+		case cut && member == "":
+			continue
+		case cut && elem.Type == "object" && elem.Schema != nil:
+			dst, err = appendOneMember(dst, key, elem.Schema, raw, member)
+		default:
+			dst, err = appendValue(dst, key, elem, raw)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("field %q: %w", key, err)
 		}
 	}
@@ -122,6 +157,25 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members) ([]byte, er
 }
 
 // inSchemaOrder tells whether fields, leaving out schemas, are exactly
+
+// appendOneMember writes the object raw (of schema) as a document holding
+// its member named member alone, or nothing when it has none.
+func appendOneMember(dst []byte, key string, schema *sjsonSchema, raw []byte, member string) ([]byte, error) {
+	fields, err := membersOf(raw)
+	if err != nil {
+		return nil, err
+	}
+	dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
+	idx, dst := bsoncore.ReserveLength(dst)
+	if val, elem := fields.get(member), schema.Props[member]; val != nil && elem != nil {
+		if dst, err = appendValue(dst, member, elem, val); err != nil {
+			return nil, fmt.Errorf("member %q: %w", member, err)
+		}
+	}
+	dst = append(dst, 0x00)
+	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
+}
+
 // keys in that order.
 func inSchemaOrder(keys []string, fields members) bool {
 	k := 0
@@ -191,7 +245,7 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, e
 			return nil, err
 		}
 		dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
-		return appendDocument(dst, elem.Schema, fields)
+		return appendDocument(dst, elem.Schema, fields, nil)
 	case "array":
 		var items [][]byte
 		if err := eachItem(raw, func(item []byte) error { items = append(items, item); return nil }); err != nil {
@@ -256,9 +310,7 @@ func appendMembers(dst []byte, elems []bson.RawElement, value func([]byte, bson.
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = appendJSONString(dst, e.Key()); err != nil {
-			return nil, err
-		}
+		dst = jsontext.AppendString(dst, e.Key())
 		dst = append(dst, ':')
 		if dst, err = value(dst, e.Value()); err != nil {
 			return nil, fmt.Errorf("field %q: %w", e.Key(), err)
@@ -285,9 +337,7 @@ func appendSchema(dst []byte, doc bson.Raw) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if dst, err = appendJSONString(dst, e.Key()); err != nil {
-			return nil, err
-		}
+		dst = jsontext.AppendString(dst, e.Key())
 	}
 	return append(dst, "]}"...), nil
 }
@@ -352,7 +402,7 @@ func sjsonTypeName(t bsontype.Type) string {
 func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 	switch v.Type {
 	case bsontype.String:
-		return appendJSONString(dst, v.StringValue())
+		return jsontext.AppendString(dst, v.StringValue()), nil
 	case bsontype.Int64:
 		return strconv.AppendInt(dst, v.Int64(), 10), nil
 	case bsontype.Int32:
@@ -367,10 +417,10 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 	case bsontype.Null:
 		return append(dst, "null"...), nil
 	case bsontype.ObjectID:
-		return appendJSONString(dst, v.ObjectID().Hex())
+		return jsontext.AppendString(dst, v.ObjectID().Hex()), nil
 	case bsontype.Binary:
 		_, data := v.Binary()
-		return appendJSONString(dst, base64.StdEncoding.EncodeToString(data))
+		return jsontext.AppendString(dst, base64.StdEncoding.EncodeToString(data)), nil
 	case bsontype.EmbeddedDocument:
 		elems, err := v.Document().Elements()
 		if err != nil {
@@ -397,20 +447,4 @@ func appendSJSONValue(dst []byte, v bson.RawValue) ([]byte, error) {
 		return append(dst, ']'), nil
 	}
 	return dst, fmt.Errorf("unsupported BSON type %s", v.Type)
-}
-
-// appendJSONString writes s as encoding/json does (FerretDB's encoder). Most
-// strings need no escaping and are copied as they are; the rest go through
-// encoding/json, which also escapes <, > and & and invalid UTF-8 its own way.
-func appendJSONString(dst []byte, s string) ([]byte, error) {
-	for _, r := range s {
-		if r < 0x20 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&' ||
-			r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
-			b, err := json.Marshal(s)
-			return append(dst, b...), err
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"'), nil
 }

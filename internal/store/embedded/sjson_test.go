@@ -70,18 +70,45 @@ func TestStoredFormRoundTrip(t *testing.T) {
 	}
 }
 
-// Strings are written exactly as encoding/json writes them, since FerretDB's
-// unique _id index compares the text.
-func TestStringsAreWrittenAsEncodingJSONDoes(t *testing.T) {
-	for _, s := range []string{"", "plain id-42_x", "张伟 Zhāng", "a\"b", `back\slash`, "<b>&amp;", "tab\there\n",
-		"\x00\x1f", "line\u2028sep\u2029", "bad \xff utf-8", "replacement \ufffd char", "emoji 😀"} {
-		got, err := appendJSONString([]byte("x"), s)
+// A pull's read keeps, of the top-level per-field maps, the id's members
+// alone; the rest of the document, nested maps of the same name included,
+// is converted whole.
+func TestPulledMapsKeepTheIdsMembers(t *testing.T) {
+	doc := bson.D{
+		{Key: "_id", Value: "c1"},
+		{Key: "field_devices", Value: bson.D{{Key: "id", Value: "phone-1"}, {Key: "name", Value: "phone-2"}}},
+		{Key: "field_seqs", Value: bson.D{{Key: "address", Value: int64(9)}, {Key: "id", Value: int64(4)}, {Key: "name", Value: int64(7)}}},
+		{Key: "name", Value: "上海华泰"},
+		{Key: "nested", Value: bson.D{{Key: "field_seqs", Value: bson.D{{Key: "id", Value: int64(1)}, {Key: "x", Value: int64(2)}}}}},
+	}
+	want := bson.D{
+		{Key: "_id", Value: "c1"},
+		{Key: "field_devices", Value: bson.D{{Key: "id", Value: "phone-1"}}},
+		{Key: "field_seqs", Value: bson.D{{Key: "id", Value: int64(4)}}},
+		{Key: "name", Value: "上海华泰"},
+		{Key: "nested", Value: bson.D{{Key: "field_seqs", Value: bson.D{{Key: "id", Value: int64(1)}, {Key: "x", Value: int64(2)}}}}},
+	}
+	noID := bson.D{{Key: "_id", Value: "c2"}, {Key: "field_seqs", Value: bson.D{{Key: "name", Value: int64(3)}}}, {Key: "field_devices", Value: nil}}
+	wantNoID := bson.D{{Key: "_id", Value: "c2"}, {Key: "field_seqs", Value: bson.D{}}, {Key: "field_devices", Value: nil}}
+	for _, c := range []struct{ doc, want bson.D }{{doc, want}, {noID, wantNoID}} {
+		raw, err := bson.Marshal(c.doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := json.Marshal(s)
-		if string(got) != "x"+string(want) {
-			t.Fatalf("%q written as %s, encoding/json writes %s", s, got[1:], want)
+		wantRaw, err := bson.Marshal(c.want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := bsonToSJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sjsonToBSONKeeping(text, nil, pulledMaps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, wantRaw) {
+			t.Fatalf("read for a pull\n got %v\nwant %v", got, bson.Raw(wantRaw))
 		}
 	}
 }
