@@ -627,7 +627,7 @@ func (w *docWorld) check(t *testing.T, where string, ex responseExample, body an
 // TestReadmeConfigurationTableListsEverySetting compares the README's table
 // of environment variables with the ones cmd/fieldcrm/config.go reads.
 func TestReadmeConfigurationTableListsEverySetting(t *testing.T) {
-	setting := regexp.MustCompile(`"((?:FIELDCRM|FCM|MONGODB|REDIS|FERRETDB)_[A-Z_]+)"`)
+	setting := regexp.MustCompile(`"((?:FIELDCRM|FCM|MONGODB|REDIS|FERRETDB|OTEL)_[A-Z_]+)"`)
 	read := map[string]bool{}
 	for _, m := range setting.FindAllStringSubmatch(readDoc(t, "cmd/fieldcrm/config.go"), -1) {
 		read[m[1]] = true

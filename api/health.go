@@ -90,6 +90,11 @@ func newLifecycle(reg prometheus.Registerer, now func() time.Time, grace time.Du
 // (tests through app.Test) calls it itself.
 func (s *Server) MarkStarted() { s.life.started.Store(true) }
 
+// MarkStopping makes the process unready at once, as Serve does when told to
+// stop: for a process that serves no API (a worker), whose probes are on the
+// metrics port alone.
+func (s *Server) MarkStopping() { s.life.stopping.Store(true) }
+
 // WatchLoop makes /healthz fail once lastTurn is more than stuckAfter ago:
 // the loop is stuck and a restart is the cure. The loop reports a turn at
 // least every few seconds when idle.

@@ -11,6 +11,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -38,7 +41,10 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
 	info := &requestInfo{requestID: id}
-	c.SetUserContext(context.WithValue(c.UserContext(), requestInfoKey{}, info))
+	// The span is renamed by its route once routing found it.
+	ctx, span := s.tracer.Start(c.UserContext(), "HTTP "+c.Method(), trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	c.SetUserContext(context.WithValue(ctx, requestInfoKey{}, info))
 
 	err := c.Next()
 	if err != nil {
@@ -55,7 +61,17 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	elapsed := time.Since(start)
 	// Clone: Fiber reuses the method's bytes for the next request, and the
 	// metric keeps its label strings forever.
-	s.metrics.observe(strings.Clone(c.Method()), strings.Clone(route), status, elapsed)
+	method := strings.Clone(c.Method())
+	route = strings.Clone(route)
+	s.metrics.observe(method, route, status, elapsed)
+	if span.IsRecording() {
+		span.SetName(method + " " + route)
+		span.SetAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route),
+			attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+	}
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -186,4 +202,48 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// syncMetrics are the series of the sync protocol: how long pulls and
+// pushes take, how many records and bytes they carry, and what pushes
+// conflicted or were rejected, by table (a fixed set of names).
+type syncMetrics struct {
+	pullDuration, pushDuration prometheus.Histogram
+	pullRecords, pushRecords   prometheus.Histogram
+	pullBytes, pushBytes       prometheus.Histogram
+	conflicts, rejections      *prometheus.CounterVec
+}
+
+func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
+	duration := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help,
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}})
+	}
+	// Up to a page of 5,000 records (FIELDCRM_SYNC_PAGE_SIZE), and pushes
+	// of a device that was offline for days.
+	records := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help,
+			Buckets: []float64{0, 1, 10, 50, 100, 500, 1000, 2500, 5000, 10000}})
+	}
+	// From an empty pull (a few hundred bytes) to the 8 MiB body limit.
+	size := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help,
+			Buckets: prometheus.ExponentialBuckets(256, 4, 10)})
+	}
+	m := &syncMetrics{
+		pullDuration: duration("fieldcrm_sync_pull_duration_seconds", "Time to answer a sync pull that succeeded, in seconds."),
+		pushDuration: duration("fieldcrm_sync_push_duration_seconds", "Time to apply a sync push that succeeded, in seconds."),
+		pullRecords:  records("fieldcrm_sync_pull_records", "Records (created, updated and deleted) in each pull's answer."),
+		pushRecords:  records("fieldcrm_sync_push_records", "Records (created, updated and deleted) in each push."),
+		pullBytes:    size("fieldcrm_sync_pull_bytes", "Size of each pull's answer as JSON, before compression, in bytes."),
+		pushBytes:    size("fieldcrm_sync_push_bytes", "Size of each push's body as received, in bytes."),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldcrm_sync_conflicts_total", Help: "Pushed records applied over an edit made on the server since the device's pull (a conflict recorded), by table.",
+		}, []string{"table"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldcrm_sync_rejections_total", Help: "Pushed records refused one by one (the device keeps them as changed), by table.",
+		}, []string{"table"}),
+	}
+	reg.MustRegister(m.pullDuration, m.pushDuration, m.pullRecords, m.pushRecords, m.pullBytes, m.pushBytes, m.conflicts, m.rejections)
+	return m
 }

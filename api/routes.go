@@ -27,16 +27,6 @@ type route struct {
 	handler  fiber.Handler
 }
 
-// isSystemPath tells the routes of the process itself, the only ones a
-// worker serves (Config.SystemOnly).
-func isSystemPath(path string) bool {
-	switch path {
-	case "/healthz", "/readyz", "/metrics":
-		return true
-	}
-	return false
-}
-
 func (s *Server) routeTable() []route {
 	const (
 		tagAuth    = "auth"
@@ -83,7 +73,6 @@ func (s *Server) routeTable() []route {
 			auth: true, response: models.Team{}, status: 200, errors: []int{404}, handler: readOne(s.accounts.Team)},
 		{method: "GET", path: "/healthz", tag: tagSystem, summary: "Liveness: the process serves and its loops turn", response: healthResponse{}, status: 200, handler: s.healthz},
 		{method: "GET", path: "/readyz", tag: tagSystem, summary: "Readiness: started and not shutting down; each dependency's state (a failing one makes it unready only past FIELDCRM_READY_DEPENDENCY_GRACE)", response: healthResponse{}, status: 200, errors: []int{503}, handler: s.readyz},
-		{method: "GET", path: "/metrics", tag: tagSystem, summary: "Prometheus metrics (text exposition format)", status: 200, handler: s.metricsHandler()},
 		{method: "GET", path: "/v1/openapi.json", tag: tagSystem, summary: "This OpenAPI 3.1 document", status: 200, handler: s.openAPI},
 
 		{method: "GET", path: "/v1/settings", tag: tagAdmin, summary: "The tenant's CRM settings (numbering, phone region, tiers, SLAs, custom fields)",

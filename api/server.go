@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/crm"
@@ -66,6 +67,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish on shutdown.
 	ShutdownTimeout time.Duration
 	Version         string
+	// Metrics is the application's registry: the server adds its series
+	// (requests, sync) to it, and SystemHandler serves it. Nil makes one of
+	// the server's own.
+	Metrics *prometheus.Registry
+	// Tracer, when set, makes a span of each request, named by its route.
+	Tracer trace.Tracer
 	// CORSOrigins are the exact origins (https://console.example.com) whose
 	// browser apps may call the API; empty sends no CORS headers, so
 	// browsers allow same-origin calls only (see cors.go).
@@ -76,10 +83,6 @@ type Config struct {
 	DependencyGrace time.Duration
 	// Now is the clock of the dependency grace (nil: time.Now).
 	Now func() time.Time
-	// SystemOnly serves /healthz, /readyz and /metrics and nothing else: a
-	// worker process (reminders and background jobs) has no API to offer,
-	// yet its probes and its metrics must be reachable.
-	SystemOnly bool
 }
 
 // DefaultBodyLimit is 8 MiB: a sync push of a device that was offline for days
@@ -116,7 +119,9 @@ type Server struct {
 	checks   []Check
 	log      *slog.Logger
 	metrics  *httpMetrics
+	syncm    *syncMetrics
 	registry *prometheus.Registry
+	tracer   trace.Tracer
 	routes   []route
 	cfg      Config
 	proxies  proxies
@@ -141,14 +146,27 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("fieldcrm")
+	}
 	s := &Server{accounts: acc, crm: crmService, imports: importRunner, sync: syncEngine, notify: notifications, checks: checks, log: log, cfg: cfg,
-		registry: prometheus.NewRegistry(), proxies: trusted}
+		registry: cfg.Metrics, tracer: cfg.Tracer, proxies: trusted}
 	s.metrics = newHTTPMetrics(s.registry)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
 	s.life = newLifecycle(s.registry, now, cfg.DependencyGrace)
+	s.syncm = newSyncMetrics(s.registry)
+	if syncEngine != nil {
+		for _, t := range syncEngine.Schema().Tables {
+			s.syncm.conflicts.WithLabelValues(t.Name)
+			s.syncm.rejections.WithLabelValues(t.Name)
+		}
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "fieldcrm",
 		BodyLimit:             cfg.BodyLimit,
@@ -191,9 +209,6 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 		return nil, err
 	}
 	s.app.Use(s.requestContext, s.recoverPanics, cors.handle, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
-	if cfg.SystemOnly {
-		s.routes = slices.DeleteFunc(s.routes, func(r route) bool { return !isSystemPath(r.path) })
-	}
 	for _, r := range s.routes {
 		handlers := []fiber.Handler{}
 		if r.auth {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -50,14 +51,22 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	out, err := s.sync.Pull(c.UserContext(), deviceActorOf(c), last, mig)
 	if err != nil {
 		return err
 	}
+	s.syncm.pullDuration.Observe(time.Since(start).Seconds())
+	records := 0
+	for _, tc := range out.Changes {
+		records += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
+	}
+	s.syncm.pullRecords.Observe(float64(records))
 	body, err := out.AppendJSON(make([]byte, 0, 64<<10))
 	if err != nil {
 		return fmt.Errorf("encode a pull: %w", err)
 	}
+	s.syncm.pullBytes.Observe(float64(len(body)))
 	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
@@ -73,9 +82,25 @@ func (s *Server) syncPush(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	start := time.Now()
 	out, err := s.sync.Push(c.UserContext(), deviceActorOf(c), last, req)
 	if err != nil {
 		return err
+	}
+	s.syncm.pushDuration.Observe(time.Since(start).Seconds())
+	records := 0
+	for _, tc := range req.Changes {
+		records += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
+	}
+	s.syncm.pushRecords.Observe(float64(records))
+	s.syncm.pushBytes.Observe(float64(len(c.Body())))
+	for table, ids := range out.Conflicted {
+		if len(ids) > 0 {
+			s.syncm.conflicts.WithLabelValues(table).Add(float64(len(ids)))
+		}
+	}
+	for table, rejected := range out.Rejected {
+		s.syncm.rejections.WithLabelValues(table).Add(float64(len(rejected)))
 	}
 	return c.JSON(out)
 }

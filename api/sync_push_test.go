@@ -120,6 +120,10 @@ func TestPushMergesFieldsAndRecordsConflicts(t *testing.T) {
 	if fmt.Sprint(res["conflicted"].(map[string]any)["customers"]) != "["+id+"]" {
 		t.Fatalf("same-field edits did not conflict: %v", res)
 	}
+	if text := scrape(t, h.server.SystemHandler()); !strings.Contains(text, `fieldcrm_sync_conflicts_total{table="customers"} 1`+"\n") ||
+		!strings.Contains(text, `fieldcrm_sync_conflicts_total{table="contacts"} 0`+"\n") {
+		t.Errorf("the conflict is not counted by table:\n%s", grepLines(text, "fieldcrm_sync_conflicts_total"))
+	}
 	c = h.call("GET", "/v1/customers/"+id, w.r1, nil, 200)
 	if c["title"] != "Boss" || fmt.Sprint(c["tags"]) != "[old a b]" {
 		t.Fatalf("after conflict: title %v tags %v", c["title"], c["tags"])
@@ -262,6 +266,23 @@ func TestPushRejectsRecordsTheUserMayNotWriteAndAppliesTheRest(t *testing.T) {
 		t.Fatal("another rep's customer was changed")
 	}
 	h.call("GET", "/v1/customers/badphone00000001", w.r1, nil, 404)
+	text := scrape(t, h.server.SystemHandler())
+	for _, want := range []string{`fieldcrm_sync_rejections_total{table="customers"} 2`, `fieldcrm_sync_push_records_count 1`, `fieldcrm_sync_push_records_sum 3`} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(text, "fieldcrm_sync_"))
+		}
+	}
+}
+
+// grepLines returns the lines of text that start with prefix.
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestPushBadInputIs4xxAndWritesNothing(t *testing.T) {

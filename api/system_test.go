@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -85,11 +87,10 @@ func TestMetricsCountRequestsByRouteTemplate(t *testing.T) {
 	a := h.signup("Acme", "ana@acme.test")
 	h.do("GET", "/v1/users/"+a.id, a.access, nil)
 	h.do("GET", "/v1/users/unknown", a.access, nil)
-	r := h.do("GET", "/metrics", "", nil)
-	if r.status != 200 {
-		t.Fatalf("metrics status %d", r.status)
+	if r := h.do("GET", "/metrics", "", nil); r.status != 404 {
+		t.Fatalf("GET /metrics on the API's port: %d, want 404 (the metrics have a port of their own)", r.status)
 	}
-	text := string(r.body)
+	text := scrape(t, h.server.SystemHandler())
 	for _, want := range []string{
 		`fieldcrm_http_requests_total{method="GET",route="/v1/users/:id",status="200"} 1`,
 		`fieldcrm_http_requests_total{method="GET",route="/v1/users/:id",status="404"} 1`,
@@ -266,5 +267,54 @@ func TestShutdownDoesNotWaitForConnectionsThatNeverSentARequest(t *testing.T) {
 	_ = silent.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("silent connection still open after shutdown (read %d, %v)", n, err)
+	}
+}
+
+// scrape gets /metrics from the system handler (the metrics port).
+func scrape(t *testing.T, system http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	system.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /metrics on the metrics port: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+// The metrics port answers /healthz and /readyz as the API's port does,
+// failing checks included: a worker, which serves no API, is probed there.
+func TestMetricsPortAnswersTheProbesAsTheAPIDoes(t *testing.T) {
+	down := errors.New("connection refused")
+	for _, c := range []struct {
+		name  string
+		check api.Check
+		want  int
+	}{
+		{"all up", api.Check{Name: "mongodb", Ping: func(context.Context) error { return nil }}, 200},
+		{"redis down", api.Check{Name: "redis", Ping: func(context.Context) error { return down }}, 503},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.check)
+			for _, path := range []string{"/healthz", "/readyz"} {
+				rec := httptest.NewRecorder()
+				h.server.SystemHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				onAPI := h.do("GET", path, "", nil)
+				want := c.want
+				if path == "/healthz" {
+					want = 200
+				}
+				if rec.Code != want || onAPI.status != want {
+					t.Errorf("%s: metrics port %d, API port %d, want %d", path, rec.Code, onAPI.status, want)
+				}
+				var body, apiBody map[string]any
+				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+					t.Fatalf("%s on the metrics port: %v %s", path, err, rec.Body)
+				}
+				_ = json.Unmarshal(onAPI.body, &apiBody)
+				if fmt.Sprint(body) != fmt.Sprint(apiBody) {
+					t.Errorf("%s: metrics port says %v, API port %v", path, body, apiBody)
+				}
+			}
+		})
 	}
 }

@@ -35,7 +35,7 @@ func settings(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	keys := map[string]bool{}
-	for _, m := range regexp.MustCompile(`"((?:FIELDCRM|FCM|MONGODB|REDIS|FERRETDB)_[A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+	for _, m := range regexp.MustCompile(`"((?:FIELDCRM|FCM|MONGODB|REDIS|FERRETDB|OTEL)_[A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {
 		keys[m[1]] = true
 	}
 	if !keys["MONGODB_URI"] || !keys["FIELDCRM_JWT_SECRET_FILE"] {

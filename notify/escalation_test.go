@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,6 +182,8 @@ func TestQuietHoursHoldNonUrgentPushesButNotTheInbox(t *testing.T) {
 	if err := w.store.UpdateUser(ctx, o.manager.TenantID, o.manager.ID, map[string]any{"quiet_hours": models.QuietHours{Start: "22:00", End: "07:00"}}); err != nil {
 		t.Fatal(err)
 	}
+	metrics := &recordedMetrics{}
+	w.worker.Metrics = metrics
 	due := clock.Now().Add(-59 * time.Minute) // overdue escalation at +1 min
 	task, err := w.crm.Tasks.Create(ctx, w.admin(), models.Task{ChildFields: models.ChildFields{CustomerID: w.customer}, Title: "Late call", DueAt: due, AssigneeID: o.rep.ID})
 	if err != nil {
@@ -206,6 +209,51 @@ func TestQuietHoursHoldNonUrgentPushesButNotTheInbox(t *testing.T) {
 	if inbox, _ := w.crm.Notifications.List(ctx, managerActor, crmList()); len(inbox.Data) != 1 {
 		t.Fatalf("the inbox has it twice: %+v", inbox.Data)
 	}
+	// Pushed as the quiet hours ended: on time, not eight hours late.
+	metrics.mu.Lock()
+	defer metrics.mu.Unlock()
+	if got := metrics.lateness[models.NotifyTaskOverdue]; len(got) != 1 || got[0] != 0 {
+		t.Errorf("lateness of the escalation held by quiet hours: %v, want [0s]", got)
+	}
+	if metrics.escalated[models.NotifyTaskOverdue] != 1 || metrics.pushes[notify.PushSent] < 1 {
+		t.Errorf("escalations %v, pushes %v", metrics.escalated, metrics.pushes)
+	}
+}
+
+// recordedMetrics is a notify.Metrics that remembers what it heard.
+type recordedMetrics struct {
+	mu        sync.Mutex
+	lateness  map[string][]time.Duration
+	failed    map[string]int
+	escalated map[string]int
+	digests   int
+	pushes    map[string]int // by outcome
+}
+
+func (m *recordedMetrics) ReminderSent(kind string, lateness time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lateness == nil {
+		m.lateness = map[string][]time.Duration{}
+	}
+	m.lateness[kind] = append(m.lateness[kind], lateness)
+}
+
+func (m *recordedMetrics) ReminderFailed(kind string) { m.count(&m.failed, kind) }
+func (m *recordedMetrics) Escalated(kind string)      { m.count(&m.escalated, kind) }
+func (m *recordedMetrics) DigestSent()                { m.mu.Lock(); m.digests++; m.mu.Unlock() }
+
+func (m *recordedMetrics) Push(ctx context.Context, provider string) (context.Context, func(string)) {
+	return ctx, func(outcome string) { m.count(&m.pushes, outcome) }
+}
+
+func (m *recordedMetrics) count(into *map[string]int, key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if *into == nil {
+		*into = map[string]int{}
+	}
+	(*into)[key]++
 }
 
 func TestDigestsFireAtEachManagersLocalTime(t *testing.T) {
@@ -268,6 +316,8 @@ func TestQuotaExceededIsRetriedThenMarkedFailed(t *testing.T) {
 	clock := testenv.NewClock(time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC))
 	w := newWorldAt(t, clock.Now)
 	w.device("phone", "token-phone")
+	metrics := &recordedMetrics{}
+	w.worker.Metrics = metrics
 	quota := fcmAnswer{status: 429, errStatus: "RESOURCE_EXHAUSTED", fcmCode: "QUOTA_EXCEEDED", retryAfter: "60"}
 	for range notify.MaxAttempts {
 		w.fcm.answer("token-phone", quota)
@@ -297,5 +347,10 @@ func TestQuotaExceededIsRetriedThenMarkedFailed(t *testing.T) {
 	w.at(clock, clock.Now().Add(time.Hour))
 	if n := len(w.fcm.to("token-phone")); n != notify.MaxAttempts {
 		t.Fatalf("%d requests, want %d", n, notify.MaxAttempts)
+	}
+	metrics.mu.Lock()
+	defer metrics.mu.Unlock()
+	if metrics.pushes[notify.PushRetried] != notify.MaxAttempts || metrics.failed[models.NotifyTaskDue] != 1 || len(metrics.lateness) != 0 {
+		t.Errorf("pushes %v, reminders failed %v, sent %v: want %d retried and the reminder failed once", metrics.pushes, metrics.failed, metrics.lateness, notify.MaxAttempts)
 	}
 }

@@ -109,6 +109,9 @@ func NewFCM(ctx context.Context, cfg FCMConfig) (*FCM, error) {
 	return &FCM{client: client, timeout: timeout}, nil
 }
 
+// Provider names FCM in the metrics.
+func (f *FCM) Provider() string { return "fcm" }
+
 // Push sends m. Errors are ErrTokenGone, a *RetryError, or a failure that
 // retrying would not cure.
 func (f *FCM) Push(ctx context.Context, m Message) error {
@@ -190,6 +193,9 @@ func retryAfter(res *http.Response) time.Duration {
 // LogPusher stands in for FCM when it is not configured: notifications
 // reach the inbox, and the push is only logged.
 type LogPusher struct{ Log *slog.Logger }
+
+// Provider names the stand-in in the metrics.
+func (l LogPusher) Provider() string { return "log" }
 
 // Push logs m without its token.
 func (l LogPusher) Push(ctx context.Context, m Message) error {

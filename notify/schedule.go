@@ -222,6 +222,27 @@ func (s *Schedule) Claim(ctx context.Context, limit int) ([]string, error) {
 	return ids, nil
 }
 
+// backlogScript counts the reminders due at ARGV[1] (ms) that no worker has
+// claimed: those in the due sets of every second up to now, below now.
+var backlogScript = redis.NewScript(`
+local prefix, now = KEYS[1], tonumber(ARGV[1])
+local n = 0
+for _, b in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'buckets', '-inf', math.floor(now / 1000))) do
+  n = n + redis.call('ZCOUNT', prefix .. 'due:' .. b, '-inf', now)
+end
+return n`)
+
+// Backlog counts the reminders that are due and that no worker has claimed
+// yet: near 0 while the workers keep up. It reads one count per second that
+// has due reminders, so it costs more the longer the workers are behind.
+func (s *Schedule) Backlog(ctx context.Context) (int64, error) {
+	n, err := backlogScript.Run(ctx, s.client, []string{s.prefix}, s.now().UnixMilli()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("count due reminders: %w", err)
+	}
+	return n, nil
+}
+
 // Done releases the claim on id.
 func (s *Schedule) Done(ctx context.Context, id string) error {
 	if err := s.client.ZRem(ctx, s.key("claimed"), id).Err(); err != nil {

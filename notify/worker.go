@@ -45,6 +45,53 @@ type deviceRegistry interface {
 	drop(ctx context.Context, tenant, user, deviceID, token string) error
 }
 
+// Metrics hears what the worker does, for an operator's dashboards and
+// alerts (package telemetry implements it). Labels must stay few: kinds,
+// providers and outcomes, never users or tenants.
+type Metrics interface {
+	// ReminderSent: a reminder of kind reached every device of its
+	// recipient, lateness after it was due.
+	ReminderSent(kind string, lateness time.Duration)
+	// ReminderFailed: a reminder was given up after MaxAttempts.
+	ReminderFailed(kind string)
+	// Escalated: a reminder of kind went to the recipient's manager.
+	Escalated(kind string)
+	// DigestSent: a manager's daily digest was sent.
+	DigestSent()
+	// Push starts one push through provider; the function it returns is
+	// called with the outcome: PushSent, PushInvalidToken, PushRetried or
+	// PushFailed.
+	Push(ctx context.Context, provider string) (context.Context, func(outcome string))
+}
+
+// Outcomes of one push, as Metrics hears them.
+const (
+	PushSent         = "sent"
+	PushInvalidToken = "invalid_token"
+	PushRetried      = "retried"
+	PushFailed       = "failed"
+)
+
+// noMetrics is the Metrics of a worker no one watches.
+type noMetrics struct{}
+
+func (noMetrics) ReminderSent(string, time.Duration) {}
+func (noMetrics) ReminderFailed(string)              {}
+func (noMetrics) Escalated(string)                   {}
+func (noMetrics) DigestSent()                        {}
+func (noMetrics) Push(ctx context.Context, _ string) (context.Context, func(string)) {
+	return ctx, func(string) {}
+}
+
+// ProviderOf names p's provider for the metrics: its Provider method's
+// answer, or "other".
+func ProviderOf(p Pusher) string {
+	if named, ok := p.(interface{ Provider() string }); ok {
+		return named.Provider()
+	}
+	return "other"
+}
+
 // MaxAttempts is how often a reminder is tried before it is marked failed
 // (FCM kept answering 429 or 5xx): about half an hour of backoff in all.
 const MaxAttempts = 8
@@ -80,6 +127,11 @@ type Worker struct {
 	// claimed by a process that died, and is taken over at once rather than
 	// when the claim runs out.
 	Alone bool
+	// Metrics hears of what is sent (NewWorker's reports to no one); set it
+	// before Run.
+	Metrics Metrics
+	// provider names push's provider in Metrics.
+	provider string
 	// started is when this worker was made; see Alone.
 	started time.Time
 	// zones are the recipients' time zones, each loaded once.
@@ -122,7 +174,7 @@ func NewWorker(st workerStore, crm crmReader, devices deviceRegistry, scheduler 
 		now = time.Now
 	}
 	w := &Worker{store: st, crm: crm, devices: devices, schedule: scheduler.schedule, digests: scheduler, push: push, now: now, log: log,
-		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now()}
+		Batch: 256, Parallel: 256, Idle: 100 * time.Millisecond, started: now(), Metrics: noMetrics{}, provider: ProviderOf(push)}
 	w.lastTurn.Store(time.Now().UnixNano())
 	return w
 }
@@ -327,6 +379,7 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	if err := w.store.RecordFiring(ctx, r, outcomes); err != nil {
 		return err
 	}
+	w.count(r, f, loc)
 	switch {
 	case r.State == models.ReminderScheduled && retry == nil:
 		return w.schedule.Add(ctx, id, claimed.Add(time.Millisecond))
@@ -338,6 +391,29 @@ func (w *Worker) send(ctx context.Context, id string) error {
 	return nil
 }
 
+// count tells Metrics what became of reminder r, just recorded. Its
+// lateness is counted from its due time, or from the end of the
+// recipient's quiet hours when it fell due in them (and was not urgent):
+// waiting for those is no delay of the worker's.
+func (w *Worker) count(r models.Reminder, f firing, loc *time.Location) {
+	switch r.State {
+	case models.ReminderFailed:
+		w.Metrics.ReminderFailed(r.Kind)
+	case models.ReminderSent:
+		due := r.FireAt
+		if end, quiet := f.recipient.QuietHours.EndsAfter(r.FireAt, loc); quiet && !f.urgent {
+			due = end
+		}
+		w.Metrics.ReminderSent(r.Kind, r.SentAt.Sub(due))
+		if f.escalated {
+			w.Metrics.Escalated(r.Kind)
+		}
+		if r.Kind == models.NotifyDigest {
+			w.Metrics.DigestSent()
+		}
+	}
+}
+
 // firing is what a due reminder turns into, decided when it fires.
 type firing struct {
 	// recipient is who gets it; zero when the reminder is no longer wanted.
@@ -345,6 +421,9 @@ type firing struct {
 	note      models.Notification
 	text      models.TextArgs
 	urgent    bool
+	// escalated says the recipient is the subject's assignee's manager
+	// (or theirs).
+	escalated bool
 }
 
 // compose decides, by kind, whether a due reminder is still wanted, who gets
@@ -372,6 +451,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		if levels > 0 {
 			f.note.CollapseKey = "overdue:" + task.ID
 		}
+		f.escalated = levels > 0
 		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, task.AssigneeID, levels)
 		return f, err
 	case models.NotifySLAWarning, models.NotifySLABreach:
@@ -389,6 +469,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		if r.Kind == models.NotifySLABreach {
 			levels = 1
 		}
+		f.escalated = levels > 0
 		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, ticket.AssigneeID, levels)
 		return f, err
 	case models.NotifyDigest:
@@ -511,20 +592,25 @@ func (w *Worker) deliver(ctx context.Context, r models.Reminder, dev models.Devi
 	if err != nil {
 		return nil, err
 	}
-	perr := w.push.Push(ctx, msg)
+	pushCtx, pushed := w.Metrics.Push(ctx, w.provider)
+	perr := w.push.Push(pushCtx, msg)
 	var retry *RetryError
 	switch {
 	case perr == nil:
+		pushed(PushSent)
 		d.State = "sent"
 	case errors.Is(perr, ErrTokenGone):
+		pushed(PushInvalidToken)
 		d.State, d.Error = "failed", perr.Error()
 		if err := w.devices.drop(ctx, r.TenantID, r.UserID, dev.DeviceID, dev.FCMToken); err != nil {
 			return &d, err
 		}
 		w.log.InfoContext(ctx, "removed a device FCM no longer knows", "user", r.UserID, "device", dev.DeviceID)
 	case errors.As(perr, &retry):
+		pushed(PushRetried)
 		d.State, d.Error = "retry", perr.Error()
 	default:
+		pushed(PushFailed)
 		d.State, d.Error = "failed", perr.Error()
 		w.log.WarnContext(ctx, "push failed", "reminder", r.ID, "device", dev.DeviceID, "err", perr)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/api"
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/app"
+	"github.com/fieldcrm/fieldcrm/internal/telemetry"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
@@ -25,8 +27,12 @@ import (
 type serveConfig struct {
 	// Role is all (HTTP, reminder worker and background jobs), api (HTTP
 	// only) or worker (the worker and jobs; HTTP for health and metrics only).
-	Role                string
-	Addr                string
+	Role string
+	Addr string
+	// MetricsAddr is where /metrics, /healthz and /readyz are served apart
+	// from the API (metricsOff: nowhere).
+	MetricsAddr         string
+	OTLPEndpoint        string
 	DataDir             string
 	MongoURI            string
 	MongoDatabase       string
@@ -52,7 +58,7 @@ type serveConfig struct {
 	TrustedProxies         string
 	// CORSOrigins is the comma-separated list of exact origins whose
 	// browser apps may call the API; empty allows same-origin calls only.
-	CORSOrigins string
+	CORSOrigins        string
 	ShutdownTimeout    time.Duration
 	LogFormat          string
 	LogLevel           string
@@ -97,6 +103,13 @@ const (
 
 // defaultAddr is where serve listens without FIELDCRM_ADDR.
 const defaultAddr = ":8080"
+
+// defaultMetricsAddr is where serve serves its metrics and probes without
+// FIELDCRM_METRICS_ADDR; metricsOff turns that port off.
+const (
+	defaultMetricsAddr = ":9090"
+	metricsOff         = "off"
+)
 
 // Process roles (--role).
 const (
@@ -145,6 +158,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	fs.StringVar(&cfg.Role, "role", env("FIELDCRM_ROLE", roleAll), "all (HTTP, reminder worker, background jobs), api (HTTP only) or worker (reminders and jobs; HTTP serves only health and metrics) (FIELDCRM_ROLE)")
 	fs.StringVar(&cfg.Addr, "addr", env("FIELDCRM_ADDR", defaultAddr), "listen address (FIELDCRM_ADDR)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("FIELDCRM_METRICS_ADDR", defaultMetricsAddr), "listen address of /metrics, /healthz and /readyz, apart from the API; off serves none (a worker needs it) (FIELDCRM_METRICS_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("FIELDCRM_DATA_DIR", "./data"), "directory for embedded data and, with the embedded SQLite database only, the generated JWT secret and data key (FIELDCRM_DATA_DIR)")
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB connection string; empty runs embedded FerretDB (MONGODB_URI)")
 	fs.StringVar(&cfg.MongoDatabase, "mongodb-database", env("MONGODB_DATABASE", "fieldcrm"), "database name (MONGODB_DATABASE)")
@@ -166,6 +180,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg.FCMProjectID = getenv("FCM_PROJECT_ID")
 	cfg.FCMCredentialsFile = getenv("FCM_CREDENTIALS_FILE")
 	cfg.FCMEndpoint = getenv("FCM_ENDPOINT")
+	cfg.OTLPEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	cfg.ReminderReconcileEvery = envDuration("FIELDCRM_REMINDER_RECONCILE_EVERY", 10*time.Minute)
 	cfg.SyncPageSize = envInt("FIELDCRM_SYNC_PAGE_SIZE", watermelon.DefaultPageSize)
 	cfg.TombstoneRetention = envDuration("FIELDCRM_SYNC_TOMBSTONE_RETENTION", watermelon.DefaultTombstoneRetention)
@@ -229,6 +244,19 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	case roleAll, roleAPI, roleWorker:
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want all, api or worker", cfg.Role))
+	}
+	if cfg.MetricsAddr == metricsOff && cfg.Role == roleWorker {
+		errs = append(errs, errors.New("FIELDCRM_METRICS_ADDR=off with FIELDCRM_ROLE=worker: a worker serves its health checks there and nowhere else"))
+	} else if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil && cfg.MetricsAddr != metricsOff {
+		errs = append(errs, fmt.Errorf("FIELDCRM_METRICS_ADDR=%q: want host:port, :port or off", cfg.MetricsAddr))
+	}
+	if cfg.MetricsAddr == cfg.Addr && cfg.Role != roleWorker {
+		errs = append(errs, fmt.Errorf("FIELDCRM_METRICS_ADDR and FIELDCRM_ADDR are both %s: the metrics need a port of their own", cfg.Addr))
+	}
+	if cfg.OTLPEndpoint != "" {
+		if err := telemetry.CheckEndpoint(cfg.OTLPEndpoint); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch cfg.Migrate {
 	case app.MigrateAuto, app.MigrateSkip:

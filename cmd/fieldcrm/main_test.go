@@ -22,10 +22,12 @@ import (
 
 // serveProcess is one `fieldcrm serve` run inside the test process.
 type serveProcess struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	logs   *syncWriter
+	base string
+	// metrics is the base URL of the metrics port.
+	metrics string
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncWriter
 }
 
 // isolatedVars is the environment of a serve run with its own data dir,
@@ -52,18 +54,27 @@ func isolatedVars(t *testing.T, name string) map[string]string {
 	return vars
 }
 
-// startServe runs serve with the given environment (plus the real servers of
-// the CI run, when set) and waits until /readyz answers 200.
-func startServe(t *testing.T, vars map[string]string) *serveProcess {
+// freeAddress is a loopback address with a port nothing listens on now.
+func freeAddress(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs serve with the given environment (plus the real servers of
+// the CI run, when set), API and metrics each on a free port, and waits
+// until /readyz answers 200 (a worker's on its metrics port, as it serves no
+// API).
+func startServe(t *testing.T, vars map[string]string) *serveProcess {
+	t.Helper()
+	addr, metricsAddr := freeAddress(t), freeAddress(t)
 	envVars := map[string]string{
 		"FIELDCRM_ADDR":                addr,
+		"FIELDCRM_METRICS_ADDR":        metricsAddr,
 		"FIELDCRM_PASSWORD_MEMORY_KIB": "64",
 		"FIELDCRM_PASSWORD_TIME":       "1",
 		"FERRETDB_POSTGRESQL_URL":      os.Getenv("FERRETDB_POSTGRESQL_URL"),
@@ -74,11 +85,15 @@ func startServe(t *testing.T, vars map[string]string) *serveProcess {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncWriter{w: &bytes.Buffer{}}
-	p := &serveProcess{base: "http://" + addr, cancel: cancel, done: make(chan error, 1), logs: logs}
+	p := &serveProcess{base: "http://" + addr, metrics: "http://" + envVars["FIELDCRM_METRICS_ADDR"], cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { p.done <- run(ctx, []string{"serve"}, func(k string) string { return envVars[k] }, logs, logs) }()
+	ready := p.base + "/readyz"
+	if envVars["FIELDCRM_ROLE"] == roleWorker {
+		ready = p.metrics + "/readyz"
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := http.Get(p.base + "/readyz")
+		res, err := http.Get(ready)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
@@ -515,13 +530,13 @@ func TestSignupOffAnswers403(t *testing.T) {
 	}
 }
 
-// A worker process serves its health and metrics, and nothing of the API:
-// its probes (and the image's health check, `fieldcrm probe`) work, and a
-// request for the API finds nothing.
+// A worker process serves its health and metrics on the metrics port, and
+// no API: its probes (and the image's health check, `fieldcrm probe`, which
+// asks a worker's metrics port) work, and nothing listens on the API's port.
 func TestWorkerServesHealthAndMetricsOnly(t *testing.T) {
 	vars := isolatedVars(t, "worker")
 	vars["FIELDCRM_ROLE"] = "worker"
-	p := startServe(t, vars) // waits for /readyz
+	p := startServe(t, vars) // waits for /readyz on the metrics port
 	defer p.stop(t)
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200,
 		"/v1/auth/login": 404, "/v1/customers": 404, "/v1/openapi.json": 404} {
@@ -529,41 +544,68 @@ func TestWorkerServesHealthAndMetricsOnly(t *testing.T) {
 		if path == "/v1/auth/login" {
 			method = "POST"
 		}
-		req, _ := http.NewRequest(method, p.base+path, strings.NewReader(`{}`))
+		req, _ := http.NewRequest(method, p.metrics+path, strings.NewReader(`{}`))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res.Body.Close()
 		if res.StatusCode != want {
-			t.Errorf("%s %s on a worker: %d, want %d", method, path, res.StatusCode, want)
+			t.Errorf("%s %s on a worker's metrics port: %d, want %d", method, path, res.StatusCode, want)
 		}
 	}
+	if res, err := http.Get(p.base + "/healthz"); err == nil {
+		res.Body.Close()
+		t.Errorf("a worker answers on the API's port: %d", res.StatusCode)
+	}
 	getenv := func(k string) string {
-		if k == "FIELDCRM_ADDR" {
-			return strings.TrimPrefix(p.base, "http://")
-		}
-		return ""
+		return map[string]string{"FIELDCRM_ROLE": "worker", "FIELDCRM_ADDR": strings.TrimPrefix(p.base, "http://"),
+			"FIELDCRM_METRICS_ADDR": strings.TrimPrefix(p.metrics, "http://")}[k]
 	}
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"probe"}, getenv, &out, &errOut); err != nil {
 		t.Fatalf("probe of a worker: %v %s", err, errOut.String())
 	}
-	// As the image's health check runs in a worker's container: the role
-	// sends the probe to the health and metrics address.
-	workerEnv := func(k string) string {
-		switch k {
-		case "FIELDCRM_ROLE":
-			return "worker"
-		case "FIELDCRM_METRICS_ADDR":
-			return strings.TrimPrefix(p.base, "http://")
-		case "FIELDCRM_ADDR":
-			return "127.0.0.1:1" // nothing listens there
-		}
-		return ""
+	if !strings.Contains(out.String(), p.metrics+"/readyz") {
+		t.Errorf("probe of a worker asked %q, want its metrics port", out.String())
 	}
-	if err := run(context.Background(), []string{"probe"}, workerEnv, &out, &errOut); err != nil {
-		t.Fatalf("probe in a worker's container: %v %s", err, errOut.String())
+}
+
+// FIELDCRM_METRICS_ADDR=off serves no metrics port, but a worker needs one.
+func TestMetricsAddrOffIsRefusedForAWorker(t *testing.T) {
+	cfg, err := parseServeConfig(nil, func(k string) string {
+		return map[string]string{"FIELDCRM_METRICS_ADDR": "off"}[k]
+	}, io.Discard)
+	if err != nil || cfg.MetricsAddr != metricsOff {
+		t.Fatalf("off for role all: %v %q", err, cfg.MetricsAddr)
+	}
+	for _, bad := range []map[string]string{
+		{"FIELDCRM_METRICS_ADDR": "off", "FIELDCRM_ROLE": "worker"},
+		{"FIELDCRM_METRICS_ADDR": "9090"},
+		{"FIELDCRM_METRICS_ADDR": ":8080"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+	} {
+		if _, err := parseServeConfig(nil, func(k string) string { return bad[k] }, io.Discard); exitCode(err) != 2 {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// A metrics port another process holds stops start-up with a message that
+// names the setting, rather than a server nobody can scrape or probe.
+func TestServeStopsWhenTheMetricsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	vars := isolatedVars(t, "metricstaken")
+	vars["FIELDCRM_ADDR"], vars["FIELDCRM_METRICS_ADDR"] = freeAddress(t), taken.Addr().String()
+	vars["FIELDCRM_PASSWORD_MEMORY_KIB"], vars["FIELDCRM_PASSWORD_TIME"] = "64", "1"
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"serve"}, func(k string) string { return vars[k] }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "FIELDCRM_METRICS_ADDR") {
+		t.Fatalf("serve with its metrics port taken: %v", err)
 	}
 }
 

@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-// probeMetricsAddr is where a worker serves its health and metrics when
-// FIELDCRM_METRICS_ADDR is not set.
-const probeMetricsAddr = ":9090"
-
 // probeCommand asks a running server whether it is ready (or, with --path
 // /healthz, alive). Container images built FROM scratch have no curl or wget,
 // so health checks run the binary itself; it reads the role the container
@@ -82,7 +78,7 @@ func probeAddr(role, given string, getenv func(string) string) (string, error) {
 	case roleAll, roleAPI:
 		key, def = "FIELDCRM_ADDR", defaultAddr
 	case roleWorker:
-		key, def = "FIELDCRM_METRICS_ADDR", probeMetricsAddr
+		key, def = "FIELDCRM_METRICS_ADDR", defaultMetricsAddr
 	default:
 		return "", usageError{fmt.Sprintf("--role %q: want all, api or worker", role)}
 	}

@@ -48,6 +48,7 @@ type replica struct {
 	// dataDir is the replica's data directory; empty: a new one each launch.
 	dataDir string
 	base    string
+	metrics string // the metrics port's base URL
 	cmd     *exec.Cmd
 	logs    *syncWriter
 	exited  chan error
@@ -99,7 +100,8 @@ func (r *replica) launch(t *testing.T, env []string) {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_DATA_DIR="+dataDir)
+	r.metrics = "http://" + freeAddress(t)
+	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_METRICS_ADDR="+strings.TrimPrefix(r.metrics, "http://"), "FIELDCRM_DATA_DIR="+dataDir)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", r.name, err)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/fieldcrm/fieldcrm/internal/accounts"
 	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/redis/lease"
+	"github.com/fieldcrm/fieldcrm/internal/telemetry"
 	"github.com/fieldcrm/fieldcrm/notify"
 )
 
@@ -34,6 +37,15 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	defer a.Close(ctx)
 	if err != nil {
 		return err
+	}
+	// Before the long steps of start-up (settling, the reminder schedule's
+	// rebuild), so a worker's probes are answered while it starts.
+	if cfg.MetricsAddr != metricsOff {
+		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, a.Server.SystemHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	// Before the first request, in every role (a process of any role may
 	// have been killed mid-write): the customers a stopped process left
@@ -59,6 +71,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	defer cancel()
 	var jobs jobRunner
 	if cfg.Role != roleAPI {
+		a.WatchReminderBacklog()
 		jobs = newJobRunner(a, cfg, log)
 		go jobs.every(ctx, "pool-reclaim", cfg.PoolReclaimEvery, "pool reclaim: customers returned to the pool", a.CRM.ReclaimAll)
 		go jobs.every(ctx, "tombstone-purge", time.Hour, "purged tombstones older than the retention", func(ctx context.Context) (int, error) {
@@ -89,8 +102,25 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 			log.Warn("imports left running by a stopped process marked interrupted", "count", n)
 		}
 	}
+	// After listening, so the probes answer while it runs: a scan of every
+	// open task takes time linear in them, and readiness need not wait for
+	// it (the schedule in Redis usually survived; if it did not, the
+	// reminders it rebuilds go out late by the scan's time). Unless another
+	// replica ran it this period (see atStart): a scale-out does not rescan
+	// everything.
+	reconcileAtStart := func() {
+		background.Go(func() {
+			jobs.atStart(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcileReminders(a))
+		})
+	}
 	if cfg.Role == roleWorker {
-		log.Info("running as a worker only: reminders and background jobs; HTTP serves /healthz, /readyz and /metrics only")
+		// Its health and metrics are on the metrics port: no API port.
+		log.Info("running as a worker only: reminders and background jobs; /healthz, /readyz and /metrics on the metrics port", "metrics_addr", cfg.MetricsAddr)
+		reconcileAtStart()
+		a.Server.MarkStarted()
+		<-ctx.Done()
+		a.Server.MarkStopping()
+		return nil
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -98,15 +128,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log.Info("listening", "addr", cfg.Addr, "role", cfg.Role)
 	if cfg.Role != roleAPI {
-		// After listening, so the probes answer while it runs: a scan of
-		// every open task takes time linear in them, and readiness need not
-		// wait for it (the schedule in Redis usually survived; if it did
-		// not, the reminders it rebuilds go out late by the scan's time).
-		// Unless another replica ran it this period (see atStart): a
-		// scale-out does not rescan everything.
-		background.Go(func() {
-			jobs.atStart(ctx, reconcileJob, cfg.ReminderReconcileEvery, "reminder schedule rebuilt from MongoDB", reconcileReminders(a))
-		})
+		reconcileAtStart()
 	}
 	if err := a.Server.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("serve HTTP on %s: %w", cfg.Addr, err)
@@ -134,13 +156,47 @@ func reconcileReminders(a *app.App) func(context.Context) (int, error) {
 // newJobRunner is the runner of a's background jobs, with leases in a's
 // Redis.
 func newJobRunner(a *app.App, cfg serveConfig, log *slog.Logger) jobRunner {
-	return jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log}
+	return jobRunner{leases: lease.New(a.Redis, cfg.RedisPrefix+"jobs:", processName()), log: log, metrics: a.Telemetry.Jobs}
+}
+
+// serveMetrics serves handler (metrics and probes) on addr until stop is
+// called: after the API has drained, so the last scrape sees the end.
+func serveMetrics(ctx context.Context, addr string, handler http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve metrics on %s (FIELDCRM_METRICS_ADDR): %w", addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context {
+		return context.WithoutCancel(ctx)
+	}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err.Error())
+		}
+	}()
+	log.Info("serving metrics and probes", "addr", ln.Addr().String())
+	return func() {
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+		<-done
+	}, nil
+}
+
+// jobObserver hears how each run of a job went (telemetry.Jobs).
+type jobObserver interface {
+	Scheduled(job string, period time.Duration)
+	Ran(job string, end time.Time, took time.Duration, err error)
 }
 
 // jobRunner runs the background jobs of a worker process.
 type jobRunner struct {
 	leases *lease.Leases
 	log    *slog.Logger
+	// metrics, when set, hears of every run.
+	metrics jobObserver
 	// ticker, when set, replaces the wall clock's ticker (tests drive the
 	// runner tick by tick); it returns the ticks and a stop.
 	ticker func(every time.Duration) (<-chan time.Time, func())
@@ -164,6 +220,9 @@ func (r jobRunner) ticks(period time.Duration) (<-chan time.Time, func()) {
 // The lease lives in Redis, so restarts do not put a daily job off again and
 // again, as a timer of each process's own would.
 func (r jobRunner) every(ctx context.Context, name string, period time.Duration, done string, job func(context.Context) (int, error)) {
+	if r.metrics != nil {
+		r.metrics.Scheduled(name, period)
+	}
 	ticks, stop := r.ticks(period)
 	defer stop()
 	for {
@@ -181,7 +240,7 @@ func (r jobRunner) every(ctx context.Context, name string, period time.Duration,
 			r.log.DebugContext(ctx, "background job run by another replica this period", "job", name)
 			continue
 		}
-		n, err := job(ctx)
+		n, err := r.run(ctx, name, job)
 		switch {
 		case err != nil:
 			r.log.ErrorContext(ctx, "background job failed", "job", name, "err", err.Error())
@@ -205,7 +264,7 @@ func (r jobRunner) atStart(ctx context.Context, name string, period time.Duratio
 		r.log.InfoContext(ctx, "background job run by another replica this period: not run at start-up", "job", name)
 		return false
 	}
-	n, err := job(ctx)
+	n, err := r.run(ctx, name, job)
 	if err != nil {
 		r.log.ErrorContext(ctx, "background job failed at start-up", "job", name, "err", err.Error())
 	} else {
@@ -222,6 +281,17 @@ func (r jobRunner) atStart(ctx context.Context, name string, period time.Duratio
 // whichever worker claims it next: sent twice, rather than lost.
 func reminderDrain(shutdownTimeout time.Duration) time.Duration {
 	return shutdownTimeout - shutdownTimeout/4
+}
+
+// run runs job once, telling the metrics how it went.
+func (r jobRunner) run(ctx context.Context, name string, job func(context.Context) (int, error)) (int, error) {
+	start := time.Now()
+	n, err := job(ctx)
+	if r.metrics != nil {
+		end := time.Now()
+		r.metrics.Ran(name, end, end.Sub(start), err)
+	}
+	return n, err
 }
 
 // processName tells replicas apart in job leases: host name and process id.
@@ -259,13 +329,14 @@ func (c serveConfig) appConfig(jwtSecret, dataKey []byte) app.Config {
 		DataKey:   dataKey,
 		HTTP: api.Config{BodyLimit: c.BodyLimit, ImportBodyLimit: c.ImportBodyLimit, TrustedProxies: c.trustedProxies(),
 			CORSOrigins: c.corsOrigins(), SignupClosed: c.Signup == signupOff, ShutdownTimeout: c.ShutdownTimeout, DependencyGrace: c.ReadyDependencyGrace,
-			Version: version, SystemOnly: c.Role == roleWorker},
+			Version: version},
 		Accounts: app.Accounts{Password: password, Hashing: c.passwordHashing(password),
 			LoginPerEmail: perEmail, LoginPerAddress: perAddress, RefreshPerAddress: perAddress,
 			SignupPerAddress: app.Limit{Max: int64(c.SignupMaxPerAddress), Window: c.SignupWindow}},
 		SyncPageSize:  c.SyncPageSize,
 		ReminderDrain: reminderDrain(c.ShutdownTimeout),
 		FCM:           notify.FCMConfig{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile, Endpoint: c.FCMEndpoint},
+		Tracing:       telemetry.TracingConfig{Endpoint: c.OTLPEndpoint},
 	}
 }
 

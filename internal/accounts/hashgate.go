@@ -127,3 +127,10 @@ func (s *Service) verify(ctx context.Context, hash, password string) (ok bool, e
 // PeakPasswordHashes is the most password hashes that ran at once since the
 // service started: at most the HashLimit's Concurrent.
 func (s *Service) PeakPasswordHashes() int { return int(s.hashes.peak.Load()) }
+
+// PasswordHashesWaiting is how many callers wait for a hashing slot now
+// (at most the HashLimit's Queue; beyond it they get 429).
+func (s *Service) PasswordHashesWaiting() int { return int(s.hashes.waiting.Load()) }
+
+// PasswordHashesRunning is how many password hashes run now.
+func (s *Service) PasswordHashesRunning() int { return int(s.hashes.running.Load()) }

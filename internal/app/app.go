@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +23,8 @@ import (
 	"github.com/fieldcrm/fieldcrm/internal/redis/counter"
 	"github.com/fieldcrm/fieldcrm/internal/redis/ratelimit"
 	"github.com/fieldcrm/fieldcrm/internal/store"
+	"github.com/fieldcrm/fieldcrm/internal/telemetry"
+	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/notify"
 	"github.com/fieldcrm/fieldcrm/sync/cursor"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
@@ -48,6 +52,9 @@ type Config struct {
 	// FCM is where pushes go; with neither a project nor a credentials file,
 	// reminders reach the in-app inbox and the log only.
 	FCM notify.FCMConfig
+	// Tracing, when its Endpoint is set, sends spans of requests, database
+	// calls and pushes to an OTLP/HTTP collector.
+	Tracing telemetry.TracingConfig
 }
 
 // Accounts are the settings of sign-in and sign-up.
@@ -87,6 +94,9 @@ type App struct {
 	// Worker sends due reminders once its Run is called (serve's worker role).
 	Worker *notify.Worker
 	Server *api.Server
+	// Telemetry holds the application's metrics registry (served by
+	// Server.SystemHandler) and its tracer.
+	Telemetry *telemetry.Telemetry
 	// Alone says no other process can share this application's data: it
 	// opened the embedded SQLite engine (one process per data dir) and an
 	// in-process Redis itself. Storage or Redis given by an option, or named
@@ -163,6 +173,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*App, error) {
 		a.log = slog.Default()
 	}
 	if err := cfg.Accounts.check(); err != nil {
+		return a, err
+	}
+	// First, so that the storage and Redis report from their first call,
+	// and the tracer, closed last, flushes every span.
+	if err := a.startTelemetry(ctx); err != nil {
 		return a, err
 	}
 	ownSQLite, err := a.openStorage(ctx)
@@ -269,6 +284,7 @@ func (a *App) build(ctx context.Context) error {
 	if claim <= 0 {
 		claim = notify.DefaultClaim
 	}
+	a.Sequencer.ObserveLag(a.Telemetry.SyncLag)
 	a.Schedule = notify.NewSchedule(a.Redis, prefix, claim, now)
 	a.Scheduler = notify.NewScheduler(a.Store, a.Schedule, now)
 	a.CRM, err = crm.New(crm.Options{
@@ -288,6 +304,8 @@ func (a *App) build(ctx context.Context) error {
 	a.Worker = notify.NewWorker(a.Store, a.CRM, a.Devices, a.Scheduler, pusher, now, a.log)
 	a.Worker.Alone = a.Alone
 	a.Worker.Drain = cfg.ReminderDrain
+	a.Worker.Metrics = a.Telemetry.Reminders
+	a.Telemetry.Reminders.Expect(notify.ProviderOf(pusher), slices.Concat(models.TaskReminderKinds, models.TicketReminderKinds, []string{models.NotifyDigest}))
 	a.Sync = watermelon.New(a.CRM, a.Sequencer, a.Store, cfg.SyncPageSize)
 	checks := a.opts.checks
 	if checks == nil {
@@ -301,7 +319,15 @@ func (a *App) build(ctx context.Context) error {
 	if cfg.HTTP.Now == nil {
 		cfg.HTTP.Now = now
 	}
-	a.Server, err = api.New(cfg.HTTP, a.Accounts, a.CRM, a.Imports, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
+	a.Imports.Metrics = a.Telemetry.Imports
+	a.Telemetry.Imports.Expect(crm.ImportKinds)
+	a.Telemetry.Gauge("fieldcrm_password_hash_queue", "Callers waiting for a password-hashing slot (sign-ins, sign-ups, password changes); 429 beyond the queue's bound.",
+		func() float64 { return float64(a.Accounts.PasswordHashesWaiting()) })
+	a.Telemetry.Gauge("fieldcrm_password_hashes_running", "Password hashes running now (at most the hashing limit's concurrency).",
+		func() float64 { return float64(a.Accounts.PasswordHashesRunning()) })
+	httpCfg := cfg.HTTP
+	httpCfg.Metrics, httpCfg.Tracer = a.Telemetry.Registry, a.Telemetry.Tracer
+	a.Server, err = api.New(httpCfg, a.Accounts, a.CRM, a.Imports, a.Sync, notify.NewService(a.Devices, a.Store, a.CRM.Tasks), checks, a.log)
 	if err != nil {
 		return fmt.Errorf("HTTP server: %w", err)
 	}
@@ -309,6 +335,43 @@ func (a *App) build(ctx context.Context) error {
 		a.log.Info("sign-up is off: POST /v1/auth/signup answers 403")
 	}
 	return nil
+}
+
+// startTelemetry makes the application's registry, and its tracer when
+// Config.Tracing names an endpoint; the tracer's spans are flushed when the
+// application closes.
+func (a *App) startTelemetry(ctx context.Context) error {
+	tracer, shutdown, err := telemetry.StartTracing(ctx, a.cfg.Tracing, a.cfg.HTTP.Version)
+	if err != nil {
+		return err
+	}
+	if tracer != nil {
+		a.log.Info("tracing: spans go to an OTLP/HTTP collector", "endpoint", a.cfg.Tracing.Endpoint)
+		a.closers = append(a.closers, func(ctx context.Context) {
+			if err := shutdown(ctx); err != nil {
+				a.log.Warn("flush the last spans", "err", err.Error())
+			}
+		})
+	}
+	a.Telemetry = telemetry.New(tracer)
+	return nil
+}
+
+// WatchReminderBacklog makes the metrics count the reminders due and not
+// yet claimed, at each scrape: for the processes that run the reminder
+// worker (the count is the same from every one of them, as they share the
+// schedule).
+func (a *App) WatchReminderBacklog() {
+	a.Telemetry.Gauge("fieldcrm_reminders_backlog", "Reminders due and not yet claimed by a worker (the same count from every worker replica: take the max).", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := a.Schedule.Backlog(ctx)
+		if err != nil {
+			a.log.Warn("count the reminder backlog for the metrics", "err", err.Error())
+			return math.NaN()
+		}
+		return float64(n)
+	})
 }
 
 // stopImports marks the imports this process runs interrupted (see Close).

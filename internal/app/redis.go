@@ -35,6 +35,7 @@ func (a *App) openRedis(ctx context.Context) (inProcess bool, err error) {
 		}
 		a.log.Warn("redis: IN-PROCESS miniredis — it keeps NOTHING across restarts (login limits, schedules); set REDIS_URL for production")
 		client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		client.AddHook(a.Telemetry.Redis.RedisHook())
 		a.closers = append(a.closers, func(context.Context) { _ = client.Close(); mr.Close() })
 		a.Redis = client
 		return true, nil
@@ -46,6 +47,7 @@ func (a *App) openRedis(ctx context.Context) (inProcess bool, err error) {
 		a.redisWatch = cursor.NewWatch()
 		opts.OnConnect = a.redisWatch.OnConnect
 		client := redis.NewUniversalClient(opts)
+		client.AddHook(a.Telemetry.Redis.RedisHook())
 		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := client.Ping(pingCtx).Err(); err != nil {

@@ -92,7 +92,7 @@ func SQLiteDir(dataDir string) string { return filepath.Join(dataDir, "ferretdb"
 // nobody else can migrate it: there the open fails at once. closeStore
 // releases everything, also after an error.
 func OpenStorage(ctx context.Context, cfg Storage, log *slog.Logger) (st *store.Store, closeStore func(context.Context), err error) {
-	st, closeStore, _, err = openStorage(ctx, cfg, log)
+	st, closeStore, _, err = openStorage(ctx, cfg, log, nil)
 	return st, closeStore, err
 }
 
@@ -100,15 +100,17 @@ func OpenStorage(ctx context.Context, cfg Storage, log *slog.Logger) (st *store.
 // cfg.Migrate says), closes it and says what it did: `fieldcrm migrate`.
 func Migrate(ctx context.Context, cfg Storage, log *slog.Logger) (store.MigrationStatus, error) {
 	cfg.Migrate = MigrateAuto
-	_, closeStore, status, err := openStorage(ctx, cfg, log)
+	_, closeStore, status, err := openStorage(ctx, cfg, log, nil)
 	closeStore(ctx)
 	return status, err
 }
 
-func openStorage(ctx context.Context, cfg Storage, log *slog.Logger) (*store.Store, func(context.Context), store.MigrationStatus, error) {
+// openStorage is OpenStorage, saying what it migrated, with the store's
+// calls told to calls (nil: to no one).
+func openStorage(ctx context.Context, cfg Storage, log *slog.Logger, calls store.CallObserver) (*store.Store, func(context.Context), store.MigrationStatus, error) {
 	poll := cmp.Or(cfg.SchemaPoll, DefaultSchemaPoll)
 	for {
-		st, closeStore, status, err := openStorageOnce(ctx, cfg, log)
+		st, closeStore, status, err := openStorageOnce(ctx, cfg, log, calls)
 		var behind *SchemaBehindError
 		if !errors.As(err, &behind) || cfg.Shared() == "" {
 			return st, closeStore, status, err
@@ -129,7 +131,7 @@ func openStorage(ctx context.Context, cfg Storage, log *slog.Logger) (*store.Sto
 
 // openStorageOnce opens the storage and migrates or checks it (see
 // OpenStorage), once.
-func openStorageOnce(ctx context.Context, cfg Storage, log *slog.Logger) (st *store.Store, closeStore func(context.Context), status store.MigrationStatus, err error) {
+func openStorageOnce(ctx context.Context, cfg Storage, log *slog.Logger, calls store.CallObserver) (st *store.Store, closeStore func(context.Context), status store.MigrationStatus, err error) {
 	var closers []func(context.Context)
 	closeStore = func(ctx context.Context) {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -151,6 +153,7 @@ func openStorageOnce(ctx context.Context, cfg Storage, log *slog.Logger) (st *st
 	}
 	closers = append(closers, closeEngine)
 	storeCfg.MigrationLease, storeCfg.ExtraMigrations = cfg.MigrationLease, cfg.ExtraMigrations
+	storeCfg.Calls = calls
 	opened, err := store.Open(ctx, storeCfg)
 	if err != nil {
 		return nil, closeStore, status, fmt.Errorf("open the store: %w", err)
@@ -237,7 +240,7 @@ func (a *App) openStorage(ctx context.Context) (ownSQLite bool, err error) {
 		a.Store = a.opts.store
 		return false, nil
 	}
-	st, closeStore, err := OpenStorage(ctx, a.cfg.Storage, a.log)
+	st, closeStore, _, err := openStorage(ctx, a.cfg.Storage, a.log, a.Telemetry.Database)
 	a.closers = append(a.closers, closeStore)
 	if err != nil {
 		return false, err

@@ -63,6 +63,19 @@ type Config struct {
 	// ExtraMigrations are steps after the shipped ones, for tests: they stand
 	// for the steps of a newer binary.
 	ExtraMigrations []Migration
+	// Calls, when set, hears of every database call: each command the
+	// driver sends, and each read or write by _id that ByID makes.
+	Calls CallObserver
+}
+
+// CallObserver hears of database calls, for metrics and traces (package
+// telemetry implements it).
+type CallObserver interface {
+	// Call says operation starts (a command's name, such as find or
+	// insert, or a direct read or write by _id: byid_get, byid_write,
+	// byid_delete). It returns the context the call goes on with and the
+	// function to call with its outcome when it ends.
+	Call(ctx context.Context, operation string) (context.Context, func(error))
 }
 
 // Store reads and writes fieldcrm's documents. It is safe for concurrent use.
@@ -124,6 +137,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opts := options.Client().ApplyURI(cfg.URI).SetRegistry(registry).
 		SetServerSelectionTimeout(10 * time.Second).
 		SetConnectTimeout(10 * time.Second)
+	byID := cfg.ByID
+	if cfg.Calls != nil {
+		opts.SetMonitor(commandMonitor(cfg.Calls))
+		if byID != nil {
+			byID = observedIDTables{next: byID, calls: cfg.Calls}
+		}
+	}
 	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", redactURI(cfg.URI), err)
@@ -138,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: cfg.ByID, log: log, turns: &turns{}, registry: registry,
+	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: byID, log: log, turns: &turns{}, registry: registry,
 		migrationLease: cfg.MigrationLease, extraMigrations: cfg.ExtraMigrations}, nil
 }
 

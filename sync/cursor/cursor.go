@@ -86,6 +86,7 @@ type Sequencer struct {
 	// hold numbers this one does not know of.
 	watch   *Watch
 	sole    bool
+	lag     LagObserver
 	mu      sync.Mutex
 	tenants map[string]*flight
 }
@@ -93,6 +94,17 @@ type Sequencer struct {
 // WatchServer makes the Sequencer check the counter again after w sees Redis
 // become another server. Call it before the Sequencer serves.
 func (s *Sequencer) WatchServer(w *Watch) { s.watch = w }
+
+// LagObserver hears, at each watermark, how far it is below the tenant's
+// newest sync number: the numbers of writes still in flight, which pulls
+// wait for (package telemetry implements it).
+type LagObserver interface {
+	WatermarkLag(changes int64)
+}
+
+// ObserveLag makes the Sequencer tell o of each watermark's lag. Call it
+// before the Sequencer serves.
+func (s *Sequencer) ObserveLag(o LagObserver) { s.lag = o }
 
 // SoleProcess tells the Sequencer that no other process shares its Redis
 // (the in-process one of the default deployment): after Redis lost its
@@ -591,6 +603,10 @@ func (s *Sequencer) watermark(ctx context.Context, tenant string) (int64, error)
 		if err != nil {
 			return 0, err
 		}
-		return max(min(w, reserved), 1), nil
+		w = max(min(w, reserved), 1)
+		if s.lag != nil {
+			s.lag.WatermarkLag(max(counter-w, 0))
+		}
+		return w, nil
 	}
 }

@@ -51,6 +51,9 @@ type Runner struct {
 	crm CRM
 	log *slog.Logger
 	now func() time.Time
+	// Metrics hears of imports starting and ending, and of their rows (New's
+	// reports to no one); set it before Start.
+	Metrics Metrics
 	// tempDir is where files are kept while their import runs ("" is the
 	// system's).
 	tempDir string
@@ -62,8 +65,23 @@ func New(svc CRM, log *slog.Logger) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{crm: svc, log: log, now: func() time.Time { return time.Now().UTC() }}
+	return &Runner{crm: svc, log: log, now: func() time.Time { return time.Now().UTC() }, Metrics: noMetrics{}}
 }
+
+// Metrics hears what imports do, for an operator (package telemetry
+// implements it).
+type Metrics interface {
+	// ImportStarted says an import runs; it calls ended when it stops.
+	ImportStarted() (ended func())
+	// RowsImported says n more rows of an import of kind were handled
+	// (created, merged, skipped or failed); dry runs are not told.
+	RowsImported(kind string, n int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) ImportStarted() func()    { return func() {} }
+func (noMetrics) RowsImported(string, int) {}
 
 // Request is what one import is asked to do.
 type Request struct {
@@ -142,7 +160,11 @@ func (r *Runner) Start(ctx context.Context, req Request, file io.Reader) (*Job, 
 	if err != nil {
 		return nil, err
 	}
-	run := &run{crm: r.crm, sink: progressSink{CRM: r.crm, progress: req.Progress}, sheet: sheet, req: req, settings: st, now: r.now}
+	rows := r.Metrics.RowsImported
+	if req.DryRun {
+		rows = noMetrics{}.RowsImported
+	}
+	run := &run{crm: r.crm, sink: progressSink{CRM: r.crm, progress: req.Progress}, sheet: sheet, req: req, settings: st, now: r.now, rowsDone: rows}
 	record := run.newRecord(req.FileName)
 	if err := r.crm.SaveImport(ctx, record); err != nil {
 		return nil, err
@@ -150,8 +172,10 @@ func (r *Runner) Start(ctx context.Context, req Request, file io.Reader) (*Job, 
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), Timeout)
 	j := &Job{record: record, cancel: cancel, done: make(chan struct{})}
 	started = true
+	ended := r.Metrics.ImportStarted()
 	go func() {
 		defer close(j.done)
+		defer ended()
 		defer cancel()
 		defer os.RemoveAll(dir)
 		j.final, j.err = run.all(runCtx, record)

@@ -53,6 +53,18 @@ type run struct {
 	req      Request
 	settings models.Settings
 	now      func() time.Time
+	// rowsDone hears of rows handled, a progress report at a time.
+	rowsDone func(kind string, n int)
+	// told is how many of the rows handled rowsDone heard of.
+	told int
+}
+
+// tell tells rowsDone of the rows handled since it was last told.
+func (r *run) tell(job *models.Import) {
+	if n := job.Done - r.told; n > 0 && r.rowsDone != nil {
+		r.rowsDone(r.req.kind(), n)
+		r.told = job.Done
+	}
 }
 
 // newRecord is the import's record as it starts (state running, counts 0).
@@ -155,6 +167,7 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 		if t := r.now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= skippedPageRows {
 			lastReport = t
 			estimate(job, t)
+			r.tell(job)
 			if err := flush(false); err != nil {
 				return err
 			}
@@ -162,6 +175,7 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 		}
 		return nil
 	})
+	r.tell(job)
 	if err != nil {
 		return err
 	}
