@@ -147,7 +147,7 @@ func TestReadinessSurvivesADependencyBlip(t *testing.T) {
 	if checks := h.expectReady(200, "degraded"); !strings.HasPrefix(fmt.Sprint(checks["redis"]), "error for 0s") {
 		t.Fatalf("the failing Redis is not reported: %v", checks)
 	}
-	if metrics := string(h.do("GET", "/metrics", "", nil).body); !strings.Contains(metrics, `fieldcrm_dependency_up{dependency="redis"} 0`) ||
+	if metrics := scrape(t, h.server.SystemHandler()); !strings.Contains(metrics, `fieldcrm_dependency_up{dependency="redis"} 0`) ||
 		!strings.Contains(metrics, `fieldcrm_dependency_up{dependency="mongodb"} 1`) {
 		t.Fatalf("metrics do not show the failing Redis:\n%s", metrics)
 	}
@@ -282,19 +282,27 @@ func scrape(t *testing.T, system http.Handler) string {
 }
 
 // The metrics port answers /healthz and /readyz as the API's port does,
-// failing checks included: a worker, which serves no API, is probed there.
+// failing checks and shutting down included: a worker, which serves no API,
+// is probed there. A failing dependency is reported, and (with no grace
+// configured) leaves the process ready (see Readiness).
 func TestMetricsPortAnswersTheProbesAsTheAPIDoes(t *testing.T) {
 	down := errors.New("connection refused")
+	up := api.Check{Name: "mongodb", Ping: func(context.Context) error { return nil }}
 	for _, c := range []struct {
-		name  string
-		check api.Check
-		want  int
+		name     string
+		check    api.Check
+		stopping bool
+		want     int
 	}{
-		{"all up", api.Check{Name: "mongodb", Ping: func(context.Context) error { return nil }}, 200},
-		{"redis down", api.Check{Name: "redis", Ping: func(context.Context) error { return down }}, 503},
+		{"all up", up, false, 200},
+		{"redis down", api.Check{Name: "redis", Ping: func(context.Context) error { return down }}, false, 200},
+		{"shutting down", up, true, 503},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, c.check)
+			if c.stopping {
+				h.server.MarkStopping()
+			}
 			for _, path := range []string{"/healthz", "/readyz"} {
 				rec := httptest.NewRecorder()
 				h.server.SystemHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

@@ -74,6 +74,10 @@ func TestAlertsAndDashboardNameMetricsThatExist(t *testing.T) {
 			t.Errorf("%s counts %v after the steps, want at least %v", name, got, atLeast)
 		}
 	}
+	// The pull's changes are read in SQL, around the driver: timed too.
+	if f := scraped["fieldcrm_db_call_duration_seconds"]; f == nil || !hasLabel(f, "operation", "direct_changes") {
+		t.Errorf("the pull's read of changes is not timed: %v", f)
+	}
 	if f := scraped["fieldcrm_job_last_success_timestamp_seconds"]; f == nil || !hasLabel(f, "job", "reminder-reconcile") {
 		t.Errorf("no last success of the start-up reminder reconciliation: %v", f)
 	}

@@ -34,6 +34,18 @@ func commandMonitor(calls CallObserver) *event.CommandMonitor {
 	}
 }
 
+// observe tells s's observer of a read the embedded engines answer in SQL,
+// bypassing the driver (a list, a stream, a pull's changes, a report's
+// tallies): operation names it. Call the function it returns with the
+// read's error when it ends.
+func (s *Store) observe(ctx context.Context, operation string) (context.Context, func(error)) {
+	if s.calls == nil {
+		return ctx, func(error) {}
+	}
+	ctx, done := s.calls.Call(ctx, operation)
+	return ctx, func(err error) { done(expected(err)) }
+}
+
 // observedIDTables reports the reads and writes by _id that bypass the
 // driver (see IDTables) to calls.
 type observedIDTables struct {
@@ -45,7 +57,8 @@ type observedIDTables struct {
 // document, a claim lost to another writer, or an operation handed back to
 // the driver.
 func expected(err error) error {
-	if errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict) || errors.Is(err, errors.ErrUnsupported) {
+	if errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict) || errors.Is(err, errors.ErrUnsupported) ||
+		errors.Is(err, embedded.ErrUntranslatable) {
 		return nil
 	}
 	return err

@@ -235,7 +235,13 @@ func (s *Store) findDirect(ctx context.Context, coll string, q models.Query, eac
 	if !isReader || !known {
 		return false, nil
 	}
+	operation := "direct_find"
+	if q.Limit <= 0 {
+		operation = "direct_stream" // every record q selects: an export
+	}
+	ctx, done := s.observe(ctx, operation)
 	err = direct.Find(ctx, coll, fields, q, hintsFor(coll, q), each)
+	done(err)
 	if errors.Is(err, embedded.ErrUntranslatable) {
 		return false, nil
 	}

@@ -573,7 +573,10 @@ func (s *Store) ChangesSeen(ctx context.Context, coll, tenant string, after, upT
 	list := reflect.ValueOf(out).Elem()
 	list.Set(reflect.MakeSlice(list.Type(), 0, min(limit, 1024)))
 	return readDecoding(ctx, func(fn func(bson.Raw) error) error {
-		return reader.ChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee, live, fn)
+		ctx, done := s.observe(ctx, "direct_changes")
+		err := reader.ChangesSeen(ctx, coll, fields, tenant, after, upTo, limit, sc, orAssignee, live, fn)
+		done(err)
+		return err
 	}, func(decode func(out any) error) error {
 		list.Set(reflect.Append(list, reflect.New(list.Type().Elem()).Elem()))
 		if err := decode(list.Index(list.Len() - 1).Addr().Interface()); err != nil {

@@ -95,6 +95,9 @@ type Store struct {
 	// migrationLease and extraMigrations: see Config.
 	migrationLease  time.Duration
 	extraMigrations []Migration
+	// calls hears of the reads the embedded engines answer in SQL (see
+	// observe); nil: nobody.
+	calls CallObserver
 }
 
 // IDTables reads and writes documents by _id without the query engine: what
@@ -159,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		log = slog.Default()
 	}
 	return &Store{client: client, db: client.Database(cfg.Database), sqliteDir: cfg.SQLiteDir, tables: cfg.Tables, byID: byID, log: log, turns: &turns{}, registry: registry,
-		migrationLease: cfg.MigrationLease, extraMigrations: cfg.ExtraMigrations}, nil
+		migrationLease: cfg.MigrationLease, extraMigrations: cfg.ExtraMigrations, calls: cfg.Calls}, nil
 }
 
 // Ping checks that the primary answers; /readyz uses it.

@@ -30,7 +30,9 @@ type TallyReader interface {
 func (s *Store) Tally(ctx context.Context, coll string, t models.Tally) ([]models.TallyGroup, error) {
 	if direct, ok := s.tables.(TallyReader); ok {
 		if fields, known := queryFields[coll]; known {
+			ctx, done := s.observe(ctx, "direct_tally")
 			groups, err := direct.Tally(ctx, coll, fields, t, TallyIndex(coll, t))
+			done(err)
 			if !errors.Is(err, embedded.ErrUntranslatable) {
 				return groups, err // days grouped in SQL already
 			}
