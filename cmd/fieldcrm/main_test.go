@@ -57,12 +57,25 @@ func isolatedVars(t *testing.T, name string) map[string]string {
 // freeAddress is a loopback address with a port nothing listens on now.
 func freeAddress(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddresses(t, 1)[0]
+}
+
+// freeAddresses are n loopback addresses with ports nothing listens on now,
+// each a different port: they are all held until all are chosen (one closed
+// before the next is chosen may be chosen again, and a process given it
+// for its API and its metrics refuses to start).
+func freeAddresses(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // startServe runs serve with the given environment (plus the real servers of
@@ -71,7 +84,8 @@ func freeAddress(t *testing.T) string {
 // API).
 func startServe(t *testing.T, vars map[string]string) *serveProcess {
 	t.Helper()
-	addr, metricsAddr := freeAddress(t), freeAddress(t)
+	free := freeAddresses(t, 2)
+	addr, metricsAddr := free[0], free[1]
 	envVars := map[string]string{
 		"FIELDCRM_ADDR":                addr,
 		"FIELDCRM_METRICS_ADDR":        metricsAddr,

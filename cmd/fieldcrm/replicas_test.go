@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -86,12 +85,8 @@ func startReplicas(t *testing.T, n int, shared map[string]string) []*replica {
 // launch starts the replica's process on a free port.
 func (r *replica) launch(t *testing.T, env []string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	free := freeAddresses(t, 2)
+	addr := free[0]
 	r.base = "http://" + addr
 	r.logs = &syncWriter{w: &bytes.Buffer{}}
 	r.exited = make(chan error, 1)
@@ -100,7 +95,7 @@ func (r *replica) launch(t *testing.T, env []string) {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	r.metrics = "http://" + freeAddress(t)
+	r.metrics = "http://" + free[1]
 	r.cmd.Env = append(slices.Clone(env), "FIELDCRM_ADDR="+addr, "FIELDCRM_METRICS_ADDR="+strings.TrimPrefix(r.metrics, "http://"), "FIELDCRM_DATA_DIR="+dataDir)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
