@@ -282,7 +282,7 @@ func (n *NewUser) Validate() error {
 	checkName(v, "name", n.Name)
 	checkPassword(v, "password", n.Password)
 	if !n.Role.Valid() {
-		v.Add("role", "must be one of admin, manager, rep")
+		v.Add("role", "must be one of %s", strings.Join(RoleNames, ", "))
 	}
 	if n.Role == RoleRep && n.TeamID == "" {
 		v.Add("team_id", "is required for a rep")
@@ -336,7 +336,7 @@ func (p *UserPatch) Validate() error {
 		checkName(v, "name", *p.Name)
 	}
 	if p.Role != nil && !p.Role.Valid() {
-		v.Add("role", "must be one of admin, manager, rep")
+		v.Add("role", "must be one of %s", strings.Join(RoleNames, ", "))
 	}
 	if p.TimeZone != nil {
 		checkTimeZone(v, "time_zone", *p.TimeZone)

@@ -163,7 +163,7 @@ func (t *Task) Prepare(now time.Time) error {
 	if t.Status == "" {
 		t.Status = TaskOpen
 	}
-	oneOf(v, "status", t.Status, []string{TaskOpen, TaskDone, TaskCancelled})
+	oneOf(v, "status", t.Status, TaskStatuses)
 	if t.RemindMinutesBefore < 0 || t.RemindMinutesBefore > 7*24*60 {
 		v.Add("remind_minutes_before", "must be from 0 to 10080 (a week)")
 	}
@@ -262,7 +262,7 @@ const MaxPointsPerEntry = 1_000_000_000
 func (e *LoyaltyEntry) Prepare() error {
 	v := &ValidationError{}
 	e.ChildFields.prepare(v)
-	oneOf(v, "kind", e.Kind, []string{PointsEarn, PointsRedeem, PointsAdjust, PointsExpire})
+	oneOf(v, "kind", e.Kind, PointsKinds)
 	switch {
 	case e.Points == 0:
 		v.Add("points", "must not be 0")

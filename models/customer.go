@@ -235,7 +235,7 @@ func (c *Customer) Prepare(st Settings) error {
 	if f.Kind == "" {
 		f.Kind = DefaultKind(f.Name, f.CompanyName)
 	}
-	oneOf(v, "kind", f.Kind, []string{KindCompany, KindPerson})
+	oneOf(v, "kind", f.Kind, CustomerKinds)
 	if f.Kind == KindCompany && f.CompanyName == "" {
 		f.CompanyName = f.Name
 	}

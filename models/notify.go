@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,9 +35,7 @@ func (d *Device) Prepare() error {
 	if n := len(d.FCMToken); n < 1 || n > 4096 || strings.ContainsAny(d.FCMToken, " \t\r\n") {
 		v.Add("fcm_token", "is required: the registration token the Firebase SDK gave the app")
 	}
-	switch d.Platform {
-	case PlatformAndroid, PlatformIOS, PlatformWeb:
-	default:
+	if !slices.Contains(Platforms, d.Platform) {
 		v.Add("platform", "must be android, ios or web")
 	}
 	if len(d.AppVersion) > 64 {

@@ -81,7 +81,7 @@ func (t *Ticket) Prepare() error {
 	if t.Status == "" {
 		t.Status = TicketNew
 	}
-	oneOf(v, "status", t.Status, []string{TicketNew, TicketAssigned, TicketInProgress, TicketResolved, TicketClosed})
+	oneOf(v, "status", t.Status, TicketStatuses)
 	return v.Err()
 }
 
