@@ -1,7 +1,6 @@
 package api
 
 import (
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -80,9 +79,6 @@ func (s *Server) me(c *fiber.Ctx) error {
 }
 
 func (s *Server) listUsers(c *fiber.Ctx) error {
-	if err := onlyParams(c, "role", "active", "limit", "after"); err != nil {
-		return err
-	}
 	limit, err := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
 	if err != nil {
 		return err
@@ -91,13 +87,13 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	role := models.Role(c.Query("role"))
+	role := models.Role(query(c, "role"))
 	if role != "" && !role.Valid() {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "role", Message: "must be one of admin, manager, rep"}}}
 	}
 	// Ask for one extra to know whether another page follows.
 	users, err := s.accounts.Users(c.UserContext(), actorOf(c), accounts.UserListOptions{
-		Role: role, Active: active, Limit: limit + 1, AfterID: strings.Clone(c.Query("after")),
+		Role: role, Active: active, Limit: limit + 1, AfterID: query(c, "after"),
 	})
 	if err != nil {
 		return err
@@ -128,9 +124,6 @@ func (s *Server) patchUser(c *fiber.Ctx) error {
 }
 
 func (s *Server) listTeams(c *fiber.Ctx) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	teams, err := s.accounts.Teams(c.UserContext(), actorOf(c))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 // recordService is what the generic record handlers need of crm.Records.
 type recordService[R any] interface {
+	listedCollection
 	Create(ctx context.Context, a models.Actor, in R) (R, error)
 	Get(ctx context.Context, a models.Actor, id string) (R, error)
 	List(ctx context.Context, a models.Actor, o crm.ListOptions) (crm.Page[R], error)
@@ -30,9 +32,9 @@ func recordRoutes[R any](collection, tag, noun string, svc recordService[R], app
 	var zero R
 	routes := []route{
 		{method: "POST", path: base, tag: tag, summary: "Create a " + noun, auth: true, request: zero, response: zero,
-			status: 201, errors: []int{400, 403, 415, 422}, handler: createOne(base, svc.Create, recordID[R])},
-		{method: "GET", path: base, tag: tag, summary: "List the " + collection + " you may see (filters, ?sort=, ?limit=, ?after=)",
-			auth: true, response: crm.Page[R]{}, status: 200, errors: []int{422}, handler: listRecords(svc, "")},
+			status: 201, errors: []int{403}, handler: createOne(base, svc.Create, recordID[R]), headers: []header{locationHeader}},
+		{method: "GET", path: base, tag: tag, summary: "List the " + collection + " you may see",
+			auth: true, response: crm.Page[R]{}, status: 200, handler: listRecords(svc, ""), query: listParams(svc, true)},
 		{method: "GET", path: base + "/:id", tag: tag, summary: "One " + noun + " (ETag carries its version)",
 			auth: true, response: zero, status: 200, errors: []int{404}, handler: readOne(svc.Get)},
 	}
@@ -41,9 +43,9 @@ func recordRoutes[R any](collection, tag, noun string, svc recordService[R], app
 	}
 	return append(routes,
 		route{method: "PATCH", path: base + "/:id", tag: tag, summary: "Change fields of a " + noun + " (If-Match: version, else last writer wins)",
-			auth: true, request: zero, response: zero, status: 200, errors: []int{400, 403, 404, 412, 415, 422}, handler: patchRecord(svc)},
+			auth: true, request: zero, response: zero, status: 200, errors: []int{403, 412}, ifMatch: true, handler: patchRecord(svc)},
 		route{method: "DELETE", path: base + "/:id", tag: tag, summary: "Delete a " + noun + " (kept as a tombstone for sync)",
-			auth: true, status: 204, errors: []int{403, 404, 412}, handler: deleteRecord(svc)},
+			auth: true, status: 204, errors: []int{403, 412}, ifMatch: true, handler: deleteRecord(svc)},
 	)
 }
 
@@ -53,7 +55,7 @@ func recordID[R any](rec R) string { return models.MetaOf(&rec).ID }
 // nestedList serves GET /v1/customers/:id/<collection>: the list of one customer's records.
 func nestedList[R any](collection, tag string, svc recordService[R]) route {
 	return route{method: "GET", path: "/v1/customers/:id/" + collection, tag: tag, summary: "The " + collection + " of one customer",
-		auth: true, response: crm.Page[R]{}, status: 200, errors: []int{404, 422}, handler: listRecords(svc, "id")}
+		auth: true, response: crm.Page[R]{}, status: 200, handler: listRecords(svc, "id"), query: listParams(svc, true, "customer_id")}
 }
 
 // decodeRecord decodes a request body onto a record, refusing the fields only
@@ -149,22 +151,22 @@ func listRecords[R any](svc recordService[R], parentParam string) fiber.Handler 
 }
 
 // listOptions reads ?limit=, ?after=, ?sort= and passes every other query
-// parameter on as a filter, copied out of Fiber's reused buffers.
+// parameter (each declared by the route: listParams) on as a filter.
 func listOptions(c *fiber.Ctx) (crm.ListOptions, error) {
 	limit, err := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
 	if err != nil {
 		return crm.ListOptions{}, err
 	}
 	o := crm.ListOptions{Limit: limit, Filters: map[string]string{}}
-	for k, v := range c.Queries() {
+	for k, v := range queries(c) {
 		switch k {
 		case "limit":
 		case "after":
-			o.After = strings.Clone(v)
+			o.After = v
 		case "sort":
-			o.Sort = strings.Clone(v)
+			o.Sort = v
 		default:
-			o.Filters[strings.Clone(k)] = strings.Clone(v)
+			o.Filters[k] = v
 		}
 	}
 	return o, nil
@@ -193,7 +195,7 @@ func setETag(c *fiber.Ctx, v any) {
 // createCustomer serves POST /v1/customers: ?on_duplicate=flag creates a
 // customer that matches others and flags it; the default refuses it with 409.
 func (s *Server) createCustomer(c *fiber.Ctx) error {
-	mode := c.Query("on_duplicate", "reject")
+	mode := cmp.Or(query(c, "on_duplicate"), "reject")
 	if mode != "reject" && mode != "flag" {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "on_duplicate", Message: "must be reject or flag"}}}
 	}
@@ -269,9 +271,6 @@ type timelineResponse struct {
 }
 
 func (s *Server) timeline(c *fiber.Ctx) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
@@ -313,22 +312,19 @@ type auditResponse struct {
 }
 
 func (s *Server) audit(c *fiber.Ctx) error {
-	if err := onlyParams(c, "collection", "record_id", "before", "limit"); err != nil {
-		return err
-	}
 	limit, err := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
 	if err != nil {
 		return err
 	}
 	var before *time.Time
-	if raw := c.Query("before"); raw != "" {
+	if raw := query(c, "before"); raw != "" {
 		t, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
 			return &models.ValidationError{Fields: []models.FieldError{{Field: "before", Message: "must be a time such as 2026-01-05T09:00:00Z"}}}
 		}
 		before = &t
 	}
-	entries, err := s.crm.Audit(c.UserContext(), actorOf(c), strings.Clone(c.Query("collection")), strings.Clone(c.Query("record_id")), before, limit)
+	entries, err := s.crm.Audit(c.UserContext(), actorOf(c), query(c, "collection"), query(c, "record_id"), before, limit)
 	if err != nil {
 		return err
 	}

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -132,78 +130,6 @@ func jsonTypeName(goType string) string {
 	default:
 		return "an object"
 	}
-}
-
-// utf8Query refuses a request whose query string, once percent-decoded, holds
-// a name or value that is not UTF-8, before next runs: no handler, filter or
-// storage engine (whose regexp engine fails on such bytes) ever sees one.
-func utf8Query(next fiber.Handler) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		var bad string
-		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
-			if bad != "" {
-				return
-			}
-			if !utf8.Valid(k) {
-				bad = strings.ToValidUTF8(string(k), "\uFFFD")
-			} else if !utf8.Valid(v) {
-				bad = string(k)
-			}
-		})
-		if bad != "" {
-			return malformed(fmt.Sprintf("query parameter %q is not valid UTF-8 text; percent-encode the UTF-8 bytes of the text", bad))
-		}
-		return next(c)
-	}
-}
-
-// onlyParams refuses query parameters other than allowed with the 422 every
-// list gives an unknown filter, naming each one: a typo (?rol=rep) must not
-// quietly answer the unfiltered list.
-func onlyParams(c *fiber.Ctx, allowed ...string) error {
-	v := &models.ValidationError{}
-	use := "it takes no parameters"
-	if len(allowed) > 0 {
-		use = "use " + strings.Join(allowed, ", ")
-	}
-	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
-		if name := string(k); !slices.Contains(allowed, name) {
-			v.Add(name, "is not a parameter of this list; %s", use)
-		}
-	})
-	if err := v.Err(); err != nil {
-		slices.SortFunc(v.Fields, func(a, b models.FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return err
-	}
-	return nil
-}
-
-// queryInt reads an optional integer query parameter within [min, max].
-func queryInt(c *fiber.Ctx, name string, def, min, max int) (int, error) {
-	raw := c.Query(name)
-	if raw == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < min || n > max {
-		return 0, &models.ValidationError{Fields: []models.FieldError{{Field: name, Message: fmt.Sprintf("must be a whole number from %d to %d", min, max)}}}
-	}
-	return n, nil
-}
-
-// queryBool reads an optional true/false query parameter.
-func queryBool(c *fiber.Ctx, name string) (*bool, error) {
-	switch c.Query(name) {
-	case "":
-		return nil, nil
-	case "true":
-		v := true
-		return &v, nil
-	case "false":
-		v := false
-		return &v, nil
-	}
-	return nil, &models.ValidationError{Fields: []models.FieldError{{Field: name, Message: "must be true or false"}}}
 }
 
 // pathID returns a path parameter copied out of Fiber's reused buffer, and

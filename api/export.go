@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -23,7 +24,7 @@ func (s *Server) exportCustomers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	format, lang := c.Query("format", sheets.CSV), c.Query("lang", "en")
+	format, lang := cmp.Or(query(c, "format"), sheets.CSV), cmp.Or(query(c, "lang"), "en")
 	delete(o.Filters, "format")
 	delete(o.Filters, "lang")
 	a := actorOf(c)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -43,6 +45,9 @@ type harness struct {
 	devices   *notify.Devices
 	accounts  *accounts.Service
 	cfg       harnessConfig
+	// documented are the statuses the OpenAPI document gives each route:
+	// every response do gets must be one of its route's.
+	documented *statusBook
 }
 
 // harnessConfig is what tests may change of a harness's settings.
@@ -117,8 +122,18 @@ func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv
 	a := apptest.New(t, ac, st, rd, opts...)
 	a.Server.MarkStarted() // served through app.Test, not Serve
 	ht, _ := t.(*testing.T)
+	res, err := a.Server.App().Test(httptest.NewRequest("GET", "/v1/openapi.json", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	documented, err := newStatusBook(raw)
+	if err != nil {
+		t.Fatalf("read the OpenAPI document: %v", err)
+	}
 	return &harness{t: ht, server: a.Server, store: st, clock: clk, redis: rd, crm: a.CRM, sync: a.Sync,
-		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg}
+		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg, documented: documented}
 }
 
 // with returns the harness reporting to t, for use inside subtests.
@@ -182,6 +197,9 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	if statuses, routed := h.documented.statuses(method, path); routed && !slices.Contains(statuses, strconv.Itoa(res.StatusCode)) {
+		h.t.Errorf("%s %s answered %d, which the OpenAPI document does not list for it (%v): %s", method, path, res.StatusCode, statuses, raw)
+	}
 	return response{status: res.StatusCode, header: res.Header, body: raw}
 }
 

@@ -28,6 +28,33 @@ type importResponse struct {
 	SkippedRows []models.SkippedRow `json:"skipped_rows"`
 }
 
+// importForm is the multipart/form-data body of POST /v1/imports, as the
+// OpenAPI document describes it; createImport reads these fields by name.
+type importForm struct {
+	// File is the spreadsheet: .csv (UTF-8, UTF-8 with BOM, GBK/GB18030) or .xlsx.
+	File uploadedFile `json:"file"`
+	// Kind is what the rows are (default customers).
+	Kind string `json:"kind"`
+	// OnDuplicate is what a customer row matching an existing customer does (default skip).
+	OnDuplicate string `json:"on_duplicate"`
+	// DryRun checks every row without writing any.
+	DryRun bool `json:"dry_run"`
+	// Mapping is JSON naming each column's field: {"columns": {"<header>": "<field>|custom:<key>|ignore"}}.
+	Mapping string `json:"mapping"`
+}
+
+// fieldRules are the form's enumerations and required fields, for the OpenAPI document.
+func (importForm) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{
+		"file":         {Required: true},
+		"kind":         {Enum: crm.ImportKinds},
+		"on_duplicate": {Enum: []string{crm.OnDuplicateSkip, crm.OnDuplicateMerge, crm.OnDuplicateFlag}},
+	}
+}
+
+// uploadedFile is a file field of a multipart body.
+type uploadedFile string
+
 // shownRows is how many failed and skipped rows an import's record shows.
 const shownRows = 100
 

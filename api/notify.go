@@ -29,9 +29,6 @@ func (s *Server) registerDevice(c *fiber.Ctx) error {
 }
 
 func (s *Server) listDevices(c *fiber.Ctx) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	out, err := s.notify.Devices(c.UserContext(), actorOf(c))
 	if err != nil {
 		return err
@@ -51,9 +48,6 @@ func (s *Server) unregisterDevice(c *fiber.Ctx) error {
 }
 
 func (s *Server) taskReminders(c *fiber.Ctx) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/fieldcrm/fieldcrm/internal/crm"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
@@ -24,7 +25,7 @@ func (s *Server) syncSchema(c *fiber.Ctx) error {
 func (s *Server) syncPull(c *fiber.Ctx) error {
 	v := &models.ValidationError{}
 	var last int64
-	switch raw := c.Query("last_pulled_at"); raw {
+	switch raw := query(c, "last_pulled_at"); raw {
 	case "", "null", "undefined":
 	default:
 		n, err := strconv.ParseInt(raw, 10, 64)
@@ -33,14 +34,14 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 		}
 		last = n
 	}
-	if raw := c.Query("schema_version"); raw != "" {
+	if raw := query(c, "schema_version"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > watermelon.SchemaVersion {
 			v.Add("schema_version", "must be from 1 to %d (see GET /v1/sync/schema)", watermelon.SchemaVersion)
 		}
 	}
 	var mig *watermelon.Migration
-	if raw := c.Query("migration"); raw != "" && raw != "null" {
+	if raw := query(c, "migration"); raw != "" && raw != "null" {
 		mig = &watermelon.Migration{}
 		if err := json.Unmarshal([]byte(raw), mig); err != nil {
 			v.Add("migration", "must be null or WatermelonDB's migration object as JSON: {from, tables, columns}")
@@ -74,7 +75,7 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 
 // syncPush serves WatermelonDB's pushChanges.
 func (s *Server) syncPush(c *fiber.Ctx) error {
-	last, err := strconv.ParseInt(c.Query("last_pulled_at"), 10, 64)
+	last, err := strconv.ParseInt(query(c, "last_pulled_at"), 10, 64)
 	if err != nil {
 		return &models.ValidationError{Fields: []models.FieldError{{Field: "last_pulled_at", Message: "must be the timestamp of this device's last pull"}}}
 	}
@@ -109,6 +110,11 @@ type resolveRequest struct {
 	// Action is keep (the value the policy kept stays) or revert (the other
 	// value is restored).
 	Action string `json:"action"`
+}
+
+// fieldRules are the request's enumerations, for the OpenAPI document.
+func (resolveRequest) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{"action": {Enum: []string{crm.ResolveKeep, crm.ResolveRevert}, Required: true}}
 }
 
 func (s *Server) resolve(ctx context.Context, a models.Actor, id string, in resolveRequest) (models.Conflict, error) {

@@ -70,27 +70,27 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 			}
 		},
 		filters: map[string]filter{
-			"q":             {doc: "customer number, name, company, phone or e-mail", conds: searchConds},
-			"stage":         equals("stage", models.Stages...),
-			"customer_type": equals("customer_type", models.CustomerTypes...),
-			"source":        equals("source", models.SourceChannels...),
-			"region":        equals("region"),
-			"industry":      equals("industry"),
-			"tag":           equals("tags"),
-			"owner_id":      equals("owner_id"),
-			"team_id":       equals("team_id"),
-			"value_tier":    equals("value_tier"),
-			"credit_rating": equals("credit.rating", "A", "B", "C", "D", "unrated"),
-			"duplicate":     flag("duplicate"),
-			"number":        equals("number"),
+			"q":             {doc: "customer number, name, company, phone or e-mail", kind: ParamText, conds: searchConds},
+			"stage":         described(equals("stage", models.Stages...), "lifecycle stage"),
+			"customer_type": described(equals("customer_type", models.CustomerTypes...), "customer type"),
+			"source":        described(equals("source", models.SourceChannels...), "where the customer came from"),
+			"region":        described(equals("region"), "region"),
+			"industry":      described(equals("industry"), "industry"),
+			"tag":           described(equals("tags"), "a tag the customer has"),
+			"owner_id":      described(equals("owner_id"), "the owner's user id"),
+			"team_id":       described(equals("team_id"), "the owner's team id"),
+			"value_tier":    described(equals("value_tier"), "value tier (the tenant's tiers)"),
+			"credit_rating": described(equals("credit.rating", "A", "B", "C", "D", "unrated"), "credit rating"),
+			"duplicate":     described(flag("duplicate"), "flagged as a possible duplicate"),
+			"number":        described(equals("number"), "customer number"),
 			"pool":          poolFilter,
-			"updated_since": since("updated_at", false),
+			"updated_since": described(since("updated_at", false), "changed since"),
 		},
 		sorts: map[string]string{"name": "name", "number": "number", "last_interaction_at": "last_interaction_at"},
 	}
 }
 
-var poolFilter = filter{doc: "true: only unowned customers", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+var poolFilter = filter{doc: "true: only the public pool's (unowned) customers; false: only owned ones", kind: ParamBool, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 	switch raw {
 	case "true":
 		return []models.Cond{{Field: "owner_id", Op: models.OpEq, Value: ""}}, nil

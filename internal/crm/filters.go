@@ -10,15 +10,46 @@ import (
 	"github.com/fieldcrm/fieldcrm/models"
 )
 
-// filter turns one query parameter of a list into store conditions.
+// filter turns one query parameter of a list into store conditions. Its
+// description (doc, kind, enum) is what the OpenAPI document says of the
+// parameter (Records.ListParams), so the two cannot differ.
 type filter struct {
 	conds func(raw string, st models.Settings) ([]models.Cond, error)
 	doc   string
+	kind  ParamKind
+	// enum lists the values an equals filter accepts; nil accepts any.
+	enum []string
+}
+
+// ParamKind is the shape of a list parameter's value.
+type ParamKind int
+
+// Kinds of list parameters.
+const (
+	// ParamText is free text.
+	ParamText ParamKind = iota
+	// ParamList is one value or several separated by commas.
+	ParamList
+	// ParamBool is true or false.
+	ParamBool
+	// ParamTime is a time (RFC 3339) or a date (YYYY-MM-DD).
+	ParamTime
+	// ParamDate is a date (YYYY-MM-DD).
+	ParamDate
+)
+
+// ListParam describes one filter of a list.
+type ListParam struct {
+	Name string
+	Doc  string
+	Kind ParamKind
+	// Enum lists the values accepted (each of a ParamList); nil accepts any.
+	Enum []string
 }
 
 // equals matches a stored field exactly; several values may be given comma-separated.
 func equals(field string, allowed ...string) filter {
-	return filter{doc: "one value or several separated by commas", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+	return filter{doc: "one value or several separated by commas", kind: ParamList, enum: allowed, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		values := strings.Split(raw, ",")
 		for _, v := range values {
 			if len(allowed) > 0 && !slices.Contains(allowed, v) {
@@ -37,7 +68,7 @@ func equals(field string, allowed ...string) filter {
 
 // contains matches a case-insensitive substring of a text field.
 func contains(field string) filter {
-	return filter{doc: "text to find, case-insensitive", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+	return filter{doc: "text to find, case-insensitive", kind: ParamText, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		raw = strings.TrimSpace(raw)
 		if !utf8.ValidString(raw) {
 			return nil, errors.New("must be UTF-8 text")
@@ -54,7 +85,16 @@ func since(field string, dateOnly bool) filter { return bound(field, models.OpGt
 func until(field string, dateOnly bool) filter { return bound(field, models.OpLt, dateOnly) }
 
 func bound(field string, op models.Op, dateOnly bool) filter {
-	return filter{doc: "a time (RFC 3339) or date", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+	kind, doc := ParamTime, "a time (RFC 3339) or a date (YYYY-MM-DD)"
+	if dateOnly {
+		kind, doc = ParamDate, "a date (YYYY-MM-DD)"
+	}
+	if op == models.OpLt {
+		doc += "; the records before it"
+	} else {
+		doc += "; the records at or after it"
+	}
+	return filter{doc: doc + " (" + field + ")", kind: kind, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		if dateOnly {
 			d, err := models.NormalizeDate(raw)
 			if err != nil {
@@ -76,7 +116,7 @@ func bound(field string, op models.Op, dateOnly bool) filter {
 
 // flag matches records where field is set (true) or not (false).
 func flag(field string) filter {
-	return filter{doc: "true or false", conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+	return filter{doc: "true: " + field + " is set; false: it is not", kind: ParamBool, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		switch raw {
 		case "true":
 			return []models.Cond{{Field: field, Op: models.OpNe, Value: nil}}, nil
@@ -87,7 +127,13 @@ func flag(field string) filter {
 	}}
 }
 
-var childFilters = map[string]filter{"customer_id": equals("customer_id")}
+var childFilters = map[string]filter{"customer_id": described(equals("customer_id"), "the customer's id")}
+
+// described gives f a description of what it matches, before the shape of its value.
+func described(f filter, what string) filter {
+	f.doc = what + ": " + f.doc
+	return f
+}
 
 // withChild adds the customer_id filter of child collections to m.
 func withChild(m map[string]filter) map[string]filter {
@@ -107,4 +153,25 @@ func keys[V any](m map[string]V) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
+}
+
+// ListParams describes the filters of the collection's list, sorted by name.
+func (r *Records[R]) ListParams() []ListParam {
+	out := make([]ListParam, 0, len(r.h.filters))
+	for name, f := range r.h.filters {
+		out = append(out, ListParam{Name: name, Doc: f.doc, Kind: f.kind, Enum: f.enum})
+	}
+	slices.SortFunc(out, func(a, b ListParam) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// SortNames are the sort names the collection's list accepts, ascending
+// (each also descending with - in front), sorted.
+func (r *Records[R]) SortNames() []string {
+	names := make([]string, 0, len(r.h.sorts))
+	for k := range r.h.sorts {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
