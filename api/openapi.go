@@ -32,7 +32,7 @@ type object = map[string]any
 // models.FieldRules, query parameters from the route's declaration, which is
 // also what the server accepts: the document cannot drift from the server.
 func (s *Server) openAPIDocument() object {
-	schemas := object{"Problem": schemaOf(reflect.TypeFor[Problem](), nil)}
+	schemas := object{"Problem": schemaOf(reflect.TypeFor[Problem](), nil, output)}
 	paths := object{}
 	for _, r := range s.routes {
 		p := OpenAPIPath(r.path)
@@ -59,7 +59,7 @@ func (s *Server) openAPIDocument() object {
 		}
 		ok := object{"description": httpStatusText(r.status), "headers": successHeaders(r)}
 		if r.response != nil {
-			ok["content"] = object{"application/json": object{"schema": schemaOf(reflect.TypeOf(r.response), schemas)}}
+			ok["content"] = object{"application/json": object{"schema": schemaOf(reflect.TypeOf(r.response), schemas, output)}}
 		}
 		for _, media := range r.media {
 			content, _ := ok["content"].(object)
@@ -80,7 +80,7 @@ func (s *Server) openAPIDocument() object {
 			if code == fiber.StatusServiceUnavailable && r.unhealthy {
 				responses["503"] = object{"description": "Not ready or not alive: the same document, saying which check failed",
 					"headers": object{"X-Request-ID": object{"$ref": "#/components/headers/RequestID"}},
-					"content": object{"application/json": object{"schema": schemaOf(reflect.TypeOf(r.response), schemas)}}}
+					"content": object{"application/json": object{"schema": schemaOf(reflect.TypeOf(r.response), schemas, output)}}}
 				continue
 			}
 			responses[strconv.Itoa(code)] = object{"$ref": "#/components/responses/" + problemResponseName(code)}
@@ -159,9 +159,9 @@ func successHeaders(r route) object {
 func requestBody(r route, schemas object) object {
 	t := reflect.TypeOf(r.request)
 	if r.multipart {
-		return object{"required": true, "content": object{"multipart/form-data": object{"schema": schemaOf(t, schemas)}}}
+		return object{"required": true, "content": object{"multipart/form-data": object{"schema": schemaOf(t, schemas, input)}}}
 	}
-	schema := schemaOf(t, schemas)
+	schema := schemaOf(t, schemas, input)
 	if ref, isRef := schema["$ref"].(string); isRef && r.method == fiber.MethodPatch {
 		name := strings.TrimPrefix(ref, "#/components/schemas/")
 		if full, _ := schemas[name].(object); full["required"] != nil {
@@ -185,7 +185,7 @@ func queryParameter(p param, schemas object) object {
 	}
 	if p.jsonSchema != nil {
 		schema["contentMediaType"] = "application/json"
-		schema["contentSchema"] = schemaOf(reflect.TypeOf(p.jsonSchema), schemas)
+		schema["contentSchema"] = schemaOf(reflect.TypeOf(p.jsonSchema), schemas, input)
 	}
 	if p.enum != nil {
 		schema["enum"] = p.enum
@@ -245,9 +245,21 @@ func httpStatusText(code int) string {
 	return strconv.Itoa(code)
 }
 
+// direction says whether a schema describes what the server sends (output)
+// or what it reads (input). They differ in what is required: an answer
+// always has every field encoding/json does not omit, a request needs only
+// the fields models.FieldRules requires.
+type direction bool
+
+const (
+	output direction = false
+	input  direction = true
+)
+
 // schemaOf returns the JSON Schema of a Go type as encoding/json renders it.
-// Named struct types go into components (when given) and are referenced.
-func schemaOf(t reflect.Type, components object) object {
+// Named struct types go into components (when given) and are referenced:
+// as their name for output, with Input after it for input.
+func schemaOf(t reflect.Type, components object, dir direction) object {
 	switch t {
 	case reflect.TypeFor[time.Time]():
 		return object{"type": "string", "format": "date-time"}
@@ -258,7 +270,7 @@ func schemaOf(t reflect.Type, components object) object {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		inner := schemaOf(t.Elem(), components)
+		inner := schemaOf(t.Elem(), components, dir)
 		if typ, ok := inner["type"].(string); ok {
 			inner["type"] = []string{typ, "null"}
 			return inner
@@ -274,19 +286,22 @@ func schemaOf(t reflect.Type, components object) object {
 	case reflect.Float32, reflect.Float64:
 		return object{"type": "number"}
 	case reflect.Slice, reflect.Array:
-		return object{"type": "array", "items": schemaOf(t.Elem(), components)}
+		return object{"type": "array", "items": schemaOf(t.Elem(), components, dir)}
 	case reflect.Map:
-		return object{"type": "object", "additionalProperties": schemaOf(t.Elem(), components)}
+		return object{"type": "object", "additionalProperties": schemaOf(t.Elem(), components, dir)}
 	case reflect.Struct:
 		name := schemaName(t)
+		if name != "" && dir == input {
+			name += "Input"
+		}
 		if components != nil && name != "" {
 			if _, done := components[name]; !done {
 				components[name] = object{} // placeholder against recursion
-				components[name] = structSchema(t, components)
+				components[name] = structSchema(t, components, dir)
 			}
 			return object{"$ref": "#/components/schemas/" + name}
 		}
-		return structSchema(t, components)
+		return structSchema(t, components, dir)
 	default:
 		return object{}
 	}
@@ -313,10 +328,11 @@ type fieldRuler interface {
 	fieldRules() map[string]models.FieldRule
 }
 
-func structSchema(t reflect.Type, components object) object {
+func structSchema(t reflect.Type, components object, dir direction) object {
 	props := object{}
 	rules := map[string]models.FieldRule{}
-	collectFields(t, props, rules, components)
+	var always []string
+	collectFields(t, props, rules, &always, components, dir)
 	// Fields of CRM records that only the server writes are marked readOnly, so
 	// generated clients leave them out of requests (the server refuses them).
 	if rec, ok := reflect.New(t).Interface().(models.Record); ok {
@@ -329,7 +345,12 @@ func structSchema(t reflect.Type, components object) object {
 		}
 	}
 	out := object{"type": "object", "properties": props}
+	// An answer has every field encoding/json always writes; a request
+	// needs those the rules require.
 	var required []string
+	if dir == output {
+		required = always
+	}
 	for name, rule := range rules {
 		parent, child, nested := strings.Cut(name, ".")
 		p, ok := props[parent].(object)
@@ -363,13 +384,13 @@ func structSchema(t reflect.Type, components object) object {
 				props[parent] = p
 			}
 		}
-		if rule.Required {
+		if rule.Required && dir == input {
 			required = append(required, name)
 		}
 	}
-	if required != nil {
+	if len(required) > 0 {
 		slices.Sort(required)
-		out["required"] = required
+		out["required"] = slices.Compact(required)
 	}
 	return out
 }
@@ -402,8 +423,9 @@ func enumOf(values []string, nullable bool) []any {
 }
 
 // collectFields adds t's JSON fields to props, flattening embedded structs as
-// encoding/json does, and their rules (models.FieldRules, fieldRuler) to rules.
-func collectFields(t reflect.Type, props object, rules map[string]models.FieldRule, components object) {
+// encoding/json does, their rules (models.FieldRules, fieldRuler) to rules,
+// and the names of those encoding/json always writes (no omitempty) to always.
+func collectFields(t reflect.Type, props object, rules map[string]models.FieldRule, always *[]string, components object, dir direction) {
 	maps.Copy(rules, models.FieldRules(t))
 	if ruler, ok := reflect.New(t).Elem().Interface().(fieldRuler); ok {
 		maps.Copy(rules, ruler.fieldRules())
@@ -414,14 +436,17 @@ func collectFields(t reflect.Type, props object, rules map[string]models.FieldRu
 		if tag == "-" || (!f.IsExported() && !f.Anonymous) {
 			continue
 		}
-		name, _, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(tag, ",")
 		if f.Anonymous && name == "" {
-			collectFields(f.Type, props, rules, components)
+			collectFields(f.Type, props, rules, always, components, dir)
 			continue
 		}
 		if name == "" {
 			name = f.Name
 		}
-		props[name] = schemaOf(f.Type, components)
+		props[name] = schemaOf(f.Type, components, dir)
+		if !slices.Contains(strings.Split(opts, ","), "omitempty") && !slices.Contains(strings.Split(opts, ","), "omitzero") {
+			*always = append(*always, name)
+		}
 	}
 }

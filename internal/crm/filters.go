@@ -156,7 +156,11 @@ func keys[V any](m map[string]V) string {
 }
 
 // ListParams describes the filters of the collection's list, sorted by name.
+// A nil Records (a Service that was not built by New) has none.
 func (r *Records[R]) ListParams() []ListParam {
+	if r == nil {
+		return nil
+	}
 	out := make([]ListParam, 0, len(r.h.filters))
 	for name, f := range r.h.filters {
 		out = append(out, ListParam{Name: name, Doc: f.doc, Kind: f.kind, Enum: f.enum})
@@ -168,6 +172,9 @@ func (r *Records[R]) ListParams() []ListParam {
 // SortNames are the sort names the collection's list accepts, ascending
 // (each also descending with - in front), sorted.
 func (r *Records[R]) SortNames() []string {
+	if r == nil {
+		return nil
+	}
 	names := make([]string, 0, len(r.h.sorts))
 	for k := range r.h.sorts {
 		names = append(names, k)
