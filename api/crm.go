@@ -157,7 +157,15 @@ func listOptions(c *fiber.Ctx) (crm.ListOptions, error) {
 	if err != nil {
 		return crm.ListOptions{}, err
 	}
-	o := crm.ListOptions{Limit: limit, Filters: map[string]string{}}
+	o := filterOptions(c)
+	o.Limit = limit
+	return o, nil
+}
+
+// filterOptions reads what selects and orders a list without paging it
+// (an export's): ?sort= and the filters, every other declared parameter.
+func filterOptions(c *fiber.Ctx) crm.ListOptions {
+	o := crm.ListOptions{Filters: map[string]string{}}
 	for k, v := range queries(c) {
 		switch k {
 		case "limit":
@@ -169,7 +177,7 @@ func listOptions(c *fiber.Ctx) (crm.ListOptions, error) {
 			o.Filters[k] = v
 		}
 	}
-	return o, nil
+	return o
 }
 
 // ifMatchVersion reads If-Match: "3", 3 or W/"3"; absent or * means any version.

@@ -384,3 +384,31 @@ func (b *statusBook) statuses(method, path string) ([]string, bool) {
 	}
 	return b.routes[best].statuses, true
 }
+
+// The status check of every request the tests send (harness.do) finds the
+// route Fiber serves and its documented statuses.
+func TestEveryAnswerIsCheckedAgainstItsRoutesDocumentedStatuses(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range []struct {
+		method, path string
+		has, hasNot  string
+	}{
+		{"PATCH", "/v1/customers/abc", "412", "409"},
+		{"GET", "/v1/customers/abc", "404", "412"},
+		{"GET", "/v1/customers/abc/timeline", "404", "412"},
+		{"GET", "/v1/customers?stage=lead", "422", "404"},
+		{"POST", "/v1/auth/login", "429", "404"},
+		{"GET", "/v1/sync/pull?last_pulled_at=3", "410", "404"},
+	} {
+		statuses, routed := h.documented.statuses(c.method, c.path)
+		if !routed || !slices.Contains(statuses, c.has) || slices.Contains(statuses, c.hasNot) {
+			t.Errorf("%s %s: %v (routed %v), want %s and not %s", c.method, c.path, statuses, routed, c.has, c.hasNot)
+		}
+	}
+	if _, routed := h.documented.statuses("GET", "/v1/nowhere"); routed {
+		t.Error("an unknown path matched a route")
+	}
+	if _, routed := h.documented.statuses("PUT", "/v1/customers/abc"); routed {
+		t.Error("an unknown method matched a route")
+	}
+}
