@@ -271,9 +271,14 @@ func schemaOf(t reflect.Type, components object, dir direction) object {
 	switch t.Kind() {
 	case reflect.Pointer:
 		inner := schemaOf(t.Elem(), components, dir)
-		if typ, ok := inner["type"].(string); ok {
+		switch typ := inner["type"].(type) {
+		case string:
 			inner["type"] = []string{typ, "null"}
 			return inner
+		case []string:
+			if slices.Contains(typ, "null") {
+				return inner
+			}
 		}
 		return object{"oneOf": []any{inner, object{"type": "null"}}}
 	case reflect.String:
@@ -285,10 +290,14 @@ func schemaOf(t reflect.Type, components object, dir direction) object {
 		return object{"type": "integer"}
 	case reflect.Float32, reflect.Float64:
 		return object{"type": "number"}
-	case reflect.Slice, reflect.Array:
+	// encoding/json writes a nil slice or map as null: an answer may hold
+	// one wherever the server did not make it empty.
+	case reflect.Slice:
+		return object{"type": nullableIn(dir, "array"), "items": schemaOf(t.Elem(), components, dir)}
+	case reflect.Array:
 		return object{"type": "array", "items": schemaOf(t.Elem(), components, dir)}
 	case reflect.Map:
-		return object{"type": "object", "additionalProperties": schemaOf(t.Elem(), components, dir)}
+		return object{"type": nullableIn(dir, "object"), "additionalProperties": schemaOf(t.Elem(), components, dir)}
 	case reflect.Struct:
 		name := schemaName(t)
 		if name != "" && dir == input {
@@ -305,6 +314,14 @@ func schemaOf(t reflect.Type, components object, dir direction) object {
 	default:
 		return object{}
 	}
+}
+
+// nullableIn is the JSON Schema type of a slice or map: null too in an answer.
+func nullableIn(dir direction, typ string) any {
+	if dir == output {
+		return []string{typ, "null"}
+	}
+	return typ
 }
 
 // schemaName names a component after its Go type; generic page types get the
@@ -376,7 +393,7 @@ func structSchema(t reflect.Type, components object, dir direction) object {
 			continue
 		}
 		if rule.Enum != nil {
-			if items, isArray := p["items"].(object); isArray && p["type"] == "array" {
+			if items, isArray := p["items"].(object); isArray {
 				items["enum"] = enumOf(rule.Enum, false)
 			} else {
 				p = refWrapped(p)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
@@ -411,4 +412,82 @@ func TestEveryAnswerIsCheckedAgainstItsRoutesDocumentedStatuses(t *testing.T) {
 	if _, routed := h.documented.statuses("PUT", "/v1/customers/abc"); routed {
 		t.Error("an unknown method matched a route")
 	}
+}
+
+// Real answers of the server are valid against the schemas the document
+// gives them: every field it requires is there, every value in its
+// enumeration, every type right.
+func TestAnswersMatchTheirDocumentedSchemas(t *testing.T) {
+	h := newHarness(t)
+	raw, doc := openAPIDocument(t, h)
+	const docURL = "https://fieldcrm.test/openapi.json"
+	c := jsonschema.NewCompiler()
+	instance, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource(docURL, instance); err != nil {
+		t.Fatal(err)
+	}
+	// check validates an answer against the schema of its status in the
+	// operation documented for method and pattern.
+	check := func(method, pattern string, r response) {
+		t.Helper()
+		res, ok := operation(t, doc, method, pattern)["responses"].(map[string]any)[strconv.Itoa(r.status)].(map[string]any)
+		if !ok {
+			t.Errorf("%s %s: status %d not documented", method, pattern, r.status)
+			return
+		}
+		if ref, isRef := res["$ref"].(string); isRef {
+			resolved, _ := resolvePointer(doc, ref)
+			res = resolved.(map[string]any)
+		}
+		var schemaRef string
+		for media, content := range res["content"].(map[string]any) {
+			if strings.HasSuffix(media, "json") {
+				schemaRef, _ = content.(map[string]any)["schema"].(map[string]any)["$ref"].(string)
+			}
+		}
+		if schemaRef == "" {
+			t.Errorf("%s %s %d: no JSON schema to check against", method, pattern, r.status)
+			return
+		}
+		schema, err := c.Compile(docURL + schemaRef)
+		if err != nil {
+			t.Fatalf("%s: %v", schemaRef, err)
+		}
+		body, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, pattern, err)
+		}
+		if err := schema.Validate(body); err != nil {
+			t.Errorf("%s %s (%d) does not match %s: %v\n%s", method, pattern, r.status, schemaRef, err, r.body)
+		}
+	}
+
+	signup := h.do("POST", "/v1/auth/signup", "", map[string]any{"company_name": "Schema Co", "name": "Ana", "email": "ana@schema.example", "password": testPassword})
+	check("POST", "/v1/auth/signup", signup)
+	admin := signup.json(t)["access_token"].(string)
+	check("POST", "/v1/auth/login", h.do("POST", "/v1/auth/login", "", map[string]any{"email": "ana@schema.example", "password": testPassword, "device_id": "phone-1"}))
+	check("GET", "/v1/me", h.do("GET", "/v1/me", admin, nil))
+	created := h.do("POST", "/v1/customers", admin, map[string]any{"name": "Checked Trading", "stage": "lead"})
+	check("POST", "/v1/customers", created)
+	h.expect(created, 201, "create a customer")
+	id := created.json(t)["id"].(string)
+	check("GET", "/v1/customers/{id}", h.do("GET", "/v1/customers/"+id, admin, nil))
+	check("PATCH", "/v1/customers/{id}", h.do("PATCH", "/v1/customers/"+id, admin, map[string]any{"industry": "retail"}))
+	check("GET", "/v1/customers", h.do("GET", "/v1/customers?stage=lead", admin, nil))
+	check("POST", "/v1/interactions", h.do("POST", "/v1/interactions", admin, map[string]any{"customer_id": id, "channel": "visit", "content": "first visit"}))
+	check("GET", "/v1/customers/{id}/interactions", h.do("GET", "/v1/customers/"+id+"/interactions", admin, nil))
+	check("POST", "/v1/tasks", h.do("POST", "/v1/tasks", admin, map[string]any{"customer_id": id, "title": "call back", "due_at": "2099-01-05T09:00:00Z"}))
+	check("GET", "/v1/customers/{id}/timeline", h.do("GET", "/v1/customers/"+id+"/timeline", admin, nil))
+	check("GET", "/v1/sync/pull", h.do("GET", "/v1/sync/pull?last_pulled_at=null", admin, nil))
+	check("GET", "/v1/sync/schema", h.do("GET", "/v1/sync/schema", admin, nil))
+	check("GET", "/v1/users", h.do("GET", "/v1/users", admin, nil))
+	check("GET", "/v1/settings", h.do("GET", "/v1/settings", admin, nil))
+	check("GET", "/v1/reports/customers", h.do("GET", "/v1/reports/customers", admin, nil))
+	check("GET", "/v1/audit", h.do("GET", "/v1/audit", admin, nil))
+	// Problems too.
+	check("POST", "/v1/interactions", h.do("POST", "/v1/interactions", admin, map[string]any{"customer_id": id, "channel": "pigeon"}))
+	check("GET", "/v1/customers/{id}", h.do("GET", "/v1/customers/nope", admin, nil))
 }

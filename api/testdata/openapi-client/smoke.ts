@@ -61,7 +61,7 @@ for (let page = 0; page < 5; page++) {
     params: { query: { stage: ["lead"], sort: "name", limit: 2, after } },
   });
   check(res.data !== undefined, "list: " + JSON.stringify(res.error));
-  seen.push(...res.data.data.map((c) => c.name));
+  seen.push(...(res.data.data ?? []).map((c) => c.name));
   if (res.data.next_after == null) break;
   after = res.data.next_after;
 }
@@ -69,7 +69,7 @@ check(JSON.stringify(seen) === JSON.stringify(["Alpha Trading", "Beta Foods", "G
 
 // Several values of one filter.
 const both = await api.GET("/v1/customers", { params: { query: { stage: ["lead", "customer"], limit: 10 } } });
-check(both.data?.data.length === 4, "leads and customers: " + JSON.stringify(both.data ?? both.error));
+check(both.data?.data?.length === 4, "leads and customers: " + JSON.stringify(both.data ?? both.error));
 
 // A change with If-Match: the stale version is refused with 412.
 const alpha = created[0]!;
@@ -92,9 +92,9 @@ check(typo.response.status === 422 && typo.error?.errors?.[0]?.field === "stagee
 const first = await api.GET("/v1/sync/pull", { params: { query: { schema_version: 1 } } });
 check(first.data !== undefined, "pull: " + JSON.stringify(first.error));
 check(first.response.headers.get("X-Sync-Has-More") === String(first.data.has_more), "X-Sync-Has-More");
-const pulled = first.data.changes["customers"]?.created ?? [];
+const pulled = first.data.changes?.["customers"]?.created ?? [];
 check(pulled.length === 4, "first pull's customers: " + pulled.length);
 const next = await api.GET("/v1/sync/pull", { params: { query: { last_pulled_at: first.data.timestamp } } });
-check(next.data !== undefined && next.data.changes["customers"]?.created.length === 0, "second pull: " + JSON.stringify(next.data ?? next.error));
+check(next.data !== undefined && next.data.changes?.["customers"]?.created?.length === 0, "second pull: " + JSON.stringify(next.data ?? next.error));
 
 console.log(`generated client: signed up, created ${created.length} customers, paged ${seen.length} leads, pulled ${pulled.length}`);
