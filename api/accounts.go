@@ -44,6 +44,11 @@ type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
+// fieldRules are the request's required fields, for the OpenAPI document.
+func (refreshRequest) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{"refresh_token": {Required: true}}
+}
+
 func (s *Server) refresh(c *fiber.Ctx) error {
 	var in refreshRequest
 	if err := decodeJSON(c, &in); err != nil {

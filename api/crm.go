@@ -230,6 +230,19 @@ type commentRequest struct {
 	Body string `json:"body"`
 }
 
+// fieldRules of the action requests, for the OpenAPI document: each needs its field.
+func (assignRequest) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{"owner_id": {Required: true}}
+}
+
+func (mergeRequest) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{"from": {Required: true}}
+}
+
+func (commentRequest) fieldRules() map[string]models.FieldRule {
+	return map[string]models.FieldRule{"body": {Required: true}}
+}
+
 // withBody serves a POST /v1/<collection>/:id/<action> route whose body is In.
 func withBody[In, Out any](act func(ctx context.Context, a models.Actor, id string, in In) (Out, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {

@@ -41,6 +41,12 @@ func FieldRules(t reflect.Type) map[string]FieldRule {
 	enum := func(values []string) FieldRule { return FieldRule{Enum: values} }
 	required := FieldRule{Required: true}
 	switch t {
+	case reflect.TypeFor[Signup]():
+		return map[string]FieldRule{"company_name": required, "name": required, "email": required, "password": required}
+	case reflect.TypeFor[Login]():
+		return map[string]FieldRule{"email": required, "password": required}
+	case reflect.TypeFor[NewTeam]():
+		return map[string]FieldRule{"name": required}
 	case reflect.TypeFor[Customer](), reflect.TypeFor[CustomerFields]():
 		return map[string]FieldRule{
 			"name":          required,
