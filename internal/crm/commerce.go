@@ -25,9 +25,9 @@ func (s *Service) orderHooks() hooks[models.Order] {
 			return s.refreshDerived(ctx, w.actor.TenantID, w.rec.CustomerID)
 		},
 		filters: withChild(map[string]filter{
-			"status": equals("status", models.OrderStatuses...),
-			"from":   since("ordered_on", true),
-			"to":     until("ordered_on", true),
+			"status": described(equals("status", models.OrderStatuses...), "order status"),
+			"from":   described(since("ordered_on", true), "ordered on or after"),
+			"to":     described(until("ordered_on", true), "ordered before"),
 		}),
 		sorts: map[string]string{"ordered_on": "ordered_on", "amount": "amount"},
 		timeline: func(o *models.Order) (time.Time, string) {
@@ -78,10 +78,10 @@ func (s *Service) paymentHooks() hooks[models.Payment] {
 			return s.refreshDerived(ctx, w.actor.TenantID, w.rec.CustomerID)
 		},
 		filters: withChild(map[string]filter{
-			"order_id": equals("order_id"),
-			"method":   equals("method", models.PaymentMethods...),
-			"from":     since("paid_at", false),
-			"to":       until("paid_at", false),
+			"order_id": described(equals("order_id"), "the order's id"),
+			"method":   described(equals("method", models.PaymentMethods...), "payment method"),
+			"from":     described(since("paid_at", false), "paid at or after"),
+			"to":       described(until("paid_at", false), "paid before"),
 		}),
 		sorts: map[string]string{"paid_at": "paid_at"},
 		timeline: func(p *models.Payment) (time.Time, string) {

@@ -32,7 +32,7 @@ func (s *Service) contactHooks() hooks[models.Contact] {
 			others.recs = slices.DeleteFunc(others.recs, func(c models.Contact) bool { return c.ID == w.rec.ID || !c.IsPrimary })
 			return others.edit(ctx, w.actor, "update", func(_ *models.Meta, rec any) { rec.(*models.Contact).IsPrimary = false })
 		},
-		filters:  withChild(map[string]filter{"q": contains("name")}),
+		filters:  withChild(map[string]filter{"q": described(contains("name"), "part of the contact's name")}),
 		sorts:    map[string]string{"name": "name"},
 		timeline: func(c *models.Contact) (time.Time, string) { return c.CreatedAt, "contact " + c.Name },
 	}

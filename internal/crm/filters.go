@@ -116,7 +116,7 @@ func bound(field string, op models.Op, dateOnly bool) filter {
 
 // flag matches records where field is set (true) or not (false).
 func flag(field string) filter {
-	return filter{doc: "true: " + field + " is set; false: it is not", kind: ParamBool, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
+	return filter{doc: "true or false", kind: ParamBool, conds: func(raw string, _ models.Settings) ([]models.Cond, error) {
 		switch raw {
 		case "true":
 			return []models.Cond{{Field: field, Op: models.OpNe, Value: nil}}, nil

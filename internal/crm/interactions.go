@@ -49,11 +49,11 @@ func (s *Service) interactionHooks() hooks[models.Interaction] {
 			return s.touchCustomer(ctx, w.actor, i.CustomerID, i.OccurredAt)
 		},
 		filters: withChild(map[string]filter{
-			"channel": equals("channel", models.Channels...),
-			"user_id": equals("created_by"),
-			"from":    since("occurred_at", false),
-			"to":      until("occurred_at", false),
-			"q":       contains("content"),
+			"channel": described(equals("channel", models.Channels...), "channel"),
+			"user_id": described(equals("created_by"), "the id of the user who recorded it"),
+			"from":    described(since("occurred_at", false), "happened at or after"),
+			"to":      described(until("occurred_at", false), "happened before"),
+			"q":       described(contains("content"), "part of what was said or done"),
 		}),
 		sorts: map[string]string{"occurred_at": "occurred_at"},
 		timeline: func(i *models.Interaction) (time.Time, string) {

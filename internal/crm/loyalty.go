@@ -76,7 +76,7 @@ func (s *Service) loyaltyHooks() hooks[models.LoyaltyEntry] {
 		settle: func(ctx context.Context, w *write[models.LoyaltyEntry]) error {
 			return s.settleLoyalty(ctx, w.actor, w.rec.CustomerID, w.rec.ID)
 		},
-		filters: withChild(map[string]filter{"kind": equals("kind", models.PointsEarn, models.PointsRedeem, models.PointsAdjust, models.PointsExpire)}),
+		filters: withChild(map[string]filter{"kind": described(equals("kind", models.PointsKinds...), "kind of entry")}),
 		timeline: func(e *models.LoyaltyEntry) (time.Time, string) {
 			return e.CreatedAt, fmt.Sprintf("points %s %d: %s", e.Kind, e.Points, e.Reason)
 		},

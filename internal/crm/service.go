@@ -170,7 +170,9 @@ func New(o Options) (*Service, error) {
 		},
 		view: s.viewConflict,
 		filters: map[string]filter{
-			"table": equals("table"), "record_id": equals("record_id"), "resolved": flag("resolved_at"),
+			"table":     described(equals("table"), "the synced table of the record"),
+			"record_id": described(equals("record_id"), "the record's id"),
+			"resolved":  described(flag("resolved_at"), "resolved"),
 		},
 	})
 	s.Notifications = newRecords(s, store.Notifications, hooks[models.Notification]{
@@ -188,7 +190,8 @@ func New(o Options) (*Service, error) {
 		},
 		unauditedCreate: true,
 		ownOnly:         true,
-		filters:         map[string]filter{"read": flag("read_at"), "kind": equals("kind"), "task_id": equals("task_id")},
+		filters: map[string]filter{"read": described(flag("read_at"), "read"), "kind": described(equals("kind"), "kind of notification"),
+			"task_id": described(equals("task_id"), "the task it is about")},
 	})
 	return s, nil
 }

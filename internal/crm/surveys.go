@@ -23,7 +23,7 @@ func (s *Service) surveyHooks() hooks[models.Survey] {
 			}
 			return reference(ctx, s.Tickets, w.actor, "ticket_id", w.rec.TicketID, was, w.rec.CustomerID, w.old != nil)
 		},
-		filters: withChild(map[string]filter{"from": since("taken_at", false), "to": until("taken_at", false)}),
+		filters: withChild(map[string]filter{"from": described(since("taken_at", false), "taken at or after"), "to": described(until("taken_at", false), "taken before")}),
 		sorts:   map[string]string{"taken_at": "taken_at"},
 		timeline: func(v *models.Survey) (time.Time, string) {
 			return v.TakenAt, fmt.Sprintf("survey csat %s nps %s", intOrDash(v.CSAT), intOrDash(v.NPS))

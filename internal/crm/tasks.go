@@ -50,10 +50,10 @@ func (s *Service) taskHooks() hooks[models.Task] {
 		visible:       func(a models.Actor, t *models.Task) bool { return assignedOrOwned(a, &t.Meta, t.AssigneeID) },
 		scopeAssignee: true,
 		filters: withChild(map[string]filter{
-			"assignee_id": equals("assignee_id"),
-			"status":      equals("status", models.TaskOpen, models.TaskDone, models.TaskCancelled),
-			"due_from":    since("due_at", false),
-			"due_to":      until("due_at", false),
+			"assignee_id": described(equals("assignee_id"), "the assignee's user id"),
+			"status":      described(equals("status", models.TaskStatuses...), "task status"),
+			"due_from":    described(since("due_at", false), "due at or after"),
+			"due_to":      described(until("due_at", false), "due before"),
 		}),
 		sorts: map[string]string{"due_at": "due_at"},
 		timeline: func(t *models.Task) (time.Time, string) {

@@ -84,11 +84,11 @@ func (s *Service) ticketHooks() hooks[models.Ticket] {
 		visible:       func(a models.Actor, t *models.Ticket) bool { return assignedOrOwned(a, &t.Meta, t.AssigneeID) },
 		scopeAssignee: true,
 		filters: withChild(map[string]filter{
-			"status":      equals("status", models.TicketNew, models.TicketAssigned, models.TicketInProgress, models.TicketResolved, models.TicketClosed),
-			"priority":    equals("priority", models.TicketPriorities...),
-			"type":        equals("type", models.TicketTypes...),
-			"assignee_id": equals("assignee_id"),
-			"sla_before":  until("sla_due_at", false),
+			"status":      described(equals("status", models.TicketStatuses...), "ticket status"),
+			"priority":    described(equals("priority", models.TicketPriorities...), "priority"),
+			"type":        described(equals("type", models.TicketTypes...), "ticket type"),
+			"assignee_id": described(equals("assignee_id"), "the assignee's user id"),
+			"sla_before":  described(until("sla_due_at", false), "SLA due before"),
 		}),
 		sorts: map[string]string{"sla_due_at": "sla_due_at"},
 		timeline: func(t *models.Ticket) (time.Time, string) {
