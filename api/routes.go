@@ -75,7 +75,6 @@ func (s *Server) routeTable() []route {
 		{name: "schema_version", typ: "integer", min: 1, max: watermelon.SchemaVersion, doc: "the schema version of the app's local database (see GET /v1/sync/schema)"},
 		{name: "migration", jsonSchema: watermelon.Migration{}, doc: "WatermelonDB's migration object as JSON ({from, tables, columns}): the full records of the tables and columns the app's schema gained; null or absent otherwise"},
 	}
-	customerParams := listParams(c.Customers, true)
 	reportsWith := func(extra ...param) []param { return append(slices.Clone(reportParams), extra...) }
 	routes := []route{
 		{method: "POST", path: "/v1/auth/signup", tag: tagAuth, summary: "Create a tenant and its first admin; returns tokens",
@@ -131,7 +130,7 @@ func (s *Server) routeTable() []route {
 				{name: "on_duplicate", enum: []string{"reject", "flag"}, doc: "reject (default): a customer matching existing ones is refused with 409; flag: it is created, flagged as a possible duplicate"},
 			}, headers: []header{locationHeader}},
 		{method: "GET", path: "/v1/duplicates", tag: tagCRM, summary: "Customers flagged as possible duplicates",
-			auth: true, response: crm.Page[models.Customer]{}, status: 200, handler: s.duplicates, query: customerParams},
+			auth: true, response: crm.Page[models.Customer]{}, status: 200, handler: s.duplicates, query: listParams(c.Customers, true, "duplicate")},
 		{method: "GET", path: "/v1/customers/:id/timeline", tag: tagCRM, summary: "Everything that happened with a customer, newest first",
 			auth: true, response: timelineResponse{}, status: 200, errors: []int{404}, handler: s.timeline},
 		{method: "POST", path: "/v1/customers/:id/merge", tag: tagCRM, summary: "Merge other customers into this one (records move, they become tombstones)",
