@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,8 +181,14 @@ func filterOptions(c *fiber.Ctx) crm.ListOptions {
 	return o
 }
 
-// ifMatchVersion reads If-Match: "3", 3 or W/"3"; absent or * means any version.
+// ifMatchVersion reads If-Match: "3", 3 or W/"3"; absent or * means any
+// version. Only a route that declares it (route.ifMatch, which the OpenAPI
+// document shows) may: another reading it is a bug of the server, and panics
+// as query does.
 func ifMatchVersion(c *fiber.Ctx) (int64, error) {
+	if declared, _ := c.Locals(localIfMatch).(bool); !declared {
+		panic(fmt.Sprintf("the handler of %s %s reads If-Match, which its route does not declare", c.Method(), c.Route().Path))
+	}
 	raw := strings.TrimSpace(c.Get(fiber.HeaderIfMatch))
 	if raw == "" || raw == "*" {
 		return 0, nil

@@ -35,17 +35,21 @@ type param struct {
 	jsonSchema any
 }
 
-// localQuery is the c.Locals key of the route's declared query parameters.
-const localQuery = "fieldcrm.query"
+// Keys of c.Locals holding the route's declarations: its query parameters
+// and whether it reads If-Match.
+const (
+	localQuery   = "fieldcrm.query"
+	localIfMatch = "fieldcrm.if_match"
+)
 
 // declaredQuery serves next only when the request's query string is UTF-8
 // text (no handler, filter or storage engine, whose regexp engine fails on
 // other bytes, ever sees one) and names only declared parameters: a typo
 // (?rol=rep) must not quietly answer the unfiltered list. Undeclared names
 // are refused together with 422, each named.
-func declaredQuery(params []param, next fiber.Handler) fiber.Handler {
-	names := make([]string, len(params))
-	for i, p := range params {
+func declaredQuery(r route, next fiber.Handler) fiber.Handler {
+	names := make([]string, len(r.query))
+	for i, p := range r.query {
 		names[i] = p.name
 	}
 	slices.Sort(names)
@@ -77,6 +81,7 @@ func declaredQuery(params []param, next fiber.Handler) fiber.Handler {
 			return err
 		}
 		c.Locals(localQuery, names)
+		c.Locals(localIfMatch, r.ifMatch)
 		return next(c)
 	}
 }

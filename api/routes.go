@@ -225,7 +225,7 @@ func (s *Server) routeTable() []route {
 		nestedList("loyalty_entries", tagSales, c.LoyaltyEntries),
 	)
 	for i := range routes {
-		routes[i].handler = declaredQuery(routes[i].query, routes[i].handler)
+		routes[i].handler = declaredQuery(routes[i], routes[i].handler)
 	}
 	return routes
 }
