@@ -200,6 +200,9 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 	if statuses, routed := h.documented.statuses(method, path); routed && !slices.Contains(statuses, strconv.Itoa(res.StatusCode)) {
 		h.t.Errorf("%s %s answered %d, which the OpenAPI document does not list for it (%v): %s", method, path, res.StatusCode, statuses, raw)
 	}
+	if missing := h.documented.undocumentedHeaders(method, path, res.StatusCode, res.Header); missing != nil {
+		h.t.Errorf("%s %s answered %d with headers %v, which the OpenAPI document does not list for it", method, path, res.StatusCode, missing)
+	}
 	return response{status: res.StatusCode, header: res.Header, body: raw}
 }
 

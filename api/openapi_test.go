@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -320,13 +321,26 @@ type documentedRoute struct {
 	method   string
 	segments []string // "" for a path parameter
 	statuses []string
+	// headers are the response headers documented for each status.
+	headers map[string][]string
 }
 
+// checkedHeaders are the response headers of particular routes: an answer
+// carrying one must be documented to (the others every answer may have).
+var checkedHeaders = []string{"ETag", "Location", "X-Sync-Has-More", "X-Export-ID", "Retry-After", "WWW-Authenticate"}
+
 func newStatusBook(raw []byte) (*statusBook, error) {
+	type responseDoc struct {
+		Ref     string         `json:"$ref"`
+		Headers map[string]any `json:"headers"`
+	}
 	var doc struct {
 		Paths map[string]map[string]struct {
-			Responses map[string]any `json:"responses"`
+			Responses map[string]responseDoc `json:"responses"`
 		} `json:"paths"`
+		Components struct {
+			Responses map[string]responseDoc `json:"responses"`
+		} `json:"components"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, err
@@ -341,9 +355,15 @@ func newStatusBook(raw []byte) (*statusBook, error) {
 			segments = append(segments, s)
 		}
 		for method, op := range ops {
-			r := documentedRoute{method: strings.ToUpper(method), segments: segments}
-			for code := range op.Responses {
+			r := documentedRoute{method: strings.ToUpper(method), segments: segments, headers: map[string][]string{}}
+			for code, res := range op.Responses {
 				r.statuses = append(r.statuses, code)
+				if res.Ref != "" {
+					res = doc.Components.Responses[strings.TrimPrefix(res.Ref, "#/components/responses/")]
+				}
+				for name := range res.Headers {
+					r.headers[code] = append(r.headers[code], http.CanonicalHeaderKey(name))
+				}
 			}
 			b.routes = append(b.routes, r)
 		}
@@ -355,6 +375,27 @@ func newStatusBook(raw []byte) (*statusBook, error) {
 // path, the one with most literal segments when several match, as Fiber
 // routes; false when none does (the router's own 404 and 405).
 func (b *statusBook) statuses(method, path string) ([]string, bool) {
+	r, ok := b.route(method, path)
+	return r.statuses, ok
+}
+
+// undocumentedHeaders returns the checkedHeaders an answer of method and
+// path with status carries that the document does not list for it.
+func (b *statusBook) undocumentedHeaders(method, path string, status int, header http.Header) []string {
+	r, ok := b.route(method, path)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, name := range checkedHeaders {
+		if header.Get(name) != "" && !slices.Contains(r.headers[strconv.Itoa(status)], http.CanonicalHeaderKey(name)) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (b *statusBook) route(method, path string) (documentedRoute, bool) {
 	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	best, bestLiterals := -1, -1
@@ -381,13 +422,13 @@ func (b *statusBook) statuses(method, path string) ([]string, bool) {
 		}
 	}
 	if best < 0 {
-		return nil, false
+		return documentedRoute{}, false
 	}
-	return b.routes[best].statuses, true
+	return b.routes[best], true
 }
 
-// The status check of every request the tests send (harness.do) finds the
-// route Fiber serves and its documented statuses.
+// The check of every answer the tests get (harness.do) finds the route Fiber
+// serves, its documented statuses and their headers.
 func TestEveryAnswerIsCheckedAgainstItsRoutesDocumentedStatuses(t *testing.T) {
 	h := newHarness(t)
 	for _, c := range []struct {
@@ -405,6 +446,13 @@ func TestEveryAnswerIsCheckedAgainstItsRoutesDocumentedStatuses(t *testing.T) {
 		if !routed || !slices.Contains(statuses, c.has) || slices.Contains(statuses, c.hasNot) {
 			t.Errorf("%s %s: %v (routed %v), want %s and not %s", c.method, c.path, statuses, routed, c.has, c.hasNot)
 		}
+	}
+	etag := http.Header{"Etag": {`"3"`}}
+	if missing := h.documented.undocumentedHeaders("GET", "/v1/customers", 200, etag); !slices.Equal(missing, []string{"ETag"}) {
+		t.Errorf("an ETag on a list: %v", missing)
+	}
+	if missing := h.documented.undocumentedHeaders("GET", "/v1/customers/abc", 200, etag); missing != nil {
+		t.Errorf("an ETag on a customer: %v", missing)
 	}
 	if _, routed := h.documented.statuses("GET", "/v1/nowhere"); routed {
 		t.Error("an unknown path matched a route")

@@ -89,7 +89,7 @@ func (s *Server) routeTable() []route {
 			auth: true, response: accounts.Profile{}, status: 200, handler: s.me},
 		{method: "POST", path: "/v1/users", tag: tagUsers, summary: "Create a user (admins: anyone; managers: reps in their teams)",
 			auth: true, request: models.NewUser{}, response: models.User{}, status: 201, errors: []int{400, 403, 409, 415, 422, 429},
-			handler: createOne("/v1/users", s.accounts.CreateUser, func(u models.User) string { return u.ID })},
+			headers: []header{locationHeader}, handler: createOne("/v1/users", s.accounts.CreateUser, func(u models.User) string { return u.ID })},
 		{method: "GET", path: "/v1/users", tag: tagUsers, summary: "List the users you may see",
 			auth: true, response: page[models.User]{}, status: 200, handler: s.listUsers, query: []param{
 				limitParam, afterParam,
@@ -102,7 +102,7 @@ func (s *Server) routeTable() []route {
 			auth: true, request: models.UserPatch{}, response: models.User{}, status: 200, errors: []int{400, 403, 404, 415, 422, 429}, handler: s.patchUser},
 		{method: "POST", path: "/v1/teams", tag: tagTeams, summary: "Create a team (admins)",
 			auth: true, request: models.NewTeam{}, response: models.Team{}, status: 201, errors: []int{400, 403, 415, 422},
-			handler: createOne("/v1/teams", s.accounts.CreateTeam, func(t models.Team) string { return t.ID })},
+			headers: []header{locationHeader}, handler: createOne("/v1/teams", s.accounts.CreateTeam, func(t models.Team) string { return t.ID })},
 		{method: "GET", path: "/v1/teams", tag: tagTeams, summary: "List the teams you may see",
 			auth: true, response: page[models.Team]{}, status: 200, handler: s.listTeams},
 		{method: "GET", path: "/v1/teams/:id", tag: tagTeams, summary: "One team",
