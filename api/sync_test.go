@@ -104,7 +104,7 @@ func TestFirstPullPagesThroughEverythingTheUserMaySee(t *testing.T) {
 	if err := json.Unmarshal([]byte(rec["phones"].(string)), &phones); err != nil || len(phones) != 1 {
 		t.Fatalf("phones column %v", rec["phones"])
 	}
-	if _, isNumber := rec["created_at"].(float64); !isNumber || rec["number"] == "" || rec["deleted_at"] != nil {
+	if _, isNumber := rec["server_created_at"].(float64); !isNumber || rec["number"] == "" || rec["deleted_at"] != nil {
 		t.Fatalf("flat record %v", rec)
 	}
 	// The manager sees both reps of their team but not the other team.
@@ -216,7 +216,7 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	h := newHarness(t)
 	admin := h.signup("Acme", "admin@schema.test")
 	s := h.call("GET", "/v1/sync/schema", admin, nil, 200)
-	if s["version"] != 3.0 {
+	if s["version"] != 4.0 {
 		t.Fatalf("version %v", s["version"])
 	}
 	cols := map[string]map[string]any{}
@@ -249,7 +249,7 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	}
 	check("name", "string")
 	check("phones", "string", "json")
-	check("created_at", "number", "time")
+	check("server_created_at", "number", "time", "readOnly")
 	check("last_interaction_at", "number", "time", "isOptional")
 	check("credit_limit", "number")
 	check("number", "string", "readOnly", "isIndexed")
