@@ -19,7 +19,9 @@ type Generated map[string]string
 // version, from this (the current) schema and its history.
 //
 // From version 4 on, every table also has WatermelonDB's own created_at and
-// updated_at (optional numbers the server never sends; see watermelonOwn):
+// updated_at (numbers, never optional: WatermelonDB refuses them optional;
+// the server never sends them, so a record from the server reads 0, which
+// @date reads as null; see watermelonOwn):
 // an app migrated from 3 keeps them from its older schema, so a new install
 // must have them too, or the two would differ.
 func (s Schema) Generate(version int) (Generated, error) {
@@ -30,7 +32,7 @@ func (s Schema) Generate(version int) (Generated, error) {
 	if version >= 4 {
 		for i := range at.Tables {
 			for _, name := range watermelonOwn {
-				at.Tables[i].Columns = append(at.Tables[i].Columns, Column{Name: name, Type: TypeNumber, IsOptional: true, Time: true, ReadOnly: true})
+				at.Tables[i].Columns = append(at.Tables[i].Columns, Column{Name: name, Type: TypeNumber, Time: true, ReadOnly: true})
 			}
 		}
 	}
