@@ -20,8 +20,8 @@ type Generated map[string]string
 //
 // From version 4 on, every table also has WatermelonDB's own created_at and
 // updated_at (numbers, never optional: WatermelonDB refuses them optional;
-// the server never sends them, so a record from the server reads 0, which
-// @date reads as null; see watermelonOwn):
+// the server never sends them, so a record from the server holds 0 there
+// until the device changes it; see watermelonOwn):
 // an app migrated from 3 keeps them from its older schema, so a new install
 // must have them too, or the two would differ.
 func (s Schema) Generate(version int) (Generated, error) {
