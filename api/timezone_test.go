@@ -61,4 +61,29 @@ func TestUsersWithoutTheirOwnTimeZoneAndLocaleFollowTheTenants(t *testing.T) {
 	if want := "Follow-up due / Call back is due now (" + due.In(time.FixedZone("JST", 9*3600)).Format("01-02 15:04") + ")"; got != want {
 		t.Fatalf("after the tenant's change: %q; want %q", got, want)
 	}
+
+	// A rep who chooses keeps the choice; "" gives it back to the tenant.
+	admin = h.login("admin@tz.test", testPassword)
+	h.call("PATCH", "/v1/users/"+rep.id, admin, map[string]any{"time_zone": "Europe/Paris", "locale": "zh-CN"}, 200)
+	due = due.Add(24 * time.Hour)
+	if got, want := reminderText("再次回访", due), "跟进到期 / 再次回访 现在到期（"+due.In(mustZone(t, "Europe/Paris")).Format("01-02 15:04")+"）"; got != want {
+		t.Fatalf("after the rep chose: %q; want %q", got, want)
+	}
+	admin = h.login("admin@tz.test", testPassword)
+	h.call("PATCH", "/v1/users/"+rep.id, admin, map[string]any{"time_zone": "", "locale": ""}, 200)
+	due = due.Add(24 * time.Hour)
+	if got, want := reminderText("Visit", due), "Follow-up due / Visit is due now ("+due.In(time.FixedZone("JST", 9*3600)).Format("01-02 15:04")+")"; got != want {
+		t.Fatalf("after giving the choice back: %q; want %q", got, want)
+	}
+	admin = h.login("admin@tz.test", testPassword)
+	h.call("PATCH", "/v1/users/"+rep.id, admin, map[string]any{"time_zone": "Mars/Olympus"}, 422)
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

@@ -337,7 +337,13 @@ func (p *UserPatch) Normalize() {
 	trim(p.Name, NormalizeName)
 	trim(p.TeamID, strings.TrimSpace)
 	trim(p.ManagerID, strings.TrimSpace)
-	trim(p.Locale, NormalizeLocale)
+	trim(p.TimeZone, strings.TrimSpace)
+	trim(p.Locale, func(s string) string {
+		if s = strings.TrimSpace(s); s != "" {
+			s = NormalizeLocale(s)
+		}
+		return s
+	})
 }
 
 // Empty reports whether the patch changes nothing.
@@ -358,10 +364,11 @@ func (p *UserPatch) Validate() error {
 	if p.Role != nil && !p.Role.Valid() {
 		v.Add("role", "must be one of %s", strings.Join(RoleNames, ", "))
 	}
-	if p.TimeZone != nil {
+	// "" gives the choice back to the tenant (see User.InTenant).
+	if p.TimeZone != nil && *p.TimeZone != "" {
 		checkTimeZone(v, "time_zone", *p.TimeZone)
 	}
-	if p.Locale != nil {
+	if p.Locale != nil && *p.Locale != "" {
 		checkLocale(v, "locale", *p.Locale)
 	}
 	if q := p.QuietHours; q != nil && (q.Start != "" || q.End != "") {
