@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // pullAll pulls from cursor until has_more is false and returns every change by
@@ -254,6 +256,13 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	check("credit_limit", "number")
 	check("number", "string", "readOnly", "isIndexed")
 	check("owner_id", "string", "readOnly", "isIndexed")
+	check("name", "string", "required")
+	if enum, _ := cols["kind"]["enum"].([]any); len(enum) != len(models.CustomerKinds) {
+		t.Errorf("column kind: enum %v, want %v", cols["kind"]["enum"], models.CustomerKinds)
+	}
+	if shape, _ := cols["phones"]["jsonSchema"].(map[string]any); shape["items"] == nil {
+		t.Errorf("column phones: jsonSchema %v, want a list's", cols["phones"]["jsonSchema"])
+	}
 	if cols["id"] != nil || cols["deleted_at"] != nil || cols["national_id_sealed"] != nil {
 		t.Error("id, deleted_at or a server-only field is a column")
 	}
