@@ -248,8 +248,7 @@ func fieldType(table string, c Column) string {
 	case c.Time:
 		return "Date | null" // @date reads null for an empty column
 	case c.JSON:
-		t = pascal(className(table)) + pascal(c.Name) + "Value"
-		return t
+		return className(table) + pascal(c.Name) + "Value" // declared in types.ts
 	case len(c.Enum) > 0:
 		t = enumType(table, c)
 	case c.Type == TypeNumber:
@@ -384,9 +383,6 @@ export { Q }
 				typ = "T." + typ
 				if sanitizer == "asObject" {
 					typ += " | null"
-				}
-				if sanitizer == "asList" {
-					sanitizer = "asList"
 				}
 				deco = append(deco, fmt.Sprintf("@json(%s, %s)", quoted(c.Name), sanitizer))
 			case c.Type == TypeString && len(c.Enum) == 0 && !strings.HasSuffix(c.Name, "_id"):
