@@ -41,6 +41,7 @@ type harness struct {
 	schedule  *notify.Schedule
 	scheduler *notify.Scheduler
 	devices   *notify.Devices
+	worker    *notify.Worker
 	accounts  *accounts.Service
 	cfg       harnessConfig
 }
@@ -118,7 +119,7 @@ func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv
 	a.Server.MarkStarted() // served through app.Test, not Serve
 	ht, _ := t.(*testing.T)
 	return &harness{t: ht, server: a.Server, store: st, clock: clk, redis: rd, crm: a.CRM, sync: a.Sync,
-		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg}
+		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, worker: a.Worker, accounts: a.Accounts, cfg: cfg}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

@@ -149,13 +149,16 @@ func (s *Service) Signup(ctx context.Context, in models.Signup, clientIP string)
 		return Tokens{}, models.User{}, err
 	}
 	now := s.now().UTC()
-	tenant := models.Tenant{ID: models.NewID(), Name: in.CompanyName, CreatedAt: now}
+	// The signup's time zone and locale are the tenant's defaults; the admin,
+	// like every user who names none, follows them (models.User.InTenant).
+	tenant := models.Tenant{ID: models.NewID(), Name: in.CompanyName, CreatedAt: now,
+		Settings: models.Settings{TimeZone: in.TimeZone, Locale: in.Locale}}
 	if err := s.store.CreateTenant(ctx, tenant); err != nil {
 		return Tokens{}, models.User{}, fmt.Errorf("signup: %w", err)
 	}
 	admin := models.User{
 		ID: models.NewID(), TenantID: tenant.ID, Email: in.Email, Name: in.Name, Role: models.RoleAdmin,
-		TimeZone: in.TimeZone, Locale: in.Locale, Active: true, PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
+		Active: true, PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.store.CreateUser(ctx, admin); err != nil {
 		// No transactions: undo the tenant so a failed signup leaves nothing behind.
