@@ -1,0 +1,77 @@
+// Measures a first sync through @fieldcrm/watermelondb (the real
+// WatermelonDB, LokiJS in Node) against `fieldcrm serve` at FIELDCRM_URL:
+// a rep with FIELDCRM_BENCH_RECORDS customers (seeded first by pushes of
+// 5,000), then one client's first sync, timed end to end, with the Node
+// process's peak resident memory sampled every 50 ms. Not run in CI; the
+// figures are in docs/benchmarks.md.
+'use strict'
+
+const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
+const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
+const { LokiMemoryAdapter } = require('lokijs')
+const wmLogger = require('@nozbe/watermelondb/utils/common/logger').default
+const { createSync, signIn, tokenCredentials } = require('@fieldcrm/watermelondb')
+
+wmLogger.log = () => {}
+const base = process.env.FIELDCRM_URL
+const records = Number(process.env.FIELDCRM_BENCH_RECORDS || 100000)
+const runID = Date.now().toString(36)
+const password = 'correct horse battery'
+
+async function api(method, path, token, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: 'Bearer ' + token } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
+  return res.json()
+}
+
+async function main() {
+  const admin = (await api('POST', '/v1/auth/signup', null, { company_name: 'Bench ' + runID, name: 'Admin', email: `admin-${runID}@bench.test`, password })).access_token
+  const mgr = await api('POST', '/v1/users', admin, { email: `mgr-${runID}@bench.test`, name: 'Manager', password, role: 'manager' })
+  const team = await api('POST', '/v1/teams', admin, { name: 'Field', manager_id: mgr.id })
+  const rep = await api('POST', '/v1/users', admin, { email: `rep-${runID}@bench.test`, name: 'Rep', password, role: 'rep', team_id: team.id })
+  const schema = await api('GET', '/v1/sync/schema', admin)
+  const seeder = (await signIn(base, { email: rep.email, password, deviceId: 'seed' })).access_token
+  const t0 = Date.now()
+  const { timestamp } = await api('GET', `/v1/sync/pull?last_pulled_at=null&schema_version=${schema.version}`, seeder)
+  for (let i = 0; i < records; i += 5000) {
+    const created = []
+    for (let j = i; j < Math.min(records, i + 5000); j++) {
+      created.push({ id: `b${runID}${j}`, name: `Customer ${j}`, kind: 'company', stage: 'lead', customer_type: 'normal',
+        industry: 'retail', region: 'South China', tags: '["bench"]', _status: 'created', _changed: '' })
+    }
+    await api('POST', `/v1/sync/push?last_pulled_at=${timestamp}`, seeder, { changes: { customers: { created, updated: [], deleted: [] } } })
+  }
+  console.log(`seeded ${records} customers in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+
+  global.gc?.()
+  const baseline = process.memoryUsage().rss
+  let peak = baseline
+  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 50)
+  const start = Date.now()
+  const tokens = await signIn(base, { email: rep.email, password, deviceId: 'phone' })
+  const adapter = new LokiJSAdapter({
+    schema: appSchema({ version: schema.version, tables: schema.tables.map((t) => tableSchema({ name: t.name, columns: t.columns })) }),
+    useWebWorker: false, useIncrementalIndexedDB: true, _testLokiAdapter: new LokiMemoryAdapter(), dbName: 'bench' + runID,
+    onSetUpError: (e) => { throw e },
+  })
+  const database = new Database({ adapter, modelClasses: schema.tables.map((t) => class extends Model { static table = t.name }) })
+  const client = createSync({
+    baseUrl: base, database, deviceId: 'phone',
+    credentials: tokenCredentials({ baseUrl: base, tokens, onSignedOut: () => { throw new Error('signed out') } }),
+  })
+  const report = await client.sync()
+  const elapsed = (Date.now() - start) / 1000
+  clearInterval(sampler)
+  peak = Math.max(peak, process.memoryUsage().rss)
+  const held = await database.get('customers').query().fetchCount()
+  if (held !== records) throw new Error(`the phone holds ${held} customers, not ${records}`)
+  const mb = (n) => (n / 1024 / 1024).toFixed(0)
+  console.log(`first sync of ${records} records: ${elapsed.toFixed(1)} s end to end, ${report.pages} pages, ` +
+    `${(records / elapsed).toFixed(0)} records/s; Node peak RSS ${mb(peak)} MB (${mb(baseline)} MB before)`)
+}
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
