@@ -160,6 +160,47 @@ scenario('a first sync of a large territory pages, reporting progress', async ()
   }
 })
 
+// LokiJS has no Turbo Login; here its adapter stands in for SQLite on JSI:
+// provideSyncJson keeps the text it is given and unsafeLoadFromSync does
+// what WatermelonDB's native side does with it (Database-turboSync.cpp:
+// refuse a deleted id, insert created and updated rows as synced, hand back
+// every other top-level value). The client must use it for the first page
+// only, with the body exactly as the server sent it.
+scenario('Turbo Login takes the first page as the server sent it, the next pages are ordinary pulls', async () => {
+  const { sanitizedRaw } = require('@nozbe/watermelondb/RawRecord')
+  const db = database('turbo')
+  const loki = db.adapter.underlyingAdapter
+  const given = []
+  loki._dispatcherType = 'jsi'
+  loki.provideSyncJson = (id, json, callback) => { given.push(json); callback({ value: undefined }) }
+  loki.unsafeLoadFromSync = (id, callback) => {
+    const { changes, ...rest } = JSON.parse(given.at(-1))
+    const ops = []
+    for (const [table, tc] of Object.entries(changes)) {
+      if (tc.deleted.length) return callback({ error: new Error('expected deleted field to be empty') })
+      const ts = db.schema.tables[table]
+      if (!ts) continue
+      for (const rec of [...tc.created, ...tc.updated]) ops.push(['create', table, { ...sanitizedRaw(rec, ts), _status: 'synced', _changed: '' }])
+    }
+    loki.batch(ops, (r) => callback(r.error ? r : { value: rest }))
+  }
+  const sent = []
+  const f = async (url, init) => {
+    const res = await fetch(url, init)
+    if (new URL(url).pathname === '/v1/sync/pull') sent.push(await res.clone().text())
+    return res
+  }
+  const p = await phone('big-turbo', bigRep.email, { db, fetch: f })
+  const report = await p.client.sync()
+  assert.equal(report.turbo, true)
+  assert.equal(given.length, 1, 'only the first page goes through Turbo Login')
+  assert.equal(given[0], sent[0], 'the first page is handed over byte for byte')
+  assert.ok(sent.length > 1 && report.pages === sent.length, `${sent.length} pages`)
+  assert.equal(await p.count('customers'), territory)
+  assert.equal(p.progress.at(-1).done, report.pulled)
+  await p.client.sync() // and syncs on from the cursor
+})
+
 scenario('a first sync killed half-way resumes and re-sends at most one page', async () => {
   if (territory <= 2 * pageSize) throw new Error(`the territory (${territory}) must span more than two pages of ${pageSize}`)
   const f = countingFetch()
