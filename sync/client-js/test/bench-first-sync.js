@@ -29,30 +29,38 @@ async function api(method, path, token, body) {
 }
 
 async function main() {
-  const admin = (await api('POST', '/v1/auth/signup', null, { company_name: 'Bench ' + runID, name: 'Admin', email: `admin-${runID}@bench.test`, password })).access_token
-  const mgr = await api('POST', '/v1/users', admin, { email: `mgr-${runID}@bench.test`, name: 'Manager', password, role: 'manager' })
-  const team = await api('POST', '/v1/teams', admin, { name: 'Field', manager_id: mgr.id })
-  const rep = await api('POST', '/v1/users', admin, { email: `rep-${runID}@bench.test`, name: 'Rep', password, role: 'rep', team_id: team.id })
-  const schema = await api('GET', '/v1/sync/schema', admin)
-  const seeder = (await signIn(base, { email: rep.email, password, deviceId: 'seed' })).access_token
+  // FIELDCRM_BENCH_REP (an e-mail) reuses a rep seeded by an earlier run,
+  // and FIELDCRM_BENCH_ADD customers more are seeded for them.
+  let email = process.env.FIELDCRM_BENCH_REP
+  let toSeed = Number(process.env.FIELDCRM_BENCH_ADD || records)
+  let admin
+  if (!email) {
+    admin = (await api('POST', '/v1/auth/signup', null, { company_name: 'Bench ' + runID, name: 'Admin', email: `admin-${runID}@bench.test`, password })).access_token
+    const mgr = await api('POST', '/v1/users', admin, { email: `mgr-${runID}@bench.test`, name: 'Manager', password, role: 'manager' })
+    const team = await api('POST', '/v1/teams', admin, { name: 'Field', manager_id: mgr.id })
+    email = (await api('POST', '/v1/users', admin, { email: `rep-${runID}@bench.test`, name: 'Rep', password, role: 'rep', team_id: team.id })).email
+    toSeed = records
+  }
+  const seeder = (await signIn(base, { email, password, deviceId: 'seed' })).access_token
+  const schema = await api('GET', '/v1/sync/schema', seeder)
   const t0 = Date.now()
   const { timestamp } = await api('GET', `/v1/sync/pull?last_pulled_at=null&schema_version=${schema.version}`, seeder)
-  for (let i = 0; i < records; i += 5000) {
+  for (let i = 0; i < toSeed; i += 5000) {
     const created = []
-    for (let j = i; j < Math.min(records, i + 5000); j++) {
+    for (let j = i; j < Math.min(toSeed, i + 5000); j++) {
       created.push({ id: `b${runID}${j}`, name: `Customer ${j}`, kind: 'company', stage: 'lead', customer_type: 'normal',
         industry: 'retail', region: 'South China', tags: '["bench"]', _status: 'created', _changed: '' })
     }
     await api('POST', `/v1/sync/push?last_pulled_at=${timestamp}`, seeder, { changes: { customers: { created, updated: [], deleted: [] } } })
   }
-  console.log(`seeded ${records} customers in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  console.log(`seeded ${toSeed} customers (${records} in all) in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 
   global.gc?.()
   const baseline = process.memoryUsage().rss
   let peak = baseline
   const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 50)
   const start = Date.now()
-  const tokens = await signIn(base, { email: rep.email, password, deviceId: 'phone' })
+  const tokens = await signIn(base, { email, password, deviceId: 'phone' })
   const adapter = new LokiJSAdapter({
     schema: appSchema({ version: schema.version, tables: schema.tables.map((t) => tableSchema({ name: t.name, columns: t.columns })) }),
     useWebWorker: false, useIncrementalIndexedDB: true, _testLokiAdapter: new LokiMemoryAdapter(), dbName: 'bench' + runID,
@@ -70,8 +78,11 @@ async function main() {
   const held = await database.get('customers').query().fetchCount()
   if (held !== records) throw new Error(`the phone holds ${held} customers, not ${records}`)
   const mb = (n) => (n / 1024 / 1024).toFixed(0)
+  global.gc?.()
+  const heldHeap = process.memoryUsage().heapUsed
   console.log(`first sync of ${records} records: ${elapsed.toFixed(1)} s end to end, ${report.pages} pages, ` +
-    `${(records / elapsed).toFixed(0)} records/s; Node peak RSS ${mb(peak)} MB (${mb(baseline)} MB before)`)
+    `${(records / elapsed).toFixed(0)} records/s; Node peak RSS ${mb(peak)} MB (${mb(baseline)} MB before); ` +
+    `JS heap after the sync, the in-memory database included: ${mb(heldHeap)} MB`)
 }
 
 main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
