@@ -280,8 +280,13 @@ export function createSync(opts: SyncOptions): FieldcrmSync {
       await api.request('POST', '/v1/devices', { device_id: opts.deviceId, fcm_token: token, platform })
     },
     async signOut() {
-      // The server unregisters the session's device (its push token) with the session.
-      await api.request('POST', '/v1/auth/logout')
+      // The server unregisters the session's device (its push token) with
+      // the session. A session already ended is signed out already.
+      try {
+        await api.request('POST', '/v1/auth/logout')
+      } catch (err) {
+        if (!(err instanceof FieldcrmProblemError && err.isSessionRevoked)) throw err
+      }
     },
     async conflictsOf(table, recordId) {
       const out: Conflict[] = []
