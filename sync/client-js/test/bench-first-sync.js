@@ -2,7 +2,8 @@
 // WatermelonDB, LokiJS in Node) against `fieldcrm serve` at FIELDCRM_URL:
 // a rep with FIELDCRM_BENCH_RECORDS customers (seeded first by pushes of
 // 5,000), then one client's first sync, timed end to end, with the Node
-// process's peak resident memory sampled every 50 ms. Not run in CI; the
+// process's peak resident memory sampled every 50 ms (FIELDCRM_BENCH_REP
+// and FIELDCRM_BENCH_ADD reuse a seeded rep; FIELDCRM_BENCH_AUTOSAVE below). Not run in CI; the
 // figures are in docs/benchmarks.md.
 'use strict'
 
@@ -64,6 +65,10 @@ async function main() {
   const adapter = new LokiJSAdapter({
     schema: appSchema({ version: schema.version, tables: schema.tables.map((t) => tableSchema({ name: t.name, columns: t.columns })) }),
     useWebWorker: false, useIncrementalIndexedDB: true, _testLokiAdapter: new LokiMemoryAdapter(), dbName: 'bench' + runID,
+    // FIELDCRM_BENCH_AUTOSAVE=0: LokiJS keeps no serialized copy of the
+    // database (in Node it saves to memory every 500 ms), to tell its
+    // memory from the sync's.
+    extraLokiOptions: process.env.FIELDCRM_BENCH_AUTOSAVE === '0' ? { autosave: false } : {},
     onSetUpError: (e) => { throw e },
   })
   const database = new Database({ adapter, modelClasses: schema.tables.map((t) => class extends Model { static table = t.name }) })
