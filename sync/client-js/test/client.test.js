@@ -354,6 +354,11 @@ scenario("the guide's glue syncs, and the guide shows it as it is", async () => 
 })
 
 async function main() {
+  // The public types name no `any`.
+  for (const f of fs.readdirSync(path.join(__dirname, '../dist')).filter((n) => n.endsWith('.d.ts'))) {
+    const text = fs.readFileSync(path.join(__dirname, '../dist', f), 'utf8')
+    assert.doesNotMatch(text, /\bany\b/, `dist/${f} names any`)
+  }
   const signup = await api('POST', '/v1/auth/signup', null, { company_name: 'Client ' + runID, name: 'Admin', email: `admin-${runID}@client.test`, password })
   admin = signup.access_token
   const mgr = await api('POST', '/v1/users', admin, { email: `mgr-${runID}@client.test`, name: 'Manager', password, role: 'manager' })
