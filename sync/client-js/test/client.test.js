@@ -4,7 +4,9 @@
 // which starts the server with a page size of FIELDCRM_SYNC_PAGE_SIZE and the
 // JWT secret FIELDCRM_JWT_SECRET (this script signs an expired access token
 // with it, as a token that ran out mid-sync). FIELDCRM_CLIENT_TERRITORY is the
-// size of the large territory (customers of one rep).
+// size of the large territory (customers of one rep): the Go test seeds it
+// through the store and names its rep in FIELDCRM_CLIENT_BIG_REP (and
+// _PASSWORD); without them, this script seeds it by pushes (slow).
 'use strict'
 
 const assert = require('node:assert/strict')
@@ -26,6 +28,7 @@ const territory = Number(process.env.FIELDCRM_CLIENT_TERRITORY || 5000)
 const jwtSecret = process.env.FIELDCRM_JWT_SECRET
 const runID = Date.now().toString(36)
 const password = 'correct horse battery'
+const passwords = {} // of users not made here
 
 async function api(method, p, token, body) {
   const res = await fetch(base + p, {
@@ -75,7 +78,7 @@ function countingFetch() {
 // phone is a device of a user: its database, its credentials (counting
 // refreshes and sign-outs) and the client.
 async function phone(name, email, extra = {}) {
-  const tokens = await signIn(base, { email, password, deviceId: name })
+  const tokens = await signIn(base, { email, password: passwords[email] ?? password, deviceId: name })
   const p = { name, tokens, refreshes: 0, signedOut: [], rejected: [], progress: [], db: extra.db ?? database(name), fetch: extra.fetch ?? countingFetch() }
   p.credentials = {
     getAccessToken: () => p.tokens.access_token,
@@ -363,14 +366,19 @@ async function main() {
   admin = signup.access_token
   const mgr = await api('POST', '/v1/users', admin, { email: `mgr-${runID}@client.test`, name: 'Manager', password, role: 'manager' })
   const team = await api('POST', '/v1/teams', admin, { name: 'Field', manager_id: mgr.id })
-  bigRep = await api('POST', '/v1/users', admin, { email: `big-${runID}@client.test`, name: 'Big', password, role: 'rep', team_id: team.id })
   smallRep = await api('POST', '/v1/users', admin, { email: `small-${runID}@client.test`, name: 'Small', password, role: 'rep', team_id: team.id })
   schema = await api('GET', '/v1/sync/schema', admin)
-  const bigToken = (await signIn(base, { email: bigRep.email, password, deviceId: 'seed' })).access_token
   desk = (await signIn(base, { email: smallRep.email, password, deviceId: 'desk' })).access_token
-  const t0 = Date.now()
-  await seed(bigToken, territory, 'big')
-  console.log(`seeded ${territory} customers in ${Date.now() - t0} ms`)
+  if (process.env.FIELDCRM_CLIENT_BIG_REP) {
+    bigRep = { email: process.env.FIELDCRM_CLIENT_BIG_REP }
+    passwords[bigRep.email] = process.env.FIELDCRM_CLIENT_BIG_REP_PASSWORD
+  } else {
+    bigRep = await api('POST', '/v1/users', admin, { email: `big-${runID}@client.test`, name: 'Big', password, role: 'rep', team_id: team.id })
+    const bigToken = (await signIn(base, { email: bigRep.email, password, deviceId: 'seed' })).access_token
+    const t0 = Date.now()
+    await seed(bigToken, territory, 'big')
+    console.log(`seeded ${territory} customers by pushes in ${Date.now() - t0} ms`)
+  }
   ownerOfSmall = (await api('POST', '/v1/customers', desk, { name: 'Small Co', kind: 'company' })).id
   const only = process.env.FIELDCRM_CLIENT_ONLY
   for (const s of scenarios) {
