@@ -197,3 +197,43 @@ func TestChangeOwnPasswordNeedsCurrentPassword(t *testing.T) {
 	h.expect(h.do("PATCH", "/v1/users/"+a.id, a.access, map[string]any{"password": "a brand new secret", "current_password": testPassword}), 200, "right current")
 	h.login("ana@acme.test", "a brand new secret")
 }
+
+// TestExpiredAndRevokedTokensAnswerDistinctProblemTypes: all three answer
+// 401, but a client refreshes on token-expired, signs the user out on
+// session-revoked, and fixes its request on unauthenticated.
+func TestExpiredAndRevokedTokensAnswerDistinctProblemTypes(t *testing.T) {
+	h := newHarness(t)
+	a := h.signup("Acme", "ana@acme.test")
+	typeOf := func(r response, what string) string {
+		t.Helper()
+		h.expect(r, 401, what)
+		return r.json(t)["type"].(string)
+	}
+	if got := typeOf(h.do("GET", "/v1/me", "not-a-jwt", nil), "garbage token"); got != "/problems/unauthenticated" {
+		t.Errorf("a garbage token answers %s", got)
+	}
+	if got := typeOf(h.do("GET", "/v1/me", "", nil), "no token"); got != "/problems/unauthenticated" {
+		t.Errorf("no token answers %s", got)
+	}
+
+	b := h.login("ana@acme.test", testPassword)
+	h.expect(h.do("POST", "/v1/auth/logout", b.access, nil), 204, "logout")
+	if got := typeOf(h.do("GET", "/v1/me", b.access, nil), "access token of an ended session"); got != "/problems/session-revoked" {
+		t.Errorf("an ended session's access token answers %s", got)
+	}
+	if got := typeOf(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": b.refresh}), "refresh of an ended session"); got != "/problems/session-revoked" {
+		t.Errorf("an ended session's refresh token answers %s", got)
+	}
+
+	h.clock.Advance(16 * time.Minute)
+	if got := typeOf(h.do("GET", "/v1/me", a.access, nil), "expired access token"); got != "/problems/token-expired" {
+		t.Errorf("an expired access token answers %s", got)
+	}
+	r := h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": a.refresh})
+	h.expect(r, 200, "refresh after expiry")
+	h.expect(h.do("GET", "/v1/me", r.json(t)["access_token"].(string), nil), 200, "the refreshed token")
+	// The refresh token used twice revokes the session: sign in again.
+	if got := typeOf(h.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": a.refresh}), "reused refresh token"); got != "/problems/session-revoked" {
+		t.Errorf("a reused refresh token answers %s", got)
+	}
+}

@@ -33,7 +33,7 @@ var corsRequestHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContent
 // whether a pull has more pages, an export's id and file name, and how to
 // authenticate.
 var corsExposedHeaders = []string{fiber.HeaderETag, fiber.HeaderLocation, fiber.HeaderRetryAfter, fiber.HeaderXRequestID,
-	"X-Sync-Has-More", "X-Export-ID", fiber.HeaderContentDisposition, fiber.HeaderWWWAuthenticate}
+	"X-Sync-Has-More", "X-Sync-Records", "X-Sync-Until", "X-Export-ID", fiber.HeaderContentDisposition, fiber.HeaderWWWAuthenticate}
 
 // corsMaxAge is how long a browser may reuse a preflight's answer, in
 // seconds. Chromium caps it at 2 hours; 10 minutes keeps a changed policy

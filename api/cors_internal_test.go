@@ -111,7 +111,7 @@ func TestCORSHeadersOnResponsesToAllowedOriginsOnly(t *testing.T) {
 		t.Fatalf("allowed GET: %d %v", res.StatusCode, res.Header)
 	}
 	exposed := strings.Split(res.Header.Get("Access-Control-Expose-Headers"), ", ")
-	for _, h := range []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Sync-Has-More"} {
+	for _, h := range []string{"ETag", "Location", "Retry-After", "X-Request-ID", "X-Sync-Has-More", "X-Sync-Records", "X-Sync-Until"} {
 		if !slices.Contains(exposed, h) {
 			t.Errorf("Access-Control-Expose-Headers %v lacks %s", exposed, h)
 		}

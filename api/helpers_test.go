@@ -43,6 +43,7 @@ type harness struct {
 	schedule  *notify.Schedule
 	scheduler *notify.Scheduler
 	devices   *notify.Devices
+	worker    *notify.Worker
 	accounts  *accounts.Service
 	cfg       harnessConfig
 	// documented are the statuses the OpenAPI document gives each route:
@@ -133,7 +134,7 @@ func buildHarness(t testing.TB, st *store.Store, rd *testenv.Redis, clk *testenv
 		t.Fatalf("read the OpenAPI document: %v", err)
 	}
 	return &harness{t: ht, server: a.Server, store: st, clock: clk, redis: rd, crm: a.CRM, sync: a.Sync,
-		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, accounts: a.Accounts, cfg: cfg, documented: documented}
+		schedule: a.Schedule, scheduler: a.Scheduler, devices: a.Devices, worker: a.Worker, accounts: a.Accounts, cfg: cfg, documented: documented}
 }
 
 // with returns the harness reporting to t, for use inside subtests.

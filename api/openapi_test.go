@@ -327,7 +327,7 @@ type documentedRoute struct {
 
 // checkedHeaders are the response headers of particular routes: an answer
 // carrying one must be documented to (the others every answer may have).
-var checkedHeaders = []string{"ETag", "Location", "X-Sync-Has-More", "X-Export-ID", "Retry-After", "WWW-Authenticate"}
+var checkedHeaders = []string{"ETag", "Location", "X-Sync-Has-More", "X-Sync-Records", "X-Sync-Until", "X-Export-ID", "Retry-After", "WWW-Authenticate"}
 
 func newStatusBook(raw []byte) (*statusBook, error) {
 	type responseDoc struct {

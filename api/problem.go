@@ -32,6 +32,8 @@ const (
 	typeMalformed    = "/problems/malformed-request"
 	typeUnsupported  = "/problems/unsupported-media-type"
 	typeUnauthorized = "/problems/unauthenticated"
+	typeTokenExpired = "/problems/token-expired"
+	typeSessionEnded = "/problems/session-revoked"
 	typeForbidden    = "/problems/forbidden"
 	typeSignupClosed = "/problems/signup-closed"
 	typeNotFound     = "/problems/not-found"
@@ -103,11 +105,20 @@ func problemFor(err error) Problem {
 		return Problem{Type: typeUnavailable, Title: "Unavailable for a moment", Status: fiber.StatusServiceUnavailable,
 			Detail: ue.Reason + "; nothing of this request was applied: send it again after " + strconv.Itoa(ue.RetryAfterSeconds) + " seconds (Retry-After)"}
 	case errors.Is(err, models.ErrUnauthenticated):
-		detail := "send a valid access token: Authorization: Bearer <token>"
+		// Three types, one status: a client refreshes on token-expired, signs
+		// the user out on session-revoked, and fixes what it sends otherwise.
+		p := Problem{Type: typeUnauthorized, Title: "Unauthenticated", Status: fiber.StatusUnauthorized,
+			Detail: "send a valid access token: Authorization: Bearer <token>"}
 		if errors.As(err, &ae) {
-			detail = ae.Reason
+			p.Detail = ae.Reason
+			switch ae.Kind {
+			case accounts.TokenExpired:
+				p.Type, p.Title = typeTokenExpired, "Access token expired"
+			case accounts.SessionEnded:
+				p.Type, p.Title = typeSessionEnded, "Session ended"
+			}
 		}
-		return Problem{Type: typeUnauthorized, Title: "Unauthenticated", Status: fiber.StatusUnauthorized, Detail: detail}
+		return p
 	case errors.Is(err, models.ErrForbidden):
 		detail := "your role does not allow this"
 		if errors.As(err, &fe) {

@@ -50,6 +50,8 @@ type header struct{ name, doc string }
 var (
 	locationHeader = header{"Location", "the path of what was created"}
 	hasMoreHeader  = header{"X-Sync-Has-More", "true when another page of changes follows (as has_more in the body)"}
+	recordsHeader  = header{"X-Sync-Records", "the number of records in this page, for a progress bar"}
+	untilHeader    = header{"X-Sync-Until", "the sync number this round of pages runs up to, for a progress bar"}
 	exportIDHeader = header{"X-Export-ID", "the id of this export's entry in the audit log"}
 )
 
@@ -176,7 +178,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/v1/sync/schema", tag: tagSync, summary: "The synced tables and columns (WatermelonDB types) and the schema version",
 			auth: true, response: watermelon.Schema{}, status: 200, handler: s.syncSchema},
 		{method: "GET", path: "/v1/sync/pull", tag: tagSync, summary: "WatermelonDB pull: changes after last_pulled_at, one page (has_more, X-Sync-Has-More)",
-			auth: true, response: watermelon.PullResult{}, status: 200, errors: []int{410, 503}, handler: s.syncPull, query: pullParams, headers: []header{hasMoreHeader}},
+			auth: true, response: watermelon.PullResult{}, status: 200, errors: []int{410, 503}, handler: s.syncPull, query: pullParams, headers: []header{hasMoreHeader, recordsHeader, untilHeader}},
 		{method: "POST", path: "/v1/sync/push", tag: tagSync, summary: "WatermelonDB push: apply a device's changes (field-level merge, conflicts recorded)",
 			auth: true, request: watermelon.PushRequest{}, response: watermelon.PushResult{}, status: 200, errors: []int{410, 503}, handler: s.syncPush, query: []param{
 				{name: "last_pulled_at", typ: "integer", required: true, doc: "the timestamp of this device's last pull"},

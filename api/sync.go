@@ -69,6 +69,10 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	}
 	s.syncm.pullBytes.Observe(float64(len(body)))
 	c.Set("X-Sync-Has-More", strconv.FormatBool(out.HasMore))
+	// For a client's progress bar: the records in this page, and the sync
+	// number the round runs up to (see watermelon.PullResult.Until).
+	c.Set("X-Sync-Records", strconv.Itoa(records))
+	c.Set("X-Sync-Until", strconv.FormatInt(out.Until, 10))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
 }

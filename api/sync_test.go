@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // pullAll pulls from cursor until has_more is false and returns every change by
@@ -104,7 +106,7 @@ func TestFirstPullPagesThroughEverythingTheUserMaySee(t *testing.T) {
 	if err := json.Unmarshal([]byte(rec["phones"].(string)), &phones); err != nil || len(phones) != 1 {
 		t.Fatalf("phones column %v", rec["phones"])
 	}
-	if _, isNumber := rec["created_at"].(float64); !isNumber || rec["number"] == "" || rec["deleted_at"] != nil {
+	if _, isNumber := rec["server_created_at"].(float64); !isNumber || rec["number"] == "" || rec["deleted_at"] != nil {
 		t.Fatalf("flat record %v", rec)
 	}
 	// The manager sees both reps of their team but not the other team.
@@ -216,7 +218,7 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	h := newHarness(t)
 	admin := h.signup("Acme", "admin@schema.test")
 	s := h.call("GET", "/v1/sync/schema", admin, nil, 200)
-	if s["version"] != 3.0 {
+	if s["version"] != 4.0 {
 		t.Fatalf("version %v", s["version"])
 	}
 	cols := map[string]map[string]any{}
@@ -249,11 +251,18 @@ func TestSchemaListsSyncedTablesWithWatermelonTypes(t *testing.T) {
 	}
 	check("name", "string")
 	check("phones", "string", "json")
-	check("created_at", "number", "time")
+	check("server_created_at", "number", "time", "readOnly")
 	check("last_interaction_at", "number", "time", "isOptional")
 	check("credit_limit", "number")
 	check("number", "string", "readOnly", "isIndexed")
 	check("owner_id", "string", "readOnly", "isIndexed")
+	check("name", "string", "required")
+	if enum, _ := cols["kind"]["enum"].([]any); len(enum) != len(models.CustomerKinds) {
+		t.Errorf("column kind: enum %v, want %v", cols["kind"]["enum"], models.CustomerKinds)
+	}
+	if shape, _ := cols["phones"]["jsonSchema"].(map[string]any); shape["items"] == nil {
+		t.Errorf("column phones: jsonSchema %v, want a list's", cols["phones"]["jsonSchema"])
+	}
 	if cols["id"] != nil || cols["deleted_at"] != nil || cols["national_id_sealed"] != nil {
 		t.Error("id, deleted_at or a server-only field is a column")
 	}

@@ -65,14 +65,32 @@ type User struct {
 	Role      Role   `bson:"role" json:"role"`
 	TeamID    string `bson:"team_id,omitempty" json:"team_id,omitempty"`
 	ManagerID string `bson:"manager_id,omitempty" json:"manager_id,omitempty"`
-	TimeZone  string `bson:"time_zone" json:"time_zone"`
-	Locale    string `bson:"locale" json:"locale"`
+	// TimeZone and Locale are the user's own choice; empty means the
+	// tenant's default (see InTenant), so that a tenant's change of its
+	// default reaches every user who never chose.
+	TimeZone string `bson:"time_zone" json:"time_zone"`
+	Locale   string `bson:"locale" json:"locale"`
 	// QuietHours, when set, hold back pushes that are not urgent.
 	QuietHours   *QuietHours `bson:"quiet_hours,omitempty" json:"quiet_hours,omitempty"`
 	Active       bool        `bson:"active" json:"active"`
 	PasswordHash string      `bson:"password_hash" json:"-"`
 	CreatedAt    time.Time   `bson:"created_at" json:"created_at"`
 	UpdatedAt    time.Time   `bson:"updated_at" json:"updated_at"`
+}
+
+// InTenant returns the user with the tenant's time zone and locale where the
+// user has none of their own. They are resolved when read, not copied when
+// the user is created: a tenant that changes its default moves every user
+// who never chose, and a user who chose keeps their choice.
+func (u User) InTenant(st Settings) User {
+	st = st.WithDefaults()
+	if u.TimeZone == "" {
+		u.TimeZone = st.TimeZone
+	}
+	if u.Locale == "" {
+		u.Locale = st.Locale
+	}
+	return u
 }
 
 // Location is the user's time zone; UTC when it cannot be loaded (a name
@@ -84,7 +102,7 @@ func (u User) Location() *time.Location {
 	return time.UTC
 }
 
-// Default settings of a new user when the creator gives none.
+// The time zone and locale of a tenant that names none.
 const (
 	DefaultTimeZone = "UTC"
 	DefaultLocale   = "en"
@@ -265,13 +283,11 @@ func (n *NewUser) Normalize() {
 	n.Name = NormalizeName(n.Name)
 	n.TeamID = strings.TrimSpace(n.TeamID)
 	n.ManagerID = strings.TrimSpace(n.ManagerID)
-	if n.TimeZone == "" {
-		n.TimeZone = DefaultTimeZone
+	// No time zone or locale is the tenant's (see User.InTenant).
+	n.TimeZone = strings.TrimSpace(n.TimeZone)
+	if n.Locale = strings.TrimSpace(n.Locale); n.Locale != "" {
+		n.Locale = NormalizeLocale(n.Locale)
 	}
-	if n.Locale == "" {
-		n.Locale = DefaultLocale
-	}
-	n.Locale = NormalizeLocale(n.Locale)
 }
 
 // Validate reports every invalid field of a normalized NewUser. Whether the
@@ -287,8 +303,12 @@ func (n *NewUser) Validate() error {
 	if n.Role == RoleRep && n.TeamID == "" {
 		v.Add("team_id", "is required for a rep")
 	}
-	checkTimeZone(v, "time_zone", n.TimeZone)
-	checkLocale(v, "locale", n.Locale)
+	if n.TimeZone != "" {
+		checkTimeZone(v, "time_zone", n.TimeZone)
+	}
+	if n.Locale != "" {
+		checkLocale(v, "locale", n.Locale)
+	}
 	return v.Err()
 }
 
@@ -317,7 +337,13 @@ func (p *UserPatch) Normalize() {
 	trim(p.Name, NormalizeName)
 	trim(p.TeamID, strings.TrimSpace)
 	trim(p.ManagerID, strings.TrimSpace)
-	trim(p.Locale, NormalizeLocale)
+	trim(p.TimeZone, strings.TrimSpace)
+	trim(p.Locale, func(s string) string {
+		if s = strings.TrimSpace(s); s != "" {
+			s = NormalizeLocale(s)
+		}
+		return s
+	})
 }
 
 // Empty reports whether the patch changes nothing.
@@ -338,10 +364,11 @@ func (p *UserPatch) Validate() error {
 	if p.Role != nil && !p.Role.Valid() {
 		v.Add("role", "must be one of %s", strings.Join(RoleNames, ", "))
 	}
-	if p.TimeZone != nil {
+	// "" gives the choice back to the tenant (see User.InTenant).
+	if p.TimeZone != nil && *p.TimeZone != "" {
 		checkTimeZone(v, "time_zone", *p.TimeZone)
 	}
-	if p.Locale != nil {
+	if p.Locale != nil && *p.Locale != "" {
 		checkLocale(v, "locale", *p.Locale)
 	}
 	if q := p.QuietHours; q != nil && (q.Start != "" || q.End != "") {

@@ -64,6 +64,8 @@ func FieldRules(t reflect.Type) map[string]FieldRule {
 		return map[string]FieldRule{"customer_id": required, "name": required}
 	case reflect.TypeFor[Interaction]():
 		return map[string]FieldRule{"customer_id": required, "channel": {Enum: Channels, Required: true}}
+	case reflect.TypeFor[Survey]():
+		return map[string]FieldRule{"customer_id": required}
 	case reflect.TypeFor[Task]():
 		return map[string]FieldRule{"customer_id": required, "title": required, "due_at": required, "status": enum(TaskStatuses)}
 	case reflect.TypeFor[LoyaltyEntry]():
@@ -71,9 +73,10 @@ func FieldRules(t reflect.Type) map[string]FieldRule {
 	case reflect.TypeFor[Order]():
 		return map[string]FieldRule{"customer_id": required, "status": enum(OrderStatuses)}
 	case reflect.TypeFor[Payment]():
-		return map[string]FieldRule{"customer_id": required, "order_id": required, "method": {Enum: PaymentMethods, Required: true}}
+		// The server takes customer_id from the order.
+		return map[string]FieldRule{"order_id": required, "amount": required, "method": {Enum: PaymentMethods, Required: true}}
 	case reflect.TypeFor[Ticket]():
-		return map[string]FieldRule{"customer_id": required, "title": required, "type": enum(TicketTypes),
+		return map[string]FieldRule{"customer_id": required, "title": required, "type": {Enum: TicketTypes, Required: true},
 			"priority": enum(TicketPriorities), "status": enum(TicketStatuses)}
 	case reflect.TypeFor[Device]():
 		return map[string]FieldRule{"device_id": required, "fcm_token": required, "platform": {Enum: Platforms, Required: true}}

@@ -32,6 +32,11 @@ type Settings struct {
 	CustomFields []CustomFieldDef `bson:"custom_fields" json:"custom_fields"`
 	// Reminders are the rules of escalations, SLA warnings and digests.
 	Reminders ReminderSettings `bson:"reminders" json:"reminders"`
+	// TimeZone and Locale are the tenant's defaults: every user who has not
+	// chosen their own gets reminders in them (see User.InTenant). Signup sets
+	// them from the first admin's.
+	TimeZone string `bson:"time_zone" json:"time_zone"`
+	Locale   string `bson:"locale" json:"locale"`
 }
 
 // ReminderSettings are a tenant's rules for the notifications the server
@@ -91,6 +96,13 @@ func (s Settings) WithDefaults() Settings {
 	if s.Reminders.DigestTime == "" {
 		s.Reminders.DigestTime = DefaultDigestTime
 	}
+	if s.TimeZone == "" {
+		s.TimeZone = DefaultTimeZone
+	}
+	if s.Locale == "" {
+		s.Locale = DefaultLocale
+	}
+	s.Locale = NormalizeLocale(s.Locale)
 	return s
 }
 
@@ -106,6 +118,8 @@ func (s Settings) Validate() error {
 	if !currencyCode.MatchString(s.Currency) {
 		v.Add("currency", "must be an ISO 4217 code such as CNY")
 	}
+	checkTimeZone(v, "time_zone", s.TimeZone)
+	checkLocale(v, "locale", s.Locale)
 	if s.PoolReclaimDays < 0 || s.PoolReclaimDays > 3650 {
 		v.Add("pool_reclaim_days", "must be from 0 (off) to 3650")
 	}

@@ -296,11 +296,16 @@ func NewScheduler(st schedulerStore, schedule *Schedule, now func() time.Time) *
 }
 
 func (s *Scheduler) settings(ctx context.Context, tenant string) (models.ReminderSettings, error) {
+	st, err := s.tenantSettings(ctx, tenant)
+	return st.Reminders, err
+}
+
+func (s *Scheduler) tenantSettings(ctx context.Context, tenant string) (models.Settings, error) {
 	t, err := s.store.Tenant(ctx, tenant)
 	if err != nil {
-		return models.ReminderSettings{}, fmt.Errorf("reminder settings of tenant %s: %w", tenant, err)
+		return models.Settings{}, fmt.Errorf("settings of tenant %s: %w", tenant, err)
 	}
-	return t.Settings.WithDefaults().Reminders, nil
+	return t.Settings.WithDefaults(), nil
 }
 
 // TaskChanged schedules, moves or cancels the reminders of task t.
@@ -376,10 +381,11 @@ func (s *Scheduler) apply(ctx context.Context, base models.Reminder, subject str
 // ScheduleDigest makes sure manager user has their next digest scheduled: at
 // the tenant's digest time in the manager's time zone.
 func (s *Scheduler) ScheduleDigest(ctx context.Context, u models.User) error {
-	st, err := s.settings(ctx, u.TenantID)
+	tenant, err := s.tenantSettings(ctx, u.TenantID)
 	if err != nil {
 		return err
 	}
+	st, u := tenant.Reminders, u.InTenant(tenant)
 	subject := models.DigestSubject(u.ID)
 	if u.Role != models.RoleManager || !u.Active {
 		return s.apply(ctx, models.Reminder{TenantID: u.TenantID, UserID: u.ID}, subject, []string{models.NotifyDigest}, nil)

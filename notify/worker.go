@@ -453,6 +453,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		}
 		f.escalated = levels > 0
 		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, task.AssigneeID, levels)
+		f.recipient = f.recipient.InTenant(st)
 		return f, err
 	case models.NotifySLAWarning, models.NotifySLABreach:
 		ticket, err := w.crm.Ticket(ctx, r.TenantID, r.TicketID)
@@ -471,6 +472,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		}
 		f.escalated = levels > 0
 		f.recipient, f.text.Person, err = w.escalate(ctx, r.TenantID, ticket.AssigneeID, levels)
+		f.recipient = f.recipient.InTenant(st)
 		return f, err
 	case models.NotifyDigest:
 		manager, err := w.crm.User(ctx, r.TenantID, r.UserID)
@@ -480,6 +482,7 @@ func (w *Worker) compose(ctx context.Context, r models.Reminder) (firing, error)
 		if err != nil {
 			return firing{}, err
 		}
+		manager = manager.InTenant(st)
 		counts, err := w.digest(ctx, manager)
 		if err != nil {
 			return firing{}, err

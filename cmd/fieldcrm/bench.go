@@ -188,6 +188,9 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 
 type benchRep struct{ id, email, tenant string }
 
+// benchPassword is the password of the users territory makes.
+const benchPassword = "bench password 1"
+
 // startCPUProfile writes a CPU profile to path until stop is called; with no
 // path it does nothing.
 func startCPUProfile(path string) (stop func(), err error) {
@@ -373,7 +376,7 @@ func (c *benchClient) do(method, path, token string, body, out any) error {
 
 // territory signs up a tenant with a manager, a team and a rep.
 func (c *benchClient) territory() (benchRep, error) {
-	const password = "bench password 1"
+	const password = benchPassword
 	var signup struct {
 		Token string `json:"access_token"`
 		User  struct {

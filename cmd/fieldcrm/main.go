@@ -64,6 +64,7 @@ Commands:
   restore   put a backup in the data dir, with no server on it (restore --from DIR)
   advance-sync-epoch
             after restoring MongoDB or PostgreSQL: make devices resync
+  schema    write a WatermelonDB app's schema, migrations, models and types (schema --out DIR)
   probe     exit 0 when a running server answers /readyz (container health checks)
   version   print the version
 
@@ -109,6 +110,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return restoreCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "advance-sync-epoch":
 		return advanceSyncEpochCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "schema":
+		return schemaCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "probe":
 		return probeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

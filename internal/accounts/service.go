@@ -149,13 +149,16 @@ func (s *Service) Signup(ctx context.Context, in models.Signup, clientIP string)
 		return Tokens{}, models.User{}, err
 	}
 	now := s.now().UTC()
-	tenant := models.Tenant{ID: models.NewID(), Name: in.CompanyName, CreatedAt: now}
+	// The signup's time zone and locale are the tenant's defaults; the admin,
+	// like every user who names none, follows them (models.User.InTenant).
+	tenant := models.Tenant{ID: models.NewID(), Name: in.CompanyName, CreatedAt: now,
+		Settings: models.Settings{TimeZone: in.TimeZone, Locale: in.Locale}}
 	if err := s.store.CreateTenant(ctx, tenant); err != nil {
 		return Tokens{}, models.User{}, fmt.Errorf("signup: %w", err)
 	}
 	admin := models.User{
 		ID: models.NewID(), TenantID: tenant.ID, Email: in.Email, Name: in.Name, Role: models.RoleAdmin,
-		TimeZone: in.TimeZone, Locale: in.Locale, Active: true, PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
+		Active: true, PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.store.CreateUser(ctx, admin); err != nil {
 		// No transactions: undo the tenant so a failed signup leaves nothing behind.
@@ -293,10 +296,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (T
 		return Tokens{}, fmt.Errorf("refresh: load session: %w", err)
 	}
 	if sess.RevokedAt != nil {
-		return Tokens{}, &AuthError{Reason: "session ended; sign in again"}
+		return Tokens{}, &AuthError{Reason: "session ended; sign in again", Kind: SessionEnded}
 	}
 	if now.After(rt.ExpiresAt) {
-		return Tokens{}, &AuthError{Reason: "refresh token expired; sign in again"}
+		return Tokens{}, &AuthError{Reason: "refresh token expired; sign in again", Kind: SessionEnded}
 	}
 	if err := s.store.ClaimRotation(ctx, hash, now); err != nil {
 		if !errors.Is(err, models.ErrConflict) {
@@ -306,11 +309,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (T
 			return Tokens{}, fmt.Errorf("refresh: revoke reused session: %w", err)
 		}
 		s.log.WarnContext(ctx, "refresh token reused; session revoked", "tenant", sess.TenantID, "user", sess.UserID, "session", sess.ID)
-		return Tokens{}, &AuthError{Reason: "refresh token already used; session revoked, sign in again"}
+		return Tokens{}, &AuthError{Reason: "refresh token already used; session revoked, sign in again", Kind: SessionEnded}
 	}
 	u, err := s.store.User(ctx, rt.TenantID, rt.UserID)
 	if err != nil || !u.Active {
-		return Tokens{}, &AuthError{Reason: "account deactivated"}
+		return Tokens{}, &AuthError{Reason: "account deactivated", Kind: SessionEnded}
 	}
 	return s.issue(ctx, u, sess.ID)
 }
@@ -330,14 +333,14 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (models.
 	}
 	sess, err := s.store.Session(ctx, claims.SessionID)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && (sess.RevokedAt != nil || sess.UserID != claims.Subject)) {
-		return models.Actor{}, "", &AuthError{Reason: "session ended; sign in again"}
+		return models.Actor{}, "", &AuthError{Reason: "session ended; sign in again", Kind: SessionEnded}
 	}
 	if err != nil {
 		return models.Actor{}, "", fmt.Errorf("authenticate: %w", err)
 	}
 	u, err := s.store.User(ctx, claims.TenantID, claims.Subject)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && !u.Active) {
-		return models.Actor{}, "", &AuthError{Reason: "account deactivated"}
+		return models.Actor{}, "", &AuthError{Reason: "account deactivated", Kind: SessionEnded}
 	}
 	if err != nil {
 		return models.Actor{}, "", fmt.Errorf("authenticate: %w", err)

@@ -89,11 +89,10 @@ func (s *Signer) Verify(token string) (AccessClaims, error) {
 		jwt.WithLeeway(30*time.Second),
 	)
 	if err != nil {
-		reason := "invalid access token"
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			reason = "access token expired; refresh it"
+			return AccessClaims{}, &AuthError{Reason: "access token expired; refresh it", Kind: TokenExpired}
 		}
-		return AccessClaims{}, &AuthError{Reason: reason}
+		return AccessClaims{}, &AuthError{Reason: "invalid access token"}
 	}
 	if claims.Subject == "" || claims.TenantID == "" || claims.SessionID == "" {
 		return AccessClaims{}, &AuthError{Reason: "invalid access token"}
@@ -116,8 +115,26 @@ func hashRefreshToken(token string) string {
 }
 
 // AuthError is a refused credential; it matches models.ErrUnauthenticated and
-// says why in words safe to show the client.
-type AuthError struct{ Reason string }
+// says why in words safe to show the client. Kind tells a client what to do
+// next: refresh (TokenExpired), sign in again (SessionEnded), or fix what it
+// sends (the zero value: a missing, malformed or forged credential).
+type AuthError struct {
+	Reason string
+	Kind   AuthErrorKind
+}
+
+// AuthErrorKind sorts refused credentials by what the client should do.
+type AuthErrorKind int
+
+const (
+	// InvalidCredential is a missing, malformed or forged token, or a wrong password.
+	InvalidCredential AuthErrorKind = iota
+	// TokenExpired is an access token past its lifetime: refresh it and retry.
+	TokenExpired
+	// SessionEnded is a session that no refresh can revive (signed out,
+	// revoked, refresh token reused or expired, account deactivated): sign in again.
+	SessionEnded
+)
 
 func (e *AuthError) Error() string        { return "unauthenticated: " + e.Reason }
 func (e *AuthError) Is(target error) bool { return target == models.ErrUnauthenticated }

@@ -2,9 +2,11 @@ package watermelon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/internal/crm"
+	"github.com/fieldcrm/fieldcrm/models"
 )
 
 // sequencer tells how far pulls may read and where a device stood before a
@@ -76,3 +78,44 @@ func (e *Engine) Schema() Schema {
 	}
 	return s
 }
+
+// CurrentSchema is the schema Engine.Schema describes, known without a
+// server: what `fieldcrm schema` generates an app's models from. Its tables
+// are those of New, in the same order (TestCurrentSchemaIsTheEngines holds
+// the two together).
+func CurrentSchema() Schema {
+	e := &Engine{tables: []table{
+		newTable(named[models.Customer]("customers")), newTable(named[models.Contact]("contacts")),
+		newTable(named[models.Interaction]("interactions")), newTable(named[models.Task]("tasks")),
+		newTable(named[models.Order]("orders")), newTable(named[models.Payment]("payments")),
+		newTable(named[models.Ticket]("tickets")), newTable(named[models.Survey]("surveys")),
+		newTable(named[models.LoyaltyEntry]("loyalty_entries")), serverTable(named[models.Conflict]("conflicts")),
+		newTable(named[models.Notification]("notifications")),
+	}}
+	return e.Schema()
+}
+
+// named is a collection of records R known by its name alone, which is all
+// describing its table takes; it holds no records.
+type named[R any] string
+
+func (n named[R]) Collection() string { return string(n) }
+func (n named[R]) ChangesSince(context.Context, models.Actor, int64, int64, int, crm.Narrowing) ([]crm.Change[R], error) {
+	return nil, nil
+}
+func (n named[R]) ApplyDeviceEdit(context.Context, models.Actor, crm.DeviceEdit) (crm.DeviceOutcome, error) {
+	return crm.DeviceOutcome{}, errNoRecords
+}
+func (n named[R]) ApplyDeviceDelete(context.Context, models.Actor, string, int64) (crm.DeviceOutcome, error) {
+	return crm.DeviceOutcome{}, errNoRecords
+}
+func (n named[R]) ApplyDeviceCreates(_ context.Context, _ models.Actor, edits []crm.DeviceEdit, _ int) ([]crm.DeviceOutcome, []error) {
+	errs := make([]error, len(edits))
+	for i := range errs {
+		errs[i] = errNoRecords
+	}
+	return make([]crm.DeviceOutcome, len(edits)), errs
+}
+func (n named[R]) EditReadsOthers([]string) bool { return false }
+
+var errNoRecords = errors.New("a schema-only table holds no records")

@@ -27,7 +27,7 @@ func flattenByJSON(rec any, cols []Column) (map[string]any, error) {
 	_ = json.Unmarshal(fields["id"], &id)
 	row["id"] = id
 	for _, c := range cols {
-		v, present := fields[c.Name]
+		v, present := fields[c.jsonName]
 		switch {
 		case !present || string(v) == "null":
 			row[c.Name] = emptyValue(c)

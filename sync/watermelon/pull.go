@@ -25,6 +25,12 @@ type PullResult struct {
 	Changes   map[string]*TableChanges `json:"changes"`
 	Timestamp int64                    `json:"timestamp"`
 	HasMore   bool                     `json:"has_more"`
+	// Until is the sync number this round of pulls runs up to (the tenant's
+	// watermark when the page was read): a client pulling pages measures its
+	// progress as how far Timestamp went from where it started towards it.
+	// Sent as the X-Sync-Until header, never in the body, so that a first
+	// pull's body stays what WatermelonDB's Turbo Login takes as it is.
+	Until int64 `json:"-"`
 }
 
 // Pull returns the changes after lastPulledAt (0 for a first sync) that the
@@ -60,7 +66,7 @@ func (e *Engine) Pull(ctx context.Context, a models.Actor, lastPulledAt int64, m
 		// database since restored from a backup, or from another server.
 		return PullResult{}, fmt.Errorf("cursor %d is ahead of this server's changes (%d): %w", lastPulledAt, upTo, models.ErrResyncRequired)
 	}
-	out := PullResult{Changes: map[string]*TableChanges{}, Timestamp: upTo}
+	out := PullResult{Changes: map[string]*TableChanges{}, Timestamp: upTo, Until: upTo}
 	for _, t := range e.tables {
 		out.Changes[t.schema().Name] = &TableChanges{Created: []map[string]any{}, Updated: []map[string]any{}, Deleted: []string{}}
 	}

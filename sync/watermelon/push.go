@@ -181,21 +181,23 @@ func checkRow(v *models.ValidationError, path string, row map[string]any, cols [
 		v.Add(path+".id", "must be the record's id (1 to 64 of A-Z, a-z, 0-9, _ and -)")
 	}
 	for key, val := range row {
-		switch key {
-		case "id":
+		switch {
+		case key == "id" || slices.Contains(watermelonOwn, key):
+			// WatermelonDB's own created_at and updated_at: the device's,
+			// accepted and ignored (see watermelonOwn).
 			continue
-		case "_status":
+		case key == "_status":
 			if _, ok := val.(string); !ok && val != nil {
 				v.Add(path+"."+key, "must be a string")
 			}
 			continue
-		case "_changed":
+		case key == "_changed":
 			s, ok := val.(string)
 			if !ok && val != nil {
 				v.Add(path+"."+key, "must be a string")
 			}
 			for name := range strings.SplitSeq(s, ",") {
-				if name != "" && !slices.ContainsFunc(cols, func(c Column) bool { return c.Name == name }) {
+				if name != "" && !slices.Contains(watermelonOwn, name) && !slices.ContainsFunc(cols, func(c Column) bool { return c.Name == name }) {
 					v.Add(path+"."+key, "names %q, which is not a column of this table", name)
 				}
 			}

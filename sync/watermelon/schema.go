@@ -20,8 +20,10 @@ import (
 // migration {"from": 1, "tables": ["notifications"]}. Version 3 added
 // customers.external_ref (the number in the system customers were imported
 // from); from 2: {"from": 2, "columns": [{"table": "customers", "columns":
-// ["external_ref"]}]}.
-const SchemaVersion = 3
+// ["external_ref"]}]}. Version 4 named the server's times of every record
+// server_created_at and server_updated_at, leaving created_at and updated_at
+// to WatermelonDB's own conventions (see History and MigrationFrom).
+const SchemaVersion = 4
 
 // Column types, as WatermelonDB names them.
 const (
@@ -44,8 +46,21 @@ type Column struct {
 	// ReadOnly marks a column only the server writes (customer number, credit
 	// rating…); a device's changes to it are ignored.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Enum lists the values the server accepts in the column ("" among them
+	// means it may be left empty); a value outside it rejects the row.
+	Enum []string `json:"enum,omitempty"`
+	// Required means a row without the column, or with it empty, is rejected
+	// when the record is created.
+	Required bool `json:"required,omitempty"`
+	// JSONSchema describes the value a JSON column holds, once decoded, as a
+	// JSON Schema (2020-12) object: its properties, their types, their
+	// enumerations and required properties.
+	JSONSchema map[string]any `json:"jsonSchema,omitempty"`
 
 	goType reflect.Type
+	// jsonName is the record's JSON name of the column (created_at is synced
+	// as server_created_at).
+	jsonName string
 	// field is the index sequence of the column's struct field, omitEmpty
 	// its json tag's option: where flatten reads the value.
 	field     []int
@@ -76,6 +91,7 @@ var notSynced = []string{"id", "deleted_at"}
 // encoding/json sees it.
 func columnsOf(rec any) []Column {
 	server := models.ServerFields(rec)
+	rules := models.FieldRules(reflect.TypeOf(rec))
 	var cols []Column
 	var walk func(t reflect.Type, at []int)
 	walk = func(t reflect.Type, at []int) {
@@ -94,15 +110,38 @@ func columnsOf(rec any) []Column {
 			if slices.Contains(notSynced, name) {
 				continue
 			}
-			c := columnFor(name, f.Type)
+			c := columnFor(columnName(name), f.Type)
+			c.jsonName = name
 			c.IsIndexed = slices.Contains(indexed, name)
 			c.ReadOnly = slices.Contains(server, name)
+			if rule, ok := rules[name]; ok {
+				c.Enum, c.Required = rule.Enum, rule.Required
+			}
+			if c.JSON {
+				c.JSONSchema = jsonSchemaOf(f.Type, rules, name+".")
+			}
 			c.field, c.omitEmpty = index, slices.Contains(strings.Split(options, ","), "omitempty")
 			cols = append(cols, c)
 		}
 	}
 	walk(reflect.TypeOf(rec).Elem(), nil)
 	return cols
+}
+
+// watermelonOwn are the columns WatermelonDB's conventions give a meaning of
+// their own: a model's @readonly @date('created_at') and ('updated_at'),
+// which WatermelonDB sets on the device when a record is created or changed
+// there. The server's times of a record are synced under other names
+// (server_created_at, server_updated_at), and a device's values of these are
+// accepted in a push and ignored: the server keeps its own.
+var watermelonOwn = []string{"created_at", "updated_at"}
+
+// columnName is the synced name of a record's JSON field.
+func columnName(jsonName string) string {
+	if slices.Contains(watermelonOwn, jsonName) {
+		return "server_" + jsonName
+	}
+	return jsonName
 }
 
 var timeType = reflect.TypeFor[time.Time]()

@@ -97,13 +97,18 @@ func (t *Tables) movesDDL(table string, m Moves) sideDDL {
 	if d.sqlite {
 		create = []string{fmt.Sprintf(`CREATE TABLE %s (tenant TEXT NOT NULL, id TEXT NOT NULL, n INTEGER NOT NULL, owner_id TEXT, team_id TEXT,
 			stage TEXT, at INTEGER, ended INTEGER, rank INTEGER NOT NULL, later INTEGER NOT NULL, PRIMARY KEY (tenant, id, n)) WITHOUT ROWID`, sideTable)}
+		// json_each(doc->'$.array') and not json_each(doc, '$.array'): the
+		// table function parses the text it is given each time, where ->
+		// goes through the statement's cache of parsed documents, so the
+		// whole record is parsed once per trigger and json_each reads the
+		// array's text alone.
 		rows = func(row, from string) string {
 			doc := row + "._ferretdb_sjson"
 			item := func(alias, f string) string { return alias + ".value->>'$." + f + "'" }
 			return fmt.Sprintf(`SELECT %[1]s->>'$.tenant_id', %[1]s->>'$._id', h.key, %[1]s->>'$.owner_id', %[1]s->>'$.team_id', %[2]s, %[3]s,
 				%[1]s->>('$.%[4]s[' || (h.key + 1) || '].%[5]s'), %[6]s,
-				(SELECT coalesce(max(%[7]s), 0) FROM json_each(%[1]s, '$.%[4]s') AS l WHERE l.key > h.key)
-				FROM %[8]sjson_each(%[1]s, '$.%[4]s') AS h WHERE %[1]s->>'$.deleted_at' IS NULL AND h.type = 'object'`,
+				(SELECT coalesce(max(%[7]s), 0) FROM json_each(%[1]s->'$.%[4]s') AS l WHERE l.key > h.key)
+				FROM %[8]sjson_each(%[1]s->'$.%[4]s') AS h WHERE %[1]s->>'$.deleted_at' IS NULL AND h.type = 'object'`,
 				doc, item("h", m.To), item("h", m.At), m.Array, m.At, rank(item("h", m.To)), rank(item("l", m.To)), from)
 		}
 	} else {

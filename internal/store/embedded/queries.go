@@ -136,6 +136,11 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 			if err := t.keepInline(ctx, coll); err != nil {
 				return created, err
 			}
+			if f["deleted_at"] != 0 {
+				if err := t.liveStatistics(ctx, coll); err != nil {
+					return created, err
+				}
+			}
 		}
 		n, err := t.ensureIndexesOn(ctx, t.db, specs)
 		created += n
@@ -200,6 +205,37 @@ func (t *Tables) retireIndexesOn(ctx context.Context, ex execer, indexes map[str
 				return fmt.Errorf("drop the retired index %s: %w", name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// liveStatistics gives PostgreSQL statistics of the test every list makes,
+// that a record is live (its deleted_at IS NULL), and analyzes coll when it
+// makes them. PostgreSQL keeps statistics of columns and of indexes'
+// expressions only, and no index holds deleted_at as the lists test it:
+// without them the planner took 0.5 % of a tenant's records for live,
+// judged a sort of that few cheaper than walking the list's index in order,
+// and read the whole table for each page (a list page at 20,000 customers:
+// 829 ms, against 9 ms with them). A statistics object on the expression
+// costs no write, unlike an index.
+func (t *Tables) liveStatistics(ctx context.Context, coll string) error {
+	table, err := t.table(ctx, coll)
+	if err != nil || table == "" {
+		return err
+	}
+	name := table + "_fieldcrm_live"
+	var exists bool
+	err = t.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+		WHERE n.nspname = $1 AND s.stxname = $2)`, t.schema, name).Scan(&exists)
+	if err != nil || exists {
+		return err
+	}
+	if _, err := t.db.ExecContext(ctx, fmt.Sprintf("CREATE STATISTICS IF NOT EXISTS %s ON (%s) FROM %s",
+		t.dialect.qualify(name), t.dialect.path("deleted_at"), t.dialect.qualify(table))); err != nil {
+		return fmt.Errorf("make the statistics of live records of %s: %w", table, err)
+	}
+	if _, err := t.db.ExecContext(ctx, "ANALYZE "+t.dialect.qualify(table)); err != nil {
+		return fmt.Errorf("analyze %s: %w", table, err)
 	}
 	return nil
 }

@@ -24,9 +24,18 @@ import (
 // On PostgreSQL the same questions are answered by GIN indexes on the
 // arrays (jsonb containment) and pg_trgm on the searched text.
 
-// sideVersion names the triggers; a change to them needs a new one (and
-// code to drop the old).
-const sideVersion = "_fieldcrm_v1_"
+// sideVersion names the triggers; a change to them needs a new one, and
+// the triggers of the versions before it (olderSideVersions) are dropped
+// when it is made. Version 2 reads each array as json_each(doc->'$.f'):
+// json_each(doc, '$.f') parsed the whole record for each array, where ->
+// goes through the trigger's cache of parsed documents (a customer's insert
+// parsed its whole JSON once per array read here, and once more).
+const sideVersion = "_fieldcrm_v2_"
+
+// olderSideVersions are the earlier names of the triggers. Their side
+// tables are those of sideVersion, kept in step by them: an upgrade
+// replaces the triggers alone.
+func olderSideVersions() []string { return []string{"_fieldcrm_v1_"} }
 
 // side names the side table suffix of table, quoted.
 func side(table, suffix string) string { return quoteIdent(table + "_fieldcrm_" + suffix) }
@@ -82,6 +91,16 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 	if exists {
 		return false, nil
 	}
+	var older []string
+	for _, v := range olderSideVersions() {
+		var there bool
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'trigger' AND name = ?`, table+v+"insert").Scan(&there); err != nil {
+			return false, fmt.Errorf("look up trigger %s: %w", table+v+"insert", err)
+		}
+		if there {
+			older = append(older, v)
+		}
+	}
 	doc := func(row string) string { return row + "._ferretdb_sjson" }
 	tenant := func(row string) string { return "(" + doc(row) + "->>'$.tenant_id')" }
 	id := func(row string) string { return "(" + doc(row) + "->>'$._id')" }
@@ -92,7 +111,7 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 		if fields[f] == SearchText {
 			return "(" + doc(row) + "->>'$." + f + "')"
 		}
-		return fmt.Sprintf(`(SELECT group_concat(value, char(10)) FROM json_each(%s, '$.%s'))`, doc(row), f)
+		return fmt.Sprintf(`(SELECT group_concat(value, char(10)) FROM json_each(%s->'$.%s'))`, doc(row), f)
 	}
 	var create, onInsert, onDelete, fill, changed []string
 	if len(terms) > 0 {
@@ -100,12 +119,12 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 	}
 	for _, f := range terms {
 		insert := func(row, from string) string {
-			return fmt.Sprintf(`INSERT OR IGNORE INTO %s (tenant, field, term, id) SELECT %s, '%s', j.value, %s FROM %sjson_each(%s, '$.%s') AS j WHERE j.type = 'text'`,
+			return fmt.Sprintf(`INSERT OR IGNORE INTO %s (tenant, field, term, id) SELECT %s, '%s', j.value, %s FROM %sjson_each(%s->'$.%s') AS j WHERE j.type = 'text'`,
 				side(table, "terms"), tenant(row), f, id(row), from, doc(row), f)
 		}
 		onInsert = append(onInsert, insert("NEW", ""))
 		fill = append(fill, insert("d", quoteIdent(table)+" AS d, "))
-		onDelete = append(onDelete, fmt.Sprintf(`DELETE FROM %s WHERE tenant = %s AND field = '%s' AND term IN (SELECT value FROM json_each(%s, '$.%s')) AND id = %s`,
+		onDelete = append(onDelete, fmt.Sprintf(`DELETE FROM %s WHERE tenant = %s AND field = '%s' AND term IN (SELECT value FROM json_each(%s->'$.%s')) AND id = %s`,
 			side(table, "terms"), tenant("OLD"), f, doc("OLD"), f, id("OLD")))
 		changed = append(changed, fmt.Sprintf(`(%s->'$.%s') IS NOT (%s->'$.%s')`, doc("OLD"), f, doc("NEW"), f))
 	}
@@ -142,7 +161,17 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN\n%s\nEND", quoteIdent(table+sideVersion+"delete"), quoteIdent(table), body(onDelete)),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s BEGIN\n%s\nEND", quoteIdent(table+sideVersion+"update"), quoteIdent(table),
 			strings.Join(changed, " OR "), body(onDelete, onInsert)))
-	stmts = append(stmts, fill...) // what the table holds already
+	if len(older) > 0 {
+		// The side tables are filled and in step: replace the triggers.
+		stmts = stmts[len(create):]
+		for _, v := range older {
+			for _, op := range []string{"insert", "delete", "update"} {
+				stmts = append([]string{"DROP TRIGGER IF EXISTS " + quoteIdent(table+v+op)}, stmts...)
+			}
+		}
+	} else {
+		stmts = append(stmts, fill...) // what the table holds already
+	}
 	for _, stmt := range stmts {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return false, fmt.Errorf("index the arrays and text of %s: %w\n%s", coll, err, stmt)

@@ -185,3 +185,94 @@ func TestQueryIndexesOfAnEarlierVersionAreMadeAgain(t *testing.T) {
 		t.Fatalf("second start-up: created %d (%v), the index has %d columns; want none made, 4 columns", created, err, columns())
 	}
 }
+
+// The side tables' triggers of an earlier version are replaced at start-up
+// by this version's, and the tables they kept are kept: no row is lost or
+// added twice, and a later insert is indexed once.
+func TestSideTriggersOfAnEarlierVersionAreReplaced(t *testing.T) {
+	ctx := context.Background()
+	dir, conn := sqliteFixture(t,
+		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
+		`INSERT INTO _ferretdb_collections VALUES ('customers', 'customers_1')`,
+		`CREATE TABLE customers_1 (_ferretdb_sjson TEXT NOT NULL)`,
+		`INSERT INTO customers_1 VALUES ('{"_id":"a","tenant_id":"t","tags":["vip","east"],"search_keys":["acme","13800"]}')`,
+		`INSERT INTO customers_1 VALUES ('{"_id":"b","tenant_id":"t","tags":["vip"],"search_keys":["globex"]}')`,
+	)
+	fields := map[string]Fields{"customers": {"tags": Terms, "search_keys": SearchTerms, "deleted_at": Time}}
+	start := func() {
+		t.Helper()
+		tables, err := OpenTables(dir, "", "", "db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tables.Close()
+		if _, err := tables.IndexQueries(ctx, nil, fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	start()
+	// Make the database an earlier version's: the same triggers, named v1.
+	rows, err := conn.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v2_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, defs []string
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		names, defs = append(names, name), append(defs, strings.ReplaceAll(def, "_fieldcrm_v2_", "_fieldcrm_v1_"))
+	}
+	rows.Close()
+	if len(names) != 3 {
+		t.Fatalf("triggers %v; want insert, delete and update", names)
+	}
+	for i := range names {
+		for _, stmt := range []string{`DROP TRIGGER "` + names[i] + `"`, defs[i]} {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
+	terms, fts := count(`SELECT count(*) FROM customers_1_fieldcrm_terms`), count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys`)
+	if terms != 6 || fts != 2 {
+		t.Fatalf("before the upgrade: %d terms and %d searched rows; want 6 and 2", terms, fts)
+	}
+	start()
+	if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v1_%'`); n != 0 {
+		t.Fatalf("%d triggers of version 1 left", n)
+	}
+	if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v2_%'`); n != 3 {
+		t.Fatalf("%d triggers of version 2; want 3", n)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms`); got != terms {
+		t.Fatalf("%d terms after the upgrade; want %d", got, terms)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys`); got != fts {
+		t.Fatalf("%d searched rows after the upgrade; want %d", got, fts)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO customers_1 VALUES ('{"_id":"c","tenant_id":"t","tags":["new"],"search_keys":["initech"]}')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms WHERE id = 'c'`); got != 2 {
+		t.Fatalf("a new record has %d terms; want 2 (tag and key, once each)", got)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys WHERE items MATCH 'initech'`); got != 1 {
+		t.Fatalf("the new record's key is found %d times; want 1", got)
+	}
+	if _, err := conn.ExecContext(ctx, `DELETE FROM customers_1 WHERE _ferretdb_sjson->>'$._id' = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms WHERE id = 'a'`); got != 0 {
+		t.Fatalf("a deleted record keeps %d terms", got)
+	}
+}

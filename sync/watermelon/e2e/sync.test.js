@@ -164,11 +164,13 @@ async function phone(name, email, password, schema) {
 
 // row is a server record (REST JSON) as the phone's row of the table: the
 // schema's columns, nested values JSON-encoded, times in milliseconds, and a
-// missing value as the column's empty value.
+// missing value as the column's empty value. The server's times are synced
+// as server_created_at and server_updated_at (docs/sync.md).
+const restName = { server_created_at: 'created_at', server_updated_at: 'updated_at' }
 function row(schema, table, rec) {
   const out = { id: rec.id }
   for (const c of schema.tables.find((t) => t.name === table).columns) {
-    const v = rec[c.name]
+    const v = rec[restName[c.name] ?? c.name]
     if (v === undefined || v === null) out[c.name] = c.isOptional ? null : c.json ? 'null' : c.type === 'number' ? 0 : c.type === 'boolean' ? false : ''
     else if (c.time) out[c.name] = Date.parse(v)
     else if (c.json) out[c.name] = JSON.stringify(v)

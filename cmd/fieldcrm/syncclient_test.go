@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestSyncClientPackage runs the tests of @fieldcrm/watermelondb
+// (sync/client-js: `npm test` compiles the package and its guide's example,
+// then test/client.test.js runs the real WatermelonDB with LokiJS in Node
+// through the package) against `fieldcrm serve`: a first sync of a large
+// territory in pages with progress, a first sync killed half-way and
+// resumed, an access token expiring mid-sync, a revoked session, a rejected
+// record, conflicts converging in one sync(), a 410 with unpushed edits,
+// push token registration and sign-out, and the guide's glue.
+//
+// The territory is FIELDCRM_CLIENT_TERRITORY customers (3,000 unless set,
+// in pages of 500), to keep CI fast, seeded through the store.
+// It runs on the embedded engines only: what it tests is the client, and
+// the storage under the server is TestWatermelonDBClientEndToEnd's concern
+// in every pass. The server's JWT secret is given to
+// the script, which signs an expired copy of a real access token with it.
+// It needs Node and `npm ci` in sync/client-js; .ci/run does both and sets
+// FIELDCRM_E2E=1, which turns a missing prerequisite into a failure.
+func TestSyncClientPackage(t *testing.T) {
+	dir, _ := filepath.Abs("../../sync/client-js")
+	npm, err := exec.LookPath("npm")
+	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "@nozbe", "watermelondb"))
+	if err != nil || modErr != nil {
+		if os.Getenv("FIELDCRM_E2E") == "1" {
+			t.Fatalf("FIELDCRM_E2E=1 but npm (%v) or the npm packages (%v) are missing", err, modErr)
+		}
+		t.Skip("needs npm and `npm ci` in sync/client-js (set FIELDCRM_E2E=1 to require it)")
+	}
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" || os.Getenv("MONGODB_URI") != "" {
+		t.Skip("the client's tests run once, on the embedded engines")
+	}
+	territory := os.Getenv("FIELDCRM_CLIENT_TERRITORY")
+	if territory == "" {
+		territory = "3000"
+	}
+	n, err := strconv.Atoi(territory)
+	if err != nil || n < 1 {
+		t.Fatalf("FIELDCRM_CLIENT_TERRITORY=%q: want a number of customers", territory)
+	}
+	const pageSize, secret = "500", "sync-client-test-secret-of-more-than-32-bytes"
+	vars := isolatedVars(t, "client")
+	vars["FIELDCRM_SYNC_PAGE_SIZE"] = pageSize
+	vars["FIELDCRM_JWT_SECRET"] = secret
+	rep := seededTerritory(t, vars, n)
+	p := startServe(t, vars)
+	defer p.stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "test", "--silent")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize,
+		"FIELDCRM_JWT_SECRET="+secret, "FIELDCRM_CLIENT_TERRITORY="+territory,
+		"FIELDCRM_CLIENT_BIG_REP="+rep.email, "FIELDCRM_CLIENT_BIG_REP_PASSWORD="+benchPassword)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("@fieldcrm/watermelondb tests failed: %v\n%s\nserver log:\n%s", err, out, lastLines(p.logs.String(), 60))
+	}
+	t.Logf("%s", out)
+}
+
+// seededTerritory makes a rep with n customers, written straight through
+// the store as `fieldcrm bench sync` seeds them (pushing them through the
+// server took over three minutes under -race for 3,000): serve makes the
+// tenant, is stopped, the application seeds on the same data, and the
+// caller starts serve again.
+func seededTerritory(t *testing.T, vars map[string]string, n int) benchRep {
+	t.Helper()
+	p := startServe(t, vars)
+	c := &benchClient{base: p.base, http: &http.Client{Timeout: time.Minute}}
+	rep, err := c.territory()
+	p.stop(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"FIELDCRM_PASSWORD_MEMORY_KIB": "64", "FIELDCRM_PASSWORD_TIME": "1",
+		"FERRETDB_POSTGRESQL_URL": os.Getenv("FERRETDB_POSTGRESQL_URL"), "REDIS_URL": os.Getenv("REDIS_URL")}
+	maps.Copy(env, vars)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a, err := startCommandApp(ctx, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = seed(ctx, a, rep, n, 0)
+	a.Close(ctx)
+	if err != nil {
+		t.Fatalf("seed %d customers: %v", n, err)
+	}
+	t.Logf("seeded %d customers in %v", n, time.Since(start).Round(time.Millisecond))
+	return rep
+}
+
+// lastLines is the end of a long log: n lines at most.
+func lastLines(s string, n int) string {
+	end := len(s)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' && i < end-1 {
+			n--
+			if n == 0 {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}

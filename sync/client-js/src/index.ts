@@ -1,0 +1,8 @@
+export { createSync } from './sync'
+export type { SyncOptions, SyncProgress, SyncReport, FieldcrmSync, Conflict } from './sync'
+export { signIn, refreshTokens, tokenCredentials } from './credentials'
+export type { Credentials, Tokens, SignIn, TokenCredentialsOptions, Fetch } from './credentials'
+export { FieldcrmProblemError, ProblemTypes } from './errors'
+export type { FieldError, ProblemDocument } from './errors'
+export type { RejectedRecord } from './rejected'
+export { Api } from './http'
