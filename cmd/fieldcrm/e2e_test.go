@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -21,15 +20,7 @@ import (
 // folder; .ci/run does both and sets FIELDCRM_E2E=1, which turns a missing
 // prerequisite into a failure instead of a skip.
 func TestWatermelonDBClientEndToEnd(t *testing.T) {
-	dir, _ := filepath.Abs("../../sync/watermelon/e2e")
-	node, err := exec.LookPath("node")
-	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "@nozbe", "watermelondb"))
-	if err != nil || modErr != nil {
-		if os.Getenv("FIELDCRM_E2E") == "1" {
-			t.Fatalf("FIELDCRM_E2E=1 but node (%v) or the npm packages (%v) are missing", err, modErr)
-		}
-		t.Skip("needs node and `npm ci` in sync/watermelon/e2e (set FIELDCRM_E2E=1 to require it)")
-	}
+	dir, node := nodePackage(t, "../../sync/watermelon/e2e", "node", "@nozbe/watermelondb")
 	for _, pageSize := range []string{"", "3"} {
 		name := "default pages"
 		if pageSize != "" {

@@ -22,15 +22,7 @@ import (
 // which turns a missing prerequisite into a failure instead of a skip.
 // docs/api.md shows the same commands.
 func TestGeneratedOpenAPIClient(t *testing.T) {
-	dir, _ := filepath.Abs("../../api/testdata/openapi-client")
-	npm, err := exec.LookPath("npm")
-	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "openapi-typescript"))
-	if err != nil || modErr != nil {
-		if os.Getenv("FIELDCRM_E2E") == "1" {
-			t.Fatalf("FIELDCRM_E2E=1 but npm (%v) or the npm packages (%v) are missing", err, modErr)
-		}
-		t.Skip("needs npm and `npm ci` in api/testdata/openapi-client (set FIELDCRM_E2E=1 to require it)")
-	}
+	dir, npm := nodePackage(t, "../../api/testdata/openapi-client", "npm", "openapi-typescript")
 	p := startServe(t, isolatedVars(t, "openapiclient"))
 	defer p.stop(t)
 

@@ -22,15 +22,7 @@ import (
 // classes. Like TestWatermelonDBClientEndToEnd, it needs Node and `npm ci`
 // in that folder (FIELDCRM_E2E=1 makes their absence a failure).
 func TestGeneratedModelsCompileMigrateAndSync(t *testing.T) {
-	dir, _ := filepath.Abs("../../sync/watermelon/e2e")
-	node, err := exec.LookPath("node")
-	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "typescript"))
-	if err != nil || modErr != nil {
-		if os.Getenv("FIELDCRM_E2E") == "1" {
-			t.Fatalf("FIELDCRM_E2E=1 but node (%v) or the npm packages (%v) are missing", err, modErr)
-		}
-		t.Skip("needs node and `npm ci` in sync/watermelon/e2e (set FIELDCRM_E2E=1 to require it)")
-	}
+	dir, node := nodePackage(t, "../../sync/watermelon/e2e", "node", "typescript")
 	for _, sub := range []string{"generated", "compiled"} {
 		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
 			t.Fatal(err)

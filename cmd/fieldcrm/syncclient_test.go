@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -31,15 +30,7 @@ import (
 // It needs Node and `npm ci` in sync/client-js; .ci/run does both and sets
 // FIELDCRM_E2E=1, which turns a missing prerequisite into a failure.
 func TestSyncClientPackage(t *testing.T) {
-	dir, _ := filepath.Abs("../../sync/client-js")
-	npm, err := exec.LookPath("npm")
-	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "@nozbe", "watermelondb"))
-	if err != nil || modErr != nil {
-		if os.Getenv("FIELDCRM_E2E") == "1" {
-			t.Fatalf("FIELDCRM_E2E=1 but npm (%v) or the npm packages (%v) are missing", err, modErr)
-		}
-		t.Skip("needs npm and `npm ci` in sync/client-js (set FIELDCRM_E2E=1 to require it)")
-	}
+	dir, npm := nodePackage(t, "../../sync/client-js", "npm", "@nozbe/watermelondb")
 	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" || os.Getenv("MONGODB_URI") != "" {
 		t.Skip("the client's tests run once, on the embedded engines")
 	}
