@@ -190,6 +190,9 @@ func queryParameter(p param, schemas object) object {
 	if p.enum != nil {
 		schema["enum"] = p.enum
 	}
+	if p.nullText {
+		schema = object{"anyOf": []object{schema, {"type": "string", "const": "null"}}}
+	}
 	out := object{"name": p.name, "in": "query", "description": p.doc, "schema": schema}
 	if p.list {
 		out["schema"] = object{"type": "array", "items": schema}

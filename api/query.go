@@ -30,6 +30,9 @@ type param struct {
 	enum     []string
 	min, max int // bounds of an integer, when max > 0
 	required bool
+	// nullText means the literal text null is accepted too, meaning none
+	// (WatermelonDB sends last_pulled_at=null on a first sync).
+	nullText bool
 	// jsonSchema, when set, says the value is JSON of that schema (the
 	// component of the Go value it decodes into).
 	jsonSchema any
