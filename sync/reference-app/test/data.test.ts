@@ -3,7 +3,8 @@
 // in on a phone whose database is LokiJS, syncs a first time with
 // progress, lists and searches customers, opens a timeline, logs a visit
 // with a check-in, plans a follow-up, syncs, and finds both on the server;
-// a visit the server refuses shows in the rejected list until it is fixed.
+// a visit the server refuses shows in the rejected list until it is fixed,
+// and a conflict with an edit at the desk is listed and reverted.
 // The Go test TestReferenceAppDataLayer in cmd/fieldcrm compiles this with
 // tsconfig.test.json and runs it.
 import assert from 'node:assert/strict'
@@ -20,10 +21,11 @@ import {
   planFollowUp,
   progressFraction,
   rejectedItems,
+  resolveConflict,
   searchCustomers,
 } from '../src/data'
 import type { SyncState } from '../src/data'
-import { Interaction } from '../src/generated/models'
+import { Customer, Interaction } from '../src/generated/models'
 
 // LokiJS' in-memory storage, for Node (lokijs has no type declarations).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -159,7 +161,23 @@ async function main(): Promise<void> {
   assert.deepEqual(await rejectedItems(session), [])
   assert.equal((await api<{ check_in: { lat: number } }>('GET', `/v1/interactions/${bad.id}`, desk)).check_in.lat, 20)
 
-  assert.deepEqual(await openConflicts(db), [], 'no conflicts on a single device')
+  // A conflict: the admin changes the industry at the desk while the rep, not
+  // yet synced, changes it on the phone. The phone's value wins and the
+  // conflict reaches the conflicts list; reverting brings the admin's back.
+  assert.deepEqual(await openConflicts(db), [], 'no conflicts yet')
+  await api('PATCH', `/v1/customers/${orchard.id}`, admin, { industry: 'fruit wholesale' })
+  const local = await db.get<Customer>('customers').find(orchard.id)
+  await db.write(() => local.update((c: Customer) => { c.industry = 'orchards' }))
+  await session.sync()
+  assert.equal((await api<{ industry: string }>('GET', `/v1/customers/${orchard.id}`, desk)).industry, 'orchards', 'the device wins')
+  const conflicts = await openConflicts(db)
+  assert.equal(conflicts.length, 1, 'the conflict was synced to the phone')
+  assert.equal(conflicts[0].recordId, orchard.id)
+  assert.equal(conflicts[0].column, 'industry')
+  assert.equal(conflicts[0].kept, 'device')
+  await resolveConflict(session, conflicts[0].id, 'revert')
+  assert.deepEqual(await openConflicts(db), [], 'resolved')
+  assert.equal((await db.get<Customer>('customers').find(orchard.id)).industry, 'fruit wholesale', 'the reverted value came back by pull')
   assert.equal(signedOut, false)
   await session.signOut()
   console.log('reference app data layer: ok')
