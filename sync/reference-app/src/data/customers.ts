@@ -7,7 +7,7 @@ export const customerListLimit = 100
 
 /**
  * searchCustomers lists the customers on the device by name, those whose
- * name, number (C-000123) or phone numbers contain the text when one is
+ * name, number or phone numbers contain the text when one is
  * given. It reads the local database only: it works offline.
  */
 export function searchCustomers(db: Database, text: string, limit = customerListLimit): Promise<Customer[]> {
