@@ -9,6 +9,7 @@
 // tsconfig.test.json and runs it.
 import assert from 'node:assert/strict'
 import LokiJSAdapter from '@nozbe/watermelondb/adapters/lokijs'
+import watermelonLogger from '@nozbe/watermelondb/utils/common/logger'
 import { signIn } from '@fieldcrm/watermelondb'
 import type { Tokens } from '@fieldcrm/watermelondb'
 
@@ -30,6 +31,8 @@ import { Customer, Interaction } from '../src/generated/models'
 // LokiJS' in-memory storage, for Node (lokijs has no type declarations).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { LokiMemoryAdapter } = require('lokijs') as { LokiMemoryAdapter: new () => object }
+
+watermelonLogger.log = () => {} // LokiJS' set-up chatter
 
 const base = process.env.FIELDCRM_URL ?? ''
 const pageSize = Number(process.env.FIELDCRM_SYNC_PAGE_SIZE ?? 0)
