@@ -58,6 +58,23 @@ func TestReferenceAppGeneratedFilesAreCurrent(t *testing.T) {
 	}
 }
 
+// TestReferenceAppTypeChecks type-checks the whole reference app (App.tsx,
+// the screens, the data layer, the generated models) with tsc --strict
+// against the real React Native, React and WatermelonDB types.
+func TestReferenceAppTypeChecks(t *testing.T) {
+	dir, node := nodePackage(t, referenceApp, "node", "@fieldcrm/watermelondb")
+	if os.Getenv("FERRETDB_POSTGRESQL_URL") != "" || os.Getenv("MONGODB_URI") != "" {
+		t.Skip("the reference app is type-checked once, in the pass on the embedded engines")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tsc := exec.CommandContext(ctx, node, "node_modules/typescript/bin/tsc", "--noEmit", "-p", "tsconfig.json")
+	tsc.Dir = dir
+	if out, err := tsc.CombinedOutput(); err != nil {
+		t.Fatalf("tsc --noEmit -p tsconfig.json: %v\n%s", err, out)
+	}
+}
+
 // TestReferenceAppDataLayer runs the reference app's data layer
 // (sync/reference-app/src/data, compiled with its test by tsc into a
 // temporary folder) in Node against `fieldcrm serve`, on WatermelonDB with
