@@ -3,7 +3,8 @@
 // in on a phone whose database is LokiJS, syncs a first time with
 // progress, lists and searches customers, opens a timeline, logs a visit
 // with a check-in, plans a follow-up, syncs, and finds both on the server;
-// a visit the server refuses shows in the rejected list until it is fixed,
+// a visit the server refuses shows in the rejected list until it is fixed
+// (another until it is dropped),
 // and a conflict with an edit at the desk is listed and reverted.
 // The Go test TestReferenceAppDataLayer in cmd/fieldcrm compiles this with
 // tsconfig.test.json and runs it.
@@ -16,6 +17,7 @@ import type { Tokens } from '@fieldcrm/watermelondb'
 import {
   Session,
   customerTimeline,
+  discardRejected,
   logVisit,
   openConflicts,
   openDatabase,
@@ -163,6 +165,17 @@ async function main(): Promise<void> {
   await session.sync()
   assert.deepEqual(await rejectedItems(session), [])
   assert.equal((await api<{ check_in: { lat: number } }>('GET', `/v1/interactions/${bad.id}`, desk)).check_in.lat, 20)
+
+  // A refused visit can also be dropped from the phone.
+  const glitch = await logVisit(db, { customerId: orchard.id, content: 'another glitch', checkIn: { lat: -91, lng: 0, accuracy: 5 } })
+  await session.sync()
+  const [refused] = await rejectedItems(session)
+  assert.equal(refused?.id, glitch.id)
+  await discardRejected(db, refused)
+  await session.sync()
+  assert.deepEqual(await rejectedItems(session), [], 'forgotten once dropped')
+  assert.ok(!(await customerTimeline(db, orchard.id)).entries.some((e) => e.id === glitch.id), 'gone from the timeline')
+  await assert.rejects(api('GET', `/v1/interactions/${glitch.id}`, desk), /404/)
 
   // A conflict: the admin changes the industry at the desk while the rep, not
   // yet synced, changes it on the phone. The phone's value wins and the

@@ -6,5 +6,5 @@ export { searchCustomers, customerTimeline, customerListLimit } from './customer
 export type { CustomerTimeline, TimelineEntry } from './customers'
 export { logVisit, planFollowUp } from './actions'
 export type { CheckIn, Visit, FollowUp } from './actions'
-export { rejectedItems, openConflicts, resolveConflict } from './review'
+export { rejectedItems, discardRejected, openConflicts, resolveConflict } from './review'
 export type { RejectedItem } from './review'

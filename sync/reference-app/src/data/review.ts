@@ -12,23 +12,44 @@ export interface RejectedItem extends RejectedRecord {
 
 /**
  * rejectedItems lists the records the server refused that the device still
- * holds unpushed: editing one pushes it again at the next sync.
+ * holds unpushed: editing one pushes it again at the next sync. One dropped
+ * from the phone since is left out: the client forgets its refusal only at
+ * its next push, which a sync without local changes does not make.
  */
 export async function rejectedItems(session: Session): Promise<RejectedItem[]> {
-  const records = await session.rejectedRecords()
-  return Promise.all(records.map(async (r) => ({ ...r, label: await labelOf(session.database, r.table, r.id) })))
+  const items: RejectedItem[] = []
+  for (const r of await session.rejectedRecords()) {
+    const label = await labelOf(session.database, r.table, r.id)
+    if (label !== null) items.push({ ...r, label })
+  }
+  return items
 }
 
-async function labelOf(db: Database, table: string, id: string): Promise<string> {
+/** labelOf names a record in a few words; null when it is no longer on the device. */
+async function labelOf(db: Database, table: string, id: string): Promise<string | null> {
+  let raw: Record<string, unknown>
   try {
-    const raw = (await db.get(table).find(id))._raw as unknown as Record<string, unknown>
-    for (const column of ['name', 'title', 'content']) {
-      if (typeof raw[column] === 'string' && raw[column] !== '') return raw[column] as string
-    }
+    raw = (await db.get(table).find(id))._raw as unknown as Record<string, unknown>
   } catch {
-    // Deleted on the device since: the id is all there is.
+    // Not among the records: deleted on the device (a refused delete, kept
+    // to push again) or dropped for good.
+    const deleted = await db.adapter.getDeletedRecords(table)
+    return deleted.includes(id) ? `${table} ${id} (deleted)` : null
+  }
+  for (const column of ['name', 'title', 'content']) {
+    if (typeof raw[column] === 'string' && raw[column] !== '') return raw[column] as string
   }
   return `${table} ${id}`
+}
+
+/**
+ * discardRejected drops a refused record from the phone for good (it was
+ * never accepted, so the server has nothing to delete); the next sync
+ * forgets its refusal.
+ */
+export async function discardRejected(db: Database, item: RejectedRecord): Promise<void> {
+  const record = await db.get(item.table).find(item.id)
+  await db.write(() => record.destroyPermanently())
 }
 
 /** openConflicts lists the conflicts synced to the device not yet resolved, newest first. */

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react'
 import { FlatList, Text, View } from 'react-native'
 
-import { openConflicts, rejectedItems, resolveConflict } from '../data'
+import { discardRejected, openConflicts, rejectedItems, resolveConflict } from '../data'
 import type { RejectedItem, Session } from '../data'
 import type { Conflict } from '../generated/models'
 import { Button, Link } from './Button'
@@ -15,17 +15,24 @@ export interface RejectedScreenProps {
 
 /**
  * RejectedScreen lists the records the server refused, with its reasons.
- * They stay on the phone; editing one sends it again at the next sync.
+ * They stay on the phone; editing one sends it again at the next sync,
+ * or the rep drops it.
  */
 export function RejectedScreen({ session, refreshKey, onBack }: RejectedScreenProps) {
   const [items, setItems] = useState<RejectedItem[]>([])
+  const [reload, setReload] = useState(0)
   useEffect(() => {
     let current = true
     rejectedItems(session).then((list) => current && setItems(list))
     return () => {
       current = false
     }
-  }, [session, refreshKey])
+  }, [session, refreshKey, reload])
+
+  const discard = async (item: RejectedItem) => {
+    await discardRejected(session.database, item)
+    setReload((n) => n + 1)
+  }
 
   return (
     <View style={styles.screen}>
@@ -39,6 +46,7 @@ export function RejectedScreen({ session, refreshKey, onBack }: RejectedScreenPr
             <Text style={styles.rowTitle}>{item.label}</Text>
             <Text style={styles.error}>{item.reason}</Text>
             <Text style={styles.rowDetail}>{item.table}</Text>
+            <Button title="Drop it from this phone" onPress={() => void discard(item)} />
           </View>
         )}
         ListEmptyComponent={<Text style={styles.rowDetail}>Everything was accepted.</Text>}
