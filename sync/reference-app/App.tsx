@@ -120,6 +120,17 @@ export default function App({ baseUrl, database, deviceId, tokens, locate }: App
             <Text style={styles.title}>Customers</Text>
             <Link title="Rejected" onPress={() => setRoute({ name: 'rejected' })} />
             <Link title="Conflicts" onPress={() => setRoute({ name: 'conflicts' })} />
+            <Link
+              title="Sign out"
+              onPress={() => {
+                void session.signOut().finally(() => {
+                  void tokens.clear()
+                  setFirstSyncDone(false)
+                  setRoute({ name: 'customers' })
+                  setSession(null)
+                })
+              }}
+            />
           </View>
           <CustomersScreen database={database} refreshKey={refreshKey} onOpen={(customerId) => setRoute({ name: 'customer', customerId })} />
         </View>

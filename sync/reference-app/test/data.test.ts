@@ -5,7 +5,8 @@
 // with a check-in, plans a follow-up, syncs, and finds both on the server;
 // a visit the server refuses shows in the rejected list until it is fixed
 // (another until it is dropped),
-// and a conflict with an edit at the desk is listed and reverted.
+// and a conflict with an edit at the desk is listed and reverted; signing
+// out empties the phone.
 // The Go test TestReferenceAppDataLayer in cmd/fieldcrm compiles this with
 // tsconfig.test.json and runs it.
 import assert from 'node:assert/strict'
@@ -196,6 +197,8 @@ async function main(): Promise<void> {
   assert.equal((await db.get<Customer>('customers').find(orchard.id)).industry, 'fruit wholesale', 'the reverted value came back by pull')
   assert.equal(signedOut, false)
   await session.signOut()
+  assert.deepEqual(await searchCustomers(db, ''), [], 'signing out empties the phone')
+  await assert.rejects(api('GET', '/v1/sync/pull?last_pulled_at=null', saved[saved.length - 1].access_token), /401/, 'the session is over')
   console.log('reference app data layer: ok')
 }
 

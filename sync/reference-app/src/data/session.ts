@@ -103,8 +103,19 @@ export class Session {
     return this.client.rejectedRecords()
   }
 
-  signOut(): Promise<void> {
-    return this.client.signOut()
+  /**
+   * signOut pushes what is still unpushed (when the server is reachable),
+   * ends the session and empties the database, so that the next user of the
+   * phone starts from nothing.
+   */
+  async signOut(): Promise<void> {
+    try {
+      await this.sync()
+    } catch {
+      // Offline: the edits are lost with the database, as signing out says.
+    }
+    await this.client.signOut()
+    await this.database.write(() => this.database.unsafeResetDatabase())
   }
 
   private progressed(p: SyncProgress): void {
