@@ -30,7 +30,7 @@ export interface AppProps {
   baseUrl: string
   database: Database
   deviceId: string
-  /** Keeps the tokens between launches; savedTokens are the ones kept last time. */
+  /** Keeps the tokens between launches: load() gives the ones kept last time, clear() forgets them. */
   tokens: TokenStore & { load(): Promise<Tokens | null>; clear(): Promise<void> }
   locate?: () => Promise<CheckIn>
 }
