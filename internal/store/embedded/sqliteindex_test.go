@@ -141,7 +141,9 @@ func TestStatisticsRefreshReachesTheReaders(t *testing.T) {
 func sqliteFixture(t *testing.T, stmts ...string) (string, *sql.DB) {
 	t.Helper()
 	dir := t.TempDir()
-	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite"))
+	// The fixture writes beside Tables' own connections (its checkpoints
+	// among them), so it waits for their locks as FerretDB's would.
+	conn, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db.sqlite")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
