@@ -63,12 +63,8 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 
 func (s *Server) logout(c *fiber.Ctx) error {
 	session, _ := c.Locals(localSession).(string)
-	if err := s.accounts.Logout(c.UserContext(), session); err != nil {
-		return err
-	}
 	// The phone signs out: its pushes stop with its session.
-	a := deviceActorOf(c)
-	if err := s.notify.UnregisterDevice(c.UserContext(), a, a.DeviceID); err != nil {
+	if err := s.accounts.Logout(c.UserContext(), session); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

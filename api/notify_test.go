@@ -44,13 +44,20 @@ func TestDevicesRegisterRefreshMoveAndLeave(t *testing.T) {
 		t.Fatalf("after delete: %v", list)
 	}
 
-	// Logout removes the device of the session (the harness signs in as phone-1).
+	// Logout removes every device the session registered, under whatever
+	// id (the harness signs in as phone-1), and none of another session's.
+	laptop := h.login(w.r2.email, w.r2.password)
+	h.call("POST", "/v1/devices", laptop, map[string]any{"device_id": "laptop", "fcm_token": "token-r2-laptop", "platform": "web"}, 200)
 	h.call("POST", "/v1/devices", w.r2, map[string]any{"device_id": "phone-1", "fcm_token": "token-r2", "platform": "ios"}, 200)
 	h.call("POST", "/v1/devices", w.r2, map[string]any{"device_id": "tablet", "fcm_token": "token-r2-tab", "platform": "ios"}, 200)
 	h.expect(h.do("POST", "/v1/auth/logout", w.r2.access, nil), 204, "logout")
-	r2 := h.login(w.r2.email, w.r2.password)
-	if list := h.devicesOf(r2); len(list) != 1 || list[0].(map[string]any)["device_id"] != "tablet" {
-		t.Fatalf("after logging out phone-1: %v", list)
+	if list := h.devicesOf(laptop); len(list) != 1 || list[0].(map[string]any)["device_id"] != "laptop" {
+		t.Fatalf("after logging out the session of phone-1 and tablet: %v", list)
+	}
+	for _, token := range []string{"token-r2", "token-r2-tab"} {
+		if _, err := h.store.TokenOwnerOf(context.Background(), w.admin.tenant, token); err == nil {
+			t.Fatalf("%s still has an owner after the logout", token)
+		}
 	}
 }
 

@@ -22,6 +22,10 @@ type Device struct {
 	AppVersion string    `bson:"app_version" json:"app_version"`
 	Locale     string    `bson:"locale" json:"locale"`
 	UpdatedAt  time.Time `bson:"updated_at" json:"updated_at"`
+	// SessionID is the sign-in that registered the device: when it ends
+	// (logout, a reused refresh token, a password change elsewhere), the
+	// device stops getting pushes, whatever id the app registered it under.
+	SessionID string `bson:"session_id,omitempty" json:"-"`
 }
 
 // Prepare normalizes and validates a device registration.

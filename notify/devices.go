@@ -63,6 +63,7 @@ func (d *Devices) Register(ctx context.Context, a models.Actor, dev models.Devic
 		return dev, err
 	}
 	dev.UpdatedAt = d.now().UTC().Truncate(time.Millisecond)
+	dev.SessionID = a.SessionID
 	owner := models.TokenOwner{Token: dev.FCMToken, TenantID: a.TenantID, UserID: a.UserID, DeviceID: dev.DeviceID}
 	previous, err := d.store.TokenOwnerOf(ctx, a.TenantID, dev.FCMToken)
 	switch {
@@ -104,18 +105,35 @@ func (d *Devices) Unregister(ctx context.Context, a models.Actor, deviceID strin
 // ForgetUser removes every device of a user (deactivated: their phone stops
 // getting pushes, and its token is free for whoever signs in on it next).
 func (d *Devices) ForgetUser(ctx context.Context, tenant, user string) error {
-	return d.ForgetUserExcept(ctx, tenant, user, "")
+	return d.forget(ctx, tenant, user, func(models.Device) bool { return true })
 }
 
-// ForgetUserExcept removes every device of a user but keepDeviceID (after a
-// password change, the device that made it keeps its pushes).
-func (d *Devices) ForgetUserExcept(ctx context.Context, tenant, user, keepDeviceID string) error {
+// ForgetSession removes the devices of an ended sign-in: those it registered,
+// under any id, and the one named by its device id (registrations older than
+// the session's record on the device carry only that).
+func (d *Devices) ForgetSession(ctx context.Context, s models.Session) error {
+	return d.forget(ctx, s.TenantID, s.UserID, func(dev models.Device) bool { return ofSession(dev, s) })
+}
+
+// ForgetUserExcept removes every device of a user but those of the session
+// keep (after a password change, the phone that made it keeps its pushes).
+func (d *Devices) ForgetUserExcept(ctx context.Context, keep models.Session) error {
+	return d.forget(ctx, keep.TenantID, keep.UserID, func(dev models.Device) bool { return !ofSession(dev, keep) })
+}
+
+// ofSession says whether the session registered dev or is signed in as it.
+func ofSession(dev models.Device, s models.Session) bool {
+	return (s.ID != "" && dev.SessionID == s.ID) || (s.DeviceID != "" && dev.DeviceID == s.DeviceID)
+}
+
+// forget removes the user's devices that match.
+func (d *Devices) forget(ctx context.Context, tenant, user string, match func(models.Device) bool) error {
 	devices, err := d.List(ctx, tenant, user)
 	if err != nil {
 		return err
 	}
 	for _, dev := range devices {
-		if keepDeviceID != "" && dev.DeviceID == keepDeviceID {
+		if !match(dev) {
 			continue
 		}
 		if err := d.drop(ctx, tenant, user, dev.DeviceID, ""); err != nil {

@@ -89,11 +89,15 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// deviceForgetter drops every push device of a user.
+// deviceForgetter drops push devices whose sign-in ended (package notify).
 type deviceForgetter interface {
+	// ForgetUser removes every device of a user.
 	ForgetUser(ctx context.Context, tenant, user string) error
-	// ForgetUserExcept removes every device of a user but keepDeviceID.
-	ForgetUserExcept(ctx context.Context, tenant, user, keepDeviceID string) error
+	// ForgetSession removes the devices the session registered or is.
+	ForgetSession(ctx context.Context, s models.Session) error
+	// ForgetUserExcept removes every device of the session's user but the
+	// session's own.
+	ForgetUserExcept(ctx context.Context, keep models.Session) error
 }
 
 // New returns a Service.
@@ -308,6 +312,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (T
 		if err := s.store.RevokeSession(ctx, sess.ID, "refresh token reuse", now); err != nil {
 			return Tokens{}, fmt.Errorf("refresh: revoke reused session: %w", err)
 		}
+		// Whoever replayed the token may hold the phone's pushes too.
+		if err := s.forgetDevices(ctx, sess); err != nil {
+			return Tokens{}, fmt.Errorf("refresh: revoke reused session: %w", err)
+		}
 		s.log.WarnContext(ctx, "refresh token reused; session revoked", "tenant", sess.TenantID, "user", sess.UserID, "session", sess.ID)
 		return Tokens{}, &AuthError{Reason: "refresh token already used; session revoked, sign in again", Kind: SessionEnded}
 	}
@@ -318,9 +326,29 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (T
 	return s.issue(ctx, u, sess.ID)
 }
 
-// Logout ends the session: its refresh tokens and access tokens stop working.
+// Logout ends the session: its refresh tokens and access tokens stop
+// working, and the devices it registered stop getting pushes (the phone
+// signs out; whoever signs in on it next registers it again).
 func (s *Service) Logout(ctx context.Context, sessionID string) error {
-	return s.store.RevokeSession(ctx, sessionID, "logout", s.now().UTC())
+	sess, err := s.store.Session(ctx, sessionID)
+	if err != nil {
+		return fmt.Errorf("logout: load the session: %w", err)
+	}
+	if err := s.store.RevokeSession(ctx, sessionID, "logout", s.now().UTC()); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	if err := s.forgetDevices(ctx, sess); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// forgetDevices stops the pushes to the devices of an ended session.
+func (s *Service) forgetDevices(ctx context.Context, sess models.Session) error {
+	if s.devices == nil {
+		return nil
+	}
+	return s.devices.ForgetSession(ctx, sess)
 }
 
 // Authenticate turns an access token into the Actor the request acts for. It

@@ -59,10 +59,17 @@ func (f *forgetter) ForgetUser(_ context.Context, tenant, user string) error {
 	return nil
 }
 
-func (f *forgetter) ForgetUserExcept(_ context.Context, tenant, user, keep string) error {
+func (f *forgetter) ForgetUserExcept(_ context.Context, keep models.Session) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, "devices of "+user+" but "+keep)
+	f.calls = append(f.calls, "devices of "+keep.UserID+" but "+keep.DeviceID)
+	return nil
+}
+
+func (f *forgetter) ForgetSession(_ context.Context, s models.Session) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "devices of the session on "+s.DeviceID)
 	return nil
 }
 
@@ -345,6 +352,10 @@ func TestRefreshTokenRotatesExactlyOnce(t *testing.T) {
 	if _, _, err := f.svc.Authenticate(ctx, next.AccessToken); !isUnauthenticated(err) {
 		t.Fatalf("access token of the revoked session: %v", err)
 	}
+	// Whoever replayed the token stops getting the session's pushes too.
+	if said := f.devices.said(); len(said) == 0 || said[0] != "devices of the session on signup" {
+		t.Fatalf("devices forgotten after the reuse: %q", said)
+	}
 
 	// Without a race: each token works once, the next one goes on working.
 	second := f.login("admin@acme.test", "tablet")
@@ -388,6 +399,9 @@ func TestLogoutEndsOnlyItsSession(t *testing.T) {
 	}
 	if err := f.svc.Logout(ctx, session); err != nil {
 		t.Fatal(err)
+	}
+	if said := f.devices.said(); !slices.Equal(said, []string{"devices of the session on phone"}) {
+		t.Fatalf("devices forgotten at logout: %q", said)
 	}
 	if _, _, err := f.svc.Authenticate(ctx, phone.AccessToken); !isUnauthenticated(err) {
 		t.Fatalf("access token after logout: %v", err)

@@ -239,7 +239,7 @@ func (s *Service) PatchUser(ctx context.Context, a models.Actor, id string, p mo
 // a phone was lost or a password leaked, and the app registers its device
 // again when it signs in.
 func (s *Service) endOtherSessions(ctx context.Context, a models.Actor, u models.User) error {
-	keepSession, keepDevice := "", ""
+	var keep models.Session
 	if a.UserID == u.ID && a.SessionID != "" {
 		// The actor of a REST call carries no device (see api.actorOf); its
 		// session knows which one it is.
@@ -247,18 +247,18 @@ func (s *Service) endOtherSessions(ctx context.Context, a models.Actor, u models
 		if err != nil {
 			return fmt.Errorf("password change: load the session: %w", err)
 		}
-		keepSession, keepDevice = sess.ID, sess.DeviceID
+		keep = sess
 	}
-	if err := s.store.RevokeUserSessions(ctx, u.TenantID, u.ID, keepSession, "password changed", u.UpdatedAt); err != nil {
+	if err := s.store.RevokeUserSessions(ctx, u.TenantID, u.ID, keep.ID, "password changed", u.UpdatedAt); err != nil {
 		return err
 	}
 	if s.devices == nil {
 		return nil
 	}
-	if keepDevice == "" {
+	if keep.ID == "" {
 		return s.devices.ForgetUser(ctx, u.TenantID, u.ID)
 	}
-	return s.devices.ForgetUserExcept(ctx, u.TenantID, u.ID, keepDevice)
+	return s.devices.ForgetUserExcept(ctx, keep)
 }
 
 // CreateTeam adds a team; only admins may.
