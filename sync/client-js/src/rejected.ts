@@ -25,8 +25,29 @@ const storageKey = 'fieldcrm_rejected_records'
 export class RejectedRecords {
   constructor(private readonly db: Database) {}
 
+  /**
+   * list returns the refused records the device still holds unpushed. One
+   * the app dropped since (or a pull brought back as synced) is forgotten
+   * here, without waiting for the next push.
+   */
   async list(): Promise<RejectedRecord[]> {
-    return (await this.load()).map(({ table, id, reason }) => ({ table, id, reason }))
+    const entries = await this.load()
+    const still: Entry[] = []
+    for (const e of entries) if (await this.stillUnpushed(e)) still.push(e)
+    if (still.length !== entries.length) await this.save(still)
+    return still.map(({ table, id, reason }) => ({ table, id, reason }))
+  }
+
+  /** stillUnpushed says whether the device still has the refused change to push. */
+  private async stillUnpushed(e: Entry): Promise<boolean> {
+    if (e.snapshot === 'deleted') return (await this.db.adapter.getDeletedRecords(e.table)).includes(e.id)
+    let status: unknown
+    try {
+      status = (await this.db.get(e.table).find(e.id))._raw._status
+    } catch {
+      return false // not on the device: dropped for good
+    }
+    return status !== 'synced'
   }
 
   /**

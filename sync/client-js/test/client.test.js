@@ -288,6 +288,15 @@ scenario('a rejected record is reported once and not pushed again until edited',
   assert.equal((await p.get('interactions', bad))._status, 'synced')
   assert.deepEqual(await p.client.rejectedRecords(), [])
   assert.equal((await api('GET', `/v1/interactions/${bad}`, desk)).channel, 'visit')
+
+  // Another refused record the user drops instead: the list forgets it at
+  // once, before any sync.
+  const dropped = await p.create('interactions', { customer_id: ownerOfSmall, channel: 'telepathy', content: 'hm', occurred_at: Date.now() })
+  await p.client.sync()
+  assert.deepEqual((await p.client.rejectedRecords()).map((r) => r.id), [dropped])
+  const record = await p.db.get('interactions').find(dropped)
+  await p.db.write(() => record.destroyPermanently())
+  assert.deepEqual(await p.client.rejectedRecords(), [], 'a record dropped on the device is no longer listed')
 })
 
 scenario('a push that meets a conflict converges in one sync()', async () => {

@@ -12,29 +12,26 @@ export interface RejectedItem extends RejectedRecord {
 
 /**
  * rejectedItems lists the records the server refused that the device still
- * holds unpushed: editing one pushes it again at the next sync. One dropped
- * from the phone since is left out: the client forgets its refusal only at
- * its next push, which a sync without local changes does not make.
+ * holds unpushed: editing one pushes it again at the next sync. (The client
+ * forgets one dropped from the phone on its own.)
  */
 export async function rejectedItems(session: Session): Promise<RejectedItem[]> {
   const items: RejectedItem[] = []
   for (const r of await session.rejectedRecords()) {
-    const label = await labelOf(session.database, r.table, r.id)
-    if (label !== null) items.push({ ...r, label })
+    items.push({ ...r, label: await labelOf(session.database, r.table, r.id) })
   }
   return items
 }
 
-/** labelOf names a record in a few words; null when it is no longer on the device. */
-async function labelOf(db: Database, table: string, id: string): Promise<string | null> {
+/** labelOf names a record in a few words. */
+async function labelOf(db: Database, table: string, id: string): Promise<string> {
   let raw: Record<string, unknown>
   try {
     raw = (await db.get(table).find(id))._raw as unknown as Record<string, unknown>
   } catch {
-    // Not among the records: deleted on the device (a refused delete, kept
-    // to push again) or dropped for good.
-    const deleted = await db.adapter.getDeletedRecords(table)
-    return deleted.includes(id) ? `${table} ${id} (deleted)` : null
+    // Not among the records: deleted on the device, a refused delete kept
+    // to push again.
+    return `${table} ${id} (deleted)`
   }
   for (const column of ['name', 'title', 'content']) {
     if (typeof raw[column] === 'string' && raw[column] !== '') return raw[column] as string
