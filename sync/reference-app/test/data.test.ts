@@ -29,7 +29,7 @@ import {
   searchCustomers,
 } from '../src/data'
 import type { SyncState } from '../src/data'
-import { Customer, Interaction } from '../src/generated/models'
+import { Customer, Interaction, Q, Task } from '../src/generated/models'
 
 // LokiJS' in-memory storage, for Node (lokijs has no type declarations).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -151,6 +151,18 @@ async function main(): Promise<void> {
   assert.equal(taskOnServer.remind_minutes_before, 60)
   assert.equal(taskOnServer.status, 'open')
   assert.equal(Math.round(Date.parse(taskOnServer.due_at) / 1000), Math.round(dueAt.getTime() / 1000))
+
+  // A visit with a next step: the server makes the follow-up, linked to the
+  // visit, and the next sync brings it to the phone.
+  const quoteDue = new Date(Date.now() + 2 * 86400e3)
+  const quoted = await logVisit(db, { customerId: orchard.id, content: 'priced the pumps', checkIn: { lat: 31.23, lng: 121.47, accuracy: 8 }, nextStep: { title: 'send the quote', dueAt: quoteDue } })
+  await session.sync()
+  await session.sync()
+  const linked = await db.get<Task>('tasks').query(Q.where('interaction_id', quoted.id)).fetch()
+  assert.equal(linked.length, 1, 'the next step arrived as a task linked to its visit')
+  assert.equal(linked[0].title, 'send the quote')
+  assert.equal(Math.round((linked[0].dueAt?.getTime() ?? 0) / 1000), Math.round(quoteDue.getTime() / 1000))
+  assert.equal((await db.get<Interaction>('interactions').find(quoted.id)).nextStep?.task_id, linked[0].id)
 
   // A visit the server refuses (a latitude out of range) is listed as rejected, stays on the phone, and goes once fixed.
   const bad = await logVisit(db, { customerId: orchard.id, content: 'GPS glitch', checkIn: { lat: 200, lng: 121.47, accuracy: 5 } })

@@ -18,6 +18,18 @@ export interface Visit {
   checkIn: CheckIn
   /** Defaults to now. */
   occurredAt?: Date
+  /**
+   * A follow-up decided during the visit. The server makes it a task linked
+   * to the visit (its interaction_id, which only the server writes) when the
+   * visit is pushed; the task reaches the phone at the next pull.
+   */
+  nextStep?: NextStep
+}
+
+export interface NextStep {
+  title: string
+  dueAt: Date
+  notes?: string
 }
 
 /**
@@ -34,6 +46,8 @@ export async function logVisit(db: Database, visit: Visit): Promise<Interaction>
       i.content = visit.content
       i.outcome = visit.outcome ?? ''
       i.checkIn = { lat: visit.checkIn.lat, lng: visit.checkIn.lng, accuracy: visit.checkIn.accuracy, address: visit.checkIn.address ?? '' }
+      const next = visit.nextStep
+      if (next) i.nextStep = { title: next.title, due_at: next.dueAt.toISOString(), notes: next.notes ?? '', task_id: '' }
     }),
   )
 }
@@ -47,7 +61,11 @@ export interface FollowUp {
   remindMinutesBefore: number
 }
 
-/** planFollowUp plans a task for the rep with a reminder; the next sync pushes it. */
+/**
+ * planFollowUp plans a task for the rep with a reminder; the next sync
+ * pushes it. (A follow-up of a visit goes as the visit's nextStep instead,
+ * so that the server links the two.)
+ */
 export async function planFollowUp(db: Database, followUp: FollowUp): Promise<Task> {
   return db.write(() =>
     db.get<Task>('tasks').create((t) => {

@@ -23,6 +23,8 @@ export function LogVisitScreen({ database, customerId, locate, onDone, onCancel 
   const [lat, setLat] = useState('')
   const [lng, setLng] = useState('')
   const [accuracy, setAccuracy] = useState('')
+  const [nextTitle, setNextTitle] = useState('')
+  const [nextDays, setNextDays] = useState('1')
   const [error, setError] = useState<string | null>(null)
 
   useEffect(() => {
@@ -43,7 +45,13 @@ export function LogVisitScreen({ database, customerId, locate, onDone, onCancel 
       setError('The check-in needs a latitude, a longitude and an accuracy in metres.')
       return
     }
-    await logVisit(database, { customerId, content, outcome, checkIn })
+    const days = Number(nextDays)
+    if (nextTitle.trim() !== '' && !(days > 0)) {
+      setError('The next step needs a number of days from now.')
+      return
+    }
+    const nextStep = nextTitle.trim() === '' ? undefined : { title: nextTitle.trim(), dueAt: new Date(Date.now() + days * 86400e3) }
+    await logVisit(database, { customerId, content, outcome, checkIn, nextStep })
     onDone()
   }
 
@@ -60,6 +68,11 @@ export function LogVisitScreen({ database, customerId, locate, onDone, onCancel 
         <TextInput style={[styles.input, { flex: 1 }]} keyboardType="numeric" value={lat} onChangeText={setLat} placeholder="lat" />
         <TextInput style={[styles.input, { flex: 1 }]} keyboardType="numeric" value={lng} onChangeText={setLng} placeholder="lng" />
         <TextInput style={[styles.input, { flex: 1 }]} keyboardType="numeric" value={accuracy} onChangeText={setAccuracy} placeholder="m" />
+      </View>
+      <Text style={styles.label}>Next step (optional): what, and in how many days</Text>
+      <View style={styles.toolbar}>
+        <TextInput style={[styles.input, { flex: 3 }]} value={nextTitle} onChangeText={setNextTitle} placeholder="e.g. send the quote" />
+        <TextInput style={[styles.input, { flex: 1 }]} keyboardType="numeric" value={nextDays} onChangeText={setNextDays} placeholder="days" />
       </View>
       {error && <Text style={styles.error}>{error}</Text>}
       <Button title="Save visit" onPress={save} disabled={content.trim() === ''} />
