@@ -539,6 +539,7 @@ func TestAnswersMatchTheirDocumentedSchemas(t *testing.T) {
 	check("GET", "/v1/customers/{id}/timeline", h.do("GET", "/v1/customers/"+id+"/timeline", admin, nil))
 	check("GET", "/v1/sync/pull", h.do("GET", "/v1/sync/pull?last_pulled_at=null", admin, nil))
 	check("GET", "/v1/sync/schema", h.do("GET", "/v1/sync/schema", admin, nil))
+	check("GET", "/v1/sync/models", h.do("GET", "/v1/sync/models?version=2", admin, nil))
 	check("GET", "/v1/users", h.do("GET", "/v1/users", admin, nil))
 	check("GET", "/v1/settings", h.do("GET", "/v1/settings", admin, nil))
 	check("GET", "/v1/reports/customers", h.do("GET", "/v1/reports/customers", admin, nil))

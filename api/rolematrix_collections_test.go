@@ -339,7 +339,7 @@ func TestEveryCollectionRouteByRole(t *testing.T) {
 			}
 		}
 	}}
-	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.json", "/v1/settings", "/v1/sync/schema",
+	for _, path := range []string{"/healthz", "/readyz", "/v1/openapi.json", "/v1/settings", "/v1/sync/schema", "/v1/sync/models",
 		"/v1/reports/customers", "/v1/reports/funnel", "/v1/reports/sales", "/v1/reports/activity", "/v1/reports/service",
 		"/v1/reports/loyalty", "/v1/reports/rfm"} {
 		routes["GET "+path] = collectionRoute{read: func(matrixCaller) (string, func(response)) { return path, nil }}

@@ -177,6 +177,9 @@ func (s *Server) routeTable() []route {
 			auth: true, response: models.Customer{}, status: 200, errors: []int{403, 404, 409}, handler: readOne(c.Release)},
 		{method: "GET", path: "/v1/sync/schema", tag: tagSync, summary: "The synced tables and columns (WatermelonDB types) and the schema version",
 			auth: true, response: watermelon.Schema{}, status: 200, handler: s.syncSchema},
+		{method: "GET", path: "/v1/sync/models", tag: tagSync, summary: "A WatermelonDB app's data layer for one schema version, generated: schema.ts, migrations.ts, types.ts and models.ts (what `fieldcrm schema` and the package's CLI write)",
+			auth: true, response: syncModels{}, status: 200, handler: s.syncModels, query: []param{
+				{name: "version", typ: "integer", min: 1, max: watermelon.SchemaVersion, doc: "the schema version to generate; the current one when absent"}}},
 		{method: "GET", path: "/v1/sync/pull", tag: tagSync, summary: "WatermelonDB pull: changes after last_pulled_at, one page (has_more, X-Sync-Has-More)",
 			auth: true, response: watermelon.PullResult{}, status: 200, errors: []int{410, 503}, handler: s.syncPull, query: pullParams, headers: []header{hasMoreHeader, recordsHeader, untilHeader}},
 		{method: "POST", path: "/v1/sync/push", tag: tagSync, summary: "WatermelonDB push: apply a device's changes (field-level merge, conflicts recorded)",

@@ -18,6 +18,28 @@ func (s *Server) syncSchema(c *fiber.Ctx) error {
 	return c.JSON(s.sync.Schema())
 }
 
+// syncModels is a generated data layer: file names to TypeScript sources.
+type syncModels struct {
+	SchemaVersion int               `json:"schema_version"`
+	Files         map[string]string `json:"files"`
+}
+
+// syncModels serves the files `fieldcrm schema --version N` writes, from the
+// same generator, so that the package's CLI can fetch them from a running
+// server instead of carrying a second generator.
+func (s *Server) syncModels(c *fiber.Ctx) error {
+	schema := s.sync.Schema()
+	version, err := queryInt(c, "version", schema.Version, 1, schema.Version)
+	if err != nil {
+		return err
+	}
+	files, err := schema.Generate(version)
+	if err != nil {
+		return fmt.Errorf("generate the models of schema version %d: %w", version, err)
+	}
+	return c.JSON(syncModels{SchemaVersion: version, Files: files})
+}
+
 // syncPull serves WatermelonDB's pullChanges. last_pulled_at is null (or
 // absent) on a first sync; schema_version is validated so a client learns at
 // once that it speaks another schema; migration asks for the full records of

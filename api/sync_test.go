@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldcrm/fieldcrm/models"
+	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
 
 // pullAll pulls from cursor until has_more is false and returns every change by
@@ -364,4 +365,36 @@ func TestPurgedTombstonesMakeOldCursorsResync(t *testing.T) {
 	if n, _ := h.sync.Purge(context.Background(), h.clock.Now().Add(-time.Hour)); n != 0 {
 		t.Fatalf("purged %d recent tombstones", n)
 	}
+}
+
+// GET /v1/sync/models serves what `fieldcrm schema` writes, from the same
+// generator: the current version by default, any earlier one by number, a
+// version that never was refused with a problem.
+func TestSyncModelsAreTheGeneratedDataLayer(t *testing.T) {
+	h := newHarness(t)
+	rep := h.signup("Acme", "admin@models.test")
+	schema := watermelon.CurrentSchema()
+	for query, version := range map[string]int{"": schema.Version, "?version=1": 1, "?version=3": 3} {
+		got := h.call("GET", "/v1/sync/models"+query, rep, nil, 200)
+		want, err := schema.Generate(version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["schema_version"] != float64(version) {
+			t.Errorf("%q: schema_version %v, want %d", query, got["schema_version"], version)
+		}
+		files := got["files"].(map[string]any)
+		if len(files) != len(want) {
+			t.Errorf("%q: %d files, want %d", query, len(files), len(want))
+		}
+		for name, text := range want {
+			if files[name] != text {
+				t.Errorf("%q: %s differs from the generator's", query, name)
+			}
+		}
+	}
+	for _, bad := range []string{"?version=0", "?version=" + strconv.Itoa(schema.Version+1), "?version=two"} {
+		h.expect(h.do("GET", "/v1/sync/models"+bad, rep.access, nil), 422, bad)
+	}
+	h.expect(h.do("GET", "/v1/sync/models", "", nil), 401, "without a token")
 }

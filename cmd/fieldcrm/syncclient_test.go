@@ -19,7 +19,8 @@ import (
 // territory in pages with progress, a first sync killed half-way and
 // resumed, an access token expiring mid-sync, a revoked session, a rejected
 // record, conflicts converging in one sync(), a 410 with unpushed edits,
-// push token registration and sign-out, and the guide's glue.
+// push token registration and sign-out, the guide's glue, and the package's
+// CLI writing the generated models of the running server.
 //
 // The territory is FIELDCRM_CLIENT_TERRITORY customers (3,000 unless set,
 // in pages of 500), to keep CI fast, seeded through the store.
@@ -46,6 +47,11 @@ func TestSyncClientPackage(t *testing.T) {
 	vars := isolatedVars(t, "client")
 	vars["FIELDCRM_SYNC_PAGE_SIZE"] = pageSize
 	vars["FIELDCRM_JWT_SECRET"] = secret
+	// The package's CLI must write what `fieldcrm schema` writes.
+	schemaDir := t.TempDir()
+	if err := schemaCommand(context.Background(), []string{"--out", schemaDir}, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	rep := seededTerritory(t, vars, n)
 	p := startServe(t, vars)
 	defer p.stop(t)
@@ -56,7 +62,7 @@ func TestSyncClientPackage(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize,
 		"FIELDCRM_JWT_SECRET="+secret, "FIELDCRM_CLIENT_TERRITORY="+territory,
-		"FIELDCRM_CLIENT_BIG_REP="+rep.email, "FIELDCRM_CLIENT_BIG_REP_PASSWORD="+benchPassword)
+		"FIELDCRM_CLIENT_BIG_REP="+rep.email, "FIELDCRM_CLIENT_BIG_REP_PASSWORD="+benchPassword, "FIELDCRM_SCHEMA_DIR="+schemaDir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("@fieldcrm/watermelondb tests failed: %v\n%s\nserver log:\n%s", err, out, lastLines(p.logs.String(), 60))

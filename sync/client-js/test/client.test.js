@@ -10,8 +10,10 @@
 'use strict'
 
 const assert = require('node:assert/strict')
+const childProcess = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
 const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
@@ -363,6 +365,51 @@ scenario("the guide's glue syncs, and the guide shows it as it is", async () => 
   const guide = fs.readFileSync(path.join(__dirname, '../../../docs/sync-client.md'), 'utf8')
   const glue = fs.readFileSync(path.join(__dirname, '../examples/glue.ts'), 'utf8')
   assert.ok(guide.includes(glue.trim()), 'docs/sync-client.md shows examples/glue.ts as it is')
+})
+
+scenario('the CLI writes the generated models of a running server, as `fieldcrm schema` does', async () => {
+  const cli = path.join(__dirname, '../bin/fieldcrm-watermelondb.js')
+  const run = (args, env) => childProcess.spawnSync(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldcrm-models-'))
+  try {
+    const signedIn = { FIELDCRM_EMAIL: smallRep.email, FIELDCRM_PASSWORD: password }
+    const all = run(['models', '--server', base, '--out', out], signedIn)
+    assert.equal(all.status, 0, all.stderr)
+    const one = run(['models', '--server', base, '--out', path.join(out, 'only2'), '--version', '2'], { FIELDCRM_TOKEN: desk })
+    assert.equal(one.status, 0, one.stderr)
+    // FIELDCRM_SCHEMA_DIR holds `fieldcrm schema --out` of the same build.
+    const want = process.env.FIELDCRM_SCHEMA_DIR
+    assert.ok(want, 'FIELDCRM_SCHEMA_DIR is set by the Go test')
+    const versions = fs.readdirSync(want).sort()
+    assert.deepEqual(fs.readdirSync(out).filter((d) => d !== 'only2').sort(), versions)
+    for (const v of versions) {
+      for (const file of fs.readdirSync(path.join(want, v))) {
+        assert.equal(fs.readFileSync(path.join(out, v, file), 'utf8'), fs.readFileSync(path.join(want, v, file), 'utf8'), `${v}/${file}`)
+      }
+    }
+    for (const file of fs.readdirSync(path.join(want, 'v2'))) {
+      assert.equal(fs.readFileSync(path.join(out, 'only2', file), 'utf8'), fs.readFileSync(path.join(want, 'v2', file), 'utf8'), `--version 2: ${file}`)
+    }
+    // It signed out the session it began: no device of it is left.
+    assert.ok(!(await api('GET', '/v1/devices', desk)).data.some((d) => d.device_id === 'fieldcrm-watermelondb-cli'))
+
+    // Mistakes: a clear message, a failing status, nothing written.
+    const bad = [
+      [['models', '--server', base, '--out', path.join(out, 'x')], { FIELDCRM_EMAIL: smallRep.email, FIELDCRM_PASSWORD: 'wrong password!' }, 1, /password|credentials|sign/i],
+      [['models', '--server', base, '--out', path.join(out, 'x'), '--version', '99'], { FIELDCRM_TOKEN: desk }, 1, /version/],
+      [['models', '--server', base, '--out', path.join(out, 'x')], {}, 2, /FIELDCRM_TOKEN/],
+      [['models', '--out', path.join(out, 'x')], { FIELDCRM_TOKEN: desk }, 2, /--server/],
+      [['schema', '--server', base], { FIELDCRM_TOKEN: desk }, 2, /unknown command/],
+    ]
+    for (const [args, env, status, message] of bad) {
+      const r = run(args, env)
+      assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, message, args.join(' '))
+    }
+    assert.ok(!fs.existsSync(path.join(out, 'x')), 'a refused run wrote nothing')
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true })
+  }
 })
 
 async function main() {
