@@ -904,11 +904,8 @@ func (b *sqlBuilder) searchCond(field, needle string) string {
 		return fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '$.%s') WHERE instr(value, %s) > 0)", d.document, field, b.arg(needle))
 	}
 	if d.sqlite {
-		glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(needle)
-		ids := fmt.Sprintf("SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s",
-			field, b.arg("*"+glob+"*"), b.arg(b.tenant))
 		return fmt.Sprintf("(%s AND EXISTS (SELECT 1 FROM json_each(%s, '$.%s') WHERE instr(value, %s) > 0))",
-			b.drive(ids), d.document, field, b.arg(needle))
+			b.drive(b.candidateIDs(field, needle)), d.document, field, b.arg(needle))
 	}
 	exact := fmt.Sprintf("EXISTS (SELECT 1 FROM jsonb_array_elements_text(%s->'%s') AS item WHERE strpos(item, %s) > 0)", d.column, field, b.arg(needle))
 	if d.shortGrams != "" && shortNeedle(needle) {
@@ -920,6 +917,21 @@ func (b *sqlBuilder) searchCond(field, needle string) string {
 	}
 	like := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(needle)
 	return fmt.Sprintf("((%s->'%s')::text LIKE %s AND %s)", d.column, field, b.arg("%"+like+"%"), exact)
+}
+
+// candidateIDs is the statement of the ids of the tenant's records whose
+// items of field may hold needle, on SQLite: from the grams side table for
+// a needle of one or two characters past ASCII, which it names exactly,
+// from the trigram search table otherwise (FTS5 reads its whole table for
+// a needle shorter than a trigram).
+func (b *sqlBuilder) candidateIDs(field, needle string) string {
+	if gramNeedle(needle) {
+		return fmt.Sprintf("SELECT r.id FROM {grams} AS g JOIN {rows} AS r ON r.n = g.n WHERE g.tenant = %s AND g.field = '%s' AND g.gram = %s",
+			b.arg(b.tenant), field, b.arg(needle))
+	}
+	glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(needle)
+	return fmt.Sprintf("SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s",
+		field, b.arg("*"+glob+"*"), b.arg(b.tenant))
 }
 
 func hasControl(s string) bool {

@@ -98,6 +98,20 @@ func (d dialect) trigrams(s termsSearch) bool {
 	return !strings.ContainsAny(s.needle, `"\`) && !hasControl(s.needle)
 }
 
+// grammed tells a needle the grams side table finds on SQLite (see
+// sidetables.go): one or two characters, one of them past ASCII.
+func (d dialect) grammed(s termsSearch) bool {
+	return d.sqlite && gramNeedle(s.needle)
+}
+
+func gramNeedle(needle string) bool {
+	return shortNeedle(needle) && len(needle) > utf8.RuneCountInString(needle)
+}
+
+// counted tells a needle whose candidates an index names, so that they can
+// be counted before choosing.
+func (d dialect) counted(s termsSearch) bool { return d.trigrams(s) || d.grammed(s) }
+
 // findTerms answers q, a search of a SearchTerms field, with the branch
 // chooseTerms picks (see above); ok is false, with nothing read, when q is
 // not such a search.
@@ -223,7 +237,7 @@ func (t *Tables) walkRecords(ctx context.Context, coll string, fields Fields, q 
 // trigram index names no more of them, visible to the actor and after q's
 // position, than a walk would examine; otherwise by a walk.
 func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q models.Query, s termsSearch, index string) (termsBranch, error) {
-	if !t.dialect.trigrams(s) {
+	if !t.dialect.counted(s) {
 		return byWalk, nil
 	}
 	most := t.dialect.candidatesRead(q)
@@ -305,11 +319,9 @@ func (d dialect) termsCandidatesOf(fields Fields, q models.Query, s termsSearch,
 	}
 	rest := withoutWalked(fields, q)
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant}
-	glob := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]").Replace(s.needle)
 	// The candidates' join is fixed (CROSS JOIN): the search table's
 	// entries first, each record's entry then sought by tenant and id.
-	from := fmt.Sprintf("(SELECT r.id FROM {fts:%s} AS f JOIN {rows} AS r ON r.n = f.rowid WHERE f.items GLOB %s AND r.tenant = %s) AS c CROSS JOIN %%[1]s INDEXED BY {index:%s}",
-		s.field, b.arg("*"+glob+"*"), b.arg(q.Tenant), index)
+	from := fmt.Sprintf("(%s) AS c CROSS JOIN %%[1]s INDEXED BY {index:%s}", b.candidateIDs(s.field, s.needle), index)
 	// +: without affinity, as the index's expression, so the id seeks it.
 	ids, args, err := d.entryIDs(fields, rest, entries{from: from, index: index, match: "+c.id", unordered: count}, b.args)
 	if err != nil || count {
@@ -413,7 +425,7 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 		stmt func() (string, []any, error)
 	}
 	var steps []step
-	if t.dialect.trigrams(s) {
+	if t.dialect.counted(s) {
 		steps = append(steps, step{countPlanner(), func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, true) }})
 	}
 	if branch == byWalk {

@@ -19,7 +19,15 @@ import (
 //   - <table>_fieldcrm_fts_<field>: for each SearchTerms and SearchText
 //     field, an FTS5 table with the trigram tokenizer over its text (an
 //     array's items joined by newlines), one row per document under that
-//     number, for substring searches.
+//     number, for substring searches;
+//   - <table>_fieldcrm_grams: one row (tenant, field, gram, number) per
+//     distinct substring of one or two characters, at least one of them
+//     not ASCII, of the items of every SearchTerms field: the candidates
+//     of a needle too short for a trigram (王伟, 李), which FTS5 finds only
+//     by reading its whole table. Pieces of ASCII alone are left out: the
+//     few thousand there are each sit in many records, where a walk of the
+//     list fills its page at once, and they would make every record's
+//     e-mail and phone write a hundred rows more.
 //
 // On PostgreSQL the same questions are answered by GIN indexes on the
 // arrays (jsonb containment) and pg_trgm on the searched text.
@@ -29,13 +37,23 @@ import (
 // when it is made. Version 2 reads each array as json_each(doc->'$.f'):
 // json_each(doc, '$.f') parsed the whole record for each array, where ->
 // goes through the trigger's cache of parsed documents (a customer's insert
-// parsed its whole JSON once per array read here, and once more).
-const sideVersion = "_fieldcrm_v2_"
+// parsed its whole JSON once per array read here, and once more). Version 3
+// keeps the short substrings (grams) too.
+const sideVersion = "_fieldcrm_v3_"
 
 // olderSideVersions are the earlier names of the triggers. Their side
-// tables are those of sideVersion, kept in step by them: an upgrade
-// replaces the triggers alone.
-func olderSideVersions() []string { return []string{"_fieldcrm_v1_"} }
+// tables are those of sideVersion, kept in step by them, but for the grams
+// (version 3's), filled at the upgrade: an upgrade replaces the triggers.
+func olderSideVersions() []string { return []string{"_fieldcrm_v1_", "_fieldcrm_v2_"} }
+
+// gramPositions is how many characters of an item its grams are taken
+// from: more than any search key holds (names and company names are at
+// most models.MaxNameLength characters, e-mails models.MaxEmailLength
+// bytes). The table of the positions, 1 to gramPositions, is what a
+// trigger joins an item with to cut it (a trigger may not recurse).
+const gramPositions = 1024
+
+const positionsTable = "_fieldcrm_positions"
 
 // side names the side table suffix of table, quoted.
 func side(table, suffix string) string { return quoteIdent(table + "_fieldcrm_" + suffix) }
@@ -51,7 +69,7 @@ func sideTokens(stmt, table string) string {
 		j := strings.IndexByte(stmt[i:], '}')
 		stmt = stmt[:i] + side(table, "fts_"+stmt[i+5:i+j]) + stmt[i+j+1:]
 	}
-	return strings.NewReplacer("{terms}", side(table, "terms"), "{rows}", side(table, "rows")).Replace(stmt)
+	return strings.NewReplacer("{terms}", side(table, "terms"), "{rows}", side(table, "rows"), "{grams}", side(table, "grams")).Replace(stmt)
 }
 
 // sideFields returns, sorted, the fields of fields whose items are indexed
@@ -101,6 +119,10 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 			older = append(older, v)
 		}
 	}
+	var gramsThere bool
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`, table+"_fieldcrm_grams").Scan(&gramsThere); err != nil {
+		return false, fmt.Errorf("look up the grams of %s: %w", table, err)
+	}
 	doc := func(row string) string { return row + "._ferretdb_sjson" }
 	tenant := func(row string) string { return "(" + doc(row) + "->>'$.tenant_id')" }
 	id := func(row string) string { return "(" + doc(row) + "->>'$._id')" }
@@ -145,6 +167,36 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 			fts, text("d", f), quoteIdent(table), side(table, "rows"), id("d")))
 		changed = append(changed, fmt.Sprintf(`(%s->'$.%s') IS NOT (%s->'$.%s')`, doc("OLD"), f, doc("NEW"), f))
 	}
+	var gramsCreate, gramsFill []string
+	for _, f := range searched {
+		if fields[f] != SearchTerms {
+			continue
+		}
+		if gramsCreate == nil {
+			gramsCreate = []string{
+				fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (tenant TEXT NOT NULL, field TEXT NOT NULL, gram TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant, field, gram, n)) WITHOUT ROWID`, side(table, "grams")),
+				`CREATE TABLE IF NOT EXISTS ` + positionsTable + ` (i INTEGER PRIMARY KEY)`,
+				fmt.Sprintf(`INSERT OR IGNORE INTO %s (i) WITH RECURSIVE p(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM p WHERE i < %d) SELECT i FROM p`, positionsTable, gramPositions),
+			}
+		}
+		// The pieces of one and two characters (gram) of the items of
+		// row's field f, those with a character past ASCII (more bytes
+		// than characters); from goes before the items, which it may name.
+		const gram = "substr(j.value, p.i, l.len)"
+		pieces := func(row, from string) string {
+			return fmt.Sprintf(`FROM %sjson_each(%s->'$.%s') AS j JOIN %s AS p ON p.i <= length(j.value)
+	JOIN (SELECT 1 AS len UNION ALL SELECT 2) AS l ON p.i + l.len - 1 <= length(j.value)
+	WHERE j.type = 'text' AND length(CAST(%s AS BLOB)) > l.len`, from, doc(row), f, positionsTable, gram)
+		}
+		onInsert = append(onInsert, fmt.Sprintf(`INSERT OR IGNORE INTO %s (tenant, field, gram, n) SELECT %s, '%s', %s, %s %s`,
+			side(table, "grams"), tenant("NEW"), f, gram, number("NEW"), pieces("NEW", "")))
+		onDelete = append(onDelete, fmt.Sprintf(`DELETE FROM %s WHERE tenant = %s AND field = '%s' AND gram IN (SELECT %s %s) AND n = %s`,
+			side(table, "grams"), tenant("OLD"), f, gram, pieces("OLD", ""), number("OLD")))
+		gramsFill = append(gramsFill, fmt.Sprintf(`INSERT OR IGNORE INTO %s (tenant, field, gram, n) SELECT %s, '%s', %s, r.n %s`,
+			side(table, "grams"), tenant("d"), f, gram,
+			pieces("d", fmt.Sprintf("%s AS d JOIN %s AS r ON r.id = %s, ", quoteIdent(table), side(table, "rows"), id("d")))))
+	}
+	create = append(create, gramsCreate...)
 	if len(searched) > 0 {
 		onDelete = append(onDelete, fmt.Sprintf(`DELETE FROM %s WHERE id = %s`, side(table, "rows"), id("OLD")))
 	}
@@ -162,15 +214,19 @@ func (t *Tables) ensureSideTables(ctx context.Context, tx execer, coll string, f
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s BEGIN\n%s\nEND", quoteIdent(table+sideVersion+"update"), quoteIdent(table),
 			strings.Join(changed, " OR "), body(onDelete, onInsert)))
 	if len(older) > 0 {
-		// The side tables are filled and in step: replace the triggers.
+		// The side tables are filled and in step: replace the triggers,
+		// and fill the grams when the earlier version had none.
 		stmts = stmts[len(create):]
 		for _, v := range older {
 			for _, op := range []string{"insert", "delete", "update"} {
 				stmts = append([]string{"DROP TRIGGER IF EXISTS " + quoteIdent(table+v+op)}, stmts...)
 			}
 		}
+		if !gramsThere {
+			stmts = append(append(slices.Clone(gramsCreate), stmts...), gramsFill...)
+		}
 	} else {
-		stmts = append(stmts, fill...) // what the table holds already
+		stmts = append(append(stmts, fill...), gramsFill...) // what the table holds already
 	}
 	for _, stmt := range stmts {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {

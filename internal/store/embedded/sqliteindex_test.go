@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -190,15 +191,16 @@ func TestQueryIndexesOfAnEarlierVersionAreMadeAgain(t *testing.T) {
 
 // The side tables' triggers of an earlier version are replaced at start-up
 // by this version's, and the tables they kept are kept: no row is lost or
-// added twice, and a later insert is indexed once.
+// added twice, and a later insert is indexed once. The grams, which the
+// earlier version did not keep, are filled from the records.
 func TestSideTriggersOfAnEarlierVersionAreReplaced(t *testing.T) {
 	ctx := context.Background()
 	dir, conn := sqliteFixture(t,
 		`CREATE TABLE _ferretdb_collections (name TEXT, table_name TEXT)`,
 		`INSERT INTO _ferretdb_collections VALUES ('customers', 'customers_1')`,
 		`CREATE TABLE customers_1 (_ferretdb_sjson TEXT NOT NULL)`,
-		`INSERT INTO customers_1 VALUES ('{"_id":"a","tenant_id":"t","tags":["vip","east"],"search_keys":["acme","13800"]}')`,
-		`INSERT INTO customers_1 VALUES ('{"_id":"b","tenant_id":"t","tags":["vip"],"search_keys":["globex"]}')`,
+		`INSERT INTO customers_1 VALUES ('{"_id":"a","tenant_id":"t","tags":["vip","east"],"search_keys":["acme","13800","王伟"]}')`,
+		`INSERT INTO customers_1 VALUES ('{"_id":"b","tenant_id":"t","tags":["vip"],"search_keys":["globex","王a"]}')`,
 	)
 	fields := map[string]Fields{"customers": {"tags": Terms, "search_keys": SearchTerms, "deleted_at": Time}}
 	start := func() {
@@ -220,41 +222,58 @@ func TestSideTriggersOfAnEarlierVersionAreReplaced(t *testing.T) {
 		}
 		return n
 	}
-	start()
-	// Make the database an earlier version's: the same triggers, named v1.
-	rows, err := conn.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v2_%'`)
-	if err != nil {
-		t.Fatal(err)
+	exec := func(stmt string) {
+		t.Helper()
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
 	}
-	var names, defs []string
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
+	grams := func(id string) []string {
+		t.Helper()
+		rows, err := conn.QueryContext(ctx, `SELECT g.gram FROM customers_1_fieldcrm_grams AS g JOIN customers_1_fieldcrm_rows AS r ON r.n = g.n WHERE r.id = ? ORDER BY g.gram`, id)
+		if err != nil {
 			t.Fatal(err)
 		}
-		names, defs = append(names, name), append(defs, strings.ReplaceAll(def, "_fieldcrm_v2_", "_fieldcrm_v1_"))
-	}
-	rows.Close()
-	if len(names) != 3 {
-		t.Fatalf("triggers %v; want insert, delete and update", names)
-	}
-	for i := range names {
-		for _, stmt := range []string{`DROP TRIGGER "` + names[i] + `"`, defs[i]} {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				t.Fatalf("%s: %v", stmt, err)
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var g string
+			if err := rows.Scan(&g); err != nil {
+				t.Fatal(err)
 			}
+			out = append(out, g)
 		}
-	}
-	terms, fts := count(`SELECT count(*) FROM customers_1_fieldcrm_terms`), count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys`)
-	if terms != 6 || fts != 2 {
-		t.Fatalf("before the upgrade: %d terms and %d searched rows; want 6 and 2", terms, fts)
+		return out
 	}
 	start()
-	if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v1_%'`); n != 0 {
-		t.Fatalf("%d triggers of version 1 left", n)
+	// Each record's pieces with a character past ASCII, once each.
+	if got := grams("a"); !slices.Equal(got, []string{"伟", "王", "王伟"}) {
+		t.Fatalf("grams of a: %q", got)
 	}
-	if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1_fieldcrm_v2_%'`); n != 3 {
-		t.Fatalf("%d triggers of version 2; want 3", n)
+	if got := grams("b"); !slices.Equal(got, []string{"王", "王a"}) {
+		t.Fatalf("grams of b: %q", got)
+	}
+	// Make the database the version before's: its triggers by name (their
+	// bodies do not matter here: start-up drops them unread), the side
+	// tables it kept, and no grams.
+	earlier := olderSideVersions()[len(olderSideVersions())-1]
+	for _, op := range []string{"insert", "delete", "update"} {
+		exec(`DROP TRIGGER "customers_1` + sideVersion + op + `"`)
+		exec(`CREATE TRIGGER "customers_1` + earlier + op + `" AFTER ` + strings.ToUpper(op) + ` ON customers_1 BEGIN SELECT 1; END`)
+	}
+	exec(`DROP TABLE customers_1_fieldcrm_grams`)
+	terms, fts := count(`SELECT count(*) FROM customers_1_fieldcrm_terms`), count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys`)
+	if terms != 8 || fts != 2 {
+		t.Fatalf("before the upgrade: %d terms and %d searched rows; want 8 and 2", terms, fts)
+	}
+	start()
+	for _, v := range olderSideVersions() {
+		if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1` + v + `%'`); n != 0 {
+			t.Fatalf("%d triggers of %s left", n, v)
+		}
+	}
+	if n := count(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'customers_1` + sideVersion + `%'`); n != 3 {
+		t.Fatalf("%d triggers of %s; want 3", n, sideVersion)
 	}
 	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms`); got != terms {
 		t.Fatalf("%d terms after the upgrade; want %d", got, terms)
@@ -262,19 +281,29 @@ func TestSideTriggersOfAnEarlierVersionAreReplaced(t *testing.T) {
 	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys`); got != fts {
 		t.Fatalf("%d searched rows after the upgrade; want %d", got, fts)
 	}
-	if _, err := conn.ExecContext(ctx, `INSERT INTO customers_1 VALUES ('{"_id":"c","tenant_id":"t","tags":["new"],"search_keys":["initech"]}')`); err != nil {
-		t.Fatal(err)
+	if got := grams("a"); !slices.Equal(got, []string{"伟", "王", "王伟"}) {
+		t.Fatalf("grams of a after the upgrade: %q", got)
 	}
-	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms WHERE id = 'c'`); got != 2 {
-		t.Fatalf("a new record has %d terms; want 2 (tag and key, once each)", got)
+	exec(`INSERT INTO customers_1 VALUES ('{"_id":"c","tenant_id":"t","tags":["new"],"search_keys":["initech","李"]}')`)
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms WHERE id = 'c'`); got != 3 {
+		t.Fatalf("a new record has %d terms; want 3 (tag and keys, once each)", got)
 	}
 	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_fts_search_keys WHERE items MATCH 'initech'`); got != 1 {
 		t.Fatalf("the new record's key is found %d times; want 1", got)
 	}
-	if _, err := conn.ExecContext(ctx, `DELETE FROM customers_1 WHERE _ferretdb_sjson->>'$._id' = 'a'`); err != nil {
-		t.Fatal(err)
+	if got := grams("c"); !slices.Equal(got, []string{"李"}) {
+		t.Fatalf("grams of a new record: %q", got)
 	}
+	// A changed key moves its grams; a deleted record takes them along.
+	exec(`UPDATE customers_1 SET _ferretdb_sjson = '{"_id":"b","tenant_id":"t","tags":["vip"],"search_keys":["globex","张三"]}' WHERE _ferretdb_sjson->>'$._id' = 'b'`)
+	if got := grams("b"); !slices.Equal(got, []string{"三", "张", "张三"}) {
+		t.Fatalf("grams of a changed record: %q", got)
+	}
+	exec(`DELETE FROM customers_1 WHERE _ferretdb_sjson->>'$._id' = 'a'`)
 	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_terms WHERE id = 'a'`); got != 0 {
 		t.Fatalf("a deleted record keeps %d terms", got)
+	}
+	if got := count(`SELECT count(*) FROM customers_1_fieldcrm_grams`); got != 4 {
+		t.Fatalf("%d grams after the delete; want those of b and c (4)", got)
 	}
 }
