@@ -252,3 +252,50 @@ func BenchmarkListCustomers(b *testing.B) {
 		b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 	})
 }
+
+// BenchmarkSearchShortChineseName measures a search for a rare two-character
+// name (王伟: one customer in 600, as in the benchmark's names) and a common
+// one-character surname (李: one in 20) among 20,000 customers with Chinese
+// names, a page of 50: what a rep types into the app's search.
+func BenchmarkSearchShortChineseName(b *testing.B) {
+	svc, rep, st := benchTenant(b, 0)
+	ctx := context.Background()
+	settings := models.Settings{}.WithDefaults()
+	surnames := []rune("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
+	given := []string{"伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "华", "飞", "鑫", "波", "斌", "宇", "浩", "凯"}
+	const customers, batch = 20000, 500
+	var records []models.Record
+	for i := range customers {
+		c := &models.Customer{CustomerFields: models.CustomerFields{
+			Name:          string(surnames[i%len(surnames)]) + given[(i/len(surnames))%len(given)],
+			CompanyName:   fmt.Sprintf("华泰机械%d有限公司", i),
+			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("139%08d", i)}}},
+		}}
+		if err := c.Prepare(settings); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now().UTC()
+		c.Meta = models.Meta{ID: models.NewID(), TenantID: rep.TenantID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
+		c.Number = settings.CustomerNumber.Format(int64(i+1), now)
+		c.RefreshSearchKeys()
+		if records = append(records, c); len(records) == batch {
+			if err := st.InsertBatch(ctx, store.Customers, records, models.AuditEntry{Action: "create"}); err != nil {
+				b.Fatal(err)
+			}
+			records = nil
+		}
+	}
+	for _, q := range []struct {
+		name, needle string
+		want         int
+	}{{"rare 王伟", "王伟", 34}, {"common 李", "李", 50}} {
+		b.Run(q.name, func(b *testing.B) {
+			for range b.N {
+				page, err := svc.Customers.List(ctx, rep, crm.ListOptions{Filters: map[string]string{"q": q.needle}, Limit: 50})
+				if err != nil || len(page.Data) != q.want {
+					b.Fatalf("found %d, %v; want %d", len(page.Data), err, q.want)
+				}
+			}
+		})
+	}
+}
