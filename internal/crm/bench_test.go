@@ -33,25 +33,32 @@ func benchTenantOn(b *testing.B, st *store.Store, existing int) (*crm.Service, m
 	}
 	svc := apptest.New(b, apptest.Config(), st, env.Redis(b)).CRM
 	rep := models.Actor{UserID: "rep-1", TenantID: tenant.ID, Role: models.RoleRep, TeamID: "team-1"}
-	settings := models.Settings{}.WithDefaults()
 	for i := range existing {
-		c := models.Customer{CustomerFields: models.CustomerFields{
+		c := storedCustomer(b, rep, i, models.CustomerFields{
 			Name: fmt.Sprintf("Existing customer %d", i),
 			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("139%08d", i)}},
 				Emails: []models.Email{{Address: fmt.Sprintf("c%d@example.com", i)}}},
-		}}
-		if err := c.Prepare(settings); err != nil {
-			b.Fatal(err)
-		}
-		now := time.Now().UTC()
-		c.Meta = models.Meta{ID: models.NewID(), TenantID: tenant.ID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
-		c.Number = settings.CustomerNumber.Format(int64(i+1), now)
-		c.RefreshSearchKeys()
-		if err := st.Insert(ctx, store.Customers, &c.Meta, &c, models.AuditEntry{Action: "create"}); err != nil {
+		})
+		if err := st.Insert(ctx, store.Customers, &c.Meta, c, models.AuditEntry{Action: "create"}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return svc, rep, st
+}
+
+// storedCustomer is the i-th customer of rep's tenant, owned by rep, as a
+// create stores it (prepared, numbered, with its search keys).
+func storedCustomer(b *testing.B, rep models.Actor, i int, fields models.CustomerFields) *models.Customer {
+	settings := models.Settings{}.WithDefaults()
+	c := &models.Customer{CustomerFields: fields}
+	if err := c.Prepare(settings); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	c.Meta = models.Meta{ID: models.NewID(), TenantID: rep.TenantID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
+	c.Number = settings.CustomerNumber.Format(int64(i+1), now)
+	c.RefreshSearchKeys()
+	return c
 }
 
 // BenchmarkCreateCustomer measures a REST create: settings, duplicate check
@@ -260,24 +267,16 @@ func BenchmarkListCustomers(b *testing.B) {
 func BenchmarkSearchShortChineseName(b *testing.B) {
 	svc, rep, st := benchTenant(b, 0)
 	ctx := context.Background()
-	settings := models.Settings{}.WithDefaults()
 	surnames := []rune("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
 	given := []string{"伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "华", "飞", "鑫", "波", "斌", "宇", "浩", "凯"}
 	const customers, batch = 20000, 500
 	var records []models.Record
 	for i := range customers {
-		c := &models.Customer{CustomerFields: models.CustomerFields{
+		c := storedCustomer(b, rep, i, models.CustomerFields{
 			Name:          string(surnames[i%len(surnames)]) + given[(i/len(surnames))%len(given)],
 			CompanyName:   fmt.Sprintf("华泰机械%d有限公司", i),
 			ContactPoints: models.ContactPoints{Phones: []models.Phone{{Number: fmt.Sprintf("139%08d", i)}}},
-		}}
-		if err := c.Prepare(settings); err != nil {
-			b.Fatal(err)
-		}
-		now := time.Now().UTC()
-		c.Meta = models.Meta{ID: models.NewID(), TenantID: rep.TenantID, OwnerID: rep.UserID, TeamID: rep.TeamID, Version: 1, CreatedAt: now, UpdatedAt: now}
-		c.Number = settings.CustomerNumber.Format(int64(i+1), now)
-		c.RefreshSearchKeys()
+		})
 		if records = append(records, c); len(records) == batch {
 			if err := st.InsertBatch(ctx, store.Customers, records, models.AuditEntry{Action: "create"}); err != nil {
 				b.Fatal(err)
