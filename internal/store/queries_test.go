@@ -592,7 +592,7 @@ func TestCustomerSearchChoosesCandidatesOrAWalk(t *testing.T) {
 	rep := models.Scope{OwnerIDs: []string{"u1"}}
 	// SQLite counts a short needle past ASCII from its grams (see
 	// embedded/sidetables.go) and reads the candidates so when few.
-	gramsRead := regexp.MustCompile(`SEARCH g USING PRIMARY KEY \(tenant=\? AND field=\? AND gram=\?\)`)
+	gramsRead := regexp.MustCompile(`SEARCH (g|\S+_fieldcrm_grams) USING PRIMARY KEY \(tenant=\? AND field=\? AND gram=\?\)`)
 	for _, tc := range []struct {
 		name, needle string
 		scope        models.Scope
@@ -672,6 +672,9 @@ func TestCustomerSearchChoosesCandidatesOrAWalk(t *testing.T) {
 				t.Errorf("the candidates of a short needle are not read from the index of short substrings:\n%s", last)
 			}
 			for i, plan := range plans {
+				if grammed && i == 0 {
+					continue // the count of a short needle reads its grams alone
+				}
 				if !postgres && (trigrams.MatchString(plan) || gramsRead.MatchString(plan)) && !sought.MatchString(plan) {
 					t.Errorf("statement %d does not seek each candidate's entry by tenant and id:\n%s", i, plan)
 				}

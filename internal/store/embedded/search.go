@@ -240,8 +240,8 @@ func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q 
 	if !t.dialect.counted(s) {
 		return byWalk, nil
 	}
-	most := t.dialect.candidatesRead(q)
-	stmt, args, err := t.dialect.termsCandidatesOf(fields, q, s, index, true)
+	most := t.dialect.candidatesRead(q, s)
+	stmt, args, err := t.dialect.termsCountOf(fields, q, s, index)
 	if err != nil {
 		return "", err
 	}
@@ -265,12 +265,33 @@ func (t *Tables) chooseTerms(ctx context.Context, coll string, fields Fields, q 
 // (40 µs each at 20,000 customers: a random read of a whole document)
 // several times a record walked in order (8 µs): 10 per row of the page
 // (510, 20 ms), past which a needle is common enough (1 customer in 40 at
-// 20,000, in 200 at 100,000) to fill a walk's page sooner.
-func (d dialect) candidatesRead(q models.Query) int {
-	if d.sqlite {
+// 20,000, in 200 at 100,000) to fill a walk's page sooner. A short
+// needle's candidates on SQLite, from the grams, cost about four times a
+// walked entry (李, in one customer of 20 among 20,000: 1,000 candidates
+// read in 28 ms, the walk through as many entries 7 ms,
+// BenchmarkSearchShortChineseName), so they get a quarter of its length.
+func (d dialect) candidatesRead(q models.Query, s termsSearch) int {
+	switch {
+	case d.grammed(s):
+		return q.Limit * walkedPerRecord / 4
+	case d.sqlite:
 		return q.Limit * walkedPerRecord
 	}
 	return q.Limit * 10
+}
+
+// termsCountOf is the statement of the candidates chooseTerms counts: those
+// the actor may see after q's position (termsCandidatesOf), or, for a short
+// needle on SQLite, the tenant's entries in the grams alone, a range of its
+// key: seeking every candidate's entry to test it made counting 李 (1,000
+// of 20,000) cost more than the walk it chose.
+func (d dialect) termsCountOf(fields Fields, q models.Query, s termsSearch, index string) (string, []any, error) {
+	if !d.grammed(s) {
+		return d.termsCandidatesOf(fields, q, s, index, true)
+	}
+	// %.0[1]s: the statements are formats of the table's name, which this
+	// one does not read (it prints nothing).
+	return "SELECT 1 FROM {grams} WHERE tenant = ? AND field = '" + s.field + "' AND gram = ?%.0[1]s", []any{q.Tenant, s.needle}, nil
 }
 
 // countPlanner and walkPlanner are the plans PostgreSQL's planner may not
@@ -426,7 +447,7 @@ func (t *Tables) ExplainSearch(ctx context.Context, coll string, fields Fields, 
 	}
 	var steps []step
 	if t.dialect.counted(s) {
-		steps = append(steps, step{countPlanner(), func() (string, []any, error) { return t.dialect.termsCandidatesOf(fields, q, s, index, true) }})
+		steps = append(steps, step{countPlanner(), func() (string, []any, error) { return t.dialect.termsCountOf(fields, q, s, index) }})
 	}
 	if branch == byWalk {
 		steps = append(steps, step{walkPlanner(), func() (string, []any, error) { return t.dialect.termsWalkOf(fields, q, s, index) }})
