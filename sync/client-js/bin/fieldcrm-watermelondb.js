@@ -68,10 +68,19 @@ async function signedIn(server, env) {
   return { api, end: async () => { if (began) await api.request('POST', '/v1/auth/logout') } }
 }
 
-/** write puts one version's files into dir and says so. */
+/**
+ * write puts one version's files into dir and says so. The names come from
+ * the server: only plain file names are written, so that an answer naming
+ * "../x" cannot write outside dir.
+ */
 function write(dir, models, out) {
+  const names = Object.keys(models.files ?? {}).sort()
+  const bad = names.find((n) => !/^[A-Za-z0-9_-]+\.ts$/.test(n))
+  if (names.length === 0 || bad !== undefined) {
+    throw new Error(`the server's answer names ${bad === undefined ? 'no file' : JSON.stringify(bad)}: not a generated data layer`)
+  }
   fs.mkdirSync(dir, { recursive: true })
-  for (const name of Object.keys(models.files).sort()) {
+  for (const name of names) {
     const file = path.join(dir, name)
     fs.writeFileSync(file, models.files[name])
     out.write(`wrote ${file} (schema version ${models.schema_version})\n`)

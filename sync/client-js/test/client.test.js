@@ -13,6 +13,7 @@ const assert = require('node:assert/strict')
 const childProcess = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
+const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
 const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
@@ -407,6 +408,28 @@ scenario('the CLI writes the generated models of a running server, as `fieldcrm 
       assert.match(r.stderr, message, args.join(' '))
     }
     assert.ok(!fs.existsSync(path.join(out, 'x')), 'a refused run wrote nothing')
+
+    // A server (or something posing as one) naming a file outside --out.
+    const evil = http.createServer((req, res) => {
+      res.setHeader('Content-Type', 'application/json')
+      res.end(JSON.stringify({ schema_version: 1, files: { '../escaped.ts': 'x', 'schema.ts': 'y' } }))
+    })
+    await new Promise((resolve) => evil.listen(0, '127.0.0.1', resolve))
+    try {
+      const evilBase = `http://127.0.0.1:${evil.address().port}`
+      const r = await new Promise((resolve) => {
+        const child = childProcess.spawn(process.execPath, [cli, 'models', '--server', evilBase, '--out', path.join(out, 'evil'), '--version', '1'],
+          { env: { PATH: process.env.PATH, FIELDCRM_TOKEN: 'any' } })
+        let stderr = ''
+        child.stderr.on('data', (d) => { stderr += d })
+        child.on('close', (status) => resolve({ status, stderr }))
+      })
+      assert.equal(r.status, 1, r.stderr)
+      assert.match(r.stderr, /escaped/)
+      assert.ok(!fs.existsSync(path.join(out, 'escaped.ts')) && !fs.existsSync(path.join(out, 'evil')), 'nothing written')
+    } finally {
+      evil.close()
+    }
   } finally {
     fs.rmSync(out, { recursive: true, force: true })
   }
