@@ -47,9 +47,9 @@ const sideVersion = "_fieldcrm_v3_"
 func olderSideVersions() []string { return []string{"_fieldcrm_v1_", "_fieldcrm_v2_"} }
 
 // gramPositions is how many characters of an item its grams are taken
-// from: more than any search key holds (names and company names are at
-// most models.MaxNameLength characters, e-mails models.MaxEmailLength
-// bytes). The table of the positions, 1 to gramPositions, is what a
+// from: more than any search key holds (a name is at most
+// models.MaxNameLength characters, a company name models.MaxShortText, an
+// e-mail models.MaxEmailLength bytes, a number and a phone a few dozen). The table of the positions, 1 to gramPositions, is what a
 // trigger joins an item with to cut it (a trigger may not recurse).
 const gramPositions = 1024
 
