@@ -314,7 +314,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken, clientIP string) (T
 		}
 		// Whoever replayed the token may hold the phone's pushes too.
 		if err := s.forgetDevices(ctx, sess); err != nil {
-			return Tokens{}, fmt.Errorf("refresh: revoke reused session: %w", err)
+			return Tokens{}, fmt.Errorf("refresh: forget the reused session's devices: %w", err)
 		}
 		s.log.WarnContext(ctx, "refresh token reused; session revoked", "tenant", sess.TenantID, "user", sess.UserID, "session", sess.ID)
 		return Tokens{}, &AuthError{Reason: "refresh token already used; session revoked, sign in again", Kind: SessionEnded}
