@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -36,13 +34,7 @@ func TestWatermelonDBClientEndToEnd(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, node, "sync.test.js")
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("WatermelonDB end-to-end test failed: %v\n%s\nserver log:\n%s", err, out, p.logs.String())
-			}
+			out := runAgainstServe(ctx, t, p, dir, []string{"FIELDCRM_SYNC_PAGE_SIZE=" + pageSize}, node, "sync.test.js")
 			t.Logf("%s", lastLine(out))
 		})
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,4 +29,19 @@ func nodePackage(t *testing.T, folder, tool, module string) (dir, program string
 		t.Skipf("needs %s and `npm ci` in %s (set FIELDCRM_E2E=1 to require it)", tool, folder)
 	}
 	return dir, program
+}
+
+// runAgainstServe runs program with args in dir, its environment naming p's
+// address in FIELDCRM_URL, with env added, and returns what it printed. A
+// failure ends the test with that output and the end of the server's log.
+func runAgainstServe(ctx context.Context, t *testing.T, p *serveProcess, dir string, env []string, program string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "FIELDCRM_URL="+p.base), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s failed: %v\n%s\nserver log:\n%s", filepath.Base(program), strings.Join(args, " "), err, out, lastLines(p.logs.String(), 100))
+	}
+	return out
 }

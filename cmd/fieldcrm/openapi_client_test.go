@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,13 +65,7 @@ func TestGeneratedOpenAPIClient(t *testing.T) {
 			t.Errorf("docs/api.md does not show npm run %s", script)
 		}
 		start := time.Now()
-		cmd := exec.CommandContext(ctx, npm, "run", "--silent", script)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("npm run %s failed: %v\n%s\nserver log:\n%s", script, err, out, p.logs.String())
-		}
+		out := runAgainstServe(ctx, t, p, work, nil, npm, "run", "--silent", script)
 		t.Logf("npm run %s (%s): %s", script, time.Since(start).Round(time.Millisecond), lastLine(out))
 	}
 }

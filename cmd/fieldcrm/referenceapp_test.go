@@ -104,15 +104,9 @@ func TestReferenceAppDataLayer(t *testing.T) {
 	p := startServe(t, vars)
 	defer p.stop(t)
 
-	cmd := exec.CommandContext(ctx, node, filepath.Join(build, "test", "data.test.js"))
-	cmd.Dir = dir
 	// The compiled files sit outside the app's folder: they find its
 	// packages through NODE_PATH.
-	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize,
-		"NODE_PATH="+filepath.Join(dir, "node_modules"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("reference app data layer test failed: %v\n%s\nserver log:\n%s", err, out, lastLines(p.logs.String(), 60))
-	}
+	out := runAgainstServe(ctx, t, p, dir, []string{"FIELDCRM_SYNC_PAGE_SIZE=" + pageSize, "NODE_PATH=" + filepath.Join(dir, "node_modules")},
+		node, filepath.Join(build, "test", "data.test.js"))
 	t.Logf("%s", out)
 }

@@ -49,12 +49,6 @@ func TestGeneratedModelsCompileMigrateAndSync(t *testing.T) {
 
 	p := startServe(t, isolatedVars(t, "models"))
 	defer p.stop(t)
-	cmd := exec.CommandContext(ctx, node, "models.test.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SCHEMA_VERSION="+strconv.Itoa(watermelon.SchemaVersion))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("generated models end-to-end test failed: %v\n%s\nserver log:\n%s", err, out, p.logs.String())
-	} else {
-		t.Logf("%s", lastLine(out))
-	}
+	result := runAgainstServe(ctx, t, p, dir, []string{"FIELDCRM_SCHEMA_VERSION=" + strconv.Itoa(watermelon.SchemaVersion)}, node, "models.test.js")
+	t.Logf("%s", lastLine(result))
 }

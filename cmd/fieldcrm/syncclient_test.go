@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -62,15 +61,10 @@ func TestSyncClientPackage(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "test", "--silent")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FIELDCRM_URL="+p.base, "FIELDCRM_SYNC_PAGE_SIZE="+pageSize,
-		"FIELDCRM_JWT_SECRET="+secret, "FIELDCRM_CLIENT_TERRITORY="+territory,
-		"FIELDCRM_CLIENT_BIG_REP="+rep.email, "FIELDCRM_CLIENT_BIG_REP_PASSWORD="+benchPassword, "FIELDCRM_SCHEMA_DIR="+schemaDir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("@fieldcrm/watermelondb tests failed: %v\n%s\nserver log:\n%s", err, out, lastLines(p.logs.String(), 60))
-	}
+	out := runAgainstServe(ctx, t, p, dir, []string{"FIELDCRM_SYNC_PAGE_SIZE=" + pageSize,
+		"FIELDCRM_JWT_SECRET=" + secret, "FIELDCRM_CLIENT_TERRITORY=" + territory,
+		"FIELDCRM_CLIENT_BIG_REP=" + rep.email, "FIELDCRM_CLIENT_BIG_REP_PASSWORD=" + benchPassword, "FIELDCRM_SCHEMA_DIR=" + schemaDir},
+		npm, "test", "--silent")
 	t.Logf("%s", out)
 }
 
