@@ -3,8 +3,6 @@ package crm
 import (
 	"context"
 	"errors"
-	"slices"
-	"sync"
 
 	"github.com/fieldcrm/fieldcrm/models"
 )
@@ -42,115 +40,56 @@ func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edi
 		}
 		return outs, errs
 	}
-	var (
-		wg       sync.WaitGroup
-		faultMu  sync.Mutex
-		fault    error
-		slots    = make(chan struct{}, max(parallel, 1))
-		finished = make([]chan struct{}, len(edits))
-		order    = &pushOrder{last: map[string]int{}}
-	)
-	faulted := func(err error) error {
-		faultMu.Lock()
-		defer faultMu.Unlock()
-		if fault == nil && err != nil && !aboutRecord(err) {
-			fault = err
-		}
-		return fault
-	}
 	st, err := r.svc.settings(ctx, a.TenantID)
-	faulted(err)
-	for i, e := range edits {
-		if err := faulted(nil); err != nil {
-			for j := i; j < len(edits); j++ {
-				errs[j] = err
-			}
-			break
-		}
-		finished[i] = make(chan struct{})
-		seq, after, err := r.enterCreate(ctx, a, e, st, order, i)
-		if err != nil {
-			faulted(err) // a fault ends the loop above
+	if err != nil {
+		for i := range errs {
 			errs[i] = err
-			close(finished[i])
-			continue
 		}
-		var waits []chan struct{}
-		for _, j := range after {
-			waits = append(waits, finished[j])
-		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer close(finished[i])
-			for _, w := range waits {
-				<-w
-			}
-			outs[i], errs[i] = r.applyDeviceEdit(ctx, a, e, seq)
-			faulted(errs[i])
-		}()
+		return outs, errs
 	}
-	wg.Wait()
-	return outs, errs
+	order := newEntryOrder()
+	seqs := make([]int64, len(edits))
+	enter := func(i int) (after []int, err error) {
+		var names []string
+		seqs[i], names, err = r.enterCreate(ctx, a, edits[i], st, order)
+		return order.enter(i, names), err
+	}
+	apply := func(i int) error {
+		var err error
+		outs[i], err = r.applyDeviceEdit(ctx, a, edits[i], seqs[i])
+		return err
+	}
+	return outs, sideBySide(len(edits), parallel, enter, apply)
 }
 
-// pushOrder is what ApplyDeviceCreates knows of the creates entered so far.
-type pushOrder struct {
-	// last is the latest create holding each key (and each id).
-	last map[string]int
-	// since are the creates entered since the latest barrier (see below).
-	since []int
-}
-
-// enterCreate enters create e, number i of a push (see ApplyDeviceCreates):
-// it returns the number sequence the create takes (0 for none) and the
-// earlier creates it must wait for, and records in order the keys it holds.
-// A record stored already (a push sent again) is applied as an update,
-// which takes no number, and one refused by its prepare takes none either.
-func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEdit, st models.Settings, order *pushOrder, i int) (seq int64, after []int, err error) {
+// enterCreate enters create e of a push (see ApplyDeviceCreates): it
+// returns the number sequence the create takes (0 for none) and the names
+// it holds in the push's order (its id and keys). A record stored already
+// (a push sent again) is applied as an update, which takes no number, and
+// one refused by its prepare takes none either.
+func (r *Records[R]) enterCreate(ctx context.Context, a models.Actor, e DeviceEdit, st models.Settings, order *entryOrder) (seq int64, names []string, err error) {
 	// An update (and a row that cannot be read) waits for every create
 	// before it, and every create after it waits for it: its keys, old and
-	// new, are not known here. It waits for the latest barrier and the
-	// creates since, which waited for the ones before.
-	names := []string{"id\x00" + e.ID, barrier}
+	// new, are not known here.
+	names = []string{"id\x00" + e.ID, barrier}
 	var rec R
-	if decodeColumns(&rec, e.Columns) == nil {
-		exists, err := r.Exists(ctx, a.TenantID, e.ID)
-		if err != nil {
-			return 0, nil, err
-		}
-		_, sentBefore := order.last[names[0]]
-		if !exists && !sentBefore {
-			meta(&rec).TenantID = a.TenantID
-			keys, s, err := r.h.enter(ctx, &rec, st)
-			if err != nil {
-				return 0, nil, err
-			}
-			names, seq = append(names[:1], keys...), s
-		}
+	if decodeColumns(&rec, e.Columns) != nil {
+		return 0, names, nil
 	}
-	for _, name := range names {
-		if j, ok := order.last[name]; ok {
-			after = append(after, j)
-		}
-		order.last[name] = i
+	exists, err := r.Exists(ctx, a.TenantID, e.ID)
+	if err != nil {
+		return 0, nil, err
 	}
-	if slices.Contains(names, barrier) {
-		after, order.since = append(after, order.since...), nil
-	} else {
-		if j, ok := order.last[barrier]; ok {
-			after = append(after, j)
-		}
-		order.since = append(order.since, i)
+	if exists || order.holds(names[0]) {
+		return 0, names, nil
 	}
-	return seq, after, nil
+	meta(&rec).TenantID = a.TenantID
+	keys, seq, err := r.h.enter(ctx, &rec, st)
+	if err != nil {
+		return 0, nil, err
+	}
+	return seq, append(names[:1], keys...), nil
 }
-
-// barrier is the key of creates that wait for all before them, and all
-// after them for them (see enterCreate).
-const barrier = "\x00all"
 
 // aboutRecord reports whether err refuses a device's record alone (see
 // ApplyDeviceEdit) rather than being a fault.

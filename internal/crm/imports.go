@@ -90,6 +90,51 @@ func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string,
 	return matchedOutcome(RowMerged, match, "; merged into it"), nil
 }
 
+// ImportCustomers imports rows[i] under ids[i] as ImportCustomer does and
+// returns each row's outcome and error, in order. The outcomes are those of
+// importing the rows one after another in their order, but up to parallel
+// rows are under way at once, so that their writes share commits: a row
+// starts once every earlier row sharing its id or one of its lookup keys
+// (phones, e-mails, names) has finished, so a row matching an earlier row of
+// the file finds it stored. Numbers are taken as rows are stored, so rows
+// under way together may take theirs out of the file's order; a row skipped
+// as a duplicate takes none.
+//
+// A merge goes one row after another: rows sharing no key may match one
+// stored customer, whose empty fields are then filled in the file's order.
+// The first error that is not about its row (a fault) stops the rows not
+// yet started; each of them gets it.
+func (s *Service) ImportCustomers(ctx context.Context, a models.Actor, ids []string, rows []models.Customer, onDuplicate string, dryRun bool, parallel int) ([]RowOutcome, []error) {
+	outs := make([]RowOutcome, len(rows))
+	st, err := s.settings(ctx, a.TenantID)
+	if err != nil {
+		errs := make([]error, len(rows))
+		for i := range errs {
+			errs[i] = err
+		}
+		return outs, errs
+	}
+	if onDuplicate == OnDuplicateMerge && !dryRun {
+		parallel = 1
+	}
+	order := newEntryOrder()
+	enter := func(i int) ([]int, error) {
+		names := []string{"id\x00" + ids[i]}
+		row := rows[i] // Prepare normalizes in place, as the import does again
+		row.TenantID = a.TenantID
+		if row.Prepare(st) == nil {
+			names = append(names, row.LookupKeys()...)
+		}
+		return order.enter(i, names), nil
+	}
+	apply := func(i int) error {
+		var err error
+		outs[i], err = s.ImportCustomer(ctx, a, ids[i], rows[i], onDuplicate, dryRun)
+		return err
+	}
+	return outs, sideBySide(len(rows), parallel, enter, apply)
+}
+
 // matchedOutcome is the outcome of a row that matched customer m: skipped
 // or merged, the reason naming m and the keys both have, then more.
 func matchedOutcome(action string, m models.DuplicateCandidate, more string) RowOutcome {

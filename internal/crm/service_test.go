@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -465,6 +466,98 @@ func TestImportCustomerOutcomes(t *testing.T) {
 	}
 	if _, err := svc.ImportCustomer(ctx, p.rep, rowID("e"), models.Customer{}, crm.OnDuplicateSkip, false); !isValidation(err) {
 		t.Fatalf("a row with no name: %v; want a validation error", err)
+	}
+}
+
+// TestImportCustomersSideBySideAsOneAfterAnother: a file's rows imported
+// side by side (64 at once) come out as imported one after another (one at
+// a time, in a second tenant): the same action for every row, matching the
+// same earlier row or stored customer, the same rows flagged with the same
+// candidates, the same failures; in chains of rows sharing a phone or an
+// e-mail, with rows repeated (the same id) and rows refused.
+func TestImportCustomersSideBySideAsOneAfterAnother(t *testing.T) {
+	ctx := context.Background()
+	const n = 400
+	rows := func() ([]string, []models.Customer) {
+		keys := make([]string, n)
+		cs := make([]models.Customer, n)
+		for i := range n {
+			keys[i] = fmt.Sprintf("row-%d", i)
+			switch {
+			case i%37 == 5:
+				keys[i] = fmt.Sprintf("row-%d", i-3) // the same row as one before
+			case i%41 == 7:
+				cs[i] = person("", "13700000000") // no name: refused
+				continue
+			}
+			c := person(fmt.Sprintf("客户 %d", i), fmt.Sprintf("1390000%04d", i%97)) // chains of shared phones
+			if i%5 == 0 {
+				c.Emails = []models.Email{{Address: fmt.Sprintf("team%d@example.com", i%7)}} // links across chains
+			}
+			if i%11 == 0 {
+				c.Phones = []models.Phone{{Number: "13800138000"}} // the stored customer's phone
+			}
+			cs[i] = c
+		}
+		return keys, cs
+	}
+	type result struct {
+		action, matched, failure string
+		candidates               []string
+	}
+	importAll := func(t *testing.T, onDuplicate string, parallel int) []result {
+		svc, p := newTenant(t)
+		existing := mustCreate(t, svc, p.rep, person("Existing", "13800138000"))
+		keys, cs := rows()
+		ids := make([]string, n)
+		which := map[string]string{existing.ID: "stored"}
+		for i, k := range keys {
+			ids[i] = crm.ImportedID(p.rep.TenantID, crm.ImportCustomers, k)
+			if _, ok := which[ids[i]]; !ok {
+				which[ids[i]] = k
+			}
+		}
+		outs, errs := svc.ImportCustomers(ctx, p.rep, ids, cs, onDuplicate, false, parallel)
+		got := make([]result, n)
+		for i := range n {
+			got[i] = result{action: outs[i].Action, matched: which[outs[i].MatchedID]}
+			if errs[i] != nil {
+				if !isValidation(errs[i]) {
+					t.Fatalf("row %d: %v; want imported or refused as invalid", i, errs[i])
+				}
+				got[i].failure = errs[i].Error()
+				continue
+			}
+			if outs[i].Action != crm.RowCreated {
+				continue
+			}
+			c, err := svc.Customers.Get(ctx, p.rep, ids[i])
+			if err != nil {
+				t.Fatalf("row %d created: %v", i, err)
+			}
+			if c.Duplicate != nil {
+				for _, id := range c.Duplicate.CandidateIDs {
+					got[i].candidates = append(got[i].candidates, which[id])
+				}
+				slices.Sort(got[i].candidates)
+			}
+		}
+		return got
+	}
+	for _, onDuplicate := range []string{crm.OnDuplicateSkip, crm.OnDuplicateFlag} {
+		t.Run(onDuplicate, func(t *testing.T) {
+			together, alone := importAll(t, onDuplicate, 64), importAll(t, onDuplicate, 1)
+			actions := map[string]int{}
+			for i := range n {
+				if !reflect.DeepEqual(together[i], alone[i]) {
+					t.Errorf("row %d side by side: %+v; one after another: %+v", i, together[i], alone[i])
+				}
+				actions[alone[i].action]++
+			}
+			if actions[crm.RowCreated] == 0 || (onDuplicate == crm.OnDuplicateSkip && actions[crm.RowSkipped] < 100) {
+				t.Fatalf("outcomes %v: the file does not test what it should", actions)
+			}
+		})
 	}
 }
 

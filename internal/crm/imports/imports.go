@@ -5,7 +5,7 @@
 // refused there, before anything is recorded), records the import and runs it
 // in the background; the caller answers at once (the API's 202) or waits for
 // it (the command's progress bar). Rows go through the CRM's ordinary rules
-// (crm.Service.ImportCustomer, crm.RecordImport); the record of the import,
+// (crm.Service.ImportCustomers, crm.RecordImport); the record of the import,
 // its progress and its failed and skipped rows are kept in the database, where
 // every replica can answer for it.
 package imports
@@ -34,7 +34,9 @@ const Timeout = 6 * time.Hour
 // merged as duplicates, where GET /v1/imports/{id} finds them.
 type CRM interface {
 	Settings(ctx context.Context, a models.Actor) (models.Settings, error)
-	ImportCustomer(ctx context.Context, a models.Actor, id string, row models.Customer, onDuplicate string, dryRun bool) (crm.RowOutcome, error)
+	// ImportCustomers imports rows under their ids, up to parallel at once,
+	// with the outcomes of importing them one after another.
+	ImportCustomers(ctx context.Context, a models.Actor, ids []string, rows []models.Customer, onDuplicate string, dryRun bool, parallel int) ([]crm.RowOutcome, []error)
 	StartRecordImport(ctx context.Context, a models.Actor) (*crm.RecordImport, error)
 	// ImportFinished hears of an import's end (the CRM then refreshes what
 	// depends on customers and orders, RFM tiers).

@@ -150,19 +150,9 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 	// the database, where the earlier row already is).
 	seen := map[string]int{}
 	lastReport := r.now()
-	err := r.sheet.Read(func(line int, cells []string, rowErr error) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if rowErr != nil {
-			fail(line, "", "", rowErr.Error())
-			job.Failed++
-			job.Done++
-			return nil
-		}
-		if err := r.row(ctx, records, line, cells, job, seen, fail, skip); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
+	// handled counts a row handled and, every progressEvery, saves the
+	// progress with the failures and skipped rows so far.
+	handled := func() error {
 		job.Done++
 		if t := r.now(); t.Sub(lastReport) >= progressEvery || len(failures) >= 200 || len(skipped) >= skippedPageRows {
 			lastReport = t
@@ -174,7 +164,51 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 			return r.sink.SaveImport(ctx, *job)
 		}
 		return nil
+	}
+	// A customers import reads a batch of rows, imports them side by side
+	// (crm.Service.ImportCustomers) and then counts them in file order.
+	var batch []sheetRow
+	importBatch := func() error {
+		outs, errs := r.customers(ctx, batch)
+		for i, b := range batch {
+			if err := r.counted(job, b.line, b.cells, outs[i], errs[i], seen, fail, skip); err != nil {
+				return fmt.Errorf("line %d: %w", b.line, err)
+			}
+			if err := handled(); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err := r.sheet.Read(func(line int, cells []string, rowErr error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if records == nil {
+			batch = append(batch, sheetRow{line: line, cells: slices.Clone(cells), err: rowErr})
+			if len(batch) < customerBatch {
+				return nil
+			}
+			return importBatch()
+		}
+		var out crm.RowOutcome
+		err := rowErr
+		if err == nil {
+			var rec crm.RecordRow
+			if rec, err = r.sheet.Record(cells, r.settings, records.Location()); err == nil {
+				id := crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(cells))
+				out, err = records.Import(ctx, id, rec, r.req.DryRun)
+			}
+		}
+		if err := r.counted(job, line, cells, out, err, seen, fail, skip); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		return handled()
 	})
+	if err == nil && len(batch) > 0 {
+		err = importBatch()
+	}
 	r.tell(job)
 	if err != nil {
 		return err
@@ -183,23 +217,53 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 	return flush(true)
 }
 
-// row imports one data row and counts what became of it.
-func (r *run) row(ctx context.Context, records *crm.RecordImport, line int, cells []string, job *models.Import, seen map[string]int,
-	fail func(int, string, string, string), skip func(models.SkippedRow)) error {
-	id := crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(cells))
-	var out crm.RowOutcome
-	var err error
-	if records == nil {
-		var c models.Customer
-		if c, err = r.sheet.Customer(cells); err == nil {
-			out, err = r.crm.ImportCustomer(ctx, r.req.Actor, id, c, r.req.OnDuplicate, r.req.DryRun)
+// customerBatch is how many rows of a customers import are read before they
+// are imported side by side, and customerParallel how many of them are under
+// way at once: enough for their writes to share commits, few enough that a
+// batch is counted, and its progress saved, within a second.
+const (
+	customerBatch    = 512
+	customerParallel = 64
+)
+
+// sheetRow is a row of the sheet read and waiting in a batch.
+type sheetRow struct {
+	line  int
+	cells []string
+	err   error // the row could not be read
+}
+
+// customers imports a batch of customer rows and returns each one's outcome
+// and error: a row that cannot be read, or read as a customer, gets that
+// error and is not imported.
+func (r *run) customers(ctx context.Context, batch []sheetRow) ([]crm.RowOutcome, []error) {
+	outs, errs := make([]crm.RowOutcome, len(batch)), make([]error, len(batch))
+	var ids []string
+	var rows []models.Customer
+	var at []int
+	for i, b := range batch {
+		if errs[i] = b.err; b.err != nil {
+			continue
 		}
-	} else {
-		var rec crm.RecordRow
-		if rec, err = r.sheet.Record(cells, r.settings, records.Location()); err == nil {
-			out, err = records.Import(ctx, id, rec, r.req.DryRun)
+		c, err := r.sheet.Customer(b.cells)
+		if errs[i] = err; err != nil {
+			continue
 		}
+		ids = append(ids, crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(b.cells)))
+		rows, at = append(rows, c), append(at, i)
 	}
+	imported, ierrs := r.crm.ImportCustomers(ctx, r.req.Actor, ids, rows, r.req.OnDuplicate, r.req.DryRun, customerParallel)
+	for k, i := range at {
+		outs[i], errs[i] = imported[k], ierrs[k]
+	}
+	return outs, errs
+}
+
+// counted counts what became of one row (out, or err): a row the CRM
+// refused is a failure with its columns and reasons; any other error is a
+// fault, returned.
+func (r *run) counted(job *models.Import, line int, cells []string, out crm.RowOutcome, err error, seen map[string]int,
+	fail func(int, string, string, string), skip func(models.SkippedRow)) error {
 	if err == nil {
 		r.count(job, out, line, seen, skip)
 		return nil
@@ -207,6 +271,8 @@ func (r *run) row(ctx context.Context, records *crm.RecordImport, line int, cell
 	var invalid *models.ValidationError
 	var forbidden *models.ForbiddenError
 	switch {
+	case cells == nil:
+		fail(line, "", "", err.Error()) // a line that could not be read
 	case errors.As(err, &invalid):
 		for _, f := range invalid.Fields {
 			column, value := r.sheet.Cell(cells, f.Field)
