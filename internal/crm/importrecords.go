@@ -99,36 +99,74 @@ func (ri *RecordImport) Location() *time.Location {
 	return ri.me.Location()
 }
 
-// Import stores one row under id (see ImportedID): a row imported before is
-// skipped. The record is validated and checked like any other create (the
-// customer must be one the row's user may edit, a payment may not exceed what
-// its order owes); with dryRun nothing is written.
-func (ri *RecordImport) Import(ctx context.Context, id string, row RecordRow, dryRun bool) (RowOutcome, error) {
-	a, err := ri.actorFor(ctx, row.Rep)
-	if err != nil {
-		return RowOutcome{}, err
+// ImportAll stores rows[i] under ids[i] (see ImportedID) and returns each
+// row's outcome and error, in order; a row imported before is skipped. Each
+// record is validated and checked like any other create (the customer must
+// be one the row's user may edit, a payment may not exceed what its order
+// owes); with dryRun nothing is written.
+//
+// The outcomes are those of importing the rows one after another, but up
+// to parallel rows are under way at once, so that their writes share
+// commits. Each row's user, customer and order are looked up in file order
+// (each reference once an import); a row then waits for every earlier row
+// with its id or on the same customer or order: a record changes its
+// customer (the last interaction, the balance), and a payment is checked
+// against what its order owes after the payments before it.
+func (ri *RecordImport) ImportAll(ctx context.Context, ids []string, rows []RecordRow, dryRun bool, parallel int) ([]RowOutcome, []error) {
+	outs := make([]RowOutcome, len(rows))
+	actors := make([]models.Actor, len(rows))
+	order := newEntryOrder()
+	enter := func(i int) ([]int, error) {
+		names := []string{"id\x00" + ids[i]}
+		a, parent, err := ri.resolve(ctx, rows[i])
+		if err != nil {
+			return order.enter(i, names), err
+		}
+		actors[i] = a
+		return order.enter(i, append(names, "parent\x00"+parent)), nil
 	}
+	apply := func(i int) error {
+		var err error
+		outs[i], err = ri.importResolved(ctx, actors[i], ids[i], rows[i], dryRun)
+		return err
+	}
+	return outs, sideBySide(len(rows), parallel, enter, apply)
+}
+
+// resolve finds who row's record is created as and fills in its customer
+// (a payment: its order), which it returns: the record the row waits on.
+func (ri *RecordImport) resolve(ctx context.Context, row RecordRow) (a models.Actor, parent string, err error) {
+	if a, err = ri.actorFor(ctx, row.Rep); err != nil {
+		return a, "", err
+	}
+	switch rec := row.Record.(type) {
+	case *models.Contact:
+		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
+		return a, rec.CustomerID, err
+	case *models.Interaction:
+		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
+		return a, rec.CustomerID, err
+	case *models.Order:
+		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
+		return a, rec.CustomerID, err
+	case *models.Payment:
+		rec.OrderID, err = ri.orderID(ctx, row.Order)
+		return a, rec.OrderID, err
+	}
+	return a, "", fmt.Errorf("import: cannot import a %T", row.Record)
+}
+
+// importResolved stores a row resolve has filled in, as a.
+func (ri *RecordImport) importResolved(ctx context.Context, a models.Actor, id string, row RecordRow, dryRun bool) (RowOutcome, error) {
 	s := ri.svc
 	switch rec := row.Record.(type) {
 	case *models.Contact:
-		if rec.CustomerID, err = ri.customerID(ctx, row.Customer); err != nil {
-			return RowOutcome{}, err
-		}
 		return importRecord(ctx, s.Contacts, a, id, *rec, rec.CustomerID, dryRun)
 	case *models.Interaction:
-		if rec.CustomerID, err = ri.customerID(ctx, row.Customer); err != nil {
-			return RowOutcome{}, err
-		}
 		return importRecord(ctx, s.Interactions, a, id, *rec, rec.CustomerID, dryRun)
 	case *models.Order:
-		if rec.CustomerID, err = ri.customerID(ctx, row.Customer); err != nil {
-			return RowOutcome{}, err
-		}
 		return importRecord(ctx, s.Orders, a, id, *rec, rec.CustomerID, dryRun)
 	case *models.Payment:
-		if rec.OrderID, err = ri.orderID(ctx, row.Order); err != nil {
-			return RowOutcome{}, err
-		}
 		return importRecord(ctx, s.Payments, a, id, *rec, "", dryRun)
 	}
 	return RowOutcome{}, fmt.Errorf("import: cannot import a %T", row.Record)

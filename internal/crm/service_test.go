@@ -561,6 +561,98 @@ func TestImportCustomersSideBySideAsOneAfterAnother(t *testing.T) {
 	}
 }
 
+// TestImportRecordsSideBySideAsOneAfterAnother: rows of payments imported
+// side by side (64 at once) give what one after another gives: each order's
+// payments are accepted in file order until they would exceed what it owes,
+// and refused after; a row naming no known order, or repeated, fares as
+// alone. Interactions on a few customers leave each with its latest one.
+func TestImportRecordsSideBySideAsOneAfterAnother(t *testing.T) {
+	ctx := context.Background()
+	const orders, perOrder = 6, 30
+	type result struct{ action, failure string }
+	importPayments := func(t *testing.T, parallel int) []result {
+		svc, p := newTenant(t)
+		var orderIDs []string
+		customers := make([]models.Customer, 3)
+		for i := range orders {
+			c := mustCreate(t, svc, p.rep, person(fmt.Sprintf("客户 %d", i), fmt.Sprintf("1390000%04d", i)))
+			if i < len(customers) {
+				customers[i] = c
+			}
+			o, err := svc.Orders.Create(ctx, p.rep, models.Order{ChildFields: models.ChildFields{CustomerID: c.ID},
+				Items: []models.LineItem{{Product: "Kit", Quantity: 1, UnitPrice: 1000}}})
+			must(t, err)
+			orderIDs = append(orderIDs, o.ID)
+		}
+		ri, err := svc.StartRecordImport(ctx, p.rep)
+		must(t, err)
+		var ids []string
+		var rows []crm.RecordRow
+		for i := range orders * perOrder {
+			order := orderIDs[i%orders]
+			if i%29 == 3 {
+				order = "no-such-order"
+			}
+			amount := int64(40 + 5*(i%7)) // each order's payments pass its 1,000 about two thirds through
+			key := fmt.Sprint("p-", i)
+			if i%31 == 30 {
+				key = fmt.Sprint("p-", i-1) // the row before, again
+			}
+			ids = append(ids, crm.ImportedID(p.rep.TenantID, crm.ImportPayments, key))
+			rows = append(rows, crm.RecordRow{Order: order, Record: &models.Payment{Method: "cash", Amount: amount}})
+		}
+		outs, errs := ri.ImportAll(ctx, ids, rows, false, parallel)
+		got := make([]result, len(rows))
+		for i := range rows {
+			got[i].action = outs[i].Action
+			if errs[i] != nil {
+				if !isValidation(errs[i]) {
+					t.Fatalf("row %d: %v; want imported or refused as invalid", i, errs[i])
+				}
+				got[i].failure = errs[i].Error()
+			}
+		}
+		// Interactions, 40 on three customers, at times out of order: each
+		// customer's last interaction is its latest.
+		ri, err = svc.StartRecordImport(ctx, p.rep)
+		must(t, err)
+		base := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+		latest := map[string]time.Time{}
+		ids, rows = nil, nil
+		for i := range 40 {
+			c, at := customers[i%3].ID, base.Add(time.Duration((i*17)%40)*time.Hour)
+			if at.After(latest[c]) {
+				latest[c] = at
+			}
+			ids = append(ids, crm.ImportedID(p.rep.TenantID, crm.ImportInteractions, fmt.Sprint("i-", i)))
+			rows = append(rows, crm.RecordRow{Customer: c, Record: &models.Interaction{Channel: "phone", OccurredAt: at, Content: fmt.Sprint("call ", i)}})
+		}
+		_, errs = ri.ImportAll(ctx, ids, rows, false, parallel)
+		for _, err := range errs {
+			must(t, err)
+		}
+		for id, want := range latest {
+			c, err := svc.Customers.Get(ctx, p.rep, id)
+			must(t, err)
+			if c.LastInteractionAt == nil || !c.LastInteractionAt.Equal(want) {
+				t.Errorf("customer %s: last interaction %v after the import; want %v", id, c.LastInteractionAt, want)
+			}
+		}
+		return got
+	}
+	together, alone := importPayments(t, 64), importPayments(t, 1)
+	counts := map[string]int{}
+	for i := range together {
+		if together[i] != alone[i] {
+			t.Errorf("payment row %d side by side: %+v; one after another: %+v", i, together[i], alone[i])
+		}
+		counts[alone[i].action+alone[i].failure]++
+	}
+	if counts[crm.RowCreated] < orders*10 || len(counts) < 3 {
+		t.Fatalf("outcomes %v: the file does not test what it should", counts)
+	}
+}
+
 func isValidation(err error) bool {
 	var v *models.ValidationError
 	return errors.As(err, &v)

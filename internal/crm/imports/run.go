@@ -165,11 +165,18 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 		}
 		return nil
 	}
-	// A customers import reads a batch of rows, imports them side by side
-	// (crm.Service.ImportCustomers) and then counts them in file order.
+	// An import reads a batch of rows, imports them side by side
+	// (crm.Service.ImportCustomers, crm.RecordImport.ImportAll) and then
+	// counts them in file order.
 	var batch []sheetRow
 	importBatch := func() error {
-		outs, errs := r.customers(ctx, batch)
+		var outs []crm.RowOutcome
+		var errs []error
+		if records == nil {
+			outs, errs = r.customers(ctx, batch)
+		} else {
+			outs, errs = r.records(ctx, records, batch)
+		}
 		for i, b := range batch {
 			if err := r.counted(job, b.line, b.cells, outs[i], errs[i], seen, fail, skip); err != nil {
 				return fmt.Errorf("line %d: %w", b.line, err)
@@ -185,26 +192,11 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if records == nil {
-			batch = append(batch, sheetRow{line: line, cells: slices.Clone(cells), err: rowErr})
-			if len(batch) < customerBatch {
-				return nil
-			}
-			return importBatch()
+		batch = append(batch, sheetRow{line: line, cells: slices.Clone(cells), err: rowErr})
+		if len(batch) < batchRows {
+			return nil
 		}
-		var out crm.RowOutcome
-		err := rowErr
-		if err == nil {
-			var rec crm.RecordRow
-			if rec, err = r.sheet.Record(cells, r.settings, records.Location()); err == nil {
-				id := crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(cells))
-				out, err = records.Import(ctx, id, rec, r.req.DryRun)
-			}
-		}
-		if err := r.counted(job, line, cells, out, err, seen, fail, skip); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		return handled()
+		return importBatch()
 	})
 	if err == nil && len(batch) > 0 {
 		err = importBatch()
@@ -217,14 +209,15 @@ func (r *run) rows(ctx context.Context, job *models.Import) error {
 	return flush(true)
 }
 
-// customerBatch is how many rows of a customers import are read before they
-// are imported side by side, and customerParallel how many of them are under
-// way at once: the more share a commit, the fewer pages each writes (20,000
-// rows on SQLite: 64 at once 620–660 rows/s, 256 at once 710–770, 512 no
-// better), and a batch is counted, and its progress saved, within two seconds.
+// batchRows is how many rows of an import are read before they are
+// imported side by side, and parallelRows how many of them are under way at
+// once: the more share a commit, the fewer pages each writes (20,000
+// customer rows on SQLite: 64 at once 620–660 rows/s, 256 at once 710–770,
+// 512 no better), and a batch is counted, and its progress saved, within
+// two seconds.
 const (
-	customerBatch    = 1024
-	customerParallel = 256
+	batchRows    = 1024
+	parallelRows = 256
 )
 
 // sheetRow is a row of the sheet read and waiting in a batch.
@@ -234,28 +227,48 @@ type sheetRow struct {
 	err   error // the row could not be read
 }
 
-// customers imports a batch of customer rows and returns each one's outcome
-// and error: a row that cannot be read, or read as a customer, gets that
-// error and is not imported.
+// customers imports a batch of customer rows.
 func (r *run) customers(ctx context.Context, batch []sheetRow) ([]crm.RowOutcome, []error) {
+	return importRows(r, batch, r.sheet.Customer, func(ids []string, rows []models.Customer) ([]crm.RowOutcome, []error) {
+		return r.crm.ImportCustomers(ctx, r.req.Actor, ids, rows, r.req.OnDuplicate, r.req.DryRun, parallelRows)
+	})
+}
+
+// records imports a batch of rows of records (contacts, interactions,
+// orders, payments).
+func (r *run) records(ctx context.Context, records *crm.RecordImport, batch []sheetRow) ([]crm.RowOutcome, []error) {
+	read := func(cells []string) (crm.RecordRow, error) {
+		return r.sheet.Record(cells, r.settings, records.Location())
+	}
+	return importRows(r, batch, read, func(ids []string, rows []crm.RecordRow) ([]crm.RowOutcome, []error) {
+		return records.ImportAll(ctx, ids, rows, r.req.DryRun, parallelRows)
+	})
+}
+
+// importRows reads each row of batch with read and imports the rows read,
+// each under the id of its content, with importAll. It returns each row's
+// outcome and error: a row that could not be read from the file, or read
+// with read, gets that error and is not imported.
+func importRows[T any](r *run, batch []sheetRow, read func(cells []string) (T, error),
+	importAll func(ids []string, rows []T) ([]crm.RowOutcome, []error)) ([]crm.RowOutcome, []error) {
 	outs, errs := make([]crm.RowOutcome, len(batch)), make([]error, len(batch))
 	var ids []string
-	var rows []models.Customer
+	var rows []T
 	var at []int
 	for i, b := range batch {
 		if errs[i] = b.err; b.err != nil {
 			continue
 		}
-		c, err := r.sheet.Customer(b.cells)
+		row, err := read(b.cells)
 		if errs[i] = err; err != nil {
 			continue
 		}
 		ids = append(ids, crm.ImportedID(r.req.Actor.TenantID, r.req.kind(), r.sheet.RowKey(b.cells)))
-		rows, at = append(rows, c), append(at, i)
+		rows, at = append(rows, row), append(at, i)
 	}
-	imported, ierrs := r.crm.ImportCustomers(ctx, r.req.Actor, ids, rows, r.req.OnDuplicate, r.req.DryRun, customerParallel)
+	imported, importErrs := importAll(ids, rows)
 	for k, i := range at {
-		outs[i], errs[i] = imported[k], ierrs[k]
+		outs[i], errs[i] = imported[k], importErrs[k]
 	}
 	return outs, errs
 }
