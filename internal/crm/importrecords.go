@@ -140,18 +140,14 @@ func (ri *RecordImport) resolve(ctx context.Context, row RecordRow) (a models.Ac
 		return a, "", err
 	}
 	switch rec := row.Record.(type) {
-	case *models.Contact:
-		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
-		return a, rec.CustomerID, err
-	case *models.Interaction:
-		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
-		return a, rec.CustomerID, err
-	case *models.Order:
-		rec.CustomerID, err = ri.customerID(ctx, row.Customer)
-		return a, rec.CustomerID, err
 	case *models.Payment:
 		rec.OrderID, err = ri.orderID(ctx, row.Order)
 		return a, rec.OrderID, err
+	case *models.Contact, *models.Interaction, *models.Order:
+		child := rec.(interface{ SetParent(id string) })
+		customer, err := ri.customerID(ctx, row.Customer)
+		child.SetParent(customer)
+		return a, customer, err
 	}
 	return a, "", fmt.Errorf("import: cannot import a %T", row.Record)
 }
