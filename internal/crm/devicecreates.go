@@ -24,7 +24,8 @@ import (
 // hooks.enter applies its creates one after another.
 //
 // The first error that is not about its record (a fault) stops the creates
-// not yet entered; each of them gets that error, and those under way finish.
+// not yet being applied; each of them gets that error, and those being
+// applied finish.
 func (r *Records[R]) ApplyDeviceCreates(ctx context.Context, a models.Actor, edits []DeviceEdit, parallel int) ([]DeviceOutcome, []error) {
 	outs := make([]DeviceOutcome, len(edits))
 	errs := make([]error, len(edits))

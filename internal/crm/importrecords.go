@@ -118,12 +118,15 @@ func (ri *RecordImport) ImportAll(ctx context.Context, ids []string, rows []Reco
 	order := newEntryOrder()
 	enter := func(i int) ([]int, error) {
 		names := []string{"id\x00" + ids[i]}
-		a, parent, err := ri.resolve(ctx, rows[i])
+		a, parents, err := ri.resolve(ctx, rows[i])
 		if err != nil {
 			return order.enter(i, names), err
 		}
 		actors[i] = a
-		return order.enter(i, append(names, "parent\x00"+parent)), nil
+		for _, p := range parents {
+			names = append(names, "parent\x00"+p)
+		}
+		return order.enter(i, names), nil
 	}
 	apply := func(i int) error {
 		var err error
@@ -134,22 +137,38 @@ func (ri *RecordImport) ImportAll(ctx context.Context, ids []string, rows []Reco
 }
 
 // resolve finds who row's record is created as and fills in its customer
-// (a payment: its order), which it returns: the record the row waits on.
-func (ri *RecordImport) resolve(ctx context.Context, row RecordRow) (a models.Actor, parent string, err error) {
+// (a payment: its order), and returns the records the row waits on: its
+// customer, and a payment's order too (a payment changes its order's
+// customer: balance and credit).
+func (ri *RecordImport) resolve(ctx context.Context, row RecordRow) (a models.Actor, parents []string, err error) {
 	if a, err = ri.actorFor(ctx, row.Rep); err != nil {
-		return a, "", err
+		return a, nil, err
 	}
 	switch rec := row.Record.(type) {
 	case *models.Payment:
-		rec.OrderID, err = ri.orderID(ctx, row.Order)
-		return a, rec.OrderID, err
+		if rec.OrderID, err = ri.orderID(ctx, row.Order); err != nil {
+			return a, nil, err
+		}
+		customer, err := ri.orderCustomer(ctx, rec.OrderID)
+		return a, []string{rec.OrderID, customer}, err
 	case *models.Contact, *models.Interaction, *models.Order:
 		child := rec.(interface{ SetParent(id string) })
 		customer, err := ri.customerID(ctx, row.Customer)
 		child.SetParent(customer)
-		return a, customer, err
+		return a, []string{customer}, err
 	}
-	return a, "", fmt.Errorf("import: cannot import a %T", row.Record)
+	return a, nil, fmt.Errorf("import: cannot import a %T", row.Record)
+}
+
+// orderCustomer is the customer of order id, looked up once per import.
+func (ri *RecordImport) orderCustomer(ctx context.Context, id string) (string, error) {
+	return ri.remembered(ctx, "order-customer:"+id, func() (string, error) {
+		o, err := ri.svc.Orders.load(ctx, ri.actor.TenantID, id)
+		if err != nil {
+			return "", fmt.Errorf("customer of order %s: %w", id, err)
+		}
+		return o.CustomerID, nil
+	})
 }
 
 // importResolved stores a row resolve has filled in, as a.

@@ -103,7 +103,7 @@ func (s *Service) ImportCustomer(ctx context.Context, a models.Actor, id string,
 // A merge goes one row after another: rows sharing no key may match one
 // stored customer, whose empty fields are then filled in the file's order.
 // The first error that is not about its row (a fault) stops the rows not
-// yet started; each of them gets it.
+// yet being imported; each of them gets it.
 func (s *Service) ImportCustomers(ctx context.Context, a models.Actor, ids []string, rows []models.Customer, onDuplicate string, dryRun bool, parallel int) ([]RowOutcome, []error) {
 	outs := make([]RowOutcome, len(rows))
 	st, err := s.settings(ctx, a.TenantID)

@@ -564,8 +564,9 @@ func TestImportCustomersSideBySideAsOneAfterAnother(t *testing.T) {
 // TestImportRecordsSideBySideAsOneAfterAnother: rows of payments imported
 // side by side (64 at once) give what one after another gives: each order's
 // payments are accepted in file order until they would exceed what it owes,
-// and refused after; a row naming no known order, or repeated, fares as
-// alone. Interactions on a few customers leave each with its latest one.
+// and refused after; each customer's balance counts every payment on its
+// two orders; a row naming no known order, or repeated, fares as alone.
+// Interactions on a few customers leave each with its latest one.
 func TestImportRecordsSideBySideAsOneAfterAnother(t *testing.T) {
 	ctx := context.Background()
 	const orders, perOrder = 6, 30
@@ -574,12 +575,11 @@ func TestImportRecordsSideBySideAsOneAfterAnother(t *testing.T) {
 		svc, p := newTenant(t)
 		var orderIDs []string
 		customers := make([]models.Customer, 3)
-		for i := range orders {
-			c := mustCreate(t, svc, p.rep, person(fmt.Sprintf("客户 %d", i), fmt.Sprintf("1390000%04d", i)))
-			if i < len(customers) {
-				customers[i] = c
-			}
-			o, err := svc.Orders.Create(ctx, p.rep, models.Order{ChildFields: models.ChildFields{CustomerID: c.ID},
+		for i := range customers {
+			customers[i] = mustCreate(t, svc, p.rep, person(fmt.Sprintf("客户 %d", i), fmt.Sprintf("1390000%04d", i)))
+		}
+		for i := range orders { // two orders a customer
+			o, err := svc.Orders.Create(ctx, p.rep, models.Order{ChildFields: models.ChildFields{CustomerID: customers[i%3].ID},
 				Items: []models.LineItem{{Product: "Kit", Quantity: 1, UnitPrice: 1000}}})
 			must(t, err)
 			orderIDs = append(orderIDs, o.ID)
@@ -602,7 +602,12 @@ func TestImportRecordsSideBySideAsOneAfterAnother(t *testing.T) {
 			rows = append(rows, crm.RecordRow{Order: order, Record: &models.Payment{Method: "cash", Amount: amount}})
 		}
 		outs, errs := ri.ImportAll(ctx, ids, rows, false, parallel)
-		got := make([]result, len(rows))
+		got := make([]result, len(rows)+len(customers))
+		for i, c := range customers { // what each customer owes, from all its payments
+			c, err := svc.Customers.Get(ctx, p.rep, c.ID)
+			must(t, err)
+			got[len(rows)+i].action = fmt.Sprint("balance ", c.Balance)
+		}
 		for i := range rows {
 			got[i].action = outs[i].Action
 			if errs[i] != nil {

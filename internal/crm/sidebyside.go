@@ -14,8 +14,9 @@ import "sync"
 // not wait for each other.
 //
 // An error of enter or apply that is not about its item (see aboutRecord)
-// is a fault: it stops the items not yet entered, each of which gets it, and
-// the items under way finish. sideBySide returns each item's error.
+// is a fault: every item not yet applied gets it instead (those not yet
+// entered, and those waiting their turn), and the items being applied
+// finish. sideBySide returns each item's error.
 func sideBySide(n, parallel int, enter func(i int) (after []int, err error), apply func(i int) error) []error {
 	var (
 		errs     = make([]error, n)
@@ -61,6 +62,12 @@ func sideBySide(n, parallel int, enter func(i int) (after []int, err error), app
 			for _, w := range waits {
 				<-w
 			}
+			// A fault while this item waited stops it too, as one after
+			// another would have stopped before it.
+			if err := faulted(nil); err != nil {
+				errs[i] = err
+				return
+			}
 			errs[i] = apply(i)
 			faulted(errs[i])
 		}()
@@ -95,7 +102,7 @@ func (o *entryOrder) enter(i int, names []string) (after []int) {
 		if name == barrier {
 			isBarrier = true
 		}
-		if j, ok := o.last[name]; ok {
+		if j, ok := o.last[name]; ok && j != i { // a name given twice
 			after = append(after, j)
 		}
 		o.last[name] = i
