@@ -29,7 +29,7 @@ func (s *Service) customerHooks() hooks[models.Customer] {
 			if c.Number != "" {
 				return c.LookupKeys(), 0, nil
 			}
-			seq, err := s.counters.Next(ctx, customerCounter(c.TenantID))
+			seq, err := s.nextNumber(ctx, c.TenantID)
 			return c.LookupKeys(), seq, err
 		},
 		// A new customer's keys are stored with it (see InsertCustomer).
@@ -239,7 +239,7 @@ func (s *Service) assignNumber(ctx context.Context, w *write[models.Customer]) e
 		seq := w.numberSeq // taken already in a push's order (see enter)
 		if seq == 0 {
 			var err error
-			if seq, err = s.counters.Next(ctx, customerCounter(tenant)); err != nil {
+			if seq, err = s.nextNumber(ctx, tenant); err != nil {
 				return err
 			}
 		}
@@ -264,6 +264,28 @@ func (s *Service) assignNumber(ctx context.Context, w *write[models.Customer]) e
 }
 
 func customerCounter(tenant string) string { return "customer-number:" + tenant }
+
+// nextNumber takes the tenant's next customer-number sequence. A counter
+// Redis does not hold (the tenant's first customer, or Redis lost it, as the
+// embedded Redis does at every restart) is first moved past the highest
+// number claimed: otherwise every create under way at once would take a
+// number claimed before, and each refused claim fails the group commit it
+// shares (256 rows of an import after a restart kept the writer busy for
+// over 30 s, each caller's writes running alone).
+func (s *Service) nextNumber(ctx context.Context, tenant string) (int64, error) {
+	seq, err := s.counters.NextIfSet(ctx, customerCounter(tenant))
+	if err != nil || seq > 0 {
+		return seq, err
+	}
+	highest, err := s.store.HighestCustomerNumber(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.counters.AtLeast(ctx, customerCounter(tenant), highest); err != nil {
+		return 0, err
+	}
+	return s.counters.Next(ctx, customerCounter(tenant))
+}
 
 // counterPastClaims moves tenant's customer-number counter past the highest
 // number ever claimed, after a claim found the counter behind.

@@ -75,6 +75,7 @@ type recordStore interface {
 // counters hand out numbers shared by all replicas (see package counter).
 type counters interface {
 	Next(ctx context.Context, name string) (int64, error)
+	NextIfSet(ctx context.Context, name string) (int64, error)
 	AtLeast(ctx context.Context, name string, n int64) error
 }
 

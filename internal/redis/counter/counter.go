@@ -32,6 +32,24 @@ func (c *Counters) Next(ctx context.Context, name string) (int64, error) {
 	return n, nil
 }
 
+// nextIfSetScript increments the counter only if Redis has it.
+var nextIfSetScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCR', KEYS[1])
+end
+return 0`)
+
+// NextIfSet is Next for a counter Redis holds; for one it does not hold (never
+// used, or lost with Redis's data) it returns 0 and leaves it unset, so that
+// the caller can first move it past the numbers used (AtLeast).
+func (c *Counters) NextIfSet(ctx context.Context, name string) (int64, error) {
+	n, err := nextIfSetScript.Run(ctx, c.client, []string{c.prefix + name}).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("next value of counter %s: %w", name, err)
+	}
+	return n, nil
+}
+
 // raiseScript sets the counter to ARGV[1] unless it already is at least that.
 var raiseScript = redis.NewScript(`
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')

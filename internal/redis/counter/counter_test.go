@@ -58,3 +58,25 @@ func TestAtLeastRaisesButNeverLowers(t *testing.T) {
 		t.Fatalf("AtLeast lowered the counter: Next = %d", n)
 	}
 }
+
+// TestNextIfSetLeavesAnUnsetCounterToTheCaller: a counter Redis does not hold
+// gives 0 and stays unset; once raised it counts on from there.
+func TestNextIfSetLeavesAnUnsetCounterToTheCaller(t *testing.T) {
+	rd := env.Redis(t)
+	c := counter.New(rd.Client, rd.Prefix)
+	ctx := context.Background()
+	if n, err := c.NextIfSet(ctx, "lost"); err != nil || n != 0 {
+		t.Fatalf("unset counter: %d, %v; want 0", n, err)
+	}
+	if n, err := c.NextIfSet(ctx, "lost"); err != nil || n != 0 {
+		t.Fatalf("unset counter asked again: %d, %v; want 0 (still unset)", n, err)
+	}
+	if err := c.AtLeast(ctx, "lost", 253); err != nil {
+		t.Fatal(err)
+	}
+	for want := int64(254); want <= 256; want++ {
+		if n, err := c.NextIfSet(ctx, "lost"); err != nil || n != want {
+			t.Fatalf("raised counter: %d, %v; want %d", n, err, want)
+		}
+	}
+}
