@@ -272,10 +272,19 @@ func customerCounter(tenant string) string { return "customer-number:" + tenant 
 // number claimed before, and each refused claim fails the group commit it
 // shares (256 rows of an import after a restart kept the writer busy for
 // over 30 s, each caller's writes running alone).
+//
+// One caller restores the counter while the others wait and then count on
+// from it: the highest claim is a query over the tenant's claims, and 256
+// of them at once under load took longer than the import they served.
 func (s *Service) nextNumber(ctx context.Context, tenant string) (int64, error) {
 	seq, err := s.counters.NextIfSet(ctx, customerCounter(tenant))
 	if err != nil || seq > 0 {
 		return seq, err
+	}
+	s.restoringNumbers.Lock()
+	defer s.restoringNumbers.Unlock()
+	if seq, err := s.counters.NextIfSet(ctx, customerCounter(tenant)); err != nil || seq > 0 {
+		return seq, err // restored meanwhile
 	}
 	highest, err := s.store.HighestCustomerNumber(ctx, tenant)
 	if err != nil {

@@ -124,6 +124,9 @@ type Service struct {
 	// (a fresh id each start), for the imports it runs.
 	instance string
 	runs     importRuns
+	// restoringNumbers lets one caller at a time restore a customer-number
+	// counter Redis lost (see nextNumber).
+	restoringNumbers sync.Mutex
 
 	Customers      *Records[models.Customer]
 	Contacts       *Records[models.Contact]
