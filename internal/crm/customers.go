@@ -286,11 +286,7 @@ func (s *Service) nextNumber(ctx context.Context, tenant string) (int64, error) 
 	if seq, err := s.counters.NextIfSet(ctx, customerCounter(tenant)); err != nil || seq > 0 {
 		return seq, err // restored meanwhile
 	}
-	highest, err := s.store.HighestCustomerNumber(ctx, tenant)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.counters.AtLeast(ctx, customerCounter(tenant), highest); err != nil {
+	if _, err := s.raisePastClaims(ctx, tenant); err != nil {
 		return 0, err
 	}
 	return s.counters.Next(ctx, customerCounter(tenant))
@@ -299,12 +295,21 @@ func (s *Service) nextNumber(ctx context.Context, tenant string) (int64, error) 
 // counterPastClaims moves tenant's customer-number counter past the highest
 // number ever claimed, after a claim found the counter behind.
 func (s *Service) counterPastClaims(ctx context.Context, tenant string) error {
+	highest, err := s.raisePastClaims(ctx, tenant)
+	if err == nil {
+		s.log.WarnContext(ctx, "customer-number counter was behind; resuming after the highest claimed", "tenant", tenant, "highest", highest)
+	}
+	return err
+}
+
+// raisePastClaims moves tenant's customer-number counter up to the highest
+// number claimed, which it returns.
+func (s *Service) raisePastClaims(ctx context.Context, tenant string) (int64, error) {
 	highest, err := s.store.HighestCustomerNumber(ctx, tenant)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	s.log.WarnContext(ctx, "customer-number counter was behind; resuming after the highest claimed", "tenant", tenant, "highest", highest)
-	return s.counters.AtLeast(ctx, customerCounter(tenant), highest)
+	return highest, s.counters.AtLeast(ctx, customerCounter(tenant), highest)
 }
 
 // Assign moves a customer to another owner, with its records and open tasks.
