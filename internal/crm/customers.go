@@ -274,8 +274,8 @@ func customerCounter(tenant string) string { return "customer-number:" + tenant 
 // over 30 s, each caller's writes running alone).
 //
 // One caller restores the counter while the others wait and then count on
-// from it: the highest claim is a query over the tenant's claims, and 256
-// of them at once under load took longer than the import they served.
+// from it, so that the counter is set once, not raced by 256 callers each
+// setting it from a read of the claims taken before the others' claims.
 func (s *Service) nextNumber(ctx context.Context, tenant string) (int64, error) {
 	seq, err := s.counters.NextIfSet(ctx, customerCounter(tenant))
 	if err != nil || seq > 0 {

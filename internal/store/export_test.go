@@ -26,6 +26,14 @@ func (s *Store) ExplainChanges(ctx context.Context, coll string) (string, error)
 	}).ExplainChanges(ctx, coll)
 }
 
+// ExplainHighestCustomerNumber returns the database's plan for
+// HighestCustomerNumber on the embedded engines.
+func (s *Store) ExplainHighestCustomerNumber(ctx context.Context) (string, error) {
+	return s.tables.(interface {
+		ExplainHighestSeq(ctx context.Context, coll string) (string, error)
+	}).ExplainHighestSeq(ctx, collCustomerNumbers)
+}
+
 // ExplainFind returns the database's plan for a query answered from the
 // tables, or an error when the query does not translate.
 func (s *Store) ExplainFind(ctx context.Context, coll string, q models.Query) (string, error) {

@@ -260,6 +260,12 @@ func (s *Store) ensureEngineIndexes(ctx context.Context, status *MigrationStatus
 		if n > 0 {
 			s.log.InfoContext(ctx, "embedded engine: added (tenant_id, seq) indexes", "count", n)
 		}
+		if n, err = s.tables.IndexNumbered(ctx, []string{collCustomerNumbers}); err != nil {
+			return fmt.Errorf("index the customer-number claims on the embedded engine: %w", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "embedded engine: added the (tenant_id, seq) index of customer-number claims")
+		}
 		if direct, ok := s.tables.(QueryReader); ok {
 			if n, err = direct.IndexQueries(ctx, queryIndexes, queryFields); err != nil {
 				return fmt.Errorf("index queries on the embedded engine: %w", err)

@@ -482,8 +482,17 @@ func (s *Store) ClaimCustomerNumbers(ctx context.Context, tenant string, first i
 }
 
 // HighestCustomerNumber returns the largest sequence claimed by tenant, or 0.
-// The allocator resumes from it when its counter was lost.
+// The allocator resumes from it when its counter was lost. The embedded
+// engines read it from the claims' (tenant_id, seq) index; MongoDB from
+// tenant_seq.
 func (s *Store) HighestCustomerNumber(ctx context.Context, tenant string) (int64, error) {
+	if s.tables != nil {
+		highest, err := s.tables.HighestSeq(ctx, collCustomerNumbers, tenant)
+		if err != nil {
+			return 0, fmt.Errorf("highest customer number of tenant %s: %w", tenant, err)
+		}
+		return highest, nil
+	}
 	var top []struct {
 		Seq int64 `bson:"seq"`
 	}

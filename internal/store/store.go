@@ -126,6 +126,10 @@ type ChangeReader interface {
 	Changes(ctx context.Context, coll, tenant string, after, upTo int64, limit int) ([]bson.Raw, error)
 	// HighestSeq returns the highest seq of tenant's documents in coll, or 0.
 	HighestSeq(ctx context.Context, coll, tenant string) (int64, error)
+	// IndexNumbered indexes the tables of colls by (tenant_id, seq), for
+	// HighestSeq on collections no pull reads, and says how many indexes
+	// it created.
+	IndexNumbered(ctx context.Context, colls []string) (int, error)
 }
 
 // Open connects to the database and checks that it answers. Close releases it.

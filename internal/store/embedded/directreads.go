@@ -274,7 +274,23 @@ const maxSQLiteReaders = 32
 const (
 	syncIndexSuffix = "_fieldcrm_sync"
 	seenIndexSuffix = "_fieldcrm_sync_seen"
+	// seqIndexSuffix names the plain (tenant_id, seq) index of a table
+	// that is not synced but numbered: see IndexNumbered.
+	seqIndexSuffix = "_fieldcrm_seq"
 )
+
+// IndexNumbered adds the (tenant_id, seq) index to the tables of colls that
+// exist and lack it, and says how many it created: for the documents
+// numbered per tenant that no pull reads (the customer-number claims), so
+// that HighestSeq reads one index entry. FerretDB answers the same question
+// by reading every document of the collection.
+func (t *Tables) IndexNumbered(ctx context.Context, colls []string) (int, error) {
+	specs := make([]indexSpec, len(colls))
+	for i, coll := range colls {
+		specs[i] = indexSpec{coll: coll, suffix: seqIndexSuffix, exprs: []string{t.dialect.tenant, t.dialect.seq}}
+	}
+	return t.ensureIndexes(ctx, specs)
+}
 
 // IndexSyncChanges adds the (tenant_id, seq) index to the tables of colls that
 // exist and lack it, and says how many it created.
@@ -618,6 +634,13 @@ func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, er
 		return 0, fmt.Errorf("highest seq of %s in tenant %s: %w", coll, tenant, err)
 	}
 	return highest.Int64, nil
+}
+
+// ExplainHighestSeq returns the database's plan for HighestSeq on coll, so
+// tests can check that it reads one index entry rather than the table.
+func (t *Tables) ExplainHighestSeq(ctx context.Context, coll string) (string, error) {
+	d := t.dialect
+	return t.explain(ctx, coll, fmt.Sprintf(`SELECT max(%s) FROM %%s WHERE %s = %s`, d.seq, d.tenant, d.param(1)), "t")
 }
 
 // ExplainChanges returns the database's plan for Changes on coll, so tests can
