@@ -21,9 +21,11 @@ const idExpression = `_ferretdb_sjson->'$._id'`
 
 // idIndexSuffix names the extra index; FerretDB names its own <table>_<index>.
 // oldIDIndexSuffix named it while it was not unique.
+// ferretIDIndexSuffix names FerretDB's own unique index of _id.
 const (
-	idIndexSuffix    = "_fieldcrm_id_unique"
-	oldIDIndexSuffix = "_fieldcrm_id_lookup"
+	idIndexSuffix       = "_fieldcrm_id_unique"
+	oldIDIndexSuffix    = "_fieldcrm_id_lookup"
+	ferretIDIndexSuffix = "__id_"
 )
 
 // IndexIDLookups adds the _id lookup index to every collection table of database
@@ -39,8 +41,13 @@ const (
 // statement changes, in case it has to undo the statement alone. That copying
 // took a third of the committer's time in a push (internal/store/embedded/byid.go).
 //
-// The non-unique index of earlier versions is dropped once the unique one
-// exists. Each step is one statement, so replicas starting together wait for
+// Once it exists, FerretDB's own unique index of _id is dropped: both hold
+// every _id, in two spellings SQLite cannot tell are the same, so every
+// insert into every collection wrote two unique index entries for one key.
+// Ours keeps _id unique alone, and FerretDB tells a duplicate _id by the
+// constraint's error code, not by the index's name (its SQLite backend's
+// InsertAll, v1.24); it keeps listing its _id_ index from its own metadata.
+// The non-unique index of earlier versions is dropped too. Each step is one statement, so replicas starting together wait for
 // each other (busy timeout) instead of failing, and no moment is without an
 // index.
 func IndexIDLookups(ctx context.Context, sqliteDir, db string) (created int, err error) {
@@ -73,8 +80,10 @@ func IndexIDLookups(ctx context.Context, sqliteDir, db string) (created int, err
 			}
 			created++
 		}
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS %q`, table+oldIDIndexSuffix)); err != nil {
-			return created, fmt.Errorf("drop the old lookup index of %s: %w", table, err)
+		for _, old := range []string{table + oldIDIndexSuffix, table + ferretIDIndexSuffix} {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS %q`, old)); err != nil {
+				return created, fmt.Errorf("drop the index %s the unique _id index replaces: %w", old, err)
+			}
 		}
 	}
 	return created, nil

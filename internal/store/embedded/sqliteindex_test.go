@@ -10,8 +10,9 @@ import (
 )
 
 // An index made by an earlier version (not unique) is replaced by a unique
-// one; a table without one gets it; a second run changes nothing; replicas
-// starting together both succeed.
+// one, and so is FerretDB's own; a table without one gets it; a second run
+// changes nothing; replicas starting together both succeed; _id stays
+// unique.
 func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 	ctx := context.Background()
 	dir, conn := sqliteFixture(t,
@@ -21,6 +22,7 @@ func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 		`CREATE TABLE fresh_2 (_ferretdb_sjson TEXT NOT NULL)`,
 		`INSERT INTO old_1 VALUES ('{"_id":"a"}'), ('{"_id":"b"}')`,
 		`CREATE INDEX old_1`+oldIDIndexSuffix+` ON old_1 (`+idExpression+`)`,
+		`CREATE UNIQUE INDEX old_1`+ferretIDIndexSuffix+` ON old_1 (_ferretdb_sjson->"_id")`,
 	)
 	created, err := IndexIDLookups(ctx, dir, "db")
 	if err != nil || created != 2 {
@@ -35,9 +37,11 @@ func TestIDLookupIndexesBecomeUnique(t *testing.T) {
 			t.Fatalf("index of %s: %s", table, text)
 		}
 	}
-	var old int
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = ?`, "old_1"+oldIDIndexSuffix).Scan(&old); err != nil || old != 0 {
-		t.Fatalf("the old index is still there (%d, %v)", old, err)
+	for _, replaced := range []string{"old_1" + oldIDIndexSuffix, "old_1" + ferretIDIndexSuffix} {
+		var old int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = ?`, replaced).Scan(&old); err != nil || old != 0 {
+			t.Fatalf("the index %s is still there (%d, %v)", replaced, old, err)
+		}
 	}
 	if created, err := IndexIDLookups(ctx, dir, "db"); err != nil || created != 0 {
 		t.Fatalf("second run: created %d, %v; want 0", created, err)
