@@ -98,6 +98,14 @@ func TestEveryReportReadsAnIndex(t *testing.T) {
 	if _, err := svc.Interactions.Create(ctx, rep, models.Interaction{ChildFields: child, Channel: "visit", OccurredAt: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now().UTC()
+	if err := st.CreateUser(ctx, models.User{ID: rep.UserID, TenantID: tenant.ID, Email: "rep@reports.test", Name: "Rep", Role: models.RoleRep, TeamID: rep.TeamID,
+		TimeZone: "UTC", Locale: "en", Active: true, PasswordHash: "x", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Tasks.Create(ctx, rep, models.Task{ChildFields: child, Title: "Call back", DueAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.RefreshRFM(ctx, tenant.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +133,7 @@ func TestEveryReportReadsAnIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(rec.tallies) < 30 || len(rec.reads) < 9 {
+	if len(rec.tallies) < 40 || len(rec.reads) < 6 {
 		t.Fatalf("%d tallies and %d reads recorded: the reports did not run as expected", len(rec.tallies), len(rec.reads))
 	}
 	for _, r := range rec.tallies {
