@@ -230,10 +230,18 @@ func listenForBench(ctx context.Context, a *app.App, addr string) (c *benchClien
 // benchApp starts fieldcrm's services (no HTTP listener) on a throwaway data
 // directory: embedded SQLite, or FerretDB on PostgreSQL when
 // FERRETDB_POSTGRESQL_URL is set, with the given settings and options on top. cleanup
-// stops everything and removes the directory.
+// stops everything and removes the directory. A directory extra names
+// (FIELDCRM_DATA_DIR, new or empty) is used instead and kept.
 func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer, extra map[string]string, opts ...app.Option) (*app.App, string, func(), error) {
-	dir, err := os.MkdirTemp("", "fieldcrm-bench-*")
-	if err != nil {
+	dir := extra["FIELDCRM_DATA_DIR"]
+	remove := func() { os.RemoveAll(dir) }
+	var err error
+	if dir != "" {
+		if err := makeEmptyDir(dir); err != nil {
+			return nil, "", func() {}, fmt.Errorf("the bench's data directory: %w", err)
+		}
+		remove = func() {}
+	} else if dir, err = os.MkdirTemp("", "fieldcrm-bench-*"); err != nil {
 		return nil, "", func() {}, err
 	}
 	overrides := map[string]string{
@@ -248,14 +256,14 @@ func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer,
 		return getenv(k)
 	}, stderr)
 	if err != nil {
-		return nil, "", func() { os.RemoveAll(dir) }, err
+		return nil, "", remove, err
 	}
 	engine := "FerretDB on SQLite"
 	if cfg.FerretPostgreSQLURL != "" {
 		engine = "FerretDB on PostgreSQL"
 	}
 	a, err := startApp(ctx, cfg, newLogger(cfg, io.Discard), opts...)
-	return a, engine, func() { a.Close(ctx); os.RemoveAll(dir) }, err
+	return a, engine, func() { a.Close(ctx); remove() }, err
 }
 
 // seed writes the territory straight through the store, in batches, stamped

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +55,19 @@ func TestBenchCommandsRunAtATinySize(t *testing.T) {
 			vars := isolatedVars(t, "bench")
 			vars["REDIS_URL"] = os.Getenv("REDIS_URL")
 			out := &syncWriter{w: &bytes.Buffer{}}
-			if err := run(context.Background(), c.args, func(k string) string { return vars[k] }, out, out); err != nil {
+			kept := filepath.Join(t.TempDir(), "kept")
+			args := c.args
+			if c.name == "api" {
+				args = append(slices.Clone(args), "--data-dir", kept)
+			}
+			if err := run(context.Background(), args, func(k string) string { return vars[k] }, out, out); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if c.name == "api" && vars["FERRETDB_POSTGRESQL_URL"] == "" {
+				// The seeded tenant stays for a later serve of it.
+				if n := keptCustomers(t, filepath.Join(kept, "ferretdb", "bench.sqlite")); n < 100 {
+					t.Errorf("the kept data directory holds %d customers, want the 100 seeded and those created", n)
+				}
 			}
 			got := out.String()
 			for _, row := range c.rows {
@@ -66,6 +80,25 @@ func TestBenchCommandsRunAtATinySize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keptCustomers counts the customers in the embedded SQLite file path.
+func keptCustomers(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var table string
+	if err := db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = 'customers'`).Scan(&table); err != nil {
+		t.Fatalf("the kept data directory: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM "` + table + `"`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // apiBenchRows are the lines `bench api` must print: its scale, and a figure

@@ -51,6 +51,7 @@ func benchAPI(ctx context.Context, args []string, getenv func(string) string, st
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured operations (not the seeding) to this file")
 	seedProfile := fs.String("seed-cpuprofile", "", "write a CPU profile of the seeding to this file")
 	seed := fs.Uint64("seed", 1, "seed of the generated data")
+	keep := fs.String("data-dir", "", "keep the seeded data in this new or empty directory, to serve it afterwards (default: a throwaway one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -70,8 +71,11 @@ func benchAPI(ctx context.Context, args []string, getenv func(string) string, st
 	if prefix == "" {
 		prefix = "fieldcrm-bench:"
 	}
-	a, engine, cleanup, err := benchApp(ctx, getenv, stderr, map[string]string{
-		"FIELDCRM_ADDR": addr, "FIELDCRM_REDIS_PREFIX": prefix, "FIELDCRM_BODY_LIMIT": strconv.Itoa(64 << 20)})
+	env := map[string]string{"FIELDCRM_ADDR": addr, "FIELDCRM_REDIS_PREFIX": prefix, "FIELDCRM_BODY_LIMIT": strconv.Itoa(64 << 20)}
+	if *keep != "" {
+		env["FIELDCRM_DATA_DIR"] = *keep
+	}
+	a, engine, cleanup, err := benchApp(ctx, getenv, stderr, env)
 	defer cleanup()
 	if err != nil {
 		return err
