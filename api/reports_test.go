@@ -202,7 +202,13 @@ func TestActivityServiceAndFunnelReports(t *testing.T) {
 		return h.call("POST", "/v1/tasks", w.r1, map[string]any{"customer_id": x, "title": "Call", "due_at": start.Add(due).Format(time.RFC3339)}, 201)["id"].(string)
 	}
 	onTime, late := task(time.Hour), task(2*time.Hour)
-	task(150 * time.Minute) // left open: overdue once the clock passes it
+	// Due to the millisecond when it is done (below), two hours on.
+	atDue := h.call("POST", "/v1/tasks", w.r1, map[string]any{"customer_id": x, "title": "Call", "due_at": start.Add(2 * time.Hour).Format(time.RFC3339Nano)}, 201)["id"].(string)
+	// Left open: overdue once the clock passes them; the report counts the
+	// two (one group of its tally) twice.
+	task(150 * time.Minute)
+	task(150 * time.Minute)
+	h.call("PATCH", "/v1/tasks/"+task(30*time.Minute), w.r1, map[string]any{"status": "cancelled"}, 200) // counted nowhere
 	h.call("PATCH", "/v1/tasks/"+onTime, w.r1, map[string]any{"status": "done"}, 200)
 
 	k1 := h.call("POST", "/v1/tickets", w.r1, map[string]any{"customer_id": x, "type": "repair", "title": "Leak", "priority": "urgent"}, 201)["id"].(string)
@@ -221,6 +227,7 @@ func TestActivityServiceAndFunnelReports(t *testing.T) {
 		return h.login(w.r1.email, w.r1.password)
 	}
 	resolver := rep(2 * time.Hour)
+	h.call("PATCH", "/v1/tasks/"+atDue, resolver, map[string]any{"status": "done"}, 200) // done at its due time: on time
 	h.call("PATCH", "/v1/tickets/"+k1, resolver, map[string]any{"status": "in_progress"}, 200)
 	h.call("PATCH", "/v1/tickets/"+k1, resolver, map[string]any{"status": "resolved"}, 200)
 	h.call("PATCH", "/v1/tasks/"+late, rep(time.Hour), map[string]any{"status": "done"}, 200)
@@ -237,7 +244,7 @@ func TestActivityServiceAndFunnelReports(t *testing.T) {
 	y, wk := start.UTC().ISOWeek()
 	week := fmt.Sprintf("%d-W%02d", y, wk)
 	if r["user_id"] != w.r1.id || fmt.Sprint(r["per_week"]) != "map["+week+":map[phone:1 visit:2]]" || r["visits"] != 2.0 || r["checked_in"] != 1.0 ||
-		r["done_on_time"] != 1.0 || r["done_late"] != 1.0 || r["overdue"] != 1.0 {
+		r["done_on_time"] != 2.0 || r["done_late"] != 1.0 || r["overdue"] != 2.0 {
 		t.Errorf("rep activity %v", r)
 	}
 

@@ -237,7 +237,10 @@ func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer,
 	remove := func() { os.RemoveAll(dir) }
 	var err error
 	if dir != "" {
-		if err := makeEmptyDir(dir); err != nil {
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return nil, "", func() {}, fmt.Errorf("the bench's data directory %s is not empty: give a new one", dir)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, "", func() {}, fmt.Errorf("the bench's data directory: %w", err)
 		}
 		remove = func() {}

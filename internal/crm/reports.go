@@ -110,9 +110,8 @@ func (s *Service) tally(ctx context.Context, coll string, t models.Tally) ([]mod
 }
 
 // eachReported calls fn with every record q selects, as they are read.
-// Reports that need whole records (a stage history, two times of a task)
-// read this way only the records of their period, through its index: q
-// sorts by the period's field.
+// Reports that need whole records (tickets, surveys) read this way only the
+// records of their period, through its index: q sorts by the period's field.
 func eachReported[R any](ctx context.Context, r *Records[R], q models.Query, fn func(*R)) error {
 	err := r.svc.store.Each(ctx, r.coll, q, func(decode func(out any) error) error {
 		var rec R

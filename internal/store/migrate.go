@@ -69,9 +69,9 @@ func migrations() []Migration {
 		}},
 		{Version: 16, Name: "index the customers holding points", Up: func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "flag_") }},
 		{Version: 17, Name: "index the customers by the times of their stage changes", Up: indexMoves},
-		{Version: 18, Name: "index the follow-ups' due and completion times for the activity report", Up: func(ctx context.Context, s *Store) error {
-			return indexQuery(ctx, s, Tasks, "tally_due")
-		}},
+		// On a database made before tally_due joined migration 13's group.
+		{Version: 18, Name: "index the follow-ups' due and completion times for the activity report", KeepsOlderBinaries: true,
+			Up: func(ctx context.Context, s *Store) error { return indexQuery(ctx, s, Tasks, "tally_due") }},
 	}
 }
 

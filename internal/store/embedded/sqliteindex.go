@@ -140,7 +140,9 @@ func ExplainIDLookup(ctx context.Context, sqliteDir, db, coll string) (string, e
 }
 
 // DropIDLookupIndexes removes the indexes IndexIDLookups added to database db.
-// It exists to measure what they are worth (see the store benchmarks).
+// It exists to measure what they are worth (see the store benchmarks); as
+// IndexIDLookups dropped FerretDB's own, the tables are then without a
+// unique _id index: for a throwaway database only.
 func DropIDLookupIndexes(ctx context.Context, sqliteDir, db string) error {
 	path := filepath.Join(sqliteDir, db+".sqlite")
 	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
