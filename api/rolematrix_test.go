@@ -178,11 +178,12 @@ type matrixRoute struct {
 // TestEveryCollectionRouteByRole tries them by role.)
 //
 // It checks rights, not concurrency, and snapshots the database around
-// hundreds of requests: under the race detector it takes minutes, so it runs
-// in .ci/run's pass without -race (the MongoDB driver path) only.
+// hundreds of requests: under the race detector it takes minutes, and over
+// FerretDB's wire protocol over ten, so .ci/run runs it once, without
+// -race, on the embedded engines.
 func TestEveryRouteByRoleAndTarget(t *testing.T) {
 	if raceDetector {
-		t.Skip("runs without -race (it checks rights, not concurrency); .ci/run's driver-path pass runs it")
+		t.Skip("runs without -race (it checks rights, not concurrency); .ci/run runs it in a step of its own")
 	}
 	w := newWorld(t)
 	h := w.h
