@@ -131,7 +131,7 @@ func backup(ctx context.Context, dataDir, to string) (manifest, error) {
 		return manifest{}, fmt.Errorf("no database in %s: is the data dir (FIELDCRM_DATA_DIR) right?", app.SQLiteDir(src))
 	}
 	if err := makeEmptyDir(dst); err != nil {
-		return manifest{}, err
+		return manifest{}, fmt.Errorf("%w: back up into a new directory", err)
 	}
 	if err := os.Mkdir(app.SQLiteDir(dst), 0o700); err != nil {
 		return manifest{}, err
@@ -381,7 +381,7 @@ func makeEmptyDir(dir string) error {
 	case err != nil:
 		return err
 	case len(entries) > 0:
-		return fmt.Errorf("%s is not empty: back up into a new directory", dir)
+		return fmt.Errorf("%s is not empty", dir)
 	}
 	return nil
 }

@@ -237,11 +237,8 @@ func benchApp(ctx context.Context, getenv func(string) string, stderr io.Writer,
 	remove := func() { os.RemoveAll(dir) }
 	var err error
 	if dir != "" {
-		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-			return nil, "", func() {}, fmt.Errorf("the bench's data directory %s is not empty: give a new one", dir)
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, "", func() {}, fmt.Errorf("the bench's data directory: %w", err)
+		if err := makeEmptyDir(dir); err != nil {
+			return nil, "", func() {}, fmt.Errorf("the bench's data directory: %w: give a new one", err)
 		}
 		remove = func() {}
 	} else if dir, err = os.MkdirTemp("", "fieldcrm-bench-*"); err != nil {

@@ -626,9 +626,7 @@ func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, er
 		if table == "" {
 			return nil
 		}
-		d := t.dialect
-		q := fmt.Sprintf(`SELECT max(%s) FROM %s WHERE %s = %s`, d.seq, d.qualify(table), d.tenant, d.param(1))
-		return t.db.QueryRowContext(ctx, q, tenant).Scan(&highest)
+		return t.db.QueryRowContext(ctx, fmt.Sprintf(t.highestSeqSQL(), t.dialect.qualify(table)), tenant).Scan(&highest)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("highest seq of %s in tenant %s: %w", coll, tenant, err)
@@ -639,8 +637,13 @@ func (t *Tables) HighestSeq(ctx context.Context, coll, tenant string) (int64, er
 // ExplainHighestSeq returns the database's plan for HighestSeq on coll, so
 // tests can check that it reads one index entry rather than the table.
 func (t *Tables) ExplainHighestSeq(ctx context.Context, coll string) (string, error) {
+	return t.explain(ctx, coll, t.highestSeqSQL(), "t")
+}
+
+// highestSeqSQL is HighestSeq's query, with %s for the table.
+func (t *Tables) highestSeqSQL() string {
 	d := t.dialect
-	return t.explain(ctx, coll, fmt.Sprintf(`SELECT max(%s) FROM %%s WHERE %s = %s`, d.seq, d.tenant, d.param(1)), "t")
+	return fmt.Sprintf(`SELECT max(%s) FROM %%s WHERE %s = %s`, d.seq, d.tenant, d.param(1))
 }
 
 // ExplainChanges returns the database's plan for Changes on coll, so tests can
