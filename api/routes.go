@@ -76,6 +76,7 @@ func (s *Server) routeTable() []route {
 		{name: "last_pulled_at", typ: "integer", nullText: true, doc: "the timestamp of the previous pull (its answer's timestamp); absent or null on a first sync"},
 		{name: "schema_version", typ: "integer", min: 1, max: watermelon.SchemaVersion, doc: "the schema version of the app's local database (see GET /v1/sync/schema)"},
 		{name: "migration", jsonSchema: watermelon.Migration{}, nullText: true, doc: "WatermelonDB's migration object as JSON ({from, tables, columns}): the full records of the tables and columns the app's schema gained; null or absent otherwise"},
+		{name: "turbo", typ: "boolean", doc: "true on a first sync (last_pulled_at null, no migration): the whole first sync in one response, streamed, for WatermelonDB's Turbo Login (has_more false; no X-Sync-Records header)"},
 	}
 	reportsWith := func(extra ...param) []param { return append(slices.Clone(reportParams), extra...) }
 	routes := []route{

@@ -33,3 +33,15 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	}
 	return p.w.Write(b)
 }
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}

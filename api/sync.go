@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,6 +63,14 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 			v.Add("schema_version", "must be from 1 to %d (see GET /v1/sync/schema)", watermelon.SchemaVersion)
 		}
 	}
+	whole := false
+	switch raw := query(c, "turbo"); raw {
+	case "", "false":
+	case "true":
+		whole = true
+	default:
+		v.Add("turbo", "must be true or false")
+	}
 	var mig *watermelon.Migration
 	if raw := query(c, "migration"); raw != "" && raw != "null" {
 		mig = &watermelon.Migration{}
@@ -71,8 +80,14 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	if whole && (last != 0 || mig != nil) {
+		v.Add("turbo", "is for a first sync only: last_pulled_at null and no migration")
+	}
 	if err := v.Err(); err != nil {
 		return err
+	}
+	if whole {
+		return s.syncWholeFirst(c)
 	}
 	start := time.Now()
 	out, err := s.sync.Pull(c.UserContext(), deviceActorOf(c), last, mig)
@@ -97,6 +112,48 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 	c.Set("X-Sync-Until", strconv.FormatInt(out.Until, 10))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
+}
+
+// wholeFirstSyncTimeout bounds how long one whole first sync may stream.
+const wholeFirstSyncTimeout = 30 * time.Minute
+
+// syncWholeFirst serves a first pull with turbo=true: every record the
+// device may hold in one response, for WatermelonDB's Turbo Login (see
+// watermelon.WholeFirstSync), streamed as it is read. How many records it
+// holds is known only once sent, so it has no X-Sync-Records header.
+func (s *Server) syncWholeFirst(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	a := deviceActorOf(c)
+	first, err := s.sync.StartWholeFirstSync(ctx, a)
+	if err != nil {
+		return err
+	}
+	c.Set("X-Sync-Has-More", "false")
+	c.Set("X-Sync-Until", strconv.FormatInt(first.Until(), 10))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	// The body is written after this handler returns, so the stream gets a
+	// context of its own, with the request's values and a deadline.
+	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wholeFirstSyncTimeout)
+	log := s.log.With("tenant", a.TenantID, "user", a.UserID, "device", a.DeviceID)
+	conn := c.Context().Conn()
+	start := time.Now()
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		body := &countingWriter{w: &progressWriter{w: w, conn: conn}}
+		records, err := first.WriteTo(streamCtx, body)
+		extendWriteDeadline(conn)
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			log.ErrorContext(streamCtx, "whole first sync broke off", "records", records, "err", err.Error())
+			return
+		}
+		s.syncm.pullDuration.Observe(time.Since(start).Seconds())
+		s.syncm.pullRecords.Observe(float64(records))
+		s.syncm.pullBytes.Observe(float64(body.n))
+	})
+	return nil
 }
 
 // syncPush serves WatermelonDB's pushChanges.

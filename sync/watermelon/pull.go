@@ -185,26 +185,36 @@ func (e *Engine) firstChanges(ctx context.Context, a models.Actor, lastPulledAt,
 func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo int64, newTables []string) ([]change, error) {
 	var late []change
 	for _, t := range e.tables {
-		isNew := slices.Contains(newTables, t.schema().Name)
-		after := upTo
-		for {
-			found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize, crm.AllChanges)
-			if err != nil {
-				return nil, err
-			}
-			for _, c := range found {
-				inRound := c.createdSeq > start && c.createdSeq <= upTo && !c.createdHere
-				if !c.gone && (inRound || isNew) {
-					late = append(late, c)
-				}
-			}
-			if len(found) < e.pageSize {
-				break
-			}
-			after = found[len(found)-1].seq
+		found, err := e.lateOf(ctx, a, t, start, upTo, slices.Contains(newTables, t.schema().Name))
+		if err != nil {
+			return nil, err
 		}
+		late = append(late, found...)
 	}
 	return late, nil
+}
+
+// lateOf is lateCreations for one table; isNew says the table is new to the
+// device, so that every live record of it counts.
+func (e *Engine) lateOf(ctx context.Context, a models.Actor, t table, start, upTo int64, isNew bool) ([]change, error) {
+	var late []change
+	after := upTo
+	for {
+		found, err := t.changes(ctx, a, after, math.MaxInt64, e.pageSize, crm.AllChanges)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range found {
+			inRound := c.createdSeq > start && c.createdSeq <= upTo && !c.createdHere
+			if !c.gone && (inRound || isNew) {
+				late = append(late, c)
+			}
+		}
+		if len(found) < e.pageSize {
+			return late, nil
+		}
+		after = found[len(found)-1].seq
+	}
 }
 
 // withLate adds the late records to a round's changes, except those already

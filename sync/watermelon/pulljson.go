@@ -81,27 +81,36 @@ func appendRows(dst []byte, rows []map[string]any) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		if row == nil {
-			dst = append(dst, "null"...)
-			continue
+		if dst, keys, err = appendRow(dst, row, keys); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
-		if !sameKeys(row, keys) {
-			keys = slices.Sorted(maps.Keys(row))
-		}
-		dst = append(dst, '{')
-		for j, k := range keys {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsontext.AppendString(dst, k)
-			dst = append(dst, ':')
-			if dst, err = jsontext.AppendValue(dst, row[k]); err != nil {
-				return nil, fmt.Errorf("row %d, column %s: %w", i, k, err)
-			}
-		}
-		dst = append(dst, '}')
 	}
 	return append(dst, ']'), nil
+}
+
+// appendRow writes one row as an object with its keys in order. keys are
+// the sorted keys of the row before (nil for the first); it returns this
+// row's, sorted again only when they differ.
+func appendRow(dst []byte, row map[string]any, keys []string) ([]byte, []string, error) {
+	if row == nil {
+		return append(dst, "null"...), keys, nil
+	}
+	if !sameKeys(row, keys) {
+		keys = slices.Sorted(maps.Keys(row))
+	}
+	dst = append(dst, '{')
+	var err error
+	for j, k := range keys {
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsontext.AppendString(dst, k)
+		dst = append(dst, ':')
+		if dst, err = jsontext.AppendValue(dst, row[k]); err != nil {
+			return nil, nil, fmt.Errorf("column %s: %w", k, err)
+		}
+	}
+	return append(dst, '}'), keys, nil
 }
 
 // sameKeys tells whether row has exactly the keys keys.

@@ -55,7 +55,7 @@ export interface SyncReport {
   rejected: RejectedRecord[]
   /** The server asked for a fresh start (410): unpushed changes were pushed, the database reset. */
   reset: boolean
-  /** The first page came through WatermelonDB's Turbo Login. */
+  /** The first sync came whole, in one response, through WatermelonDB's Turbo Login. */
   turbo: boolean
 }
 
@@ -74,8 +74,9 @@ export interface SyncOptions {
   /** Passed on to synchronize(), for apps whose schema has migrations. */
   migrationsEnabledAtVersion?: number
   /**
-   * Use WatermelonDB's Turbo Login for the first page of a first sync when the
-   * adapter can (SQLite with JSI). Default true; ignored elsewhere.
+   * Use WatermelonDB's Turbo Login for a first sync when the adapter can
+   * (SQLite with JSI): the whole first sync in one response (turbo=true),
+   * applied by the native side unparsed. Default true; ignored elsewhere.
    */
   turbo?: boolean
   fetch?: Fetch
@@ -173,7 +174,7 @@ export function createSync(opts: SyncOptions): FieldcrmSync {
       unsafeTurbo: turbo,
       pullChanges: async ({ lastPulledAt, schemaVersion, migration }: SyncPullArgs): Promise<SyncPullResult> => {
         const q = `last_pulled_at=${lastPulledAt ?? 'null'}&schema_version=${schemaVersion}` +
-          `&migration=${encodeURIComponent(JSON.stringify(migration ?? null))}`
+          (turbo ? '&turbo=true' : `&migration=${encodeURIComponent(JSON.stringify(migration ?? null))}`)
         const res = await api.request('GET', '/v1/sync/pull?' + q)
         outcome.records = Number(res.headers.get('X-Sync-Records') ?? 0)
         outcome.until = Number(res.headers.get('X-Sync-Until') ?? 0)
@@ -194,7 +195,16 @@ export function createSync(opts: SyncOptions): FieldcrmSync {
       },
       pushChanges: (args: SyncPushArgs) => push(report, args, outcome),
     })
+    // A whole first sync has no X-Sync-Records header (it is streamed as it
+    // is read): the records it brought are the ones the database now holds.
+    if (outcome.turbo) outcome.records = await localRecords()
     return outcome
+  }
+
+  const localRecords = async (): Promise<number> => {
+    let n = 0
+    for (const table of Object.keys(db.schema.tables)) n += await db.get(table).query().fetchCount()
+    return n
   }
 
   /** round pulls every page, reporting progress. */
