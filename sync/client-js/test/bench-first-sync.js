@@ -3,7 +3,9 @@
 // a rep with FIELDCRM_BENCH_RECORDS customers (seeded first by pushes of
 // 5,000), then one client's first sync, timed end to end, with the Node
 // process's peak resident memory sampled every 50 ms (FIELDCRM_BENCH_REP
-// and FIELDCRM_BENCH_ADD reuse a seeded rep; FIELDCRM_BENCH_AUTOSAVE below). Not run in CI; the
+// and FIELDCRM_BENCH_ADD reuse a seeded rep; FIELDCRM_BENCH_AUTOSAVE below;
+// FIELDCRM_BENCH_ADAPTER=sqlite for WatermelonDB's SQLite adapter instead of
+// LokiJS, see sqliteAdapter). Not run in CI; the
 // figures are in docs/benchmarks.md.
 'use strict'
 
@@ -11,6 +13,9 @@ const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb
 const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
 const { LokiMemoryAdapter } = require('lokijs')
 const wmLogger = require('@nozbe/watermelondb/utils/common/logger').default
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { createSync, signIn, tokenCredentials } = require('@fieldcrm/watermelondb')
 
 wmLogger.log = () => {}
@@ -18,6 +23,7 @@ const base = process.env.FIELDCRM_URL
 const records = Number(process.env.FIELDCRM_BENCH_RECORDS || 100000)
 const runID = Date.now().toString(36)
 const password = 'correct horse battery'
+let schema
 
 async function api(method, path, token, body) {
   const res = await fetch(base + path, {
@@ -27,6 +33,21 @@ async function api(method, path, token, body) {
   })
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
   return res.json()
+}
+
+// sqliteAdapter is WatermelonDB's SQLite adapter as it runs in Node
+// (better-sqlite3, not a dependency of the package: install it beside it),
+// on a file in a new temporary directory: the database is outside the
+// JavaScript heap, as on a phone, with the same SQL. Turbo Login needs the
+// native JSI side, which Node has not, so the pull is paged.
+function sqliteAdapter() {
+  const SQLiteAdapter = require('@nozbe/watermelondb/adapters/sqlite').default
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fieldcrm-bench-'))
+  return new SQLiteAdapter({
+    schema: appSchema({ version: schema.version, tables: schema.tables.map((t) => tableSchema({ name: t.name, columns: t.columns })) }),
+    dbName: path.join(dir, 'phone.db'),
+    onSetUpError: (e) => { throw e },
+  })
 }
 
 async function main() {
@@ -43,7 +64,7 @@ async function main() {
     toSeed = records
   }
   const seeder = (await signIn(base, { email, password, deviceId: 'seed' })).access_token
-  const schema = await api('GET', '/v1/sync/schema', seeder)
+  schema = await api('GET', '/v1/sync/schema', seeder)
   const t0 = Date.now()
   const { timestamp } = await api('GET', `/v1/sync/pull?last_pulled_at=null&schema_version=${schema.version}`, seeder)
   for (let i = 0; i < toSeed; i += 5000) {
@@ -62,7 +83,7 @@ async function main() {
   const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 50)
   const start = Date.now()
   const tokens = await signIn(base, { email, password, deviceId: 'phone' })
-  const adapter = new LokiJSAdapter({
+  const adapter = process.env.FIELDCRM_BENCH_ADAPTER === 'sqlite' ? sqliteAdapter() : new LokiJSAdapter({
     schema: appSchema({ version: schema.version, tables: schema.tables.map((t) => tableSchema({ name: t.name, columns: t.columns })) }),
     useWebWorker: false, useIncrementalIndexedDB: true, _testLokiAdapter: new LokiMemoryAdapter(), dbName: 'bench' + runID,
     // FIELDCRM_BENCH_AUTOSAVE=0: LokiJS keeps no serialized copy of the
