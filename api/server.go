@@ -257,6 +257,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for {
 		select {
 		case err := <-shut:
+			// fasthttp's shutdown closes only the listeners its Serve has
+			// registered: one that came before Serve got that far returned
+			// at once and left Serve to wait in Accept for good. Closing
+			// the listener here ends Serve either way (a second close
+			// only fails).
+			_ = quiet.Close()
 			if err != nil {
 				return err
 			}

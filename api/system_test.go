@@ -205,6 +205,34 @@ func TestReadinessFlipsAtOnceOnShutdown(t *testing.T) {
 	}
 }
 
+// A stop that comes while Serve is still starting must end it too: fasthttp's
+// shutdown closes only the listeners its Serve has registered, so a stop
+// before that left Serve waiting in Accept for good (CI once hung there for
+// its 20 minutes under -race). Cancelled before Serve, the stop nearly
+// always comes first; a few rounds, each with a server of its own (Serve runs
+// once per server), make sure.
+func TestServeEndsWhenStoppedBeforeItStarted(t *testing.T) {
+	for round := range 5 {
+		h := newHarness(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		stop()
+		served := make(chan error, 1)
+		go func() { served <- h.server.Serve(ctx, ln) }()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Serve still running 10 s after a stop that came before it started", round)
+		}
+	}
+}
+
 // /healthz fails when a watched loop stops turning, and only then.
 func TestLivenessFailsWhenAWatchedLoopIsStuck(t *testing.T) {
 	h, mr := readyzWith(t, 0)
