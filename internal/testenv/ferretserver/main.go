@@ -1,11 +1,9 @@
-// Command ferretserver runs FerretDB on PostgreSQL or on SQLite, listening on
-// a TCP port, for CI: the integration tests then reach it through MONGODB_URI
-// alone, over the MongoDB wire protocol, with the store on the driver path a
-// MongoDB deployment runs (no direct table access). No MongoDB server can run
-// here.
+// Command ferretserver runs FerretDB on PostgreSQL, listening on a TCP port,
+// for CI: the integration tests then reach it through MONGODB_URI alone, over
+// the MongoDB wire protocol, with the store on the driver path a MongoDB
+// deployment runs (no direct table access). No MongoDB server can run here.
 //
 //	go run ./internal/testenv/ferretserver -listen 127.0.0.1:27018 -postgresql-url postgres://…
-//	go run ./internal/testenv/ferretserver -listen 127.0.0.1:27018 -sqlite-dir DIR
 package main
 
 import (
@@ -23,22 +21,21 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27018", "TCP address to listen on")
-	pgURL := flag.String("postgresql-url", "", "PostgreSQL database FerretDB keeps its data in")
-	sqliteDir := flag.String("sqlite-dir", "", "directory FerretDB keeps its SQLite databases in (instead of PostgreSQL)")
+	pgURL := flag.String("postgresql-url", "", "PostgreSQL database FerretDB keeps its data in (required)")
 	flag.Parse()
-	if (*pgURL == "") == (*sqliteDir == "") {
-		fmt.Fprintln(os.Stderr, "ferretserver: give one of -postgresql-url and -sqlite-dir")
+	if *pgURL == "" {
+		fmt.Fprintln(os.Stderr, "ferretserver: -postgresql-url is required")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	f, err := embedded.StartFerret(ctx, embedded.Config{PostgreSQLURL: *pgURL, SQLiteDir: *sqliteDir, Listen: *listen, Logger: log})
+	f, err := embedded.StartFerret(ctx, embedded.Config{PostgreSQLURL: *pgURL, Listen: *listen, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretserver:", err)
 		os.Exit(1)
 	}
-	log.Info("FerretDB listening", "uri", f.URI(), "postgresql", *pgURL != "")
+	log.Info("FerretDB on PostgreSQL listening", "uri", f.URI())
 	<-ctx.Done()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
