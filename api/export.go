@@ -1,10 +1,10 @@
 package api
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,23 +42,17 @@ func (s *Server) exportCustomers(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, sheets.ContentType(format))
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="customers-%s.%s"`, time.Now().UTC().Format("20060102-150405"), format))
 	c.Set("X-Export-ID", id)
-	// The body is written after this handler returns, so the stream gets a
-	// context of its own, with the request's values and a deadline.
-	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
 	log := s.log.With("export", id, "tenant", a.TenantID, "user", a.UserID)
-	conn := c.Context().Conn()
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		n, err := exp.Write(streamCtx, &progressWriter{w: w, conn: conn})
-		extendWriteDeadline(conn)
-		if ferr := w.Flush(); err == nil {
-			err = ferr
-		}
+	var rows int
+	streamBody(c, exportTimeout, format == sheets.CSV, func(ctx context.Context, w io.Writer) (err error) {
+		rows, err = exp.Write(ctx, w)
+		return err
+	}, func(ctx context.Context, err error) {
 		if err != nil {
-			log.ErrorContext(streamCtx, "export broke off", "rows", n, "err", err.Error())
+			log.ErrorContext(ctx, "export broke off", "rows", rows, "err", err.Error())
 			return
 		}
-		log.InfoContext(streamCtx, "export sent", "rows", n, "format", format)
+		log.InfoContext(ctx, "export sent", "rows", rows, "format", format)
 	})
 	return nil
 }

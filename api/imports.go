@@ -1,10 +1,10 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -135,21 +135,15 @@ func (s *Server) importFailures(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="import-`+id+`-failures.csv"`)
-	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exportTimeout)
-	conn := c.Context().Conn()
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		err := sheets.WriteFailures(&progressWriter{w: w, conn: conn}, first, func(after string) ([]models.ImportFailure, error) {
-			return s.crm.ImportFailures(streamCtx, a, id, after, 500)
+	streamBody(c, exportTimeout, true, func(ctx context.Context, w io.Writer) error {
+		return sheets.WriteFailures(w, first, func(after string) ([]models.ImportFailure, error) {
+			return s.crm.ImportFailures(ctx, a, id, after, 500)
 		}, func(page int) ([]models.SkippedRow, int, error) {
-			return s.crm.SkippedRows(streamCtx, a, id, page, 500)
+			return s.crm.SkippedRows(ctx, a, id, page, 500)
 		})
-		extendWriteDeadline(conn)
-		if ferr := w.Flush(); err == nil {
-			err = ferr
-		}
+	}, func(ctx context.Context, err error) {
 		if err != nil {
-			s.log.ErrorContext(streamCtx, "import failures broke off", "import", id, "err", err.Error())
+			s.log.ErrorContext(ctx, "import failures broke off", "import", id, "err", err.Error())
 		}
 	})
 	return nil

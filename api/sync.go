@@ -1,10 +1,10 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -131,22 +131,17 @@ func (s *Server) syncWholeFirst(c *fiber.Ctx) error {
 	c.Set("X-Sync-Has-More", "false")
 	c.Set("X-Sync-Until", strconv.FormatInt(first.Until(), 10))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	// The body is written after this handler returns, so the stream gets a
-	// context of its own, with the request's values and a deadline.
-	streamCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wholeFirstSyncTimeout)
 	log := s.log.With("tenant", a.TenantID, "user", a.UserID, "device", a.DeviceID)
-	conn := c.Context().Conn()
 	start := time.Now()
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		body := &countingWriter{w: &progressWriter{w: w, conn: conn}}
-		records, err := first.WriteTo(streamCtx, body)
-		extendWriteDeadline(conn)
-		if ferr := w.Flush(); err == nil {
-			err = ferr
-		}
+	var records int
+	var body countingWriter
+	streamBody(c, wholeFirstSyncTimeout, true, func(ctx context.Context, w io.Writer) (err error) {
+		body.w = w
+		records, err = first.WriteTo(ctx, &body)
+		return err
+	}, func(ctx context.Context, err error) {
 		if err != nil {
-			log.ErrorContext(streamCtx, "whole first sync broke off", "records", records, "err", err.Error())
+			log.ErrorContext(ctx, "whole first sync broke off", "records", records, "err", err.Error())
 			return
 		}
 		s.syncm.pullDuration.Observe(time.Since(start).Seconds())

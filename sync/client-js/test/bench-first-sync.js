@@ -75,7 +75,7 @@ async function main() {
     }
     await api('POST', `/v1/sync/push?last_pulled_at=${timestamp}`, seeder, { changes: { customers: { created, updated: [], deleted: [] } } })
   }
-  console.log(`seeded ${toSeed} customers (${records} in all) in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  console.log(`seeded ${toSeed} customers (${records} in all) for ${email} in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 
   global.gc?.()
   const baseline = process.memoryUsage().rss
