@@ -174,12 +174,14 @@ func TestCORSCoversTheHeadersTheAPIUses(t *testing.T) {
 		"HeaderWWWAuthenticate": fiber.HeaderWWWAuthenticate, "HeaderOrigin": fiber.HeaderOrigin,
 		"HeaderAccessControlRequestMethod": fiber.HeaderAccessControlRequestMethod,
 		"HeaderAccessControlAllowOrigin":   fiber.HeaderAccessControlAllowOrigin, "HeaderAccessControlExposeHeaders": fiber.HeaderAccessControlExposeHeaders,
+		"HeaderContentEncoding":            fiber.HeaderContentEncoding,
 	} {
 		constant[name] = value
 	}
-	// Set by the browser itself, or exposed to scripts by every browser.
+	// Set by the browser itself, exposed to scripts by every browser, or
+	// acted on by the browser before a script sees the body (the encoding).
 	browsers := []string{fiber.HeaderOrigin, fiber.HeaderAccessControlRequestMethod, fiber.HeaderContentType,
-		fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlExposeHeaders}
+		fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlExposeHeaders, fiber.HeaderContentEncoding}
 	use := regexp.MustCompile(`c\.(Get|Set)\((?:fiber\.(Header[A-Za-z]+)|"([A-Za-z-]+)")`)
 	found := 0
 	for _, f := range files {
