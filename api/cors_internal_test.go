@@ -174,7 +174,7 @@ func TestCORSCoversTheHeadersTheAPIUses(t *testing.T) {
 		"HeaderWWWAuthenticate": fiber.HeaderWWWAuthenticate, "HeaderOrigin": fiber.HeaderOrigin,
 		"HeaderAccessControlRequestMethod": fiber.HeaderAccessControlRequestMethod,
 		"HeaderAccessControlAllowOrigin":   fiber.HeaderAccessControlAllowOrigin, "HeaderAccessControlExposeHeaders": fiber.HeaderAccessControlExposeHeaders,
-		"HeaderContentEncoding":            fiber.HeaderContentEncoding,
+		"HeaderContentEncoding": fiber.HeaderContentEncoding,
 	} {
 		constant[name] = value
 	}
