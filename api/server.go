@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
@@ -195,10 +194,10 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	}
 	// Pulls, lists and exports are large JSON and CSV, read by phones on
 	// mobile networks: compressed when the client accepts it (every HTTP
-	// client of a phone does), streamed exports included, at the fastest
-	// level, which keeps most of the gain for a fraction of the CPU.
-	// fasthttp leaves alone bodies under 200 bytes, already encoded ones
-	// and types that do not compress (XLSX is a zip).
+	// client of a phone does), at the fastest level, which keeps most of
+	// the gain for a fraction of the CPU. compressBuffered compresses the
+	// answers built in memory (fasthttp leaves alone bodies under 200
+	// bytes); streamed ones compress themselves (see streamBody).
 	s.routes = s.routeTable()
 	methods := make([]string, 0, len(s.routes))
 	for _, r := range s.routes {
@@ -208,7 +207,7 @@ func New(cfg Config, acc accountService, crmService *crm.Service, importRunner *
 	if err != nil {
 		return nil, err
 	}
-	s.app.Use(s.requestContext, s.recoverPanics, cors.handle, compress.New(compress.Config{Level: compress.LevelBestSpeed}))
+	s.app.Use(s.requestContext, s.recoverPanics, cors.handle, compressBuffered())
 	for _, r := range s.routes {
 		handlers := []fiber.Handler{}
 		if r.auth {

@@ -3,12 +3,14 @@ package api
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
 )
 
 // streamBody has write produce the response's body after the handler
@@ -17,13 +19,20 @@ import (
 // connection's). With compress, the body is gzip-compressed here when the
 // client accepts it: fasthttp's own compression of a streamed body flushes
 // the compressor after every 4 KiB it copies, which made a whole first sync
-// a fifth larger on the wire and cost a write to the socket per flush.
+// a fifth larger on the wire and cost a write to the socket per flush (the
+// server's compression leaves streamed bodies alone, see compressBuffered).
+//
+// A body that fails part-way must not look whole to the client: the
+// connection is closed before the chunked encoding's last chunk (and the
+// gzip trailer), so a cut-short CSV cannot pass for a shorter export. A
+// panic in write, which runs outside the handlers' recovery, ends the body
+// the same way instead of the process.
 func streamBody(c *fiber.Ctx, timeout time.Duration, compress bool, write func(ctx context.Context, w io.Writer) error, finish func(ctx context.Context, err error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), timeout)
 	conn := c.Context().Conn()
 	zipped := compress && c.Context().Request.Header.HasAcceptEncoding("gzip")
 	if zipped {
-		c.Set(fiber.HeaderContentEncoding, "gzip") // fasthttp leaves an encoded body as it is
+		c.Set(fiber.HeaderContentEncoding, "gzip")
 		c.Vary(fiber.HeaderAcceptEncoding)
 	}
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
@@ -34,18 +43,45 @@ func streamBody(c *fiber.Ctx, timeout time.Duration, compress bool, write func(c
 			zw, _ = gzip.NewWriterLevel(out, gzip.BestSpeed) // a valid level: no error
 			out = zw
 		}
-		err := write(ctx, out)
-		if zw != nil {
-			if cerr := zw.Close(); err == nil {
-				err = cerr
-			}
+		err := writeRecovering(ctx, out, write)
+		if err == nil && zw != nil {
+			err = zw.Close()
 		}
-		extendWriteDeadline(conn)
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
+		if err == nil {
+			extendWriteDeadline(conn)
+			err = bw.Flush()
+		}
+		if err != nil && conn != nil {
+			_ = conn.Close()
 		}
 		finish(ctx, err)
 	})
+}
+
+// writeRecovering runs write, turning a panic into an error.
+func writeRecovering(ctx context.Context, w io.Writer, write func(ctx context.Context, w io.Writer) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic while streaming: %v", r)
+		}
+	}()
+	return write(ctx, w)
+}
+
+// compressBuffered compresses answers built in memory, for clients that
+// accept it. Streamed bodies compress themselves (streamBody) or must stay
+// as they are (an XLSX export is a zip already).
+func compressBuffered() fiber.Handler {
+	compress := fasthttp.CompressHandlerBrotliLevel(func(*fasthttp.RequestCtx) {}, fasthttp.CompressBrotliBestSpeed, fasthttp.CompressBestSpeed)
+	return func(c *fiber.Ctx) error {
+		if err := c.Next(); err != nil {
+			return err
+		}
+		if !c.Response().IsBodyStream() {
+			compress(c.Context())
+		}
+		return nil
+	}
 }
 
 // streamWriteWindow is how long a streamed response may go without a byte

@@ -137,16 +137,18 @@ func (s *Server) syncWholeFirst(c *fiber.Ctx) error {
 	var body countingWriter
 	streamBody(c, wholeFirstSyncTimeout, true, func(ctx context.Context, w io.Writer) (err error) {
 		body.w = w
-		records, err = first.WriteTo(ctx, &body)
+		records, err = first.Send(ctx, &body)
 		return err
 	}, func(ctx context.Context, err error) {
+		// Not in the pull histograms, whose buckets are a page's: its time
+		// is mostly the client's download, its records a whole territory.
+		took := time.Since(start).Round(time.Millisecond).String()
 		if err != nil {
-			log.ErrorContext(ctx, "whole first sync broke off", "records", records, "err", err.Error())
+			// Phones lose their connection: not the server's error.
+			log.WarnContext(ctx, "whole first sync broke off", "records", records, "bytes", body.n, "took", took, "err", err.Error())
 			return
 		}
-		s.syncm.pullDuration.Observe(time.Since(start).Seconds())
-		s.syncm.pullRecords.Observe(float64(records))
-		s.syncm.pullBytes.Observe(float64(body.n))
+		log.InfoContext(ctx, "whole first sync sent", "records", records, "bytes", body.n, "took", took)
 	})
 	return nil
 }

@@ -179,7 +179,8 @@ func (e *Engine) firstChanges(ctx context.Context, a models.Actor, lastPulledAt,
 // of a table new to the device) but changed again above upTo between the
 // watermark and the round's queries. Only the latest version of a record is
 // stored, so a query of (after, upTo] skips them; the next round would send
-// them as updated, and WatermelonDB cannot update a record it never received.
+// them as updated, and WatermelonDB cannot update a record it never received
+// (it creates it instead, logging a serious error).
 // They come now, in their newer version, and again, as updated, next round.
 // Writes in flight during a pull are few, so this reads little.
 func (e *Engine) lateCreations(ctx context.Context, a models.Actor, start, upTo int64, newTables []string) ([]change, error) {
@@ -205,7 +206,9 @@ func (e *Engine) lateOf(ctx context.Context, a models.Actor, t table, start, upT
 			return nil, err
 		}
 		for _, c := range found {
-			inRound := c.createdSeq > start && c.createdSeq <= upTo && !c.createdHere
+			// A first sync (start 0) brings the device's own creations too:
+			// it pulls from null after a 410 reset, holding nothing.
+			inRound := c.createdSeq > start && c.createdSeq <= upTo && (!c.createdHere || start == 0)
 			if !c.gone && (inRound || isNew) {
 				late = append(late, c)
 			}
@@ -227,7 +230,8 @@ func withLate(all, late []change) []change {
 		have[c.table+"/"+c.id] = true
 	}
 	for _, c := range late {
-		if !have[c.table+"/"+c.id] {
+		if key := c.table + "/" + c.id; !have[key] {
+			have[key] = true // a record changed again while the late ones were read comes twice
 			all = append(all, c)
 		}
 	}

@@ -33,14 +33,14 @@ const wholeSyncChunk = 500
 
 // StartWholeFirstSync fixes where the first sync ends (the tenant's
 // watermark, its timestamp) and records the pull for the device, so that
-// its next pull goes on from there. Nothing is read yet: WriteTo sends it.
+// its next pull goes on from there. Nothing is read yet: Send sends it.
 func (e *Engine) StartWholeFirstSync(ctx context.Context, a models.Actor) (WholeFirstSync, error) {
 	upTo, err := e.seq.Watermark(ctx, a.TenantID)
 	if err != nil {
-		return WholeFirstSync{}, err
+		return WholeFirstSync{}, fmt.Errorf("whole first sync of device %q: %w", a.DeviceID, err)
 	}
 	if err := e.seq.RememberPull(ctx, a.TenantID, a.UserID, a.DeviceID, 0, upTo, false, nil); err != nil {
-		return WholeFirstSync{}, err
+		return WholeFirstSync{}, fmt.Errorf("whole first sync of device %q: %w", a.DeviceID, err)
 	}
 	return WholeFirstSync{e: e, actor: a, upTo: upTo}, nil
 }
@@ -48,10 +48,10 @@ func (e *Engine) StartWholeFirstSync(ctx context.Context, a models.Actor) (Whole
 // Until is the sync number the first sync runs up to: its timestamp.
 func (s WholeFirstSync) Until() int64 { return s.upTo }
 
-// WriteTo writes the body to w and returns how many records it holds. An
+// Send writes the body to w and returns how many records it holds. An
 // error part-way leaves the body cut short (not valid JSON): the client
 // finds nothing applied and starts the first sync again.
-func (s WholeFirstSync) WriteTo(ctx context.Context, w io.Writer) (records int, err error) {
+func (s WholeFirstSync) Send(ctx context.Context, w io.Writer) (records int, err error) {
 	tables := slices.SortedFunc(slices.Values(s.e.tables), func(x, y table) int {
 		return strings.Compare(x.schema().Name, y.schema().Name)
 	})
@@ -79,22 +79,26 @@ func (s WholeFirstSync) WriteTo(ctx context.Context, w io.Writer) (records int, 
 // writeTable writes the table's live records up to the watermark, then its
 // late creations (see Engine.lateCreations): records changed again above
 // the watermark while the first sync ran, which the read up to it skipped.
-// A record changed after the read passed it is found by both; it is sent
-// once, in the version read first, as a paged pull does. The ids sent are
-// kept as 64-bit hashes (800 KB for 100,000 records, not the ids
-// themselves), with a seed of their own per table. A late id sharing its
-// hash with one sent (at 100,000 records sent, about one chance in 10^14
-// per late record) would be left to arrive with the next pull as updated,
-// which WatermelonDB applies as a creation.
+// WatermelonDB refuses a response that names a record twice, and two reads
+// can find one record: one changed after the read up to the watermark passed
+// it is found by both (it is sent once, in the version read first, as a
+// paged pull does), and one changed again while the late ones are read is
+// found on two of their pages. The ids read up to the watermark are kept as
+// 64-bit hashes (800 KB for 100,000 records, not the ids themselves), with a
+// seed of their own per table; the late ones, few, as they are. A late id
+// sharing its hash with one sent (at 100,000 records sent, about one chance
+// in 10^14 per late record) is left to the next pull, which sends it as
+// updated, a record the device lacks (WatermelonDB then creates it, logging
+// an error).
 func (s WholeFirstSync) writeTable(ctx context.Context, t table, out *chunkWriter) (int, error) {
 	seed := maphash.MakeSeed()
 	var sent []uint64
 	var keys []string
-	var err error
 	write := func(c change) error {
 		if len(sent) > 0 {
 			out.buf = append(out.buf, ',')
 		}
+		var err error
 		if out.buf, keys, err = appendRow(out.buf, c.record, keys); err != nil {
 			return fmt.Errorf("record %s: %w", c.id, err)
 		}
@@ -128,11 +132,14 @@ func (s WholeFirstSync) writeTable(ctx context.Context, t table, out *chunkWrite
 	}
 	read := len(sent)
 	slices.Sort(sent[:read])
+	lateSent := map[string]bool{}
 	for _, c := range late {
-		if _, found := slices.BinarySearch(sent[:read], maphash.String(seed, c.id)); !found {
-			if err := write(c); err != nil {
-				return len(sent), err
-			}
+		if _, found := slices.BinarySearch(sent[:read], maphash.String(seed, c.id)); found || lateSent[c.id] {
+			continue
+		}
+		lateSent[c.id] = true
+		if err := write(c); err != nil {
+			return len(sent), err
 		}
 	}
 	return len(sent), nil

@@ -33,7 +33,7 @@ func (w *hookWriter) Write(b []byte) (int, error) {
 
 // TestWholeFirstSyncHoldsEachRecordOnceAsItWasLast: a whole first sync
 // reads a chunk of records at a time and writes each chunk before reading the
-// next. Records edited while it is written move above its timestamp: one
+// next. Records edited while it is sent move above its timestamp: one
 // already written must not come twice (WatermelonDB refuses a response that
 // names a record twice), one not yet read must still come (in its newer
 // version), and the next pull brings both as updated.
@@ -78,7 +78,7 @@ func TestWholeFirstSyncHoldsEachRecordOnceAsItWasLast(t *testing.T) {
 		retitle(written, "edited after it was written")
 		retitle(unread, "edited before it was read")
 	}}
-	n, err := first.WriteTo(ctx, out)
+	n, err := first.Send(ctx, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestWholeFirstSyncHoldsEachRecordOnceAsItWasLast(t *testing.T) {
 		t.Fatalf("the customers sent (%d):\n%v\nwant each live one once (%d):\n%v", len(got), got, len(want), want)
 	}
 	if n != len(want) {
-		t.Fatalf("WriteTo counted %d records, the body holds %d", n, len(want))
+		t.Fatalf("Send counted %d records, the body holds %d", n, len(want))
 	}
 	if titles[unread] != "edited before it was read" || titles[written] != "" {
 		t.Fatalf("titles: the one read late %q, the one written first %q", titles[unread], titles[written])
