@@ -19,7 +19,7 @@ import (
 // connection's). With compress, the body is gzip-compressed here when the
 // client accepts it: fasthttp's own compression of a streamed body flushes
 // the compressor after every 4 KiB it copies, which made a whole first sync
-// a fifth larger on the wire and cost a write to the socket per flush (the
+// a quarter larger on the wire and cost a write to the socket per flush (the
 // server's compression leaves streamed bodies alone, see compressBuffered).
 //
 // A body that fails part-way must not look whole to the client: the
