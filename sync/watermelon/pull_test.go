@@ -1,7 +1,10 @@
 package watermelon_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -118,6 +121,68 @@ func TestRecordChangedDuringAPullStillArrivesAsCreated(t *testing.T) {
 	for _, r := range c.Updated {
 		if r["id"] == second.ID && r["title"] != "changed during the second sync" {
 			t.Fatalf("the newer version: %v", r)
+		}
+	}
+}
+
+// TestAFirstSyncBringsTheDevicesOwnLateCreations: after a 410 reset a device
+// pulls from null holding nothing, not even what it created itself. A record
+// it created, changed again between the first sync's watermark and its
+// query, must still come in that first sync, paged or whole.
+func TestAFirstSyncBringsTheDevicesOwnLateCreations(t *testing.T) {
+	ctx := context.Background()
+	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
+	tenant := models.Tenant{ID: models.NewID(), Name: "Reset", CreatedAt: time.Now().UTC()}
+	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	seq := &racingSequencer{Sequencer: a.Sequencer}
+	engine := watermelon.New(a.CRM, seq, a.Store, 0)
+	desk := models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin}
+	phone := models.Actor{UserID: "admin", TenantID: tenant.ID, Role: models.RoleAdmin, DeviceID: "phone"}
+	first, err := engine.Pull(ctx, phone, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, whole := range []bool{false, true} {
+		id := models.NewID()
+		res, err := engine.Push(ctx, phone, first.Timestamp, watermelon.PushRequest{Changes: map[string]watermelon.PushTable{
+			"customers": {Created: []map[string]any{{"id": id, "name": fmt.Sprint("Made on the phone ", i)}}}}})
+		if err != nil || len(res.Rejected) > 0 {
+			t.Fatalf("push: %v %v", err, res.Rejected)
+		}
+		seq.between = func() {
+			if _, err := a.CRM.Customers.Update(ctx, desk, id, 0, func(dst any) error {
+				dst.(*models.Customer).Title = "changed during the first sync"
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+		var created []map[string]any
+		if whole {
+			started, err := engine.StartWholeFirstSync(ctx, phone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body bytes.Buffer
+			if _, err := started.Send(ctx, &body); err != nil {
+				t.Fatal(err)
+			}
+			var got watermelon.PullResult
+			if err := json.Unmarshal(body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			created = got.Changes["customers"].Created
+		} else {
+			got, err := engine.Pull(ctx, phone, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			created = got.Changes["customers"].Created
+		}
+		if !slices.ContainsFunc(created, func(r map[string]any) bool { return r["id"] == id }) {
+			t.Fatalf("whole %v: a first sync lacks the device's own customer changed during it (%d created)", whole, len(created))
 		}
 	}
 }
