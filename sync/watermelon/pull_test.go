@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldcrm/fieldcrm/internal/app"
 	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/internal/testenv"
 	"github.com/fieldcrm/fieldcrm/models"
@@ -19,6 +20,17 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// appWithTenant is an application on the test's engines with one tenant.
+func appWithTenant(t *testing.T, name string) (*app.App, models.Tenant) {
+	t.Helper()
+	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
+	tenant := models.Tenant{ID: models.NewID(), Name: name, CreatedAt: time.Now().UTC()}
+	if err := a.Store.CreateTenant(context.Background(), tenant); err != nil {
+		t.Fatal(err)
+	}
+	return a, tenant
+}
 
 // racingSequencer runs a write after it has computed a pull's watermark and
 // before the pull queries the records: the moment a concurrent write lands
@@ -46,11 +58,7 @@ func (s *racingSequencer) Watermark(ctx context.Context, tenant string) (int64, 
 // locally"). The round that skipped it must bring it, as created.
 func TestRecordChangedDuringAPullStillArrivesAsCreated(t *testing.T) {
 	ctx := context.Background()
-	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
-	tenant := models.Tenant{ID: models.NewID(), Name: "Race", CreatedAt: time.Now().UTC()}
-	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	a, tenant := appWithTenant(t, "Race")
 	// The engine is built here, on the application's CRM and store, so that
 	// its sequencer can run a write between the watermark and the query.
 	seq := &racingSequencer{Sequencer: a.Sequencer}
@@ -131,11 +139,7 @@ func TestRecordChangedDuringAPullStillArrivesAsCreated(t *testing.T) {
 // query, must still come in that first sync, paged or whole.
 func TestAFirstSyncBringsTheDevicesOwnLateCreations(t *testing.T) {
 	ctx := context.Background()
-	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
-	tenant := models.Tenant{ID: models.NewID(), Name: "Reset", CreatedAt: time.Now().UTC()}
-	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	a, tenant := appWithTenant(t, "Reset")
 	seq := &racingSequencer{Sequencer: a.Sequencer}
 	engine := watermelon.New(a.CRM, seq, a.Store, 0)
 	desk := models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin}

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/fieldcrm/fieldcrm/internal/app/apptest"
 	"github.com/fieldcrm/fieldcrm/models"
 	"github.com/fieldcrm/fieldcrm/sync/watermelon"
 )
@@ -39,11 +37,7 @@ func (w *hookWriter) Write(b []byte) (int, error) {
 // version), and the next pull brings both as updated.
 func TestWholeFirstSyncHoldsEachRecordOnceAsItWasLast(t *testing.T) {
 	ctx := context.Background()
-	a := apptest.New(t, apptest.Config(), env.Store(t), env.Redis(t))
-	tenant := models.Tenant{ID: models.NewID(), Name: "Whole", CreatedAt: time.Now().UTC()}
-	if err := a.Store.CreateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	a, tenant := appWithTenant(t, "Whole")
 	const pageSize = 10
 	engine := watermelon.New(a.CRM, a.Sequencer, a.Store, pageSize)
 	desk := models.Actor{UserID: "desk", TenantID: tenant.ID, Role: models.RoleAdmin}
