@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,14 +64,11 @@ func (s *Server) syncPull(c *fiber.Ctx) error {
 			v.Add("schema_version", "must be from 1 to %d (see GET /v1/sync/schema)", watermelon.SchemaVersion)
 		}
 	}
-	whole := false
-	switch raw := query(c, "turbo"); raw {
-	case "", "false":
-	case "true":
-		whole = true
-	default:
-		v.Add("turbo", "must be true or false")
+	turbo, err := queryBool(c, "turbo")
+	if bad := (*models.ValidationError)(nil); errors.As(err, &bad) {
+		v.Fields = append(v.Fields, bad.Fields...)
 	}
+	whole := turbo != nil && *turbo
 	var mig *watermelon.Migration
 	if raw := query(c, "migration"); raw != "" && raw != "null" {
 		mig = &watermelon.Migration{}
