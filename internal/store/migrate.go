@@ -72,6 +72,8 @@ func migrations() []Migration {
 		// On a database made before tally_due joined migration 13's group.
 		{Version: 18, Name: "index the follow-ups' due and completion times for the activity report", KeepsOlderBinaries: true,
 			Up: func(ctx context.Context, s *Store) error { return indexQuery(ctx, s, Tasks, "tally_due") }},
+		{Version: 19, Name: "index the deleted records by when, for the purge of old tombstones", KeepsOlderBinaries: true,
+			Up: func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "purge_") }},
 	}
 }
 

@@ -59,9 +59,13 @@ var queryIndexes = func() map[string][]embedded.Index {
 	ix := func(name string, fields ...string) embedded.Index {
 		return embedded.Index{Name: name, Fields: append(append([]string{"tenant_id"}, fields...), "_id")}
 	}
-	// Every record: its owner's and team's (visibility), newest changes.
+	deleted := ix("purge_deleted", "deleted_at")
+	deleted.Deleted = true
+	// Every record: its owner's and team's (visibility), newest changes,
+	// and the deleted ones by when (the purge of old tombstones, see
+	// Store.Tombstones).
 	owned := []embedded.Index{ix("all"), ix("owner", "owner_id"), ix("team", "team_id"),
-		ix("updated", "updated_at"), ix("created", "created_at")}
+		ix("updated", "updated_at"), ix("created", "created_at"), deleted}
 	child := append([]embedded.Index{ix("customer", "customer_id")}, owned...)
 	with := func(base []embedded.Index, more ...embedded.Index) []embedded.Index {
 		return append(append([]embedded.Index{}, base...), more...)
@@ -340,7 +344,8 @@ func searched(coll string, q models.Query) bool {
 //
 // Later migrations give MongoDB the indexes whose names start with group:
 // 13 the tally indexes ("tally_"), 14 the span indexes ("span_"), 16 the
-// customers holding points ("flag_"), which 12 leaves out; an index added
+// customers holding points ("flag_"), 19 the tombstones by deletion time
+// ("purge_"), which 12 leaves out; an index added
 // to a group later comes with a migration of its own (indexQuery).
 func indexQueries(ctx context.Context, s *Store, group string) error {
 	if s.tables != nil {
@@ -382,7 +387,7 @@ func indexQuery(ctx context.Context, s *Store, coll, name string) error {
 // indexGroup is the migration group of an index of queryIndexes: the
 // prefix of its name that says which migration creates it on MongoDB.
 func indexGroup(name string) string {
-	for _, group := range []string{"tally_", "span_", "flag_"} {
+	for _, group := range []string{"tally_", "span_", "flag_", "purge_"} {
 		if strings.HasPrefix(name, group) {
 			return group
 		}

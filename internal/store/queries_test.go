@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -187,6 +188,10 @@ func queryCases(f queryFixture) []queryCase {
 		c("name contains", models.Query{Scope: all, Conds: []models.Cond{{Field: "name", Op: models.OpContains, Value: "ACME"}}}),
 		c("phone", models.Query{Scope: all, Conds: eq("search_keys", "+8613800000000")}),
 		broad(c("with deleted", models.Query{Scope: all, WithDeleted: true})),
+		// The purge's lookup (Store.Tombstones): deleted before a time, the
+		// longest deleted first.
+		c("tombstones", models.Query{Scope: all, WithDeleted: true, SortField: "deleted_at",
+			Conds: []models.Cond{{Field: "deleted_at", Op: models.OpLt, Value: f.start.Add(60 * 24 * time.Hour)}}}),
 		broad(c("reclaim", models.Query{Scope: all, Conds: []models.Cond{{Field: "owner_id", Op: models.OpNe, Value: ""},
 			{Field: "created_at", Op: models.OpLt, Value: f.start.Add(30 * 24 * time.Hour)}}})),
 		task("tasks of an assignee", models.Query{Scope: all, Conds: eq("assignee_id", "u2")}),
@@ -873,5 +878,59 @@ func TestListsOfALargeTenantWalkTheirIndex(t *testing.T) {
 		if strings.Contains(plan, "Sort Key") || strings.Contains(plan, "USE TEMP B-TREE FOR ORDER BY") {
 			t.Errorf("%s sorts the tenant's records for one page:\n%s", tc.name, plan)
 		}
+	}
+}
+
+// The purge's lookup of old tombstones answers as a filter of every record
+// in Go does (deleted before the time, of the tenant, the longest deleted
+// first, at most the limit) and, on the embedded engines, reads the partial
+// index of deleted records: through FerretDB it read every record of each
+// collection on each run of the purge.
+func TestTombstonesAreReadFromTheIndexOfDeletedRecords(t *testing.T) {
+	st := env.Store(t)
+	ctx := context.Background()
+	f := seedQueryFixture(t, st, 120)
+	before := f.start.Add(45 * 24 * time.Hour)
+	var all []models.Customer
+	if err := st.Find(ctx, store.Customers, models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, WithDeleted: true}, &all); err != nil {
+		t.Fatal(err)
+	}
+	var want []models.Customer
+	for _, c := range all {
+		if c.DeletedAt != nil && c.DeletedAt.Before(before) {
+			want = append(want, c)
+		}
+	}
+	slices.SortFunc(want, func(a, b models.Customer) int {
+		return cmp.Or(a.DeletedAt.Compare(*b.DeletedAt), strings.Compare(a.ID, b.ID))
+	})
+	if len(want) < 3 || len(want) == len(all) {
+		t.Fatalf("%d of %d records deleted before the time: the comparison proves little", len(want), len(all))
+	}
+	ids, highest, err := st.Tombstones(ctx, store.Customers, f.tenant, before, len(want)-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantIDs []string
+	var wantHighest int64
+	for _, c := range want[:len(want)-1] {
+		wantIDs = append(wantIDs, c.ID)
+		wantHighest = max(wantHighest, c.Seq)
+	}
+	if !slices.Equal(ids, wantIDs) || highest != wantHighest {
+		t.Fatalf("tombstones %v (highest seq %d), want %v (%d)", ids, highest, wantIDs, wantHighest)
+	}
+	if !st.ReadsTables() {
+		return // MongoDB plans it from q_purge_deleted (migration 19)
+	}
+	plan := explainFind(t, st, store.Customers, models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, WithDeleted: true,
+		SortField: "deleted_at", Limit: 500, Conds: []models.Cond{{Field: "deleted_at", Op: models.OpLt, Value: before}}})
+	if !strings.Contains(plan, "_fieldcrm_q_purge_deleted") {
+		t.Fatalf("the tombstones are not read from the index of deleted records:\n%s", plan)
+	}
+	// The index holds deleted records only, so a live list cannot take it.
+	live := explainFind(t, st, store.Customers, models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, Limit: 51})
+	if strings.Contains(live, "_fieldcrm_q_purge_deleted") {
+		t.Fatalf("a live list reads the index of deleted records:\n%s", live)
 	}
 }

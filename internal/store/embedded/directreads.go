@@ -347,6 +347,8 @@ type indexSpec struct {
 	exprs        []string
 	// using is the index method on PostgreSQL ("" for the default, btree).
 	using string
+	// where, when set, makes a partial index of the records it holds for.
+	where string
 }
 
 // ensureIndexes creates the indexes that are missing on tables that exist.
@@ -445,6 +447,9 @@ func (t *Tables) ensureIndexesOn(ctx context.Context, ex execer, specs []indexSp
 		}
 		create := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s%s (%s)`,
 			quoteIdent(name), t.dialect.qualify(table), using, strings.Join(spec.exprs, ", "))
+		if spec.where != "" {
+			create += " WHERE " + spec.where
+		}
 		if _, err := ex.ExecContext(ctx, create); err != nil {
 			return created, fmt.Errorf("create %s: %w", name, err)
 		}

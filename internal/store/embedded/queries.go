@@ -61,6 +61,12 @@ var ErrUntranslatable = errors.New("embedded: query not translatable to SQL")
 type Index struct {
 	Name   string
 	Fields []string
+	// Deleted keeps entries of deleted records only (a partial index on the
+	// embedded engines): the purge's lookup of old tombstones. A whole
+	// index led by deleted_at looked, to SQLite's planner, like the way to
+	// every live list (deleted_at IS NULL), and cost each write an entry.
+	// MongoDB gets the whole index (see store.indexQueries).
+	Deleted bool
 }
 
 // IndexQueries creates, on the tables that exist, the expression indexes of
@@ -95,7 +101,13 @@ func (t *Tables) IndexQueries(ctx context.Context, indexes map[string][]Index, f
 				}
 				exprs = append(exprs, e)
 			}
-			specs = append(specs, indexSpec{coll: coll, suffix: "_fieldcrm_q_" + ix.Name, exprs: exprs})
+			spec := indexSpec{coll: coll, suffix: "_fieldcrm_q_" + ix.Name, exprs: exprs}
+			if ix.Deleted {
+				// A query with a comparison of deleted_at implies the
+				// condition, so both planners may read this index for it.
+				spec.where = t.dialect.value("deleted_at", fields[coll]["deleted_at"]) + " IS NOT NULL"
+			}
+			specs = append(specs, spec)
 		}
 	}
 	created := 0
