@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -932,5 +933,107 @@ func TestTombstonesAreReadFromTheIndexOfDeletedRecords(t *testing.T) {
 	live := explainFind(t, st, store.Customers, models.Query{Tenant: f.tenant, Scope: models.Scope{All: true}, Limit: 51})
 	if strings.Contains(live, "_fieldcrm_q_purge_deleted") {
 		t.Fatalf("a live list reads the index of deleted records:\n%s", live)
+	}
+}
+
+// callCounter counts the database calls of each operation.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) Call(ctx context.Context, operation string) (context.Context, func(error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[operation]++
+	return ctx, func(error) {}
+}
+
+func (c *callCounter) count(operation string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[operation]
+}
+
+// A whole selection read on SQLite (an export) comes in statements of a
+// few thousand records, each continuing after the last record of the one
+// before, so that no read holds the log from its checkpoints for the
+// export's length: each record once, in the order a single query gives,
+// also where the sort has ties and nulls.
+func TestEachReadsAWholeSelectionInChunks(t *testing.T) {
+	ctx := context.Background()
+	calls := &callCounter{calls: map[string]int{}}
+	cfg := env.StoreConfig(t)
+	cfg.Calls = calls
+	st, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = st.DropDatabase(ctx)
+		_ = st.Close(ctx)
+	})
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tenant, at := models.NewID(), time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 4100 // 3,690 live: a whole chunk of 2,000 and a part
+	var customers []models.Record
+	for i := range n {
+		m := models.Meta{ID: fmt.Sprintf("c%05d", (i*7919)%n), TenantID: tenant, OwnerID: "u1", Version: 1, CreatedAt: at, UpdatedAt: at}
+		c := &models.Customer{Meta: m, Number: fmt.Sprintf("C%06d", i)}
+		c.Name = fmt.Sprintf("name %d", i%50)
+		if i%3 != 0 {
+			last := at.Add(time.Duration(i%40) * time.Hour) // ties; a third without: nulls
+			c.LastInteractionAt = &last
+		}
+		if i%10 == 0 {
+			d := at
+			c.DeletedAt = &d
+		}
+		customers = append(customers, c)
+	}
+	if err := st.InsertBatch(ctx, store.Customers, customers, models.AuditEntry{Action: "create"}); err != nil {
+		t.Fatal(err)
+	}
+	all := models.Scope{All: true}
+	for _, q := range []models.Query{
+		{Scope: all},
+		{Scope: all, SortField: "name"},
+		{Scope: all, SortField: "last_interaction_at", Desc: true},
+		{Scope: all, SortField: "last_interaction_at", WithDeleted: true},
+	} {
+		q.Tenant, q.Shown = tenant, true
+		var want []models.Customer
+		if err := st.Find(ctx, store.Customers, q, &want); err != nil {
+			t.Fatal(err)
+		}
+		before := calls.count("direct_find")
+		var got []string
+		err := st.Each(ctx, store.Customers, q, func(decode func(any) error) error {
+			var c models.Customer
+			if err := decode(&c); err != nil {
+				return err
+			}
+			got = append(got, c.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs := make([]string, len(want))
+		for i, c := range want {
+			wantIDs[i] = c.ID
+		}
+		if len(want) < 3600 || !slices.Equal(got, wantIDs) {
+			t.Fatalf("sort %q desc %v: Each gave %d records, a single query %d (equal: %v)", q.SortField, q.Desc, len(got), len(want), slices.Equal(got, wantIDs))
+		}
+		if env.SQLiteDir() == "" {
+			continue
+		}
+		// A statement per 2,000 records, and one that finds fewer.
+		if statements, want := calls.count("direct_find")-before, len(got)/2000+1; statements != want {
+			t.Fatalf("sort %q: %d records read in %d statements, want %d", q.SortField, len(got), statements, want)
+		}
 	}
 }

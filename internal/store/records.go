@@ -261,10 +261,87 @@ func (s *Store) Each(ctx context.Context, coll string, q models.Query, each func
 func (s *Store) eachDirect(ctx context.Context, coll string, q models.Query, each func(decode func(out any) error) error) (ok bool, err error) {
 	err = readDecoding(ctx, func(fn func(bson.Raw) error) error {
 		var readErr error
-		ok, readErr = s.findDirect(ctx, coll, q, fn)
+		if s.sqliteDir != "" && q.Limit <= 0 {
+			ok, readErr = s.findInChunks(ctx, coll, q, fn)
+		} else {
+			ok, readErr = s.findDirect(ctx, coll, q, fn)
+		}
 		return readErr
 	}, each)
 	return ok, err
+}
+
+// eachChunk is how many records a read of a whole selection takes per
+// statement on SQLite (see findInChunks).
+const eachChunk = 2000
+
+// findInChunks is findDirect of every record q selects, eachChunk records
+// a statement, each after the last of the one before in q's order (by id
+// where q has no sort). Why: a statement is a read transaction, and SQLite
+// checkpoints no page of the log past the oldest one still open. One
+// statement for a whole export held the log for the export's length (10
+// seconds and more at 100,000 customers); exports back to back held it
+// always, and the log grew by every write meanwhile (2.2 GB in a minute of
+// creates), which slowed every read and write that looked a page up in it.
+// Records changed between two chunks come as they are when their chunk is
+// read, as with a cursor of MongoDB's.
+func (s *Store) findInChunks(ctx context.Context, coll string, q models.Query, fn func(bson.Raw) error) (bool, error) {
+	chunk := q
+	chunk.Limit = eachChunk
+	for {
+		n := 0
+		var last bson.Raw
+		ok, err := s.findDirect(ctx, coll, chunk, func(doc bson.Raw) error {
+			n++
+			last = doc
+			return fn(doc)
+		})
+		if !ok && chunk.After != q.After {
+			// Records were sent: falling back to the driver would send
+			// them again.
+			return true, fmt.Errorf("read %s of tenant %s after %s: %w", coll, q.Tenant, chunk.After.ID, embedded.ErrUntranslatable)
+		}
+		if !ok || err != nil || n < eachChunk {
+			return ok, err
+		}
+		after, err := positionOf(last, q.SortField)
+		if err != nil {
+			return true, fmt.Errorf("read %s of tenant %s: %w", coll, q.Tenant, err)
+		}
+		chunk.After = after
+	}
+}
+
+// positionOf is the list position of doc in the order of sortField (by id
+// where it is empty), as a page's cursor gives it: dates as times, numbers
+// as float64, a missing or null value as nil.
+func positionOf(doc bson.Raw, sortField string) (*models.ListPosition, error) {
+	id, ok := doc.Lookup("_id").StringValueOK()
+	if !ok {
+		return nil, errors.New("a record without a string _id")
+	}
+	p := &models.ListPosition{ID: id}
+	if sortField == "" || sortField == "_id" {
+		return p, nil
+	}
+	v, err := doc.LookupErr(strings.Split(sortField, ".")...)
+	if err != nil {
+		return p, nil // missing: ordered as null
+	}
+	switch v.Type {
+	case bson.TypeDateTime:
+		p.Value = v.Time().UTC()
+	case bson.TypeString:
+		p.Value = v.StringValue()
+	case bson.TypeDouble:
+		p.Value = v.Double()
+	case bson.TypeInt32, bson.TypeInt64:
+		p.Value = float64(v.AsInt64())
+	case bson.TypeNull:
+	default:
+		return nil, fmt.Errorf("record %s: cannot continue after a %s of type %s", id, sortField, v.Type)
+	}
+	return p, nil
 }
 
 // readDecoding runs read, which calls fn with each stored document it

@@ -154,7 +154,7 @@ func OpenTables(sqliteDir, pragmas, postgreSQLURL, db string) (*Tables, error) {
 	// them to the log (a quarter of the time of seeding 10,000 customers).
 	// temp_store=memory keeps the statement journals, which every write
 	// that fires a trigger opens inside the transaction, off the disk.
-	writer, err := sql.Open("sqlite", fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(%d)&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&%s", path, writerCheckpointPages, pragmas))
+	writer, err := sql.Open("sqlite", fmt.Sprintf("file:%s?mode=rw&_pragma=busy_timeout(10000)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&%s", path, writerCheckpointPages, journalSizeLimit, pragmas))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("open SQLite tables of %s for writing: %w", db, err)
