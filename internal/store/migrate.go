@@ -74,6 +74,8 @@ func migrations() []Migration {
 			Up: func(ctx context.Context, s *Store) error { return indexQuery(ctx, s, Tasks, "tally_due") }},
 		{Version: 19, Name: "index the deleted records by when, for the purge of old tombstones", KeepsOlderBinaries: true,
 			Up: func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "purge_") }},
+		{Version: 20, Name: "index the audit log by time, collection and record", KeepsOlderBinaries: true,
+			Up: func(ctx context.Context, s *Store) error { return indexQueries(ctx, s, "audit_") }},
 	}
 }
 

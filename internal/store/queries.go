@@ -133,6 +133,9 @@ var queryIndexes = func() map[string][]embedded.Index {
 		Conflicts:      with(owned, ix("record", "record_id"), ix("table", "table"), ix("resolved", "resolved_at")),
 		Notifications: with(owned, ix("user", "user_id"), ix("task", "task_id"), ix("read", "read_at"),
 			ix("kind", "kind")),
+		// The audit log, newest first: the tenant's, a collection's, a
+		// record's (Store.Audit, Store.AuditOf).
+		collAudit: {ix("audit_at", "at"), ix("audit_collection", "collection", "at"), ix("audit_record", "record_id", "at")},
 	}
 }()
 
@@ -175,6 +178,7 @@ var queryFields = map[string]embedded.Fields{
 	Tickets: fieldsOf(models.Ticket{}), Surveys: fieldsOf(models.Survey{}),
 	LoyaltyEntries: fieldsOf(models.LoyaltyEntry{}), Conflicts: fieldsOf(models.Conflict{}),
 	Notifications: fieldsOf(models.Notification{}),
+	collAudit:     fieldsOf(models.AuditEntry{}),
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -345,7 +349,7 @@ func searched(coll string, q models.Query) bool {
 // Later migrations give MongoDB the indexes whose names start with group:
 // 13 the tally indexes ("tally_"), 14 the span indexes ("span_"), 16 the
 // customers holding points ("flag_"), 19 the tombstones by deletion time
-// ("purge_"), which 12 leaves out; an index added
+// ("purge_"), 20 the audit log ("audit_"), which 12 leaves out; an index added
 // to a group later comes with a migration of its own (indexQuery).
 func indexQueries(ctx context.Context, s *Store, group string) error {
 	if s.tables != nil {
@@ -387,7 +391,7 @@ func indexQuery(ctx context.Context, s *Store, coll, name string) error {
 // indexGroup is the migration group of an index of queryIndexes: the
 // prefix of its name that says which migration creates it on MongoDB.
 func indexGroup(name string) string {
-	for _, group := range []string{"tally_", "span_", "flag_", "purge_"} {
+	for _, group := range []string{"tally_", "span_", "flag_", "purge_", "audit_"} {
 		if strings.HasPrefix(name, group) {
 			return group
 		}

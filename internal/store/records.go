@@ -498,20 +498,22 @@ func condFilter(c models.Cond) bson.D {
 }
 
 // Audit lists audit entries of tenant, newest first; recordID and coll narrow it.
+// It is a list query (models.Query) on every engine, read from the audit
+// indexes of queryIndexes: through FerretDB a page of the newest entries
+// read and sorted every entry of every tenant (115 s for 370,000 entries).
 func (s *Store) Audit(ctx context.Context, tenant, coll, recordID string, before *time.Time, limit int) ([]models.AuditEntry, error) {
-	filter := bson.D{{Key: "tenant_id", Value: tenant}}
+	q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true, SortField: "at", Desc: true, Limit: limit}
 	if coll != "" {
-		filter = append(filter, bson.E{Key: "collection", Value: coll})
+		q.Conds = append(q.Conds, models.Cond{Field: "collection", Op: models.OpEq, Value: coll})
 	}
 	if recordID != "" {
-		filter = append(filter, bson.E{Key: "record_id", Value: recordID})
+		q.Conds = append(q.Conds, models.Cond{Field: "record_id", Op: models.OpEq, Value: recordID})
 	}
 	if before != nil {
-		filter = append(filter, bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: *before}}})
+		q.Conds = append(q.Conds, models.Cond{Field: "at", Op: models.OpLt, Value: *before})
 	}
-	opts := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit))
 	entries := []models.AuditEntry{}
-	if err := s.findAll(ctx, collAudit, filter, opts, &entries); err != nil {
+	if err := s.Find(ctx, collAudit, q, &entries); err != nil {
 		return nil, fmt.Errorf("list audit of tenant %s: %w", tenant, err)
 	}
 	return entries, nil
@@ -846,9 +848,10 @@ func (s *Store) RaiseSyncFloor(ctx context.Context, tenant string, floor int64) 
 func (s *Store) AuditOf(ctx context.Context, tenant string, recordIDs []string) ([]models.AuditEntry, error) {
 	entries := []models.AuditEntry{}
 	for chunk := range slices.Chunk(recordIDs, 500) {
-		filter := bson.D{{Key: "tenant_id", Value: tenant}, {Key: "record_id", Value: bson.D{{Key: "$in", Value: chunk}}}}
+		q := models.Query{Tenant: tenant, Scope: models.Scope{All: true}, WithDeleted: true,
+			Conds: []models.Cond{{Field: "record_id", Op: models.OpIn, Value: chunk}}}
 		var some []models.AuditEntry
-		if err := s.findAll(ctx, collAudit, filter, options.Find(), &some); err != nil {
+		if err := s.Find(ctx, collAudit, q, &some); err != nil {
 			return nil, fmt.Errorf("audit of %d records of tenant %s: %w", len(chunk), tenant, err)
 		}
 		entries = append(entries, some...)
