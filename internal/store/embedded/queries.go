@@ -452,9 +452,12 @@ func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (
 	if err != nil {
 		return "", nil, err
 	}
-	// The records: by tenant and id, tested for the searches alone (see pageOf).
+	// The records: by id, tested for the searches alone (see pageOf), then
+	// for the tenant: SQLite stops at the first condition that fails, and
+	// reading the tenant parses the record's JSON, which the searches of
+	// text no longer do (see cond).
 	b := &sqlBuilder{d: d, fields: fields, tenant: q.Tenant, exactSearch: true, args: args}
-	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant), b.drive(ids))
+	b.conds = append(b.conds, b.drive(ids))
 	for _, c := range q.Conds {
 		if Walked(fields, c) {
 			cond, err := b.cond(c)
@@ -464,6 +467,7 @@ func (d dialect) walkOf(fields Fields, q models.Query, index string, walk int) (
 			b.conds = append(b.conds, cond)
 		}
 	}
+	b.conds = append(b.conds, d.tenant+" = "+b.arg(q.Tenant))
 	order, err := b.order(q)
 	if err != nil {
 		return "", nil, err
@@ -823,6 +827,15 @@ func (b *sqlBuilder) cond(c models.Cond) (string, error) {
 		pattern, err := likePattern(c.Value, k)
 		if err != nil {
 			return "", err
+		}
+		if k == SearchText && b.exactSearch && b.d.sqlite {
+			// A walk (walkOf) tests each record it passes: on the text the
+			// search table keeps of it, found by the record's id, rather
+			// than on the record, whose whole JSON SQLite parsed to read
+			// the one field (seven tenths of a content search at 100,000
+			// interactions).
+			return fmt.Sprintf(`EXISTS (SELECT 1 FROM {rows} AS r CROSS JOIN {fts:%s} AS f WHERE r.id = m.id AND f.rowid = r.n AND f.items %s %s ESCAPE '\')`,
+				c.Field, b.d.like, b.arg(pattern)), nil
 		}
 		exact := e + " " + b.d.like + " " + b.arg(pattern) + ` ESCAPE '\'`
 		if k != SearchText || b.exactSearch {
