@@ -828,12 +828,12 @@ func (b *sqlBuilder) cond(c models.Cond) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if k == SearchText && b.exactSearch && b.d.sqlite {
-			// A walk (walkOf) tests each record it passes: on the text the
-			// search table keeps of it, found by the record's id, rather
-			// than on the record, whose whole JSON SQLite parsed to read
-			// the one field (seven tenths of a content search at 100,000
-			// interactions).
+		if k == SearchText && b.exactSearch && b.d.sqlite && b.driver != "" {
+			// A walk (walkOf, whose ids are m) tests each record it
+			// passes on the text the search table keeps of it, found by
+			// the record's id, rather than on the record, whose whole JSON
+			// SQLite parsed to read the one field (seven tenths of a
+			// content search at 100,000 interactions).
 			return fmt.Sprintf(`EXISTS (SELECT 1 FROM {rows} AS r CROSS JOIN {fts:%s} AS f WHERE r.id = m.id AND f.rowid = r.n AND f.items %s %s ESCAPE '\')`,
 				c.Field, b.d.like, b.arg(pattern)), nil
 		}
