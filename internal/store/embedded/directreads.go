@@ -498,7 +498,9 @@ func (t *Tables) eachKeeping(ctx context.Context, coll, q string, args []any, of
 				return err
 			}
 			defer rows.Close()
-			var text []byte
+			// The text is read into one buffer, row after row: the
+			// conversion copies what it keeps.
+			var text sql.RawBytes
 			for rows.Next() {
 				if err := rows.Scan(&text); err != nil {
 					return err

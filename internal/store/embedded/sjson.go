@@ -71,16 +71,14 @@ func shownCut(q models.Query) map[string]string {
 // names cut to the one member keep gives for it (none when it lacks it), or
 // left out where keep gives "".
 func sjsonToBSONKeeping(text []byte, schemas *schemaCache, keep map[string]string) (bson.Raw, error) {
-	fields, err := membersOf(text)
-	if err != nil {
-		return nil, fmt.Errorf("parse stored document: %w", err)
-	}
-	schema, err := schemas.schema(fields.get("$s"))
+	d := schemas.decoding()
+	defer schemas.done(d)
+	schema, fields, err := d.document(text, schemas)
 	if err != nil {
 		return nil, err
 	}
 	// The BSON form is shorter than the text, which repeats the schema.
-	doc, err := appendDocument(make([]byte, 0, len(text)), schema, fields, keep)
+	doc, err := d.appendDocument(make([]byte, 0, len(text)), 0, schema, fields, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +94,7 @@ type member struct {
 
 // membersOf reads the members of a JSON object.
 func membersOf(raw []byte) (members, error) {
-	fields := make(members, 0, 16)
-	err := eachMemberBytes(raw, func(key, val []byte) error {
-		fields = append(fields, member{key, val})
-		return nil
-	})
-	return fields, err
+	return appendMembersOf(make(members, 0, 16), raw)
 }
 
 // get returns the value of key, or nil. As JSON decoders do, the last of
@@ -115,11 +108,77 @@ func (m members) get(key string) []byte {
 	return nil
 }
 
+// decoding is the scratch space of converting stored documents: the members
+// of the objects and the items of the arrays met at each depth of nesting,
+// kept from one document to the next. Allocating them anew for every object
+// and array was a quarter of a conversion's CPU (a customer holds a dozen of
+// them) and most of the garbage of a list page or an export.
+type decoding struct {
+	members []members  // by depth
+	items   [][][]byte // by depth
+}
+
+// document reads the schema and the other members of a stored document.
+// The schema is most often one read just before (the records of a page
+// share a few shapes): where the text starts with one the cache knows, its
+// few kilobytes are compared rather than scanned.
+func (d *decoding) document(text []byte, schemas *schemaCache) (*sjsonSchema, members, error) {
+	if schema, end := schemas.leading(text); schema != nil {
+		fields, err := d.membersFrom(0, text, end)
+		if err == nil && fields.get("$s") == nil {
+			return schema, fields, nil
+		}
+		// A second "$s" (never written, but the text is read as the
+		// scanner reads it, the last of repeated keys winning), or a
+		// broken text: read it the long way, which says which.
+	}
+	fields, err := d.membersFrom(0, text, -1)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse stored document: %w", err)
+	}
+	raw := fields.get("$s")
+	schema, err := schemas.schema(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	schemas.remember(text, raw, schema)
+	return schema, fields, nil
+}
+
+// membersFrom reads the members of the JSON object raw into the scratch
+// list of depth: all of them, or with from >= 0, those after the value
+// ending at from (the schema document skipped).
+func (d *decoding) membersFrom(depth int, raw []byte, from int) (members, error) {
+	for len(d.members) <= depth {
+		d.members = append(d.members, make(members, 0, 16))
+	}
+	var fields members
+	var err error
+	if from < 0 {
+		fields, err = appendMembersOf(d.members[depth][:0], raw)
+	} else {
+		fields, err = appendMembersAfter(d.members[depth][:0], raw, from)
+	}
+	d.members[depth] = fields
+	return fields, err
+}
+
+// itemsOf reads the items of the JSON array raw into the scratch list of depth.
+func (d *decoding) itemsOf(depth int, raw []byte) ([][]byte, error) {
+	for len(d.items) <= depth {
+		d.items = append(d.items, make([][]byte, 0, 8))
+	}
+	items, err := appendItemsOf(d.items[depth][:0], raw)
+	d.items[depth] = items
+	return items, err
+}
+
 // appendDocument writes fields as a BSON document in schema's key order.
 // FerretDB and bsonToSJSON write the values in that order after the
 // schema, so each key is found at the next member; another order, or a
-// repeated key, is read by looking each key up.
-func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[string]string) ([]byte, error) {
+// repeated key, is read by looking each key up. fields is the scratch list
+// of depth.
+func (d *decoding) appendDocument(dst []byte, depth int, schema *sjsonSchema, fields members, keep map[string]string) ([]byte, error) {
 	idx, dst := bsoncore.ReserveLength(dst)
 	inOrder := inSchemaOrder(schema.Keys, fields)
 	next := 0
@@ -144,9 +203,9 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[st
 		case cut && member == "":
 			continue
 		case cut && elem.Type == "object" && elem.Schema != nil:
-			dst, err = appendOneMember(dst, key, elem.Schema, raw, member)
+			dst, err = d.appendOneMember(dst, depth+1, key, elem.Schema, raw, member)
 		default:
-			dst, err = appendValue(dst, key, elem, raw)
+			dst, err = d.appendValue(dst, depth+1, key, elem, raw)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("field %q: %w", key, err)
@@ -156,19 +215,17 @@ func appendDocument(dst []byte, schema *sjsonSchema, fields members, keep map[st
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
 }
 
-// inSchemaOrder tells whether fields, leaving out schemas, are exactly
-
 // appendOneMember writes the object raw (of schema) as a document holding
 // its member named member alone, or nothing when it has none.
-func appendOneMember(dst []byte, key string, schema *sjsonSchema, raw []byte, member string) ([]byte, error) {
-	fields, err := membersOf(raw)
+func (d *decoding) appendOneMember(dst []byte, depth int, key string, schema *sjsonSchema, raw []byte, member string) ([]byte, error) {
+	fields, err := d.membersFrom(depth, raw, -1)
 	if err != nil {
 		return nil, err
 	}
 	dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
 	idx, dst := bsoncore.ReserveLength(dst)
 	if val, elem := fields.get(member), schema.Props[member]; val != nil && elem != nil {
-		if dst, err = appendValue(dst, member, elem, val); err != nil {
+		if dst, err = d.appendValue(dst, depth+1, member, elem, val); err != nil {
 			return nil, fmt.Errorf("member %q: %w", member, err)
 		}
 	}
@@ -176,6 +233,7 @@ func appendOneMember(dst []byte, key string, schema *sjsonSchema, raw []byte, me
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst[idx:]))), nil
 }
 
+// inSchemaOrder tells whether fields, leaving out schemas, are exactly
 // keys in that order.
 func inSchemaOrder(keys []string, fields members) bool {
 	k := 0
@@ -191,9 +249,17 @@ func inSchemaOrder(keys []string, fields members) bool {
 	return k == len(keys)
 }
 
-func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, error) {
+// appendValue writes raw, of the schema elem, as the BSON element key; an
+// object's members or an array's items go to the scratch lists of depth.
+func (d *decoding) appendValue(dst []byte, depth int, key string, elem *sjsonElem, raw []byte) ([]byte, error) {
 	switch elem.Type {
 	case "string":
+		if s, ok := unescapedString(raw); ok {
+			// As bsoncore.AppendStringElement, without making a string.
+			dst = bsoncore.AppendHeader(dst, bsontype.String, key)
+			dst = bsoncore.AppendInt32(dst, int32(len(s)+1))
+			return append(append(dst, s...), 0x00), nil
+		}
 		s, err := jsonString(raw)
 		return bsoncore.AppendStringElement(dst, key, s), err
 	case "long":
@@ -240,15 +306,15 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, e
 		if elem.Schema == nil {
 			return nil, errors.New("object without schema")
 		}
-		fields, err := membersOf(raw)
+		fields, err := d.membersFrom(depth, raw, -1)
 		if err != nil {
 			return nil, err
 		}
 		dst = bsoncore.AppendHeader(dst, bsontype.EmbeddedDocument, key)
-		return appendDocument(dst, elem.Schema, fields, nil)
+		return d.appendDocument(dst, depth, elem.Schema, fields, nil)
 	case "array":
-		var items [][]byte
-		if err := eachItem(raw, func(item []byte) error { items = append(items, item); return nil }); err != nil {
+		items, err := d.itemsOf(depth, raw)
+		if err != nil {
 			return nil, err
 		}
 		if len(items) != len(elem.Items) {
@@ -257,8 +323,7 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, e
 		dst = bsoncore.AppendHeader(dst, bsontype.Array, key)
 		idx, dst := bsoncore.ReserveLength(dst)
 		for i, item := range items {
-			var err error
-			if dst, err = appendValue(dst, strconv.Itoa(i), elem.Items[i], item); err != nil {
+			if dst, err = d.appendValue(dst, depth+1, strconv.Itoa(i), elem.Items[i], item); err != nil {
 				return nil, fmt.Errorf("item %d: %w", i, err)
 			}
 		}
@@ -269,11 +334,20 @@ func appendValue(dst []byte, key string, elem *sjsonElem, raw []byte) ([]byte, e
 	return nil, fmt.Errorf("unsupported stored type %q", elem.Type)
 }
 
+// unescapedString returns the contents of a JSON string that holds no
+// escapes (the common case), as a slice of raw.
+func unescapedString(raw []byte) ([]byte, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], true
+	}
+	return nil, false
+}
+
 // jsonString decodes a JSON string, without the generic decoder when it holds
 // no escapes (the common case).
 func jsonString(raw []byte) (string, error) {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
+	if s, ok := unescapedString(raw); ok {
+		return string(s), nil
 	}
 	var s string
 	err := json.Unmarshal(raw, &s)

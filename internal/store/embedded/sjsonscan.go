@@ -32,34 +32,77 @@ func eachMemberBytes(raw []byte, fn func(key, val []byte) error) error {
 		return err
 	}
 	for {
-		keyEnd, err := valueEnd(raw, i)
-		if err != nil || raw[i] != '"' {
-			return errBadStoredJSON
-		}
-		key := raw[i+1 : keyEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			decoded, err := jsonString(raw[i:keyEnd])
-			if err != nil {
-				return err
-			}
-			key = []byte(decoded)
-		}
-		i = skipSpace(raw, keyEnd)
-		if i >= len(raw) || raw[i] != ':' {
-			return errBadStoredJSON
-		}
-		start := skipSpace(raw, i+1)
-		end, err := valueEnd(raw, start)
+		key, val, end, err := memberAt(raw, i)
 		if err != nil {
 			return err
 		}
-		if err := fn(key, raw[start:end]); err != nil {
+		if err := fn(key, val); err != nil {
 			return err
 		}
 		if i, err = nextOrClose(raw, end, '}'); err != nil || i < 0 {
 			return err
 		}
 	}
+}
+
+// appendMembersOf appends the members of the JSON object raw to dst.
+func appendMembersOf(dst members, raw []byte) (members, error) {
+	i, err := firstIn(raw, '{', '}')
+	if err != nil || i < 0 {
+		return dst, err
+	}
+	return appendMembersAt(dst, raw, i)
+}
+
+// appendMembersAfter appends to dst the members of the JSON object raw
+// that follow the member whose value ends at end.
+func appendMembersAfter(dst members, raw []byte, end int) (members, error) {
+	i, err := nextOrClose(raw, end, '}')
+	if err != nil || i < 0 {
+		return dst, err
+	}
+	return appendMembersAt(dst, raw, i)
+}
+
+// appendMembersAt appends to dst the members of a JSON object from the one
+// starting at i to the object's end.
+func appendMembersAt(dst members, raw []byte, i int) (members, error) {
+	for {
+		key, val, end, err := memberAt(raw, i)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, member{key, val})
+		if i, err = nextOrClose(raw, end, '}'); err != nil || i < 0 {
+			return dst, err
+		}
+	}
+}
+
+// memberAt reads the member of a JSON object starting at i: its key (a
+// slice of raw unless it holds escapes), its raw value and where that ends.
+func memberAt(raw []byte, i int) (key, val []byte, end int, err error) {
+	keyEnd, err := valueEnd(raw, i)
+	if err != nil || raw[i] != '"' {
+		return nil, nil, 0, errBadStoredJSON
+	}
+	key = raw[i+1 : keyEnd-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		decoded, err := jsonString(raw[i:keyEnd])
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		key = []byte(decoded)
+	}
+	i = skipSpace(raw, keyEnd)
+	if i >= len(raw) || raw[i] != ':' {
+		return nil, nil, 0, errBadStoredJSON
+	}
+	start := skipSpace(raw, i+1)
+	if end, err = valueEnd(raw, start); err != nil {
+		return nil, nil, 0, err
+	}
+	return key, raw[start:end], end, nil
 }
 
 // eachItem calls fn with each raw item of a JSON array.
@@ -80,6 +123,15 @@ func eachItem(raw []byte, fn func(val []byte) error) error {
 			return err
 		}
 	}
+}
+
+// appendItemsOf appends the raw items of the JSON array raw to dst.
+func appendItemsOf(dst [][]byte, raw []byte) ([][]byte, error) {
+	err := eachItem(raw, func(item []byte) error {
+		dst = append(dst, item)
+		return nil
+	})
+	return dst, err
 }
 
 // firstIn returns where the first member or item of a JSON object or array
