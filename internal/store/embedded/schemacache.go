@@ -3,7 +3,6 @@ package embedded
 import (
 	"bytes"
 	"sync"
-	"sync/atomic"
 )
 
 // schemaCache keeps the parsed "$s" schemas of stored documents by their
@@ -13,23 +12,13 @@ import (
 // the tables (list pages, exports, sync pulls, reports). A parsed schema
 // is never changed, so one may serve many readers at once.
 //
-// It also keeps the schemas of the last documents read, so that the next
-// document's schema is found by comparing its text (see leading), and the
-// scratch space of conversions (decoding) for the next ones.
+// It also keeps the scratch space of conversions (decoding) for the next
+// ones.
 type schemaCache struct {
-	mu      sync.RWMutex
-	byText  map[string]*sjsonSchema
-	textLen int
-
-	// recent holds up to recentSchemas schemas, the latest read first;
-	// it is replaced whole, never changed, so readers need no lock.
-	recent    atomic.Pointer[[]knownSchema]
+	mu        sync.RWMutex
+	byText    map[string]*sjsonSchema
+	textLen   int
 	decodings sync.Pool
-}
-
-type knownSchema struct {
-	text   []byte
-	schema *sjsonSchema
 }
 
 // Bounds of the cache: past either, it starts again empty. Shapes that
@@ -39,10 +28,6 @@ const (
 	maxCachedSchemas     = 4096
 	maxCachedSchemaBytes = 8 << 20
 )
-
-// recentSchemas bounds the schemas leading compares a text with: a miss
-// costs a comparison with each, up to where they differ.
-const recentSchemas = 8
 
 // schema returns the parsed form of raw, a "$s" schema's text.
 func (c *schemaCache) schema(raw []byte) (*sjsonSchema, error) {
@@ -70,58 +55,44 @@ func (c *schemaCache) schema(raw []byte) (*sjsonSchema, error) {
 }
 
 // leading returns the schema a stored document starts with, and where its
-// text ends, when it is one of the recent ones; nil otherwise. FerretDB and
-// bsonToSJSON write the schema first, and scanning it (two thirds of a
-// customer's text) cost more than converting the values. A recent schema's
-// text is a whole JSON value, so a text that starts with it holds exactly
-// that value there, and comparing bytes finds it.
+// text ends, when the cache knows it; nil otherwise. FerretDB and
+// bsonToSJSON write the schema first and the _id next, and scanning the
+// schema (two thirds of a customer's text) cost more than converting the
+// values. So the schema is taken to end where the _id starts, and looked
+// up: a text the cache holds is a whole JSON value, read as one before, so
+// a document that starts with it holds exactly that value there. Where the
+// guess is wrong (an "_id" inside the schema), the lookup fails and the
+// caller scans.
 func (c *schemaCache) leading(text []byte) (*sjsonSchema, int) {
-	at := schemaStart(text)
+	at, idFollows := schemaStart(text)
 	if c == nil || at < 0 {
 		return nil, 0
 	}
-	if recent := c.recent.Load(); recent != nil {
-		for _, k := range *recent {
-			if bytes.HasPrefix(text[at:], k.text) {
-				return k.schema, at + len(k.text)
-			}
-		}
+	n := bytes.Index(text[at:], idFollows)
+	if n < 0 {
+		return nil, 0
 	}
-	return nil, 0
-}
-
-// remember makes schema, read from its text raw in the stored document
-// text, the first of the recent ones, when leading would find it there.
-func (c *schemaCache) remember(text, raw []byte, schema *sjsonSchema) {
-	at := schemaStart(text)
-	if c == nil || at < 0 || !bytes.HasPrefix(text[at:], raw) {
-		return
+	c.mu.RLock()
+	s := c.byText[string(text[at:at+n])]
+	c.mu.RUnlock()
+	if s == nil {
+		return nil, 0
 	}
-	next := make([]knownSchema, 1, recentSchemas)
-	next[0] = knownSchema{text: bytes.Clone(raw), schema: schema}
-	if recent := c.recent.Load(); recent != nil {
-		for _, k := range *recent {
-			if len(next) == recentSchemas {
-				break
-			}
-			if k.schema != schema {
-				next = append(next, k)
-			}
-		}
-	}
-	c.recent.Store(&next)
+	return s, at + n
 }
 
 // schemaStart returns where the schema's text starts in a stored document
-// that opens with it ({"$s": as written here and by FerretDB on SQLite,
-// {"$s": with a space as PostgreSQL gives it back), or -1.
-func schemaStart(text []byte) int {
-	for _, opening := range []string{`{"$s":`, `{"$s": `} {
-		if len(text) > len(opening) && string(text[:len(opening)]) == opening && text[len(opening)] != ' ' {
-			return len(opening)
-		}
+// that opens with it, and what separates it from the _id after it: {"$s":
+// and ,"_id": as written here and by FerretDB on SQLite, with a space after
+// each colon and comma as PostgreSQL gives them back. -1 for other texts.
+func schemaStart(text []byte) (int, []byte) {
+	switch {
+	case bytes.HasPrefix(text, []byte(`{"$s":{`)):
+		return len(`{"$s":`), []byte(`,"_id":`)
+	case bytes.HasPrefix(text, []byte(`{"$s": {`)):
+		return len(`{"$s": `), []byte(`, "_id": `)
 	}
-	return -1
+	return -1, nil
 }
 
 // decoding returns scratch space for a conversion; done takes it back.

@@ -119,9 +119,8 @@ type decoding struct {
 }
 
 // document reads the schema and the other members of a stored document.
-// The schema is most often one read just before (the records of a page
-// share a few shapes): where the text starts with one the cache knows, its
-// few kilobytes are compared rather than scanned.
+// Where the text starts with a schema the cache knows (schemaCache.leading),
+// its few kilobytes are looked up rather than scanned.
 func (d *decoding) document(text []byte, schemas *schemaCache) (*sjsonSchema, members, error) {
 	if schema, end := schemas.leading(text); schema != nil {
 		fields, err := d.membersFrom(0, text, end)
@@ -136,12 +135,10 @@ func (d *decoding) document(text []byte, schemas *schemaCache) (*sjsonSchema, me
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse stored document: %w", err)
 	}
-	raw := fields.get("$s")
-	schema, err := schemas.schema(raw)
+	schema, err := schemas.schema(fields.get("$s"))
 	if err != nil {
 		return nil, nil, err
 	}
-	schemas.remember(text, raw, schema)
 	return schema, fields, nil
 }
 
