@@ -34,10 +34,7 @@ func (c *schemaCache) schema(raw []byte) (*sjsonSchema, error) {
 	if c == nil {
 		return parseSchema(raw)
 	}
-	c.mu.RLock()
-	s := c.byText[string(raw)]
-	c.mu.RUnlock()
-	if s != nil {
+	if s := c.known(raw); s != nil {
 		return s, nil
 	}
 	s, err := parseSchema(raw)
@@ -56,41 +53,53 @@ func (c *schemaCache) schema(raw []byte) (*sjsonSchema, error) {
 
 // leading returns the schema a stored document starts with, and where its
 // text ends, when the cache knows it; nil otherwise. FerretDB and
-// bsonToSJSON write the schema first and the _id next, and scanning the
-// schema (two thirds of a customer's text) cost more than converting the
-// values. So the schema is taken to end where the _id starts, and looked
-// up: a text the cache holds is a whole JSON value, read as one before, so
-// a document that starts with it holds exactly that value there. Where the
-// guess is wrong (an "_id" inside the schema), the lookup fails and the
-// caller scans.
+// bsonToSJSON write the schema first, its key order last in it, and the _id
+// next, and scanning the schema (two thirds of a customer's text) cost more
+// than converting the values. So the schema is taken to end where the key
+// order closes before the _id, and looked up: a text the cache holds is a
+// whole JSON value, read as one before, so a document that starts with it
+// holds exactly that value there. Where the guess is wrong (an object
+// inside the schema whose key order is followed by an "_id"), the lookup
+// fails and the caller scans.
 func (c *schemaCache) leading(text []byte) (*sjsonSchema, int) {
 	at, idFollows := schemaStart(text)
 	if c == nil || at < 0 {
 		return nil, 0
 	}
+	// The search starts at each ']' (the end of an array), rare in a
+	// schema, so it runs at memory speed; a search for the "," before
+	// the _id stopped at every member and took longer than the rest of
+	// the conversion.
 	n := bytes.Index(text[at:], idFollows)
 	if n < 0 {
 		return nil, 0
 	}
-	c.mu.RLock()
-	s := c.byText[string(text[at:at+n])]
-	c.mu.RUnlock()
+	n += len("]}")
+	s := c.known(text[at : at+n])
 	if s == nil {
 		return nil, 0
 	}
 	return s, at + n
 }
 
+// known returns the parsed schema whose text is raw, or nil.
+func (c *schemaCache) known(raw []byte) *sjsonSchema {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byText[string(raw)]
+}
+
 // schemaStart returns where the schema's text starts in a stored document
-// that opens with it, and what separates it from the _id after it: {"$s":
-// and ,"_id": as written here and by FerretDB on SQLite, with a space after
-// each colon and comma as PostgreSQL gives them back. -1 for other texts.
+// that opens with it, and what follows the schema: the end of its key
+// order, then the _id. {"$s": and ]},"_id": as written here and by
+// FerretDB on SQLite, with a space after each colon and comma as
+// PostgreSQL gives them back. -1 for other texts.
 func schemaStart(text []byte) (int, []byte) {
 	switch {
 	case bytes.HasPrefix(text, []byte(`{"$s":{`)):
-		return len(`{"$s":`), []byte(`,"_id":`)
+		return len(`{"$s":`), []byte(`]},"_id":`)
 	case bytes.HasPrefix(text, []byte(`{"$s": {`)):
-		return len(`{"$s": `), []byte(`, "_id": `)
+		return len(`{"$s": `), []byte(`]}, "_id": `)
 	}
 	return -1, nil
 }

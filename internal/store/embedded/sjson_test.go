@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,59 @@ func TestPulledMapsKeepTheIdsMembers(t *testing.T) {
 		}
 		if !bytes.Equal(got, wantRaw) {
 			t.Fatalf("read for a pull\n got %v\nwant %v", got, bson.Raw(wantRaw))
+		}
+	}
+}
+
+// Once a schema has been read, a document starting with it is found by
+// looking its text up (schemaCache.leading), in the form written here and
+// in PostgreSQL's spacing; a guess that ends inside the schema finds
+// nothing, and every form reads back the same either way.
+func TestKnownSchemasAreFoundWithoutScanning(t *testing.T) {
+	plain := bson.D{
+		{Key: "_id", Value: "c1"},
+		{Key: "name", Value: "上海华泰"},
+		{Key: "tags", Value: bson.A{"vip", "华东"}},
+		{Key: "address", Value: bson.D{{Key: "city", Value: "上海"}}},
+		{Key: "seq", Value: int64(7)},
+	}
+	// The _id of a nested object, after an array: the guessed end of the
+	// schema is inside it.
+	misleading := bson.D{
+		{Key: "_id", Value: "c2"},
+		{Key: "line", Value: bson.D{{Key: "list", Value: bson.A{"v"}}, {Key: "_id", Value: "n1"}}},
+	}
+	pgSpacing := strings.NewReplacer(`":`, `": `, `,"`, `, "`)
+	for _, c := range []struct {
+		doc   bson.D
+		found bool
+	}{{plain, true}, {misleading, false}} {
+		raw, err := bson.Marshal(c.doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := bsonToSJSON(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, form := range [][]byte{text, []byte(pgSpacing.Replace(string(text)))} {
+			schemas := &schemaCache{}
+			if s, _ := schemas.leading(form); s != nil {
+				t.Fatalf("a schema was found before any was read: %s", form)
+			}
+			for read := range 2 {
+				back, err := sjsonToBSON(form, schemas)
+				if err != nil || !bytes.Equal(back, raw) {
+					t.Fatalf("read %d of %s: got %v (%v), want %v", read, form, bson.Raw(back), err, bson.Raw(raw))
+				}
+			}
+			s, end := schemas.leading(form)
+			if (s != nil) != c.found {
+				t.Fatalf("schema of %s found: %v, want %v", form, s != nil, c.found)
+			}
+			if s != nil && !bytes.HasPrefix(bytes.TrimLeft(form[end:], ", "), []byte(`"_id"`)) {
+				t.Fatalf("the schema of %s was taken to end before %q", form, form[end:])
+			}
 		}
 	}
 }
