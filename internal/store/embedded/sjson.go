@@ -93,11 +93,6 @@ type member struct {
 	key, val []byte
 }
 
-// membersOf reads the members of a JSON object.
-func membersOf(raw []byte) (members, error) {
-	return appendMembersOf(make(members, 0, 16), raw)
-}
-
 // get returns the value of key, or nil. As JSON decoders do, the last of
 // repeated keys wins.
 func (m members) get(key string) []byte {

@@ -70,8 +70,8 @@ func FuzzStoredFormScanner(f *testing.F) {
 	schemas := &schemaCache{}
 	f.Fuzz(func(t *testing.T, text []byte) {
 		doc, err := sjsonToBSON(text, nil)
-		// Twice with the cache: the second read finds the schema among
-		// the recent ones (schemaCache.leading) where the first could.
+		// Twice with the cache: the second read finds a schema the
+		// first parsed by its text (schemaCache.leading).
 		for range 2 {
 			cached, cerr := sjsonToBSON(text, schemas)
 			if (err == nil) != (cerr == nil) || !bytes.Equal(doc, cached) {
