@@ -70,7 +70,7 @@ func (c *schemaCache) leading(text []byte) (*sjsonSchema, int) {
 	// schema, so it runs at memory speed; a search for the "," before
 	// the _id stopped at every member and took longer than the rest of
 	// the conversion.
-	n := bytes.Index(text[at:], idFollows)
+	n := bytes.Index(text[at:], []byte(idFollows))
 	if n < 0 {
 		return nil, 0
 	}
@@ -94,14 +94,14 @@ func (c *schemaCache) known(raw []byte) *sjsonSchema {
 // order, then the _id. {"$s": and ]},"_id": as written here and by
 // FerretDB on SQLite, with a space after each colon and comma as
 // PostgreSQL gives them back. -1 for other texts.
-func schemaStart(text []byte) (int, []byte) {
+func schemaStart(text []byte) (int, string) {
 	switch {
 	case bytes.HasPrefix(text, []byte(`{"$s":{`)):
-		return len(`{"$s":`), []byte(`]},"_id":`)
+		return len(`{"$s":`), `]},"_id":`
 	case bytes.HasPrefix(text, []byte(`{"$s": {`)):
-		return len(`{"$s": `), []byte(`]}, "_id": `)
+		return len(`{"$s": `), `]}, "_id": `
 	}
-	return -1, nil
+	return -1, ""
 }
 
 // decoding returns scratch space for a conversion; done takes it back.
